@@ -1,0 +1,16 @@
+//! The model: compact records for flows and expectations, and the store that links them.
+//!
+//! Everything here is plain data and pure logic. It must not touch sockets (see `netlink`),
+//! parse bytes (see `decode`) or know about ratatui (see `tui`).
+
+pub mod expect;
+pub mod flow;
+pub mod helper;
+pub mod store;
+pub mod tuple;
+
+pub use expect::{ExpectNat, Expectation};
+pub use flow::{Counter, Extra, Flow};
+pub use helper::HelperId;
+pub use store::Store;
+pub use tuple::{Family, Tuple};
