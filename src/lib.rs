@@ -4,6 +4,16 @@
 //! netlink socket or recording → `decode` → `model::Store` → views → `tui` or `output`.
 //! `netlink` is the only module that touches sockets; `model` never touches ratatui.
 
+pub mod actions;
+pub mod audit;
 pub mod decode;
+pub mod engine;
+pub mod error;
+pub mod filter;
 pub mod model;
 pub mod netlink;
+pub mod output;
+pub mod risk;
+pub mod tui;
+
+pub use error::{Error, Result};

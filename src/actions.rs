@@ -1,0 +1,1 @@
+//! Actions: delete and flush plans and their execution (being built).
