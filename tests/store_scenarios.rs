@@ -462,3 +462,283 @@ fn one_million_flows_fit_in_120_bytes_each() {
     assert!(per_flow <= 120.0, "{per_flow:.1} bytes per flow: {mem:?}");
     assert!(mem.slab >= N as usize * 72, "the slab is counted");
 }
+
+// ---- TOML scenario files (tests/fixtures/scenarios/*.toml) --------------------------------
+
+mod scenario {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        step: Vec<Step>,
+    }
+
+    /// One record applied (`event` with `flow` or `expect`), a resync boundary, or a
+    /// `[step.check]` of the store's state; steps run in file order.
+    #[derive(Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct Step {
+        event: Option<String>,
+        flow: Option<FlowSpec>,
+        expect: Option<ExpectSpec>,
+        /// Store time; defaults to the step's index.
+        now: Option<u32>,
+        /// Expected `Change`, snake_case.
+        change: Option<String>,
+        /// `begin` or `end` (both tables).
+        resync: Option<String>,
+        swept: Option<usize>,
+        check: Option<Check>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct FlowSpec {
+        orig: String,
+        #[serde(default)]
+        zone: u16,
+        #[serde(default)]
+        id: u32,
+        helper: Option<String>,
+        status: Option<String>,
+        state: Option<u8>,
+        #[serde(default)]
+        timeout: u32,
+        master: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ExpectSpec {
+        tuple: String,
+        mask: String,
+        master: String,
+        #[serde(default)]
+        zone: u16,
+        helper: Option<String>,
+        #[serde(default)]
+        timeout: u32,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Check {
+        flows: Option<usize>,
+        expects: Option<usize>,
+        #[serde(default)]
+        flow: Vec<FlowCheck>,
+        #[serde(default)]
+        absent: Vec<KeySpec>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct KeySpec {
+        orig: String,
+        #[serde(default)]
+        zone: u16,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct FlowCheck {
+        orig: String,
+        #[serde(default)]
+        zone: u16,
+        helper: Option<String>,
+        state: Option<u8>,
+        /// Master's original tuple, or `none` for no master in the store.
+        master: Option<String>,
+        orphan: Option<bool>,
+        /// The expectation kept for a RELATED flow (its tuple), or `none`.
+        expectation: Option<String>,
+        /// Original tuples of the RELATED children, in any order.
+        related: Option<Vec<String>>,
+    }
+
+    /// `tcp 10.0.0.1:40000 -> 10.0.0.2:21` (IPv6 in brackets), the form `Tuple` displays.
+    fn parse_tuple(s: &str) -> Tuple {
+        let (p, rest) = s.split_once(' ').expect("proto first");
+        let (src, dst) = rest.split_once(" -> ").expect("src -> dst");
+        tuple(
+            proto::parse(p).expect("known proto"),
+            src.trim(),
+            dst.trim(),
+        )
+    }
+
+    fn key(orig: &str, zone: u16) -> FlowKey {
+        FlowKey {
+            zone,
+            orig: parse_tuple(orig),
+        }
+    }
+
+    fn build_flow(s: &FlowSpec) -> Flow {
+        let mut f = Flow::new(parse_tuple(&s.orig));
+        f.zone = s.zone;
+        f.id = s.id;
+        f.timeout = s.timeout;
+        if let Some(h) = &s.helper {
+            f.helper = helper::intern(h);
+        }
+        if let Some(st) = &s.status {
+            f.status = st
+                .split(',')
+                .map(|n| status::parse(n).unwrap_or_else(|| panic!("status {n}")))
+                .fold(0, |a, b| a | b);
+        }
+        if let Some(st) = s.state {
+            f.state = st;
+        }
+        if let Some(m) = &s.master {
+            f.extra_mut().master = Some(parse_tuple(m));
+        }
+        f
+    }
+
+    fn build_expect(s: &ExpectSpec) -> Expectation {
+        let mut e = Expectation::new(
+            parse_tuple(&s.tuple),
+            parse_tuple(&s.mask),
+            parse_tuple(&s.master),
+        );
+        e.zone = s.zone;
+        e.timeout = s.timeout;
+        if let Some(h) = &s.helper {
+            e.helper = helper::intern(h);
+        }
+        e
+    }
+
+    fn change_name(c: Change) -> &'static str {
+        match c {
+            Change::FlowAdded => "flow_added",
+            Change::FlowUpdated => "flow_updated",
+            Change::FlowRemoved => "flow_removed",
+            Change::ExpectAdded => "expect_added",
+            Change::ExpectUpdated => "expect_updated",
+            Change::ExpectRemoved => "expect_removed",
+            Change::Nothing => "nothing",
+        }
+    }
+
+    fn run_check(s: &Store, c: &Check, ctx: &str) {
+        if let Some(n) = c.flows {
+            assert_eq!(s.flow_count(), n, "{ctx}: flow count");
+        }
+        if let Some(n) = c.expects {
+            assert_eq!(s.expect_count(), n, "{ctx}: expectation count");
+        }
+        for a in &c.absent {
+            assert!(
+                s.flow(&key(&a.orig, a.zone)).is_none(),
+                "{ctx}: {} present",
+                a.orig
+            );
+        }
+        for fc in &c.flow {
+            let k = key(&fc.orig, fc.zone);
+            let f = s
+                .flow(&k)
+                .unwrap_or_else(|| panic!("{ctx}: {} missing", fc.orig));
+            if let Some(h) = &fc.helper {
+                assert_eq!(
+                    f.helper.name(),
+                    Some(h.as_str()),
+                    "{ctx}: {} helper",
+                    fc.orig
+                );
+            }
+            if let Some(st) = fc.state {
+                assert_eq!(f.state, st, "{ctx}: {} state", fc.orig);
+            }
+            if let Some(m) = &fc.master {
+                let got = s.master_of(&k).map(|m| m.orig);
+                let want = (m != "none").then(|| parse_tuple(m));
+                assert_eq!(got, want, "{ctx}: {} master", fc.orig);
+            }
+            if let Some(o) = fc.orphan {
+                assert_eq!(s.is_orphan(&k), o, "{ctx}: {} orphan", fc.orig);
+            }
+            if let Some(e) = &fc.expectation {
+                let got = s.expectation_of(&k).map(|e| e.tuple);
+                let want = (e != "none").then(|| parse_tuple(e));
+                assert_eq!(got, want, "{ctx}: {} expectation", fc.orig);
+            }
+            if let Some(r) = &fc.related {
+                let mut got: Vec<Tuple> = s.related_of(&k).iter().map(|k| k.orig).collect();
+                let mut want: Vec<Tuple> = r.iter().map(|t| parse_tuple(t)).collect();
+                got.sort();
+                want.sort();
+                assert_eq!(got, want, "{ctx}: {} related", fc.orig);
+            }
+        }
+    }
+
+    fn run(path: &std::path::Path) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let file: File = toml::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut s = Store::new();
+        let mut checks = 0;
+        for (i, st) in file.step.iter().enumerate() {
+            let ctx = format!("{name} step {}", i + 1);
+            let now = st.now.unwrap_or(i as u32);
+            if let Some(c) = &st.check {
+                checks += 1;
+                run_check(&s, c, &ctx);
+                continue;
+            }
+            match st.resync.as_deref() {
+                Some("begin") => s.begin_resync(),
+                Some("end") => {
+                    let gone = s.end_resync(true, true);
+                    if let Some(w) = st.swept {
+                        assert_eq!(gone, w, "{ctx}: swept");
+                    }
+                }
+                Some(other) => panic!("{ctx}: resync {other}"),
+                None => {
+                    let event = match st.event.as_deref() {
+                        Some("dump") => Event::Dump,
+                        Some("new") => Event::New,
+                        Some("update") => Event::Update,
+                        Some("destroy") => Event::Destroy,
+                        other => panic!("{ctx}: event {other:?}"),
+                    };
+                    let record = match (&st.flow, &st.expect) {
+                        (Some(f), None) => Record::Flow(build_flow(f)),
+                        (None, Some(e)) => Record::Expect(build_expect(e)),
+                        _ => panic!("{ctx}: one of flow or expect"),
+                    };
+                    let got = s.apply(event, record, now);
+                    if let Some(w) = &st.change {
+                        assert_eq!(change_name(got), w, "{ctx}: change");
+                    }
+                }
+            }
+        }
+        assert!(
+            checks > 0,
+            "{name}: a scenario without checks proves nothing"
+        );
+    }
+
+    #[test]
+    fn scenario_files() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenarios");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 2, "scenario files in {}", dir.display());
+        for f in files {
+            run(&f);
+        }
+    }
+}

@@ -457,9 +457,13 @@ impl Store {
     }
 
     fn find(&self, key: &FlowKey) -> Option<usize> {
+        self.find_hashed(key, self.hash(key))
+    }
+
+    fn find_hashed(&self, key: &FlowKey, hash: u64) -> Option<usize> {
         let flows = &self.flows;
         self.index
-            .find(self.hash(key), |&i| {
+            .find(hash, |&i| {
                 let f = &flows[i as usize];
                 f.zone == key.zone && f.orig == key.orig
             })
@@ -468,7 +472,8 @@ impl Store {
 
     fn apply_flow(&mut self, event: Event, mut f: Flow, now: u32) -> Change {
         let key = FlowKey::of(&f);
-        let found = self.find(&key);
+        let hash = self.hash(&key);
+        let found = self.find_hashed(&key, hash);
         if event == Event::Destroy {
             return match found {
                 Some(i) => {
@@ -486,7 +491,7 @@ impl Store {
                 }
                 self.link_child(&f);
             }
-            self.insert_flow(f);
+            self.insert_flow(f, hash);
             return Change::FlowAdded;
         };
         self.marks[i] = self.flow_mark;
@@ -524,9 +529,9 @@ impl Store {
         Change::FlowUpdated
     }
 
-    fn insert_flow(&mut self, f: Flow) {
+    /// Append `f` (whose key hashes to `h`) to the slab and index it.
+    fn insert_flow(&mut self, f: Flow, h: u64) {
         let i = self.flows.len() as u32;
-        let h = self.hash(&FlowKey::of(&f));
         self.flows.push(f);
         self.marks.push(self.flow_mark);
         let (flows, hasher) = (&self.flows, &self.hasher);
