@@ -311,9 +311,10 @@ fn resync_sweeps_entries_the_dump_missed() {
     assert_eq!((st.swept, st.dumps, st.events), (3, 2, 1));
     s.note_resync();
     assert_eq!(s.stats().resyncs, 1);
-    // Every surviving key still resolves after the swap-removes.
-    for f in s.flows() {
+    // Every surviving key still resolves after the swap-removes, to its own position.
+    for (i, f) in s.flow_slice().iter().enumerate() {
         assert_eq!(s.flow(&FlowKey::of(f)), Some(f));
+        assert_eq!(s.position(&FlowKey::of(f)), Some(i));
     }
 }
 

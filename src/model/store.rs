@@ -248,7 +248,8 @@ impl Store {
                 .collect();
             for k in stale {
                 if let Some(e) = self.expects.remove(&k) {
-                    // Use the sweep time of the newest report we have: the clock is the caller's.
+                    // No clock here: date it by its last report, so `prune_recent` ages it
+                    // from when the kernel last showed it.
                     let at = e.exp.seen;
                     self.remember_destroyed(e.exp, at);
                     gone += 1;
@@ -262,7 +263,7 @@ impl Store {
         gone
     }
 
-    /// Whether a re-dump of the flow table is in progress.
+    /// Whether a re-dump of either table is in progress.
     pub fn resyncing(&self) -> bool {
         self.flow_resync || self.expect_resync
     }
@@ -340,6 +341,12 @@ impl Store {
     /// and rebuild them when the generation moves.
     pub fn flow_slice(&self) -> &[Flow] {
         &self.flows
+    }
+
+    /// The position of `key` in `flow_slice()`, valid until the generation changes: lets a
+    /// view keep its selection on the same entry across rebuilds.
+    pub fn position(&self, key: &FlowKey) -> Option<usize> {
+        self.find(key)
     }
 
     /// Every live expectation, in no particular order.
