@@ -376,6 +376,18 @@ fn table_of_errors() {
 }
 
 #[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let deep = format!("{}related{}", "(".repeat(100_000), ")".repeat(100_000));
+    let e = Filter::parse(&deep).unwrap_err();
+    assert_eq!((e.pos, e.len), (64, 1), "{}", e.message);
+    assert!(e.message.contains("nested deeper than 64"));
+    let nots = "not ".repeat(100_000) + "related";
+    assert!(Filter::parse(&nots).is_err());
+    let ok = format!("{}related{}", "(".repeat(30), ")".repeat(30));
+    assert!(Filter::parse(&ok).unwrap().match_flow(&ftp_data(), 0));
+}
+
+#[test]
 fn error_rendering_points_at_the_span() {
     let src = "proto=tcp and dprt=21";
     let e = Filter::parse(src).unwrap_err();
@@ -483,4 +495,77 @@ fn evaluation_over_many_flows() {
     }
     assert_eq!(n, 20_000 - 1024);
     assert_eq!(t, 20_000);
+}
+
+/// Arbitrary input never panics: every string either compiles and evaluates, or yields an
+/// error whose span lies inside the input and whose rendering works.
+#[test]
+fn arbitrary_input_never_panics() {
+    const PIECES: &[&str] = &[
+        "(",
+        ")",
+        "!",
+        "=",
+        "!=",
+        "<",
+        ">=",
+        "&&",
+        "||",
+        "&",
+        "|",
+        "/",
+        "\"",
+        "\\",
+        " ",
+        "and",
+        "or",
+        "not",
+        "in",
+        "dport",
+        "src",
+        "mark",
+        "status",
+        "state",
+        "helper",
+        "x",
+        "é",
+        "21",
+        "1-2",
+        "0x1f/0xff",
+        "10.0.0.0/8",
+        "fd00::/64",
+        "ftp",
+        "[",
+        "*",
+        ",",
+        ":",
+        "related",
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let flows = [ftp_ctl(), ftp_data(), dns6(), snat(), ping()];
+    for _ in 0..5_000 {
+        let n = (next() % 9) as usize;
+        let src: String = (0..n)
+            .map(|_| PIECES[(next() % PIECES.len() as u64) as usize])
+            .collect();
+        match Filter::parse(&src) {
+            Ok(f) => {
+                for x in &flows {
+                    f.match_flow(x, 0);
+                }
+                f.match_expect(&ftp_exp(), 0);
+            }
+            Err(e) => {
+                assert!(e.pos + e.len <= src.len(), "{src:?}: {e:?}");
+                assert!(src.is_char_boundary(e.pos), "{src:?}: {e:?}");
+                e.render(&src);
+            }
+        }
+    }
 }

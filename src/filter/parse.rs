@@ -91,6 +91,7 @@ pub fn parse(src: &str) -> Result<Node, FilterError> {
         toks,
         at: 0,
         end: src.len(),
+        depth: 0,
     };
     let node = p.or()?;
     if let Some(t) = p.peek() {
@@ -110,7 +111,13 @@ struct Parser {
     toks: Vec<Token>,
     at: usize,
     end: usize,
+    /// Current nesting of `(`, `not` and `!`: bounded so a pasted or hostile expression
+    /// cannot overflow the stack in the parser or in evaluation.
+    depth: usize,
 }
+
+/// Deepest nesting accepted; far beyond anything typed by hand.
+const MAX_DEPTH: usize = 64;
 
 fn is_word(t: &Token, w: &str) -> bool {
     matches!(&t.kind, Kind::Word(s) if s.eq_ignore_ascii_case(w))
@@ -199,9 +206,23 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Node, FilterError> {
+        self.depth += 1;
+        let r = self.unary_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn unary_inner(&mut self) -> Result<Node, FilterError> {
         let Some(t) = self.next() else {
             return Err(FilterError::new(self.end, 0, "expected a term"));
         };
+        if self.depth > MAX_DEPTH {
+            return Err(FilterError::new(
+                t.pos,
+                t.len,
+                format!("expression nested deeper than {MAX_DEPTH} levels"),
+            ));
+        }
         match &t.kind {
             Kind::Bang => Ok(Node::Not(Box::new(self.unary_after(&t)?))),
             Kind::Word(w) if w.eq_ignore_ascii_case("not") => {
