@@ -6,12 +6,14 @@
 //! netlink messages back to back, exactly as received (host byte order headers).
 //!
 //! ```text
-//! capture_fixture dump     OUT [--first N] [--done]   # conntrack -L   (all families)
+//! capture_fixture dump     OUT [--first N] [--done] [--status-bit B]   # conntrack -L
 //! capture_fixture dump-exp OUT [--first N] [--done]   # conntrack -L expect
 //! capture_fixture events   OUT --groups 1,2,3 --count N [--timeout SECS]   # conntrack -E
 //! capture_fixture get-missing OUT                     # a GET of an absent tuple → NLMSG_ERROR
 //! ```
 //! `events` creates `OUT.ready` once subscribed, so a script knows when to act.
+//! `--status-bit B` keeps only flows whose `CTA_STATUS` has bit B (0: `IPS_EXPECTED`), so a
+//! RELATED flow can be picked out of a table that also holds its master.
 
 use netlink_sys::{constants::NETLINK_NETFILTER, Socket};
 use std::io::Write;
@@ -35,6 +37,7 @@ struct Opts {
     groups: Vec<u32>,
     count: usize,
     timeout_ms: i32,
+    status_bit: Option<u32>,
 }
 
 fn run() -> Result<(), String> {
@@ -48,6 +51,7 @@ fn run() -> Result<(), String> {
         groups: vec![],
         count: 1,
         timeout_ms: 10_000,
+        status_bit: None,
     };
     let mut it = args[2..].iter();
     while let Some(a) = it.next() {
@@ -55,6 +59,9 @@ fn run() -> Result<(), String> {
         match a.as_str() {
             "--first" => o.first = val()?.parse().map_err(|e| format!("--first: {e}"))?,
             "--done" => o.done = true,
+            "--status-bit" => {
+                o.status_bit = Some(val()?.parse().map_err(|e| format!("--status-bit: {e}"))?)
+            }
             "--groups" => {
                 o.groups = val()?
                     .split(',')
@@ -84,6 +91,11 @@ fn run() -> Result<(), String> {
                         out_buf.extend_from_slice(m);
                     }
                     return false;
+                }
+                if let Some(bit) = o.status_bit {
+                    if !status(m).is_some_and(|s| s & (1 << bit) != 0) {
+                        return true;
+                    }
                 }
                 if n < o.first {
                     out_buf.extend_from_slice(m);
@@ -135,6 +147,23 @@ fn run() -> Result<(), String> {
     let mut f = std::fs::File::create(out).map_err(|e| format!("{out}: {e}"))?;
     f.write_all(&out_buf).map_err(|e| format!("{out}: {e}"))?;
     Ok(())
+}
+
+/// The top-level `CTA_STATUS` of a ctnetlink message, read without the library.
+fn status(m: &[u8]) -> Option<u32> {
+    let mut rest = m.get(20..)?;
+    while rest.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([rest[0], rest[1]]));
+        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
+        if len < 4 || len > rest.len() {
+            return None;
+        }
+        if kind == 3 && len == 8 {
+            return Some(u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]));
+        }
+        rest = rest.get((len + 3) & !3..).unwrap_or(&[]);
+    }
+    None
 }
 
 fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
