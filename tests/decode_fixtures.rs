@@ -324,3 +324,29 @@ fn concatenated_fixtures_walk_as_one_buffer() {
     assert_eq!(m.len(), 4);
     assert_eq!(m[3], Message::Done);
 }
+
+#[test]
+fn ftp_through_dnat_expectation_has_nat_and_fn() {
+    let e = dump_expect("expect_nat");
+    let master = dump_flow("nat_master");
+    // The client dialled the DNAT address; the master is that control connection.
+    assert_eq!(e.master, master.orig);
+    assert_eq!(master.orig.dst_ip(), ip("10.213.2.100"));
+    assert!(master.has(status::DST_NAT) && master.is_nat());
+    assert_eq!(master.reply().src_ip(), ip(A));
+    assert_eq!(master.helper.name(), Some("ftp"));
+    assert_eq!(e.helper.name(), Some("ftp"));
+    assert_eq!(e.tuple.dport, 40100);
+    // nf_nat_ftp: exp->dir = !dir (the PASV reply travelled in the reply direction),
+    // saved_proto = the port from the payload, saved_addr left unset, nat-follow-master.
+    let nat = e.nat.expect("CTA_EXPECT_NAT");
+    assert_eq!(nat.dir, 0);
+    assert_eq!(nat.tuple.sport, 40100);
+    assert_eq!(nat.tuple.src_ip(), ip("0.0.0.0"));
+    assert_eq!(e.func.as_deref(), Some("nat-follow-master"));
+    let j = serde_json::to_value(ExpectView::of(&e, 0)).unwrap();
+    assert_eq!(j["fn"], "nat-follow-master");
+    assert_eq!(j["nat"]["dir"], "original");
+    assert_eq!(j["nat"]["tuple"]["sport"], 40100);
+    assert!(text::expectation(&ExpectView::of(&e, 0)).ends_with(" fn=nat-follow-master"));
+}

@@ -24,6 +24,8 @@ const FIXTURES: &[&str] = &[
     "helper_master",
     "expect",
     "expect_v6",
+    "expect_nat",
+    "nat_master",
     "events_flow",
     "events_expect",
     "done",
@@ -191,5 +193,20 @@ fn random_attributes_behind_a_valid_header_never_panic() {
         }
         b.resize(total, 0);
         exercise(&b);
+    }
+}
+
+#[test]
+fn every_fixture_is_fuzzed() {
+    let dir = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "bin") {
+            let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+            assert!(
+                FIXTURES.contains(&stem.as_str()),
+                "{stem} missing from FIXTURES"
+            );
+        }
     }
 }
