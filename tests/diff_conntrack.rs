@@ -5,7 +5,7 @@
 //!
 //! Where ctscope's view comes from is one function, `ctscope_list`: the `ctscope list --json
 //! --netns NS` binary when `USE_BINARY` is set, otherwise this crate's decoder and JSON
-//! writer fed by examples/capture_fixture (a raw netlink dump), which proves the comparison
+//! writer fed by a raw in-process netlink dump (`raw_dump`), which proves the comparison
 //! logic before the CLI exists. Needs root (namespaces); see `common::lab::privileged`.
 
 mod common;
@@ -42,33 +42,11 @@ fn via_binary(ns: &str, expect: bool) -> Vec<Value> {
     parse_array(&out.stdout)
 }
 
-/// The decoder path: a raw dump by the capture tool, then `decode` and `output::Writer`.
+/// The decoder path: a raw netlink dump (`raw_dump`), then `decode` and `output::Writer`.
 fn via_decoder(ns: &str, expect: bool) -> Vec<Value> {
     use ctscope::decode::{messages, Message, Record};
     use ctscope::output::{ExpectView, FlowView, Format, Writer};
-    let tool = std::env::current_exe()
-        .ok()
-        .and_then(|p| Some(p.parent()?.parent()?.join("examples/capture_fixture")))
-        .expect("examples dir");
-    assert!(
-        tool.exists(),
-        "{} (cargo test builds examples)",
-        tool.display()
-    );
-    let file = std::env::temp_dir().join(format!(
-        "ctscope-dec-diff-{}-{expect}.bin",
-        std::process::id()
-    ));
-    let status = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .arg(&tool)
-        .arg(if expect { "dump-exp" } else { "dump" })
-        .arg(&file)
-        .status()
-        .expect("run capture_fixture");
-    assert!(status.success());
-    let raw = std::fs::read(&file).unwrap();
-    let _ = std::fs::remove_file(&file);
+    let raw = raw_dump(ns, expect);
     let mut w = Writer::new(Vec::new(), Format::Json);
     for m in messages(&raw) {
         match m.expect("the kernel's own messages decode") {
@@ -89,6 +67,51 @@ fn via_decoder(ns: &str, expect: bool) -> Vec<Value> {
     }
     let _ = w.finish().unwrap();
     parse_array(&w.into_inner())
+}
+
+/// Dump the conntrack (or expectation) table of namespace `ns` as raw netlink messages,
+/// like examples/capture_fixture but in-process: a thread enters the namespace (setns
+/// switches only the calling thread's network namespace) and opens the socket there.
+fn raw_dump(ns: &str, expect: bool) -> Vec<u8> {
+    use netlink_sys::{constants::NETLINK_NETFILTER, Socket};
+    use std::os::fd::AsRawFd;
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: a valid namespace fd; affects this thread only.
+        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+        let mut sock = Socket::new(NETLINK_NETFILTER).expect("netlink socket");
+        sock.bind_auto().expect("bind");
+        let subsys: u16 = if expect { 2 } else { 1 };
+        let mut req = Vec::with_capacity(20);
+        req.extend_from_slice(&20u32.to_ne_bytes());
+        req.extend_from_slice(&((subsys << 8) | 1).to_ne_bytes()); // IPCTNL_MSG_*_GET
+        req.extend_from_slice(&(0x1u16 | 0x300).to_ne_bytes()); // NLM_F_REQUEST | NLM_F_DUMP
+        req.extend_from_slice(&[0; 8]);
+        req.extend_from_slice(&[0, 0, 0, 0]); // AF_UNSPEC: every family
+        sock.send(&req, 0).expect("send dump request");
+        let mut out = Vec::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        loop {
+            buf.clear();
+            let n = sock.recv(&mut buf, 0).expect("recv");
+            let mut rest = &buf[..n.min(buf.len())];
+            while rest.len() >= 16 {
+                let len = u32::from_ne_bytes(rest[..4].try_into().unwrap()) as usize;
+                let ty = u16::from_ne_bytes([rest[4], rest[5]]);
+                assert!((16..=rest.len()).contains(&len), "kernel framing");
+                if ty == 3 {
+                    return out; // NLMSG_DONE
+                }
+                assert_ne!(ty, 2, "dump refused (NLMSG_ERROR)");
+                out.extend_from_slice(&rest[..len]);
+                rest = &rest[((len + 3) & !3).min(rest.len())..];
+            }
+        }
+    })
+    .join()
+    .expect("dump thread")
 }
 
 fn parse_array(bytes: &[u8]) -> Vec<Value> {
