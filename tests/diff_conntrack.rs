@@ -18,36 +18,66 @@ use std::process::Command;
 /// Switch to `true` once `ctscope list --json --netns NS` lands on main.
 const USE_BINARY: bool = false;
 
-/// What ctscope lists in namespace `ns`: flows, or expectations with `expect`.
-fn ctscope_list(ns: &str, expect: bool) -> Vec<Value> {
+/// `ctscope list` output formats this test reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Out {
+    Json,
+    Text,
+}
+
+/// What ctscope lists in namespace `ns` (flows, or expectations with `expect`), as bytes.
+/// The one place that decides whether the binary or the library produces it.
+fn ctscope_list(ns: &str, expect: bool, out: Out) -> Vec<u8> {
     if USE_BINARY {
-        via_binary(ns, expect)
+        via_binary(ns, expect, out)
     } else {
-        via_decoder(ns, expect)
+        via_decoder(ns, expect, out)
     }
 }
 
-fn via_binary(ns: &str, expect: bool) -> Vec<Value> {
+fn list_json(ns: &str, expect: bool) -> Vec<Value> {
+    match serde_json::from_slice(&ctscope_list(ns, expect, Out::Json)) {
+        Ok(Value::Array(v)) => v,
+        other => panic!("not a JSON array: {other:?}"),
+    }
+}
+
+fn list_text(ns: &str, expect: bool) -> Vec<String> {
+    String::from_utf8(ctscope_list(ns, expect, Out::Text))
+        .expect("UTF-8 text")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn via_binary(ns: &str, expect: bool, out: Out) -> Vec<u8> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctscope"));
-    cmd.args(["list", "--json", "--netns", ns]);
+    cmd.args(["list", "--netns", ns]);
+    if out == Out::Json {
+        cmd.arg("--json");
+    }
     if expect {
         cmd.arg("--expect");
     }
-    let out = cmd.output().expect("run ctscope");
+    let res = cmd.output().expect("run ctscope");
     assert!(
-        out.status.success(),
+        res.status.success(),
         "ctscope list failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&res.stderr)
     );
-    parse_array(&out.stdout)
+    res.stdout
 }
 
-/// The decoder path: a raw netlink dump (`raw_dump`), then `decode` and `output::Writer`.
-fn via_decoder(ns: &str, expect: bool) -> Vec<Value> {
+/// The library path: a raw netlink dump (`raw_dump`), then `decode` and `output::Writer`.
+fn via_decoder(ns: &str, expect: bool, out: Out) -> Vec<u8> {
     use ctscope::decode::{messages, Message, Record};
     use ctscope::output::{ExpectView, FlowView, Format, Writer};
     let raw = raw_dump(ns, expect);
-    let mut w = Writer::new(Vec::new(), Format::Json);
+    let format = match out {
+        Out::Json => Format::Json,
+        Out::Text => Format::Text,
+    };
+    let mut w = Writer::new(Vec::new(), format);
     for m in messages(&raw) {
         match m.expect("the kernel's own messages decode") {
             Message::Record {
@@ -66,7 +96,7 @@ fn via_decoder(ns: &str, expect: bool) -> Vec<Value> {
         }
     }
     let _ = w.finish().unwrap();
-    parse_array(&w.into_inner())
+    w.into_inner()
 }
 
 /// Dump the conntrack (or expectation) table of namespace `ns` as raw netlink messages,
@@ -112,13 +142,6 @@ fn raw_dump(ns: &str, expect: bool) -> Vec<u8> {
     })
     .join()
     .expect("dump thread")
-}
-
-fn parse_array(bytes: &[u8]) -> Vec<Value> {
-    match serde_json::from_slice(bytes) {
-        Ok(Value::Array(v)) => v,
-        other => panic!("not a JSON array: {other:?}"),
-    }
 }
 
 // ---- the table to load -------------------------------------------------------------
@@ -364,7 +387,7 @@ fn flows_agree_with_conntrack_list() {
     lab.sh_ok(&lab.srv, &format!("conntrack -R {}", file.display()));
     let _ = std::fs::remove_file(&file);
 
-    let ours = ctscope_list(&lab.srv, false);
+    let ours = list_json(&lab.srv, false);
     let theirs = conntrack(&lab, "-L -o extended,id");
     assert_eq!(theirs.len(), n as usize, "conntrack -R loaded every line");
     assert_eq!(ours.len(), theirs.len(), "same number of flows");
@@ -424,6 +447,30 @@ fn flows_agree_with_conntrack_list() {
     for p in ["tcp", "udp", "udplite", "icmp", "icmpv6", "sctp", "gre"] {
         assert!(protos.contains(p), "no {p} in {protos:?}");
     }
+
+    // The text output is conntrack -L's own line, timeouts aside.
+    let ours = sorted_lines(list_text(&lab.srv, false), 2);
+    let theirs = sorted_lines(conntrack(&lab, "-L -o id"), 2);
+    assert_eq!(ours.len(), theirs.len());
+    for (o, t) in ours.iter().zip(&theirs) {
+        assert_eq!(o.0, t.0, "text line");
+        assert!((o.1 - t.1).abs() <= 2, "timeout: {o:?} vs {t:?}");
+    }
+}
+
+/// Lines with the timeout token (at `at`) taken out, sorted, with the timeout alongside.
+fn sorted_lines(lines: Vec<String>, at: usize) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = lines
+        .iter()
+        .map(|l| {
+            let mut tok: Vec<&str> = l.split_whitespace().collect();
+            let t = tok[at].parse().unwrap_or_else(|_| panic!("timeout in {l}"));
+            tok[at] = "T";
+            (tok.join(" "), t)
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 #[test]
@@ -463,7 +510,7 @@ fn expectations_agree_with_conntrack_list_expect() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 
-    let ours = ctscope_list(&lab.srv, true);
+    let ours = list_json(&lab.srv, true);
     assert_eq!(
         ours.len(),
         2 * per_family,
@@ -492,6 +539,16 @@ fn expectations_agree_with_conntrack_list_expect() {
             assert_eq!(o["proto"], json!("tcp"), "{}", ctx());
             assert!(close(&o["timeout"], &t["timeout"], 2), "timeout{}", ctx());
         }
+    }
+    // The text output is conntrack -L expect's own line, timeouts aside.
+    let ours = sorted_lines(list_text(&lab.srv, true), 0);
+    let mut theirs = conntrack(&lab, "-L expect -f ipv4");
+    theirs.extend(conntrack(&lab, "-L expect -f ipv6"));
+    let theirs = sorted_lines(theirs, 0);
+    assert_eq!(ours.len(), theirs.len());
+    for (o, t) in ours.iter().zip(&theirs) {
+        assert_eq!(o.0, t.0, "text line");
+        assert!((o.1 - t.1).abs() <= 2, "timeout: {o:?} vs {t:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
