@@ -350,3 +350,14 @@ fn ftp_through_dnat_expectation_has_nat_and_fn() {
     assert_eq!(j["nat"]["tuple"]["sport"], 40100);
     assert!(text::expectation(&ExpectView::of(&e, 0)).ends_with(" fn=nat-follow-master"));
 }
+
+#[test]
+fn reply_direction_zone() {
+    let f = dump_flow("zone_reply");
+    let e = f.extra.as_deref().expect("zone-reply lives in Extra");
+    assert_eq!((e.zone_orig, e.zone_reply), (None, Some(6)));
+    assert_eq!(f.zone, 0);
+    let j = serde_json::to_value(FlowView::of(&f, 0)).unwrap();
+    assert_eq!(j["zone_reply"], 6);
+    assert!(j.get("zone_orig").is_none());
+}

@@ -18,6 +18,7 @@ const FIXTURES: &[&str] = &[
     "nat",
     "zone",
     "zone_dir",
+    "zone_reply",
     "labels",
     "acct_ts",
     "related",

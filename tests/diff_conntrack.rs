@@ -235,11 +235,13 @@ fn entries(n: u32) -> String {
                 );
                 if i % 40 == 19 {
                     let _ = write!(line, " --orig-zone {}", 1 + i % 3);
+                } else if i % 40 == 39 {
+                    let _ = write!(line, " --reply-zone {}", 1 + i % 5);
                 }
             }
         }
         // conntrack refuses `-w` together with a per-direction zone.
-        if i % 6 == 1 && !line.contains("--orig-zone") {
+        if i % 6 == 1 && !line.contains("-zone") {
             let _ = write!(line, " -w {}", 1 + i % 4);
         }
         if i % 5 == 2 {
@@ -296,7 +298,7 @@ fn parse_flow(line: &str) -> Value {
     v.insert("orig".into(), take_tuple(&tok, &mut i, ""));
     let (mut seen_reply, mut assured) = (true, false);
     let (mut zone, mut mark, mut id, mut use_count) = (0u64, 0u64, 0u64, 0u64);
-    let mut zone_orig = Value::Null;
+    let (mut zone_orig, mut zone_reply) = (Value::Null, Value::Null);
     while i < tok.len() {
         let t = tok[i];
         if t == "[UNREPLIED]" {
@@ -311,6 +313,7 @@ fn parse_flow(line: &str) -> Value {
             match k {
                 "zone" => zone = n,
                 "zone-orig" => zone_orig = json!(n),
+                "zone-reply" => zone_reply = json!(n),
                 "mark" => mark = n,
                 "id" => id = n,
                 "use" => use_count = n,
@@ -323,6 +326,7 @@ fn parse_flow(line: &str) -> Value {
     v.insert("assured".into(), json!(assured));
     v.insert("zone".into(), json!(zone));
     v.insert("zone_orig".into(), zone_orig);
+    v.insert("zone_reply".into(), zone_reply);
     v.insert("mark".into(), json!(mark));
     v.insert("id".into(), json!(id));
     v.insert("use".into(), json!(use_count));
@@ -398,6 +402,7 @@ fn flows_agree_with_conntrack_list() {
         assert!(by_key.insert(key(o), o).is_none(), "duplicate flow {o}");
     }
     let (mut nat, mut zoned, mut protos) = (0, 0, std::collections::BTreeSet::new());
+    let mut dir_zoned = 0;
     for line in &theirs {
         let t = parse_flow(line);
         let o = by_key
@@ -428,12 +433,10 @@ fn flows_agree_with_conntrack_list() {
             "ASSURED{}",
             ctx()
         );
-        assert_eq!(
-            o.get("zone_orig").unwrap_or(&Value::Null),
-            &t["zone_orig"],
-            "zone-orig{}",
-            ctx()
-        );
+        for f in ["zone_orig", "zone_reply"] {
+            assert_eq!(o.get(f).unwrap_or(&Value::Null), &t[f], "{f}{}", ctx());
+            dir_zoned += usize::from(!t[f].is_null());
+        }
         if o["reply"]["src"] != o["orig"]["dst"] {
             nat += 1;
         }
@@ -443,7 +446,10 @@ fn flows_agree_with_conntrack_list() {
         protos.insert(o["proto"].as_str().unwrap().to_owned());
     }
     // The table really was varied.
-    assert!(nat > 50 && zoned > 300, "nat={nat} zoned={zoned}");
+    assert!(
+        nat > 50 && zoned > 300 && dir_zoned > 50,
+        "nat={nat} zoned={zoned} dir_zoned={dir_zoned}"
+    );
     for p in ["tcp", "udp", "udplite", "icmp", "icmpv6", "sctp", "gre"] {
         assert!(protos.contains(p), "no {p} in {protos:?}");
     }
