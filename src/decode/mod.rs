@@ -32,13 +32,20 @@ pub enum Record {
 /// One decoded netlink message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    Record { event: Event, record: Record },
+    Record {
+        event: Event,
+        record: Record,
+    },
     /// `NLMSG_DONE`: the end of a dump.
     Done,
     /// `NLMSG_ERROR`: `errno` 0 is an ACK.
-    Error { errno: i32 },
+    Error {
+        errno: i32,
+    },
     /// Anything else (other subsystems, `NLMSG_NOOP`, …), kept so callers can count it.
-    Other { nl_type: u16 },
+    Other {
+        nl_type: u16,
+    },
 }
 
 /// Why a message could not be decoded. Carries enough to tell the user where.

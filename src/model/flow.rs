@@ -95,8 +95,8 @@ pub const SCTP_STATES: [&str; 10] = [
 
 /// DCCP states (enum ct_dccp_states).
 pub const DCCP_STATES: [&str; 10] = [
-    "NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT",
-    "IGNORE", "INVALID",
+    "NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT", "IGNORE",
+    "INVALID",
 ];
 
 /// Sentinel for "no protocol state" (udp, icmp, gre, …).
@@ -266,7 +266,11 @@ mod tests {
 
     #[test]
     fn flow_record_is_compact() {
-        assert!(std::mem::size_of::<Flow>() <= 72, "{}", std::mem::size_of::<Flow>());
+        assert!(
+            std::mem::size_of::<Flow>() <= 72,
+            "{}",
+            std::mem::size_of::<Flow>()
+        );
     }
 
     #[test]
