@@ -135,6 +135,13 @@ impl Subscription {
     }
 }
 
+/// The socket, for callers that poll it in their own loop.
+impl AsRawFd for Subscription {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.sock.as_raw_fd()
+    }
+}
+
 fn set_rcvbuf(sock: &Socket, want: usize) -> Result<()> {
     let v = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
     let set = |opt| {
