@@ -380,3 +380,157 @@ impl<R: std::io::Read + Send> Source for Replay<R> {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::record::Writer;
+    use crate::model::tuple::{proto, Family, Tuple};
+    use crate::netlink::NlHeader;
+
+    /// Items as owned values, for comparison.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Got {
+        Begin(u8),
+        Msg(Vec<u8>),
+        End(u8),
+        Event(Vec<u8>),
+        Overrun,
+    }
+
+    fn collect(out: &mut Vec<Got>) -> impl FnMut(Item<'_>) + '_ {
+        move |i| {
+            out.push(match i {
+                Item::DumpBegin(t) => Got::Begin(t),
+                Item::DumpMsg(m) => Got::Msg(m.to_vec()),
+                Item::DumpEnd(t) => Got::End(t),
+                Item::Event(m) => Got::Event(m.to_vec()),
+                Item::Overrun => Got::Overrun,
+            })
+        }
+    }
+
+    fn recording() -> Vec<u8> {
+        let mut w = Writer::new(Vec::new(), "mem".into(), 0).unwrap();
+        w.frame(0, Kind::DumpBegin, &[FLOWS | EXPECTS]).unwrap();
+        w.frame(1, Kind::DumpMsg, b"a").unwrap();
+        w.frame(2, Kind::DumpMsg, b"b").unwrap();
+        w.frame(3, Kind::DumpEnd, &[FLOWS | EXPECTS]).unwrap();
+        w.frame(2_000_000_000, Kind::EventMsg, b"e1").unwrap();
+        w.frame(3_000_000_000, Kind::Overrun, &[]).unwrap();
+        w.frame(3_000_000_001, Kind::DumpBegin, &[FLOWS | EXPECTS])
+            .unwrap();
+        w.frame(3_000_000_002, Kind::DumpMsg, b"c").unwrap();
+        w.frame(3_000_000_003, Kind::DumpEnd, &[FLOWS | EXPECTS])
+            .unwrap();
+        w.frame(4_000_000_000, Kind::EventMsg, b"e2").unwrap();
+        w.into_inner().unwrap()
+    }
+
+    #[test]
+    fn replay_plays_initial_dump_then_everything_in_recorded_order() {
+        let bytes = recording();
+        let mut r = Replay::new(Reader::new(&bytes[..], "mem".into()).unwrap(), Speed::Fast);
+        let clock = r.clock();
+        let mut got = Vec::new();
+        assert!(r.dump(FLOWS | EXPECTS, &mut collect(&mut got)).unwrap());
+        assert_eq!(
+            got,
+            [
+                Got::Begin(3),
+                Got::Msg(b"a".to_vec()),
+                Got::Msg(b"b".to_vec()),
+                Got::End(3)
+            ]
+        );
+        // Not at a dump any more: a second dump request has nothing to play.
+        assert!(!r.dump(FLOWS, &mut collect(&mut got)).unwrap());
+        got.clear();
+        // Batches are capped by `max`.
+        assert_eq!(
+            r.poll(Duration::ZERO, 2, &mut collect(&mut got)).unwrap(),
+            Poll::Items
+        );
+        assert_eq!(got, [Got::Event(b"e1".to_vec()), Got::Overrun]);
+        assert_eq!(clock.now(), 3);
+        got.clear();
+        while r.poll(Duration::ZERO, 100, &mut collect(&mut got)).unwrap() == Poll::Items {}
+        assert_eq!(
+            got,
+            [
+                Got::Begin(3),
+                Got::Msg(b"c".to_vec()),
+                Got::End(3),
+                Got::Event(b"e2".to_vec())
+            ]
+        );
+        assert_eq!(
+            r.poll(Duration::ZERO, 100, &mut collect(&mut got)).unwrap(),
+            Poll::End
+        );
+        assert_eq!(clock.now(), 4);
+        assert!(!r.is_live());
+        let e = r.conn().unwrap_err().to_string();
+        assert!(e.contains("replay") && e.contains("hint:"), "{e}");
+    }
+
+    #[test]
+    fn real_time_replay_waits_for_due_frames() {
+        let bytes = recording();
+        let mut r = Replay::new(
+            Reader::new(&bytes[..], "mem".into()).unwrap(),
+            Speed::RealTime(1.0),
+        );
+        let mut got = Vec::new();
+        assert!(r.dump(FLOWS | EXPECTS, &mut collect(&mut got)).unwrap());
+        got.clear();
+        // The first event is 2 s in: a 10 ms poll delivers nothing.
+        let t0 = Instant::now();
+        assert_eq!(
+            r.poll(Duration::from_millis(10), 100, &mut collect(&mut got))
+                .unwrap(),
+            Poll::Timeout
+        );
+        assert!(got.is_empty());
+        assert!(t0.elapsed() >= Duration::from_millis(10));
+        // Played 1000x faster, the whole rest arrives within a few polls.
+        let mut fast = Replay::new(
+            Reader::new(&bytes[..], "mem".into()).unwrap(),
+            Speed::RealTime(1000.0),
+        );
+        fast.dump(FLOWS | EXPECTS, &mut |_| {}).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut n = 0;
+        while Instant::now() < deadline {
+            match fast
+                .poll(Duration::from_millis(50), 100, &mut |_| n += 1)
+                .unwrap()
+            {
+                Poll::End => break,
+                Poll::Items | Poll::Timeout => {}
+            }
+        }
+        assert_eq!(n, 6);
+    }
+
+    #[test]
+    fn synthetic_destroy_is_a_delete_event_for_the_key() {
+        let mut orig = Tuple {
+            family: Family::Ipv6,
+            proto: proto::UDP,
+            sport: 5353,
+            dport: 53,
+            ..Tuple::default()
+        };
+        orig.set_src_ip("fd00:213:1::2".parse().unwrap());
+        orig.set_dst_ip("fd00:213:1::1".parse().unwrap());
+        let m = synthetic_destroy(&FlowKey { zone: 4, orig });
+        let h = NlHeader::parse(&m).unwrap();
+        assert_eq!(h.len as usize, m.len());
+        assert_eq!(h.nl_type, 0x0102);
+        assert_eq!(h.flags, 0);
+        assert_eq!(m[16], 10);
+        // The zone is the last attribute.
+        assert_eq!(&m[m.len() - 8..m.len() - 2], &[6, 0, 18, 0, 0, 4][..]);
+    }
+}
