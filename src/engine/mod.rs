@@ -421,8 +421,9 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
         let redump_due = live
             && last_dump_at.elapsed()
                 >= redump_interval(pump.dumped, last_dump_cost, opts.min_redump);
-        if pump.overrun || redump_due {
-            pump.overrun = false;
+        // A replay's overrun is followed by the recorded re-dump: never dump on our own.
+        let resync = std::mem::take(&mut pump.overrun) && live;
+        if resync || redump_due {
             match full_dump(&mut *source, &mut pump) {
                 Ok(cost) => {
                     last_dump_cost = cost;
@@ -465,6 +466,144 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actions::Target;
+    use crate::netlink::Conn;
+
+    /// A scripted source: empty dumps, then the scripted poll results, one per call.
+    struct Fake {
+        live: bool,
+        dumps: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        script: VecDeque<Option<Item<'static>>>,
+        start: Instant,
+    }
+
+    impl Source for Fake {
+        fn dump(&mut self, tables: u8, sink: &mut dyn FnMut(Item<'_>)) -> Result<bool> {
+            self.dumps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            sink(Item::DumpBegin(tables));
+            sink(Item::DumpEnd(tables));
+            Ok(true)
+        }
+        fn poll(&mut self, _: Duration, _: usize, sink: &mut dyn FnMut(Item<'_>)) -> Result<Poll> {
+            match self.script.pop_front() {
+                Some(Some(item)) => {
+                    sink(item);
+                    Ok(Poll::Items)
+                }
+                Some(None) => Ok(Poll::Timeout),
+                None if self.live => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    Ok(Poll::Timeout)
+                }
+                None => Ok(Poll::End),
+            }
+        }
+        fn recheck(&mut self, _: &[FlowKey], _: &mut dyn FnMut(Item<'_>)) -> Result<()> {
+            Ok(())
+        }
+        fn conn(&mut self) -> Result<&mut Conn> {
+            Err(Error::Other(source::REPLAY_REFUSAL.into()))
+        }
+        fn clock(&self) -> Clock {
+            Clock::Wall(self.start)
+        }
+        fn is_live(&self) -> bool {
+            self.live
+        }
+    }
+
+    fn fake(
+        live: bool,
+        script: Vec<Option<Item<'static>>>,
+    ) -> (Fake, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let dumps = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        (
+            Fake {
+                live,
+                dumps: dumps.clone(),
+                script: script.into(),
+                start: Instant::now(),
+            },
+            dumps,
+        )
+    }
+
+    fn name(ev: &EngineEvent) -> &'static str {
+        match ev {
+            EngineEvent::Records(_) => "records",
+            EngineEvent::DumpBegin { .. } => "begin",
+            EngineEvent::DumpEnd { .. } => "end",
+            EngineEvent::Overrun => "overrun",
+            EngineEvent::DecodeErrors(_) => "decode-errors",
+            EngineEvent::ActionDone(_) => "action",
+            EngineEvent::Fatal(_) => "fatal",
+        }
+    }
+
+    #[test]
+    fn overrun_is_reported_then_resynced_by_a_full_dump() {
+        let (src, dumps) = fake(true, vec![None, Some(Item::Overrun)]);
+        let (rx, handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 5 {
+            let ev = rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("engine event");
+            if let EngineEvent::DumpBegin { flows, expects } = ev {
+                assert!(flows && expects, "both tables are dumped together");
+            }
+            seen.push(name(&ev));
+        }
+        assert_eq!(seen, ["begin", "end", "overrun", "begin", "end"]);
+        handle.stop();
+        assert_eq!(dumps.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn actions_on_a_replay_are_refused_and_the_recording_is_written() {
+        let (src, _) = fake(true, vec![]);
+        let path =
+            std::env::temp_dir().join(format!("ctscope-engine-test-{}.rec", std::process::id()));
+        let opts = Options {
+            record: Some(record::Writer::create(&path).unwrap()),
+            ..Options::default()
+        };
+        let (rx, handle) = Engine::spawn(Box::new(src), opts).unwrap();
+        handle
+            .send(Command::Execute(Plan {
+                targets: vec![Target::FlushFlows],
+                ..Plan::default()
+            }))
+            .unwrap();
+        let report = loop {
+            match rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("engine event")
+            {
+                EngineEvent::ActionDone(r) => break r,
+                _ => continue,
+            }
+        };
+        assert_eq!(report.refused, 1);
+        assert!(report.to_string().contains("replay"), "{report}");
+        handle.stop();
+        let mut r = record::Reader::open(&path).unwrap();
+        let kinds: Vec<record::Kind> = std::iter::from_fn(|| r.next_frame().unwrap())
+            .map(|f| f.kind)
+            .collect();
+        assert_eq!(kinds, [record::Kind::DumpBegin, record::Kind::DumpEnd]);
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn a_replay_ends_the_engine_and_disconnects() {
+        let (src, dumps) = fake(false, vec![Some(Item::Overrun)]);
+        let (rx, _handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
+        let names: Vec<_> = rx.iter().map(|e| name(&e)).collect();
+        // A replay's overrun is followed by the recorded re-dump, not by a new one.
+        assert_eq!(names, ["begin", "end", "overrun"]);
+        assert_eq!(dumps.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn redump_interval_adapts_to_table_size() {
