@@ -488,3 +488,65 @@ fn missing_namespace_is_an_error_value() {
     let e = Subscription::open(&Namespace::parse("/proc/999999999/ns/net"), 0).unwrap_err();
     assert!(matches!(e, Error::Netns { .. }), "{e}");
 }
+
+/// Drop every effective capability of the calling thread only (capabilities are
+/// per-thread in Linux), so the privilege path can be tested as root.
+fn drop_thread_caps() {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut h = Header {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let mut d = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capget/capset with a v3 header and two data structs, as capget(2) documents.
+    unsafe {
+        assert_eq!(libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()), 0);
+        for x in &mut d {
+            x.effective = 0;
+        }
+        assert_eq!(libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()), 0);
+    }
+}
+
+#[test]
+fn missing_privilege_names_sudo_and_setcap() {
+    if !privileged("missing_privilege_names_sudo_and_setcap") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    let ns = Namespace::parse(&lab.srv);
+    // Open the socket in the namespace first (entering it needs privilege too), then
+    // drop the thread's capabilities: ctnetlink checks the sender's CAP_NET_ADMIN.
+    let err = std::thread::spawn(move || {
+        let mut conn = Conn::open(&ns).unwrap();
+        drop_thread_caps();
+        let dump = conn.dump(Table::Flows, &mut |_| {}).unwrap_err();
+        let flush = conn.flush_flows().unwrap_err();
+        (dump, flush)
+    })
+    .join()
+    .unwrap();
+    for e in [err.0, err.1] {
+        assert!(e.is_permission(), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("sudo") && text.contains("setcap cap_net_admin+ep"),
+            "{text}"
+        );
+    }
+}
