@@ -129,6 +129,21 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
     }
 }
 
+/// Housekeeping for the store's owner, about once a second: drop expectations whose
+/// timeout passed, and ask the engine to re-check flows whose timeout passed without a
+/// DESTROY (pre-existing flows under `nf_conntrack_events=2`). The engine ignores keys
+/// already queued, and a replay ignores re-checks (its recording holds the answers).
+/// Returns whether the store changed.
+pub fn tick(store: &mut Store, handle: &EngineHandle, now: u32) -> bool {
+    let expired = store.expire_expectations(now) > 0;
+    let stale = store.expired_flows(now);
+    if !stale.is_empty() {
+        // An ended engine (a finished replay) simply has nothing to ask.
+        let _ = handle.send(Command::Recheck(stale));
+    }
+    expired
+}
+
 /// What a synchronous [`load`] found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LoadStats {

@@ -113,8 +113,14 @@ impl Live {
     /// Open the request socket and, when `follow`, the event subscription — first, so no
     /// event between the initial dump and the subscription is missed.
     pub fn open(ns: &Namespace, follow: bool) -> Result<Live> {
+        Live::open_with(ns, follow, DEFAULT_RCVBUF)
+    }
+
+    /// Like `open`, with an event receive buffer of `rcvbuf` bytes (at least 8 MiB):
+    /// a larger one absorbs bigger bursts (a flush of N entries queues ~1.3 KB each).
+    pub fn open_with(ns: &Namespace, follow: bool, rcvbuf: usize) -> Result<Live> {
         let events = if follow {
-            Some(Subscription::open(ns, DEFAULT_RCVBUF)?)
+            Some(Subscription::open(ns, rcvbuf)?)
         } else {
             None
         };
