@@ -561,4 +561,97 @@ mod tests {
         assert_eq!(refused.refused, 1);
         assert!(!refused.is_ok());
     }
+
+    fn store_with(flows: Vec<Flow>) -> Store {
+        let mut st = Store::new();
+        for f in flows {
+            st.apply(crate::decode::Event::New, crate::decode::Record::Flow(f), 0);
+        }
+        st
+    }
+
+    /// An FTP control flow, its RELATED data flow, the admin's SSH flow and a UDP flow.
+    fn lab_store() -> (Store, SshSession) {
+        let ctl = flow("10.213.1.2", 40000, "10.213.1.1", 21);
+        let mut data = flow("10.213.1.2", 40001, "10.213.1.1", 50000);
+        data.status |= status::EXPECTED;
+        data.extra_mut().master = Some(ctl.orig);
+        let ssh = flow("192.0.2.7", 51000, "10.213.1.1", 22);
+        let mut udp = flow("10.213.1.2", 5353, "10.213.1.1", 53);
+        udp.orig.proto = proto::UDP;
+        udp.state = crate::model::flow::NO_STATE;
+        let session = SshSession::parse("192.0.2.7 51000 10.213.1.1 22").unwrap();
+        (store_with(vec![ctl, data, ssh, udp]), session)
+    }
+
+    #[test]
+    fn plan_leaves_out_the_ssh_session_unless_included() {
+        let (st, ssh) = lab_store();
+        let ctx = Context {
+            ssh: Some(ssh),
+            include_ssh: false,
+            tcp_loose: Some(true),
+        };
+        let plan = Plan::flows(&st, &|f| f.orig.proto == proto::TCP, "tcp", &ctx);
+        assert_eq!(plan.flows, 2);
+        assert_eq!(plan.targets.len(), 2);
+        assert!(plan.excluded_ssh.as_deref().unwrap().contains(":22"));
+        assert!(plan.describe().contains("left out (your SSH session)"));
+        let all = Plan::flows(
+            &st,
+            &|f| f.orig.proto == proto::TCP,
+            "tcp",
+            &Context {
+                include_ssh: true,
+                ..ctx.clone()
+            },
+        );
+        assert_eq!(all.flows, 3);
+        assert!(all.excluded_ssh.is_none());
+
+        // A flush that would cut the session becomes per-flow deletes without it.
+        let flush = Plan::flush_flows(&st, &ctx);
+        assert!(!flush.targets.contains(&Target::FlushFlows));
+        assert_eq!(flush.targets.len(), 3);
+        // Without a session in the table (or without SSH), a flush is one request.
+        let plain = Plan::flush_flows(&st, &Context::default());
+        assert_eq!(plain.targets, [Target::FlushFlows]);
+        assert_eq!(plain.flows, 4);
+    }
+
+    #[test]
+    fn plan_counts_related_and_masters_and_warns_about_tcp_loose() {
+        let (st, _) = lab_store();
+        let strict = Context {
+            tcp_loose: Some(false),
+            ..Context::default()
+        };
+        let plan = Plan::flows(&st, &|f| f.orig.dport != 53, "not dns", &strict);
+        assert_eq!((plan.flows, plan.related, plan.masters), (3, 1, 1));
+        assert_eq!(plan.warnings.len(), 1);
+        assert!(
+            plan.warnings[0].contains("3 established TCP"),
+            "{:?}",
+            plan.warnings
+        );
+        let text = plan.describe();
+        assert!(
+            text.starts_with("remove not dns: 3 flows (1 RELATED, 1 master)"),
+            "{text}"
+        );
+        assert!(text.contains("RELATED") && text.contains("warning: nf_conntrack_tcp_loose=0"));
+
+        // Only the UDP flow: nothing established is cut, no warning.
+        let udp = Plan::flows(&st, &|f| f.orig.proto == proto::UDP, "udp", &strict);
+        assert_eq!(udp.flows, 1);
+        assert!(udp.warnings.is_empty());
+        // With loose pickup on, no warning either.
+        let loose = Plan::flows(&st, &|_| true, "all", &Context::default());
+        assert!(loose.warnings.is_empty());
+
+        // The RELATED children of the control flow.
+        let ctl = FlowKey::of(st.flows().find(|f| f.orig.dport == 21).unwrap());
+        let children = Plan::related_of(&st, &ctl, &Context::default());
+        assert_eq!((children.flows, children.related), (1, 1));
+    }
 }
