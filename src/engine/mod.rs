@@ -113,8 +113,8 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
             }
             changed
         }
-        EngineEvent::DumpBegin { .. } => {
-            store.begin_resync();
+        EngineEvent::DumpBegin { flows, expects } => {
+            store.begin_resync_tables(flows, expects);
             false
         }
         EngineEvent::DumpEnd { flows, expects } => {
@@ -158,7 +158,7 @@ pub struct LoadStats {
 pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<LoadStats> {
     let mut stats = LoadStats::default();
     source.dump(FLOWS | EXPECTS, &mut |item| match item {
-        Item::DumpBegin(_) => store.begin_resync(),
+        Item::DumpBegin(t) => store.begin_resync_tables(t & FLOWS != 0, t & EXPECTS != 0),
         Item::DumpEnd(t) => {
             store.end_resync(t & FLOWS != 0, t & EXPECTS != 0);
         }
