@@ -45,7 +45,7 @@ pub(crate) fn flow(family: Family, body: &[u8]) -> Result<Flow, DecodeError> {
             }
             CTA_TIMEOUT => f.timeout = be32(CTX, kind, p)?,
             CTA_MARK => f.mark = be32(CTX, kind, p)?,
-            CTA_USE => f.use_count = be32(CTX, kind, p)?,
+            CTA_USE => f.use_count = be32(CTX, kind, p)?.min(u32::from(u16::MAX)) as u16,
             CTA_ID => f.id = be32(CTX, kind, p)?,
             CTA_ZONE => f.zone = be16(CTX, kind, p)?,
             CTA_COUNTERS_ORIG | CTA_COUNTERS_REPLY => {

@@ -201,7 +201,7 @@ impl FlowView {
             mark: f.mark,
             zone: f.zone,
             id: f.id,
-            use_count: f.use_count,
+            use_count: u32::from(f.use_count),
             helper: helper_name(f.helper),
             master: f.master().map(TupleView::of),
             counters: e.and_then(|e| e.counters).map(|[o, r]| CountersView {
