@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::Command;
 
-/// Switch to `true` once `ctscope list --json --netns NS` lands on main.
+/// Switch to `true` once `ctscope list --json --netns NS` lands on main. Until then,
+/// `CTSCOPE_DIFF_VIA=binary` tries the binary without editing this file.
 const USE_BINARY: bool = false;
 
 /// `ctscope list` output formats this test reads.
@@ -28,7 +29,7 @@ enum Out {
 /// What ctscope lists in namespace `ns` (flows, or expectations with `expect`), as bytes.
 /// The one place that decides whether the binary or the library produces it.
 fn ctscope_list(ns: &str, expect: bool, out: Out) -> Vec<u8> {
-    if USE_BINARY {
+    if USE_BINARY || std::env::var("CTSCOPE_DIFF_VIA").as_deref() == Ok("binary") {
         via_binary(ns, expect, out)
     } else {
         via_decoder(ns, expect, out)
