@@ -22,7 +22,11 @@ fn cpu() -> Duration {
 
 fn rss() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -62,8 +66,8 @@ fn main() {
             let idle: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
             let src = Live::open_with(&ns, true, 64 << 20).expect("open");
             let rcvbuf = src.rcvbuf();
-            let (rx, handle) = Engine::spawn(Box::new(src) as Box<dyn Source>, Options::default())
-                .expect("spawn");
+            let (rx, handle) =
+                Engine::spawn(Box::new(src) as Box<dyn Source>, Options::default()).expect("spawn");
             let mut store = Store::new();
             let (mut events, mut overruns, mut started) = (0u64, 0u64, None);
             let mut c0 = cpu();
@@ -71,7 +75,10 @@ fn main() {
             loop {
                 match rx.recv_timeout(Duration::from_secs(idle)) {
                     Ok(EngineEvent::Records(b)) => {
-                        let n = b.iter().filter(|(e, _)| *e != ctscope::decode::Event::Dump).count();
+                        let n = b
+                            .iter()
+                            .filter(|(e, _)| *e != ctscope::decode::Event::Dump)
+                            .count();
                         if n > 0 && started.is_none() {
                             started = Some(Instant::now());
                             c0 = cpu();
