@@ -222,7 +222,7 @@ nsx $SRV conntrack -E expect >"$logdir/expect-events.txt" 2>&1 & pids+=($!)
 recorder=""
 if [ -x "$ctscope" ] && "$ctscope" record --help 2>&1 | grep -q -- --duration; then
     mkdir -p "$(dirname "$out")"
-    "$ctscope" --netns $SRV record "$out.tmp" --duration "$duration" & recorder=$!
+    "$ctscope" --netns $SRV record "$out.tmp" --duration "${duration}s" & recorder=$!
     say "recording $duration s into $out"
 else
     say "no 'ctscope record' in $ctscope: running the traffic with conntrack(8) logs only"
@@ -303,7 +303,11 @@ summary() {
 }
 if [ -n "$recorder" ]; then
     say "waiting for the recorder"
-    wait "$recorder"
+    if ! wait "$recorder"; then
+        rm -f "$out.tmp"
+        echo "make-recording.sh: 'ctscope record' failed; $out left as it was" >&2
+        exit 1
+    fi
     mv "$out.tmp" "$out"
     say "wrote $out ($(stat -c %s "$out") bytes)"
     summary >&2
