@@ -41,6 +41,10 @@ if [ ! -x "$bin" ]; then
     (cd "$repo" && cargo build --release --quiet)
 fi
 
+# Shown in the header: keep it the short, repository-relative path when it is one.
+cd "$repo"
+case "$rec" in "$repo"/*) rec=${rec#"$repo"/} ;; esac
+
 work=$(mktemp -d /tmp/ctscope-shots.XXXXXX)
 sock="ctscope-shots-$$" # a private tmux server: never the user's sessions
 cat >"$work/tmux.conf" <<'EOF'
@@ -56,6 +60,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+tmux_socket() { echo "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$sock"; }
 cols=0 rows=0
 # [ENV=…] start COLS ROWS [ctscope args…]: a fresh dashboard on the recording. The
 # environment is fixed so every machine gets the same colours; NO_COLOR only when asked.
@@ -64,11 +69,13 @@ start() {
     local extra_env=${ENV:-} args="" a
     for a in "$@"; do args+=" '$a'"; done
     tmux -L "$sock" kill-server 2>/dev/null || true
+    # The old server removes its socket as it dies; starting the next one meanwhile fails.
+    local i
+    for i in $(seq 50); do [ -S "$(tmux_socket)" ] || break; sleep 0.1; done
     tmux -L "$sock" -f "$work/tmux.conf" new-session -d -s shot -x "$cols" -y "$rows" \
         "env -u NO_COLOR TERM=tmux-256color COLORTERM=truecolor LANG=C.UTF-8 TZ=UTC $extra_env \
          '$bin' --replay '$rec' --fast$args; sleep 600"
-    wait_for 'RELATED' # the header is drawn
-    wait_for 'exp [1-9]' # the replay has reached the expectations
+    wait_for 'Expectations [1-9]' # drawn, and the replay has reached the expectations
     sleep 0.5
 }
 keys() { tmux -L "$sock" send-keys -t shot "$@"; sleep 0.4; }
@@ -85,45 +92,63 @@ wait_for() {
     plain >&2
     exit 1
 }
-# shot NAME: capture the pane with colours and turn it into screenshots/NAME.png.
+# shot NAME [light]: capture the pane with colours and turn it into screenshots/NAME.png.
+# ansi2svg.py paints the terminal's default colours as a dark terminal would; `light`
+# swaps them (#101010 background, #d4d4d4 text) for a light terminal's.
 shot() {
     sleep 0.3
     tmux -L "$sock" capture-pane -t shot -e -p >"$work/$1.ansi"
     python3 "$here/ansi2svg.py" "$work/$1.ansi" "$work/$1.svg" "$cols" "$rows"
+    if [ "${2:-}" = light ]; then
+        sed -i 's/#101010/#LIGHTBG/g; s/#d4d4d4/#1c1c1c/g; s/#LIGHTBG/#fafafa/g' "$work/$1.svg"
+    fi
     rsvg-convert --format png --output "$here/$1.png" "$work/$1.svg"
     echo "screenshots/$1.png  (${cols}x${rows})"
 }
 
+# filter EXPR: open the bar, clear it (C-u), type EXPR, apply.
+filter() { keys /; keys C-u; typed "$1"; keys Enter; }
+
 # ---------------------------------------------------------------- 120 x 36
 start 120 36
-keys 1; wait_for 'flows'
+keys 1; wait_for 'Original'
 shot flows
-keys 2; wait_for 'ftp'
+keys 2; wait_for 'Expected'
 shot expectations
 keys 3; wait_for 'master → expectations'
 shot chains
-keys 1; keys g
-keys /; typed 'port=3306'; keys Enter; wait_for 'match'
-keys Enter
+# The seed story: the attacker's connection to MariaDB, RELATED through a forged PORT.
+keys 1; filter 'port=3306'; wait_for '1/[0-9]+ match'
+keys Enter; wait_for 'risk'
 shot detail
 keys Escape; keys Escape
-keys /; typed 'related or helper=ftp'; sleep 0.3
+# The forged EPRT's expectation, still pending.
+keys 2; filter 'port=3306'; wait_for 'match'
+keys Enter; wait_for 'risk'
+shot detail-expect
+keys Escape; keys Escape
+keys 1; keys /; keys C-u; typed 'related or helper=ftp'
 shot filter-typing
 keys Enter; wait_for 'match'
 shot filter
-keys /; typed 'port=3306 and (helper=ftp or'; keys Enter; wait_for 'error'
+filter 'port=3306 and (helper=ftp or'; wait_for 'error'
 shot filter-error
-keys Escape; keys Escape; keys Escape
-keys 2; keys /; typed 'helper=sip'; keys Enter; wait_for 'match'
+keys Escape; keys Escape
+# Confirmations: nothing is removed (n), and a replay could not remove anything anyway.
+keys 1; filter 'related'; wait_for 'match'
+keys F; wait_for 'sample'
+shot confirm-flush
+keys n; keys Escape
+keys 2; filter 'helper=sip'; wait_for 'match'
 keys H; wait_for 'sample'
-shot confirm
-keys n; keys Escape; keys Escape
-keys 1; keys '?'
+shot confirm-helper
+keys n; keys Escape
+keys 1; keys '?'; wait_for 'Keys'
 shot help
 
 # ---------------------------------------------------------------- 80 x 24
 start 80 24
-keys 1; wait_for 'flows'
+keys 1; wait_for 'Original'
 shot flows-80x24
 keys 3; wait_for 'master'
 shot chains-80x24
@@ -134,4 +159,4 @@ keys 3; wait_for 'master'
 shot chains-monochrome
 start 120 36 --theme light
 keys 3; wait_for 'master'
-shot chains-light
+shot chains-light light
