@@ -248,7 +248,14 @@ def serve_sip(args):
                     f"Content-Length: {len(sdp)}\r\n\r\n" + sdp
                 )
                 s.sendto(resp.encode(), peer)
-            elif method in ("BYE", "REGISTER", "OPTIONS"):
+            elif method == "REGISTER":
+                # Echo the binding with its lifetime: the helper keeps the signalling
+                # expectation only when the 200 OK lists the Contact with expires > 0.
+                contact = next((h for h in head[1:] if h.lower().startswith("contact:")), "")
+                base = "\r\n".join(hdrs)
+                s.sendto((f"SIP/2.0 200 OK\r\n{base}\r\n{contact};expires=3600\r\n"
+                          "Expires: 3600\r\nContent-Length: 0\r\n\r\n").encode(), peer)
+            elif method in ("BYE", "OPTIONS"):
                 base = "\r\n".join(hdrs)
                 s.sendto(f"SIP/2.0 200 OK\r\n{base}\r\nContent-Length: 0\r\n\r\n".encode(), peer)
 
@@ -294,7 +301,7 @@ def serve_silent_ftp(args):
 def ftp_session(args):
     """Real ftplib transfers (passive/active, v4/v6); optionally a pending PASV at the end."""
     f = ftplib.FTP()
-    f.connect(args.host, 21, timeout=10)
+    f.connect(args.host, args.port, timeout=10)
     f.login()
     f.set_pasv(args.mode == "passive")
     for name in args.get:
@@ -501,6 +508,36 @@ def sip_call(args):
     time.sleep(args.hold)
 
 
+def sip_register(args):
+    """REGISTER a Contact: the helper expects incoming signalling toward it (class 0,
+    flags PERMANENT and INACTIVE until the registrar's 200 OK)."""
+    fam = family(args.host)
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s.bind((args.me, args.sport))
+    s.settimeout(3)
+    me = f"[{args.me}]" if fam == socket.AF_INET6 else args.me
+    host = f"[{args.host}]" if fam == socket.AF_INET6 else args.host
+    msg = (
+        f"REGISTER sip:{host} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {me}:{args.sport};branch=z9hG4bKreg{args.sport}\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: <sip:carol@{host}>;tag=reg1\r\n"
+        f"To: <sip:carol@{host}>\r\n"
+        f"Call-ID: reg-{args.sport}@ctscope\r\n"
+        "CSeq: 1 REGISTER\r\n"
+        f"Contact: <sip:carol@{me}:{args.sport}>\r\n"
+        "Expires: 3600\r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+    s.sendto(msg.encode(), (args.host, 5060))
+    try:
+        d, _ = s.recvfrom(4096)
+        log("sip register:", d.decode(errors="replace").split("\r\n")[0])
+    except socket.timeout:
+        log("sip register: no answer")
+    time.sleep(args.hold)
+
+
 def rtp_echo(args):
     """The callee's media: answer RTP on --port back to wherever it came from."""
     s = socket.socket(family(args.listen), socket.SOCK_DGRAM)
@@ -604,6 +641,7 @@ def main():
 
     a = sub.add_parser("ftp")
     a.add_argument("--host", required=True)
+    a.add_argument("--port", type=int, default=21)
     a.add_argument("--mode", choices=["passive", "active"], default="passive")
     a.add_argument("--get", action="append", default=[])
     a.add_argument("--list", action="store_true")
@@ -652,6 +690,13 @@ def main():
     a.add_argument("--rtp", type=float, default=3)
     a.add_argument("--hold", type=float, default=60)
     a.set_defaults(fn=sip_call)
+
+    a = sub.add_parser("sip-register")
+    a.add_argument("--host", required=True)
+    a.add_argument("--me", required=True)
+    a.add_argument("--sport", type=int, default=5062)
+    a.add_argument("--hold", type=float, default=60)
+    a.set_defaults(fn=sip_register)
 
     a = sub.add_parser("udp")
     a.add_argument("--host", required=True)

@@ -142,6 +142,7 @@ nsx $SRV sh -ec "
     ip6tables -t raw -A OUTPUT -o lan0 -s $SRVL6 -j CT --zone 7
     for ipt in iptables ip6tables; do
         \$ipt -t raw -A PREROUTING -p tcp --dport 21   -j CT --helper ftp
+        \$ipt -t raw -A PREROUTING -p tcp --dport 2121 -j CT --helper ftp
         \$ipt -t raw -A OUTPUT     -p tcp --dport 21   -j CT --helper ftp
         \$ipt -t raw -A PREROUTING -p udp --dport 69   -j CT --helper tftp
         \$ipt -t raw -A PREROUTING -p udp --dport 5060 -j CT --helper sip
@@ -168,7 +169,7 @@ nsx $SRV sh -ec "
         \$ipt -A INPUT -i lo -j ACCEPT
         \$ipt -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
         \$ipt -A INPUT -i lan0 -j ACCEPT
-        \$ipt -A INPUT -p tcp -m multiport --dports 21,22,6667 -j ACCEPT
+        \$ipt -A INPUT -p tcp -m multiport --dports 21,22,2121,6667 -j ACCEPT
         \$ipt -A INPUT -p udp -m multiport --dports 53,69,5060 -j ACCEPT
         \$ipt -P INPUT DROP
     done
@@ -185,6 +186,7 @@ truncate -s 64M "$files/debian-12.iso" # read a trickle at a time: a long-lived 
 
 bg $SRV $PY -m pyftpdlib -i $SRV4 -p 21 -d "$files" -r 50000-50099
 bg $SRV $PY -m pyftpdlib -i $SRV6 -p 21 -d "$files" -r 50100-50199
+bg $SRV $PY -m pyftpdlib -i $SRV4 -p 2121 -d "$files" -r 50200-50299
 bg $SRV $LAB serve-tftp --listen $SRV4 --listen $SRV6 --listen $SRVL4 --dir "$files" --ignore pending.cfg
 bg $SRV $LAB serve-irc --listen $SRV4
 bg $SRV $LAB serve-sip --listen $SRV4 --listen $SRV6 --rtp-port 40000
@@ -198,7 +200,7 @@ bg $CLI $LAB serve-silent-ftp --listen $EVIL4
 bg $CLI $LAB serve-silent-ftp --listen $EVIL6
 bg $CLI $LAB serve-tcp --listen $CLI4 --listen $CLI6 --port 80 --http
 bg $EXT $LAB serve-tcp --listen $EXT4 --listen $EXT6 --port 80 --http
-wait_listen $SRV tcp 21 2; wait_listen $SRV tcp 3306 2; wait_listen $SRV tcp 22 2
+wait_listen $SRV tcp 21 2; wait_listen $SRV tcp 2121; wait_listen $SRV tcp 3306 2; wait_listen $SRV tcp 22 2
 wait_listen $SRV udp 69 3; wait_listen $SRV udp 5060 2; wait_listen $SRV tcp 6667
 wait_listen $CLI tcp 21 3; wait_listen $CLI tcp 80 2; wait_listen $EXT tcp 80 2
 
@@ -210,6 +212,7 @@ bg $CLI $LAB connect --host $SRV4 --port 22 --send 'SSH-2.0-OpenSSH_9.2\r\n' --e
 bg $CLI $LAB connect --host $SRV6 --port 22 --send 'SSH-2.0-OpenSSH_9.2\r\n' --every 3 --hold $hold
 bg $EXT $LAB connect --host $SRVL4 --port 22 --send 'SSH-2.0-PuTTY\r\n' --every 2 --hold $hold
 bg $EXT $LAB connect --host $CLI4 --port 80 --send 'GET / HTTP/1.1\r\nHost: cli\r\n\r\n' --every 4 --hold $hold
+bg $EXT $LAB connect --host $CLI6 --port 80 --send 'GET / HTTP/1.1\r\nHost: cli\r\n\r\n' --every 5 --hold $hold
 bg $CLI $LAB connect --host $SRV4 --port 8080 --send 'GET / HTTP/1.1\r\nHost: srv\r\n\r\n' --every 4 --hold $hold
 bg $CLI $LAB ping --host $SRV4 --count $hold --every 1 --ident 4242
 bg $EXT $LAB ping --host $SRVL4 --count $hold --every 1 --ident 4343
@@ -240,6 +243,9 @@ say "FTP active IPv4 (PORT) and IPv6 (EPRT)"
 bg $CLI $LAB ftp --host $SRV4 --mode active --get report.pdf --hold $hold
 bg $CLI $LAB ftp --host $SRV6 --mode active --get README --list --hold $hold
 sleep 1.5
+say "FTP on a non-standard port (2121, helper by CT rule), passive"
+bg $CLI $LAB ftp --host $SRV4 --port 2121 --mode passive --get README --hold $hold
+sleep 0.5
 say "FTP PASV/EPSV left pending (expectations stay)"
 bg $CLI $LAB ftp --host $SRV4 --mode passive --get README --pending-pasv --hold $hold
 bg $CLI $LAB ftp --host $SRV6 --mode passive --pending-pasv --hold $hold
@@ -257,7 +263,8 @@ bg $CLI $LAB irc-dcc --server $SRV4 --me $CLI4 --dcc-port 5000 --dcc-port 5001 -
 sleep 2
 bg $EXT $LAB connect --host $CLI4 --port 5000 --hold $hold
 sleep 1.5
-say "SIP INVITE with SDP (IPv4 and IPv6), RTP both ways"
+say "SIP REGISTER (signalling expectation), INVITE with SDP (IPv4 and IPv6), RTP both ways"
+bg $CLI $LAB sip-register --host $SRV4 --me $CLI4 --sport 5062 --hold $hold
 bg $CLI $LAB sip-call --host $SRV4 --me $CLI4 --rtp-port 49170 --rtp 4 --hold $hold
 bg $CLI $LAB sip-call --host $SRV6 --me $CLI6 --rtp-port 49180 --rtp 0 --hold $hold
 sleep 2
