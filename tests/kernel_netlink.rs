@@ -150,6 +150,21 @@ fn dump_counts_match_conntrack_and_cover_both_families() {
         }
     }
     assert_eq!((v4, v6), (21, 21));
+    // Every message is one whole entry the decoder reads as a dumped flow.
+    for m in &msgs {
+        let (msg, used) = ctscope::decode::message(m).unwrap();
+        assert_eq!(used, m.len());
+        assert!(
+            matches!(
+                msg,
+                ctscope::decode::Message::Record {
+                    event: ctscope::decode::Event::Dump,
+                    record: ctscope::decode::Record::Flow(_)
+                }
+            ),
+            "{msg:?}"
+        );
+    }
     // Zones travel as CTA_ZONE; 13 of the 20 tcp flows are in zone 1 or 2.
     let zoned = msgs
         .iter()
@@ -549,4 +564,177 @@ fn missing_privilege_names_sudo_and_setcap() {
             "{text}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The engine over the live kernel, and its recording replayed.
+
+use ctscope::actions::{Context, Plan};
+use ctscope::decode::{Event, Record};
+use ctscope::engine::{
+    self, record, Command as EngineCommand, Engine, EngineEvent, Live, Options, Replay, Speed,
+};
+use ctscope::model::store::FlowKey;
+use ctscope::model::Store;
+
+/// Receive and apply engine events until `until` holds for one (checked before it is
+/// applied); every record event is also appended to `log` as (event, key).
+fn pump(
+    rx: &std::sync::mpsc::Receiver<EngineEvent>,
+    store: &mut Store,
+    log: &mut Vec<(Event, FlowKey)>,
+    until: &mut dyn FnMut(&EngineEvent) -> bool,
+) -> EngineEvent {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ev = rx.recv_timeout(left).expect("engine event in time");
+        if let EngineEvent::Records(batch) = &ev {
+            for (e, r) in batch {
+                if let Record::Flow(f) = r {
+                    log.push((*e, FlowKey::of(f)));
+                }
+            }
+        }
+        if let EngineEvent::Fatal(m) = &ev {
+            panic!("engine: {m}");
+        }
+        let stop = until(&ev);
+        let keep = match &ev {
+            EngineEvent::ActionDone(r) => Some(EngineEvent::ActionDone(r.clone())),
+            _ => None,
+        };
+        engine::apply(store, ev, 0);
+        if stop {
+            return keep.unwrap_or(EngineEvent::Overrun);
+        }
+    }
+}
+
+fn has_flow_event(ev: &EngineEvent, want: Event, sport: u16) -> bool {
+    matches!(ev, EngineEvent::Records(b) if b.iter().any(|(e, r)| {
+        *e == want && matches!(r, Record::Flow(f) if f.orig.sport == sport)
+    }))
+}
+
+#[test]
+fn engine_follows_acts_rechecks_and_its_recording_replays_the_same() {
+    if !privileged("engine_follows_acts_rechecks_and_its_recording_replays_the_same") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    let ns = Namespace::parse(&lab.srv);
+    // A flow from before we subscribed: with nf_conntrack_events=2 it never sends events.
+    insert_tcp(&lab, &lab.cli4, 7001, &lab.srv4, 80, 0);
+    let rec = std::env::temp_dir().join(format!("ctscope-nl-engine-{}.rec", std::process::id()));
+    let opts = Options {
+        record: Some(record::Writer::create(&rec).unwrap()),
+        ..Options::default()
+    };
+    let (rx, handle) = Engine::spawn(Box::new(Live::open(&ns, true).unwrap()), opts).unwrap();
+    let mut store = Store::new();
+    let mut log = Vec::new();
+    pump(&rx, &mut store, &mut log, &mut |e| {
+        matches!(e, EngineEvent::DumpEnd { .. })
+    });
+    assert_eq!(store.flow_count(), 1);
+
+    // A new flow arrives as an event.
+    insert_tcp(&lab, &lab.cli4, 7002, &lab.srv4, 80, 0);
+    pump(&rx, &mut store, &mut log, &mut |e| {
+        has_flow_event(e, Event::New, 7002)
+    });
+    assert_eq!(store.flow_count(), 2);
+
+    // Delete it through a plan: exactly one removed, and its DESTROY comes back.
+    let plan = Plan::flows(
+        &store,
+        &|f| f.orig.sport == 7002,
+        "test",
+        &Context::default(),
+    );
+    assert_eq!(plan.flows, 1);
+    handle.send(EngineCommand::Execute(plan)).unwrap();
+    let done = pump(&rx, &mut store, &mut log, &mut |e| {
+        matches!(e, EngineEvent::ActionDone(_))
+    });
+    let EngineEvent::ActionDone(report) = done else {
+        unreachable!()
+    };
+    assert_eq!(
+        (report.removed, report.already_gone, report.refused),
+        (1, 0, 0),
+        "{report}"
+    );
+    if store.flow_count() == 2 {
+        pump(&rx, &mut store, &mut log, &mut |e| {
+            has_flow_event(e, Event::Destroy, 7002)
+        });
+    }
+    assert_eq!(store.flow_count(), 1);
+
+    // The old flow goes silently; a re-check finds out.
+    lab.sh_ok(
+        &lab.srv,
+        &format!(
+            "conntrack -D -p tcp --sport 7001 -s {} 2>/dev/null",
+            lab.cli4
+        ),
+    );
+    let key = FlowKey {
+        zone: 0,
+        orig: tcp4(&lab.cli4, 7001, &lab.srv4, 80),
+    };
+    handle.send(EngineCommand::Recheck(vec![key])).unwrap();
+    pump(&rx, &mut store, &mut log, &mut |e| {
+        has_flow_event(e, Event::Destroy, 7001)
+    });
+    assert_eq!(store.flow_count(), 0);
+    handle.stop();
+    drop(rx);
+
+    // The recording replays to the same sequence, without any privilege needed.
+    let (rx, handle) = Engine::spawn(
+        Box::new(Replay::open(&rec, Speed::Fast).unwrap()),
+        Options::default(),
+    )
+    .unwrap();
+    let mut replayed = Store::new();
+    let mut replay_log = Vec::new();
+    while let Ok(ev) = rx.recv_timeout(Duration::from_secs(10)) {
+        if let EngineEvent::Records(batch) = &ev {
+            for (e, r) in batch {
+                if let Record::Flow(f) = r {
+                    replay_log.push((*e, FlowKey::of(f)));
+                }
+            }
+        }
+        engine::apply(&mut replayed, ev, 0);
+    }
+    assert_eq!(replay_log, log);
+    assert_eq!(replayed.flow_count(), 0);
+    // The replay ended on its own; stopping joins a finished thread.
+    handle.stop();
+    std::fs::remove_file(&rec).ok();
+}
+
+#[test]
+fn load_fills_a_store_with_both_families_and_both_tables() {
+    if !privileged("load_fills_a_store_with_both_families_and_both_tables") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    populate(&lab);
+    let mut live = Live::open(&Namespace::parse(&lab.srv), false).unwrap();
+    let mut store = Store::new();
+    let stats = engine::load(&mut live, &mut store, 0).unwrap();
+    assert_eq!(stats.decode_errors, 0);
+    assert_eq!(stats.messages, 42);
+    assert_eq!(store.flow_count(), 42);
+    let v6 = store
+        .flows()
+        .filter(|f| f.orig.family == Family::Ipv6)
+        .count();
+    assert_eq!(v6, 21);
+    assert_eq!(store.flows().filter(|f| f.zone == 2).count(), 6);
 }
