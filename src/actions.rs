@@ -449,7 +449,23 @@ impl fmt::Display for Report {
 /// missing privilege, counting the rest as refused (every one would fail the same way).
 pub fn execute(conn: &mut Conn, plan: &Plan) -> Report {
     let mut report = Report::default();
-    for (i, t) in plan.targets.iter().enumerate() {
+    execute_some(conn, plan, 0, usize::MAX, &mut report);
+    report
+}
+
+/// Run up to `max` targets of `plan` starting at `from`, adding to `report`; returns where
+/// to continue (`plan.targets.len()` when done). The engine runs a large plan in slices so
+/// it keeps reading the DESTROY events the plan itself causes, instead of letting them
+/// overflow the event buffer.
+pub fn execute_some(
+    conn: &mut Conn,
+    plan: &Plan,
+    from: usize,
+    max: usize,
+    report: &mut Report,
+) -> usize {
+    let end = from.saturating_add(max).min(plan.targets.len());
+    for (i, t) in plan.targets.iter().enumerate().take(end).skip(from) {
         let r = match t {
             Target::Flow { key, id } => conn.delete_flow(key.zone, &key.orig, id_opt(*id)),
             Target::Expect { key, id } => conn.delete_expect(key.zone, &key.tuple, id_opt(*id)),
@@ -469,12 +485,12 @@ pub fn execute(conn: &mut Conn, plan: &Plan) -> Report {
                 report.refuse(&e);
                 if e.is_permission() {
                     report.refused += plan.targets.len() - i - 1;
-                    break;
+                    return plan.targets.len();
                 }
             }
         }
     }
-    report
+    end
 }
 
 /// Id 0 means "not known" (a record built without `CTA_ID`): skip the check then.

@@ -738,3 +738,73 @@ fn load_fills_a_store_with_both_families_and_both_tables() {
     assert_eq!(v6, 21);
     assert_eq!(store.flows().filter(|f| f.zone == 2).count(), 6);
 }
+
+#[test]
+fn engine_runs_a_large_plan_in_slices_without_losing_events() {
+    if !privileged("engine_runs_a_large_plan_in_slices_without_losing_events") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    let ns = Namespace::parse(&lab.srv);
+    let (rx, handle) =
+        Engine::spawn(Box::new(Live::open(&ns, true).unwrap()), Options::default()).unwrap();
+    let mut store = Store::new();
+    let mut log = Vec::new();
+    pump(&rx, &mut store, &mut log, &mut |e| {
+        matches!(e, EngineEvent::DumpEnd { .. })
+    });
+    // 5000 flows created while subscribed, so each will also send a DESTROY.
+    let mut lines = String::new();
+    for i in 0..5000u32 {
+        lines.push_str(&format!(
+            "-I -p udp -s {} -d {} --sport {} --dport {} -t 300\n",
+            lab.cli4,
+            lab.srv4,
+            10000 + i % 50000,
+            1000 + i / 50000
+        ));
+    }
+    let file = std::env::temp_dir().join(format!("ctscope-nl-plan-{}", std::process::id()));
+    std::fs::write(&file, lines).unwrap();
+    lab.sh_ok(
+        &lab.srv,
+        &format!("conntrack -R {} 2>/dev/null", file.display()),
+    );
+    std::fs::remove_file(&file).ok();
+    let mut new = 0;
+    pump(&rx, &mut store, &mut log, &mut |e| {
+        if let EngineEvent::Records(b) = e {
+            new += b.iter().filter(|(ev, _)| *ev == Event::New).count();
+        }
+        new >= 5000
+    });
+    assert_eq!(store.flow_count(), 5000);
+
+    let plan = Plan::flows(&store, &|_| true, "all", &Context::default());
+    assert_eq!(plan.targets.len(), 5000);
+    handle.send(EngineCommand::Execute(plan)).unwrap();
+    let mut overruns = 0;
+    let done = pump(&rx, &mut store, &mut log, &mut |e| {
+        overruns += usize::from(matches!(e, EngineEvent::Overrun));
+        matches!(e, EngineEvent::ActionDone(_))
+    });
+    let EngineEvent::ActionDone(report) = done else {
+        unreachable!()
+    };
+    assert_eq!(
+        (report.removed, report.already_gone, report.refused),
+        (5000, 0, 0)
+    );
+    // The last DESTROY events may still be on their way.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.flow_count() > 0 && Instant::now() < deadline {
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+            overruns += usize::from(matches!(ev, EngineEvent::Overrun));
+            engine::apply(&mut store, ev, 0);
+        }
+    }
+    assert_eq!(store.flow_count(), 0);
+    assert_eq!(overruns, 0);
+    assert_eq!(store.stats().resyncs, 0);
+    handle.stop();
+}

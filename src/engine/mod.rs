@@ -256,6 +256,9 @@ impl Engine {
 const POLL: Duration = Duration::from_millis(20);
 /// Re-checks done between two polls, so a large backlog never starves events.
 const RECHECK_CHUNK: usize = 2000;
+/// Deletes done between two polls: each causes a DESTROY event that must be read before
+/// the event buffer overflows.
+const ACTION_CHUNK: usize = 2000;
 
 /// The engine thread's state outside the source.
 struct Pump {
@@ -389,6 +392,8 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
     let mut last_dump_at = Instant::now();
     let mut rechecks: VecDeque<FlowKey> = VecDeque::new();
     let mut pending: HashSet<FlowKey> = HashSet::new();
+    // Plans being executed, in order: (plan, next target, report so far).
+    let mut plans: VecDeque<(Plan, usize, Report)> = VecDeque::new();
 
     match full_dump(&mut *source, &mut pump) {
         Ok(cost) => last_dump_cost = cost,
@@ -409,13 +414,13 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                     pump.flush();
                     return;
                 }
-                Ok(Command::Execute(plan)) => {
-                    let report = match source.conn() {
-                        Ok(conn) => actions::execute(conn, &plan),
-                        Err(e) => Report::refused_all(&plan, e.to_string()),
-                    };
-                    pump.send(EngineEvent::ActionDone(report));
-                }
+                Ok(Command::Execute(plan)) => match source.conn() {
+                    Ok(_) => plans.push_back((plan, 0, Report::default())),
+                    Err(e) => {
+                        let report = Report::refused_all(&plan, e.to_string());
+                        pump.send(EngineEvent::ActionDone(report));
+                    }
+                },
                 Ok(Command::Recheck(keys)) => {
                     if live {
                         for k in keys {
@@ -450,6 +455,17 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                 }
             }
         }
+        // One slice of the current plan, then back to reading events.
+        if let Some((plan, next, report)) = plans.front_mut() {
+            if let Ok(conn) = source.conn() {
+                *next = actions::execute_some(conn, plan, *next, ACTION_CHUNK, report);
+            }
+            if *next >= plan.targets.len() {
+                if let Some((_, _, report)) = plans.pop_front() {
+                    pump.send(EngineEvent::ActionDone(report));
+                }
+            }
+        }
         if !rechecks.is_empty() {
             let n = rechecks.len().min(RECHECK_CHUNK);
             let chunk: Vec<FlowKey> = rechecks.drain(..n).collect();
@@ -462,7 +478,13 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
             }
             pump.flush();
         }
-        match source.poll(POLL, pump.batch_max, &mut |item| pump.item(item)) {
+        // With work queued, only look at what already arrived; otherwise wait a little.
+        let wait = if plans.is_empty() && rechecks.is_empty() {
+            POLL
+        } else {
+            Duration::ZERO
+        };
+        match source.poll(wait, pump.batch_max, &mut |item| pump.item(item)) {
             Ok(Poll::Items) => pump.flush(),
             Ok(Poll::Timeout) => {}
             Ok(Poll::End) => {
