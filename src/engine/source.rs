@@ -325,15 +325,20 @@ impl<R: std::io::Read + Send> Source for Replay<R> {
         }
         // Play the whole recorded dump at once, whatever the speed: a live dump is
         // delivered as fast as the kernel writes it too.
+        let mut tables = FLOWS | EXPECTS;
         while let Some(f) = self.take() {
             deliver(&f, sink);
-            if f.kind == Kind::DumpEnd {
-                break;
+            match f.kind {
+                Kind::DumpEnd => return Ok(true),
+                Kind::DumpBegin => tables = f.bytes.first().copied().unwrap_or(tables),
+                _ => {}
             }
             if self.peek()?.is_none() {
                 break;
             }
         }
+        // A recorder stopped mid-dump: close the dump so the store is not left resyncing.
+        sink(Item::DumpEnd(tables));
         Ok(true)
     }
 
@@ -478,6 +483,22 @@ mod tests {
         assert!(!r.is_live());
         let e = r.conn().unwrap_err().to_string();
         assert!(e.contains("replay") && e.contains("hint:"), "{e}");
+    }
+
+    #[test]
+    fn a_recording_cut_mid_dump_still_ends_its_dump() {
+        let mut w = Writer::new(Vec::new(), "mem".into(), 0).unwrap();
+        w.frame(0, Kind::DumpBegin, &[FLOWS]).unwrap();
+        w.frame(1, Kind::DumpMsg, b"a").unwrap();
+        let bytes = w.into_inner().unwrap();
+        let mut r = Replay::new(Reader::new(&bytes[..], "mem".into()).unwrap(), Speed::Fast);
+        let mut got = Vec::new();
+        assert!(r.dump(FLOWS | EXPECTS, &mut collect(&mut got)).unwrap());
+        assert_eq!(got, [Got::Begin(1), Got::Msg(b"a".to_vec()), Got::End(1)]);
+        assert_eq!(
+            r.poll(Duration::ZERO, 10, &mut collect(&mut got)).unwrap(),
+            Poll::End
+        );
     }
 
     #[test]
