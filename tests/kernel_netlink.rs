@@ -11,6 +11,8 @@ mod common;
 
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::lab::{privileged, Lab};
@@ -572,7 +574,8 @@ fn missing_privilege_names_sudo_and_setcap() {
 use ctscope::actions::{Context, Plan};
 use ctscope::decode::{Event, Record};
 use ctscope::engine::{
-    self, record, Command as EngineCommand, Engine, EngineEvent, Live, Options, Replay, Speed,
+    self, record, Command as EngineCommand, Engine, EngineEvent, Item, Live, Options, Poll, Replay,
+    Source, Speed,
 };
 use ctscope::model::store::FlowKey;
 use ctscope::model::Store;
@@ -690,8 +693,17 @@ fn engine_follows_acts_rechecks_and_its_recording_replays_the_same() {
         has_flow_event(e, Event::Destroy, 7001)
     });
     assert_eq!(store.flow_count(), 0);
+    // Whatever the engine sent before stopping is in the recording too.
     handle.stop();
-    drop(rx);
+    for ev in rx.try_iter() {
+        if let EngineEvent::Records(batch) = &ev {
+            for (e, r) in batch {
+                if let Record::Flow(f) = r {
+                    log.push((*e, FlowKey::of(f)));
+                }
+            }
+        }
+    }
 
     // The recording replays to the same sequence, without any privilege needed.
     let (rx, handle) = Engine::spawn(
@@ -701,6 +713,7 @@ fn engine_follows_acts_rechecks_and_its_recording_replays_the_same() {
     .unwrap();
     let mut replayed = Store::new();
     let mut replay_log = Vec::new();
+    let t0 = Instant::now();
     while let Ok(ev) = rx.recv_timeout(Duration::from_secs(10)) {
         if let EngineEvent::Records(batch) = &ev {
             for (e, r) in batch {
@@ -711,6 +724,10 @@ fn engine_follows_acts_rechecks_and_its_recording_replays_the_same() {
         }
         engine::apply(&mut replayed, ev, 0);
     }
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "the replay ends by itself"
+    );
     assert_eq!(replay_log, log);
     assert_eq!(replayed.flow_count(), 0);
     // The replay ended on its own; stopping joins a finished thread.
@@ -806,5 +823,174 @@ fn engine_runs_a_large_plan_in_slices_without_losing_events() {
     assert_eq!(store.flow_count(), 0);
     assert_eq!(overruns, 0);
     assert_eq!(store.stats().resyncs, 0);
+    handle.stop();
+}
+
+/// A live source that can be told to stop reading for a while, as a busy consumer would.
+struct Stalling {
+    inner: Live,
+    stall: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl Source for Stalling {
+    fn dump(&mut self, tables: u8, sink: &mut dyn FnMut(Item<'_>)) -> ctscope::Result<bool> {
+        self.inner.dump(tables, sink)
+    }
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        max: usize,
+        sink: &mut dyn FnMut(Item<'_>),
+    ) -> ctscope::Result<Poll> {
+        if self.stall.load(Ordering::SeqCst) {
+            self.stalled.store(true, Ordering::SeqCst);
+            while self.stall.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        self.inner.poll(timeout, max, sink)
+    }
+    fn recheck(&mut self, keys: &[FlowKey], sink: &mut dyn FnMut(Item<'_>)) -> ctscope::Result<()> {
+        self.inner.recheck(keys, sink)
+    }
+    fn conn(&mut self) -> ctscope::Result<&mut Conn> {
+        self.inner.conn()
+    }
+    fn clock(&self) -> ctscope::engine::Clock {
+        self.inner.clock()
+    }
+    fn is_live(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn engine_recovers_from_enobufs_by_redumping() {
+    if !privileged("engine_recovers_from_enobufs_by_redumping") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    let ns = Namespace::parse(&lab.srv);
+    let stall = Arc::new(AtomicBool::new(false));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let src = Stalling {
+        inner: Live::open_with(&ns, true, MIN_RCVBUF).unwrap(),
+        stall: stall.clone(),
+        stalled: stalled.clone(),
+    };
+    let (rx, handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
+    let mut store = Store::new();
+    let drain_until = |store: &mut Store, cond: &dyn Fn(&Store) -> bool, overruns: &mut usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond(store) && Instant::now() < deadline {
+            if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+                *overruns += usize::from(matches!(ev, EngineEvent::Overrun));
+                engine::apply(store, ev, 0);
+            }
+        }
+    };
+    let mut overruns = 0;
+    drain_until(&mut store, &|s| s.stats().dumps > 0, &mut overruns);
+    let n = 30_000u32;
+    let mut lines = String::new();
+    for i in 0..n {
+        lines.push_str(&format!(
+            "-I -p udp -s {} -d {} --sport {} --dport {} -t 300\n",
+            lab.cli4,
+            lab.srv4,
+            1024 + i % 60000,
+            1 + i / 60000
+        ));
+    }
+    let file = std::env::temp_dir().join(format!("ctscope-nl-burst-{}", std::process::id()));
+    std::fs::write(&file, lines).unwrap();
+    lab.sh_ok(
+        &lab.srv,
+        &format!("conntrack -R {} 2>/dev/null", file.display()),
+    );
+    std::fs::remove_file(&file).ok();
+    drain_until(&mut store, &|s| s.flow_count() == n as usize, &mut overruns);
+    assert_eq!(store.flow_count(), n as usize);
+    let resyncs_before = store.stats().resyncs;
+
+    // Stop reading, flush (30k DESTROY events ≈ 39 MB, more than the 16 MiB buffer holds),
+    // then read again: the kernel reports ENOBUFS and the engine must re-dump.
+    stall.store(true, Ordering::SeqCst);
+    let t0 = Instant::now();
+    while !stalled.load(Ordering::SeqCst) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "engine did not reach poll"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    lab.sh_ok(&lab.srv, "conntrack -F 2>/dev/null");
+    stall.store(false, Ordering::SeqCst);
+    drain_until(&mut store, &|s| s.flow_count() == 0, &mut overruns);
+    assert_eq!(store.flow_count(), 0);
+    assert!(overruns >= 1, "no overrun reported");
+    assert_eq!(store.stats().resyncs, resyncs_before + overruns as u64);
+    assert!(
+        store.stats().swept > 0,
+        "the re-dump swept what the lost events would have removed"
+    );
+    handle.stop();
+}
+
+#[test]
+fn engine_store_converges_after_a_flush_burst_with_the_smallest_buffer() {
+    if !privileged("engine_store_converges_after_a_flush_burst_with_the_smallest_buffer") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    let ns = Namespace::parse(&lab.srv);
+    let live = Live::open_with(&ns, true, MIN_RCVBUF).unwrap();
+    let (rx, handle) = Engine::spawn(Box::new(live), Options::default()).unwrap();
+    let mut store = Store::new();
+    let mut log = Vec::new();
+    pump(&rx, &mut store, &mut log, &mut |e| {
+        matches!(e, EngineEvent::DumpEnd { .. })
+    });
+    let n = 30_000u32;
+    let mut lines = String::new();
+    for i in 0..n {
+        lines.push_str(&format!(
+            "-I -p udp -s {} -d {} --sport {} --dport {} -t 300\n",
+            lab.cli4,
+            lab.srv4,
+            1024 + i % 60000,
+            1 + i / 60000
+        ));
+    }
+    let file = std::env::temp_dir().join(format!("ctscope-nl-burst2-{}", std::process::id()));
+    std::fs::write(&file, lines).unwrap();
+    lab.sh_ok(
+        &lab.srv,
+        &format!("conntrack -R {} 2>/dev/null", file.display()),
+    );
+    std::fs::remove_file(&file).ok();
+    // Converge on the insert (events, or a resync if they overflowed).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.flow_count() < n as usize && Instant::now() < deadline {
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+            engine::apply(&mut store, ev, 0);
+        }
+    }
+    assert_eq!(store.flow_count(), n as usize);
+    // The kernel flushes far faster than anyone reads: a DESTROY burst.
+    lab.sh_ok(&lab.srv, "conntrack -F 2>/dev/null");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.flow_count() > 0 && Instant::now() < deadline {
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+            engine::apply(&mut store, ev, 0);
+        }
+    }
+    assert_eq!(store.flow_count(), 0, "resyncs: {}", store.stats().resyncs);
+    println!(
+        "burst of {n}: resyncs={} dumps={}",
+        store.stats().resyncs,
+        store.stats().dumps
+    );
     handle.stop();
 }
