@@ -443,6 +443,14 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                 >= redump_interval(pump.dumped, last_dump_cost, opts.min_redump);
         // A replay's overrun is followed by the recorded re-dump: never dump on our own.
         let resync = std::mem::take(&mut pump.overrun) && live;
+        if resync {
+            // Queued events predate the dump about to run: drop them (and with them the
+            // kernel's congestion state, so later losses are reported again).
+            if let Err(e) = source.discard_events() {
+                pump.send(EngineEvent::Fatal(e.to_string()));
+                return;
+            }
+        }
         if resync || redump_due {
             match full_dump(&mut *source, &mut pump) {
                 Ok(cost) => {

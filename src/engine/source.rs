@@ -99,6 +99,12 @@ pub trait Source: Send {
 
     /// Whether this is the live kernel (background re-dumps and re-checks only make sense then).
     fn is_live(&self) -> bool;
+
+    /// Drop queued events before a resync dump (see `Subscription::discard`). A replay
+    /// has nothing to drop: the live session never recorded what it discarded.
+    fn discard_events(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The live kernel in one namespace.
@@ -207,6 +213,13 @@ impl Source for Live {
 
     fn is_live(&self) -> bool {
         true
+    }
+
+    fn discard_events(&mut self) -> Result<()> {
+        if let Some(events) = self.events.as_mut() {
+            events.discard()?;
+        }
+        Ok(())
     }
 }
 
