@@ -996,3 +996,131 @@ fn engine_store_converges_after_a_flush_burst_with_the_smallest_buffer() {
     );
     handle.stop();
 }
+
+/// Turn conntrack events off in the server namespace (`nf_conntrack_events=0`): every
+/// change is then silent, as changes to flows without an event cache are (flows created
+/// before anyone subscribed, under the default `=2`, on kernels that skip their events).
+fn silence_events(lab: &Lab) {
+    lab.sh_ok(&lab.srv, "sysctl -qw net.netfilter.nf_conntrack_events=0");
+}
+
+fn drain_for(
+    rx: &std::sync::mpsc::Receiver<EngineEvent>,
+    store: &mut Store,
+    log: &mut Vec<(Event, FlowKey)>,
+    cond: &dyn Fn(&Store) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond(store) && Instant::now() < deadline {
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(50)) {
+            if let EngineEvent::Records(b) = &ev {
+                for (e, r) in b {
+                    if let Record::Flow(f) = r {
+                        log.push((*e, FlowKey::of(f)));
+                    }
+                }
+            }
+            engine::apply(store, ev, 0);
+        }
+    }
+}
+
+fn has_sport(s: &Store, sport: u16) -> bool {
+    s.flows().any(|f| f.orig.sport == sport)
+}
+
+#[test]
+fn recheck_finds_flows_that_changed_or_vanished_silently() {
+    if !privileged("recheck_finds_flows_that_changed_or_vanished_silently") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    silence_events(&lab);
+    let ns = Namespace::parse(&lab.srv);
+    insert_tcp(&lab, &lab.cli4, 7301, &lab.srv4, 80, 0);
+    insert_tcp(&lab, &lab.cli4, 7302, &lab.srv4, 80, 5);
+    let (rx, handle) =
+        Engine::spawn(Box::new(Live::open(&ns, true).unwrap()), Options::default()).unwrap();
+    let mut store = Store::new();
+    let mut log = Vec::new();
+    drain_for(&rx, &mut store, &mut log, &|s| s.flow_count() == 2);
+    assert_eq!(store.flow_count(), 2);
+    // Let the initial dump's batches all arrive before counting answers.
+    std::thread::sleep(Duration::from_millis(100));
+    for ev in rx.try_iter() {
+        engine::apply(&mut store, ev, 0);
+    }
+    lab.sh_ok(
+        &lab.srv,
+        &format!(
+            "conntrack -D -p tcp --sport 7301 -s {} 2>/dev/null",
+            lab.cli4
+        ),
+    );
+    let gone = FlowKey {
+        zone: 0,
+        orig: tcp4(&lab.cli4, 7301, &lab.srv4, 80),
+    };
+    let kept = FlowKey {
+        zone: 5,
+        orig: tcp4(&lab.cli4, 7302, &lab.srv4, 80),
+    };
+    handle
+        .send(EngineCommand::Recheck(vec![gone, kept]))
+        .unwrap();
+    // Both answers come in one batch (re-checks are flushed together).
+    let before = log.len();
+    drain_for(&rx, &mut store, &mut log, &|s| !has_sport(s, 7301));
+    assert!(
+        !has_sport(&store, 7301),
+        "the vanished flow is gone from the store"
+    );
+    assert!(store.flow(&kept).is_some(), "the present flow stays");
+    // A present flow's answer is a get reply, which the kernel marks NLM_F_MULTI like a
+    // dumped entry: it refreshes the record without counting as an event.
+    let answers = &log[before..];
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert!(answers.contains(&(Event::Destroy, gone)), "{answers:?}");
+    assert!(answers.contains(&(Event::Dump, kept)), "{answers:?}");
+    handle.stop();
+}
+
+#[test]
+fn background_redump_catches_changes_that_sent_no_event() {
+    if !privileged("background_redump_catches_changes_that_sent_no_event") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    silence_events(&lab);
+    let ns = Namespace::parse(&lab.srv);
+    insert_tcp(&lab, &lab.cli4, 7401, &lab.srv4, 80, 0);
+    let opts = Options {
+        min_redump: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let (rx, handle) = Engine::spawn(Box::new(Live::open(&ns, true).unwrap()), opts).unwrap();
+    let mut store = Store::new();
+    let mut log = Vec::new();
+    drain_for(&rx, &mut store, &mut log, &|s| s.flow_count() == 1);
+    assert!(has_sport(&store, 7401));
+    // One flow goes and one comes, and the kernel says nothing.
+    lab.sh_ok(
+        &lab.srv,
+        &format!(
+            "conntrack -D -p tcp --sport 7401 -s {} 2>/dev/null",
+            lab.cli4
+        ),
+    );
+    insert_tcp(&lab, &lab.cli4, 7402, &lab.srv4, 80, 0);
+    drain_for(&rx, &mut store, &mut log, &|s| {
+        !has_sport(s, 7401) && has_sport(s, 7402)
+    });
+    assert!(!has_sport(&store, 7401) && has_sport(&store, 7402));
+    assert_eq!(store.stats().swept, 1);
+    assert!(store.stats().dumps >= 2);
+    assert!(
+        log.iter().all(|(e, _)| *e == Event::Dump),
+        "events arrived after all: {log:?}"
+    );
+    handle.stop();
+}

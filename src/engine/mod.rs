@@ -6,9 +6,11 @@
 //! It does not own the store (the owner applies events with [`apply`]), does not render,
 //! and does not touch sockets itself (`netlink` does, behind `Source`).
 //!
-//! Convergence with `net.netfilter.nf_conntrack_events=2` (the kernel default): flows that
-//! existed before we subscribed send no UPDATE or DESTROY. Two mechanisms make the store
-//! converge anyway:
+//! Convergence when the kernel stays silent: with `net.netfilter.nf_conntrack_events=0`
+//! nothing is announced, and under the default `=2` a flow created before anyone listened
+//! may lack the event cache and send no UPDATE or DESTROY (kernel 6.18 here still sends
+//! them, but ctscope must not depend on it). Two mechanisms make the store converge anyway
+//! (both proven in tests/kernel_netlink.rs with events turned off):
 //! - the owner asks for a re-check of flows whose reported timeout has run out
 //!   (`Store::expired_flows` → `Command::Recheck`); each is fetched with `conntrack -G`
 //!   semantics and either refreshed or removed;
@@ -131,7 +133,7 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
 
 /// Housekeeping for the store's owner, about once a second: drop expectations whose
 /// timeout passed, and ask the engine to re-check flows whose timeout passed without a
-/// DESTROY (pre-existing flows under `nf_conntrack_events=2`). The engine ignores keys
+/// DESTROY (the kernel stayed silent, see the module docs). The engine ignores keys
 /// already queued, and a replay ignores re-checks (its recording holds the answers).
 /// Returns whether the store changed.
 pub fn tick(store: &mut Store, handle: &EngineHandle, now: u32) -> bool {
@@ -442,16 +444,32 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
             && last_dump_at.elapsed()
                 >= redump_interval(pump.dumped, last_dump_cost, opts.min_redump);
         // A replay's overrun is followed by the recorded re-dump: never dump on our own.
+        // After an overrun, queued events predate the dump about to run: they are dropped
+        // (and with them the kernel's congestion state, so later losses are reported again).
         let resync = std::mem::take(&mut pump.overrun) && live;
-        if resync {
-            // Queued events predate the dump about to run: drop them (and with them the
-            // kernel's congestion state, so later losses are reported again).
-            if let Err(e) = source.discard_events() {
-                pump.send(EngineEvent::Fatal(e.to_string()));
-                return;
+        if redump_due && !resync {
+            // Apply what is already queued first, so no event older than the dump is
+            // applied after it (a stale UPDATE would briefly undo the dump's newer state).
+            for _ in 0..64 {
+                match source.poll(Duration::ZERO, pump.batch_max, &mut |item| pump.item(item)) {
+                    Ok(Poll::Items) => pump.flush(),
+                    Ok(_) => break,
+                    Err(e) => {
+                        pump.send(EngineEvent::Fatal(e.to_string()));
+                        return;
+                    }
+                }
             }
         }
+        // An overrun seen while draining is handled by the same dump.
+        let resync = resync || (std::mem::take(&mut pump.overrun) && live);
         if resync || redump_due {
+            if resync {
+                if let Err(e) = source.discard_events() {
+                    pump.send(EngineEvent::Fatal(e.to_string()));
+                    return;
+                }
+            }
             match full_dump(&mut *source, &mut pump) {
                 Ok(cost) => {
                     last_dump_cost = cost;

@@ -86,7 +86,8 @@ pub trait Source: Send {
     ) -> Result<Poll>;
 
     /// Ask the kernel about flows whose timeout passed: each still-present flow's reply
-    /// goes to the sink as an `Event` (it decodes as an update); each vanished flow as a
+    /// goes to the sink as an `Event` (the kernel marks a get reply `NLM_F_MULTI`, so it
+    /// decodes like a dumped entry: a refresh, not an event); each vanished flow as a
     /// synthesized DELETE message (it decodes as a destroy). A replay does nothing: its
     /// recording already holds the answers the live session got.
     fn recheck(&mut self, keys: &[FlowKey], sink: &mut dyn FnMut(Item<'_>)) -> Result<()>;
