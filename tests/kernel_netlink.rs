@@ -624,7 +624,7 @@ fn engine_follows_acts_rechecks_and_its_recording_replays_the_same() {
     }
     let lab = Lab::new("nl", SUBNET);
     let ns = Namespace::parse(&lab.srv);
-    // A flow from before we subscribed: with nf_conntrack_events=2 it never sends events.
+    // A flow from before we subscribed.
     insert_tcp(&lab, &lab.cli4, 7001, &lab.srv4, 80, 0);
     let rec = std::env::temp_dir().join(format!("ctscope-nl-engine-{}.rec", std::process::id()));
     let opts = Options {
@@ -673,7 +673,8 @@ fn engine_follows_acts_rechecks_and_its_recording_replays_the_same() {
     }
     assert_eq!(store.flow_count(), 1);
 
-    // The old flow goes silently; a re-check finds out.
+    // The old flow goes; a re-check reports it gone whether or not the kernel announced it
+    // (recheck_finds_flows_that_changed_or_vanished_silently proves it with events off).
     lab.sh_ok(
         &lab.srv,
         &format!(
