@@ -1125,3 +1125,66 @@ fn background_redump_catches_changes_that_sent_no_event() {
     );
     handle.stop();
 }
+
+#[test]
+fn delete_one_expectation_by_tuple_zone_and_id() {
+    if !privileged("delete_one_expectation_by_tuple_zone_and_id") {
+        return;
+    }
+    let mut lab = Lab::new("nl", SUBNET);
+    lab.ftp_helper();
+    let dir = std::env::temp_dir().join(format!("ctscope-nl-ftpdel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    lab.ftp_server(&dir.to_string_lossy());
+    let ns = Namespace::parse(&lab.srv);
+    let mut clients = Vec::new();
+    for host in [lab.srv4.clone(), lab.srv6.clone()] {
+        clients.push(Kill(spawn_py(
+            &lab,
+            &format!(
+                "import ftplib,time\nf=ftplib.FTP()\nf.connect('{host}',21,timeout=10)\n\
+                 f.login()\nf.sendcmd('PASV' if ':' not in '{host}' else 'EPSV')\ntime.sleep(60)\n"
+            ),
+        )));
+    }
+    let decoded = |conn: &mut Conn| -> Vec<ctscope::model::Expectation> {
+        dump_all(conn, Table::Expects)
+            .iter()
+            .filter_map(|m| match ctscope::decode::message(m) {
+                Ok((
+                    ctscope::decode::Message::Record {
+                        record: Record::Expect(e),
+                        ..
+                    },
+                    _,
+                )) => Some(e),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut conn = Conn::open(&ns).unwrap();
+    wait_for("two ftp expectations", &|| {
+        decoded(&mut Conn::open(&ns).unwrap()).len() == 2
+    });
+    let all = decoded(&mut conn);
+    let v6 = all
+        .iter()
+        .find(|e| e.tuple.family == Family::Ipv6)
+        .unwrap()
+        .clone();
+    // A stale id must not delete (the tuple could now belong to a new expectation).
+    let e = conn
+        .delete_expect(v6.zone, &v6.tuple, Some(v6.id.wrapping_add(1)))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Netlink { errno, .. } if errno == libc::ENOENT),
+        "{e}"
+    );
+    assert_eq!(decoded(&mut conn).len(), 2);
+    conn.delete_expect(v6.zone, &v6.tuple, Some(v6.id)).unwrap();
+    let left = decoded(&mut conn);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].tuple.family, Family::Ipv4);
+    drop(clients);
+    std::fs::remove_dir_all(&dir).ok();
+}
