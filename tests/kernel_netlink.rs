@@ -551,11 +551,13 @@ fn missing_privilege_names_sudo_and_setcap() {
         drop_thread_caps();
         let dump = conn.dump(Table::Flows, &mut |_| {}).unwrap_err();
         let flush = conn.flush_flows().unwrap_err();
-        (dump, flush)
+        // Joining the event groups needs CAP_NET_ADMIN too (netlink_allowed).
+        let subscribe = Subscription::open(&Namespace::Current, 0).unwrap_err();
+        (dump, flush, subscribe)
     })
     .join()
     .unwrap();
-    for e in [err.0, err.1] {
+    for e in [err.0, err.1, err.2] {
         assert!(e.is_permission(), "{e}");
         let text = e.to_string();
         assert!(
