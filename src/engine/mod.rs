@@ -483,10 +483,17 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
         }
         // One slice of the current plan, then back to reading events.
         if let Some((plan, next, report)) = plans.front_mut() {
-            if let Ok(conn) = source.conn() {
-                *next = actions::execute_some(conn, plan, *next, ACTION_CHUNK, report);
-            }
-            if *next >= plan.targets.len() {
+            let done = match source.conn() {
+                Ok(conn) => {
+                    *next = actions::execute_some(conn, plan, *next, ACTION_CHUNK, report);
+                    *next >= plan.targets.len()
+                }
+                Err(e) => {
+                    *report = Report::refused_all(plan, e.to_string());
+                    true
+                }
+            };
+            if done {
                 if let Some((_, _, report)) = plans.pop_front() {
                     pump.send(EngineEvent::ActionDone(report));
                 }
