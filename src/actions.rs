@@ -244,6 +244,26 @@ impl Plan {
         plan
     }
 
+    /// Flush everything: every flow (`conntrack -F`, around the SSH session as in
+    /// `flush_flows`) and every expectation (`conntrack -F expect`).
+    pub fn flush_all(store: &Store, ctx: &Context) -> Plan {
+        let mut plan = Plan::flush_flows(store, ctx);
+        let expects = Plan::flush_expects(store);
+        plan.what = if plan.excluded_ssh.is_some() {
+            "everything except your SSH session".into()
+        } else {
+            "everything (flush)".into()
+        };
+        plan.expects = expects.expects;
+        plan.targets.extend(expects.targets);
+        for line in expects.sample {
+            if plan.sample.len() < SAMPLE + 2 {
+                plan.sample.push(line);
+            }
+        }
+        plan
+    }
+
     /// Delete one expectation.
     pub fn expectation(store: &Store, key: &ExpectKey) -> Plan {
         let mut plan = Plan {
@@ -633,6 +653,15 @@ mod tests {
         let plain = Plan::flush_flows(&st, &Context::default());
         assert_eq!(plain.targets, [Target::FlushFlows]);
         assert_eq!(plain.flows, 4);
+        // Flushing everything adds the expectation table.
+        let all = Plan::flush_all(&st, &Context::default());
+        assert_eq!(all.targets, [Target::FlushFlows, Target::FlushExpects]);
+        assert!(all
+            .describe()
+            .starts_with("remove everything (flush): 4 flows"));
+        let around = Plan::flush_all(&st, &ctx);
+        assert_eq!(around.targets.len(), 4);
+        assert_eq!(around.targets.last(), Some(&Target::FlushExpects));
     }
 
     #[test]
