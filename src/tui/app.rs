@@ -250,6 +250,8 @@ pub struct Summary {
     pub flows: usize,
     pub expects: usize,
     pub related: usize,
+    /// Masters with expectations or RELATED children (the chains screen's trees).
+    pub chains: usize,
     /// `(helper, flows, expectations)`, by name.
     pub helpers: Vec<(&'static str, usize, usize)>,
     pub stats: Stats,
@@ -525,12 +527,24 @@ impl<M: Model> App<M> {
                 per[slot].2 += 1;
             }
         };
+        let mut masters: HashSet<FlowKey> = HashSet::new();
         self.model.for_each_flow(&mut |f| {
             related += usize::from(f.is_related());
             bump(f.helper, true);
+            if let Some(t) = f.master() {
+                masters.insert(FlowKey {
+                    zone: f.zone,
+                    orig: *t,
+                });
+            }
         });
-        self.model
-            .for_each_expectation(&mut |e| bump(e.helper, false));
+        self.model.for_each_expectation(&mut |e| {
+            bump(e.helper, false);
+            masters.insert(FlowKey {
+                zone: e.zone,
+                orig: e.master,
+            });
+        });
         let mut helpers: Vec<(&'static str, usize, usize)> = per
             .into_iter()
             .map(|(h, f, e)| (h.name().unwrap_or("?"), f, e))
@@ -540,6 +554,7 @@ impl<M: Model> App<M> {
             flows: self.model.flow_count(),
             expects: self.model.expect_count(),
             related,
+            chains: masters.len(),
             helpers,
             stats: self.model.stats(),
             built: Some(gen),

@@ -114,6 +114,7 @@ impl Key {
             KeyCode::Home => "Home".into(),
             KeyCode::End => "End".into(),
             KeyCode::Backspace => "Bksp".into(),
+            KeyCode::Delete => "Del".into(),
             other => format!("{other:?}"),
         };
         if self.mods.contains(KeyModifiers::CONTROL) {
@@ -156,13 +157,7 @@ use Context::{Confirm as C, FilterBar as F, Main as M};
 /// The keymap. Order is the help overlay's order.
 pub const KEYMAP: &[Binding] = &[
     b(M, &[k('q'), ctrl('c')], Action::Quit, "quit", false),
-    b(
-        M,
-        &[k('?')],
-        Action::Help,
-        "this help (any key closes)",
-        false,
-    ),
+    b(M, &[k('?')], Action::Help, "this help", false),
     b(
         M,
         &[code(KeyCode::Tab)],
@@ -227,7 +222,7 @@ pub const KEYMAP: &[Binding] = &[
         M,
         &[k(' ')],
         Action::Pause,
-        "pause the view (the store keeps updating)",
+        "pause view; store updates",
         false,
     ),
     b(M, &[k('/')], Action::Filter, "filter bar", false),
@@ -235,7 +230,7 @@ pub const KEYMAP: &[Binding] = &[
         M,
         &[code(KeyCode::Esc)],
         Action::Back,
-        "close pane, else clear filter",
+        "close pane / clear filter",
         false,
     ),
     b(
@@ -278,21 +273,21 @@ pub const KEYMAP: &[Binding] = &[
         M,
         &[k('D')],
         Action::DeleteRelated,
-        "delete the master's RELATED children",
+        "delete master's RELATED",
         true,
     ),
     b(
         M,
         &[k('F')],
         Action::FlushFiltered,
-        "flush flows matching the filter",
+        "flush flows matching filter",
         true,
     ),
     b(
         M,
         &[k('H')],
         Action::FlushHelper,
-        "flush the selected helper's expectations",
+        "flush helper's expectations",
         true,
     ),
     b(M, &[k('X')], Action::FlushAll, "flush everything", true),
@@ -314,14 +309,14 @@ pub const KEYMAP: &[Binding] = &[
         C,
         &[k('i')],
         Action::ToggleSsh,
-        "include/exclude your SSH session's flow",
+        "include/exclude SSH flow",
         true,
     ),
     b(
         F,
         &[code(KeyCode::Enter)],
         Action::Apply,
-        "apply (a bad expression keeps the old filter)",
+        "apply; an error keeps old",
         false,
     ),
     b(

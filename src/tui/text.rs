@@ -41,6 +41,19 @@ pub fn conn(t: &Tuple) -> String {
     }
 }
 
+/// A master connection in few characters: `src→dst:dport` (the source port is the
+/// least telling part of a control connection).
+pub fn conn_short(t: &Tuple) -> String {
+    if t.is_icmp() {
+        return conn(t);
+    }
+    let src = match t.src_ip() {
+        IpAddr::V6(a) => format!("[{a}]"),
+        a => a.to_string(),
+    };
+    format!("{src}{ARROW}{}", Endpoint(t.dst_ip(), t.dport))
+}
+
 /// NAT of a flow shown once, as `pre → post` for each rewritten endpoint, or `None` when
 /// the reply tuple is the plain inverse of the original.
 ///
@@ -153,6 +166,16 @@ pub fn dur(secs: u32) -> String {
     humantime::format_duration(Duration::from_secs(u64::from(secs))).to_string()
 }
 
+/// The two most significant units of `dur`, for narrow columns (`4days 23h`, `4m 59s`).
+pub fn dur_short(secs: u32) -> String {
+    let full = dur(secs);
+    let mut parts = full.split(' ');
+    match (parts.next(), parts.next()) {
+        (Some(a), Some(b)) => format!("{a} {b}"),
+        _ => full,
+    }
+}
+
 /// A relative time in the past, e.g. `3s ago`.
 pub fn ago(secs: u32) -> String {
     if secs == 0 {
@@ -240,6 +263,8 @@ mod tests {
         assert_eq!(dur(299), "4m 59s");
         assert_eq!(dur(0), "0s");
         assert_eq!(ago(3), "3s ago");
+        assert_eq!(dur_short(431_999), "4days 23h");
+        assert_eq!(dur_short(299), "4m 59s");
     }
 
     #[test]

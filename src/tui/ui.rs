@@ -98,15 +98,17 @@ fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         l1.push(Span::styled(" PAUSED ", t.paused));
         l1.push(Span::raw(" "));
     }
-    l1.push(Span::styled("ctscope", t.title));
+    if !app.paused {
+        l1.push(Span::styled("ctscope ", t.title));
+    }
     if let Some(ns) = &app.opts.namespace {
-        l1.push(Span::styled(format!(" ns:{ns}"), t.dim));
+        l1.push(Span::styled(format!("ns:{ns}"), t.dim));
     }
     l1.push(sep(t));
     match app.opts.conntrack_max {
         Some(max) if max > 0 => {
             let ratio = (s.flows as f64 / max as f64).min(1.0);
-            let cells = 10usize;
+            let cells = 6usize;
             let filled = (ratio * cells as f64).round() as usize;
             l1.push(Span::raw(format!(
                 "flows {}/{} ",
@@ -129,19 +131,6 @@ fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         format!("RELATED {}", thousands(s.related)),
         t.related,
     ));
-    l1.push(sep(t));
-    let resync_style = if s.stats.resyncs > 0 { t.warn } else { t.base };
-    l1.push(Span::styled(
-        format!("resyncs {}", s.stats.resyncs),
-        resync_style,
-    ));
-    if app.decode_errors > 0 {
-        l1.push(sep(t));
-        l1.push(Span::styled(
-            format!("decode errors {}", app.decode_errors),
-            t.error,
-        ));
-    }
     let mut l2: Vec<Span> = vec![Span::styled("helpers (flows/exp): ", t.dim)];
     if s.helpers.is_empty() {
         l2.push(Span::styled("none", t.dim));
@@ -153,22 +142,29 @@ fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         l2.push(Span::styled((*name).to_owned(), t.helper(name)));
         l2.push(Span::raw(format!(" {fl}/{ex}")));
     }
+    // Lost-event resyncs (and decode errors) sit at the right of the second line.
+    let resync_style = if s.stats.resyncs > 0 { t.warn } else { t.base };
+    let mut right = vec![Span::styled(
+        format!("resyncs {}", s.stats.resyncs),
+        resync_style,
+    )];
+    if app.decode_errors > 0 {
+        right.insert(
+            0,
+            Span::styled(format!("decode errors {} · ", app.decode_errors), t.error),
+        );
+    }
+    let used: usize = l2.iter().chain(right.iter()).map(|x| x.width()).sum();
+    l2.push(Span::raw(
+        " ".repeat((area.width as usize).saturating_sub(used).max(1)),
+    ));
+    l2.extend(right);
     f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
 }
 
 fn tab_line<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     let t = &app.theme;
-    let counts = [
-        app.summary.flows,
-        app.summary.expects,
-        app.chains.total.max(
-            app.chains
-                .keys
-                .iter()
-                .filter(|r| matches!(r, ChainRow::Master(_)))
-                .count(),
-        ),
-    ];
+    let counts = [app.summary.flows, app.summary.expects, app.summary.chains];
     let mut spans = Vec::new();
     for (i, tab) in Tab::ALL.iter().enumerate() {
         if i > 0 {
@@ -266,10 +262,17 @@ fn flows_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
             .filter(|c| *c != FlowCol::Counters || accounting)
             .collect();
     let sorted = FlowCol::ALL[app.flows.sort];
-    let head = Row::new(
-        cols.iter()
-            .map(|c| Cell::from(sort_title(c.title(), *c == sorted, app.flows.desc))),
-    )
+    // Narrow terminals drop the ctstate column; its first letter (N/E/R) then leads the
+    // connection so RELATED stays readable as text, not only as colour.
+    let has_ct = cols.contains(&FlowCol::Ct);
+    let head = Row::new(cols.iter().map(|c| {
+        let title = sort_title(c.title(), *c == sorted, app.flows.desc);
+        if *c == FlowCol::Conn && !has_ct {
+            Cell::from(format!("C {title}"))
+        } else {
+            Cell::from(title)
+        }
+    }))
     .style(t.header_cell);
     let mut rows: Vec<Row> = Vec::with_capacity(visible.len());
     for key in visible {
@@ -285,6 +288,9 @@ fn flows_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
         let risk = flow_risk(&app.model, fl);
         let cells = cols.iter().map(|c| match c {
             FlowCol::Proto => Cell::from(text::proto_name(fl.orig.proto)),
+            FlowCol::Conn if !has_ct => {
+                Cell::from(format!("{} {}", &fl.ctstate()[..1], text::conn(&fl.orig)))
+            }
             FlowCol::Conn => Cell::from(text::conn(&fl.orig)),
             FlowCol::Nat => Cell::from(text::nat(fl).unwrap_or_default()),
             FlowCol::State => Cell::from(fl.state_name().unwrap_or("-")),
@@ -306,7 +312,7 @@ fn flows_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
             } else {
                 format!("{:#x}", fl.mark)
             }),
-            FlowCol::Left => Cell::from(text::dur(fl.remaining(now))),
+            FlowCol::Left => Cell::from(text::dur_short(fl.remaining(now))),
             FlowCol::Counters => Cell::from(text::counters(fl).unwrap_or_default()),
         });
         let mut row = Row::new(cells.collect::<Vec<_>>());
@@ -371,10 +377,11 @@ fn expects_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
         let hname = e.helper.name().unwrap_or("");
         let risk = classify(e).overall();
         let cells = cols.iter().map(|c| match c {
-            ExpectCol::Left => Cell::from(text::dur(e.remaining(now))),
+            ExpectCol::Left => Cell::from(text::dur_short(e.remaining(now))),
             ExpectCol::Helper => Cell::from(Span::styled(hname.to_owned(), t.helper(hname))),
             ExpectCol::Risk => risk_cell(&t, Some(risk), true),
             ExpectCol::Tuple => Cell::from(text::expect_tuple(e)),
+            ExpectCol::Master if area.width < 120 => Cell::from(text::conn_short(&e.master)),
             ExpectCol::Master => Cell::from(text::conn(&e.master)),
             ExpectCol::Flags => Cell::from(eflags::names(e.flags).collect::<Vec<_>>().join(",")),
             ExpectCol::Class => Cell::from(e.class.to_string()),
@@ -424,7 +431,7 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
                         ),
                         m.helper.name().unwrap_or(""),
                         None,
-                        text::dur(m.remaining(now)),
+                        text::dur_short(m.remaining(now)),
                         Style::new().bold(),
                     ),
                     None => (
@@ -444,7 +451,7 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
                                 format!("{corner} expect {}", text::expect_tuple(e)),
                                 h,
                                 Some(classify(e).overall()),
-                                text::dur(e.remaining(now)),
+                                text::dur_short(e.remaining(now)),
                                 t.helper(h),
                             )
                         }
@@ -471,7 +478,7 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
                                 ),
                                 h,
                                 flow_risk(&app.model, fl),
-                                text::dur(fl.remaining(now)),
+                                text::dur_short(fl.remaining(now)),
                                 t.related.patch(t.helper(h)),
                             )
                         }
@@ -899,7 +906,7 @@ fn help<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         lines.push(Line::from(Span::styled(title, t.title)));
         for (keys, h) in rows {
             lines.push(Line::from(vec![
-                Span::styled(format!("{keys:>10} "), t.header_cell),
+                Span::styled(format!("{keys:>9} "), t.header_cell),
                 Span::raw(h),
             ]));
         }
@@ -982,11 +989,11 @@ fn confirm<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     }
     if c.tcp_warning {
         lines.push(Line::from(Span::styled(
-            "nf_conntrack_tcp_loose=0: deleted TCP flows are not picked up again mid-stream;",
+            "nf_conntrack_tcp_loose=0: live TCP sessions through this host will be cut",
             t.warn,
         )));
         lines.push(Line::from(Span::styled(
-            "live TCP sessions through this host will be cut",
+            "(a deleted TCP flow is not picked up again mid-stream)",
             t.warn,
         )));
     }

@@ -68,8 +68,8 @@ impl FlowCol {
     pub fn width(self) -> u16 {
         match self {
             FlowCol::Proto => 6,
-            FlowCol::Conn => 24,
-            FlowCol::Nat => 20,
+            FlowCol::Conn => 36,
+            FlowCol::Nat => 24,
             FlowCol::State => 11,
             FlowCol::Ct => 11,
             FlowCol::Flags => 10,
@@ -77,7 +77,7 @@ impl FlowCol {
             FlowCol::Risk => 6,
             FlowCol::Zone => 4,
             FlowCol::Mark => 10,
-            FlowCol::Left => 8,
+            FlowCol::Left => 9,
             FlowCol::Counters => 12,
         }
     }
@@ -145,11 +145,11 @@ impl ExpectCol {
 
     pub fn width(self) -> u16 {
         match self {
-            ExpectCol::Left => 8,
+            ExpectCol::Left => 7,
             ExpectCol::Helper => 6,
             ExpectCol::Risk => 6,
-            ExpectCol::Tuple => 24,
-            ExpectCol::Master => 20,
+            ExpectCol::Tuple => 33,
+            ExpectCol::Master => 22,
             ExpectCol::Flags => 10,
             ExpectCol::Class => 5,
             ExpectCol::Zone => 4,
