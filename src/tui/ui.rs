@@ -51,7 +51,12 @@ pub fn draw<M: Model>(f: &mut Frame, app: &mut App<M>) {
     header(f, app, head);
     tab_line(f, app, tabs);
     let table_area = if app.detail {
-        let detail_h = (body.height * 3 / 5).max(3);
+        // As many lines as the entry has, leaving the table at least a header and 3 rows.
+        let want = detail_len(app) as u16 + 1;
+        let detail_h = want
+            .max(body.height * 3 / 5)
+            .min(body.height.saturating_sub(4))
+            .max(3.min(body.height));
         let [t, d] =
             Layout::vertical([Constraint::Min(1), Constraint::Length(detail_h)]).areas(body);
         detail(f, app, d);
@@ -611,20 +616,23 @@ fn flow_detail<M: Model>(app: &App<M>, key: &FlowKey, fl: &Flow) -> Vec<Line<'st
             when(app, fl.seen)
         ),
     ));
-    l.push(kv(t, "zone", {
-        let mut z = fl.zone.to_string();
-        if let Some(e) = &fl.extra {
-            if let Some(o) = e.zone_orig {
-                z.push_str(&format!(" orig {o}"));
-            }
-            if let Some(r) = e.zone_reply {
-                z.push_str(&format!(" reply {r}"));
-            }
+    let mut ids = format!("{}", fl.zone);
+    if let Some(e) = &fl.extra {
+        if let Some(o) = e.zone_orig {
+            ids.push_str(&format!(" (orig {o})"));
         }
-        z
-    }));
-    l.push(kv(t, "mark", format!("{:#x} ({})", fl.mark, fl.mark)));
-    l.push(kv(t, "id / use", format!("{} / {}", fl.id, fl.use_count)));
+        if let Some(r) = e.zone_reply {
+            ids.push_str(&format!(" (reply {r})"));
+        }
+    }
+    l.push(kv(
+        t,
+        "zone",
+        format!(
+            "{ids} · mark {:#x} ({}) · id {} · use {}",
+            fl.mark, fl.mark, fl.id, fl.use_count
+        ),
+    ));
     if let Some(mt) = fl.master() {
         l.push(kv(t, "master", text::conn(mt)));
     }
@@ -741,9 +749,18 @@ fn expect_detail<M: Model>(app: &App<M>, e: &Expectation) -> Vec<Line<'static>> 
     l
 }
 
+fn detail_len<M: Model>(app: &App<M>) -> usize {
+    detail_lines(app).1.len()
+}
+
 fn detail<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     let t = &app.theme;
-    let (title, lines) = match app.tab {
+    let (title, lines) = detail_lines(app);
+    detail_body(f, t, title, lines, area);
+}
+
+fn detail_lines<M: Model>(app: &App<M>) -> (&'static str, Vec<Line<'static>>) {
+    match app.tab {
         Tab::Flows => match app.flows.selected() {
             Some(k) => match app.model.flow(&k) {
                 Some(fl) => ("Flow", flow_detail(app, &k, fl)),
@@ -773,7 +790,10 @@ fn detail<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
             },
             None => ("Detail", vec![]),
         },
-    };
+    }
+}
+
+fn detail_body(f: &mut Frame, t: &Theme, title: &str, lines: Vec<Line<'static>>, area: Rect) {
     let block = Block::default()
         .borders(Borders::TOP)
         .border_style(t.border)

@@ -570,10 +570,15 @@ impl Harness {
 
     /// Style of the cell where `needle` starts (first occurrence).
     pub fn style_at(&self, needle: &str) -> ratatui::style::Style {
-        let buf = self.term.backend().buffer();
         let y = self
             .row_of(needle)
             .unwrap_or_else(|| panic!("'{needle}' not on screen:\n{}", self.screen()));
+        self.style_in_row(y, needle)
+    }
+
+    /// Style of the cell where `needle` starts in row `y`.
+    pub fn style_in_row(&self, y: u16, needle: &str) -> ratatui::style::Style {
+        let buf = self.term.backend().buffer();
         let mut line = String::new();
         let mut xs = Vec::new();
         for x in 0..buf.area.width {
