@@ -95,8 +95,8 @@ pub const SCTP_STATES: [&str; 10] = [
 
 /// DCCP states (enum ct_dccp_states).
 pub const DCCP_STATES: [&str; 10] = [
-    "NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT",
-    "IGNORE", "INVALID",
+    "NONE", "REQUEST", "RESPOND", "PARTOPEN", "OPEN", "CLOSEREQ", "CLOSING", "TIMEWAIT", "IGNORE",
+    "INVALID",
 ];
 
 /// Sentinel for "no protocol state" (udp, icmp, gre, …).
@@ -154,8 +154,9 @@ pub struct Flow {
     pub mark: u32,
     /// `CTA_ID`: a hint, not a key (ids collide on large tables).
     pub id: u32,
-    /// `CTA_USE`: the kernel's reference count.
-    pub use_count: u32,
+    /// `CTA_USE`: the kernel's reference count, saturated to 16 bits (it is 1 or 2 in
+    /// practice) so the record stays at 72 bytes.
+    pub use_count: u16,
     pub extra: Option<Box<Extra>>,
 }
 
@@ -266,7 +267,11 @@ mod tests {
 
     #[test]
     fn flow_record_is_compact() {
-        assert!(std::mem::size_of::<Flow>() <= 72, "{}", std::mem::size_of::<Flow>());
+        assert!(
+            std::mem::size_of::<Flow>() <= 72,
+            "{}",
+            std::mem::size_of::<Flow>()
+        );
     }
 
     #[test]
