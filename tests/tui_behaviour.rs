@@ -202,6 +202,7 @@ fn delete_selected_flow_goes_through_a_confirmation_and_reports() {
         removed: 1,
         already_gone: 0,
         refused: 0,
+        note: None,
     }));
     assert!(h.screen().contains("removed 1, already gone 0, refused 0"));
 }

@@ -96,6 +96,7 @@ fn paused_header_and_status_report() {
         removed: 3,
         already_gone: 1,
         refused: 0,
+        note: None,
     }));
     assert_snapshot!("paused_with_report", h.screen());
 }

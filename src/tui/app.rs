@@ -7,7 +7,6 @@
 //! actions go to an injected `CommandSink`, time comes from an injected `Clock`.
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use ratatui::backend::Backend;
@@ -43,49 +42,9 @@ pub enum AppEvent<E> {
     Signal(i32),
 }
 
-/// The user's own SSH session, from `SSH_CONNECTION` ("client_ip client_port server_ip
-/// server_port"): its flow is left out of flushes unless explicitly included.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SshSession {
-    pub client: IpAddr,
-    pub client_port: u16,
-    pub server: IpAddr,
-    pub server_port: u16,
-}
-
-impl SshSession {
-    pub fn parse(s: &str) -> Option<SshSession> {
-        let mut it = s.split_whitespace();
-        let client = it.next()?.parse().ok()?;
-        let client_port = it.next()?.parse().ok()?;
-        let server = it.next()?.parse().ok()?;
-        let server_port = it.next()?.parse().ok()?;
-        Some(SshSession {
-            client,
-            client_port,
-            server,
-            server_port,
-        })
-    }
-
-    /// Whether `f` carries this session, seen from either direction (the reply side
-    /// matches when the client's address was NATed on the way in).
-    pub fn matches(&self, f: &Flow) -> bool {
-        if f.orig.proto != proto::TCP {
-            return false;
-        }
-        let o = f.orig;
-        let r = f.reply();
-        (o.src_ip() == self.client
-            && o.sport == self.client_port
-            && o.dst_ip() == self.server
-            && o.dport == self.server_port)
-            || (r.src_ip() == self.server
-                && r.sport == self.server_port
-                && r.dst_ip() == self.client
-                && r.dport == self.client_port)
-    }
-}
+/// The user's own SSH session (`SSH_CONNECTION`): its flow is left out of flushes unless
+/// explicitly included. The actions module owns the matching rule.
+pub use crate::actions::SshSession;
 
 /// Settings the lead passes in from the command line and the system.
 #[derive(Debug, Clone)]
@@ -273,7 +232,7 @@ pub struct App<M: Model> {
     pub model: M,
     pub(crate) opts: TuiOptions,
     clock: Box<dyn Clock>,
-    sink: Box<dyn CommandSink>,
+    sink: Box<dyn CommandSink<M>>,
     filters: FilterFactory,
     pub(crate) theme: Theme,
     pub(crate) tab: Tab,
@@ -303,7 +262,7 @@ impl<M: Model> App<M> {
         model: M,
         opts: TuiOptions,
         clock: Box<dyn Clock>,
-        sink: Box<dyn CommandSink>,
+        sink: Box<dyn CommandSink<M>>,
         filters: FilterFactory,
     ) -> App<M> {
         let now = clock.now();
@@ -420,6 +379,7 @@ impl<M: Model> App<M> {
                     self.rate = events.saturating_sub(e0) as f64 / f64::from(self.now - t0);
                     self.rate_mark = (self.now, events);
                 }
+                self.model.tick(self.now);
                 self.tick_due = true;
                 self.dirty = true;
             }
@@ -451,13 +411,15 @@ impl<M: Model> App<M> {
         } else {
             StatusKind::Ok
         };
-        self.set_status(
-            kind,
-            format!(
-                "removed {}, already gone {}, refused {}",
-                r.removed, r.already_gone, r.refused
-            ),
+        let mut text = format!(
+            "removed {}, already gone {}, refused {}",
+            r.removed, r.already_gone, r.refused
         );
+        if let Some(n) = &r.note {
+            text.push_str("; ");
+            text.push_str(n);
+        }
+        self.set_status(kind, text);
     }
 
     fn set_status(&mut self, kind: StatusKind, text: String) {
@@ -907,7 +869,8 @@ impl<M: Model> App<M> {
             c.flows += 1;
             c.related += usize::from(f.is_related());
             c.masters += usize::from(masters_set.contains(&FlowKey::of(f)));
-            tcp |= f.orig.proto == proto::TCP;
+            // Established TCP sessions are the ones tcp_loose=0 would cut.
+            tcp |= f.orig.proto == proto::TCP && f.state_name() == Some("ESTABLISHED");
             if ssh.is_some_and(|s| s.matches(f)) {
                 c.ssh = Some(FlowKey::of(f));
             } else if c.sample.len() < 5 {
@@ -1117,7 +1080,9 @@ impl<M: Model> App<M> {
             return;
         };
         let req = c.request();
-        self.sink.send(req);
+        if let Err(e) = self.sink.send(&self.model, req) {
+            return self.set_status(StatusKind::Error, format!("not sent: {e}"));
+        }
         let what = match (c.effective_flows(), c.expects) {
             (0, e) => format!("{e} expectation(s)"),
             (f, 0) => format!("{f} flow(s)"),

@@ -14,6 +14,7 @@
 pub mod app;
 pub mod freedom;
 pub mod keymap;
+pub mod live;
 pub mod model;
 pub mod text;
 pub mod theme;
@@ -31,7 +32,7 @@ use ratatui::crossterm::event::{self, Event as TermEvent};
 pub use app::{App, AppEvent, SshSession, Tab, TuiOptions};
 pub use model::{
     ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, Request,
-    RowFilter, StoreFeed, SystemClock,
+    RowFilter, SystemClock,
 };
 pub use theme::ThemeKind;
 
@@ -49,7 +50,7 @@ pub fn run<M: Model>(
     opts: TuiOptions,
     model: M,
     engine: Receiver<M::Event>,
-    commands: Box<dyn CommandSink>,
+    commands: Box<dyn CommandSink<M>>,
     filters: FilterFactory,
     clock: Box<dyn Clock>,
 ) -> anyhow::Result<()> {

@@ -8,7 +8,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::decode::{Event, Record};
+use crate::actions;
+use crate::engine::{self, EngineEvent};
 use crate::model::store::{ExpectKey, FlowKey, Stats};
 use crate::model::{Expectation, Flow, Store};
 
@@ -30,11 +31,13 @@ pub enum Applied {
 }
 
 /// The outcome of one delete or flush, as the status line reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ActionReport {
     pub removed: u64,
     pub already_gone: u64,
     pub refused: u64,
+    /// Flushes done and the first error (e.g. the privilege hint), for the status line.
+    pub note: Option<String>,
 }
 
 /// Read access to the store, plus applying engine events. Implemented by `Store` (with the
@@ -61,56 +64,35 @@ pub trait Model {
     fn expectation_of(&self, key: &FlowKey) -> Option<&Expectation>;
     fn related_of(&self, master: &FlowKey) -> Vec<FlowKey>;
     fn expectations_of(&self, master: &FlowKey) -> Vec<ExpectKey>;
+    /// Housekeeping once a second (expire expectations, ask for re-checks). Returns
+    /// whether the content changed.
+    fn tick(&mut self, now: u32) -> bool {
+        let _ = now;
+        false
+    }
 }
 
-/// What the store adapter accepts until the engine's `EngineEvent` is wired in by the lead:
-/// the same variants, in store terms.
-#[derive(Debug)]
-pub enum StoreFeed {
-    Records(Vec<(Event, Record)>),
-    DumpBegin,
-    DumpEnd { flows: bool, expects: bool },
-    Overrun,
-    DecodeErrors(u64),
-    ActionDone(ActionReport),
-    Fatal(String),
-}
-
+/// The store itself, fed by the engine's events (`engine::apply`). Housekeeping that needs
+/// the engine (re-checks) lives in `live::LiveModel`.
 impl Model for Store {
-    type Event = StoreFeed;
+    type Event = EngineEvent;
 
-    fn apply(&mut self, event: StoreFeed, now: u32) -> Applied {
+    fn apply(&mut self, event: EngineEvent, now: u32) -> Applied {
         match event {
-            StoreFeed::Records(recs) => {
-                let mut changed = false;
-                for (ev, rec) in recs {
-                    changed |=
-                        Store::apply(self, ev, rec, now) != crate::model::store::Change::Nothing;
-                }
-                if changed {
-                    Applied::Changed
-                } else {
-                    Applied::Nothing
-                }
-            }
-            StoreFeed::DumpBegin => {
-                self.begin_resync();
-                Applied::Nothing
-            }
-            StoreFeed::DumpEnd { flows, expects } => {
-                if self.end_resync(flows, expects) > 0 {
-                    Applied::Changed
-                } else {
-                    Applied::Nothing
-                }
-            }
-            StoreFeed::Overrun => {
-                self.note_resync();
+            EngineEvent::ActionDone(r) => Applied::Report(ActionReport::from(&r)),
+            EngineEvent::Fatal(m) => Applied::Fatal(m),
+            EngineEvent::DecodeErrors(n) => Applied::DecodeErrors(n),
+            EngineEvent::Overrun => {
+                engine::apply(self, EngineEvent::Overrun, now);
                 Applied::Overrun
             }
-            StoreFeed::DecodeErrors(n) => Applied::DecodeErrors(n),
-            StoreFeed::ActionDone(r) => Applied::Report(r),
-            StoreFeed::Fatal(m) => Applied::Fatal(m),
+            ev => {
+                if engine::apply(self, ev, now) {
+                    Applied::Changed
+                } else {
+                    Applied::Nothing
+                }
+            }
         }
     }
     fn generation(&self) -> u64 {
@@ -151,6 +133,24 @@ impl Model for Store {
     }
 }
 
+impl From<&actions::Report> for ActionReport {
+    fn from(r: &actions::Report) -> ActionReport {
+        let mut note = Vec::new();
+        if !r.flushed.is_empty() {
+            note.push(format!("flushed {}", r.flushed.join(", ")));
+        }
+        if let Some(e) = r.errors.first() {
+            note.push(e.replace('\n', " "));
+        }
+        ActionReport {
+            removed: r.removed as u64,
+            already_gone: r.already_gone as u64,
+            refused: r.refused as u64,
+            note: (!note.is_empty()).then(|| note.join("; ")),
+        }
+    }
+}
+
 /// A compiled filter expression, as the filter module provides it.
 pub trait RowFilter {
     fn match_flow(&self, flow: &Flow, now: u32) -> bool;
@@ -188,14 +188,16 @@ pub enum Request {
     FlushAll { exclude: Vec<FlowKey> },
 }
 
-/// Where confirmed requests go (the engine's command sender in production).
-pub trait CommandSink {
-    fn send(&mut self, request: Request);
+/// Where confirmed requests go: in production `live::PlanSink` turns them into an
+/// `actions::Plan` over the store and sends it to the engine. The model is passed so a
+/// sink can resolve keys; an `Err` is shown in the status line.
+pub trait CommandSink<M: ?Sized> {
+    fn send(&mut self, model: &M, request: Request) -> Result<(), String>;
 }
 
-impl<F: FnMut(Request)> CommandSink for F {
-    fn send(&mut self, request: Request) {
-        self(request)
+impl<M: ?Sized, F: FnMut(&M, Request) -> Result<(), String>> CommandSink<M> for F {
+    fn send(&mut self, model: &M, request: Request) -> Result<(), String> {
+        self(model, request)
     }
 }
 

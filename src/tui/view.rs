@@ -510,8 +510,20 @@ mod tests {
     fn narrow_terminals_drop_low_priority_columns() {
         let wide = fit(&FlowCol::ALL, 200, FlowCol::width, FlowCol::priority);
         assert_eq!(wide.len(), FlowCol::ALL.len());
+        let std = fit(&FlowCol::ALL, 80, FlowCol::width, FlowCol::priority);
+        assert_eq!(
+            std,
+            vec![
+                FlowCol::Proto,
+                FlowCol::Conn,
+                FlowCol::Ct,
+                FlowCol::Helper,
+                FlowCol::Risk,
+                FlowCol::Left
+            ]
+        );
         let narrow = fit(&FlowCol::ALL, 40, FlowCol::width, FlowCol::priority);
-        assert_eq!(narrow, vec![FlowCol::Proto, FlowCol::Conn, FlowCol::Left]);
+        assert_eq!(narrow, vec![FlowCol::Conn]);
         let tiny = fit(&FlowCol::ALL, 10, FlowCol::width, FlowCol::priority);
         assert_eq!(tiny, vec![FlowCol::Conn]);
     }

@@ -490,7 +490,10 @@ impl Harness {
             model,
             opts,
             Box::new(clock.clone()),
-            Box::new(move |r: Request| s2.borrow_mut().push(r)),
+            Box::new(move |_: &MemModel, r: Request| {
+                s2.borrow_mut().push(r);
+                Ok(())
+            }),
             Box::new(parse_filter),
         );
         let term = Terminal::new(TestBackend::new(w, h)).unwrap();
