@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ctscope::decode::{Event, Record};
 use ctscope::model::flow::status;
 use ctscope::model::helper::intern;
 use ctscope::model::store::{ExpectKey, FlowKey, Stats};
@@ -45,10 +46,14 @@ pub struct MemModel {
     pub created_by: HashMap<FlowKey, Expectation>,
     pub gen: u64,
     pub stats: Stats,
+    /// Everything done to this model, as the kernel would have reported it: replaying it
+    /// into the real store must give the same screens.
+    pub log: Vec<(Event, Record)>,
 }
 
 impl MemModel {
     pub fn add_flow(&mut self, f: Flow) {
+        self.log.push((Event::New, Record::Flow(f.clone())));
         let k = FlowKey::of(&f);
         if f.is_related() {
             if let Some(e) = self
@@ -71,6 +76,8 @@ impl MemModel {
 
     pub fn remove_flow(&mut self, k: &FlowKey) {
         if let Some(i) = self.index.remove(k) {
+            self.log
+                .push((Event::Destroy, Record::Flow(self.flows[i].clone())));
             self.flows.swap_remove(i);
             if i < self.flows.len() {
                 self.index.insert(FlowKey::of(&self.flows[i]), i);
@@ -80,6 +87,7 @@ impl MemModel {
     }
 
     pub fn add_expect(&mut self, e: Expectation) {
+        self.log.push((Event::New, Record::Expect(e.clone())));
         self.expects
             .retain(|x| ExpectKey::of(x) != ExpectKey::of(&e));
         self.expects.push(e);
@@ -89,6 +97,9 @@ impl MemModel {
     /// The kernel dropped an expectation after it was used; its RELATED flows keep the
     /// link (the store keeps it too).
     pub fn drop_expect(&mut self, k: &ExpectKey) {
+        if let Some(e) = self.expects.iter().find(|x| ExpectKey::of(x) == *k) {
+            self.log.push((Event::Destroy, Record::Expect(e.clone())));
+        }
         self.expects.retain(|x| ExpectKey::of(x) != *k);
         self.gen += 1;
     }
@@ -463,8 +474,8 @@ pub fn lab() -> MemModel {
 pub type Sent = Rc<RefCell<Vec<Request>>>;
 
 /// A harness: the real `App` over the lab, a TestBackend terminal, a manual clock.
-pub struct Harness {
-    pub app: App<MemModel>,
+pub struct Harness<M: Model = MemModel> {
+    pub app: App<M>,
     pub term: Terminal<TestBackend>,
     pub clock: ManualClock,
     pub sent: Sent,
@@ -480,8 +491,14 @@ pub fn opts() -> TuiOptions {
     }
 }
 
-impl Harness {
-    pub fn new(model: MemModel, opts: TuiOptions, w: u16, h: u16) -> Harness {
+impl Harness<MemModel> {
+    pub fn lab() -> Harness {
+        Harness::new(lab(), opts(), 80, 24)
+    }
+}
+
+impl<M: Model> Harness<M> {
+    pub fn new(model: M, opts: TuiOptions, w: u16, h: u16) -> Harness<M> {
         let clock = ManualClock::default();
         clock.0.set(1);
         let sent: Sent = Rc::default();
@@ -490,7 +507,7 @@ impl Harness {
             model,
             opts,
             Box::new(clock.clone()),
-            Box::new(move |_: &MemModel, r: Request| {
+            Box::new(move |_: &M, r: Request| {
                 s2.borrow_mut().push(r);
                 Ok(())
             }),
@@ -503,10 +520,6 @@ impl Harness {
             clock,
             sent,
         }
-    }
-
-    pub fn lab() -> Harness {
-        Harness::new(lab(), opts(), 80, 24)
     }
 
     pub fn key(&mut self, code: KeyCode) -> &mut Self {
@@ -526,7 +539,7 @@ impl Harness {
         self
     }
 
-    pub fn event(&mut self, e: MemEvent) -> &mut Self {
+    pub fn event(&mut self, e: M::Event) -> &mut Self {
         self.app.handle(AppEvent::Engine(e));
         self.draw()
     }
