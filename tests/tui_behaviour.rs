@@ -419,7 +419,8 @@ fn a_million_flows_become_only_the_visible_rows() {
     h.key(KeyCode::PageDown).key(KeyCode::End);
     assert_eq!(h.app.frame_stats().table_rows, 19);
     assert!(h.screen().contains("1,000,000 shown"));
-    // Above the live-rebuild limit, new data is re-sorted at the next tick, not per event.
+    // Above the live-rebuild limit, new data is re-sorted on a tick, not per event, and at
+    // a million flows at most every 4 s (1,000,000 / REBUILD_FLOWS_PER_SECOND).
     h.event(MemEvent::Upsert(Flow::new(tuple(
         proto::UDP,
         "10.9.9.9",
@@ -429,6 +430,11 @@ fn a_million_flows_become_only_the_visible_rows() {
     ))));
     assert_eq!(h.app.flow_keys().len(), 1_000_000);
     h.tick(1);
+    assert_eq!(h.app.flow_keys().len(), 1_000_000, "rebuilt too early");
+    h.tick(3);
     assert_eq!(h.app.flow_keys().len(), 1_000_001);
+    // A settings change rebuilds at once.
+    h.ch('r');
+    assert_eq!(h.app.flow_keys()[0].orig.src[..4], [10, 15, 66, 63]);
     assert_eq!(h.app.frame_stats().table_rows, 19);
 }

@@ -30,6 +30,11 @@ use super::view::{self, ChainRow, ExpectCol, FlowCol, TableView};
 /// engine batch: a million-row sort per batch would starve key handling.
 pub const LIVE_REBUILD_LIMIT: usize = 20_000;
 
+/// Flows per extra second between data-driven rebuilds of a big table, so that while
+/// events stream a million-entry view re-sorts every 4 s, not every second (CPU budget);
+/// settings changes (filter, sort, unpause) still rebuild at once.
+pub const REBUILD_FLOWS_PER_SECOND: usize = 250_000;
+
 /// Everything that reaches the app, on one channel.
 #[derive(Debug)]
 pub enum AppEvent<E> {
@@ -252,6 +257,8 @@ pub struct App<M: Model> {
     pub(crate) frame: FrameStats,
     jump_back: Option<FlowKey>,
     tick_due: bool,
+    /// Store second of the last data-driven rebuild of a big table.
+    last_rebuild: u32,
     rate_mark: (u32, u64),
     quit: bool,
     dirty: bool,
@@ -299,6 +306,7 @@ impl<M: Model> App<M> {
             frame: FrameStats::default(),
             jump_back: None,
             tick_due: true,
+            last_rebuild: 0,
             rate_mark: (now, events),
             quit: false,
             dirty: true,
@@ -430,10 +438,15 @@ impl<M: Model> App<M> {
     /// Bring stale views up to date. Cheap when nothing changed: one generation compare.
     pub fn prepare(&mut self) {
         let gen = self.model.generation();
-        let throttled = self.model.flow_count() > LIVE_REBUILD_LIMIT && !self.tick_due;
+        let n = self.model.flow_count();
+        let gap = (n / REBUILD_FLOWS_PER_SECOND) as u32;
+        let throttled = n > LIVE_REBUILD_LIMIT
+            && !(self.tick_due && self.now >= self.last_rebuild.saturating_add(gap));
         let live = |built: Option<u64>| built.is_none() || (built != Some(gen) && !throttled);
+        let mut rebuilt = false;
         if live(self.summary.built) {
             self.rebuild_summary(gen);
+            rebuilt = true;
         }
         let paused = self.paused;
         let frozen = |built: Option<u64>| built.is_some() && paused;
@@ -447,6 +460,7 @@ impl<M: Model> App<M> {
                         view::build_flows(&self.model, filter, col, self.flows.desc, now);
                     self.flows.set_keys(keys, total);
                     self.flows.built = Some(gen);
+                    rebuilt = true;
                 }
             }
             Tab::Expects => {
@@ -456,6 +470,7 @@ impl<M: Model> App<M> {
                         view::build_expects(&self.model, filter, col, self.expects.desc, now);
                     self.expects.set_keys(keys, total);
                     self.expects.built = Some(gen);
+                    rebuilt = true;
                 }
             }
             Tab::Chains => {
@@ -463,8 +478,12 @@ impl<M: Model> App<M> {
                     let (rows, total) = view::build_chains(&self.model, filter, now);
                     self.chains.set_keys(rows, total);
                     self.chains.built = Some(gen);
+                    rebuilt = true;
                 }
             }
+        }
+        if rebuilt && n > LIVE_REBUILD_LIMIT {
+            self.last_rebuild = self.now;
         }
         self.tick_due = false;
     }

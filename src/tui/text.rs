@@ -96,6 +96,30 @@ pub fn nat(f: &Flow) -> Option<String> {
     Some(parts.join(", "))
 }
 
+/// The original connection with NAT folded in, for layouts without the NAT column:
+/// `src → dst ⇒ real-dst` (DNAT), `src ⇒ new-src → dst` (SNAT). Each rewritten endpoint is
+/// shown once, as pre ⇒ post.
+pub fn conn_nat(f: &Flow) -> String {
+    let o = f.orig;
+    if !f.is_nat() || o.is_icmp() {
+        return conn(&o);
+    }
+    let r = f.reply();
+    let src = Endpoint(o.src_ip(), o.sport).to_string();
+    let dst = Endpoint(o.dst_ip(), o.dport).to_string();
+    let snat = r.dst != o.src || r.dport != o.sport;
+    let dnat = r.src != o.dst || r.sport != o.dport;
+    let mut out = src;
+    if snat {
+        out.push_str(&format!(" ⇒ {}", Endpoint(r.dst_ip(), r.dport)));
+    }
+    out.push_str(&format!(" {ARROW} {dst}"));
+    if dnat {
+        out.push_str(&format!(" ⇒ {}", Endpoint(r.src_ip(), r.sport)));
+    }
+    out
+}
+
 /// Address under a mask: the address, `any` when fully masked out, or `addr/len` for a
 /// prefix mask (the kernel allows any mask; a non-prefix one is shown as `addr&mask`).
 fn masked_addr(t: &Tuple, bytes: &[u8; 16], mask: &[u8; 16]) -> String {
@@ -309,6 +333,10 @@ mod tests {
         assert_eq!(
             nat(&f).as_deref(),
             Some("dst 203.0.113.1:80 → 10.0.0.5:8080")
+        );
+        assert_eq!(
+            conn_nat(&f),
+            "192.0.2.9:40000 → 203.0.113.1:80 ⇒ 10.0.0.5:8080"
         );
     }
 

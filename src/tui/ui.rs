@@ -270,6 +270,7 @@ fn flows_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
     // Narrow terminals drop the ctstate column; its first letter (N/E/R) then leads the
     // connection so RELATED stays readable as text, not only as colour.
     let has_ct = cols.contains(&FlowCol::Ct);
+    let has_nat = cols.contains(&FlowCol::Nat);
     let head = Row::new(cols.iter().map(|c| {
         let title = sort_title(c.title(), *c == sorted, app.flows.desc);
         if *c == FlowCol::Conn && !has_ct {
@@ -293,10 +294,19 @@ fn flows_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
         let risk = flow_risk(&app.model, fl);
         let cells = cols.iter().map(|c| match c {
             FlowCol::Proto => Cell::from(text::proto_name(fl.orig.proto)),
-            FlowCol::Conn if !has_ct => {
-                Cell::from(format!("{} {}", &fl.ctstate()[..1], text::conn(&fl.orig)))
+            FlowCol::Conn => {
+                // Without the NAT column, NAT is folded into the connection (pre ⇒ post).
+                let c = if has_nat {
+                    text::conn(&fl.orig)
+                } else {
+                    text::conn_nat(fl)
+                };
+                if has_ct {
+                    Cell::from(c)
+                } else {
+                    Cell::from(format!("{} {c}", &fl.ctstate()[..1]))
+                }
             }
-            FlowCol::Conn => Cell::from(text::conn(&fl.orig)),
             FlowCol::Nat => Cell::from(text::nat(fl).unwrap_or_default()),
             FlowCol::State => Cell::from(fl.state_name().unwrap_or("-")),
             FlowCol::Ct => {
