@@ -829,12 +829,8 @@ fn footer<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     if let Some(bar) = &app.bar {
         let mut lines = Vec::new();
         if let Some(err) = &bar.error {
-            let kept = match app.filter_text() {
-                Some(x) => format!(" (still filtering by '{x}')"),
-                None => String::new(),
-            };
             lines.push(Line::from(Span::styled(
-                format!("error at column {}: {}{kept}", err.pos + 1, err.message),
+                format!("error at column {}: {}", err.pos + 1, err.message),
                 t.error,
             )));
         }
@@ -862,6 +858,13 @@ fn footer<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
                 Style::new().reversed()
             };
             spans.push(Span::styled(" ", st));
+        }
+        if bar.error.is_some() {
+            let kept = match app.filter_text() {
+                Some(x) => format!("   still filtering by '{x}'"),
+                None => "   no filter active".into(),
+            };
+            spans.push(Span::styled(kept, t.dim));
         }
         lines.push(Line::from(spans));
         f.render_widget(Paragraph::new(lines), area);

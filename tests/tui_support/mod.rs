@@ -1,5 +1,5 @@
 //! Test support for the TUI tests: an in-memory `Model` with the store's linkage rules, a
-//! manual clock, a capturing command sink, a small stand-in filter parser, and a lab scene
+//! manual clock, a capturing command sink (the filter bar uses the real filter module), and a lab scene
 //! with several helpers (ftp passive and a forged PORT, irc DCC, sip, tftp), NAT, zones,
 //! IPv6, counters and the user's own SSH flow.
 //!
@@ -18,9 +18,7 @@ use ctscope::model::helper::intern;
 use ctscope::model::store::{ExpectKey, FlowKey, Stats};
 use ctscope::model::tuple::proto;
 use ctscope::model::{Counter, Expectation, Family, Flow, Tuple};
-use ctscope::tui::{
-    ActionReport, App, AppEvent, Applied, Clock, FilterFault, Model, Request, RowFilter, TuiOptions,
-};
+use ctscope::tui::{ActionReport, App, AppEvent, Applied, Clock, Model, Request, TuiOptions};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
@@ -184,72 +182,6 @@ impl Clock for ManualClock {
     fn epoch(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_763_701_200)
     }
-}
-
-/// A stand-in for the filter module's parser, enough to drive the bar: `proto=NAME`,
-/// `helper=NAME`, `related`, `expect`, joined by `and`. Unknown words are errors with
-/// their span, like the real parser reports them.
-pub struct TestFilter(Vec<Term>);
-
-enum Term {
-    Proto(u8),
-    Helper(String),
-    Related,
-    Expect,
-}
-
-impl RowFilter for TestFilter {
-    fn match_flow(&self, f: &Flow, _now: u32) -> bool {
-        self.0.iter().all(|t| match t {
-            Term::Proto(p) => f.orig.proto == *p,
-            Term::Helper(h) => f.helper.name() == Some(h.as_str()),
-            Term::Related => f.is_related(),
-            Term::Expect => false,
-        })
-    }
-    fn match_expect(&self, e: &Expectation, _now: u32) -> bool {
-        self.0.iter().all(|t| match t {
-            Term::Proto(p) => e.tuple.proto == *p,
-            Term::Helper(h) => e.helper.name() == Some(h.as_str()),
-            Term::Related => false,
-            Term::Expect => true,
-        })
-    }
-}
-
-pub fn parse_filter(s: &str) -> Result<Box<dyn RowFilter>, FilterFault> {
-    let mut terms = Vec::new();
-    let mut pos = 0;
-    for (i, word) in s.split(' ').enumerate() {
-        let here = pos;
-        pos += word.chars().count() + 1;
-        if i % 2 == 1 {
-            if word != "and" {
-                return Err(FilterFault {
-                    pos: here,
-                    len: word.chars().count(),
-                    message: format!("expected 'and', found '{word}'"),
-                });
-            }
-            continue;
-        }
-        let bad = |msg: String| FilterFault {
-            pos: here,
-            len: word.chars().count(),
-            message: msg,
-        };
-        let t = match word.split_once('=') {
-            Some(("proto", p)) => {
-                Term::Proto(proto::parse(p).ok_or_else(|| bad(format!("unknown protocol '{p}'")))?)
-            }
-            Some(("helper", h)) => Term::Helper(h.to_owned()),
-            None if word == "related" => Term::Related,
-            None if word == "expect" => Term::Expect,
-            _ => return Err(bad(format!("unknown field '{word}'"))),
-        };
-        terms.push(t);
-    }
-    Ok(Box::new(TestFilter(terms)))
 }
 
 fn v4(a: [u8; 4]) -> [u8; 16] {
@@ -511,7 +443,7 @@ impl<M: Model> Harness<M> {
                 s2.borrow_mut().push(r);
                 Ok(())
             }),
-            Box::new(parse_filter),
+            ctscope::tui::live::filters(),
         );
         let term = Terminal::new(TestBackend::new(w, h)).unwrap();
         Harness {
