@@ -127,7 +127,11 @@ fn filter_counts_matches_and_a_bad_expression_keeps_the_previous_filter() {
     assert!(h.screen().contains("2/13 match"), "{}", h.screen());
     h.ch('/').typed(" and dprt=21").key(KeyCode::Enter);
     assert_eq!(h.app.filter_text(), Some("helper=ftp"));
-    assert!(h.screen().contains("unknown field 'dprt'"), "{}", h.screen());
+    assert!(
+        h.screen().contains("unknown field 'dprt'"),
+        "{}",
+        h.screen()
+    );
     // The bad span is marked with the error style.
     let bar = h.screen().lines().count() as u16 - 1;
     let span = h.style_in_row(bar, "dprt");
