@@ -340,6 +340,37 @@ fn related_rows_take_their_helpers_colour_and_risk_badges_their_freedoms() {
 }
 
 #[test]
+fn every_colour_theme_colours_helpers_apart_and_t_cycles_them() {
+    let mut h = Harness::new(lab(), opts(), 120, 24);
+    h.draw();
+    for kind in [
+        ThemeKind::Light,
+        ThemeKind::Ansi16,
+        ThemeKind::Mono,
+        ThemeKind::Dark,
+    ] {
+        h.ch('t');
+        assert!(
+            h.screen().contains(&format!("theme: {}", kind.name())),
+            "{}",
+            h.screen()
+        );
+        let t = Theme::new(kind);
+        let tftp = h.style_at("10.213.4.1:50200");
+        let ftp = h.style_at("10.213.4.2:40002");
+        assert_eq!(tftp.fg, t.helper("tftp").fg.or(Some(Color::Reset)));
+        assert_eq!(ftp.fg, t.helper("ftp").fg.or(Some(Color::Reset)));
+        if kind != ThemeKind::Mono {
+            assert_ne!(tftp.fg, ftp.fg, "{kind:?}");
+        }
+        assert!(
+            tftp.add_modifier.contains(Modifier::BOLD),
+            "RELATED is bold in {kind:?}"
+        );
+    }
+}
+
+#[test]
 fn monochrome_theme_uses_no_colour_at_all() {
     let o = TuiOptions {
         theme: ThemeKind::choose("auto", None, Some("1")),
@@ -441,4 +472,22 @@ fn a_million_flows_become_only_the_visible_rows() {
     h.ch('r');
     assert_eq!(h.app.flow_keys()[0].orig.src[..4], [10, 15, 66, 63]);
     assert_eq!(h.app.frame_stats().table_rows, 19);
+}
+
+#[test]
+fn tiny_terminals_never_panic_on_any_screen() {
+    for (w, hgt) in [(1, 1), (10, 5), (20, 8), (40, 12), (300, 3)] {
+        for keys in ["", "?", "X", "d", "2\n", "3\n", "1\n", "/x"] {
+            let mut h = Harness::new(lab(), opts(), w, hgt);
+            h.draw();
+            for c in keys.chars() {
+                if c == '\n' {
+                    h.key(KeyCode::Enter);
+                } else {
+                    h.ch(c);
+                }
+            }
+            h.resize(w + 1, hgt + 1).resize(w, hgt);
+        }
+    }
 }

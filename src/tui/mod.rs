@@ -21,7 +21,7 @@ pub mod theme;
 pub mod ui;
 pub mod view;
 
-use std::io;
+use std::io::{self, IsTerminal};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
@@ -61,7 +61,13 @@ pub fn run<M: Model>(
     spawn_input(tx.clone());
     let tick = opts.tick;
     let mut app = App::new(model, opts, clock, commands, filters);
-    let mut terminal = ratatui::try_init()?;
+    if !io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the dashboard needs a terminal on stdout; hint: use 'ctscope list' or 'ctscope watch'"
+        );
+    }
+    let mut terminal =
+        ratatui::try_init().map_err(|e| anyhow::anyhow!("cannot set up the terminal: {e}"))?;
     let result = event_loop(&mut app, &mut terminal, &rx, tick);
     ratatui::restore();
     drop(signals);
@@ -73,6 +79,9 @@ pub fn run<M: Model>(
 pub fn last_signal() -> i32 {
     LAST_SIGNAL.load(Ordering::Relaxed)
 }
+
+/// The longest the loop applies queued events before drawing a frame.
+const DRAIN_BUDGET: Duration = Duration::from_millis(30);
 
 fn event_loop<M: Model>(
     app: &mut App<M>,
@@ -92,8 +101,11 @@ fn event_loop<M: Model>(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        // Coalesce a burst: apply everything queued, then draw once.
-        while let Ok(ev) = rx.try_recv() {
+        // Coalesce a burst: apply what is queued, then draw once. Bounded in time so a
+        // stream that never pauses still gets frames (and keys behind it get answered).
+        let budget = std::time::Instant::now() + DRAIN_BUDGET;
+        while std::time::Instant::now() < budget {
+            let Ok(ev) = rx.try_recv() else { break };
             app.handle(ev);
             if app.should_quit() {
                 break;
