@@ -468,6 +468,20 @@ fn a_million_flows_become_only_the_visible_rows() {
     assert_eq!(h.app.flow_keys().len(), 1_000_000, "rebuilt too early");
     h.tick(3);
     assert_eq!(h.app.flow_keys().len(), 1_000_001);
+    // The end of a dump rebuilds at once (the first full frame follows the initial dump).
+    h.event(MemEvent::Dump(true));
+    assert!(h.screen().contains("dumping…"));
+    h.event(MemEvent::Upsert(Flow::new(tuple(
+        proto::UDP,
+        "10.9.9.9",
+        2,
+        "10.1.0.1",
+        53,
+    ))));
+    assert_eq!(h.app.flow_keys().len(), 1_000_001);
+    h.event(MemEvent::Dump(false));
+    assert_eq!(h.app.flow_keys().len(), 1_000_002);
+    assert!(!h.screen().contains("dumping…"));
     // A settings change rebuilds at once.
     h.ch('r');
     assert_eq!(h.app.flow_keys()[0].orig.src[..4], [10, 15, 66, 63]);

@@ -257,6 +257,10 @@ pub struct App<M: Model> {
     pub(crate) frame: FrameStats,
     jump_back: Option<FlowKey>,
     tick_due: bool,
+    /// A dump just ended: rebuild stale views now, ignoring the size budget once.
+    force_rebuild: bool,
+    /// A full dump is in progress (shown in the header).
+    pub(crate) dumping: bool,
     /// Store second of the last data-driven rebuild of a big table.
     last_rebuild: u32,
     rate_mark: (u32, u64),
@@ -306,6 +310,8 @@ impl<M: Model> App<M> {
             frame: FrameStats::default(),
             jump_back: None,
             tick_due: true,
+            force_rebuild: false,
+            dumping: false,
             last_rebuild: 0,
             rate_mark: (now, events),
             quit: false,
@@ -394,6 +400,15 @@ impl<M: Model> App<M> {
             AppEvent::Engine(e) => match self.model.apply(e, self.now) {
                 Applied::Nothing => {}
                 Applied::Changed => self.dirty = true,
+                Applied::DumpStarted => {
+                    self.dumping = true;
+                    self.dirty = true;
+                }
+                Applied::DumpDone => {
+                    self.dumping = false;
+                    self.force_rebuild = true;
+                    self.dirty = true;
+                }
                 Applied::Report(r) => self.report(r),
                 Applied::Overrun => {
                     self.set_status(
@@ -441,6 +456,7 @@ impl<M: Model> App<M> {
         let n = self.model.flow_count();
         let gap = (n / REBUILD_FLOWS_PER_SECOND) as u32;
         let throttled = n > LIVE_REBUILD_LIMIT
+            && !self.force_rebuild
             && !(self.tick_due && self.now >= self.last_rebuild.saturating_add(gap));
         let live = |built: Option<u64>| built.is_none() || (built != Some(gen) && !throttled);
         let mut rebuilt = false;
@@ -486,6 +502,7 @@ impl<M: Model> App<M> {
             self.last_rebuild = self.now;
         }
         self.tick_due = false;
+        self.force_rebuild = false;
     }
 
     fn rebuild_summary(&mut self, gen: u64) {

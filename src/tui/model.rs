@@ -20,6 +20,11 @@ pub enum Applied {
     Nothing,
     /// Store content changed (views rebuild when `generation` moved).
     Changed,
+    /// A full dump began (the header says so until it ends).
+    DumpStarted,
+    /// A full dump ended: views rebuild now, whatever the size-based budget says, so the
+    /// first complete frame follows the initial dump immediately.
+    DumpDone,
     /// An action the app sent finished.
     Report(ActionReport),
     /// The kernel dropped events (ENOBUFS); the engine re-dumps. Shown, never silent.
@@ -85,6 +90,14 @@ impl Model for Store {
             EngineEvent::Overrun => {
                 engine::apply(self, EngineEvent::Overrun, now);
                 Applied::Overrun
+            }
+            ev @ EngineEvent::DumpBegin { .. } => {
+                engine::apply(self, ev, now);
+                Applied::DumpStarted
+            }
+            ev @ EngineEvent::DumpEnd { .. } => {
+                engine::apply(self, ev, now);
+                Applied::DumpDone
             }
             ev => {
                 if engine::apply(self, ev, now) {

@@ -127,6 +127,9 @@ fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         }
         _ => l1.push(Span::raw(format!("flows {}", thousands(s.flows)))),
     }
+    if app.dumping {
+        l1.push(Span::styled(" dumping…", t.warn));
+    }
     l1.push(sep(t));
     l1.push(Span::raw(format!("{:.0} ev/s", app.rate)));
     l1.push(sep(t));

@@ -31,6 +31,8 @@ pub enum MemEvent {
     UpsertExpect(Expectation),
     Report(ActionReport),
     Overrun,
+    /// A full dump begins (`true`) or ends (`false`).
+    Dump(bool),
 }
 
 /// An in-memory model: flows in a Vec with a key index; expectations kept (with the flows
@@ -113,6 +115,8 @@ impl Model for MemModel {
             MemEvent::Remove(k) => self.remove_flow(&k),
             MemEvent::UpsertExpect(e) => self.add_expect(e),
             MemEvent::Report(r) => return Applied::Report(r),
+            MemEvent::Dump(true) => return Applied::DumpStarted,
+            MemEvent::Dump(false) => return Applied::DumpDone,
             MemEvent::Overrun => {
                 self.stats.resyncs += 1;
                 return Applied::Overrun;
