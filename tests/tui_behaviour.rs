@@ -406,6 +406,19 @@ fn monochrome_theme_uses_no_colour_at_all() {
 }
 
 #[test]
+fn an_overrun_shows_in_the_header_and_the_status_line() {
+    let mut h = Harness::lab();
+    h.draw();
+    assert!(h.screen().contains("resyncs 0"));
+    h.event(MemEvent::Overrun);
+    let s = h.screen();
+    assert!(s.contains("resyncs 1"), "{s}");
+    assert!(s.contains("kernel dropped events (ENOBUFS)"), "{s}");
+    let dark = Theme::new(ThemeKind::Dark);
+    assert_eq!(h.style_at("resyncs 1").fg, dark.warn.fg);
+}
+
+#[test]
 fn resize_round_trip_draws_the_same_screen() {
     let mut h = Harness::lab();
     h.draw();

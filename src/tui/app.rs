@@ -406,11 +406,15 @@ impl<M: Model> App<M> {
                 }
                 Applied::DumpDone => {
                     self.dumping = false;
+                    self.summary.built = None;
                     self.force_rebuild = true;
                     self.dirty = true;
                 }
                 Applied::Report(r) => self.report(r),
                 Applied::Overrun => {
+                    // The resync count lives in the header; stats may move without the
+                    // store's generation moving.
+                    self.summary.built = None;
                     self.set_status(
                         StatusKind::Warn,
                         "kernel dropped events (ENOBUFS): re-dumping to resync".into(),
