@@ -960,7 +960,7 @@ fn help<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         .title(Span::styled(" Keys (press any key to close) ", t.title));
     let inner = block.inner(rect);
     f.render_widget(block, rect);
-    let [body, foot] = Layout::vertical([Constraint::Min(1), Constraint::Length(2)]).areas(inner);
+    let [body, foot] = Layout::vertical([Constraint::Min(1), Constraint::Length(4)]).areas(inner);
     if body.width >= 76 {
         let half = lines.len().div_ceil(2);
         let right = lines.split_off(half);
@@ -972,7 +972,9 @@ fn help<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         f.render_widget(Paragraph::new(lines), body);
     }
     f.render_widget(
-        Paragraph::new(format!("Flags: {legend}"))
+        Paragraph::new(format!(
+            "Flags: {legend}. ⇒ NAT pre ⇒ post. Narrow screens lead with the ctstate: N NEW · E ESTABLISHED · R RELATED. Risk: FIXED · IN-CMD (from the payload) · FULL (any)."
+        ))
             .style(t.dim)
             .wrap(ratatui::widgets::Wrap { trim: true }),
         foot,
