@@ -388,7 +388,6 @@ fn monochrome_theme_uses_no_colour_at_all() {
             assert_eq!(cell.bg, Color::Reset, "bg colour in mono: {cell:?}");
         }
     }
-    h.ch('q');
     let mut h = Harness::new(
         lab(),
         TuiOptions {
@@ -430,15 +429,11 @@ fn resize_round_trip_draws_the_same_screen() {
 #[test]
 fn signals_and_quit_key_end_the_app() {
     let mut h = Harness::lab();
-    h.app.handle(AppEvent::Signal(libc_sighup()));
+    h.app.handle(AppEvent::Signal(libc::SIGHUP));
     assert!(h.app.should_quit());
     let mut h = Harness::lab();
     h.ch('q');
     assert!(h.app.should_quit());
-}
-
-fn libc_sighup() -> i32 {
-    1
 }
 
 #[test]
