@@ -185,6 +185,49 @@ fn m_jumps_from_a_related_flow_to_its_master_and_back() {
 }
 
 #[test]
+fn chains_selection_follows_its_row_when_siblings_arrive() {
+    let mut h = Harness::lab();
+    h.ch('3');
+    let data = key_of("10.213.4.2", 40002, "10.213.4.1", 50000, proto::TCP);
+    let i = h
+        .app
+        .chain_rows()
+        .iter()
+        .position(|r| r.flow_key() == Some(data))
+        .unwrap();
+    for _ in 0..i {
+        h.key(KeyCode::Down);
+    }
+    // Another expectation of the same master (listed before its RELATED flows: the row
+    // moves down) and a second RELATED flow sorting after it (it is no longer the last
+    // child, so its tree corner changes).
+    let ctl = tuple(proto::TCP, "10.213.4.2", 40000, "10.213.4.1", 21);
+    let mut e = h.app.model.expects[0].clone();
+    e.master = ctl;
+    e.tuple = tuple(proto::TCP, "10.213.4.2", 0, "10.213.4.1", 50020);
+    e.helper = intern("ftp");
+    // Both arrive before the next frame.
+    h.app.handle(AppEvent::Engine(MemEvent::UpsertExpect(e)));
+    let mut f = Flow::new(tuple(proto::TCP, "10.213.4.2", 40003, "10.213.4.1", 50010));
+    f.status = status::EXPECTED | status::CONFIRMED;
+    f.extra_mut().master = Some(ctl);
+    h.event(MemEvent::Upsert(f));
+    let rows = h.app.chain_rows().to_vec();
+    let now_at = rows
+        .iter()
+        .position(|r| r.flow_key() == Some(data))
+        .unwrap();
+    assert_eq!(now_at, i + 1);
+    h.key(KeyCode::Enter);
+    assert!(
+        h.screen()
+            .contains("original 10.213.4.2:40002 → 10.213.4.1:50000"),
+        "{}",
+        h.screen()
+    );
+}
+
+#[test]
 fn delete_selected_flow_goes_through_a_confirmation_and_reports() {
     let mut h = Harness::lab();
     h.draw();

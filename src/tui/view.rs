@@ -417,7 +417,7 @@ pub fn build_expects<M: Model + ?Sized>(
 }
 
 /// One line of the RELATED chains tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Eq)]
 pub enum ChainRow {
     /// A master flow (it may be gone from the store while its children remain).
     Master(FlowKey),
@@ -425,6 +425,19 @@ pub enum ChainRow {
     Expect { key: ExpectKey, last: bool },
     /// A RELATED flow created by one of the master's expectations.
     Related { key: FlowKey, last: bool },
+}
+
+/// Rows are the same entry when they name the same thing: where it sits in the tree
+/// (`last`) changes as siblings come and go, and the selection must follow it anyway.
+impl PartialEq for ChainRow {
+    fn eq(&self, other: &ChainRow) -> bool {
+        match (self, other) {
+            (ChainRow::Master(a), ChainRow::Master(b)) => a == b,
+            (ChainRow::Expect { key: a, .. }, ChainRow::Expect { key: b, .. }) => a == b,
+            (ChainRow::Related { key: a, .. }, ChainRow::Related { key: b, .. }) => a == b,
+            _ => false,
+        }
+    }
 }
 
 impl ChainRow {
