@@ -477,6 +477,18 @@ fn signals_and_quit_key_end_the_app() {
     let mut h = Harness::lab();
     h.ch('q');
     assert!(h.app.should_quit());
+    // Ctrl-C quits even while the filter bar or a dialog has the keys.
+    for open in ["/", "X", "?"] {
+        let mut h = Harness::lab();
+        h.typed(open);
+        h.app
+            .handle(AppEvent::Key(ratatui::crossterm::event::KeyEvent::new(
+                KeyCode::Char('c'),
+                ratatui::crossterm::event::KeyModifiers::CONTROL,
+            )));
+        assert!(h.app.should_quit(), "after '{open}'");
+        assert!(h.sent.borrow().is_empty());
+    }
 }
 
 #[test]

@@ -573,6 +573,11 @@ impl<M: Model> App<M> {
 
     fn on_key(&mut self, k: KeyEvent) {
         let ro = self.opts.read_only;
+        // Ctrl-C quits from anywhere (raw mode turns SIGINT into this key).
+        if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
+            self.quit = true;
+            return;
+        }
         match &self.overlay {
             Overlay::Help => {
                 self.overlay = Overlay::None;
