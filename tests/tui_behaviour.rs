@@ -568,3 +568,26 @@ fn tiny_terminals_never_panic_on_any_screen() {
         }
     }
 }
+
+#[test]
+fn chains_keep_a_whole_chain_when_any_member_matches_the_filter() {
+    let mut h = Harness::lab();
+    h.ch('/').typed("helper=irc").key(KeyCode::Enter).ch('3');
+    let s = h.screen();
+    assert!(
+        s.contains("● tcp 10.213.4.2:40100 → 10.213.4.9:6667"),
+        "{s}"
+    );
+    assert!(s.contains("└─ expect any:any → 10.213.4.2:5000"), "{s}");
+    assert!(!s.contains(":21"), "other chains are filtered out: {s}");
+    assert!(s.contains("filter: helper=irc · 1/5 match"), "{s}");
+    h.key(KeyCode::Esc);
+    assert_eq!(
+        h.app
+            .chain_rows()
+            .iter()
+            .filter(|r| matches!(r, ctscope::tui::view::ChainRow::Master(_)))
+            .count(),
+        5
+    );
+}
