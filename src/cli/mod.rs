@@ -42,9 +42,61 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The dashboard (no command). Wired to `tui` once it lands.
-fn tui_main(_g: &args::Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the dashboard is not built yet; use 'ctscope list' or 'ctscope watch'")
+/// The dashboard (no command): the engine on the live table or a recording, the store
+/// owned by the TUI's main thread (`tui::live::run_live`).
+fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
+    use crate::tui::{self, ThemeKind};
+    let speed = if g.fast {
+        crate::engine::Speed::Fast
+    } else {
+        crate::engine::Speed::RealTime(1.0)
+    };
+    let source = commands::open_source(g, true, speed)?;
+    let (events, engine) = crate::engine::Engine::spawn(source, crate::engine::Options::default())?;
+    let ns = commands::namespace(g);
+    let ctx = if g.replay.is_some() {
+        crate::actions::Context {
+            ssh: crate::actions::SshSession::from_env(),
+            ..Default::default()
+        }
+    } else {
+        crate::actions::Context::detect(&ns)
+    };
+    let color = match g.color {
+        args::ColorChoice::Auto => "auto",
+        args::ColorChoice::Always => "always",
+        args::ColorChoice::Never => "never",
+    };
+    let theme = match g.theme {
+        args::Theme::Dark => "dark",
+        args::Theme::Light => "light",
+        args::Theme::Ansi16 => "16",
+        args::Theme::Mono => "mono",
+    };
+    let no_color = std::env::var("NO_COLOR").ok();
+    let opts = tui::TuiOptions {
+        namespace: match (&g.replay, &g.netns) {
+            (Some(p), _) => Some(format!("replay {}", p.display())),
+            (None, Some(n)) => Some(n.clone()),
+            (None, None) => None,
+        },
+        conntrack_max: if g.replay.is_some() {
+            None
+        } else {
+            crate::netlink::netns::read_sysctl(&ns, "net/netfilter/nf_conntrack_max")
+                .and_then(|v| v.trim().parse().ok())
+        },
+        tcp_loose: ctx.tcp_loose,
+        read_only: g.read_only,
+        theme: ThemeKind::choose(color, Some(theme), no_color.as_deref()),
+        ssh: ctx.ssh,
+        ..tui::TuiOptions::default()
+    };
+    tui::live::run_live(opts, crate::model::Store::new(), events, engine, ctx)?;
+    Ok(match tui::last_signal() {
+        0 => ExitCode::SUCCESS,
+        sig => ExitCode::from(128u8.saturating_add(sig as u8)),
+    })
 }
 
 /// `ctscope audit`. Wired to `audit` once it lands.
