@@ -116,7 +116,9 @@ impl Assessor {
     ) -> Assessment {
         let freedom = classify(e, master);
         let helper = e.helper.name().map(str::to_string);
-        let entry = helper.as_deref().and_then(|h| self.table.lookup(h, e.class));
+        let entry = helper
+            .as_deref()
+            .and_then(|h| self.table.lookup(h, e.class));
         let note = match (&helper, entry) {
             (None, _) => Some("no helper name reported: classified from live data only".into()),
             (Some(h), None) if self.table.knows(h) => Some(format!(
@@ -146,9 +148,16 @@ impl Assessor {
             None => Some(e.tuple.dst_ip()),
         };
         let p = e.tuple.proto;
-        let ported = matches!(p, proto::TCP | proto::UDP | proto::SCTP | proto::DCCP | proto::UDPLITE);
+        let ported = matches!(
+            p,
+            proto::TCP | proto::UDP | proto::SCTP | proto::DCCP | proto::UDPLITE
+        );
         let pname = proto::name(p).unwrap_or("?");
-        let what = if target.is_some() { "RELATED flow" } else { "expectation" };
+        let what = if target.is_some() {
+            "RELATED flow"
+        } else {
+            "expectation"
+        };
 
         if let (true, Some(port)) = (ported, dport) {
             let listed = self.config.sensitive_ports.contains(&port);
@@ -414,7 +423,12 @@ mod tests {
     #[test]
     fn forged_port_to_mariadb_is_flagged_three_ways() {
         let master = v4(CLIENT, 40000, SERVER, 21, proto::TCP);
-        let e = exp("ftp", v4(SERVER, 0, CLIENT, 3306, proto::TCP), false, master);
+        let e = exp(
+            "ftp",
+            v4(SERVER, 0, CLIENT, 3306, proto::TCP),
+            false,
+            master,
+        );
         let a = Assessor::new(
             HelperTable::embedded().unwrap(),
             Config::default(),
@@ -428,7 +442,10 @@ mod tests {
             vec![FindingKind::SensitivePort, FindingKind::ListeningSocket]
         );
         let fix = &a.findings[0].fix;
-        assert!(fix.contains("-m helper --helper ftp -d $FTP_SERVER -p tcp --dport 1024:"), "{fix}");
+        assert!(
+            fix.contains("-m helper --helper ftp -d $FTP_SERVER -p tcp --dport 1024:"),
+            "{fix}"
+        );
         let j = a.findings_json();
         assert_eq!(j[0]["kind"], "sensitive_port");
     }
@@ -438,11 +455,20 @@ mod tests {
         // PASV answer from the server: client → server:50123, the server's own ephemeral
         // data socket listening.
         let master = v4(CLIENT, 40000, SERVER, 21, proto::TCP);
-        let e = exp("ftp", v4(CLIENT, 0, SERVER, 50123, proto::TCP), false, master);
+        let e = exp(
+            "ftp",
+            v4(CLIENT, 0, SERVER, 50123, proto::TCP),
+            false,
+            master,
+        );
         let mut l = listeners(50123);
         l.local = vec!["10.213.5.1".parse().unwrap()];
-        let a = Assessor::new(HelperTable::embedded().unwrap(), Config::default(), Some(l))
-            .assess(&e, &MasterEnds::new(master, None), 1, None);
+        let a = Assessor::new(HelperTable::embedded().unwrap(), Config::default(), Some(l)).assess(
+            &e,
+            &MasterEnds::new(master, None),
+            1,
+            None,
+        );
         assert!(a.findings.is_empty(), "{:?}", a.findings);
         assert_eq!(a.freedom.dst, Level::Fixed);
     }
@@ -479,7 +505,12 @@ mod tests {
     fn fxp_third_party_unusual_port_and_burst() {
         // FTP on 2121, PORT naming 192.0.2.9 (IPv4 with loose=1 in effect).
         let master = v4(CLIENT, 40000, SERVER, 2121, proto::TCP);
-        let mut e = exp("ftp", v4([0; 4], 0, [192, 0, 2, 9], 40001, proto::TCP), true, master);
+        let mut e = exp(
+            "ftp",
+            v4([0; 4], 0, [192, 0, 2, 9], 40001, proto::TCP),
+            true,
+            master,
+        );
         e.class = 0;
         let mut p = Params::new();
         p.insert(("nf_conntrack_ftp".into(), "loose".into()), "1".into());
@@ -515,16 +546,27 @@ mod tests {
         let e = exp("ftp", v4([0; 4], 0, CLIENT, 5000, proto::TCP), true, m21);
         let a = asr.assess(&e, &MasterEnds::new(m21, None), 1, None);
         assert_eq!(kinds(&a), vec![FindingKind::TableMismatch]);
-        assert!(a.findings[0].detail.contains("src is full, table says fixed"));
+        assert!(a.findings[0]
+            .detail
+            .contains("src is full, table says fixed"));
     }
 
     #[test]
     fn unknown_helpers_get_a_note_and_live_classification() {
         let master = v4(CLIENT, 40000, SERVER, 9999, proto::TCP);
-        let e = exp("myproto", v4(SERVER, 0, CLIENT, 5000, proto::TCP), false, master);
+        let e = exp(
+            "myproto",
+            v4(SERVER, 0, CLIENT, 5000, proto::TCP),
+            false,
+            master,
+        );
         let asr = Assessor::new(HelperTable::embedded().unwrap(), Config::default(), None);
         let a = asr.assess(&e, &MasterEnds::new(master, None), 1, None);
-        assert!(a.note.as_deref().unwrap().contains("not in the freedom table"));
+        assert!(a
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("not in the freedom table"));
         assert_eq!(a.expected, None);
         assert!(a.findings.is_empty());
         assert_eq!(a.freedom.dport, Level::InCmd);

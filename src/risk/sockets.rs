@@ -142,7 +142,8 @@ pub fn parse_sockets(text: &str, p: u8, v6: bool) -> Vec<Listener> {
     let mut out = Vec::new();
     for line in text.lines().skip(1) {
         let mut f = line.split_whitespace();
-        let (Some(_sl), Some(local), Some(remote), Some(st)) = (f.next(), f.next(), f.next(), f.next())
+        let (Some(_sl), Some(local), Some(remote), Some(st)) =
+            (f.next(), f.next(), f.next(), f.next())
         else {
             continue;
         };
@@ -272,7 +273,9 @@ mod tests {
         let u = parse_sockets(UDP, proto::UDP, false);
         assert_eq!(u.len(), 1);
         assert_eq!(u[0].port, 69);
-        assert!(parse_sockets("header\n garbage line\n 0: zz:zz 0 0A", proto::TCP, false).is_empty());
+        assert!(
+            parse_sockets("header\n garbage line\n 0: zz:zz 0 0A", proto::TCP, false).is_empty()
+        );
     }
 
     #[test]
@@ -280,7 +283,13 @@ mod tests {
     fn reads_a_proc_root_and_matches_wildcards_only_for_local_addresses() {
         let root = std::env::temp_dir().join(format!("ctscope-rk-proc-{}", std::process::id()));
         std::fs::create_dir_all(root.join("net")).unwrap();
-        for (f, t) in [("tcp", TCP), ("tcp6", TCP6), ("udp", UDP), ("fib_trie", FIB), ("if_inet6", IF6)] {
+        for (f, t) in [
+            ("tcp", TCP),
+            ("tcp6", TCP6),
+            ("udp", UDP),
+            ("fib_trie", FIB),
+            ("if_inet6", IF6),
+        ] {
             std::fs::write(root.join("net").join(f), t).unwrap();
         }
         let l = Listeners::read(&root).unwrap();

@@ -289,7 +289,9 @@ impl HelperTable {
         match &e.option {
             None => true,
             Some(o) => {
-                let live = self.param(&e.module, &o.param).unwrap_or(o.default.as_str());
+                let live = self
+                    .param(&e.module, &o.param)
+                    .unwrap_or(o.default.as_str());
                 live == o.value
             }
         }
@@ -304,7 +306,10 @@ impl HelperTable {
                 p.dedup();
                 p
             };
-            for port in ports.split(',').filter_map(|p| p.trim().parse::<u16>().ok()) {
+            for port in ports
+                .split(',')
+                .filter_map(|p| p.trim().parse::<u16>().ok())
+            {
                 for &pr in &protos {
                     if !out.contains(&(pr, port)) {
                         out.push((pr, port));
@@ -418,7 +423,10 @@ mod tests {
     #[test]
     fn live_ports_parameter_adds_control_ports() {
         let mut p = Params::new();
-        p.insert(("nf_conntrack_ftp".into(), "ports".into()), "21,2121".into());
+        p.insert(
+            ("nf_conntrack_ftp".into(), "ports".into()),
+            "21,2121".into(),
+        );
         let t = HelperTable::embedded().unwrap().with_params(p);
         let e = t.lookup("ftp", 0).unwrap().clone();
         assert_eq!(t.control_ports(&e), vec![(6, 21), (6, 2121)]);
