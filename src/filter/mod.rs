@@ -1,1 +1,245 @@
-//! filter (being built).
+//! The filter language: one small expression language for the TUI filter bar and for
+//! `--filter` on headless commands, plus the compilation of conntrack(8)-style flags
+//! (`-p -s -d --sport --dport --zone --mark --status --helper --related`) into the same tree.
+//!
+//! It owns parsing, errors with spans, and evaluation of one flow or expectation. It must
+//! not know about the store's linkage, the terminal or netlink.
+//!
+//! # Language
+//!
+//! ```text
+//! expr    := or
+//! or      := and (("or" | "||") and)*
+//! and     := unary (("and" | "&&")? unary)*        juxtaposition is "and"
+//! unary   := ("not" | "!") unary | "(" expr ")" | term
+//! term    := FIELD OP VALUE | FIELD "in" VALUE | FLAG | WORD | "quoted text" | /regex/
+//! OP      := "=" | "==" | "!=" | "<" | "<=" | ">" | ">="   (ordering on numeric fields)
+//! ```
+//!
+//! | field | value | on a flow | on an expectation |
+//! |---|---|---|---|
+//! | `proto` | `tcp`, `udp`, `icmp`, … or a number | original tuple | tuple |
+//! | `family` | `ipv4`, `ipv6` | | |
+//! | `sport`, `dport` | `21`, `1024-65535`, `0x15`; `<` `>` … | original tuple | tuple, unless wildcard |
+//! | `port` | as above | any port, original or NATed reply | either port |
+//! | `src`, `dst` | `10.0.0.1`, `10.0.0.0/8`, `fd00::/64` (`=` or `in`) | original tuple | tuple, unless wildcard |
+//! | `host`, `addr` | as above | any address, original or NATed reply | either address |
+//! | `helper` | a helper name (one never seen matches nothing) | | |
+//! | `status` | `EXPECTED`, `ASSURED,SEEN_REPLY` (all), `UNREPLIED` (= no SEEN_REPLY) | | never |
+//! | `state` | TCP/SCTP/DCCP state, `NEW`, `RELATED` (any of a list) | see below | never |
+//! | `ctstate` | `NEW`, `ESTABLISHED`, `RELATED` (any of a list) | `Flow::ctstate` | never |
+//! | `zone`, `id`, `timeout` | number, range or comparison (`timeout<30`: seconds left) | | |
+//! | `mark` | `0x10`, `16`, `0x10/0xff` (value/mask) | | never |
+//! | `class`, `flags` | number; `PERMANENT,INACTIVE,USERSPACE` (all) | never | |
+//!
+//! Flags: `related` (a RELATED flow), `expect` (any expectation), `flow` (any flow), `nat`.
+//! `state=NEW`/`state=RELATED` mean the ctstate (no protocol has such a state), and
+//! `state=ESTABLISHED` on a protocol without states (udp, icmp, gre) is the ctstate too.
+//! Ports apply only to tcp, udp, udplite, sctp and dccp (not icmp ids nor gre keys).
+//! Any other bare word, a "quoted text" or a `/regex/` (case-insensitive) searches the
+//! entry's text: see [`flow_text`] and [`expect_text`]. That text is only rendered when the
+//! expression has such a term, so other filters cost no allocation per entry.
+
+mod eval;
+mod lex;
+mod parse;
+
+use std::fmt;
+
+pub use eval::{expect_text, flow_text};
+
+use crate::model::{Expectation, Flow};
+use eval::{Item, Node};
+use lex::Op;
+use parse::Field;
+
+/// A filter expression that could not be compiled: `pos` and `len` are byte offsets into
+/// the source (for `from_conntrack_flags`, into the flag's value), so the TUI can mark the
+/// span and the CLI can draw a caret line with [`FilterError::render`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct FilterError {
+    pub pos: usize,
+    pub len: usize,
+    pub message: String,
+}
+
+impl FilterError {
+    pub fn new(pos: usize, len: usize, message: impl Into<String>) -> FilterError {
+        FilterError {
+            pos,
+            len,
+            message: message.into(),
+        }
+    }
+
+    /// The source with a caret line under the bad span and the message, e.g.
+    ///
+    /// ```text
+    /// dprt=21
+    /// ^^^^ unknown field 'dprt' (…)
+    /// ```
+    pub fn render(&self, source: &str) -> String {
+        let pos = self.pos.min(source.len());
+        let end = (self.pos + self.len).min(source.len()).max(pos);
+        let col = source.get(..pos).map_or(pos, |s| s.chars().count());
+        let width = source.get(pos..end).map_or(1, |s| s.chars().count()).max(1);
+        format!(
+            "{source}\n{}{} {}",
+            " ".repeat(col),
+            "^".repeat(width),
+            self.message
+        )
+    }
+}
+
+/// `message (at column N)`: columns count from 1, in characters.
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (at column {})", self.message, self.pos + 1)
+    }
+}
+
+/// A compiled filter. Cheap to clone; evaluation never allocates unless the expression has
+/// a text or regex term.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    source: String,
+    root: Node,
+    has_text: bool,
+}
+
+impl Default for Filter {
+    fn default() -> Filter {
+        Filter::all()
+    }
+}
+
+impl Filter {
+    /// The empty filter: matches everything.
+    pub fn all() -> Filter {
+        Filter {
+            source: String::new(),
+            root: Node::All,
+            has_text: false,
+        }
+    }
+
+    /// Compile an expression (see the module docs). Blank input is the empty filter.
+    pub fn parse(source: &str) -> Result<Filter, FilterError> {
+        let root = parse::parse(source)?;
+        Ok(Filter {
+            source: source.to_owned(),
+            has_text: root.has_text(),
+            root,
+        })
+    }
+
+    /// Whether `flow` matches at store time `now` (used by `timeout`).
+    pub fn match_flow(&self, flow: &Flow, now: u32) -> bool {
+        eval::eval(&self.root, Item::Flow(flow), now, self.has_text)
+    }
+
+    /// Whether expectation `exp` matches at store time `now`.
+    pub fn match_expect(&self, exp: &Expectation, now: u32) -> bool {
+        eval::eval(&self.root, Item::Expect(exp), now, self.has_text)
+    }
+
+    /// Whether this filter matches everything (nothing was typed).
+    pub fn is_empty(&self) -> bool {
+        matches!(self.root, Node::All)
+    }
+
+    /// The expression as typed (for flags, an equivalent expression).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether evaluation renders entry text (a bare word, quoted text or regex).
+    pub fn has_text(&self) -> bool {
+        self.has_text
+    }
+
+    /// Both filters must match (e.g. conntrack-style flags and `--filter` together).
+    pub fn and(self, other: Filter) -> Filter {
+        match (self.is_empty(), other.is_empty()) {
+            (true, _) => other,
+            (_, true) => self,
+            _ => Filter {
+                source: format!("({}) and ({})", self.source, other.source),
+                has_text: self.has_text || other.has_text,
+                root: Node::And(vec![self.root, other.root]),
+            },
+        }
+    }
+}
+
+/// conntrack(8)-style selection flags as given on a headless command line. Each value is
+/// the flag's argument, parsed exactly as the same field in the expression language.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConntrackFlags {
+    /// `-p`, `--proto`: `tcp`, `udp`, … or a number.
+    pub proto: Option<String>,
+    /// `-f`, `--family`: `ipv4` or `ipv6`.
+    pub family: Option<String>,
+    /// `-s`, `--src`: original source address or prefix.
+    pub src: Option<String>,
+    /// `-d`, `--dst`: original destination address or prefix.
+    pub dst: Option<String>,
+    /// `--sport`: original source port or range.
+    pub sport: Option<String>,
+    /// `--dport`: original destination port or range.
+    pub dport: Option<String>,
+    /// `--zone`.
+    pub zone: Option<String>,
+    /// `--mark`: `value` or `value/mask`.
+    pub mark: Option<String>,
+    /// `--status`: comma-separated status names, all required (`UNREPLIED` allowed).
+    pub status: Option<String>,
+    /// `--helper`: helper name.
+    pub helper: Option<String>,
+    /// `--related`: only RELATED flows.
+    pub related: bool,
+}
+
+/// Compile conntrack-style flags into a filter (all given flags must match). An error's
+/// `pos`/`len` are offsets into that flag's value and its message starts with the flag,
+/// e.g. `--dport: invalid port 'x'`. The filter's `source()` is the equivalent expression.
+pub fn from_conntrack_flags(flags: &ConntrackFlags) -> Result<Filter, FilterError> {
+    let pairs: [(&str, &str, Field, &Option<String>); 10] = [
+        ("-p", "proto", Field::Proto, &flags.proto),
+        ("-f", "family", Field::Family, &flags.family),
+        ("-s", "src", Field::Src, &flags.src),
+        ("-d", "dst", Field::Dst, &flags.dst),
+        ("--sport", "sport", Field::Sport, &flags.sport),
+        ("--dport", "dport", Field::Dport, &flags.dport),
+        ("--zone", "zone", Field::Zone, &flags.zone),
+        ("--mark", "mark", Field::Mark, &flags.mark),
+        ("--status", "status", Field::Status, &flags.status),
+        ("--helper", "helper", Field::Helper, &flags.helper),
+    ];
+    let mut nodes = Vec::new();
+    let mut source = Vec::new();
+    for (flag, name, field, value) in pairs {
+        let Some(v) = value else { continue };
+        let node = parse::term(field, Op::Eq, v, 0, (0, 0)).map_err(|e| FilterError {
+            message: format!("{flag}: {}", e.message),
+            ..e
+        })?;
+        nodes.push(node);
+        source.push(format!("{name}={v}"));
+    }
+    if flags.related {
+        nodes.push(Node::Term(eval::Term::Related));
+        source.push("related".to_owned());
+    }
+    let root = match nodes.len() {
+        0 => Node::All,
+        1 => nodes.pop().unwrap_or(Node::All),
+        _ => Node::And(nodes),
+    };
+    Ok(Filter {
+        source: source.join(" and "),
+        has_text: false,
+        root,
+    })
+}

@@ -154,8 +154,9 @@ pub struct Flow {
     pub mark: u32,
     /// `CTA_ID`: a hint, not a key (ids collide on large tables).
     pub id: u32,
-    /// `CTA_USE`: the kernel's reference count.
-    pub use_count: u32,
+    /// `CTA_USE`: the kernel's reference count, saturated to 16 bits (it is 1 or 2 in
+    /// practice) so the record stays at 72 bytes.
+    pub use_count: u16,
     pub extra: Option<Box<Extra>>,
 }
 

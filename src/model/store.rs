@@ -6,10 +6,40 @@
 //! tuple, so linkage is kept from what the store already knows. The store is fed by one
 //! owner (the engine or the app's main thread); it never touches sockets or ratatui.
 //!
-//! API CONTRACT (fixed; the store helper fills in the bodies).
+//! # Layout (why it fits in 120 bytes per flow)
+//!
+//! Flows live in a slab (`Vec<Flow>`, 72 bytes each) with a parallel `Vec<u32>` of resync
+//! marks, and a `hashbrown::HashTable<u32>` of slab indices whose hashes are computed from
+//! the slab entry's key. A `HashMap<FlowKey, Flow>` would store the 40-byte key twice and
+//! pay the 7/8 load factor on 112-byte buckets (~250 bytes a flow at 1M); the index pays it
+//! on 4-byte buckets only. Removal is `swap_remove` plus one index fix-up for the entry that
+//! moved. Everything about linkage (RELATED children, orphans, the expectation that created a
+//! RELATED flow) sits in small side maps sized by the number of RELATED flows, not the table.
+//!
+//! # Linkage rules
+//!
+//! - A RELATED flow (`IPS_EXPECTED`) names its master with `CTA_TUPLE_MASTER`; the master is
+//!   the flow with that original tuple in the same zone. The children index is by master key,
+//!   so a child reported before its master (dump order) links as soon as the master arrives.
+//! - When a master goes (DESTROY or resync sweep), its children stay, listed as orphans:
+//!   `master_of` answers `None` even if a new connection later reuses the master's tuple.
+//! - The kernel sends an expectation's DESTROY just before the NEW of the RELATED flow it
+//!   created (`nf_ct_find_expectation` unlinks it in `init_conntrack`, the NEW goes out at
+//!   confirm time), so destroyed expectations are kept for a while (the last 256, at most
+//!   120 s) and a new RELATED flow takes the one with the same master whose tuple and mask
+//!   match its original tuple. `expectation_of` keeps it for the life of the flow.
+//! - UPDATE events carry fewer attributes than a dump (`ctnetlink_conntrack_event` sends
+//!   protoinfo, helper and master only when they changed): updates are merged so a known
+//!   state, helper, master, counters or timestamps are not lost.
+
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
 
 use crate::decode::{Event, Record};
-use crate::model::{Expectation, Flow, Tuple};
+use crate::model::flow::NO_STATE;
+use crate::model::{Expectation, Extra, Flow, Tuple};
 
 /// The store's key for a flow: conntrack zone and original tuple.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -24,6 +54,14 @@ impl FlowKey {
             zone: f.zone,
             orig: f.orig,
         }
+    }
+
+    /// The key of the master a RELATED flow names (`CTA_TUPLE_MASTER`, same zone).
+    pub fn master_of(f: &Flow) -> Option<FlowKey> {
+        f.master().map(|m| FlowKey {
+            zone: f.zone,
+            orig: *m,
+        })
     }
 }
 
@@ -70,112 +108,652 @@ pub struct Stats {
     pub swept: u64,
 }
 
+/// Heap bytes the store holds, by part, computed from capacities (not from the allocator).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// The flow slab and its resync marks.
+    pub slab: usize,
+    /// The hash index over the slab.
+    pub index: usize,
+    /// Boxed `Extra` records (NAT reply, master, counters, …), with allocator overhead.
+    pub extras: usize,
+    /// Expectations, recently destroyed expectations and every linkage side map.
+    pub side: usize,
+}
+
+impl MemoryUsage {
+    pub fn total(&self) -> usize {
+        self.slab + self.index + self.extras + self.side
+    }
+}
+
+/// How many destroyed expectations are kept to link the RELATED flows they create.
+pub const RECENT_EXPECT_MAX: usize = 256;
+/// How long (store seconds) a destroyed expectation is kept for that linking.
+pub const RECENT_EXPECT_SECS: u32 = 120;
+
+/// One live expectation and its resync mark.
+#[derive(Debug, Clone)]
+struct ExpectEntry {
+    exp: Expectation,
+    mark: u32,
+}
+
 /// Flows, expectations and their linkage.
 #[derive(Debug, Default)]
 pub struct Store {
-    _private: (),
+    /// The flow slab; `index` holds positions into it.
+    flows: Vec<Flow>,
+    /// Resync mark of `flows[i]`: the flow generation in which it was last reported.
+    marks: Vec<u32>,
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    expects: HashMap<ExpectKey, ExpectEntry>,
+    /// Destroyed expectations with the store time they went, newest last.
+    recent: VecDeque<(Expectation, u32)>,
+    /// Master key → keys of live RELATED flows naming it (not yet orphaned).
+    children: HashMap<FlowKey, Vec<FlowKey>>,
+    /// RELATED flows whose master was destroyed while they lived.
+    orphans: HashSet<FlowKey>,
+    /// RELATED flow → the expectation that created it.
+    origin: HashMap<FlowKey, Expectation>,
+    flow_mark: u32,
+    expect_mark: u32,
+    flow_resync: bool,
+    expect_resync: bool,
+    generation: u64,
+    stats: Stats,
 }
 
 impl Store {
     pub fn new() -> Store {
-        todo!()
+        Store::default()
+    }
+
+    /// Make room for `additional` more flows at once (e.g. from `nf_conntrack_count` before
+    /// a dump), so the slab and index grow once instead of doubling their way up.
+    pub fn reserve_flows(&mut self, additional: usize) {
+        self.flows.reserve_exact(additional);
+        self.marks.reserve_exact(additional);
+        let (flows, hasher) = (&self.flows, &self.hasher);
+        self.index.reserve(additional, |&i| {
+            hasher.hash_one(FlowKey::of(&flows[i as usize]))
+        });
     }
 
     /// Apply one decoded record at store time `now` (whole seconds since the store's epoch;
     /// the caller owns the clock so tests and replays are deterministic). Sets `seen`.
     pub fn apply(&mut self, event: Event, record: Record, now: u32) -> Change {
-        let _ = (event, record, now);
-        todo!()
+        if event != Event::Dump {
+            self.stats.events += 1;
+        }
+        let change = match record {
+            Record::Flow(f) => self.apply_flow(event, f, now),
+            Record::Expect(e) => self.apply_expect(event, e, now),
+        };
+        if change != Change::Nothing {
+            self.generation += 1;
+        }
+        change
     }
 
-    /// Start a full re-dump: entries not reported again before `end_resync` are removed.
+    /// Start a full re-dump of both tables: entries not reported again before `end_resync`
+    /// are removed.
     pub fn begin_resync(&mut self) {
-        todo!()
+        self.begin_resync_tables(true, true);
+    }
+
+    /// Start a re-dump of only the named tables, so a flows dump and an expectations dump
+    /// can run at different times without one disturbing the other's marks.
+    pub fn begin_resync_tables(&mut self, flows: bool, expects: bool) {
+        if flows {
+            self.flow_mark = self.flow_mark.wrapping_add(1);
+            self.flow_resync = true;
+        }
+        if expects {
+            self.expect_mark = self.expect_mark.wrapping_add(1);
+            self.expect_resync = true;
+        }
     }
 
     /// Finish a re-dump started with `begin_resync`, sweeping entries it did not report.
     /// `flows_only` / `expects_only` dumps sweep only their own table. Returns how many went.
+    ///
+    /// A table with no re-dump in progress is left alone (a stray call sweeps nothing).
+    /// Each table swept counts as one completed dump in `stats().dumps`.
     pub fn end_resync(&mut self, flows: bool, expects: bool) -> usize {
-        let _ = (flows, expects);
-        todo!()
+        let mut gone = 0;
+        if flows && self.flow_resync {
+            self.flow_resync = false;
+            self.stats.dumps += 1;
+            let mut i = 0;
+            while i < self.flows.len() {
+                if self.marks[i] != self.flow_mark {
+                    self.remove_flow_at(i);
+                    gone += 1;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        if expects && self.expect_resync {
+            self.expect_resync = false;
+            self.stats.dumps += 1;
+            let mark = self.expect_mark;
+            let stale: Vec<ExpectKey> = self
+                .expects
+                .iter()
+                .filter(|(_, e)| e.mark != mark)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in stale {
+                if let Some(e) = self.expects.remove(&k) {
+                    // No clock here: date it by its last report, so `prune_recent` ages it
+                    // from when the kernel last showed it.
+                    let at = e.exp.seen;
+                    self.remember_destroyed(e.exp, at);
+                    gone += 1;
+                }
+            }
+        }
+        if gone > 0 {
+            self.stats.swept += gone as u64;
+            self.generation += 1;
+        }
+        gone
+    }
+
+    /// Whether a re-dump of either table is in progress.
+    pub fn resyncing(&self) -> bool {
+        self.flow_resync || self.expect_resync
     }
 
     /// Count one ENOBUFS-triggered resync.
     pub fn note_resync(&mut self) {
-        todo!()
+        self.stats.resyncs += 1;
+        self.generation += 1;
+    }
+
+    /// Count one full dump that was not bracketed by `begin_resync`/`end_resync`
+    /// (e.g. the first dump into an empty store).
+    pub fn note_dump(&mut self) {
+        self.stats.dumps += 1;
+        self.generation += 1;
     }
 
     /// Keys of flows whose reported timeout has run out at `now`: with
     /// `nf_conntrack_events=2` a pre-existing flow sends no DESTROY, so the engine re-checks these.
     pub fn expired_flows(&self, now: u32) -> Vec<FlowKey> {
-        let _ = now;
-        todo!()
+        self.flows
+            .iter()
+            .filter(|f| f.remaining(now) == 0)
+            .map(FlowKey::of)
+            .collect()
     }
 
     /// Remove expectations whose timeout has passed (expectations never outlive it).
+    ///
+    /// The kernel rounds the timeout it reports down to whole seconds, so an expectation
+    /// goes only once more than `timeout` seconds have passed since it was reported.
+    /// Also forgets destroyed expectations older than `RECENT_EXPECT_SECS`.
     pub fn expire_expectations(&mut self, now: u32) -> usize {
-        let _ = now;
-        todo!()
+        let stale: Vec<ExpectKey> = self
+            .expects
+            .iter()
+            .filter(|(_, e)| now.saturating_sub(e.exp.seen) > e.exp.timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &stale {
+            if let Some(e) = self.expects.remove(k) {
+                self.remember_destroyed(e.exp, now);
+            }
+        }
+        self.prune_recent(now);
+        if !stale.is_empty() {
+            self.generation += 1;
+        }
+        stale.len()
     }
 
     pub fn flow_count(&self) -> usize {
-        todo!()
+        self.flows.len()
     }
 
     pub fn expect_count(&self) -> usize {
-        todo!()
+        self.expects.len()
     }
 
     pub fn flow(&self, key: &FlowKey) -> Option<&Flow> {
-        let _ = key;
-        todo!()
+        self.find(key).map(|i| &self.flows[i])
     }
 
     pub fn expectation(&self, key: &ExpectKey) -> Option<&Expectation> {
-        let _ = key;
-        todo!()
+        self.expects.get(key).map(|e| &e.exp)
     }
 
     /// Every flow, in no particular order.
     pub fn flows(&self) -> impl Iterator<Item = &Flow> + '_ {
-        std::iter::empty()
+        self.flows.iter()
+    }
+
+    /// Every flow as one slice, in no particular order. Positions are stable until the next
+    /// change (`generation()`), so views may sort `u32` positions instead of 40-byte keys
+    /// and rebuild them when the generation moves.
+    pub fn flow_slice(&self) -> &[Flow] {
+        &self.flows
+    }
+
+    /// The position of `key` in `flow_slice()`, valid until the generation changes: lets a
+    /// view keep its selection on the same entry across rebuilds.
+    pub fn position(&self, key: &FlowKey) -> Option<usize> {
+        self.find(key)
     }
 
     /// Every live expectation, in no particular order.
     pub fn expectations(&self) -> impl Iterator<Item = &Expectation> + '_ {
-        std::iter::empty()
+        self.expects.values().map(|e| &e.exp)
+    }
+
+    /// Destroyed expectations still remembered for linking, oldest first, with the store
+    /// time they went.
+    pub fn recent_expectations(&self) -> impl Iterator<Item = (&Expectation, u32)> + '_ {
+        self.recent.iter().map(|(e, t)| (e, *t))
     }
 
     /// The master flow of a RELATED flow (from `CTA_TUPLE_MASTER`, same zone).
+    /// `None` once the master was destroyed, even if its tuple was reused since.
     pub fn master_of(&self, key: &FlowKey) -> Option<&Flow> {
-        let _ = key;
-        todo!()
+        if self.orphans.contains(key) {
+            return None;
+        }
+        let mk = FlowKey::master_of(self.flow(key)?)?;
+        self.flow(&mk)
+    }
+
+    /// Whether `key` is a RELATED flow whose master was destroyed while it lived.
+    pub fn is_orphan(&self, key: &FlowKey) -> bool {
+        self.orphans.contains(key)
     }
 
     /// The expectation that created a RELATED flow, kept after the kernel dropped it.
     pub fn expectation_of(&self, key: &FlowKey) -> Option<&Expectation> {
-        let _ = key;
-        todo!()
+        self.origin.get(key)
     }
 
-    /// RELATED flows whose master is `master`.
+    /// RELATED flows whose master is `master` (not those orphaned by an earlier flow that
+    /// had the same tuple).
     pub fn related_of(&self, master: &FlowKey) -> Vec<FlowKey> {
-        let _ = master;
-        todo!()
+        self.children.get(master).cloned().unwrap_or_default()
     }
 
     /// Live expectations whose master is `master`.
     pub fn expectations_of(&self, master: &FlowKey) -> Vec<ExpectKey> {
-        let _ = master;
-        todo!()
+        self.expects
+            .iter()
+            .filter(|(_, e)| e.exp.zone == master.zone && e.exp.master == master.orig)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Remove one flow (e.g. after a successful delete), keeping linkage as a DESTROY would.
+    pub fn remove_flow(&mut self, key: &FlowKey) -> Option<Flow> {
+        let i = self.find(key)?;
+        self.generation += 1;
+        Some(self.remove_flow_at(i))
+    }
+
+    /// Remove one expectation, remembering it for RELATED linking as a DESTROY would.
+    pub fn remove_expectation(&mut self, key: &ExpectKey, now: u32) -> Option<Expectation> {
+        let e = self.expects.remove(key)?;
+        self.generation += 1;
+        self.remember_destroyed(e.exp.clone(), now);
+        Some(e.exp)
     }
 
     /// A number that changes whenever the content changes: views rebuild only then.
     pub fn generation(&self) -> u64 {
-        todo!()
+        self.generation
     }
 
     pub fn stats(&self) -> Stats {
-        todo!()
+        self.stats
     }
+
+    /// Heap bytes held, from capacities: the figure behind the 120-bytes-per-flow budget.
+    pub fn memory(&self) -> MemoryUsage {
+        use std::mem::size_of;
+        let extras = self
+            .flows
+            .iter()
+            .filter_map(|f| f.extra.as_deref())
+            .map(|e| {
+                malloc_size(size_of::<Extra>())
+                    + e.secctx.as_ref().map_or(0, |s| malloc_size(s.len()))
+            })
+            .sum();
+        let expect_bytes = |e: &Expectation| e.func.as_ref().map_or(0, |s| malloc_size(s.len()));
+        let side = self.expects.allocation_size()
+            + self
+                .expects
+                .values()
+                .map(|e| expect_bytes(&e.exp))
+                .sum::<usize>()
+            + self.recent.capacity() * size_of::<(Expectation, u32)>()
+            + self.children.allocation_size()
+            + self
+                .children
+                .values()
+                .map(|v| v.capacity() * size_of::<FlowKey>())
+                .sum::<usize>()
+            + self.orphans.allocation_size()
+            + self.origin.allocation_size()
+            + self.origin.values().map(expect_bytes).sum::<usize>();
+        MemoryUsage {
+            slab: self.flows.capacity() * size_of::<Flow>()
+                + self.marks.capacity() * size_of::<u32>(),
+            index: self.index.allocation_size(),
+            extras,
+            side,
+        }
+    }
+
+    // ---- flows -------------------------------------------------------------------------
+
+    fn hash(&self, key: &FlowKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn find(&self, key: &FlowKey) -> Option<usize> {
+        self.find_hashed(key, self.hash(key))
+    }
+
+    fn find_hashed(&self, key: &FlowKey, hash: u64) -> Option<usize> {
+        let flows = &self.flows;
+        self.index
+            .find(hash, |&i| {
+                let f = &flows[i as usize];
+                f.zone == key.zone && f.orig == key.orig
+            })
+            .map(|&i| i as usize)
+    }
+
+    fn apply_flow(&mut self, event: Event, mut f: Flow, now: u32) -> Change {
+        let key = FlowKey::of(&f);
+        let hash = self.hash(&key);
+        let found = self.find_hashed(&key, hash);
+        if event == Event::Destroy {
+            return match found {
+                Some(i) => {
+                    self.remove_flow_at(i);
+                    Change::FlowRemoved
+                }
+                None => Change::Nothing,
+            };
+        }
+        f.seen = now;
+        let Some(i) = found else {
+            if f.is_related() {
+                if let Some(e) = self.take_origin(&f) {
+                    self.origin.insert(key, e);
+                }
+                self.link_child(&f);
+            }
+            self.insert_flow(f, hash);
+            return Change::FlowAdded;
+        };
+        self.marks[i] = self.flow_mark;
+        let old = &self.flows[i];
+        let merged = match event {
+            Event::Update => merge_update(old, f),
+            _ => replace(old, f),
+        };
+        if merged == *old {
+            return Change::Nothing;
+        }
+        let old_master = FlowKey::master_of(old);
+        let new_master = FlowKey::master_of(&merged);
+        let recycled = event == Event::New && old.id != merged.id;
+        if old_master != new_master || recycled {
+            // A different connection under the same key (a missed DESTROY), or a master
+            // tuple that changed: start its linkage afresh.
+            self.unlink_child(&key, old_master);
+            self.orphans.remove(&key);
+            if recycled {
+                self.origin.remove(&key);
+            }
+            if merged.is_related() {
+                self.link_child(&merged);
+            }
+        }
+        if merged.is_related() && !self.origin.contains_key(&key) {
+            if let Some(e) = self.take_origin(&merged) {
+                self.origin.insert(key, e);
+            }
+        } else if !merged.is_related() {
+            self.origin.remove(&key);
+        }
+        self.flows[i] = merged;
+        Change::FlowUpdated
+    }
+
+    /// Append `f` (whose key hashes to `h`) to the slab and index it.
+    fn insert_flow(&mut self, f: Flow, h: u64) {
+        let i = self.flows.len() as u32;
+        self.flows.push(f);
+        self.marks.push(self.flow_mark);
+        let (flows, hasher) = (&self.flows, &self.hasher);
+        self.index
+            .insert_unique(h, i, |&j| hasher.hash_one(FlowKey::of(&flows[j as usize])));
+    }
+
+    /// Remove the flow at slab position `i`, fixing the index for the entry that moves into
+    /// its place and keeping linkage the way a DESTROY must: its children become orphans.
+    fn remove_flow_at(&mut self, i: usize) -> Flow {
+        let key = FlowKey::of(&self.flows[i]);
+        let h = self.hash(&key);
+        if let Ok(e) = self.index.find_entry(h, |&j| j as usize == i) {
+            e.remove();
+        }
+        let last = self.flows.len() - 1;
+        let f = self.flows.swap_remove(i);
+        self.marks.swap_remove(i);
+        if i != last {
+            let moved = self.hash(&FlowKey::of(&self.flows[i]));
+            if let Some(slot) = self.index.find_mut(moved, |&j| j as usize == last) {
+                *slot = i as u32;
+            }
+        }
+        self.unlink_child(&key, FlowKey::master_of(&f));
+        self.orphans.remove(&key);
+        self.origin.remove(&key);
+        if let Some(kids) = self.children.remove(&key) {
+            self.orphans.extend(kids);
+        }
+        f
+    }
+
+    fn link_child(&mut self, f: &Flow) {
+        let key = FlowKey::of(f);
+        if self.orphans.contains(&key) {
+            return;
+        }
+        if let Some(mk) = FlowKey::master_of(f) {
+            let kids = self.children.entry(mk).or_default();
+            if !kids.contains(&key) {
+                kids.push(key);
+            }
+        }
+    }
+
+    fn unlink_child(&mut self, key: &FlowKey, master: Option<FlowKey>) {
+        let Some(mk) = master else { return };
+        if let Some(kids) = self.children.get_mut(&mk) {
+            kids.retain(|k| k != key);
+            if kids.is_empty() {
+                self.children.remove(&mk);
+            }
+        }
+    }
+
+    /// The expectation that created RELATED flow `f`: the newest recently destroyed one with
+    /// the same master that matches (consumed, as the kernel consumed it), else a live one
+    /// (a PERMANENT expectation stays live after creating flows).
+    fn take_origin(&mut self, f: &Flow) -> Option<Expectation> {
+        let master = *f.master()?;
+        let fits = |e: &Expectation| e.zone == f.zone && e.master == master && e.matches(&f.orig);
+        if let Some(pos) = self.recent.iter().rposition(|(e, _)| fits(e)) {
+            return self.recent.remove(pos).map(|(e, _)| e);
+        }
+        self.expects
+            .values()
+            .find(|e| fits(&e.exp))
+            .map(|e| e.exp.clone())
+    }
+
+    // ---- expectations --------------------------------------------------------------------
+
+    fn apply_expect(&mut self, event: Event, mut e: Expectation, now: u32) -> Change {
+        let key = ExpectKey::of(&e);
+        if event == Event::Destroy {
+            self.prune_recent(now);
+            return match self.expects.remove(&key) {
+                Some(old) => {
+                    self.remember_destroyed(merge_expect(&old.exp, e), now);
+                    Change::ExpectRemoved
+                }
+                None => {
+                    // Never seen live (created and consumed between dumps): still worth
+                    // remembering for the RELATED flow that follows.
+                    self.remember_destroyed(e, now);
+                    Change::Nothing
+                }
+            };
+        }
+        e.seen = now;
+        let mark = self.expect_mark;
+        match self.expects.get_mut(&key) {
+            None => {
+                self.expects.insert(key, ExpectEntry { exp: e, mark });
+                Change::ExpectAdded
+            }
+            Some(old) => {
+                old.mark = mark;
+                let merged = match event {
+                    Event::Update => merge_expect(&old.exp, e),
+                    _ => e,
+                };
+                if merged == old.exp {
+                    Change::Nothing
+                } else {
+                    old.exp = merged;
+                    Change::ExpectUpdated
+                }
+            }
+        }
+    }
+
+    fn remember_destroyed(&mut self, e: Expectation, at: u32) {
+        while self.recent.len() >= RECENT_EXPECT_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((e, at));
+    }
+
+    fn prune_recent(&mut self, now: u32) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|(_, at)| now.saturating_sub(*at) > RECENT_EXPECT_SECS)
+        {
+            self.recent.pop_front();
+        }
+    }
+}
+
+/// What malloc really hands out for `n` bytes: 8 bytes of header, rounded up to 16.
+fn malloc_size(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        (n + 8).div_ceil(16) * 16
+    }
+}
+
+/// Merge an UPDATE into what the store knew. `ctnetlink_conntrack_event` always sends the
+/// tuples, status and timeout (and the mark whenever it is non-zero or changed), but the
+/// protocol state, helper, master, counters and timestamps only when they changed or at
+/// destroy time: absent ones keep their known value.
+fn merge_update(old: &Flow, mut new: Flow) -> Flow {
+    if new.state == NO_STATE {
+        new.state = old.state;
+    }
+    if new.helper.is_none() {
+        new.helper = old.helper;
+    }
+    if new.id == 0 {
+        new.id = old.id;
+    }
+    if new.use_count == 0 {
+        new.use_count = old.use_count;
+    }
+    if let Some(oe) = old.extra.as_deref() {
+        let ne = new.extra_mut();
+        if ne.master.is_none() {
+            ne.master = oe.master;
+        }
+        if ne.counters.is_none() {
+            ne.counters = oe.counters;
+        }
+        if ne.timestamp.is_none() {
+            ne.timestamp = oe.timestamp;
+        }
+        if ne.labels == 0 {
+            ne.labels = oe.labels;
+        }
+        if ne.secctx.is_none() {
+            ne.secctx.clone_from(&oe.secctx);
+        }
+        if ne.zone_orig.is_none() {
+            ne.zone_orig = oe.zone_orig;
+        }
+        if ne.zone_reply.is_none() {
+            ne.zone_reply = oe.zone_reply;
+        }
+        new.shrink_extra();
+    }
+    new
+}
+
+/// A dump entry or NEW is a full record and replaces what the store knew, except that a
+/// RELATED flow never loses a master tuple the store already had.
+fn replace(old: &Flow, mut new: Flow) -> Flow {
+    if new.is_related() && new.master().is_none() && old.id == new.id {
+        if let Some(m) = old.master() {
+            new.extra_mut().master = Some(*m);
+        }
+    }
+    new
+}
+
+/// Keep what an expectation record lacks from the copy the store had.
+fn merge_expect(old: &Expectation, mut new: Expectation) -> Expectation {
+    if new.helper.is_none() {
+        new.helper = old.helper;
+    }
+    if new.func.is_none() {
+        new.func.clone_from(&old.func);
+    }
+    if new.nat.is_none() {
+        new.nat = old.nat;
+    }
+    if new.id == 0 {
+        new.id = old.id;
+    }
+    if new.master == Tuple::default() {
+        new.master = old.master;
+    }
+    if new.seen < old.seen {
+        new.seen = old.seen;
+    }
+    new
 }

@@ -1,0 +1,425 @@
+//! The compiled filter (an expression tree of typed terms) and its evaluation against one
+//! flow or expectation. Evaluation allocates nothing unless a text or regex term is
+//! reached; the text it then searches is rendered once per entry into a reused buffer.
+//! It must not parse (see `parse`) nor know about the store's linkage.
+
+use std::cell::RefCell;
+use std::fmt::Write;
+
+use regex::Regex;
+
+use crate::model::flow::status;
+use crate::model::tuple::{proto, Family, Tuple};
+use crate::model::{expect, Expectation, Flow};
+
+/// A numeric comparison: `lo..=hi` for `=` (a single value has `lo == hi`), else `op lo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Range(u64, u64),
+    Lt(u64),
+    Le(u64),
+    Gt(u64),
+    Ge(u64),
+}
+
+impl Cmp {
+    pub fn test(self, v: u64) -> bool {
+        match self {
+            Cmp::Range(lo, hi) => lo <= v && v <= hi,
+            Cmp::Lt(x) => v < x,
+            Cmp::Le(x) => v <= x,
+            Cmp::Gt(x) => v > x,
+            Cmp::Ge(x) => v >= x,
+        }
+    }
+}
+
+/// Which endpoint(s) of a tuple a port or address term looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The original source (`src`, `sport`), as conntrack's `-s`/`--sport`.
+    Src,
+    /// The original destination (`dst`, `dport`).
+    Dst,
+    /// Either endpoint, of the original and of a NATed reply tuple (`host`, `addr`, `port`).
+    Any,
+}
+
+/// An address prefix; a plain address is a full-length prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub family: Family,
+    pub addr: [u8; 16],
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, family: Family, a: &[u8; 16]) -> bool {
+        if family != self.family {
+            return false;
+        }
+        let full = usize::from(self.prefix / 8);
+        if a[..full] != self.addr[..full] {
+            return false;
+        }
+        let rest = self.prefix % 8;
+        rest == 0 || {
+            let m = 0xffu8 << (8 - rest);
+            a[full] & m == self.addr[full] & m
+        }
+    }
+}
+
+/// One typed test. Each says in its doc what it does on an expectation.
+#[derive(Debug, Clone)]
+pub enum Term {
+    /// Protocol number (expectation: its tuple's).
+    Proto(u8),
+    Family(Family),
+    /// Ports of tcp, udp, udplite, sctp and dccp only (icmp ids and gre keys are not ports).
+    /// On an expectation a wildcard (masked) port matches no port term.
+    Port(Side, Cmp),
+    /// On an expectation a wildcard (masked) address matches no address term.
+    Addr(Side, Cidr),
+    /// Helper name, lowercase. A name never seen simply matches nothing.
+    Helper(Box<str>),
+    /// Every bit of the mask set (flows only).
+    Status(u32),
+    /// `UNREPLIED`: no `SEEN_REPLY` (flows only).
+    Unreplied,
+    /// Protocol state by name, with the ctstate fallback described in the language docs
+    /// (flows only).
+    State(&'static str),
+    /// `--ctstate` names as a bit set: 1 NEW, 2 ESTABLISHED, 4 RELATED (flows only).
+    CtState(u8),
+    Zone(Cmp),
+    /// `(mark & mask)` compared (flows only).
+    Mark(u32, Cmp),
+    /// Seconds left at evaluation time.
+    Timeout(Cmp),
+    Id(Cmp),
+    /// Expectation class (expectations only).
+    Class(Cmp),
+    /// `NF_CT_EXPECT_*` bits all set (expectations only).
+    ExpectFlags(u32),
+    /// `related`: a RELATED (EXPECTED) flow.
+    Related,
+    /// `expect`: any expectation.
+    Expect,
+    /// `flow`: any flow.
+    Flow,
+    /// `nat`: a NATed flow, or an expectation with a NAT part.
+    Nat,
+    /// A bare word or `/regex/` searched in the entry's text rendering.
+    Text(Regex),
+}
+
+/// The expression tree.
+#[derive(Debug, Clone)]
+pub enum Node {
+    /// The empty filter: everything matches.
+    All,
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    /// `field != value`: the field applies to the entry and the inner test fails, so
+    /// `mark!=0` matches no expectation (they have no mark) while `not mark=0` does.
+    Ne(Box<Node>),
+    Term(Term),
+}
+
+impl Node {
+    pub fn has_text(&self) -> bool {
+        match self {
+            Node::All => false,
+            Node::And(v) | Node::Or(v) => v.iter().any(Node::has_text),
+            Node::Not(n) | Node::Ne(n) => n.has_text(),
+            Node::Term(t) => matches!(t, Term::Text(_)),
+        }
+    }
+}
+
+/// What is being tested.
+#[derive(Clone, Copy)]
+pub enum Item<'a> {
+    Flow(&'a Flow),
+    Expect(&'a Expectation),
+}
+
+thread_local! {
+    /// Reused text buffer: rendering for text terms costs no allocation once warm.
+    static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Evaluate `node` on `item` at store time `now`.
+pub fn eval(node: &Node, item: Item<'_>, now: u32, has_text: bool) -> bool {
+    if !has_text {
+        return eval_in(node, item, now, &mut None);
+    }
+    TEXT.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut b) => {
+            b.clear();
+            let mut text = Some(Text {
+                buf: &mut b,
+                done: false,
+            });
+            eval_in(node, item, now, &mut text)
+        }
+        // Only reachable through re-entrancy, which eval never does; stay correct anyway.
+        Err(_) => {
+            let mut own = String::new();
+            let mut text = Some(Text {
+                buf: &mut own,
+                done: false,
+            });
+            eval_in(node, item, now, &mut text)
+        }
+    })
+}
+
+struct Text<'b> {
+    buf: &'b mut String,
+    done: bool,
+}
+
+fn eval_in(node: &Node, item: Item<'_>, now: u32, text: &mut Option<Text<'_>>) -> bool {
+    match node {
+        Node::All => true,
+        Node::And(v) => v.iter().all(|n| eval_in(n, item, now, text)),
+        Node::Or(v) => v.iter().any(|n| eval_in(n, item, now, text)),
+        Node::Not(n) => !eval_in(n, item, now, text),
+        Node::Ne(n) => applies(n, item) && !eval_in(n, item, now, text),
+        Node::Term(Term::Text(re)) => match text {
+            Some(t) => {
+                if !t.done {
+                    match item {
+                        Item::Flow(f) => flow_text(f, t.buf),
+                        Item::Expect(e) => expect_text(e, t.buf),
+                    }
+                    t.done = true;
+                }
+                re.is_match(t.buf)
+            }
+            None => false,
+        },
+        Node::Term(t) => match item {
+            Item::Flow(f) => flow_term(t, f, now),
+            Item::Expect(e) => expect_term(t, e, now),
+        },
+    }
+}
+
+/// Whether every term under `node` names something `item` has: flows have no class or
+/// expectation flags; expectations have no status, state or mark; only tcp, udp, udplite,
+/// sctp and dccp have ports (an expectation's wildcard port is not a port either).
+fn applies(node: &Node, item: Item<'_>) -> bool {
+    match node {
+        Node::All => true,
+        Node::And(v) | Node::Or(v) => v.iter().all(|n| applies(n, item)),
+        Node::Not(n) | Node::Ne(n) => applies(n, item),
+        Node::Term(t) => match (t, item) {
+            (Term::Class(_) | Term::ExpectFlags(_), Item::Flow(_)) => false,
+            (
+                Term::Status(_)
+                | Term::Unreplied
+                | Term::State(_)
+                | Term::CtState(_)
+                | Term::Mark(..),
+                Item::Expect(_),
+            ) => false,
+            (Term::Port(..), Item::Flow(f)) => has_ports(f.orig.proto),
+            (Term::Port(side, _), Item::Expect(e)) => {
+                has_ports(e.tuple.proto)
+                    && match side {
+                        Side::Src => !e.sport_is_any(),
+                        Side::Dst => !e.dport_is_any(),
+                        Side::Any => true,
+                    }
+            }
+            (Term::Addr(side, _), Item::Expect(e)) => match side {
+                Side::Src => !e.src_is_any(),
+                Side::Dst => !e.dst_is_any(),
+                Side::Any => true,
+            },
+            _ => true,
+        },
+    }
+}
+
+fn has_ports(p: u8) -> bool {
+    matches!(
+        p,
+        proto::TCP | proto::UDP | proto::UDPLITE | proto::SCTP | proto::DCCP
+    )
+}
+
+fn helper_is(h: crate::model::HelperId, want: &str) -> bool {
+    !h.is_none() && h.name().is_some_and(|n| n.eq_ignore_ascii_case(want))
+}
+
+fn flow_term(t: &Term, f: &Flow, now: u32) -> bool {
+    let o = &f.orig;
+    match t {
+        Term::Proto(p) => o.proto == *p,
+        Term::Family(fam) => o.family == *fam,
+        Term::Port(side, cmp) => {
+            if !has_ports(o.proto) {
+                return false;
+            }
+            let hit = |t: &Tuple| cmp.test(t.sport.into()) || cmp.test(t.dport.into());
+            match side {
+                Side::Src => cmp.test(o.sport.into()),
+                Side::Dst => cmp.test(o.dport.into()),
+                Side::Any => hit(o) || (f.is_nat() && hit(&f.reply())),
+            }
+        }
+        Term::Addr(side, net) => {
+            let hit = |t: &Tuple| net.contains(t.family, &t.src) || net.contains(t.family, &t.dst);
+            match side {
+                Side::Src => net.contains(o.family, &o.src),
+                Side::Dst => net.contains(o.family, &o.dst),
+                Side::Any => hit(o) || (f.is_nat() && hit(&f.reply())),
+            }
+        }
+        Term::Helper(name) => helper_is(f.helper, name),
+        Term::Status(mask) => f.status & mask == *mask,
+        Term::Unreplied => !f.has(status::SEEN_REPLY),
+        Term::State(name) => state_is(f, name),
+        Term::CtState(bits) => {
+            let bit = match f.ctstate() {
+                "NEW" => 1,
+                "ESTABLISHED" => 2,
+                _ => 4,
+            };
+            bits & bit != 0
+        }
+        Term::Zone(c) => c.test(f.zone.into()),
+        Term::Mark(mask, c) => c.test((f.mark & mask).into()),
+        Term::Timeout(c) => c.test(f.remaining(now).into()),
+        Term::Id(c) => c.test(f.id.into()),
+        Term::Class(_) | Term::ExpectFlags(_) | Term::Expect => false,
+        Term::Related => f.is_related(),
+        Term::Flow => true,
+        Term::Nat => f.is_nat(),
+        Term::Text(_) => false,
+    }
+}
+
+/// `state=NAME`: the protocol state by name; `NEW` and `RELATED` (no protocol has them)
+/// are the ctstate; `ESTABLISHED` on a protocol without states (udp, icmp, gre) is the
+/// ctstate too, so `state=ESTABLISHED` means what an admin expects across protocols.
+fn state_is(f: &Flow, name: &str) -> bool {
+    match f.state_name() {
+        Some(s) if s == name => true,
+        _ => match name {
+            "NEW" | "RELATED" => f.ctstate() == name,
+            "ESTABLISHED" => f.state_name().is_none() && f.ctstate() == name,
+            _ => false,
+        },
+    }
+}
+
+fn expect_term(t: &Term, e: &Expectation, now: u32) -> bool {
+    let x = &e.tuple;
+    match t {
+        Term::Proto(p) => x.proto == *p,
+        Term::Family(fam) => x.family == *fam,
+        Term::Port(side, cmp) => {
+            if !has_ports(x.proto) {
+                return false;
+            }
+            let s = !e.sport_is_any() && cmp.test(x.sport.into());
+            let d = !e.dport_is_any() && cmp.test(x.dport.into());
+            match side {
+                Side::Src => s,
+                Side::Dst => d,
+                Side::Any => s || d,
+            }
+        }
+        Term::Addr(side, net) => {
+            let s = !e.src_is_any() && net.contains(x.family, &x.src);
+            let d = !e.dst_is_any() && net.contains(x.family, &x.dst);
+            match side {
+                Side::Src => s,
+                Side::Dst => d,
+                Side::Any => s || d,
+            }
+        }
+        Term::Helper(name) => helper_is(e.helper, name),
+        Term::Zone(c) => c.test(e.zone.into()),
+        Term::Timeout(c) => c.test(e.remaining(now).into()),
+        Term::Id(c) => c.test(e.id.into()),
+        Term::Class(c) => c.test(e.class.into()),
+        Term::ExpectFlags(mask) => e.flags & mask == *mask,
+        Term::Expect => true,
+        Term::Nat => e.nat.is_some(),
+        Term::Status(_)
+        | Term::Unreplied
+        | Term::State(_)
+        | Term::CtState(_)
+        | Term::Mark(..)
+        | Term::Related
+        | Term::Flow
+        | Term::Text(_) => false,
+    }
+}
+
+/// The text a bare word or `/regex/` searches in a flow: the original tuple, the reply
+/// tuple when NATed, the protocol state, the ctstate, the status names and the helper,
+/// e.g. `tcp 10.0.0.1:40000 -> 10.0.0.2:21 ESTABLISHED ESTABLISHED SEEN_REPLY ASSURED ftp`.
+pub fn flow_text(f: &Flow, out: &mut String) {
+    let _ = write!(out, "{}", f.orig);
+    if f.is_nat() {
+        let _ = write!(out, " reply {}", f.reply());
+    }
+    if let Some(s) = f.state_name() {
+        out.push(' ');
+        out.push_str(s);
+    }
+    out.push(' ');
+    out.push_str(f.ctstate());
+    for n in status::names(f.status) {
+        out.push(' ');
+        out.push_str(n);
+    }
+    if let Some(h) = f.helper.name() {
+        out.push(' ');
+        out.push_str(h);
+    }
+}
+
+/// The text searched in an expectation: its tuple, master tuple, helper and flags,
+/// e.g. `expect tcp 10.0.0.1:0 -> 10.0.0.2:50000 master tcp … ftp PERMANENT`.
+pub fn expect_text(e: &Expectation, out: &mut String) {
+    let _ = write!(out, "expect {} master {}", e.tuple, e.master);
+    if let Some(h) = e.helper.name() {
+        out.push(' ');
+        out.push_str(h);
+    }
+    for n in expect::flags::names(e.flags) {
+        out.push(' ');
+        out.push_str(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_prefixes_inside_a_byte() {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&[10, 0, 16, 0]);
+        let net = Cidr {
+            family: Family::Ipv4,
+            addr,
+            prefix: 20,
+        };
+        let mut a = addr;
+        a[2] = 31;
+        assert!(net.contains(Family::Ipv4, &a));
+        a[2] = 32;
+        assert!(!net.contains(Family::Ipv4, &a));
+        assert!(!net.contains(Family::Ipv6, &addr));
+    }
+}
