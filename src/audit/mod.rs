@@ -22,7 +22,7 @@ use std::path::PathBuf;
 
 use crate::model::{Expectation, Flow};
 use crate::risk::classify::MasterEnds;
-use crate::risk::finding::{related_rule, Finding, FindingKind};
+use crate::risk::finding::{related_rule_in, Finding, FindingKind};
 use crate::risk::{Assessor, Config, HelperTable, Listeners};
 
 pub use report::{
@@ -251,7 +251,6 @@ pub fn run(input: &AuditInput) -> Report {
 
     // RELATED accept rules.
     let in_use: Vec<&str> = rep.helpers.iter().map(|h| h.name.as_str()).collect();
-    let advice = related_advice(&input.table, &in_use);
     for r in &all_rules {
         if !r.facts.related_accept {
             continue;
@@ -268,7 +267,7 @@ pub fn run(input: &AuditInput) -> Report {
                     r.chain,
                     r.text
                 ),
-                advice.clone(),
+                related_advice(&input.table, &in_use, r),
             ));
         }
         rep.related_rules.push(RelatedRule {
@@ -367,7 +366,14 @@ pub fn run(input: &AuditInput) -> Report {
 
 /// The fix for an unrestricted RELATED rule: the authors' per-helper rules for the helpers
 /// in use, or (none in use) dropping RELATED except for ICMP errors.
-fn related_advice(table: &HelperTable, in_use: &[&str]) -> String {
+fn related_advice(table: &HelperTable, in_use: &[&str], r: &Rule) -> String {
+    // iptables rules get the fix in their own chain; nftables ones the authors' FORWARD
+    // form next to the nft spelling.
+    let chain = if r.origin == Origin::Nftables {
+        "FORWARD"
+    } else {
+        r.chain.as_str()
+    };
     let mut lines = Vec::new();
     for h in in_use {
         let restrict = table
@@ -376,7 +382,7 @@ fn related_advice(table: &HelperTable, in_use: &[&str]) -> String {
             .find(|e| e.kernel_names.iter().any(|n| n.eq_ignore_ascii_case(h)))
             .map(|e| e.restrict.clone())
             .unwrap_or_else(|| crate::risk::finding::generic_restrict(h));
-        let rule = related_rule(&restrict);
+        let rule = related_rule_in(chain, &restrict);
         if !lines.contains(&rule) {
             lines.push(rule);
         }
@@ -384,7 +390,7 @@ fn related_advice(table: &HelperTable, in_use: &[&str]) -> String {
     let per_helper = if lines.is_empty() {
         format!(
             "no helper is in use: accept only ESTABLISHED (`-m conntrack --ctstate ESTABLISHED`) and ICMP errors (`-p icmp -m conntrack --ctstate RELATED`); if a helper is needed, narrow RELATED per helper, e.g. `{}`",
-            related_rule("-m helper --helper ftp -d $FTP_SERVER -p tcp --dport 1024:")
+            related_rule_in(chain, "-m helper --helper ftp -d $FTP_SERVER -p tcp --dport 1024:")
         )
     } else {
         format!("narrow RELATED per helper: `{}`", lines.join("`; `"))

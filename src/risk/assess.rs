@@ -222,7 +222,7 @@ impl Assessor {
                         l.ephemeral.1
                     ),
                     format!(
-                        "a forged command can reach this service through RELATED: narrow RELATED with `{rule}` (note `--dport 1024:` does not cover it), drop RELATED to it (`iptables -I INPUT -p {pname} --dport {port} -m conntrack --ctstate RELATED -j DROP`), or bind the service to 127.0.0.1"
+                        "a forged command can reach this service through RELATED: narrow RELATED with `{rule}` (`--dport 1024:` alone still lets this port through), drop RELATED to it (`iptables -I INPUT -p {pname} --dport {port} -m conntrack --ctstate RELATED -j DROP`), or bind the service to 127.0.0.1"
                     ),
                 ));
             }

@@ -78,9 +78,15 @@ pub fn to_json(findings: &[Finding]) -> serde_json::Value {
     serde_json::to_value(findings).unwrap_or_else(|_| serde_json::Value::Array(Vec::new()))
 }
 
-/// The authors' RELATED rule for a helper, given its narrowing matches.
+/// The authors' RELATED rule for a helper, given its narrowing matches, in the FORWARD
+/// chain as in their examples (use INPUT/OUTPUT for the host's own traffic).
 pub fn related_rule(restrict: &str) -> String {
-    format!("iptables -A FORWARD -m conntrack --ctstate RELATED {restrict} -j ACCEPT")
+    related_rule_in("FORWARD", restrict)
+}
+
+/// The authors' RELATED rule for a helper in a given chain.
+pub fn related_rule_in(chain: &str, restrict: &str) -> String {
+    format!("iptables -A {chain} -m conntrack --ctstate RELATED {restrict} -j ACCEPT")
 }
 
 /// The generic narrowing when the helper is unknown.
