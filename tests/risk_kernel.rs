@@ -14,12 +14,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::lab::{privileged, Lab};
-use ctscope::audit::{conntrack_text, netns};
+use ctscope::audit::conntrack_text;
 use ctscope::model::{Expectation, Flow};
-use ctscope::risk::sockets::{self, Listeners};
-use ctscope::risk::{
-    Assessment, Assessor, Config, FindingKind, Freedom, HelperTable, Level, MasterEnds,
-};
+use ctscope::risk::{Assessment, Assessor, FindingKind, Freedom, Level, MasterEnds};
 
 const SUBNET: u8 = 5;
 
@@ -120,23 +117,9 @@ fn wait_expectations(
 /// An assessor for namespace `ns`: live module options, and listeners plus ephemeral
 /// range read from inside the namespace (setns on a thread, /proc/thread-self).
 fn assessor(ns: &str) -> Assessor {
-    let table = HelperTable::embedded().unwrap();
-    let params = table.read_params(std::path::Path::new("/sys"));
-    let listeners = netns::run_in(Some(ns), || {
-        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|t| sockets::parse_port_range(&t))
-            .unwrap();
-        Listeners::read(std::path::Path::new("/proc/thread-self"))
-            .unwrap()
-            .with_ephemeral(range)
-    })
-    .unwrap();
-    Assessor::new(
-        table.with_params(params),
-        Config::default(),
-        Some(listeners),
-    )
+    let a = Assessor::system_in(None, Some(ns)).unwrap();
+    assert!(a.listeners.is_some(), "listeners of {ns} readable");
+    a
 }
 
 fn assess(a: &Assessor, e: &Expectation, all: &[Expectation], fl: &[Flow]) -> Assessment {

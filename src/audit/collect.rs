@@ -13,7 +13,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use super::{conntrack_text, netns, AuditInput, Options, Source};
-use crate::risk::sockets::{self, Listeners};
 use crate::risk::{Config, HelperTable};
 
 /// Collect the inputs for `opts` (namespace, table override, sensitive ports).
@@ -56,15 +55,7 @@ fn gather(netns: Option<String>, table: HelperTable, config: Config) -> AuditInp
         Err(e) => Err(format!("/proc/sys/net/netfilter/nf_conntrack_helper: {e}")),
     };
     let rp_filter = read_rp_filter(Path::new("/proc/sys/net/ipv4/conf"));
-    let listeners = Listeners::read(Path::new("/proc/thread-self"))
-        .ok()
-        .map(|l| {
-            let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-                .ok()
-                .and_then(|t| sockets::parse_port_range(&t))
-                .unwrap_or(sockets::DEFAULT_EPHEMERAL);
-            l.with_ephemeral(range)
-        });
+    let listeners = crate::risk::current_listeners();
     let (expectations, flows) = live_tables();
     AuditInput {
         netns,

@@ -14,7 +14,8 @@
 //! ```no_run
 //! # use ctscope::risk::Assessor;
 //! # fn f(store: &ctscope::model::Store, e: &ctscope::model::Expectation) {
-//! let assessor = Assessor::system(None).expect("helper table");
+//! // once per view refresh, in the namespace shown (`None`: the current one)
+//! let assessor = Assessor::system_in(None, None).expect("helper table");
 //! let (freedom, findings) = assessor.expectation_json(store, e);
 //! # }
 //! ```
@@ -35,22 +36,40 @@ pub use table::{Entry, HelperTable, Level, TableError};
 
 impl Assessor {
     /// An assessor for the current namespace: the table (embedded, or `table_path`), live
-    /// module options from `/sys`, listening sockets from `/proc/self/net` and the
-    /// ephemeral range from `/proc/sys`. Socket reading failures leave that check off.
+    /// module options from `/sys`, listening sockets from procfs and the ephemeral range
+    /// from `/proc/sys`. Socket reading failures leave that check off.
     pub fn system(table_path: Option<&Path>) -> Result<Assessor, TableError> {
         let table = HelperTable::load(table_path)?;
         let params = table.read_params(Path::new("/sys"));
-        let listeners = Listeners::read(Path::new("/proc/self")).ok().map(|l| {
+        Ok(Assessor::new(
+            table.with_params(params),
+            Config::default(),
+            current_listeners(),
+        ))
+    }
+
+    /// Like `system`, for the namespace the table being shown lives in (`--netns NAME` or
+    /// `/proc/PID/ns/net`): sockets and the port range are read from a thread that entered
+    /// it. Module options are global (`/sys/module`), so they are read as for `system`.
+    pub fn system_in(table_path: Option<&Path>, netns: Option<&str>) -> Result<Assessor, String> {
+        let mut a = Assessor::system(table_path).map_err(|e| e.to_string())?;
+        if netns.is_some() {
+            a.listeners = crate::audit::netns::run_in(netns, current_listeners)?;
+        }
+        Ok(a)
+    }
+}
+
+/// Listeners of the calling thread's namespace (`/proc/thread-self`, so a thread that
+/// entered another namespace reads that one), with its ephemeral port range.
+pub fn current_listeners() -> Option<Listeners> {
+    Listeners::read(Path::new("/proc/thread-self"))
+        .ok()
+        .map(|l| {
             let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
                 .ok()
                 .and_then(|t| sockets::parse_port_range(&t))
                 .unwrap_or(sockets::DEFAULT_EPHEMERAL);
             l.with_ephemeral(range)
-        });
-        Ok(Assessor::new(
-            table.with_params(params),
-            Config::default(),
-            listeners,
-        ))
-    }
+        })
 }

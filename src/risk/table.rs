@@ -49,6 +49,20 @@ impl Level {
     }
 }
 
+impl Level {
+    /// The netfilter authors' spelling, for badges and tables: `Fixed`, `In Packet`,
+    /// `Iface`, `In CMD`, `Full`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Level::Fixed => "Fixed",
+            Level::InPacket => "In Packet",
+            Level::Iface => "Iface",
+            Level::InCmd => "In CMD",
+            Level::Full => "Full",
+        }
+    }
+}
+
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
