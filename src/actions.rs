@@ -1,1 +1,657 @@
-//! Actions: delete and flush plans and their execution (being built).
+//! Actions: what a delete or flush will remove (a `Plan`, described for the confirmation
+//! the user sees before anything happens) and its execution over a `Conn` (a `Report`:
+//! removed, already gone, refused).
+//!
+//! Two safety rules live here so every front end gets them: the flow carrying the admin's
+//! own SSH session (`SSH_CONNECTION`) is left out unless explicitly included, and a plan
+//! that deletes established TCP flows warns when `nf_conntrack_tcp_loose=0`, because the
+//! kernel will then not pick those sessions up again and they are cut.
+//! This module never renders and never touches sockets except through `Conn`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::error::Error;
+use crate::model::store::{ExpectKey, FlowKey};
+use crate::model::tuple::{proto, Tuple};
+use crate::model::{Flow, Store};
+use crate::netlink::{netns, Conn, Namespace};
+
+/// How many entries a plan shows as a sample.
+const SAMPLE: usize = 5;
+/// `TCP_CONNTRACK_ESTABLISHED` (enum tcp_conntrack).
+const TCP_ESTABLISHED: u8 = 3;
+
+/// One thing to remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `conntrack -D`: one flow, only if its kernel id is still `id`.
+    Flow { key: FlowKey, id: u32 },
+    /// `conntrack -D expect`: one expectation, only if its id is still `id`.
+    Expect { key: ExpectKey, id: u32 },
+    /// `conntrack -F`: every flow.
+    FlushFlows,
+    /// `conntrack -F expect`: every expectation.
+    FlushExpects,
+    /// Every expectation created by this helper (no conntrack(8) equivalent).
+    FlushHelper(String),
+}
+
+/// The admin's own SSH session, from `SSH_CONNECTION`
+/// ("client_ip client_port server_ip server_port", set by sshd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SshSession {
+    pub client: IpAddr,
+    pub client_port: u16,
+    pub server: IpAddr,
+    pub server_port: u16,
+}
+
+impl SshSession {
+    /// Parse an `SSH_CONNECTION` value; `None` if it is not one.
+    pub fn parse(s: &str) -> Option<SshSession> {
+        let mut it = s.split_whitespace();
+        let ip = |w: &str| -> Option<IpAddr> {
+            // Link-local addresses may carry a scope (`fe80::1%eth0`).
+            let w = w.split('%').next()?;
+            w.parse::<IpAddr>().ok().map(|a| a.to_canonical())
+        };
+        let session = SshSession {
+            client: ip(it.next()?)?,
+            client_port: it.next()?.parse().ok()?,
+            server: ip(it.next()?)?,
+            server_port: it.next()?.parse().ok()?,
+        };
+        it.next().is_none().then_some(session)
+    }
+
+    /// From the environment of this process.
+    pub fn from_env() -> Option<SshSession> {
+        std::env::var("SSH_CONNECTION")
+            .ok()
+            .and_then(|v| SshSession::parse(&v))
+    }
+
+    /// Whether `f` carries this session, seen from either side and through NAT (the
+    /// original or the reply tuple, in either direction).
+    pub fn matches(&self, f: &Flow) -> bool {
+        if f.orig.proto != proto::TCP {
+            return false;
+        }
+        let hit = |t: &Tuple| {
+            let (s, d) = (t.src_ip().to_canonical(), t.dst_ip().to_canonical());
+            (s == self.client
+                && t.sport == self.client_port
+                && d == self.server
+                && t.dport == self.server_port)
+                || (s == self.server
+                    && t.sport == self.server_port
+                    && d == self.client
+                    && t.dport == self.client_port)
+        };
+        hit(&f.orig) || hit(&f.reply())
+    }
+}
+
+/// What a plan must know about the place it runs in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    /// The admin's SSH session, if any.
+    pub ssh: Option<SshSession>,
+    /// Include the SSH session's flow anyway (the user asked explicitly).
+    pub include_ssh: bool,
+    /// `net.netfilter.nf_conntrack_tcp_loose` in the target namespace, if readable.
+    pub tcp_loose: Option<bool>,
+}
+
+impl Context {
+    /// From `SSH_CONNECTION` and the namespace's `nf_conntrack_tcp_loose`.
+    pub fn detect(ns: &Namespace) -> Context {
+        Context {
+            ssh: SshSession::from_env(),
+            include_ssh: false,
+            tcp_loose: tcp_loose(ns),
+        }
+    }
+}
+
+/// `net.netfilter.nf_conntrack_tcp_loose` as seen inside `ns`.
+pub fn tcp_loose(ns: &Namespace) -> Option<bool> {
+    netns::read_sysctl(ns, "net/netfilter/nf_conntrack_tcp_loose").map(|v| v != "0")
+}
+
+/// A confirmed-before-run list of removals, with what the confirmation shows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    pub targets: Vec<Target>,
+    /// One line: what this plan removes ("flows matching the filter", …).
+    pub what: String,
+    /// Flows it removes (for a flush: as the store knows them now).
+    pub flows: usize,
+    /// Of those, RELATED flows (created by an expectation).
+    pub related: usize,
+    /// Of those, masters (flows with RELATED children or expectations).
+    pub masters: usize,
+    /// Expectations it removes.
+    pub expects: usize,
+    /// A few entries, as text.
+    pub sample: Vec<String>,
+    /// The SSH session's flow that was left out, as text.
+    pub excluded_ssh: Option<String>,
+    /// Things the user should know before confirming.
+    pub warnings: Vec<String>,
+}
+
+/// Keys of every flow that is a master: of a RELATED flow or of a live expectation.
+fn masters(store: &Store) -> HashSet<FlowKey> {
+    let mut m = HashSet::new();
+    for f in store.flows() {
+        if let Some(t) = f.master() {
+            m.insert(FlowKey {
+                zone: f.zone,
+                orig: *t,
+            });
+        }
+    }
+    for e in store.expectations() {
+        m.insert(FlowKey {
+            zone: e.zone,
+            orig: e.master,
+        });
+    }
+    m
+}
+
+/// A flow as one sample line.
+pub fn flow_line(f: &Flow) -> String {
+    let mut s = f.orig.to_string();
+    if let Some(st) = f.state_name() {
+        s.push(' ');
+        s.push_str(st);
+    }
+    if f.is_related() {
+        s.push_str(" RELATED");
+    }
+    if let Some(h) = f.helper.name() {
+        s.push_str(&format!(" helper={h}"));
+    }
+    if f.zone != 0 {
+        s.push_str(&format!(" zone={}", f.zone));
+    }
+    s
+}
+
+impl Plan {
+    /// Delete every flow for which `pred` holds.
+    pub fn flows(store: &Store, pred: &dyn Fn(&Flow) -> bool, what: &str, ctx: &Context) -> Plan {
+        let m = masters(store);
+        let mut plan = Plan {
+            what: what.to_owned(),
+            ..Plan::default()
+        };
+        let mut established = 0;
+        for f in store.flows().filter(|f| pred(f)) {
+            if !ctx.include_ssh && ctx.ssh.is_some_and(|s| s.matches(f)) {
+                plan.excluded_ssh = Some(flow_line(f));
+                continue;
+            }
+            plan.count_flow(f, &m, &mut established);
+            plan.targets.push(Target::Flow {
+                key: FlowKey::of(f),
+                id: f.id,
+            });
+        }
+        plan.finish(established, ctx);
+        plan
+    }
+
+    /// Delete one flow.
+    pub fn flow(store: &Store, key: &FlowKey, ctx: &Context) -> Plan {
+        Plan::flows(store, &|f| FlowKey::of(f) == *key, "the selected flow", ctx)
+    }
+
+    /// Delete the RELATED children of `master`.
+    pub fn related_of(store: &Store, master: &FlowKey, ctx: &Context) -> Plan {
+        let children: HashSet<FlowKey> = store.related_of(master).into_iter().collect();
+        Plan::flows(
+            store,
+            &|f| children.contains(&FlowKey::of(f)),
+            "the RELATED flows of the selected master",
+            ctx,
+        )
+    }
+
+    /// `conntrack -F`. When the SSH session's flow would go, the flush becomes one delete
+    /// per known flow so that flow can be left out.
+    pub fn flush_flows(store: &Store, ctx: &Context) -> Plan {
+        let ssh_present =
+            !ctx.include_ssh && ctx.ssh.is_some_and(|s| store.flows().any(|f| s.matches(f)));
+        if ssh_present {
+            return Plan::flows(store, &|_| true, "every flow except your SSH session", ctx);
+        }
+        let m = masters(store);
+        let mut plan = Plan {
+            what: "every flow (flush)".into(),
+            targets: vec![Target::FlushFlows],
+            ..Plan::default()
+        };
+        let mut established = 0;
+        for f in store.flows() {
+            plan.count_flow(f, &m, &mut established);
+        }
+        plan.finish(established, ctx);
+        plan
+    }
+
+    /// Delete one expectation.
+    pub fn expectation(store: &Store, key: &ExpectKey) -> Plan {
+        let mut plan = Plan {
+            what: "the selected expectation".into(),
+            ..Plan::default()
+        };
+        if let Some(e) = store.expectation(key) {
+            plan.expects = 1;
+            plan.sample.push(expect_line(e));
+            plan.targets.push(Target::Expect {
+                key: *key,
+                id: e.id,
+            });
+        }
+        plan
+    }
+
+    /// `conntrack -F expect`.
+    pub fn flush_expects(store: &Store) -> Plan {
+        let mut plan = Plan {
+            what: "every expectation (flush)".into(),
+            targets: vec![Target::FlushExpects],
+            ..Plan::default()
+        };
+        for e in store.expectations() {
+            plan.expects += 1;
+            if plan.sample.len() < SAMPLE {
+                plan.sample.push(expect_line(e));
+            }
+        }
+        plan
+    }
+
+    /// Every expectation of helper `name`.
+    pub fn flush_helper(store: &Store, name: &str) -> Plan {
+        let mut plan = Plan {
+            what: format!("every expectation of helper '{name}'"),
+            targets: vec![Target::FlushHelper(name.to_owned())],
+            ..Plan::default()
+        };
+        for e in store
+            .expectations()
+            .filter(|e| e.helper.name() == Some(name))
+        {
+            plan.expects += 1;
+            if plan.sample.len() < SAMPLE {
+                plan.sample.push(expect_line(e));
+            }
+        }
+        plan
+    }
+
+    fn count_flow(&mut self, f: &Flow, masters: &HashSet<FlowKey>, established: &mut usize) {
+        self.flows += 1;
+        if f.is_related() {
+            self.related += 1;
+        }
+        if masters.contains(&FlowKey::of(f)) {
+            self.masters += 1;
+        }
+        if f.orig.proto == proto::TCP && f.state == TCP_ESTABLISHED {
+            *established += 1;
+        }
+        if self.sample.len() < SAMPLE {
+            self.sample.push(flow_line(f));
+        }
+    }
+
+    fn finish(&mut self, established: usize, ctx: &Context) {
+        if established > 0 && ctx.tcp_loose == Some(false) {
+            self.warnings.push(format!(
+                "nf_conntrack_tcp_loose=0: {established} established TCP session(s) will be cut \
+                 (the kernel will not pick them up again mid-stream)"
+            ));
+        }
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// The confirmation text: what, how many, how many RELATED and masters, a sample,
+    /// what was left out and the warnings.
+    pub fn describe(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = format!("remove {}: ", self.what);
+        let mut parts = Vec::new();
+        if self.flows > 0 || self.expects == 0 {
+            parts.push(format!(
+                "{} flow{} ({} RELATED, {} master{})",
+                self.flows,
+                plural(self.flows),
+                self.related,
+                self.masters,
+                plural(self.masters)
+            ));
+        }
+        if self.expects > 0 {
+            parts.push(format!(
+                "{} expectation{}",
+                self.expects,
+                plural(self.expects)
+            ));
+        }
+        s.push_str(&parts.join(", "));
+        for line in &self.sample {
+            let _ = write!(s, "\n  {line}");
+        }
+        let shown = self.sample.len();
+        let total = self.flows + self.expects;
+        if total > shown {
+            let _ = write!(s, "\n  … and {} more", total - shown);
+        }
+        if let Some(ssh) = &self.excluded_ssh {
+            let _ = write!(s, "\nleft out (your SSH session): {ssh}");
+        }
+        for w in &self.warnings {
+            let _ = write!(s, "\nwarning: {w}");
+        }
+        s
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn expect_line(e: &crate::model::Expectation) -> String {
+    let mut s = format!("expect {}", e.tuple);
+    if let Some(h) = e.helper.name() {
+        s.push_str(&format!(" helper={h}"));
+    }
+    s.push_str(&format!(" master: {}", e.master));
+    s
+}
+
+/// What happened when a plan ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Entries deleted one by one.
+    pub removed: usize,
+    /// Entries the kernel no longer had (ENOENT: expired, or the id changed).
+    pub already_gone: usize,
+    /// Requests the kernel refused (or that were not sent after a refusal).
+    pub refused: usize,
+    /// Flushes that succeeded, described.
+    pub flushed: Vec<String>,
+    /// The distinct error messages, first ones first (a few at most).
+    pub errors: Vec<String>,
+    /// A refusal was a missing privilege.
+    pub permission: bool,
+}
+
+impl Report {
+    /// A plan that could not run at all (e.g. on a replay).
+    pub fn refused_all(plan: &Plan, reason: String) -> Report {
+        Report {
+            refused: plan.targets.len(),
+            errors: vec![reason],
+            ..Report::default()
+        }
+    }
+
+    fn refuse(&mut self, e: &Error) {
+        self.refused += 1;
+        self.permission |= e.is_permission();
+        let msg = e.to_string();
+        if self.errors.len() < 3 && !self.errors.contains(&msg) {
+            self.errors.push(msg);
+        }
+    }
+
+    /// Whether everything went (already-gone entries count as gone).
+    pub fn is_ok(&self) -> bool {
+        self.refused == 0
+    }
+}
+
+/// The status line: `removed 3, already gone 1, refused 0` (+ flushes and first error).
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "removed {}, already gone {}, refused {}",
+            self.removed, self.already_gone, self.refused
+        )?;
+        if !self.flushed.is_empty() {
+            write!(f, "; flushed {}", self.flushed.join(", "))?;
+        }
+        if let Some(e) = self.errors.first() {
+            write!(f, "\n{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Run `plan` against the kernel. Never stops at ENOENT (gone is gone); stops at the first
+/// missing privilege, counting the rest as refused (every one would fail the same way).
+pub fn execute(conn: &mut Conn, plan: &Plan) -> Report {
+    let mut report = Report::default();
+    for (i, t) in plan.targets.iter().enumerate() {
+        let r = match t {
+            Target::Flow { key, id } => conn.delete_flow(key.zone, &key.orig, id_opt(*id)),
+            Target::Expect { key, id } => conn.delete_expect(key.zone, &key.tuple, id_opt(*id)),
+            Target::FlushFlows => conn.flush_flows(),
+            Target::FlushExpects => conn.flush_expects(),
+            Target::FlushHelper(name) => conn.flush_helper_expects(name),
+        };
+        match r {
+            Ok(()) => match t {
+                Target::Flow { .. } | Target::Expect { .. } => report.removed += 1,
+                Target::FlushFlows => report.flushed.push("all flows".into()),
+                Target::FlushExpects => report.flushed.push("all expectations".into()),
+                Target::FlushHelper(n) => report.flushed.push(format!("expectations of '{n}'")),
+            },
+            Err(Error::Netlink { errno, .. }) if errno == libc::ENOENT => report.already_gone += 1,
+            Err(e) => {
+                report.refuse(&e);
+                if e.is_permission() {
+                    report.refused += plan.targets.len() - i - 1;
+                    break;
+                }
+            }
+        }
+    }
+    report
+}
+
+/// Id 0 means "not known" (a record built without `CTA_ID`): skip the check then.
+fn id_opt(id: u32) -> Option<u32> {
+    (id != 0).then_some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::flow::status;
+    use crate::model::tuple::Family;
+
+    fn flow(src: &str, sport: u16, dst: &str, dport: u16) -> Flow {
+        let mut t = Tuple {
+            family: if src.contains(':') {
+                Family::Ipv6
+            } else {
+                Family::Ipv4
+            },
+            proto: proto::TCP,
+            sport,
+            dport,
+            ..Tuple::default()
+        };
+        t.set_src_ip(src.parse().unwrap());
+        t.set_dst_ip(dst.parse().unwrap());
+        let mut f = Flow::new(t);
+        f.state = TCP_ESTABLISHED;
+        f.status = status::ASSURED | status::SEEN_REPLY;
+        f
+    }
+
+    #[test]
+    fn ssh_connection_parses_and_rejects_junk() {
+        let s = SshSession::parse("192.0.2.7 51000 10.213.1.1 22").unwrap();
+        assert_eq!(s.client_port, 51000);
+        assert_eq!(s.server_port, 22);
+        let v6 = SshSession::parse("fe80::1%eth0 4000 ::ffff:10.0.0.1 22").unwrap();
+        assert_eq!(v6.server, "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert!(SshSession::parse("").is_none());
+        assert!(SshSession::parse("1.2.3.4 x 5.6.7.8 22").is_none());
+        assert!(SshSession::parse("1.2.3.4 1 5.6.7.8 22 extra").is_none());
+    }
+
+    #[test]
+    fn ssh_flow_matches_in_either_direction_and_through_nat() {
+        let s = SshSession::parse("192.0.2.7 51000 10.213.1.1 22").unwrap();
+        assert!(s.matches(&flow("192.0.2.7", 51000, "10.213.1.1", 22)));
+        // Seen from the other side (the flow was opened by the server).
+        assert!(s.matches(&flow("10.213.1.1", 22, "192.0.2.7", 51000)));
+        // DNAT: the client spoke to a public address, the reply comes from the server.
+        let mut nat = flow("192.0.2.7", 51000, "203.0.113.1", 22);
+        let mut reply = nat.orig.inverted();
+        reply.set_src_ip("10.213.1.1".parse().unwrap());
+        nat.set_reply(reply);
+        assert!(s.matches(&nat));
+        // Another port of the same client is not the session.
+        assert!(!s.matches(&flow("192.0.2.7", 51001, "10.213.1.1", 22)));
+        let mut udp = flow("192.0.2.7", 51000, "10.213.1.1", 22);
+        udp.orig.proto = proto::UDP;
+        assert!(!s.matches(&udp));
+    }
+
+    #[test]
+    fn report_line_counts_each_outcome() {
+        let r = Report {
+            removed: 3,
+            already_gone: 1,
+            refused: 0,
+            flushed: vec!["expectations of 'ftp'".into()],
+            ..Report::default()
+        };
+        assert_eq!(
+            r.to_string(),
+            "removed 3, already gone 1, refused 0; flushed expectations of 'ftp'"
+        );
+        assert!(r.is_ok());
+        let p = Plan {
+            targets: vec![Target::FlushFlows],
+            ..Plan::default()
+        };
+        let refused = Report::refused_all(&p, "no".into());
+        assert_eq!(refused.refused, 1);
+        assert!(!refused.is_ok());
+    }
+
+    fn store_with(flows: Vec<Flow>) -> Store {
+        let mut st = Store::new();
+        for f in flows {
+            st.apply(crate::decode::Event::New, crate::decode::Record::Flow(f), 0);
+        }
+        st
+    }
+
+    /// An FTP control flow, its RELATED data flow, the admin's SSH flow and a UDP flow.
+    fn lab_store() -> (Store, SshSession) {
+        let ctl = flow("10.213.1.2", 40000, "10.213.1.1", 21);
+        let mut data = flow("10.213.1.2", 40001, "10.213.1.1", 50000);
+        data.status |= status::EXPECTED;
+        data.extra_mut().master = Some(ctl.orig);
+        let ssh = flow("192.0.2.7", 51000, "10.213.1.1", 22);
+        let mut udp = flow("10.213.1.2", 5353, "10.213.1.1", 53);
+        udp.orig.proto = proto::UDP;
+        udp.state = crate::model::flow::NO_STATE;
+        let session = SshSession::parse("192.0.2.7 51000 10.213.1.1 22").unwrap();
+        (store_with(vec![ctl, data, ssh, udp]), session)
+    }
+
+    #[test]
+    fn plan_leaves_out_the_ssh_session_unless_included() {
+        let (st, ssh) = lab_store();
+        let ctx = Context {
+            ssh: Some(ssh),
+            include_ssh: false,
+            tcp_loose: Some(true),
+        };
+        let plan = Plan::flows(&st, &|f| f.orig.proto == proto::TCP, "tcp", &ctx);
+        assert_eq!(plan.flows, 2);
+        assert_eq!(plan.targets.len(), 2);
+        assert!(plan.excluded_ssh.as_deref().unwrap().contains(":22"));
+        assert!(plan.describe().contains("left out (your SSH session)"));
+        let all = Plan::flows(
+            &st,
+            &|f| f.orig.proto == proto::TCP,
+            "tcp",
+            &Context {
+                include_ssh: true,
+                ..ctx.clone()
+            },
+        );
+        assert_eq!(all.flows, 3);
+        assert!(all.excluded_ssh.is_none());
+
+        // A flush that would cut the session becomes per-flow deletes without it.
+        let flush = Plan::flush_flows(&st, &ctx);
+        assert!(!flush.targets.contains(&Target::FlushFlows));
+        assert_eq!(flush.targets.len(), 3);
+        // Without a session in the table (or without SSH), a flush is one request.
+        let plain = Plan::flush_flows(&st, &Context::default());
+        assert_eq!(plain.targets, [Target::FlushFlows]);
+        assert_eq!(plain.flows, 4);
+    }
+
+    #[test]
+    fn plan_counts_related_and_masters_and_warns_about_tcp_loose() {
+        let (st, _) = lab_store();
+        let strict = Context {
+            tcp_loose: Some(false),
+            ..Context::default()
+        };
+        let plan = Plan::flows(&st, &|f| f.orig.dport != 53, "not dns", &strict);
+        assert_eq!((plan.flows, plan.related, plan.masters), (3, 1, 1));
+        assert_eq!(plan.warnings.len(), 1);
+        assert!(
+            plan.warnings[0].contains("3 established TCP"),
+            "{:?}",
+            plan.warnings
+        );
+        let text = plan.describe();
+        assert!(
+            text.starts_with("remove not dns: 3 flows (1 RELATED, 1 master)"),
+            "{text}"
+        );
+        assert!(text.contains("RELATED") && text.contains("warning: nf_conntrack_tcp_loose=0"));
+
+        // Only the UDP flow: nothing established is cut, no warning.
+        let udp = Plan::flows(&st, &|f| f.orig.proto == proto::UDP, "udp", &strict);
+        assert_eq!(udp.flows, 1);
+        assert!(udp.warnings.is_empty());
+        // With loose pickup on, no warning either.
+        let loose = Plan::flows(&st, &|_| true, "all", &Context::default());
+        assert!(loose.warnings.is_empty());
+
+        // The RELATED children of the control flow.
+        let ctl = FlowKey::of(st.flows().find(|f| f.orig.dport == 21).unwrap());
+        let children = Plan::related_of(&st, &ctl, &Context::default());
+        assert_eq!((children.flows, children.related), (1, 1));
+    }
+}

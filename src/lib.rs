@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod audit;
+pub mod cli;
 pub mod decode;
 pub mod engine;
 pub mod error;

@@ -1,3 +1,4 @@
-fn main() {
-    println!("ctscope: under construction");
+//! The `ctscope` binary: everything lives in the library (`ctscope::cli`).
+fn main() -> std::process::ExitCode {
+    ctscope::cli::main()
 }

@@ -7,7 +7,13 @@
 //! borrowed slices, no allocation per attribute. Malformed or truncated input is an
 //! `Err(DecodeError)`, never a panic.
 
-use crate::model::{Expectation, Flow};
+use crate::model::{Expectation, Family, Flow};
+use crate::netlink::consts::*;
+
+mod attr;
+mod expect;
+mod flow;
+mod tuple;
 
 /// What a message says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,7 +44,8 @@ pub enum Message {
     },
     /// `NLMSG_DONE`: the end of a dump.
     Done,
-    /// `NLMSG_ERROR`: `errno` 0 is an ACK.
+    /// `NLMSG_ERROR`: `errno` 0 is an ACK; otherwise the positive errno (`ENOENT`, `EPERM`, …),
+    /// i.e. the kernel's negative `nlmsgerr.error` negated.
     Error {
         errno: i32,
     },
@@ -68,8 +75,82 @@ pub enum DecodeError {
 /// Decode the first netlink message in `buf`, returning it and the number of bytes it
 /// occupies (aligned), so a caller can walk a receive buffer holding many messages.
 pub fn message(buf: &[u8]) -> Result<(Message, usize), DecodeError> {
-    let _ = buf;
-    todo!("decode helper implements this")
+    let hdr = buf.get(..NLMSG_HDRLEN).ok_or(DecodeError::Truncated {
+        need: NLMSG_HDRLEN,
+        have: buf.len(),
+    })?;
+    let word = |i: usize| u32::from_ne_bytes([hdr[i], hdr[i + 1], hdr[i + 2], hdr[i + 3]]);
+    let len = word(0) as usize;
+    let nl_type = u16::from_ne_bytes([hdr[4], hdr[5]]);
+    let flags = u16::from_ne_bytes([hdr[6], hdr[7]]);
+    if len < NLMSG_HDRLEN {
+        return Err(DecodeError::Other(
+            "nlmsg_len shorter than the netlink header",
+        ));
+    }
+    let msg = buf.get(..len).ok_or(DecodeError::Truncated {
+        need: len,
+        have: buf.len(),
+    })?;
+    let used = attr::align4(len).min(buf.len());
+    let payload = &msg[NLMSG_HDRLEN..];
+    let m = match nl_type {
+        NLMSG_DONE => Message::Done,
+        NLMSG_ERROR => {
+            // struct nlmsgerr: int error, then the offending request's header.
+            let e = payload.get(..4).ok_or(DecodeError::Truncated {
+                need: NLMSG_HDRLEN + 4,
+                have: len,
+            })?;
+            let error = i32::from_ne_bytes([e[0], e[1], e[2], e[3]]);
+            Message::Error {
+                errno: error.checked_neg().unwrap_or(i32::MAX),
+            }
+        }
+        t if t < 0x10 => Message::Other { nl_type },
+        t => {
+            let subsys = (t >> 8) as u8;
+            let msg_type = (t & 0xff) as u8;
+            let is_ct = subsys == NFNL_SUBSYS_CTNETLINK;
+            let is_exp = subsys == NFNL_SUBSYS_CTNETLINK_EXP;
+            // Both subsystems number NEW 0 and DELETE 2 (IPCTNL_MSG_CT_* / IPCTNL_MSG_EXP_*).
+            let known = msg_type == IPCTNL_MSG_CT_NEW || msg_type == IPCTNL_MSG_CT_DELETE;
+            if !(is_ct || is_exp) || !known {
+                return Ok((Message::Other { nl_type }, used));
+            }
+            let nfgen = payload.get(..NFGENMSG_LEN).ok_or(DecodeError::Truncated {
+                need: NLMSG_HDRLEN + NFGENMSG_LEN,
+                have: len,
+            })?;
+            let family = Family::from_af(nfgen[0]).ok_or(DecodeError::Family(nfgen[0]))?;
+            let body = &payload[NFGENMSG_LEN..];
+            let event = event_of(msg_type, flags);
+            let record = if is_ct {
+                Record::Flow(flow::flow(family, body)?)
+            } else {
+                Record::Expect(expect::expectation(family, body)?)
+            };
+            Message::Record { event, record }
+        }
+    };
+    Ok((m, used))
+}
+
+/// The event kind of a ctnetlink/ctnetlink_exp NEW or DELETE message.
+///
+/// `ctnetlink_conntrack_event` sends NEW with `NLM_F_CREATE|NLM_F_EXCL` for a new entry and
+/// without them for an update; a dump (`ctnetlink_fill_info` with a portid) sets
+/// `NLM_F_MULTI`. DELETE is only ever an event.
+fn event_of(msg_type: u8, flags: u16) -> Event {
+    if msg_type == IPCTNL_MSG_CT_DELETE {
+        Event::Destroy
+    } else if flags & NLM_F_MULTI != 0 {
+        Event::Dump
+    } else if flags & NLM_F_CREATE != 0 {
+        Event::New
+    } else {
+        Event::Update
+    }
 }
 
 /// Iterate over every message in one receive buffer. Stops after the first error
@@ -92,4 +173,138 @@ pub fn messages(buf: &[u8]) -> impl Iterator<Item = Result<Message, DecodeError>
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
+        v.extend_from_slice(&kind.to_ne_bytes());
+        v.extend_from_slice(payload);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v
+    }
+
+    fn msg(nl_type: u16, flags: u16, family: u8, body: &[u8]) -> Vec<u8> {
+        let len = NLMSG_HDRLEN + NFGENMSG_LEN + body.len();
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&nl_type.to_ne_bytes());
+        m.extend_from_slice(&flags.to_ne_bytes());
+        m.extend_from_slice(&[0; 8]);
+        m.extend_from_slice(&[family, 0, 0, 0]);
+        m.extend_from_slice(body);
+        m
+    }
+
+    /// A minimal CTA_TUPLE_ORIG for 10.0.0.1:1 -> 10.0.0.2:2/udp.
+    fn orig() -> Vec<u8> {
+        let ip = [
+            nla(CTA_IP_V4_SRC, &[10, 0, 0, 1]),
+            nla(CTA_IP_V4_DST, &[10, 0, 0, 2]),
+        ]
+        .concat();
+        let l4 = [
+            nla(CTA_PROTO_NUM, &[17]),
+            nla(CTA_PROTO_SRC_PORT, &1u16.to_be_bytes()),
+            nla(CTA_PROTO_DST_PORT, &2u16.to_be_bytes()),
+        ]
+        .concat();
+        nla(
+            CTA_TUPLE_ORIG | NLA_F_NESTED,
+            &[
+                nla(CTA_TUPLE_IP | NLA_F_NESTED, &ip),
+                nla(CTA_TUPLE_PROTO | NLA_F_NESTED, &l4),
+            ]
+            .concat(),
+        )
+    }
+
+    const CT_NEW: u16 = (NFNL_SUBSYS_CTNETLINK as u16) << 8 | IPCTNL_MSG_CT_NEW as u16;
+    const CT_DELETE: u16 = (NFNL_SUBSYS_CTNETLINK as u16) << 8 | IPCTNL_MSG_CT_DELETE as u16;
+
+    fn event(nl_type: u16, flags: u16) -> Event {
+        match message(&msg(nl_type, flags, 2, &orig())).unwrap().0 {
+            Message::Record { event, .. } => event,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn event_kind_from_type_and_flags() {
+        assert_eq!(event(CT_NEW, NLM_F_MULTI), Event::Dump);
+        assert_eq!(event(CT_NEW, NLM_F_CREATE | NLM_F_EXCL), Event::New);
+        assert_eq!(event(CT_NEW, 0), Event::Update);
+        assert_eq!(event(CT_DELETE, 0), Event::Destroy);
+    }
+
+    #[test]
+    fn refusals_are_values() {
+        // Unknown family.
+        assert_eq!(
+            message(&msg(CT_NEW, 0, 7, &orig())).unwrap_err(),
+            DecodeError::Family(7)
+        );
+        // No original tuple.
+        assert!(matches!(
+            message(&msg(CT_NEW, 0, 2, &nla(CTA_MARK, &[0, 0, 0, 1]))),
+            Err(DecodeError::Attribute { .. })
+        ));
+        // An IPv6 address in an IPv4 message.
+        let bad = nla(
+            CTA_TUPLE_ORIG | NLA_F_NESTED,
+            &nla(CTA_TUPLE_IP | NLA_F_NESTED, &nla(CTA_IP_V6_SRC, &[0; 16])),
+        );
+        assert!(message(&msg(CT_NEW, 0, 2, &bad)).is_err());
+        // A wrong-sized u32.
+        let body = [orig(), nla(CTA_MARK, &[1, 2])].concat();
+        assert!(message(&msg(CT_NEW, 0, 2, &body)).is_err());
+        // nlmsg_len below the header size.
+        let mut m = msg(CT_NEW, 0, 2, &orig());
+        m[..4].copy_from_slice(&8u32.to_ne_bytes());
+        assert!(message(&m).is_err());
+    }
+
+    #[test]
+    fn control_and_foreign_messages() {
+        let mut ack = vec![0u8; 36];
+        ack[..4].copy_from_slice(&36u32.to_ne_bytes());
+        ack[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        assert_eq!(message(&ack).unwrap(), (Message::Error { errno: 0 }, 36));
+        ack[16..20].copy_from_slice(&(-libc::EPERM).to_ne_bytes());
+        assert_eq!(
+            message(&ack).unwrap().0,
+            Message::Error { errno: libc::EPERM }
+        );
+        // Another nfnetlink subsystem (queue = 3) and a ctnetlink GET are not records.
+        let q = msg(3 << 8, 0, 2, &[]);
+        assert_eq!(message(&q).unwrap().0, Message::Other { nl_type: 3 << 8 });
+        let get = msg(CT_NEW + 1, 0, 2, &orig());
+        assert!(matches!(message(&get).unwrap().0, Message::Other { .. }));
+    }
+
+    #[test]
+    fn unknown_attributes_are_skipped() {
+        let body = [
+            nla(200, &[1, 2, 3]),
+            orig(),
+            nla(CTA_SYNPROXY | NLA_F_NESTED, &[]),
+        ]
+        .concat();
+        let (m, used) = message(&msg(CT_NEW, NLM_F_MULTI, 2, &body)).unwrap();
+        assert_eq!(used, NLMSG_HDRLEN + NFGENMSG_LEN + body.len());
+        let Message::Record {
+            record: Record::Flow(f),
+            ..
+        } = m
+        else {
+            panic!()
+        };
+        assert_eq!((f.orig.sport, f.orig.dport, f.orig.proto), (1, 2, 17));
+    }
 }

@@ -1,1 +1,646 @@
-//! engine (being built).
+//! The engine: turns a `Source` (live kernel or recording) into `EngineEvent`s for the one
+//! owner of the store (the TUI's main thread or a headless command). It runs the initial
+//! dump, follows events in batches, recovers from ENOBUFS by re-dumping, re-dumps in the
+//! background, re-checks expired flows on request and executes action plans.
+//!
+//! It does not own the store (the owner applies events with [`apply`]), does not render,
+//! and does not touch sockets itself (`netlink` does, behind `Source`).
+//!
+//! Convergence with `net.netfilter.nf_conntrack_events=2` (the kernel default): flows that
+//! existed before we subscribed send no UPDATE or DESTROY. Two mechanisms make the store
+//! converge anyway:
+//! - the owner asks for a re-check of flows whose reported timeout has run out
+//!   (`Store::expired_flows` → `Command::Recheck`); each is fetched with `conntrack -G`
+//!   semantics and either refreshed or removed;
+//! - a background full re-dump whose interval adapts to the table size so that it costs
+//!   under 5% of one core ([`redump_interval`]); the store sweeps what it no longer reports.
+//!
+//! Store time is whole seconds since the engine started (a replay: the recorded time).
+
+pub mod record;
+pub mod source;
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::actions::{self, Plan, Report};
+use crate::decode::{self, Event, Message, Record};
+use crate::error::{Error, Result};
+use crate::model::store::FlowKey;
+use crate::model::Store;
+pub use source::{Clock, Item, Live, Poll, Replay, Source, Speed, EXPECTS, FLOWS};
+
+/// What the engine tells the store's owner.
+#[derive(Debug)]
+pub enum EngineEvent {
+    /// Decoded entries, in kernel order (dump entries carry `Event::Dump`).
+    Records(Vec<(Event, Record)>),
+    /// A full dump of these tables starts (the store begins a resync).
+    DumpBegin { flows: bool, expects: bool },
+    /// The dump is complete (the store sweeps what it did not report).
+    DumpEnd { flows: bool, expects: bool },
+    /// The kernel dropped events (ENOBUFS); a re-dump follows.
+    Overrun,
+    /// Messages that could not be decoded since the last report.
+    DecodeErrors(u64),
+    /// The result of a `Command::Execute`.
+    ActionDone(Report),
+    /// The engine stopped on an error (e.g. a socket failure); the message is for the user.
+    Fatal(String),
+}
+
+/// What the owner asks the engine to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Run a confirmed plan (refused on a replay).
+    Execute(Plan),
+    /// Ask the kernel about these flows (their timeout passed without a DESTROY).
+    Recheck(Vec<FlowKey>),
+    /// Re-dump both tables now.
+    Redump,
+    /// End the engine thread.
+    Stop,
+}
+
+/// Engine settings.
+pub struct Options {
+    /// Keep following events after the initial dump; `false` ends after it.
+    pub follow: bool,
+    /// Write every message to this recording.
+    pub record: Option<record::Writer>,
+    /// The shortest interval between background re-dumps.
+    pub min_redump: Duration,
+    /// Records per `EngineEvent::Records` batch.
+    pub batch: usize,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            follow: true,
+            record: None,
+            min_redump: Duration::from_secs(10),
+            batch: 4096,
+        }
+    }
+}
+
+/// Kernel time of a full dump per entry, measured here (~3 µs).
+const DUMP_COST_PER_ENTRY: Duration = Duration::from_micros(3);
+/// Background dumps may use this share of one core.
+const DUMP_BUDGET: f64 = 0.05;
+
+/// The interval between background re-dumps: long enough that a dump of `entries`
+/// (estimated at ~3 µs each, or the measured `last_dump` if slower) stays under 5% of one
+/// core, and never shorter than `min`. 1M entries: ~60 s.
+pub fn redump_interval(entries: usize, last_dump: Duration, min: Duration) -> Duration {
+    let estimate = DUMP_COST_PER_ENTRY.saturating_mul(entries.min(u32::MAX as usize) as u32);
+    let cost = estimate.max(last_dump);
+    min.max(cost.div_f64(DUMP_BUDGET))
+}
+
+/// Apply one engine event to the store at store time `now`. Returns whether the store
+/// may have changed (the caller redraws then). `ActionDone`, `DecodeErrors` and `Fatal`
+/// are for the caller to show; they leave the store alone.
+pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
+    match ev {
+        EngineEvent::Records(batch) => {
+            let mut changed = false;
+            for (event, record) in batch {
+                changed |= store.apply(event, record, now) != crate::model::store::Change::Nothing;
+            }
+            changed
+        }
+        EngineEvent::DumpBegin { flows, expects } => {
+            store.begin_resync_tables(flows, expects);
+            false
+        }
+        EngineEvent::DumpEnd { flows, expects } => {
+            store.end_resync(flows, expects);
+            true
+        }
+        EngineEvent::Overrun => {
+            store.note_resync();
+            true
+        }
+        EngineEvent::DecodeErrors(_) | EngineEvent::ActionDone(_) | EngineEvent::Fatal(_) => false,
+    }
+}
+
+/// Housekeeping for the store's owner, about once a second: drop expectations whose
+/// timeout passed, and ask the engine to re-check flows whose timeout passed without a
+/// DESTROY (pre-existing flows under `nf_conntrack_events=2`). The engine ignores keys
+/// already queued, and a replay ignores re-checks (its recording holds the answers).
+/// Returns whether the store changed.
+pub fn tick(store: &mut Store, handle: &EngineHandle, now: u32) -> bool {
+    let expired = store.expire_expectations(now) > 0;
+    let stale = store.expired_flows(now);
+    if !stale.is_empty() {
+        // An ended engine (a finished replay) simply has nothing to ask.
+        let _ = handle.send(Command::Recheck(stale));
+    }
+    expired
+}
+
+/// What a synchronous [`load`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadStats {
+    /// Dumped messages (flows and expectations).
+    pub messages: usize,
+    /// Messages that could not be decoded.
+    pub decode_errors: u64,
+}
+
+/// Headless `list`: dump both tables from `source` into `store` at store time `now`,
+/// without a thread or a channel. A replay contributes its initial dump.
+pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<LoadStats> {
+    let mut stats = LoadStats::default();
+    source.dump(FLOWS | EXPECTS, &mut |item| match item {
+        Item::DumpBegin(t) => store.begin_resync_tables(t & FLOWS != 0, t & EXPECTS != 0),
+        Item::DumpEnd(t) => {
+            store.end_resync(t & FLOWS != 0, t & EXPECTS != 0);
+        }
+        Item::DumpMsg(m) | Item::Event(m) => {
+            stats.messages += 1;
+            match decode::message(m) {
+                Ok((Message::Record { event, record }, _)) => {
+                    store.apply(event, record, now);
+                }
+                Ok(_) => {}
+                Err(_) => stats.decode_errors += 1,
+            }
+        }
+        Item::Overrun => {}
+    })?;
+    Ok(stats)
+}
+
+/// Controls a running engine.
+pub struct EngineHandle {
+    tx: Sender<Command>,
+    clock: Clock,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EngineHandle {
+    /// Send a command. Fails only when the engine thread has ended (a replay that reached
+    /// its end, a fatal error, or after `Stop`).
+    pub fn send(&self, cmd: Command) -> Result<()> {
+        self.tx
+            .send(cmd)
+            .map_err(|_| Error::Other("the engine has stopped".into()))
+    }
+
+    /// Store time now (seconds since the engine started; a replay: recorded time).
+    pub fn now(&self) -> u32 {
+        self.clock.now()
+    }
+
+    /// The engine's clock, for owners that keep time themselves.
+    pub fn clock(&self) -> Clock {
+        self.clock.clone()
+    }
+
+    /// Stop the engine and wait for its thread (at most one dump or poll interval).
+    pub fn stop(mut self) {
+        let _ = self.tx.send(Command::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        // Never block a caller's drop on a dump in progress: the thread ends on its own
+        // when it next looks at its commands or finds the event receiver gone.
+        let _ = self.tx.send(Command::Stop);
+    }
+}
+
+/// The engine itself.
+pub struct Engine;
+
+impl Engine {
+    /// Start the engine thread on `source`. The receiver yields events in order; it is
+    /// disconnected when the engine ends (Stop, a fatal error, the end of a replay, or
+    /// after the initial dump when `opts.follow` is false).
+    pub fn spawn(
+        source: Box<dyn Source>,
+        opts: Options,
+    ) -> Result<(Receiver<EngineEvent>, EngineHandle)> {
+        let (ev_tx, ev_rx) = mpsc::channel();
+        let (cmd_tx, cmd_rx) = mpsc::channel();
+        let clock = source.clock();
+        let thread = std::thread::Builder::new()
+            .name("ctscope-engine".into())
+            .spawn(move || run(source, opts, ev_tx, cmd_rx))
+            .map_err(|e| Error::Io {
+                op: "spawn engine thread",
+                source: e,
+            })?;
+        Ok((
+            ev_rx,
+            EngineHandle {
+                tx: cmd_tx,
+                clock,
+                thread: Some(thread),
+            },
+        ))
+    }
+}
+
+/// How long one poll may wait: the latency of commands (actions) while idle.
+const POLL: Duration = Duration::from_millis(20);
+/// Re-checks done between two polls, so a large backlog never starves events.
+const RECHECK_CHUNK: usize = 2000;
+
+/// The engine thread's state outside the source.
+struct Pump {
+    tx: Sender<EngineEvent>,
+    record: Option<record::Writer>,
+    clock: Clock,
+    batch: Vec<(Event, Record)>,
+    batch_max: usize,
+    decode_errors: u64,
+    overrun: bool,
+    /// Dumped entries of the last complete dump (sizes the background interval).
+    dumped: usize,
+    counting: usize,
+    /// The receiver is gone or the recording failed: stop.
+    done: bool,
+}
+
+impl Pump {
+    fn send(&mut self, ev: EngineEvent) {
+        if self.tx.send(ev).is_err() {
+            self.done = true;
+        }
+    }
+
+    fn write(&mut self, kind: record::Kind, bytes: &[u8]) {
+        if let Some(w) = self.record.as_mut() {
+            if let Err(e) = w.frame(self.clock.now_ns(), kind, bytes) {
+                self.record = None;
+                self.send(EngineEvent::Fatal(e.to_string()));
+                self.done = true;
+            }
+        }
+    }
+
+    fn decode(&mut self, m: &[u8]) {
+        match decode::message(m) {
+            Ok((Message::Record { event, record }, _)) => {
+                self.batch.push((event, record));
+                if self.batch.len() >= self.batch_max {
+                    self.flush();
+                }
+            }
+            Ok(_) => {}
+            Err(_) => self.decode_errors += 1,
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let b = std::mem::replace(
+                &mut self.batch,
+                Vec::with_capacity(self.batch_max.min(4096)),
+            );
+            self.send(EngineEvent::Records(b));
+        }
+        if self.decode_errors > 0 {
+            let n = std::mem::take(&mut self.decode_errors);
+            self.send(EngineEvent::DecodeErrors(n));
+        }
+        if let Some(w) = self.record.as_mut() {
+            if let Err(e) = w.flush() {
+                self.record = None;
+                self.send(EngineEvent::Fatal(e.to_string()));
+                self.done = true;
+            }
+        }
+    }
+
+    fn item(&mut self, item: Item<'_>) {
+        match item {
+            Item::DumpBegin(t) => {
+                self.flush();
+                self.write(record::Kind::DumpBegin, &[t]);
+                self.counting = 0;
+                self.send(EngineEvent::DumpBegin {
+                    flows: t & FLOWS != 0,
+                    expects: t & EXPECTS != 0,
+                });
+            }
+            Item::DumpMsg(m) => {
+                self.write(record::Kind::DumpMsg, m);
+                self.counting += 1;
+                self.decode(m);
+            }
+            Item::DumpEnd(t) => {
+                self.flush();
+                self.write(record::Kind::DumpEnd, &[t]);
+                self.dumped = self.counting;
+                self.send(EngineEvent::DumpEnd {
+                    flows: t & FLOWS != 0,
+                    expects: t & EXPECTS != 0,
+                });
+            }
+            Item::Event(m) => {
+                self.write(record::Kind::EventMsg, m);
+                self.decode(m);
+            }
+            Item::Overrun => {
+                self.flush();
+                self.write(record::Kind::Overrun, &[]);
+                self.overrun = true;
+                self.send(EngineEvent::Overrun);
+            }
+        }
+    }
+}
+
+/// One full dump of both tables through the pump; returns its duration.
+fn full_dump(source: &mut dyn Source, pump: &mut Pump) -> Result<Duration> {
+    let t0 = Instant::now();
+    source.dump(FLOWS | EXPECTS, &mut |item| pump.item(item))?;
+    pump.flush();
+    Ok(t0.elapsed())
+}
+
+fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: Receiver<Command>) {
+    let mut pump = Pump {
+        tx,
+        record: opts.record,
+        clock: source.clock(),
+        batch: Vec::new(),
+        batch_max: opts.batch.max(1),
+        decode_errors: 0,
+        overrun: false,
+        dumped: 0,
+        counting: 0,
+        done: false,
+    };
+    let live = source.is_live();
+    let mut last_dump_cost;
+    let mut last_dump_at = Instant::now();
+    let mut rechecks: VecDeque<FlowKey> = VecDeque::new();
+    let mut pending: HashSet<FlowKey> = HashSet::new();
+
+    match full_dump(&mut *source, &mut pump) {
+        Ok(cost) => last_dump_cost = cost,
+        Err(e) => {
+            pump.send(EngineEvent::Fatal(e.to_string()));
+            return;
+        }
+    }
+    if !opts.follow {
+        pump.flush();
+        return;
+    }
+    while !pump.done {
+        // Commands first: they are the user waiting.
+        loop {
+            match rx.try_recv() {
+                Ok(Command::Stop) | Err(TryRecvError::Disconnected) => {
+                    pump.flush();
+                    return;
+                }
+                Ok(Command::Execute(plan)) => {
+                    let report = match source.conn() {
+                        Ok(conn) => actions::execute(conn, &plan),
+                        Err(e) => Report::refused_all(&plan, e.to_string()),
+                    };
+                    pump.send(EngineEvent::ActionDone(report));
+                }
+                Ok(Command::Recheck(keys)) => {
+                    if live {
+                        for k in keys {
+                            if pending.insert(k) {
+                                rechecks.push_back(k);
+                            }
+                        }
+                    }
+                }
+                Ok(Command::Redump) => {
+                    if live {
+                        pump.overrun = true; // same path as a resync, without counting one
+                    }
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        let redump_due = live
+            && last_dump_at.elapsed()
+                >= redump_interval(pump.dumped, last_dump_cost, opts.min_redump);
+        // A replay's overrun is followed by the recorded re-dump: never dump on our own.
+        let resync = std::mem::take(&mut pump.overrun) && live;
+        if resync || redump_due {
+            match full_dump(&mut *source, &mut pump) {
+                Ok(cost) => {
+                    last_dump_cost = cost;
+                    last_dump_at = Instant::now();
+                }
+                Err(e) => {
+                    pump.send(EngineEvent::Fatal(e.to_string()));
+                    return;
+                }
+            }
+        }
+        if !rechecks.is_empty() {
+            let n = rechecks.len().min(RECHECK_CHUNK);
+            let chunk: Vec<FlowKey> = rechecks.drain(..n).collect();
+            for k in &chunk {
+                pending.remove(k);
+            }
+            if let Err(e) = source.recheck(&chunk, &mut |item| pump.item(item)) {
+                pump.send(EngineEvent::Fatal(e.to_string()));
+                return;
+            }
+            pump.flush();
+        }
+        match source.poll(POLL, pump.batch_max, &mut |item| pump.item(item)) {
+            Ok(Poll::Items) => pump.flush(),
+            Ok(Poll::Timeout) => {}
+            Ok(Poll::End) => {
+                pump.flush();
+                return;
+            }
+            Err(e) => {
+                pump.flush();
+                pump.send(EngineEvent::Fatal(e.to_string()));
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::Target;
+    use crate::netlink::Conn;
+
+    /// A scripted source: empty dumps, then the scripted poll results, one per call.
+    struct Fake {
+        live: bool,
+        dumps: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        script: VecDeque<Option<Item<'static>>>,
+        start: Instant,
+    }
+
+    impl Source for Fake {
+        fn dump(&mut self, tables: u8, sink: &mut dyn FnMut(Item<'_>)) -> Result<bool> {
+            self.dumps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            sink(Item::DumpBegin(tables));
+            sink(Item::DumpEnd(tables));
+            Ok(true)
+        }
+        fn poll(&mut self, _: Duration, _: usize, sink: &mut dyn FnMut(Item<'_>)) -> Result<Poll> {
+            match self.script.pop_front() {
+                Some(Some(item)) => {
+                    sink(item);
+                    Ok(Poll::Items)
+                }
+                Some(None) => Ok(Poll::Timeout),
+                None if self.live => {
+                    std::thread::sleep(Duration::from_millis(5));
+                    Ok(Poll::Timeout)
+                }
+                None => Ok(Poll::End),
+            }
+        }
+        fn recheck(&mut self, _: &[FlowKey], _: &mut dyn FnMut(Item<'_>)) -> Result<()> {
+            Ok(())
+        }
+        fn conn(&mut self) -> Result<&mut Conn> {
+            Err(Error::Other(source::REPLAY_REFUSAL.into()))
+        }
+        fn clock(&self) -> Clock {
+            Clock::Wall(self.start)
+        }
+        fn is_live(&self) -> bool {
+            self.live
+        }
+    }
+
+    fn fake(
+        live: bool,
+        script: Vec<Option<Item<'static>>>,
+    ) -> (Fake, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let dumps = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        (
+            Fake {
+                live,
+                dumps: dumps.clone(),
+                script: script.into(),
+                start: Instant::now(),
+            },
+            dumps,
+        )
+    }
+
+    fn name(ev: &EngineEvent) -> &'static str {
+        match ev {
+            EngineEvent::Records(_) => "records",
+            EngineEvent::DumpBegin { .. } => "begin",
+            EngineEvent::DumpEnd { .. } => "end",
+            EngineEvent::Overrun => "overrun",
+            EngineEvent::DecodeErrors(_) => "decode-errors",
+            EngineEvent::ActionDone(_) => "action",
+            EngineEvent::Fatal(_) => "fatal",
+        }
+    }
+
+    #[test]
+    fn overrun_is_reported_then_resynced_by_a_full_dump() {
+        let (src, dumps) = fake(true, vec![None, Some(Item::Overrun)]);
+        let (rx, handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 5 {
+            let ev = rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("engine event");
+            if let EngineEvent::DumpBegin { flows, expects } = ev {
+                assert!(flows && expects, "both tables are dumped together");
+            }
+            seen.push(name(&ev));
+        }
+        assert_eq!(seen, ["begin", "end", "overrun", "begin", "end"]);
+        handle.stop();
+        assert_eq!(dumps.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn actions_on_a_replay_are_refused_and_the_recording_is_written() {
+        let (src, _) = fake(true, vec![]);
+        let path =
+            std::env::temp_dir().join(format!("ctscope-engine-test-{}.rec", std::process::id()));
+        let opts = Options {
+            record: Some(record::Writer::create(&path).unwrap()),
+            ..Options::default()
+        };
+        let (rx, handle) = Engine::spawn(Box::new(src), opts).unwrap();
+        handle
+            .send(Command::Execute(Plan {
+                targets: vec![Target::FlushFlows],
+                ..Plan::default()
+            }))
+            .unwrap();
+        let report = loop {
+            match rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("engine event")
+            {
+                EngineEvent::ActionDone(r) => break r,
+                _ => continue,
+            }
+        };
+        assert_eq!(report.refused, 1);
+        assert!(report.to_string().contains("replay"), "{report}");
+        handle.stop();
+        let mut r = record::Reader::open(&path).unwrap();
+        let kinds: Vec<record::Kind> = std::iter::from_fn(|| r.next_frame().unwrap())
+            .map(|f| f.kind)
+            .collect();
+        assert_eq!(kinds, [record::Kind::DumpBegin, record::Kind::DumpEnd]);
+        std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn a_replay_ends_the_engine_and_disconnects() {
+        let (src, dumps) = fake(false, vec![Some(Item::Overrun)]);
+        let (rx, _handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
+        let names: Vec<_> = rx.iter().map(|e| name(&e)).collect();
+        // A replay's overrun is followed by the recorded re-dump, not by a new one.
+        assert_eq!(names, ["begin", "end", "overrun"]);
+        assert_eq!(dumps.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn redump_interval_adapts_to_table_size() {
+        let min = Duration::from_secs(10);
+        // Small tables: the floor.
+        assert_eq!(redump_interval(0, Duration::ZERO, min), min);
+        assert_eq!(redump_interval(10_000, Duration::ZERO, min), min);
+        // 1M entries * 3 µs = 3 s of kernel time; 5% budget → 60 s.
+        assert_eq!(
+            redump_interval(1_000_000, Duration::ZERO, min),
+            Duration::from_secs(60)
+        );
+        // A measured dump slower than the estimate wins.
+        assert_eq!(
+            redump_interval(1_000_000, Duration::from_secs(5), min),
+            Duration::from_secs(100)
+        );
+        // The budget holds across sizes: cost / interval <= 5%.
+        for n in [1usize, 1000, 200_000, 5_000_000] {
+            let i = redump_interval(n, Duration::ZERO, min);
+            let cost = DUMP_COST_PER_ENTRY.as_secs_f64() * n as f64;
+            assert!(cost / i.as_secs_f64() <= 0.05 + 1e-9, "{n}");
+        }
+    }
+}

@@ -1,1 +1,292 @@
-//! output (being built).
+//! Headless output for scripts: text akin to conntrack(8), one JSON array, or NDJSON, all
+//! from the serde views in `view`. It owns formatting and the broken-pipe rule (a closed
+//! stdout, as in `ctscope list | head`, is a clean stop, exit 0). It must not read the
+//! kernel, filter, or decide what to list: callers hand it views.
+//!
+//! ```no_run
+//! # use ctscope::output::{Format, Outcome, Writer, view::FlowView};
+//! # let flows: Vec<ctscope::model::Flow> = vec![];
+//! let mut w = Writer::new(std::io::stdout().lock(), Format::Json);
+//! for f in &flows {
+//!     if w.flow(&FlowView::of(f, 0))? == Outcome::Closed {
+//!         return Ok(()); // reader went away: exit 0
+//!     }
+//! }
+//! w.finish()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+pub mod text;
+pub mod view;
+
+pub use view::{EntryView, ExpectView, FlowView, TupleView, WatchLine};
+
+use std::io::{self, Write};
+
+/// The output format of a headless command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One line per entry, akin to conntrack(8).
+    Text,
+    /// One JSON array of every entry (`--json`).
+    Json,
+    /// One JSON object per line (`--ndjson`).
+    Ndjson,
+}
+
+/// Whether the reader is still there.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Continue,
+    /// The reader closed the pipe (EPIPE): stop writing and exit 0.
+    Closed,
+}
+
+/// Writes entries in one `Format` to any `impl Write` (stdout, a file, a test buffer).
+///
+/// Wrap stdout in a `BufWriter` or lock it; `finish` flushes. I/O errors other than a broken
+/// pipe are returned as errors.
+pub struct Writer<W: Write> {
+    out: W,
+    format: Format,
+    items: usize,
+    closed: bool,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> Writer<W> {
+    pub fn new(out: W, format: Format) -> Writer<W> {
+        Writer {
+            out,
+            format,
+            items: 0,
+            closed: false,
+            scratch: Vec::with_capacity(512),
+        }
+    }
+
+    /// Write one flow (`conntrack -L` line, or a JSON object).
+    pub fn flow(&mut self, v: &FlowView) -> io::Result<Outcome> {
+        self.item(v, || text::flow(v))
+    }
+
+    /// Write one expectation (`conntrack -L expect` line, or a JSON object).
+    pub fn expectation(&mut self, v: &ExpectView) -> io::Result<Outcome> {
+        self.item(v, || text::expectation(v))
+    }
+
+    /// Write either kind.
+    pub fn entry(&mut self, v: &EntryView) -> io::Result<Outcome> {
+        self.item(v, || text::entry(v))
+    }
+
+    /// Write one watch event (`conntrack -E` line, or an object with `event` and `kind`).
+    pub fn watch(&mut self, w: &WatchLine) -> io::Result<Outcome> {
+        let r = self.item(w, || text::watch(w))?;
+        // Events are read as they happen: do not leave them in a buffer.
+        if r == Outcome::Continue && self.format != Format::Json {
+            return self.guard(|out| out.flush());
+        }
+        Ok(r)
+    }
+
+    /// End the output: close the JSON array (`[]` when empty) and flush.
+    pub fn finish(&mut self) -> io::Result<Outcome> {
+        if self.format == Format::Json {
+            let tail: &[u8] = if self.items == 0 { b"[]\n" } else { b"\n]\n" };
+            if self.guard(|out| out.write_all(tail))? == Outcome::Closed {
+                return Ok(Outcome::Closed);
+            }
+        }
+        self.guard(|out| out.flush())
+    }
+
+    /// Entries written so far.
+    pub fn count(&self) -> usize {
+        self.items
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn item<T: serde::Serialize>(
+        &mut self,
+        v: &T,
+        line: impl FnOnce() -> String,
+    ) -> io::Result<Outcome> {
+        if self.closed {
+            return Ok(Outcome::Closed);
+        }
+        self.scratch.clear();
+        match self.format {
+            Format::Text => {
+                self.scratch.extend_from_slice(line().as_bytes());
+                self.scratch.push(b'\n');
+            }
+            Format::Json => {
+                self.scratch
+                    .extend_from_slice(if self.items == 0 { b"[\n" } else { b",\n" });
+                serde_json::to_writer(&mut self.scratch, v).map_err(io::Error::other)?;
+            }
+            Format::Ndjson => {
+                serde_json::to_writer(&mut self.scratch, v).map_err(io::Error::other)?;
+                self.scratch.push(b'\n');
+            }
+        }
+        self.items += 1;
+        let Writer { out, scratch, .. } = self;
+        let r = out.write_all(scratch);
+        self.settle(r)
+    }
+
+    fn guard(&mut self, f: impl FnOnce(&mut W) -> io::Result<()>) -> io::Result<Outcome> {
+        if self.closed {
+            return Ok(Outcome::Closed);
+        }
+        let r = f(&mut self.out);
+        self.settle(r)
+    }
+
+    fn settle(&mut self, r: io::Result<()>) -> io::Result<Outcome> {
+        match r {
+            Ok(()) => Ok(Outcome::Continue),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(Outcome::Closed)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Event;
+    use crate::model::flow::status;
+    use crate::model::tuple::{proto, Family, Tuple};
+    use crate::model::{Expectation, Flow};
+
+    fn tcp() -> Flow {
+        let mut t = Tuple {
+            family: Family::Ipv4,
+            proto: proto::TCP,
+            sport: 40000,
+            dport: 21,
+            ..Tuple::default()
+        };
+        t.set_src_ip("10.0.0.1".parse().unwrap());
+        t.set_dst_ip("10.0.0.2".parse().unwrap());
+        let mut f = Flow::new(t);
+        f.state = 3;
+        f.status = status::SEEN_REPLY | status::ASSURED | status::CONFIRMED;
+        f.timeout = 100;
+        f.seen = 10;
+        f.id = 42;
+        f.use_count = 1;
+        f.helper = crate::model::helper::intern("ftp");
+        f
+    }
+
+    #[test]
+    fn flow_json_matches_contract() {
+        let v = FlowView::of(&tcp(), 15);
+        let j = serde_json::to_value(&v).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!({
+                "family": "ipv4", "proto": "tcp", "state": "ESTABLISHED", "timeout": 95,
+                "orig": {"src": "10.0.0.1", "dst": "10.0.0.2", "sport": 40000, "dport": 21},
+                "reply": {"src": "10.0.0.2", "dst": "10.0.0.1", "sport": 21, "dport": 40000},
+                "status": ["SEEN_REPLY", "ASSURED", "CONFIRMED"], "mark": 0, "zone": 0,
+                "id": 42, "use": 1, "helper": "ftp", "master": null, "counters": null,
+                "timestamp": null, "labels": []
+            })
+        );
+    }
+
+    #[test]
+    fn icmp_and_gre_tuples_use_their_keys() {
+        let mut t = Tuple {
+            family: Family::Ipv4,
+            proto: proto::ICMP,
+            sport: 77,
+            dport: 8 << 8,
+            ..Tuple::default()
+        };
+        let j = serde_json::to_value(TupleView::of(&t)).unwrap();
+        assert_eq!(
+            j,
+            serde_json::json!({"src":"0.0.0.0","dst":"0.0.0.0","type":8,"code":0,"icmp_id":77})
+        );
+        t.proto = proto::GRE;
+        let j = serde_json::to_value(TupleView::of(&t)).unwrap();
+        assert_eq!(j["srckey"], 77);
+        assert_eq!(j["dstkey"], 8 << 8);
+        assert!(j.get("sport").is_none());
+    }
+
+    #[test]
+    fn text_line_reads_like_conntrack() {
+        let line = text::flow(&FlowView::of(&tcp(), 10));
+        assert_eq!(
+            line,
+            "tcp      6 100 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=21 \
+             src=10.0.0.2 dst=10.0.0.1 sport=21 dport=40000 [ASSURED] mark=0 helper=ftp use=1 id=42"
+        );
+    }
+
+    #[test]
+    fn json_array_and_ndjson_framing() {
+        let v = FlowView::of(&tcp(), 10);
+        let mut w = Writer::new(Vec::new(), Format::Json);
+        assert_eq!(w.finish().unwrap(), Outcome::Continue);
+        assert_eq!(w.into_inner(), b"[]\n");
+        let mut w = Writer::new(Vec::new(), Format::Json);
+        let _ = w.flow(&v).unwrap();
+        let _ = w.flow(&v).unwrap();
+        let _ = w.finish().unwrap();
+        let parsed: serde_json::Value = serde_json::from_slice(&w.into_inner()).unwrap();
+        assert_eq!(parsed.as_array().unwrap().len(), 2);
+        let mut w = Writer::new(Vec::new(), Format::Ndjson);
+        let e = Expectation::new(tcp().orig, tcp().orig, tcp().orig);
+        let line = WatchLine::new(Event::New, EntryView::Expect(ExpectView::of(&e, 0)));
+        let _ = w.watch(&line).unwrap();
+        let out = String::from_utf8(w.into_inner()).unwrap();
+        assert!(
+            out.starts_with(r#"{"event":"new","kind":"expect","family":"ipv4""#),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), 1);
+    }
+
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn broken_pipe_is_a_clean_stop() {
+        let mut w = Writer::new(Broken, Format::Text);
+        assert_eq!(w.flow(&FlowView::of(&tcp(), 0)).unwrap(), Outcome::Closed);
+        assert_eq!(w.finish().unwrap(), Outcome::Closed);
+    }
+
+    #[test]
+    fn risk_fields_appear_only_when_set() {
+        let mut v = FlowView::of(&tcp(), 0);
+        assert!(serde_json::to_value(&v).unwrap().get("freedom").is_none());
+        v.freedom = Some(serde_json::json!({"dport": "in_cmd"}));
+        v.findings = Some(serde_json::json!([]));
+        let j = serde_json::to_value(&v).unwrap();
+        assert_eq!(j["freedom"]["dport"], "in_cmd");
+        assert!(j["findings"].is_array());
+    }
+}

@@ -1,0 +1,179 @@
+//! A zero-allocation walker over netlink attributes (`struct nlattr`) and the checked
+//! readers for their payloads. It owns framing and length checks only; what an attribute
+//! means is decided by `flow.rs`, `expect.rs` and `tuple.rs`. It must never panic: every
+//! slice access is bounds-checked and a bad length becomes a `DecodeError`.
+//!
+//! Equivalent to netlink-packet-core's `NlasIterator` over `NlaBuffer`, but it yields
+//! `(kind, payload)` pairs with the `NLA_F_NESTED`/`NLA_F_NET_BYTEORDER` bits already
+//! masked, and names the context of a failure, which the error message carries.
+
+use super::DecodeError;
+use crate::netlink::consts::NLA_TYPE_MASK;
+
+/// Size of `struct nlattr` (nla_len, nla_type).
+const NLA_HDRLEN: usize = 4;
+
+/// Round up to the netlink 4-byte alignment (`NLA_ALIGN`), saturating instead of overflowing.
+pub(crate) fn align4(n: usize) -> usize {
+    n.saturating_add(3) & !3
+}
+
+/// Iterator over the attributes packed in one buffer (a message body or a nest).
+#[derive(Clone)]
+pub(crate) struct Attrs<'a> {
+    rest: &'a [u8],
+    context: &'static str,
+}
+
+impl<'a> Attrs<'a> {
+    /// Walk `buf`; `context` names the enclosing structure for error messages.
+    pub(crate) fn new(buf: &'a [u8], context: &'static str) -> Attrs<'a> {
+        Attrs { rest: buf, context }
+    }
+}
+
+impl<'a> Iterator for Attrs<'a> {
+    type Item = Result<(u16, &'a [u8]), DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let fail = |this: &mut Self, e: DecodeError| {
+            // Once framing is lost the rest cannot be trusted: stop after one error.
+            this.rest = &[];
+            Some(Err(e))
+        };
+        let Some(hdr) = self.rest.get(..NLA_HDRLEN) else {
+            let have = self.rest.len();
+            return fail(
+                self,
+                DecodeError::Truncated {
+                    need: NLA_HDRLEN,
+                    have,
+                },
+            );
+        };
+        let len = usize::from(u16::from_ne_bytes([hdr[0], hdr[1]]));
+        let kind = u16::from_ne_bytes([hdr[2], hdr[3]]) & NLA_TYPE_MASK;
+        if len < NLA_HDRLEN {
+            return fail(
+                self,
+                DecodeError::Attribute {
+                    context: self.context,
+                    attr: kind,
+                    reason: "length shorter than its header",
+                },
+            );
+        }
+        let Some(payload) = self.rest.get(NLA_HDRLEN..len) else {
+            let have = self.rest.len();
+            return fail(self, DecodeError::Truncated { need: len, have });
+        };
+        // The last attribute may omit its trailing padding.
+        self.rest = self.rest.get(align4(len)..).unwrap_or(&[]);
+        Some(Ok((kind, payload)))
+    }
+}
+
+fn bad(context: &'static str, attr: u16, reason: &'static str) -> DecodeError {
+    DecodeError::Attribute {
+        context,
+        attr,
+        reason,
+    }
+}
+
+/// A `u8` attribute (the kernel pads it, so only the first byte counts).
+pub(crate) fn u8_of(ctx: &'static str, attr: u16, p: &[u8]) -> Result<u8, DecodeError> {
+    p.first().copied().ok_or_else(|| bad(ctx, attr, "empty u8"))
+}
+
+/// A big-endian `u16` (`nla_put_be16`).
+pub(crate) fn be16(ctx: &'static str, attr: u16, p: &[u8]) -> Result<u16, DecodeError> {
+    match p {
+        [a, b] => Ok(u16::from_be_bytes([*a, *b])),
+        _ => Err(bad(ctx, attr, "expected 2 bytes")),
+    }
+}
+
+/// A big-endian `u32` (`nla_put_be32`).
+pub(crate) fn be32(ctx: &'static str, attr: u16, p: &[u8]) -> Result<u32, DecodeError> {
+    let b: [u8; 4] = p
+        .try_into()
+        .map_err(|_| bad(ctx, attr, "expected 4 bytes"))?;
+    Ok(u32::from_be_bytes(b))
+}
+
+/// A big-endian `u64` (`nla_put_be64`).
+pub(crate) fn be64(ctx: &'static str, attr: u16, p: &[u8]) -> Result<u64, DecodeError> {
+    let b: [u8; 8] = p
+        .try_into()
+        .map_err(|_| bad(ctx, attr, "expected 8 bytes"))?;
+    Ok(u64::from_be_bytes(b))
+}
+
+/// A NUL-terminated string (`nla_put_string`); the terminator is optional.
+pub(crate) fn string<'a>(
+    ctx: &'static str,
+    attr: u16,
+    p: &'a [u8],
+) -> Result<&'a str, DecodeError> {
+    let end = p.iter().position(|b| *b == 0).unwrap_or(p.len());
+    std::str::from_utf8(&p[..end]).map_err(|_| bad(ctx, attr, "not UTF-8"))
+}
+
+/// An error for a payload whose shape is wrong, for callers outside this file.
+pub(crate) fn malformed(ctx: &'static str, attr: u16, reason: &'static str) -> DecodeError {
+    bad(ctx, attr, reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
+        v.extend_from_slice(&kind.to_ne_bytes());
+        v.extend_from_slice(payload);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v
+    }
+
+    #[test]
+    fn walks_and_masks_flags() {
+        let mut buf = nla(0x8000 | 1, &[1, 2, 3, 4]);
+        buf.extend(nla(7, &[9]));
+        let got: Vec<_> = Attrs::new(&buf, "t").collect::<Result<_, _>>().unwrap();
+        assert_eq!(got, vec![(1, &[1u8, 2, 3, 4][..]), (7, &[9u8][..])]);
+    }
+
+    #[test]
+    fn rejects_short_and_overlong() {
+        let buf = [2u8, 0, 1, 0];
+        assert!(matches!(
+            Attrs::new(&buf, "t").next(),
+            Some(Err(DecodeError::Attribute { .. }))
+        ));
+        let buf = [12u8, 0, 1, 0, 0, 0];
+        let mut it = Attrs::new(&buf, "t");
+        assert!(matches!(
+            it.next(),
+            Some(Err(DecodeError::Truncated { .. }))
+        ));
+        assert!(it.next().is_none());
+    }
+
+    #[test]
+    fn checked_readers() {
+        assert_eq!(be16("t", 1, &[1, 2]).unwrap(), 0x0102);
+        assert!(be16("t", 1, &[1]).is_err());
+        assert!(be32("t", 1, &[1, 2, 3]).is_err());
+        assert_eq!(be64("t", 1, &[0, 0, 0, 0, 0, 0, 1, 0]).unwrap(), 256);
+        assert_eq!(string("t", 1, b"ftp\0\0").unwrap(), "ftp");
+        assert!(u8_of("t", 1, &[]).is_err());
+    }
+}

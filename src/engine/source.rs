@@ -1,0 +1,542 @@
+//! Where raw messages come from: the live kernel (a `Conn` plus a `Subscription` in one
+//! namespace) or a recording played back. Both speak `Item`s, so the engine — and every
+//! command above it — cannot tell them apart except that a replay refuses actions.
+//! This file owns no decoding and no store.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::record::{self, Kind, Reader};
+use crate::error::{Error, Result};
+use crate::model::store::FlowKey;
+use crate::netlink::consts::*;
+use crate::netlink::events::{Recv, Subscription, DEFAULT_RCVBUF};
+use crate::netlink::request::{family_of, Request};
+use crate::netlink::{Conn, Namespace, Table};
+
+/// Table bits for `Item::DumpBegin` / `DumpEnd` (same values as in recordings).
+pub const FLOWS: u8 = record::TABLE_FLOWS;
+pub const EXPECTS: u8 = record::TABLE_EXPECTS;
+
+/// One thing a source produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item<'a> {
+    /// A full dump of these tables starts.
+    DumpBegin(u8),
+    /// One dumped entry (a raw netlink message).
+    DumpMsg(&'a [u8]),
+    /// The dump of these tables is complete.
+    DumpEnd(u8),
+    /// One event, or the reply to a re-check (a raw netlink message).
+    Event(&'a [u8]),
+    /// Events were lost (ENOBUFS).
+    Overrun,
+}
+
+/// What a `poll` ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// Some items were delivered.
+    Items,
+    /// Nothing within the timeout.
+    Timeout,
+    /// A replay has no more frames (a live source never ends).
+    End,
+}
+
+/// The engine's clock: store time is whole seconds since the source started.
+#[derive(Debug, Clone)]
+pub enum Clock {
+    /// Live: wall time since the engine started.
+    Wall(Instant),
+    /// Replay: the recording's time, advanced by the replay.
+    Virtual(Arc<AtomicU64>),
+}
+
+impl Clock {
+    /// Nanoseconds since the start.
+    pub fn now_ns(&self) -> u64 {
+        match self {
+            Clock::Wall(start) => start.elapsed().as_nanos() as u64,
+            Clock::Virtual(t) => t.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Store time: whole seconds since the start.
+    pub fn now(&self) -> u32 {
+        (self.now_ns() / 1_000_000_000) as u32
+    }
+}
+
+/// A stream of ctnetlink messages, live or recorded.
+pub trait Source: Send {
+    /// Dump the tables in `tables` (`FLOWS | EXPECTS`): the sink gets `DumpBegin`, every
+    /// entry as `DumpMsg`, then `DumpEnd`. A replay plays its recorded dump only if that is
+    /// the next thing in the recording; `Ok(false)` means no dump was available.
+    fn dump(&mut self, tables: u8, sink: &mut dyn FnMut(Item<'_>)) -> Result<bool>;
+
+    /// Wait up to `timeout`, then deliver what arrived (at most about `max` items). A
+    /// replay also delivers its recorded re-dumps and overruns here, in recorded order.
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        max: usize,
+        sink: &mut dyn FnMut(Item<'_>),
+    ) -> Result<Poll>;
+
+    /// Ask the kernel about flows whose timeout passed: each still-present flow's reply
+    /// goes to the sink as an `Event` (it decodes as an update); each vanished flow as a
+    /// synthesized DELETE message (it decodes as a destroy). A replay does nothing: its
+    /// recording already holds the answers the live session got.
+    fn recheck(&mut self, keys: &[FlowKey], sink: &mut dyn FnMut(Item<'_>)) -> Result<()>;
+
+    /// The request connection for actions; a replay refuses with a clear message.
+    fn conn(&mut self) -> Result<&mut Conn>;
+
+    /// The clock store time is taken from.
+    fn clock(&self) -> Clock;
+
+    /// Whether this is the live kernel (background re-dumps and re-checks only make sense then).
+    fn is_live(&self) -> bool;
+}
+
+/// The live kernel in one namespace.
+pub struct Live {
+    conn: Conn,
+    events: Option<Subscription>,
+    start: Instant,
+    ns: Namespace,
+}
+
+impl Live {
+    /// Open the request socket and, when `follow`, the event subscription — first, so no
+    /// event between the initial dump and the subscription is missed.
+    pub fn open(ns: &Namespace, follow: bool) -> Result<Live> {
+        Live::open_with(ns, follow, DEFAULT_RCVBUF)
+    }
+
+    /// Like `open`, with an event receive buffer of `rcvbuf` bytes (at least 8 MiB):
+    /// a larger one absorbs bigger bursts (a flush of N entries queues ~1.3 KB each).
+    pub fn open_with(ns: &Namespace, follow: bool, rcvbuf: usize) -> Result<Live> {
+        let events = if follow {
+            Some(Subscription::open(ns, rcvbuf)?)
+        } else {
+            None
+        };
+        Ok(Live {
+            conn: Conn::open(ns)?,
+            events,
+            start: Instant::now(),
+            ns: ns.clone(),
+        })
+    }
+
+    /// The namespace this source watches.
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// The granted event receive buffer, if subscribed.
+    pub fn rcvbuf(&self) -> Option<usize> {
+        self.events.as_ref().map(Subscription::rcvbuf)
+    }
+}
+
+/// How many times an interrupted (`NLM_F_DUMP_INTR`) dump is retried.
+const DUMP_RETRIES: usize = 3;
+
+impl Source for Live {
+    fn dump(&mut self, tables: u8, sink: &mut dyn FnMut(Item<'_>)) -> Result<bool> {
+        for attempt in 0..DUMP_RETRIES {
+            sink(Item::DumpBegin(tables));
+            let mut interrupted = false;
+            for (bit, table) in [(FLOWS, Table::Flows), (EXPECTS, Table::Expects)] {
+                if tables & bit != 0 {
+                    let out = self.conn.dump(table, &mut |m| sink(Item::DumpMsg(m)))?;
+                    interrupted |= out.interrupted;
+                }
+            }
+            sink(Item::DumpEnd(tables));
+            if !interrupted || attempt + 1 == DUMP_RETRIES {
+                break;
+            }
+        }
+        Ok(true)
+    }
+
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        max: usize,
+        sink: &mut dyn FnMut(Item<'_>),
+    ) -> Result<Poll> {
+        let Some(events) = self.events.as_mut() else {
+            std::thread::sleep(timeout);
+            return Ok(Poll::Timeout);
+        };
+        match events.recv(timeout, max, &mut |m| sink(Item::Event(m)))? {
+            Recv::Data(_) => Ok(Poll::Items),
+            Recv::Overrun => {
+                sink(Item::Overrun);
+                Ok(Poll::Items)
+            }
+            Recv::Timeout => Ok(Poll::Timeout),
+        }
+    }
+
+    fn recheck(&mut self, keys: &[FlowKey], sink: &mut dyn FnMut(Item<'_>)) -> Result<()> {
+        for k in keys {
+            let found = self
+                .conn
+                .get_flow(k.zone, &k.orig, &mut |m| sink(Item::Event(m)))?;
+            if !found {
+                sink(Item::Event(&synthetic_destroy(k)));
+            }
+        }
+        Ok(())
+    }
+
+    fn conn(&mut self) -> Result<&mut Conn> {
+        Ok(&mut self.conn)
+    }
+
+    fn clock(&self) -> Clock {
+        Clock::Wall(self.start)
+    }
+
+    fn is_live(&self) -> bool {
+        true
+    }
+}
+
+/// The DESTROY event the kernel would have sent for a flow that vanished silently
+/// (`nf_conntrack_events=2` and a flow older than our subscription): an
+/// `IPCTNL_MSG_CT_DELETE` with its tuples and zone, decoded like any other event and
+/// recorded, so a replay sees the same removal.
+pub fn synthetic_destroy(k: &FlowKey) -> Vec<u8> {
+    let mut r = Request::new(
+        NFNL_SUBSYS_CTNETLINK,
+        IPCTNL_MSG_CT_DELETE,
+        0,
+        family_of(&k.orig),
+    );
+    r.put_tuple(CTA_TUPLE_ORIG, &k.orig);
+    r.put_tuple(CTA_TUPLE_REPLY, &k.orig.inverted());
+    if k.zone != 0 {
+        r.put_be16(CTA_ZONE, k.zone);
+    }
+    let mut b = r.finish(0);
+    // An event is not a request: clear NLM_F_REQUEST like the kernel's notifications.
+    b[6..8].copy_from_slice(&0u16.to_ne_bytes());
+    b
+}
+
+/// How fast a replay plays.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// As fast as possible (tests, headless commands).
+    Fast,
+    /// At the recorded pace times this factor (1.0 = real time, for the TUI).
+    RealTime(f64),
+}
+
+/// A recording played back.
+pub struct Replay<R: std::io::Read + Send = std::io::BufReader<std::fs::File>> {
+    reader: Reader<R>,
+    next: Option<record::Frame>,
+    ended: bool,
+    speed: Speed,
+    clock: Arc<AtomicU64>,
+    started: Option<Instant>,
+}
+
+/// The message shown when an action is attempted on a replay.
+pub const REPLAY_REFUSAL: &str =
+    "this is a replay of a recording: nothing can be deleted or flushed\nhint: run without --replay to act on the live table";
+
+impl Replay {
+    /// Open a recording file.
+    pub fn open(path: &std::path::Path, speed: Speed) -> Result<Replay> {
+        Ok(Replay::new(Reader::open(path)?, speed))
+    }
+}
+
+impl<R: std::io::Read + Send> Replay<R> {
+    /// Play frames from `reader`.
+    pub fn new(reader: Reader<R>, speed: Speed) -> Replay<R> {
+        Replay {
+            reader,
+            next: None,
+            ended: false,
+            speed,
+            clock: Arc::new(AtomicU64::new(0)),
+            started: None,
+        }
+    }
+
+    /// When the recording started, ns since the Unix epoch (for absolute times).
+    pub fn recorded_start(&self) -> u64 {
+        self.reader.start()
+    }
+
+    fn peek(&mut self) -> Result<Option<&record::Frame>> {
+        if self.next.is_none() && !self.ended {
+            self.next = self.reader.next_frame()?;
+            self.ended = self.next.is_none();
+        }
+        Ok(self.next.as_ref())
+    }
+
+    fn take(&mut self) -> Option<record::Frame> {
+        let f = self.next.take()?;
+        // The clock never runs backwards, even over a hand-edited file.
+        self.clock.fetch_max(f.t, Ordering::Relaxed);
+        Some(f)
+    }
+
+    /// Virtual "now" for real-time replays: wall time since playback began, scaled.
+    fn due_limit(&mut self) -> u64 {
+        match self.speed {
+            Speed::Fast => u64::MAX,
+            Speed::RealTime(factor) => {
+                let start = *self.started.get_or_insert_with(Instant::now);
+                (start.elapsed().as_nanos() as f64 * factor.max(0.0)) as u64
+            }
+        }
+    }
+}
+
+fn deliver(f: &record::Frame, sink: &mut dyn FnMut(Item<'_>)) {
+    let tables = || f.bytes.first().copied().unwrap_or(FLOWS | EXPECTS);
+    match f.kind {
+        Kind::DumpBegin => sink(Item::DumpBegin(tables())),
+        Kind::DumpMsg => sink(Item::DumpMsg(&f.bytes)),
+        Kind::DumpEnd => sink(Item::DumpEnd(tables())),
+        Kind::EventMsg => sink(Item::Event(&f.bytes)),
+        Kind::Overrun => sink(Item::Overrun),
+    }
+}
+
+impl<R: std::io::Read + Send> Source for Replay<R> {
+    fn dump(&mut self, _tables: u8, sink: &mut dyn FnMut(Item<'_>)) -> Result<bool> {
+        if !matches!(self.peek()?, Some(f) if f.kind == Kind::DumpBegin) {
+            return Ok(false);
+        }
+        // Play the whole recorded dump at once, whatever the speed: a live dump is
+        // delivered as fast as the kernel writes it too.
+        while let Some(f) = self.take() {
+            deliver(&f, sink);
+            if f.kind == Kind::DumpEnd {
+                break;
+            }
+            if self.peek()?.is_none() {
+                break;
+            }
+        }
+        Ok(true)
+    }
+
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        max: usize,
+        sink: &mut dyn FnMut(Item<'_>),
+    ) -> Result<Poll> {
+        let mut n = 0;
+        loop {
+            let limit = self.due_limit();
+            let Some(next_t) = self.peek()?.map(|f| f.t) else {
+                return Ok(if n > 0 { Poll::Items } else { Poll::End });
+            };
+            if next_t > limit {
+                if n > 0 {
+                    return Ok(Poll::Items);
+                }
+                if let Speed::RealTime(factor) = self.speed {
+                    self.clock.fetch_max(limit, Ordering::Relaxed);
+                    let wait_ns = ((next_t - limit) as f64 / factor.max(1e-3)) as u64;
+                    std::thread::sleep(timeout.min(Duration::from_nanos(wait_ns)));
+                }
+                return Ok(Poll::Timeout);
+            }
+            if n >= max {
+                return Ok(Poll::Items);
+            }
+            if let Some(f) = self.take() {
+                deliver(&f, sink);
+                n += 1;
+            }
+        }
+    }
+
+    fn recheck(&mut self, _keys: &[FlowKey], _sink: &mut dyn FnMut(Item<'_>)) -> Result<()> {
+        Ok(())
+    }
+
+    fn conn(&mut self) -> Result<&mut Conn> {
+        Err(Error::Other(REPLAY_REFUSAL.into()))
+    }
+
+    fn clock(&self) -> Clock {
+        Clock::Virtual(self.clock.clone())
+    }
+
+    fn is_live(&self) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::record::Writer;
+    use crate::model::tuple::{proto, Family, Tuple};
+    use crate::netlink::NlHeader;
+
+    /// Items as owned values, for comparison.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Got {
+        Begin(u8),
+        Msg(Vec<u8>),
+        End(u8),
+        Event(Vec<u8>),
+        Overrun,
+    }
+
+    fn collect(out: &mut Vec<Got>) -> impl FnMut(Item<'_>) + '_ {
+        move |i| {
+            out.push(match i {
+                Item::DumpBegin(t) => Got::Begin(t),
+                Item::DumpMsg(m) => Got::Msg(m.to_vec()),
+                Item::DumpEnd(t) => Got::End(t),
+                Item::Event(m) => Got::Event(m.to_vec()),
+                Item::Overrun => Got::Overrun,
+            })
+        }
+    }
+
+    fn recording() -> Vec<u8> {
+        let mut w = Writer::new(Vec::new(), "mem".into(), 0).unwrap();
+        w.frame(0, Kind::DumpBegin, &[FLOWS | EXPECTS]).unwrap();
+        w.frame(1, Kind::DumpMsg, b"a").unwrap();
+        w.frame(2, Kind::DumpMsg, b"b").unwrap();
+        w.frame(3, Kind::DumpEnd, &[FLOWS | EXPECTS]).unwrap();
+        w.frame(2_000_000_000, Kind::EventMsg, b"e1").unwrap();
+        w.frame(3_000_000_000, Kind::Overrun, &[]).unwrap();
+        w.frame(3_000_000_001, Kind::DumpBegin, &[FLOWS | EXPECTS])
+            .unwrap();
+        w.frame(3_000_000_002, Kind::DumpMsg, b"c").unwrap();
+        w.frame(3_000_000_003, Kind::DumpEnd, &[FLOWS | EXPECTS])
+            .unwrap();
+        w.frame(4_000_000_000, Kind::EventMsg, b"e2").unwrap();
+        w.into_inner().unwrap()
+    }
+
+    #[test]
+    fn replay_plays_initial_dump_then_everything_in_recorded_order() {
+        let bytes = recording();
+        let mut r = Replay::new(Reader::new(&bytes[..], "mem".into()).unwrap(), Speed::Fast);
+        let clock = r.clock();
+        let mut got = Vec::new();
+        assert!(r.dump(FLOWS | EXPECTS, &mut collect(&mut got)).unwrap());
+        assert_eq!(
+            got,
+            [
+                Got::Begin(3),
+                Got::Msg(b"a".to_vec()),
+                Got::Msg(b"b".to_vec()),
+                Got::End(3)
+            ]
+        );
+        // Not at a dump any more: a second dump request has nothing to play.
+        assert!(!r.dump(FLOWS, &mut collect(&mut got)).unwrap());
+        got.clear();
+        // Batches are capped by `max`.
+        assert_eq!(
+            r.poll(Duration::ZERO, 2, &mut collect(&mut got)).unwrap(),
+            Poll::Items
+        );
+        assert_eq!(got, [Got::Event(b"e1".to_vec()), Got::Overrun]);
+        assert_eq!(clock.now(), 3);
+        got.clear();
+        while r.poll(Duration::ZERO, 100, &mut collect(&mut got)).unwrap() == Poll::Items {}
+        assert_eq!(
+            got,
+            [
+                Got::Begin(3),
+                Got::Msg(b"c".to_vec()),
+                Got::End(3),
+                Got::Event(b"e2".to_vec())
+            ]
+        );
+        assert_eq!(
+            r.poll(Duration::ZERO, 100, &mut collect(&mut got)).unwrap(),
+            Poll::End
+        );
+        assert_eq!(clock.now(), 4);
+        assert!(!r.is_live());
+        let e = r.conn().unwrap_err().to_string();
+        assert!(e.contains("replay") && e.contains("hint:"), "{e}");
+    }
+
+    #[test]
+    fn real_time_replay_waits_for_due_frames() {
+        let bytes = recording();
+        let mut r = Replay::new(
+            Reader::new(&bytes[..], "mem".into()).unwrap(),
+            Speed::RealTime(1.0),
+        );
+        let mut got = Vec::new();
+        assert!(r.dump(FLOWS | EXPECTS, &mut collect(&mut got)).unwrap());
+        got.clear();
+        // The first event is 2 s in: a 10 ms poll delivers nothing.
+        let t0 = Instant::now();
+        assert_eq!(
+            r.poll(Duration::from_millis(10), 100, &mut collect(&mut got))
+                .unwrap(),
+            Poll::Timeout
+        );
+        assert!(got.is_empty());
+        assert!(t0.elapsed() >= Duration::from_millis(10));
+        // Played 1000x faster, the whole rest arrives within a few polls.
+        let mut fast = Replay::new(
+            Reader::new(&bytes[..], "mem".into()).unwrap(),
+            Speed::RealTime(1000.0),
+        );
+        fast.dump(FLOWS | EXPECTS, &mut |_| {}).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut n = 0;
+        while Instant::now() < deadline {
+            match fast
+                .poll(Duration::from_millis(50), 100, &mut |_| n += 1)
+                .unwrap()
+            {
+                Poll::End => break,
+                Poll::Items | Poll::Timeout => {}
+            }
+        }
+        assert_eq!(n, 6);
+    }
+
+    #[test]
+    fn synthetic_destroy_is_a_delete_event_for_the_key() {
+        let mut orig = Tuple {
+            family: Family::Ipv6,
+            proto: proto::UDP,
+            sport: 5353,
+            dport: 53,
+            ..Tuple::default()
+        };
+        orig.set_src_ip("fd00:213:1::2".parse().unwrap());
+        orig.set_dst_ip("fd00:213:1::1".parse().unwrap());
+        let m = synthetic_destroy(&FlowKey { zone: 4, orig });
+        let h = NlHeader::parse(&m).unwrap();
+        assert_eq!(h.len as usize, m.len());
+        assert_eq!(h.nl_type, 0x0102);
+        assert_eq!(h.flags, 0);
+        assert_eq!(m[16], 10);
+        // The zone is the last attribute.
+        assert_eq!(&m[m.len() - 8..m.len() - 2], &[6, 0, 18, 0, 0, 4][..]);
+    }
+}

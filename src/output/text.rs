@@ -1,0 +1,126 @@
+//! Text lines akin to conntrack(8): `conntrack -L` for flows, `conntrack -L expect` for
+//! expectations, `conntrack -E` for events, so an admin's eyes and grep habits carry over.
+//! Rendered from the same views as JSON. It must not decide what is listed.
+//!
+//! Layout follows libnetfilter_conntrack's `__snprintf_conntrack_default`: protocol name
+//! padded to 8 and number, timeout, state, original tuple, `[UNREPLIED]`, reply tuple,
+//! `[ASSURED]`, mark, secctx, zone, helper, use, id. Counters follow each tuple when present.
+
+use super::view::{EntryView, ExpectView, FlowView, TupleView, WatchLine};
+use std::fmt::Write;
+
+fn tuple(out: &mut String, t: &TupleView, prefix: &str) {
+    let _ = write!(out, "{prefix}src={} {prefix}dst={} ", t.src, t.dst);
+    if let (Some(ty), Some(code), Some(id)) = (t.icmp_type, t.code, t.icmp_id) {
+        let _ = write!(out, "type={ty} code={code} id={id} ");
+    } else if let (Some(s), Some(d)) = (t.srckey, t.dstkey) {
+        let _ = write!(out, "srckey={s:#x} dstkey={d:#x} ");
+    } else if let (Some(s), Some(d)) = (t.sport, t.dport) {
+        let _ = write!(out, "sport={s} dport={d} ");
+    }
+}
+
+/// One `conntrack -L`-style line (no trailing newline).
+pub fn flow(v: &FlowView) -> String {
+    let mut s = String::with_capacity(200);
+    let _ = write!(s, "{:<8} {} {} ", v.proto.name(), v.proto.0, v.timeout);
+    if let Some(st) = v.state {
+        let _ = write!(s, "{st} ");
+    }
+    tuple(&mut s, &v.orig, "");
+    if let Some(z) = v.zone_orig {
+        let _ = write!(s, "zone-orig={z} ");
+    }
+    if let Some(c) = &v.counters {
+        let _ = write!(s, "packets={} bytes={} ", c.orig.packets, c.orig.bytes);
+    }
+    let seen_reply = v.status.0 & crate::model::flow::status::SEEN_REPLY != 0;
+    if !seen_reply {
+        s.push_str("[UNREPLIED] ");
+    }
+    tuple(&mut s, &v.reply, "");
+    if let Some(z) = v.zone_reply {
+        let _ = write!(s, "zone-reply={z} ");
+    }
+    if let Some(c) = &v.counters {
+        let _ = write!(s, "packets={} bytes={} ", c.reply.packets, c.reply.bytes);
+    }
+    use crate::model::flow::status as st;
+    for (bit, name) in [
+        (st::ASSURED, "[ASSURED] "),
+        (st::OFFLOAD, "[OFFLOAD] "),
+        (st::HW_OFFLOAD, "[HW_OFFLOAD] "),
+    ] {
+        if v.status.0 & bit != 0 {
+            s.push_str(name);
+        }
+    }
+    let _ = write!(s, "mark={} ", v.mark);
+    if let Some(c) = &v.secctx {
+        let _ = write!(s, "secctx={c} ");
+    }
+    if v.zone != 0 {
+        let _ = write!(s, "zone={} ", v.zone);
+    }
+    if let Some(h) = v.helper {
+        let _ = write!(s, "helper={h} ");
+    }
+    if let Some(m) = &v.master {
+        s.push_str("master: ");
+        tuple(&mut s, m, "");
+    }
+    let labels: Vec<String> = v.labels.bits().map(|b| b.to_string()).collect();
+    if !labels.is_empty() {
+        let _ = write!(s, "labels={} ", labels.join(","));
+    }
+    let _ = write!(s, "use={} id={}", v.use_count, v.id);
+    s
+}
+
+/// One `conntrack -L expect`-style line (no trailing newline).
+pub fn expectation(v: &ExpectView) -> String {
+    let mut s = String::with_capacity(240);
+    let _ = write!(s, "{} proto={} ", v.timeout, v.proto.0);
+    tuple(&mut s, &v.tuple, "");
+    tuple(&mut s, &v.mask, "mask-");
+    tuple(&mut s, &v.master, "master-");
+    if v.zone != 0 {
+        let _ = write!(s, "zone={} ", v.zone);
+    }
+    let flags: Vec<&str> = crate::model::expect::flags::names(v.flags.0).collect();
+    if !flags.is_empty() {
+        let _ = write!(s, "{} ", flags.join(","));
+    }
+    let _ = write!(s, "class={}", v.class);
+    if let Some(h) = v.helper {
+        let _ = write!(s, " helper={h}");
+    }
+    if let Some(n) = &v.nat {
+        let dir = if n.dir.0 == 0 { "original" } else { "reply" };
+        let _ = write!(s, " nat-dir={dir} ");
+        tuple(&mut s, &n.tuple, "nat-");
+        s.pop();
+    }
+    if let Some(f) = &v.func {
+        let _ = write!(s, " fn={f}");
+    }
+    s
+}
+
+/// Either kind of entry.
+pub fn entry(v: &EntryView) -> String {
+    match v {
+        EntryView::Flow(f) => flow(f),
+        EntryView::Expect(e) => expectation(e),
+    }
+}
+
+/// A `conntrack -E`-style event line: `    [NEW] tcp ...`, expectations marked `expect`.
+pub fn watch(w: &WatchLine) -> String {
+    let tag = format!("[{}]", w.event.to_ascii_uppercase());
+    let body = entry(&w.entry);
+    match w.entry {
+        EntryView::Flow(_) => format!("{tag:>9} {body}"),
+        EntryView::Expect(_) => format!("{tag:>9} expect {body}"),
+    }
+}
