@@ -5,8 +5,8 @@
 //! transfer (not flagged); an IRC DCC offer (source address Full); a TFTP read request; a
 //! SIP INVITE with an SDP body (In CMD media port).
 //!
-//! The expectation table is read with conntrack(8) (`audit::conntrack_text`) until the
-//! netlink engine is on main; everything judged is ctscope's `risk` code. Helpers are
+//! The tables are read over ctnetlink into a `Store` with `engine::load`, and judged with
+//! the public `Assessor::expectation` / `Assessor::flow`. Helpers are
 //! attached only with the raw-table CT target, as the netfilter authors recommend.
 
 mod common;
@@ -14,9 +14,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::lab::{privileged, Lab};
-use ctscope::audit::conntrack_text;
-use ctscope::model::{Expectation, Flow};
-use ctscope::risk::{Assessment, Assessor, FindingKind, Freedom, Level, MasterEnds};
+use ctscope::engine::{self, Live};
+use ctscope::model::store::FlowKey;
+use ctscope::model::{Expectation, Store};
+use ctscope::netlink::Namespace;
+use ctscope::risk::{Assessment, Assessor, FindingKind, Freedom, Level};
 
 const SUBNET: u8 = 5;
 
@@ -68,47 +70,30 @@ fn hold_server(t: &Scratch, name: &str, ports: &[u16]) -> String {
     )
 }
 
-fn table_reading(lab: &Lab, ns: &str, what: &str) -> String {
-    let fam = |f: &str| format!("conntrack -L {what} -f {f} 2>/dev/null");
-    let mut out = lab.sh_ok(ns, &fam("ipv4"));
-    out.push_str(&lab.sh_ok(ns, &fam("ipv6")));
-    out
+/// Dump both tables of namespace `ns` over ctnetlink into `store` (a re-dump when the
+/// store already holds entries: what vanished is swept, and linkage kept).
+fn load(ns: &str, store: &mut Store) {
+    let mut live = Live::open(&Namespace::parse(ns), false).expect("open ctnetlink");
+    engine::load(&mut live, store, 0).expect("dump");
 }
 
-fn expectations(lab: &Lab, ns: &str) -> Vec<Expectation> {
-    table_reading(lab, ns, "expect")
-        .lines()
-        .filter_map(conntrack_text::parse_expect_line)
-        .collect()
-}
-
-fn flows(lab: &Lab, ns: &str) -> Vec<Flow> {
-    table_reading(lab, ns, "-o extended")
-        .lines()
-        .filter_map(conntrack_text::parse_flow_line)
-        .collect()
-}
-
-/// Poll until `n` expectations satisfying `pred` exist in `ns` (5 s), returning them.
+/// Poll until `n` expectations satisfying `pred` exist in `ns` (5 s); returns the store
+/// holding them and clones of them.
 fn wait_expectations(
-    lab: &Lab,
     ns: &str,
     n: usize,
     pred: impl Fn(&Expectation) -> bool,
-) -> Vec<Expectation> {
+) -> (Store, Vec<Expectation>) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let got: Vec<_> = expectations(lab, ns).into_iter().filter(&pred).collect();
+        let mut store = Store::new();
+        load(ns, &mut store);
+        let got: Vec<_> = store.expectations().filter(|e| pred(e)).cloned().collect();
         if got.len() >= n {
-            return got;
+            return (store, got);
         }
         if Instant::now() > deadline {
-            panic!(
-                "expected {n} expectations in {ns}, have {got:?}\n{}",
-                lab.sh(ns, "conntrack -L expect; conntrack -L expect -f ipv6")
-                    .stdout
-                    .escape_ascii()
-            );
+            panic!("expected {n} expectations in {ns}, have {got:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -120,12 +105,6 @@ fn assessor(ns: &str) -> Assessor {
     let a = Assessor::system_in(None, Some(ns)).unwrap();
     assert!(a.listeners.is_some(), "listeners of {ns} readable");
     a
-}
-
-fn assess(a: &Assessor, e: &Expectation, all: &[Expectation], fl: &[Flow]) -> Assessment {
-    let master = fl.iter().find(|f| f.orig == e.master).map(Flow::reply);
-    let siblings = all.iter().filter(|x| x.master == e.master).count();
-    a.assess(e, &MasterEnds::new(e.master, master), siblings, None)
 }
 
 fn kinds(a: &Assessment) -> Vec<FindingKind> {
@@ -207,15 +186,14 @@ fn forged_port_and_eprt_toward_listening_databases_are_flagged() {
         ),
     );
     lab.spawn(&cli, &format!("/usr/bin/python3 {client}"));
-    let exps = wait_expectations(&lab, &cli, 3, |e| e.helper.name() == Some("ftp"));
-    let fl = flows(&lab, &cli);
+    let (mut store, exps) = wait_expectations(&cli, 3, |e| e.helper.name() == Some("ftp"));
     let a = assessor(&cli);
     for port in [3306u16, 5432, 6379] {
         let e = exps
             .iter()
             .find(|e| e.tuple.dport == port)
             .unwrap_or_else(|| panic!("no expectation for {port}: {exps:?}"));
-        let r = assess(&a, e, &exps, &fl);
+        let r = a.expectation(&store, e);
         assert_eq!(
             r.freedom,
             Freedom {
@@ -251,19 +229,21 @@ fn forged_port_and_eprt_toward_listening_databases_are_flagged() {
     // The seed's story: the forged expectation lets the attacker through to the database.
     let e3306 = exps.iter().find(|e| e.tuple.dport == 3306).unwrap().clone();
     assert_eq!(py(&t, &lab, &srv, &probe(3306)), "connected");
-    let related = flows(&lab, &cli)
-        .into_iter()
+    // A re-dump into the same store: the kernel consumed the expectation, the store keeps
+    // it as the origin of the RELATED flow.
+    load(&cli, &mut store);
+    let related = store
+        .flows()
         .find(|f| f.orig.dport == 3306)
-        .expect("the RELATED flow to 3306");
+        .expect("the RELATED flow to 3306")
+        .clone();
+    assert!(related.is_related(), "{related:?}");
     assert!(e3306.matches(&related.orig));
+    assert!(store.expectations().all(|e| e.tuple.dport != 3306));
     // The RELATED flow inherits the expectation's classification and findings.
-    let master = fl.iter().find(|f| f.orig == e3306.master).map(Flow::reply);
-    let r = a.assess(
-        &e3306,
-        &MasterEnds::new(e3306.master, master),
-        1,
-        Some(&related.orig),
-    );
+    let r = a
+        .flow(&store, &FlowKey::of(&related))
+        .expect("assessed through its expectation");
     assert_eq!(r.freedom.dport, Level::InCmd);
     assert!(kinds(&r).contains(&FindingKind::ListeningSocket));
     assert!(r
@@ -313,15 +293,14 @@ fn legitimate_passive_ftp_transfer_is_not_flagged() {
     let lab_ref = &lab;
     let result = std::thread::scope(|s| {
         let h = s.spawn(move || lab_ref.sh(&client_cli, &format!("/usr/bin/python3 {client}")));
-        let exps = wait_expectations(lab_ref, &srv, 1, |e| e.helper.name() == Some("ftp"));
+        let (store, exps) = wait_expectations(&srv, 1, |e| e.helper.name() == Some("ftp"));
         let port: u16 = std::fs::read_to_string(dir.join("go.port"))
             .unwrap()
             .parse()
             .unwrap();
-        let fl = flows(lab_ref, &srv);
         let a = assessor(&srv);
         let e = exps.iter().find(|e| e.tuple.dport == port).unwrap();
-        let r = assess(&a, e, &exps, &fl);
+        let r = a.expectation(&store, e);
         std::fs::write(dir.join("go"), b"").unwrap();
         let out = h.join().unwrap();
         (r, out)
@@ -379,10 +358,10 @@ fn irc_dcc_offer_has_a_full_source_address() {
         ),
     );
     lab.spawn(&cli, &format!("/usr/bin/python3 {client}"));
-    let exps = wait_expectations(&lab, &cli, 1, |e| e.helper.name() == Some("irc"));
+    let (store, exps) = wait_expectations(&cli, 1, |e| e.helper.name() == Some("irc"));
     let e = &exps[0];
     assert_eq!(e.tuple.dport, 5000);
-    let r = assess(&assessor(&cli), e, &exps, &flows(&lab, &cli));
+    let r = assessor(&cli).expectation(&store, e);
     assert_eq!(
         r.freedom,
         Freedom {
@@ -422,11 +401,11 @@ fn tftp_read_request_expects_the_clients_port() {
             lab.cli4, lab.srv4
         ),
     );
-    let exps = wait_expectations(&lab, &cli, 1, |e| e.helper.name() == Some("tftp"));
+    let (store, exps) = wait_expectations(&cli, 1, |e| e.helper.name() == Some("tftp"));
     let e = &exps[0];
     assert_eq!(e.tuple.dport, 40069);
     assert_eq!(e.tuple.src_ip().to_string(), lab.srv4);
-    let r = assess(&assessor(&cli), e, &exps, &flows(&lab, &cli));
+    let r = assessor(&cli).expectation(&store, e);
     // The client's source port comes from the packet header (the table's In Packet); live
     // it equals an endpoint of the master, so it is Fixed, which the table allows.
     assert_eq!(
@@ -483,15 +462,14 @@ fn sip_invite_with_sdp_expects_an_in_cmd_media_port() {
              s.sendto(bytes.fromhex('{hex}'), ('{s}', 5060))\n"
         ),
     );
-    let exps = wait_expectations(&lab, &cli, 2, |e| e.helper.name() == Some("sip"));
-    let fl = flows(&lab, &cli);
+    let (store, exps) = wait_expectations(&cli, 2, |e| e.helper.name() == Some("sip"));
     let a = assessor(&cli);
     for port in [49170u16, 49171] {
         let e = exps
             .iter()
             .find(|e| e.tuple.dport == port)
             .unwrap_or_else(|| panic!("no expectation for {port}: {exps:?}"));
-        let r = assess(&a, e, &exps, &fl);
+        let r = a.expectation(&store, e);
         assert_eq!(r.freedom.dport, Level::InCmd, "{port}");
         assert_eq!(r.freedom.dst, Level::Fixed, "{port}");
         assert_eq!(

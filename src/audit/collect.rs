@@ -4,15 +4,18 @@
 //! `nf_conntrack_helper` and `rp_filter` sysctls, listening sockets, module parameters,
 //! and the live expectations and helper flows.
 //!
-//! Everything runs on one thread that entered the namespace (see `netns`), so procfs and
-//! the spawned commands all see it. Failures become `Err(reason)` entries that the report
+//! Everything runs on one thread that entered the namespace (`netlink::netns::run_in`), so
+//! procfs, the ctnetlink dump and the spawned commands all see it. Failures become `Err(reason)` entries that the report
 //! lists under "could not read"; only failing to enter the namespace is fatal. Judging is
 //! not done here (see `audit::run`).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::{conntrack_text, netns, AuditInput, Options, Source};
+use super::{AuditInput, Options, Source};
+use crate::engine::{self, Live};
+use crate::model::{Expectation, Flow, Store};
+use crate::netlink::{netns, Namespace};
 use crate::risk::{Config, HelperTable};
 
 /// Collect the inputs for `opts` (namespace, table override, sensitive ports).
@@ -25,8 +28,13 @@ pub fn collect(opts: &Options) -> Result<AuditInput, String> {
         config = config.with_ports(p)?;
     }
     config.privileged_ports = !opts.no_privileged_ports;
-    let ns = opts.netns.clone();
-    netns::run_in(opts.netns.as_deref(), move || gather(ns, table, config))
+    let name = opts.netns.clone();
+    let ns = opts
+        .netns
+        .as_deref()
+        .map(Namespace::parse)
+        .unwrap_or_default();
+    netns::run_in(&ns, move || Ok(gather(name, table, config))).map_err(|e| e.to_string())
 }
 
 /// Everything, in the current thread's namespace.
@@ -89,29 +97,21 @@ pub fn read_rp_filter(dir: &Path) -> Result<Vec<(String, u32)>, String> {
     Ok(out)
 }
 
-/// Live expectations and flows, read with conntrack(8) until the netlink engine is wired
-/// in (see `conntrack_text`).
-fn live_tables() -> (
-    Result<Vec<crate::model::Expectation>, String>,
-    Vec<crate::model::Flow>,
-) {
-    let mut exps = Vec::new();
-    for fam in ["ipv4", "ipv6"] {
-        match command("conntrack", &["-L", "expect", "-f", fam]) {
-            Ok(t) => exps.extend(t.lines().filter_map(conntrack_text::parse_expect_line)),
-            Err(e) => return (Err(e), Vec::new()),
-        }
+/// Live expectations, and the flows the audit needs (masters of expectations and flows
+/// carrying a helper), dumped over ctnetlink in the calling thread's namespace.
+fn live_tables() -> (Result<Vec<Expectation>, String>, Vec<Flow>) {
+    let mut store = Store::new();
+    let loaded = Live::open(&Namespace::Current, false)
+        .and_then(|mut live| engine::load(&mut live, &mut store, 0));
+    if let Err(e) = loaded {
+        return (Err(e.to_string()), Vec::new());
     }
-    let mut flows = Vec::new();
-    for fam in ["ipv4", "ipv6"] {
-        if let Ok(t) = command("conntrack", &["-L", "-o", "extended", "-f", fam]) {
-            flows.extend(
-                t.lines()
-                    .filter_map(conntrack_text::parse_flow_line)
-                    .filter(|f| !f.helper.is_none() || exps.iter().any(|e| e.master == f.orig)),
-            );
-        }
-    }
+    let exps: Vec<Expectation> = store.expectations().cloned().collect();
+    let flows = store
+        .flows()
+        .filter(|f| !f.helper.is_none() || exps.iter().any(|e| e.master == f.orig))
+        .cloned()
+        .collect();
     (Ok(exps), flows)
 }
 

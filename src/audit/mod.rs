@@ -11,8 +11,6 @@
 //! `report` renders text or JSON. This module must not touch netlink sockets itself.
 
 pub mod collect;
-pub mod conntrack_text;
-pub mod netns;
 pub mod report;
 pub mod rules;
 

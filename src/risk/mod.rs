@@ -53,8 +53,10 @@ impl Assessor {
     /// it. Module options are global (`/sys/module`), so they are read as for `system`.
     pub fn system_in(table_path: Option<&Path>, netns: Option<&str>) -> Result<Assessor, String> {
         let mut a = Assessor::system(table_path).map_err(|e| e.to_string())?;
-        if netns.is_some() {
-            a.listeners = crate::audit::netns::run_in(netns, current_listeners)?;
+        if let Some(ns) = netns {
+            let ns = crate::netlink::Namespace::parse(ns);
+            a.listeners = crate::netlink::netns::run_in(&ns, || Ok(current_listeners()))
+                .map_err(|e| e.to_string())?;
         }
         Ok(a)
     }
