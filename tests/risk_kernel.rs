@@ -226,6 +226,63 @@ fn forged_port_and_eprt_toward_listening_databases_are_flagged() {
         assert!(j.as_array().unwrap().iter().all(|f| f["fix"].is_string()));
     }
 
+    // The same through the binary: `list --expect --json` carries freedom and findings,
+    // and `audit` reports the unrestricted RELATED rule and the forged expectation.
+    let bin = env!("CARGO_BIN_EXE_ctscope");
+    let out = std::process::Command::new(bin)
+        .args(["--netns", &cli, "list", "--expect", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let x = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["tuple"]["dport"] == 3306)
+        .expect("3306 listed");
+    assert_eq!(
+        x["freedom"],
+        serde_json::json!({"src":"fixed","sport":"full","dst":"fixed","dport":"in_cmd"})
+    );
+    let k: Vec<&str> = x["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(k, ["sensitive_port", "listening_socket"]);
+    let out = std::process::Command::new(bin)
+        .args(["--netns", &cli, "audit", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let audit_kinds: Vec<&str> = rep["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        audit_kinds.contains(&"unrestricted_related"),
+        "{audit_kinds:?}"
+    );
+    let listening = audit_kinds
+        .iter()
+        .filter(|k| **k == "listening_socket")
+        .count();
+    assert_eq!(listening, 3, "{audit_kinds:?}");
+
     // The seed's story: the forged expectation lets the attacker through to the database.
     let e3306 = exps.iter().find(|e| e.tuple.dport == 3306).unwrap().clone();
     assert_eq!(py(&t, &lab, &srv, &probe(3306)), "connected");

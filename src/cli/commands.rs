@@ -22,6 +22,7 @@ use crate::output::{self, EntryView, ExpectView, FlowView, Outcome, WatchLine};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let g = cli.global;
+    super::init_risk(&g);
     match cli.command {
         None => super::tui_main(&g),
         Some(Command::List {
