@@ -98,6 +98,8 @@ fn iptables_nft_helper_narrowed_ruleset_is_clean() {
         r.antispoof_rules,
         vec!["-A PREROUTING -m rpfilter --invert -j DROP".to_string()]
     );
+    // iptables' rpfilter rule covers IPv4 only.
+    assert!(!r.ipv6_antispoof);
 }
 
 #[test]
@@ -124,6 +126,8 @@ fn native_nft_helper_narrowed_ruleset_is_clean() {
     assert_eq!(r.related_rules.len(), 1);
     assert_eq!(r.related_rules[0].narrowed_by, vec!["ftp".to_string()]);
     assert_eq!(r.exit_code(), 0);
+    // `fib saddr . iif oif missing drop` in an inet table covers IPv6 too.
+    assert!(r.ipv6_antispoof);
     let j = r.to_json();
     assert_eq!(j["exit"], 0);
     assert_eq!(j["related_rules"][0]["origin"], "nftables");

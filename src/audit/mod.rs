@@ -34,15 +34,16 @@ pub struct Options {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
-    /// Audit inside this network namespace (a name from 'ip netns list', or /proc/PID/ns/net).
-    #[arg(long, value_name = "NAME|PATH")]
+    /// The network namespace to audit (a name from 'ip netns list', or /proc/PID/ns/net);
+    /// set from the global `--netns`, so not an argument of its own.
+    #[arg(skip)]
     pub netns: Option<String>,
     /// Use this helper freedom table instead of the built-in assets/helpers.toml.
     #[arg(long, value_name = "FILE")]
     pub helpers: Option<PathBuf>,
     /// Sensitive destination ports (comma-separated), replacing the default list
     /// 22,23,25,445,1433,3306,3389,5432,6379,9200,11211,27017.
-    #[arg(long, value_name = "PORTS")]
+    #[arg(long, value_name = "PORTS", env = "CTSCOPE_SENSITIVE_PORTS")]
     pub sensitive_ports: Option<String>,
     /// Do not flag ports below 1024 that are not the helper's own data port.
     #[arg(long)]
@@ -287,6 +288,9 @@ pub fn run(input: &AuditInput) -> Report {
     for r in all_rules.iter().filter(|r| r.facts.antispoof) {
         rep.antispoof_rules.push(r.text.clone());
     }
+    rep.ipv6_antispoof = all_rules
+        .iter()
+        .any(|r| r.facts.antispoof && (r.family == "ip6" || r.family == "inet"));
     match &input.rp_filter {
         Ok(list) => {
             let all = list.iter().find(|(i, _)| i == "all").map_or(0, |x| x.1);

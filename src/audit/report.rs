@@ -165,6 +165,9 @@ pub struct Report {
     pub related_rules: Vec<RelatedRule>,
     pub rp_filter: Vec<RpFilter>,
     pub antispoof_rules: Vec<String>,
+    /// Whether an anti-spoofing rule covers IPv6 (families ip6 or inet, or ip6tables):
+    /// IPv6 has no rp_filter sysctl, so rules are its only reverse-path check.
+    pub ipv6_antispoof: bool,
     pub expectations: Vec<ExpectReport>,
     /// Every finding, the expectations' included.
     pub findings: Vec<Finding>,
@@ -282,6 +285,15 @@ impl Report {
         for r in &self.antispoof_rules {
             let _ = writeln!(s, "  anti-spoofing rule: {r}");
         }
+        let _ = writeln!(
+            s,
+            "  IPv6 (no rp_filter there): {}",
+            if self.ipv6_antispoof {
+                "covered by an anti-spoofing rule"
+            } else {
+                "no anti-spoofing rule; add `ip6tables -t raw -A PREROUTING -m rpfilter --invert -j DROP` where helpers see IPv6"
+            }
+        );
         let _ = writeln!(s, "\nLive expectations");
         if self.expectations.is_empty() {
             let _ = writeln!(s, "  none");

@@ -53,7 +53,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             act,
         }) => flush(&g, expect, &filter, act),
         Some(Command::Record { file, duration }) => record(&g, &file, duration),
-        Some(Command::Audit { json }) => super::audit_main(&g, json),
+        Some(Command::Audit { opts }) => super::audit_main(&g, opts),
     }
 }
 

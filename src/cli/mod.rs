@@ -49,7 +49,7 @@ fn tui_main(_g: &args::Global) -> anyhow::Result<ExitCode> {
 
 /// `ctscope audit`: a one-shot report over the live system (a recording holds no
 /// ruleset, so `--replay` is refused). Exit 0 clean, 1 findings, 2 could not look.
-fn audit_main(g: &args::Global, json: bool) -> anyhow::Result<ExitCode> {
+fn audit_main(g: &args::Global, mut opts: crate::audit::Options) -> anyhow::Result<ExitCode> {
     if g.replay.is_some() {
         return Err(Usage(
             "audit reads the live ruleset and tables; it cannot run on a recording\nhint: drop --replay"
@@ -57,11 +57,12 @@ fn audit_main(g: &args::Global, json: bool) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let opts = crate::audit::Options {
-        json,
-        netns: g.netns.clone(),
-        ..crate::audit::Options::default()
-    };
+    if let Some(p) = &opts.sensitive_ports {
+        if let Err(e) = crate::risk::Config::default().with_ports(p) {
+            return Err(Usage(e).into());
+        }
+    }
+    opts.netns = g.netns.clone();
     let code = crate::audit::execute(&opts, &mut std::io::stdout().lock());
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }

@@ -42,7 +42,23 @@ impl Default for Config {
     }
 }
 
+/// Environment variable holding the sensitive port list (comma-separated), read by
+/// `Config::from_env` for the JSON annotations and the dashboard; `ctscope audit
+/// --sensitive-ports` takes the same list.
+pub const SENSITIVE_PORTS_ENV: &str = "CTSCOPE_SENSITIVE_PORTS";
+
 impl Config {
+    /// The default, with the port list from `CTSCOPE_SENSITIVE_PORTS` when set. A bad
+    /// list is an error naming the variable.
+    pub fn from_env() -> Result<Config, String> {
+        match std::env::var(SENSITIVE_PORTS_ENV) {
+            Ok(v) => Config::default()
+                .with_ports(&v)
+                .map_err(|e| format!("{SENSITIVE_PORTS_ENV}: {e}")),
+            Err(_) => Ok(Config::default()),
+        }
+    }
+
     /// Parse a comma-separated port list (`--sensitive-ports 22,3306`).
     pub fn with_ports(mut self, list: &str) -> Result<Config, String> {
         let mut ports = Vec::new();

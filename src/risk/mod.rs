@@ -28,7 +28,7 @@ pub mod table;
 
 use std::path::Path;
 
-pub use assess::{Assessment, Assessor, Config, DEFAULT_SENSITIVE_PORTS};
+pub use assess::{Assessment, Assessor, Config, DEFAULT_SENSITIVE_PORTS, SENSITIVE_PORTS_ENV};
 pub use classify::{classify, Freedom, MasterEnds};
 pub use finding::{Finding, FindingKind};
 pub use sockets::{Listener, Listeners};
@@ -41,9 +41,11 @@ impl Assessor {
     pub fn system(table_path: Option<&Path>) -> Result<Assessor, TableError> {
         let table = HelperTable::load(table_path)?;
         let params = table.read_params(Path::new("/sys"));
+        // A bad CTSCOPE_SENSITIVE_PORTS falls back to the defaults here; `ctscope audit`
+        // reports it as a usage error.
         Ok(Assessor::new(
             table.with_params(params),
-            Config::default(),
+            Config::from_env().unwrap_or_default(),
             current_listeners(),
         ))
     }
