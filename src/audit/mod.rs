@@ -131,6 +131,16 @@ pub fn run(input: &AuditInput) -> Report {
             }
         }
     }
+    for (family, table) in &xt_tables {
+        if !input.iptables_nft.iter().any(|(f, _)| f == family) {
+            rep.unreadable.push(Unreadable::new(
+                "nftables",
+                format!(
+                    "table {family} {table} holds iptables extensions (xt) that 'nft -j' does not show, and no iptables-nft tool reads family '{family}'"
+                ),
+            ));
+        }
+    }
     for (family, src) in &input.iptables_legacy {
         match src {
             Ok(t) => {

@@ -510,6 +510,32 @@ COMMIT
     }
 
     #[test]
+    fn truncated_or_odd_input_never_panics() {
+        for i in 0..NFT_JSON.len() {
+            if NFT_JSON.is_char_boundary(i) {
+                let _ = parse_nft(&NFT_JSON[..i], Some(&NFT_TEXT[..i.min(NFT_TEXT.len())]));
+            }
+        }
+        for i in 0..SAVE.len() {
+            let _ = parse_iptables_save(&SAVE[..i], Origin::IptablesLegacy, "ip", None);
+        }
+        // Valid JSON with the wrong shapes everywhere.
+        let odd = r#"{"nftables":[{"rule":{"expr":"x"}},{"rule":7},{"ct helper":[]},
+            {"rule":{"family":1,"handle":"h","expr":[{"match":{"left":5,"right":{"set":7}}},
+            {"match":{"left":{"ct":{"key":"state"}},"right":[[["related"]]]}},{"accept":1},
+            {"vmap":{"key":{"ct":{"key":"state"}},"data":{"set":[7,[],["related"]]}}},
+            {"ct helper":{"map":1}},{"match":{"left":{"fib":{"flags":"saddr"}},"right":1}}]}}]}"#;
+        let r = parse_nft(odd, Some("table\nchain\n} # handle x\n# handle 1")).unwrap();
+        assert!(r.rules.iter().any(|x| x.facts.related_accept));
+        let _ = parse_iptables_save(
+            "-A\n-A X ! \n-A X -j\n-A X --ctstate\n*\n-A \"",
+            Origin::IptablesNft,
+            "ip",
+            None,
+        );
+    }
+
+    #[test]
     fn rule_text_falls_back_to_the_expression_without_nft_text() {
         let r = parse_nft(NFT_JSON, None).unwrap();
         assert!(r.rules[0].text.starts_with("(rule handle 4:"));
