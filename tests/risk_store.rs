@@ -117,3 +117,31 @@ fn nat_reply_tuple_of_the_master_counts_as_fixed() {
         .iter()
         .any(|f| f.kind == ctscope::risk::FindingKind::ThirdPartyAddress));
 }
+
+#[test]
+fn a_burst_of_expectations_from_one_master_is_reported_in_one_pass() {
+    let mut s = Store::new();
+    let mut m = master();
+    m.helper = helper::intern("irc");
+    m.orig.dport = 6667;
+    s.apply(Event::New, Record::Flow(m.clone()), 1);
+    // Six DCC offers pending from one client: more than irc's normal four.
+    for port in 5000..5006 {
+        let mut e = forged(&m);
+        e.helper = helper::intern("irc");
+        e.mask.src = [0; 16];
+        e.tuple.src = [0; 16];
+        e.tuple.dport = port;
+        s.apply(Event::New, Record::Expect(e), 2);
+    }
+    let all = assessor().all_expectations(&s);
+    assert_eq!(all.len(), 6);
+    for (key, a) in &all {
+        assert_eq!(a.freedom_json()["src"], "full", "{key:?}");
+        let kinds: Vec<_> = a.findings.iter().map(|f| f.kind).collect();
+        assert_eq!(kinds, [ctscope::risk::FindingKind::ExpectationBurst]);
+        // The one-at-a-time path agrees.
+        let one = assessor().expectation(&s, s.expectation(key).unwrap());
+        assert_eq!(&one, a);
+    }
+}

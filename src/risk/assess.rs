@@ -6,13 +6,14 @@
 //! snapshot and the store are given, so tests feed hand-built records. It must not read
 //! the system (see `table::read_params`, `sockets::Listeners::read`) nor print.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::classify::{classify, Freedom, MasterEnds};
 use super::finding::{self, Finding, FindingKind};
 use super::sockets::Listeners;
 use super::table::{Entry, HelperTable, Level};
-use crate::model::store::{FlowKey, Store};
+use crate::model::store::{ExpectKey, FlowKey, Store};
 use crate::model::tuple::{proto, Endpoint};
 use crate::model::{Expectation, Tuple};
 
@@ -333,6 +334,35 @@ impl Assessor {
         let reply = store.flow(&key).map(|f| f.reply());
         let siblings = store.expectations_of(&key).len().max(1);
         self.assess(e, &MasterEnds::new(e.master, reply), siblings, None)
+    }
+
+    /// Assess every live expectation of `store` in one pass (sibling counts computed once,
+    /// so a table full of expectations costs O(n), not O(n²)): for a view rebuild.
+    pub fn all_expectations(&self, store: &Store) -> Vec<(ExpectKey, Assessment)> {
+        let mut per_master: HashMap<FlowKey, usize> = HashMap::new();
+        for e in store.expectations() {
+            *per_master
+                .entry(FlowKey {
+                    zone: e.zone,
+                    orig: e.master,
+                })
+                .or_default() += 1;
+        }
+        store
+            .expectations()
+            .map(|e| {
+                let key = FlowKey {
+                    zone: e.zone,
+                    orig: e.master,
+                };
+                let reply = store.flow(&key).map(|f| f.reply());
+                let siblings = per_master.get(&key).copied().unwrap_or(1);
+                (
+                    ExpectKey::of(e),
+                    self.assess(e, &MasterEnds::new(e.master, reply), siblings, None),
+                )
+            })
+            .collect()
     }
 
     /// Assess a RELATED flow by the expectation that created it (kept by the store after
