@@ -196,6 +196,15 @@ fn what_could_not_be_read_is_said_and_exits_2() {
     assert!(what.contains(&"ruleset"));
     assert!(what.contains(&"listening sockets"));
     assert!(r.render_text().contains("Could not read"));
+    assert!(r
+        .render_text()
+        .starts_with("ctscope audit (network namespace 'fixture')\nINCOMPLETE"));
+    // Findings made elsewhere do not hide that the audit could not look.
+    let mut i = input("nft_open", false);
+    i.expectations = Err("dump flows: Operation not permitted".into());
+    let r = audit::run(&i);
+    assert!(!r.findings.is_empty());
+    assert_eq!(r.exit_code(), 2);
 
     // iptables-nft tables whose save output is missing: said plainly.
     let mut i = input("ipt_open", true);

@@ -138,10 +138,10 @@ fn command(cmd: &str, args: &[&str]) -> Source {
         } else {
             ""
         };
-        Err(format!(
-            "'{cmd} {}' failed ({}): {err}{hint}",
-            args.join(" "),
-            out.status
-        ))
+        let line = std::iter::once(cmd)
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Err(format!("'{line}' failed ({}): {err}{hint}", out.status))
     }
 }

@@ -4,7 +4,8 @@
 //! set`, or automatic assignment where `nf_conntrack_helper` still exists), RELATED accept
 //! rules not narrowed by helper (with their exact text), reverse-path filtering per
 //! interface and raw-table anti-spoofing, the widening module options, and every live
-//! expectation with its freedom and findings. Exit 0 clean, 1 findings, 2 could not look.
+//! expectation with its freedom and findings. Exit 0 clean, 1 findings, 2 could not look
+//! (the ruleset or the expectation table unreadable, e.g. without CAP_NET_ADMIN).
 //!
 //! Structure: `collect` gathers an `AuditInput` from the system (inside `--netns` when
 //! given); `run` is pure over that input and returns a `Report`, so tests feed fixtures;
@@ -413,7 +414,7 @@ fn related_advice(table: &HelperTable, in_use: &[&str], r: &Rule) -> String {
 }
 
 /// Run the whole audit (collect, judge, print) and return the exit code:
-/// 0 clean, 1 findings, 2 could not look (or could not look at everything).
+/// 0 clean, 1 findings, 2 could not look (see `Report::exit_code`).
 pub fn execute(opts: &Options, out: &mut dyn Write) -> i32 {
     let input = match collect::collect(opts) {
         Ok(i) => i,

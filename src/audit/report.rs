@@ -177,13 +177,13 @@ pub struct Report {
 }
 
 impl Report {
-    /// 1 when there are findings, else 2 when something essential could not be read,
-    /// else 0.
+    /// 2 when the ruleset or the expectation table could not be read (the audit could not
+    /// look, whatever it found elsewhere), else 1 when there are findings, else 0.
     pub fn exit_code(&self) -> i32 {
-        if !self.findings.is_empty() {
-            1
-        } else if !self.complete {
+        if !self.complete {
             2
+        } else if !self.findings.is_empty() {
+            1
         } else {
             0
         }
@@ -208,6 +208,12 @@ impl Report {
                 .map(|n| format!(" (network namespace '{n}')"))
                 .unwrap_or_default()
         );
+        if !self.complete {
+            let _ = writeln!(
+                s,
+                "INCOMPLETE: the ruleset or the expectation table could not be read (see 'Could not read' below)"
+            );
+        }
         let _ = writeln!(s, "\nHelpers in use");
         if self.helpers.is_empty() {
             let _ = writeln!(
@@ -329,7 +335,7 @@ impl Report {
         if !self.unreadable.is_empty() {
             let _ = writeln!(s, "\nCould not read");
             for u in &self.unreadable {
-                let _ = writeln!(s, "  {}: {}", u.what, u.why);
+                let _ = writeln!(s, "  {}: {}", u.what, u.why.replace('\n', "\n      "));
             }
         }
         s
