@@ -278,3 +278,35 @@ fn live_expectations_carry_freedom_and_findings() {
     assert_eq!((ftp.flows, ftp.expectations), (1, 1));
     assert_eq!(r.exit_code(), 1);
 }
+
+#[test]
+fn a_helper_on_a_port_it_does_not_serve_is_reported_once() {
+    let mut i = input("nft_narrow", false);
+    let mut flows = Vec::new();
+    for sport in [40000, 40001] {
+        let mut f = Flow::new(v4([10, 213, 5, 2], sport, [10, 213, 5, 1], 3306));
+        f.helper = intern("ftp");
+        flows.push(f);
+    }
+    // A RELATED flow carrying a helper on a dynamic port is normal (expectation helpers).
+    let mut rel = Flow::new(v4([10, 213, 5, 2], 40002, [10, 213, 5, 1], 45000));
+    rel.helper = intern("ftp");
+    rel.status = ctscope::model::flow::status::EXPECTED;
+    flows.push(rel);
+    // The normal control port is fine.
+    let mut ok = Flow::new(v4([10, 213, 5, 2], 40003, [10, 213, 5, 1], 21));
+    ok.helper = intern("ftp");
+    flows.push(ok);
+    i.flows = flows;
+    let r = audit::run(&i);
+    assert_eq!(
+        kinds(&r),
+        vec![FindingKind::UnusualHelperPort],
+        "{:#?}",
+        r.findings
+    );
+    assert!(r.findings[0].detail.contains("tcp port 3306"));
+    assert!(r.findings[0].fix.contains(
+        "iptables -t raw -A PREROUTING -p tcp --dport 3306 -d $SERVER -j CT --helper ftp"
+    ));
+}

@@ -334,6 +334,51 @@ pub fn run(input: &AuditInput) -> Report {
         Err(e) => rep.unreadable.push(Unreadable::new("rp_filter", e.clone())),
     }
 
+    // Helpers attached to master connections on ports they do not normally serve (a CT
+    // rule or `ports` option aimed wider than meant). RELATED flows are skipped: a helper
+    // can follow its expectation onto them (H.245, SIP signalling) on any port.
+    let mut seen_unusual: Vec<(String, u8, u16)> = Vec::new();
+    for f in input.flows.iter().filter(|f| !f.is_related()) {
+        let Some(name) = f.helper.name() else {
+            continue;
+        };
+        let Some(entry) = input.table.lookup_name(name) else {
+            continue;
+        };
+        let control = input.table.control_ports(entry);
+        let (p, port) = (f.orig.proto, f.orig.dport);
+        if control.is_empty() || control.contains(&(p, port)) {
+            continue;
+        }
+        let key = (name.to_string(), p, port);
+        if seen_unusual.contains(&key) {
+            continue;
+        }
+        seen_unusual.push(key);
+        let pname = crate::model::tuple::proto::name(p).unwrap_or("?");
+        let normal: Vec<String> = control
+            .iter()
+            .map(|(cp, cport)| {
+                format!(
+                    "{}/{cport}",
+                    crate::model::tuple::proto::name(*cp).unwrap_or("?")
+                )
+            })
+            .collect();
+        findings.push(Finding::new(
+            FindingKind::UnusualHelperPort,
+            format!(
+                "helper '{name}' is attached to {} ({pname} port {port}), which it does not normally serve ({})",
+                f.orig,
+                normal.join(", ")
+            ),
+            format!(
+                "if this server is meant to use '{name}' there, assign it for that server only: `{}`; otherwise remove the CT rule (or module `ports` option) that attaches it",
+                crate::risk::finding::ct_assignment(name, pname, port)
+            ),
+        ));
+    }
+
     // Live expectations.
     let assessor = Assessor::new(
         input.table.clone(),

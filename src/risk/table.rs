@@ -292,6 +292,14 @@ impl HelperTable {
         })
     }
 
+    /// The first row for kernel helper `name` whose option holds, whatever its class: for
+    /// facts shared by a helper's rows (module, control ports, the RELATED restriction).
+    pub fn lookup_name(&self, name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| {
+            e.kernel_names.iter().any(|n| n.eq_ignore_ascii_case(name)) && self.option_holds(e)
+        })
+    }
+
     /// Whether a helper name is known at all (any row).
     pub fn knows(&self, name: &str) -> bool {
         self.entries
