@@ -3,10 +3,8 @@
 //! of `conntrack -L -o extended,id` (timeout ±2 s); expectations (real FTP PASV/EPSV through
 //! the ftp helper) likewise against `conntrack -L expect -f ipv4` and `-f ipv6`.
 //!
-//! Where ctscope's view comes from is one function, `ctscope_list`: the `ctscope list --json
-//! --netns NS` binary when `USE_BINARY` is set, otherwise this crate's decoder and JSON
-//! writer fed by a raw in-process netlink dump (`raw_dump`), which proves the comparison
-//! logic before the CLI exists. Needs root (namespaces); see `common::lab::privileged`.
+//! ctscope's side is the real binary, `ctscope list [--json] [--expect] --netns NS`.
+//! Needs root (namespaces); see `common::lab::privileged`.
 
 mod common;
 use common::lab::{privileged, Lab};
@@ -15,9 +13,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::Command;
 
-/// Switch to `true` once `ctscope list --json --netns NS` lands on main.
-const USE_BINARY: bool = false;
-
 /// `ctscope list` output formats this test reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Out {
@@ -25,31 +20,22 @@ enum Out {
     Text,
 }
 
-/// What ctscope lists in namespace `ns` (flows, or expectations with `expect`), as bytes.
-/// The one place that decides whether the binary or the library produces it.
-fn ctscope_list(ns: &str, expect: bool, out: Out) -> Vec<u8> {
-    if USE_BINARY {
-        via_binary(ns, expect, out)
-    } else {
-        via_decoder(ns, expect, out)
-    }
-}
-
 fn list_json(ns: &str, expect: bool) -> Vec<Value> {
-    match serde_json::from_slice(&ctscope_list(ns, expect, Out::Json)) {
+    match serde_json::from_slice(&via_binary(ns, expect, Out::Json)) {
         Ok(Value::Array(v)) => v,
         other => panic!("not a JSON array: {other:?}"),
     }
 }
 
 fn list_text(ns: &str, expect: bool) -> Vec<String> {
-    String::from_utf8(ctscope_list(ns, expect, Out::Text))
+    String::from_utf8(via_binary(ns, expect, Out::Text))
         .expect("UTF-8 text")
         .lines()
         .map(str::to_owned)
         .collect()
 }
 
+/// What `ctscope list` prints in namespace `ns` (flows, or expectations with `expect`).
 fn via_binary(ns: &str, expect: bool, out: Out) -> Vec<u8> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ctscope"));
     cmd.args(["list", "--netns", ns]);
@@ -67,84 +53,6 @@ fn via_binary(ns: &str, expect: bool, out: Out) -> Vec<u8> {
     );
     res.stdout
 }
-
-/// The library path: a raw netlink dump (`raw_dump`), then `decode` and `output::Writer`.
-fn via_decoder(ns: &str, expect: bool, out: Out) -> Vec<u8> {
-    use ctscope::decode::{messages, Message, Record};
-    use ctscope::output::{ExpectView, FlowView, Format, Writer};
-    let raw = raw_dump(ns, expect);
-    let format = match out {
-        Out::Json => Format::Json,
-        Out::Text => Format::Text,
-    };
-    let mut w = Writer::new(Vec::new(), format);
-    for m in messages(&raw) {
-        match m.expect("the kernel's own messages decode") {
-            Message::Record {
-                record: Record::Flow(f),
-                ..
-            } => {
-                let _ = w.flow(&FlowView::of(&f, 0)).unwrap();
-            }
-            Message::Record {
-                record: Record::Expect(e),
-                ..
-            } => {
-                let _ = w.expectation(&ExpectView::of(&e, 0)).unwrap();
-            }
-            other => panic!("unexpected in a dump: {other:?}"),
-        }
-    }
-    let _ = w.finish().unwrap();
-    w.into_inner()
-}
-
-/// Dump the conntrack (or expectation) table of namespace `ns` as raw netlink messages,
-/// like examples/capture_fixture but in-process: a thread enters the namespace (setns
-/// switches only the calling thread's network namespace) and opens the socket there.
-fn raw_dump(ns: &str, expect: bool) -> Vec<u8> {
-    use netlink_sys::{constants::NETLINK_NETFILTER, Socket};
-    use std::os::fd::AsRawFd;
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: a valid namespace fd; affects this thread only.
-        let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        let mut sock = Socket::new(NETLINK_NETFILTER).expect("netlink socket");
-        sock.bind_auto().expect("bind");
-        let subsys: u16 = if expect { 2 } else { 1 };
-        let mut req = Vec::with_capacity(20);
-        req.extend_from_slice(&20u32.to_ne_bytes());
-        req.extend_from_slice(&((subsys << 8) | 1).to_ne_bytes()); // IPCTNL_MSG_*_GET
-        req.extend_from_slice(&(0x1u16 | 0x300).to_ne_bytes()); // NLM_F_REQUEST | NLM_F_DUMP
-        req.extend_from_slice(&[0; 8]);
-        req.extend_from_slice(&[0, 0, 0, 0]); // AF_UNSPEC: every family
-        sock.send(&req, 0).expect("send dump request");
-        let mut out = Vec::new();
-        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
-        loop {
-            buf.clear();
-            let n = sock.recv(&mut buf, 0).expect("recv");
-            let mut rest = &buf[..n.min(buf.len())];
-            while rest.len() >= 16 {
-                let len = u32::from_ne_bytes(rest[..4].try_into().unwrap()) as usize;
-                let ty = u16::from_ne_bytes([rest[4], rest[5]]);
-                assert!((16..=rest.len()).contains(&len), "kernel framing");
-                if ty == 3 {
-                    return out; // NLMSG_DONE
-                }
-                assert_ne!(ty, 2, "dump refused (NLMSG_ERROR)");
-                out.extend_from_slice(&rest[..len]);
-                rest = &rest[((len + 3) & !3).min(rest.len())..];
-            }
-        }
-    })
-    .join()
-    .expect("dump thread")
-}
-
-// ---- the table to load -------------------------------------------------------------
 
 const TCP_STATES: [&str; 8] = [
     "ESTABLISHED",

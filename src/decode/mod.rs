@@ -307,4 +307,83 @@ mod tests {
         };
         assert_eq!((f.orig.sport, f.orig.dport, f.orig.proto), (1, 2, 17));
     }
+
+    /// Attributes this kernel cannot produce here (no SELinux, no DCCP tracker, old 32-bit
+    /// counters), built by hand from enum ctattr_* so their decoding is still pinned down.
+    #[test]
+    fn synthetic_rare_attributes() {
+        let n = |k: u16, b: &[u8]| nla(k | NLA_F_NESTED, b);
+        let body = [
+            orig(),
+            n(
+                CTA_SECCTX,
+                &nla(CTA_SECCTX_NAME, b"system_u:object_r:ssh_t:s0\0"),
+            ),
+            n(
+                CTA_COUNTERS_ORIG,
+                &[
+                    nla(CTA_COUNTERS32_PACKETS, &5u32.to_be_bytes()),
+                    nla(CTA_COUNTERS32_BYTES, &500u32.to_be_bytes()),
+                ]
+                .concat(),
+            ),
+            n(
+                CTA_PROTOINFO,
+                &n(CTA_PROTOINFO_DCCP, &nla(CTA_PROTOINFO_DCCP_STATE, &[4])),
+            ),
+            nla(CTA_LABELS, &[0x01, 0, 0, 0, 0, 0, 0, 0x80]),
+        ]
+        .concat();
+        let Message::Record {
+            record: Record::Flow(f),
+            ..
+        } = message(&msg(CT_NEW, 0, 2, &body)).unwrap().0
+        else {
+            panic!()
+        };
+        let e = f.extra.as_deref().unwrap();
+        assert_eq!(e.secctx.as_deref(), Some("system_u:object_r:ssh_t:s0"));
+        let [o, r] = e.counters.unwrap();
+        assert_eq!((o.packets, o.bytes, r.packets), (5, 500, 0));
+        assert_eq!(f.state, 4);
+        assert_eq!(e.labels, 1 | (1u128 << 63));
+        // Labels longer than 128 bits, or not whole 32-bit words, are refused.
+        let long = [orig(), nla(CTA_LABELS, &[0; 20])].concat();
+        assert!(message(&msg(CT_NEW, 0, 2, &long)).is_err());
+        let odd = [orig(), nla(CTA_LABELS, &[0; 3])].concat();
+        assert!(message(&msg(CT_NEW, 0, 2, &odd)).is_err());
+    }
+
+    #[test]
+    fn synthetic_expectation_flags_class_zone() {
+        let t = |k: u16| {
+            let mut o = orig();
+            o[2..4].copy_from_slice(&(k | NLA_F_NESTED).to_ne_bytes());
+            o
+        };
+        let body = [
+            t(CTA_EXPECT_MASTER),
+            t(CTA_EXPECT_TUPLE),
+            t(CTA_EXPECT_MASK),
+            nla(CTA_EXPECT_FLAGS, &5u32.to_be_bytes()),
+            nla(CTA_EXPECT_CLASS, &2u32.to_be_bytes()),
+            nla(CTA_EXPECT_ZONE, &9u16.to_be_bytes()),
+            nla(CTA_EXPECT_HELP_NAME, b"sip\0"),
+        ]
+        .concat();
+        let exp_new = (NFNL_SUBSYS_CTNETLINK_EXP as u16) << 8 | IPCTNL_MSG_EXP_NEW as u16;
+        let Message::Record {
+            event,
+            record: Record::Expect(e),
+        } = message(&msg(exp_new, NLM_F_CREATE, 2, &body)).unwrap().0
+        else {
+            panic!()
+        };
+        assert_eq!(event, Event::New);
+        assert_eq!((e.flags, e.class, e.zone), (5, 2, 9));
+        assert_eq!(e.helper.name(), Some("sip"));
+        // Without a mask the expectation is refused, not guessed.
+        let no_mask = [t(CTA_EXPECT_MASTER), t(CTA_EXPECT_TUPLE)].concat();
+        assert!(message(&msg(exp_new, 0, 2, &no_mask)).is_err());
+    }
 }

@@ -289,4 +289,33 @@ mod tests {
         assert_eq!(j["freedom"]["dport"], "in_cmd");
         assert!(j["findings"].is_array());
     }
+
+    #[test]
+    fn text_watch_and_expectation_lines() {
+        let f = tcp();
+        let mut master = f.orig;
+        master.dport = 21;
+        let mut t = f.orig;
+        t.sport = 0;
+        t.dport = 40100;
+        let mut mask = t;
+        mask.src = [255; 16];
+        mask.dst = [255; 16];
+        mask.sport = 0;
+        mask.dport = 0xffff;
+        let mut e = Expectation::new(t, mask, master);
+        e.timeout = 300;
+        e.flags = crate::model::expect::flags::PERMANENT;
+        let line = text::expectation(&ExpectView::of(&e, 0));
+        assert_eq!(
+            line,
+            "300 proto=6 src=10.0.0.1 dst=10.0.0.2 sport=0 dport=40100 \
+             mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 \
+             master-src=10.0.0.1 master-dst=10.0.0.2 sport=40000 dport=21 PERMANENT class=0"
+        );
+        let w = WatchLine::new(Event::Destroy, EntryView::Flow(FlowView::of(&f, 10)));
+        assert!(text::watch(&w).starts_with("[DESTROY] tcp      6 100 ESTABLISHED"));
+        let w = WatchLine::new(Event::New, EntryView::Expect(ExpectView::of(&e, 0)));
+        assert!(text::watch(&w).starts_with("    [NEW] expect 300 proto=6"));
+    }
 }

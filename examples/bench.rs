@@ -1,0 +1,107 @@
+//! Benchmark probes for bench/engine.sh (not a test: it prints numbers).
+//!
+//! - `bench dump NS`: bare netlink dump that only counts messages (the floor).
+//! - `bench load NS`: dump → decode → store, the real `list` path; prints time, CPU and
+//!   resident bytes per stored flow (RSS after minus RSS before, over the flow count).
+//! - `bench events NS SECS`: follow events into a store until SECS pass with no event;
+//!   prints events received and CPU per event.
+
+use std::time::{Duration, Instant};
+
+use ctscope::engine::{self, Engine, EngineEvent, Live, Options, Source};
+use ctscope::model::Store;
+use ctscope::netlink::{Conn, Namespace, Table};
+
+fn cpu() -> Duration {
+    // SAFETY: getrusage fills the struct we pass; RUSAGE_SELF covers all threads.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn rss() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let ns = Namespace::parse(args.get(2).map(String::as_str).unwrap_or("-"));
+    match args.get(1).map(String::as_str) {
+        Some("dump") => {
+            let mut conn = Conn::open(&ns).expect("open");
+            let (t0, c0) = (Instant::now(), cpu());
+            let mut n = 0usize;
+            conn.dump(Table::Flows, &mut |_| n += 1).expect("dump");
+            println!(
+                "bare-dump entries={n} wall={:.3}s cpu={:.3}s",
+                t0.elapsed().as_secs_f64(),
+                (cpu() - c0).as_secs_f64()
+            );
+        }
+        Some("load") => {
+            let mut src = Live::open(&ns, false).expect("open");
+            let before = rss();
+            let (t0, c0) = (Instant::now(), cpu());
+            let mut store = Store::new();
+            engine::load(&mut src, &mut store, 0).expect("load");
+            let wall = t0.elapsed().as_secs_f64();
+            let used = (cpu() - c0).as_secs_f64();
+            let n = store.flow_count();
+            let after = rss();
+            println!(
+                "store-load entries={n} wall={wall:.3}s cpu={used:.3}s rss_per_flow={:.1}B structural_per_flow={:.1}B",
+                (after.saturating_sub(before)) as f64 / n.max(1) as f64,
+                store.memory().total() as f64 / n.max(1) as f64
+            );
+            std::hint::black_box(&store);
+        }
+        Some("events") => {
+            let idle: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
+            let src = Live::open_with(&ns, true, 64 << 20).expect("open");
+            let rcvbuf = src.rcvbuf();
+            let (rx, handle) =
+                Engine::spawn(Box::new(src) as Box<dyn Source>, Options::default()).expect("spawn");
+            let mut store = Store::new();
+            let (mut events, mut overruns, mut started) = (0u64, 0u64, None);
+            let mut c0 = cpu();
+            println!("ready rcvbuf={rcvbuf:?}");
+            loop {
+                match rx.recv_timeout(Duration::from_secs(idle)) {
+                    Ok(EngineEvent::Records(b)) => {
+                        let n = b
+                            .iter()
+                            .filter(|(e, _)| *e != ctscope::decode::Event::Dump)
+                            .count();
+                        if n > 0 && started.is_none() {
+                            started = Some(Instant::now());
+                            c0 = cpu();
+                        }
+                        events += n as u64;
+                        engine::apply(&mut store, EngineEvent::Records(b), 0);
+                    }
+                    Ok(EngineEvent::Overrun) => overruns += 1,
+                    Ok(ev) => {
+                        engine::apply(&mut store, ev, 0);
+                    }
+                    Err(_) if started.is_some() => break,
+                    Err(_) => {}
+                }
+            }
+            let used = cpu() - c0;
+            println!(
+                "events received={events} overruns={overruns} cpu={:.3}s cpu_per_event={:.2}us",
+                used.as_secs_f64(),
+                used.as_secs_f64() * 1e6 / events.max(1) as f64
+            );
+            handle.stop();
+        }
+        _ => eprintln!("usage: bench dump|load|events NS [IDLE_SECS]"),
+    }
+}
