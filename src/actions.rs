@@ -244,6 +244,26 @@ impl Plan {
         plan
     }
 
+    /// Flush everything: every flow (`conntrack -F`, around the SSH session as in
+    /// `flush_flows`) and every expectation (`conntrack -F expect`).
+    pub fn flush_all(store: &Store, ctx: &Context) -> Plan {
+        let mut plan = Plan::flush_flows(store, ctx);
+        let expects = Plan::flush_expects(store);
+        plan.what = if plan.excluded_ssh.is_some() {
+            "everything except your SSH session".into()
+        } else {
+            "everything (flush)".into()
+        };
+        plan.expects = expects.expects;
+        plan.targets.extend(expects.targets);
+        for line in expects.sample {
+            if plan.sample.len() < SAMPLE + 2 {
+                plan.sample.push(line);
+            }
+        }
+        plan
+    }
+
     /// Delete one expectation.
     pub fn expectation(store: &Store, key: &ExpectKey) -> Plan {
         let mut plan = Plan {
@@ -449,7 +469,23 @@ impl fmt::Display for Report {
 /// missing privilege, counting the rest as refused (every one would fail the same way).
 pub fn execute(conn: &mut Conn, plan: &Plan) -> Report {
     let mut report = Report::default();
-    for (i, t) in plan.targets.iter().enumerate() {
+    execute_some(conn, plan, 0, usize::MAX, &mut report);
+    report
+}
+
+/// Run up to `max` targets of `plan` starting at `from`, adding to `report`; returns where
+/// to continue (`plan.targets.len()` when done). The engine runs a large plan in slices so
+/// it keeps reading the DESTROY events the plan itself causes, instead of letting them
+/// overflow the event buffer.
+pub fn execute_some(
+    conn: &mut Conn,
+    plan: &Plan,
+    from: usize,
+    max: usize,
+    report: &mut Report,
+) -> usize {
+    let end = from.saturating_add(max).min(plan.targets.len());
+    for (i, t) in plan.targets.iter().enumerate().take(end).skip(from) {
         let r = match t {
             Target::Flow { key, id } => conn.delete_flow(key.zone, &key.orig, id_opt(*id)),
             Target::Expect { key, id } => conn.delete_expect(key.zone, &key.tuple, id_opt(*id)),
@@ -469,12 +505,12 @@ pub fn execute(conn: &mut Conn, plan: &Plan) -> Report {
                 report.refuse(&e);
                 if e.is_permission() {
                     report.refused += plan.targets.len() - i - 1;
-                    break;
+                    return plan.targets.len();
                 }
             }
         }
     }
-    report
+    end
 }
 
 /// Id 0 means "not known" (a record built without `CTA_ID`): skip the check then.
@@ -617,6 +653,15 @@ mod tests {
         let plain = Plan::flush_flows(&st, &Context::default());
         assert_eq!(plain.targets, [Target::FlushFlows]);
         assert_eq!(plain.flows, 4);
+        // Flushing everything adds the expectation table.
+        let all = Plan::flush_all(&st, &Context::default());
+        assert_eq!(all.targets, [Target::FlushFlows, Target::FlushExpects]);
+        assert!(all
+            .describe()
+            .starts_with("remove everything (flush): 4 flows"));
+        let around = Plan::flush_all(&st, &ctx);
+        assert_eq!(around.targets.len(), 4);
+        assert_eq!(around.targets.last(), Some(&Target::FlushExpects));
     }
 
     #[test]

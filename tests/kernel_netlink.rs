@@ -11,6 +11,8 @@ mod common;
 
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::lab::{privileged, Lab};
@@ -150,6 +152,21 @@ fn dump_counts_match_conntrack_and_cover_both_families() {
         }
     }
     assert_eq!((v4, v6), (21, 21));
+    // Every message is one whole entry the decoder reads as a dumped flow.
+    for m in &msgs {
+        let (msg, used) = ctscope::decode::message(m).unwrap();
+        assert_eq!(used, m.len());
+        assert!(
+            matches!(
+                msg,
+                ctscope::decode::Message::Record {
+                    event: ctscope::decode::Event::Dump,
+                    record: ctscope::decode::Record::Flow(_)
+                }
+            ),
+            "{msg:?}"
+        );
+    }
     // Zones travel as CTA_ZONE; 13 of the 20 tcp flows are in zone 1 or 2.
     let zoned = msgs
         .iter()
@@ -256,24 +273,21 @@ fn events_overrun_is_reported_not_silent() {
         &format!("conntrack -R {} 2>/dev/null", file.display()),
     );
     std::fs::remove_file(&file).ok();
-    let mut overruns = 0;
+    // The loss is reported first, before any queued data.
     let mut n = 0;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        match sub
-            .recv(Duration::from_millis(100), 1000, &mut |_| n += 1)
-            .unwrap()
-        {
-            Recv::Overrun => overruns += 1,
-            Recv::Data(_) => {}
-            Recv::Timeout => break,
-        }
-    }
-    assert!(
-        overruns >= 1,
-        "received {n} of 300 events without an overrun"
-    );
-    assert!(n < 300);
+    let first = sub
+        .recv(Duration::from_millis(100), 1000, &mut |_| n += 1)
+        .unwrap();
+    assert_eq!(first, Recv::Overrun, "after {n} events");
+    // The queue is still full: discarding it empties it (and ends the congestion, or a
+    // new event would be dropped without another ENOBUFS).
+    let dropped = sub.discard().unwrap();
+    assert!(dropped > 0 && dropped < 300, "dropped {dropped}");
+    insert_tcp(&lab, &lab.cli4, 4343, &lab.srv4, 80, 0);
+    let mut evs = Vec::new();
+    collect_events(&mut sub, &mut evs, &|e| !e.is_empty());
+    assert_eq!(evs.len(), 1, "only the new event");
+    assert_eq!(orig_sport(&evs[0]), Some(4343));
 }
 
 #[test]
@@ -537,11 +551,13 @@ fn missing_privilege_names_sudo_and_setcap() {
         drop_thread_caps();
         let dump = conn.dump(Table::Flows, &mut |_| {}).unwrap_err();
         let flush = conn.flush_flows().unwrap_err();
-        (dump, flush)
+        // Joining the event groups needs CAP_NET_ADMIN too (netlink_allowed).
+        let subscribe = Subscription::open(&Namespace::Current, 0).unwrap_err();
+        (dump, flush, subscribe)
     })
     .join()
     .unwrap();
-    for e in [err.0, err.1] {
+    for e in [err.0, err.1, err.2] {
         assert!(e.is_permission(), "{e}");
         let text = e.to_string();
         assert!(
@@ -549,4 +565,628 @@ fn missing_privilege_names_sudo_and_setcap() {
             "{text}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The engine over the live kernel, and its recording replayed.
+
+use ctscope::actions::{Context, Plan};
+use ctscope::decode::{Event, Record};
+use ctscope::engine::{
+    self, record, Command as EngineCommand, Engine, EngineEvent, Item, Live, Options, Poll, Replay,
+    Source, Speed,
+};
+use ctscope::model::store::FlowKey;
+use ctscope::model::Store;
+
+/// Receive and apply engine events until `until` holds for one (checked before it is
+/// applied); every record event is also appended to `log` as (event, key).
+fn pump(
+    rx: &std::sync::mpsc::Receiver<EngineEvent>,
+    store: &mut Store,
+    log: &mut Vec<(Event, FlowKey)>,
+    until: &mut dyn FnMut(&EngineEvent) -> bool,
+) -> EngineEvent {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ev = rx.recv_timeout(left).expect("engine event in time");
+        if let EngineEvent::Records(batch) = &ev {
+            for (e, r) in batch {
+                if let Record::Flow(f) = r {
+                    log.push((*e, FlowKey::of(f)));
+                }
+            }
+        }
+        if let EngineEvent::Fatal(m) = &ev {
+            panic!("engine: {m}");
+        }
+        let stop = until(&ev);
+        let keep = match &ev {
+            EngineEvent::ActionDone(r) => Some(EngineEvent::ActionDone(r.clone())),
+            _ => None,
+        };
+        engine::apply(store, ev, 0);
+        if stop {
+            return keep.unwrap_or(EngineEvent::Overrun);
+        }
+    }
+}
+
+fn has_flow_event(ev: &EngineEvent, want: Event, sport: u16) -> bool {
+    matches!(ev, EngineEvent::Records(b) if b.iter().any(|(e, r)| {
+        *e == want && matches!(r, Record::Flow(f) if f.orig.sport == sport)
+    }))
+}
+
+#[test]
+fn engine_follows_acts_rechecks_and_its_recording_replays_the_same() {
+    if !privileged("engine_follows_acts_rechecks_and_its_recording_replays_the_same") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    let ns = Namespace::parse(&lab.srv);
+    // A flow from before we subscribed.
+    insert_tcp(&lab, &lab.cli4, 7001, &lab.srv4, 80, 0);
+    let rec = std::env::temp_dir().join(format!("ctscope-nl-engine-{}.rec", std::process::id()));
+    let opts = Options {
+        record: Some(record::Writer::create(&rec).unwrap()),
+        ..Options::default()
+    };
+    let (rx, handle) = Engine::spawn(Box::new(Live::open(&ns, true).unwrap()), opts).unwrap();
+    let mut store = Store::new();
+    let mut log = Vec::new();
+    pump(&rx, &mut store, &mut log, &mut |e| {
+        matches!(e, EngineEvent::DumpEnd { .. })
+    });
+    assert_eq!(store.flow_count(), 1);
+
+    // A new flow arrives as an event.
+    insert_tcp(&lab, &lab.cli4, 7002, &lab.srv4, 80, 0);
+    pump(&rx, &mut store, &mut log, &mut |e| {
+        has_flow_event(e, Event::New, 7002)
+    });
+    assert_eq!(store.flow_count(), 2);
+
+    // Delete it through a plan: exactly one removed, and its DESTROY comes back.
+    let plan = Plan::flows(
+        &store,
+        &|f| f.orig.sport == 7002,
+        "test",
+        &Context::default(),
+    );
+    assert_eq!(plan.flows, 1);
+    handle.send(EngineCommand::Execute(plan)).unwrap();
+    let done = pump(&rx, &mut store, &mut log, &mut |e| {
+        matches!(e, EngineEvent::ActionDone(_))
+    });
+    let EngineEvent::ActionDone(report) = done else {
+        unreachable!()
+    };
+    assert_eq!(
+        (report.removed, report.already_gone, report.refused),
+        (1, 0, 0),
+        "{report}"
+    );
+    if store.flow_count() == 2 {
+        pump(&rx, &mut store, &mut log, &mut |e| {
+            has_flow_event(e, Event::Destroy, 7002)
+        });
+    }
+    assert_eq!(store.flow_count(), 1);
+
+    // The old flow goes; a re-check reports it gone whether or not the kernel announced it
+    // (recheck_finds_flows_that_changed_or_vanished_silently proves it with events off).
+    lab.sh_ok(
+        &lab.srv,
+        &format!(
+            "conntrack -D -p tcp --sport 7001 -s {} 2>/dev/null",
+            lab.cli4
+        ),
+    );
+    let key = FlowKey {
+        zone: 0,
+        orig: tcp4(&lab.cli4, 7001, &lab.srv4, 80),
+    };
+    handle.send(EngineCommand::Recheck(vec![key])).unwrap();
+    pump(&rx, &mut store, &mut log, &mut |e| {
+        has_flow_event(e, Event::Destroy, 7001)
+    });
+    assert_eq!(store.flow_count(), 0);
+    // Whatever the engine sent before stopping is in the recording too.
+    handle.stop();
+    for ev in rx.try_iter() {
+        if let EngineEvent::Records(batch) = &ev {
+            for (e, r) in batch {
+                if let Record::Flow(f) = r {
+                    log.push((*e, FlowKey::of(f)));
+                }
+            }
+        }
+    }
+
+    // The recording replays to the same sequence, without any privilege needed.
+    let (rx, handle) = Engine::spawn(
+        Box::new(Replay::open(&rec, Speed::Fast).unwrap()),
+        Options::default(),
+    )
+    .unwrap();
+    let mut replayed = Store::new();
+    let mut replay_log = Vec::new();
+    let t0 = Instant::now();
+    while let Ok(ev) = rx.recv_timeout(Duration::from_secs(10)) {
+        if let EngineEvent::Records(batch) = &ev {
+            for (e, r) in batch {
+                if let Record::Flow(f) = r {
+                    replay_log.push((*e, FlowKey::of(f)));
+                }
+            }
+        }
+        engine::apply(&mut replayed, ev, 0);
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "the replay ends by itself"
+    );
+    assert_eq!(replay_log, log);
+    assert_eq!(replayed.flow_count(), 0);
+    // The replay ended on its own; stopping joins a finished thread.
+    handle.stop();
+    std::fs::remove_file(&rec).ok();
+}
+
+#[test]
+fn load_fills_a_store_with_both_families_and_both_tables() {
+    if !privileged("load_fills_a_store_with_both_families_and_both_tables") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    populate(&lab);
+    let mut live = Live::open(&Namespace::parse(&lab.srv), false).unwrap();
+    let mut store = Store::new();
+    let stats = engine::load(&mut live, &mut store, 0).unwrap();
+    assert_eq!(stats.decode_errors, 0);
+    assert_eq!(stats.messages, 42);
+    assert_eq!(store.flow_count(), 42);
+    let v6 = store
+        .flows()
+        .filter(|f| f.orig.family == Family::Ipv6)
+        .count();
+    assert_eq!(v6, 21);
+    assert_eq!(store.flows().filter(|f| f.zone == 2).count(), 6);
+}
+
+#[test]
+fn engine_runs_a_large_plan_in_slices_without_losing_events() {
+    if !privileged("engine_runs_a_large_plan_in_slices_without_losing_events") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    let ns = Namespace::parse(&lab.srv);
+    let (rx, handle) =
+        Engine::spawn(Box::new(Live::open(&ns, true).unwrap()), Options::default()).unwrap();
+    let mut store = Store::new();
+    let mut log = Vec::new();
+    pump(&rx, &mut store, &mut log, &mut |e| {
+        matches!(e, EngineEvent::DumpEnd { .. })
+    });
+    // 5000 flows created while subscribed, so each will also send a DESTROY.
+    let mut lines = String::new();
+    for i in 0..5000u32 {
+        lines.push_str(&format!(
+            "-I -p udp -s {} -d {} --sport {} --dport {} -t 300\n",
+            lab.cli4,
+            lab.srv4,
+            10000 + i % 50000,
+            1000 + i / 50000
+        ));
+    }
+    let file = std::env::temp_dir().join(format!("ctscope-nl-plan-{}", std::process::id()));
+    std::fs::write(&file, lines).unwrap();
+    lab.sh_ok(
+        &lab.srv,
+        &format!("conntrack -R {} 2>/dev/null", file.display()),
+    );
+    std::fs::remove_file(&file).ok();
+    let mut new = 0;
+    pump(&rx, &mut store, &mut log, &mut |e| {
+        if let EngineEvent::Records(b) = e {
+            new += b.iter().filter(|(ev, _)| *ev == Event::New).count();
+        }
+        new >= 5000
+    });
+    assert_eq!(store.flow_count(), 5000);
+
+    let plan = Plan::flows(&store, &|_| true, "all", &Context::default());
+    assert_eq!(plan.targets.len(), 5000);
+    handle.send(EngineCommand::Execute(plan)).unwrap();
+    let mut overruns = 0;
+    let done = pump(&rx, &mut store, &mut log, &mut |e| {
+        overruns += usize::from(matches!(e, EngineEvent::Overrun));
+        matches!(e, EngineEvent::ActionDone(_))
+    });
+    let EngineEvent::ActionDone(report) = done else {
+        unreachable!()
+    };
+    assert_eq!(
+        (report.removed, report.already_gone, report.refused),
+        (5000, 0, 0)
+    );
+    // The last DESTROY events may still be on their way.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.flow_count() > 0 && Instant::now() < deadline {
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+            overruns += usize::from(matches!(ev, EngineEvent::Overrun));
+            engine::apply(&mut store, ev, 0);
+        }
+    }
+    assert_eq!(store.flow_count(), 0);
+    assert_eq!(overruns, 0);
+    assert_eq!(store.stats().resyncs, 0);
+    handle.stop();
+}
+
+/// A live source that can be told to stop reading for a while, as a busy consumer would.
+struct Stalling {
+    inner: Live,
+    stall: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
+}
+
+impl Source for Stalling {
+    fn dump(&mut self, tables: u8, sink: &mut dyn FnMut(Item<'_>)) -> ctscope::Result<bool> {
+        self.inner.dump(tables, sink)
+    }
+    fn poll(
+        &mut self,
+        timeout: Duration,
+        max: usize,
+        sink: &mut dyn FnMut(Item<'_>),
+    ) -> ctscope::Result<Poll> {
+        if self.stall.load(Ordering::SeqCst) {
+            self.stalled.store(true, Ordering::SeqCst);
+            while self.stall.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        self.inner.poll(timeout, max, sink)
+    }
+    fn recheck(&mut self, keys: &[FlowKey], sink: &mut dyn FnMut(Item<'_>)) -> ctscope::Result<()> {
+        self.inner.recheck(keys, sink)
+    }
+    fn conn(&mut self) -> ctscope::Result<&mut Conn> {
+        self.inner.conn()
+    }
+    fn clock(&self) -> ctscope::engine::Clock {
+        self.inner.clock()
+    }
+    fn is_live(&self) -> bool {
+        true
+    }
+    fn discard_events(&mut self) -> ctscope::Result<()> {
+        self.inner.discard_events()
+    }
+}
+
+#[test]
+fn engine_recovers_from_enobufs_by_redumping() {
+    if !privileged("engine_recovers_from_enobufs_by_redumping") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    let ns = Namespace::parse(&lab.srv);
+    let stall = Arc::new(AtomicBool::new(false));
+    let stalled = Arc::new(AtomicBool::new(false));
+    let src = Stalling {
+        inner: Live::open_with(&ns, true, MIN_RCVBUF).unwrap(),
+        stall: stall.clone(),
+        stalled: stalled.clone(),
+    };
+    let (rx, handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
+    let mut store = Store::new();
+    let drain_until = |store: &mut Store, cond: &dyn Fn(&Store) -> bool, overruns: &mut usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond(store) && Instant::now() < deadline {
+            if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+                *overruns += usize::from(matches!(ev, EngineEvent::Overrun));
+                engine::apply(store, ev, 0);
+            }
+        }
+    };
+    let mut overruns = 0;
+    drain_until(&mut store, &|s| s.stats().dumps > 0, &mut overruns);
+    let n = 30_000u32;
+    let mut lines = String::new();
+    for i in 0..n {
+        lines.push_str(&format!(
+            "-I -p udp -s {} -d {} --sport {} --dport {} -t 300\n",
+            lab.cli4,
+            lab.srv4,
+            1024 + i % 60000,
+            1 + i / 60000
+        ));
+    }
+    let file = std::env::temp_dir().join(format!("ctscope-nl-burst-{}", std::process::id()));
+    std::fs::write(&file, lines).unwrap();
+    lab.sh_ok(
+        &lab.srv,
+        &format!("conntrack -R {} 2>/dev/null", file.display()),
+    );
+    std::fs::remove_file(&file).ok();
+    drain_until(&mut store, &|s| s.flow_count() == n as usize, &mut overruns);
+    assert_eq!(store.flow_count(), n as usize);
+    // A busy machine may already have overflowed during the insert: count from here.
+    let resyncs_before = store.stats().resyncs;
+    overruns = 0;
+
+    // Stop reading, flush (30k DESTROY events ≈ 39 MB, more than the 16 MiB buffer holds),
+    // then read again: the kernel reports ENOBUFS and the engine must re-dump.
+    stall.store(true, Ordering::SeqCst);
+    let t0 = Instant::now();
+    while !stalled.load(Ordering::SeqCst) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "engine did not reach poll"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    lab.sh_ok(&lab.srv, "conntrack -F 2>/dev/null");
+    stall.store(false, Ordering::SeqCst);
+    drain_until(&mut store, &|s| s.flow_count() == 0, &mut overruns);
+    assert_eq!(store.flow_count(), 0);
+    assert!(overruns >= 1, "no overrun reported");
+    assert_eq!(store.stats().resyncs, resyncs_before + overruns as u64);
+    assert!(
+        store.stats().swept > 0,
+        "the re-dump swept what the lost events would have removed"
+    );
+    handle.stop();
+}
+
+#[test]
+fn engine_store_converges_after_a_flush_burst_with_the_smallest_buffer() {
+    if !privileged("engine_store_converges_after_a_flush_burst_with_the_smallest_buffer") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    let ns = Namespace::parse(&lab.srv);
+    let live = Live::open_with(&ns, true, MIN_RCVBUF).unwrap();
+    let (rx, handle) = Engine::spawn(Box::new(live), Options::default()).unwrap();
+    let mut store = Store::new();
+    let mut log = Vec::new();
+    pump(&rx, &mut store, &mut log, &mut |e| {
+        matches!(e, EngineEvent::DumpEnd { .. })
+    });
+    let n = 30_000u32;
+    let mut lines = String::new();
+    for i in 0..n {
+        lines.push_str(&format!(
+            "-I -p udp -s {} -d {} --sport {} --dport {} -t 300\n",
+            lab.cli4,
+            lab.srv4,
+            1024 + i % 60000,
+            1 + i / 60000
+        ));
+    }
+    let file = std::env::temp_dir().join(format!("ctscope-nl-burst2-{}", std::process::id()));
+    std::fs::write(&file, lines).unwrap();
+    lab.sh_ok(
+        &lab.srv,
+        &format!("conntrack -R {} 2>/dev/null", file.display()),
+    );
+    std::fs::remove_file(&file).ok();
+    // Converge on the insert (events, or a resync if they overflowed).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.flow_count() < n as usize && Instant::now() < deadline {
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+            engine::apply(&mut store, ev, 0);
+        }
+    }
+    assert_eq!(store.flow_count(), n as usize);
+    // The kernel flushes far faster than anyone reads: a DESTROY burst.
+    lab.sh_ok(&lab.srv, "conntrack -F 2>/dev/null");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.flow_count() > 0 && Instant::now() < deadline {
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+            engine::apply(&mut store, ev, 0);
+        }
+    }
+    assert_eq!(store.flow_count(), 0, "resyncs: {}", store.stats().resyncs);
+    println!(
+        "burst of {n}: resyncs={} dumps={}",
+        store.stats().resyncs,
+        store.stats().dumps
+    );
+    handle.stop();
+}
+
+/// Turn conntrack events off in the server namespace (`nf_conntrack_events=0`): every
+/// change is then silent, as changes to flows without an event cache are (flows created
+/// before anyone subscribed, under the default `=2`, on kernels that skip their events).
+fn silence_events(lab: &Lab) {
+    lab.sh_ok(&lab.srv, "sysctl -qw net.netfilter.nf_conntrack_events=0");
+}
+
+fn drain_for(
+    rx: &std::sync::mpsc::Receiver<EngineEvent>,
+    store: &mut Store,
+    log: &mut Vec<(Event, FlowKey)>,
+    cond: &dyn Fn(&Store) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond(store) && Instant::now() < deadline {
+        if let Ok(ev) = rx.recv_timeout(Duration::from_millis(50)) {
+            if let EngineEvent::Records(b) = &ev {
+                for (e, r) in b {
+                    if let Record::Flow(f) = r {
+                        log.push((*e, FlowKey::of(f)));
+                    }
+                }
+            }
+            engine::apply(store, ev, 0);
+        }
+    }
+}
+
+fn has_sport(s: &Store, sport: u16) -> bool {
+    s.flows().any(|f| f.orig.sport == sport)
+}
+
+#[test]
+fn recheck_finds_flows_that_changed_or_vanished_silently() {
+    if !privileged("recheck_finds_flows_that_changed_or_vanished_silently") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    silence_events(&lab);
+    let ns = Namespace::parse(&lab.srv);
+    insert_tcp(&lab, &lab.cli4, 7301, &lab.srv4, 80, 0);
+    insert_tcp(&lab, &lab.cli4, 7302, &lab.srv4, 80, 5);
+    let (rx, handle) =
+        Engine::spawn(Box::new(Live::open(&ns, true).unwrap()), Options::default()).unwrap();
+    let mut store = Store::new();
+    let mut log = Vec::new();
+    drain_for(&rx, &mut store, &mut log, &|s| s.flow_count() == 2);
+    assert_eq!(store.flow_count(), 2);
+    // Let the initial dump's batches all arrive before counting answers.
+    std::thread::sleep(Duration::from_millis(100));
+    for ev in rx.try_iter() {
+        engine::apply(&mut store, ev, 0);
+    }
+    lab.sh_ok(
+        &lab.srv,
+        &format!(
+            "conntrack -D -p tcp --sport 7301 -s {} 2>/dev/null",
+            lab.cli4
+        ),
+    );
+    let gone = FlowKey {
+        zone: 0,
+        orig: tcp4(&lab.cli4, 7301, &lab.srv4, 80),
+    };
+    let kept = FlowKey {
+        zone: 5,
+        orig: tcp4(&lab.cli4, 7302, &lab.srv4, 80),
+    };
+    handle
+        .send(EngineCommand::Recheck(vec![gone, kept]))
+        .unwrap();
+    // Both answers come in one batch (re-checks are flushed together).
+    let before = log.len();
+    drain_for(&rx, &mut store, &mut log, &|s| !has_sport(s, 7301));
+    assert!(
+        !has_sport(&store, 7301),
+        "the vanished flow is gone from the store"
+    );
+    assert!(store.flow(&kept).is_some(), "the present flow stays");
+    // A present flow's answer is a get reply, which the kernel marks NLM_F_MULTI like a
+    // dumped entry: it refreshes the record without counting as an event.
+    let answers = &log[before..];
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert!(answers.contains(&(Event::Destroy, gone)), "{answers:?}");
+    assert!(answers.contains(&(Event::Dump, kept)), "{answers:?}");
+    handle.stop();
+}
+
+#[test]
+fn background_redump_catches_changes_that_sent_no_event() {
+    if !privileged("background_redump_catches_changes_that_sent_no_event") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    silence_events(&lab);
+    let ns = Namespace::parse(&lab.srv);
+    insert_tcp(&lab, &lab.cli4, 7401, &lab.srv4, 80, 0);
+    let opts = Options {
+        min_redump: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let (rx, handle) = Engine::spawn(Box::new(Live::open(&ns, true).unwrap()), opts).unwrap();
+    let mut store = Store::new();
+    let mut log = Vec::new();
+    drain_for(&rx, &mut store, &mut log, &|s| s.flow_count() == 1);
+    assert!(has_sport(&store, 7401));
+    // One flow goes and one comes, and the kernel says nothing.
+    lab.sh_ok(
+        &lab.srv,
+        &format!(
+            "conntrack -D -p tcp --sport 7401 -s {} 2>/dev/null",
+            lab.cli4
+        ),
+    );
+    insert_tcp(&lab, &lab.cli4, 7402, &lab.srv4, 80, 0);
+    drain_for(&rx, &mut store, &mut log, &|s| {
+        !has_sport(s, 7401) && has_sport(s, 7402)
+    });
+    assert!(!has_sport(&store, 7401) && has_sport(&store, 7402));
+    assert_eq!(store.stats().swept, 1);
+    assert!(store.stats().dumps >= 2);
+    assert!(
+        log.iter().all(|(e, _)| *e == Event::Dump),
+        "events arrived after all: {log:?}"
+    );
+    handle.stop();
+}
+
+#[test]
+fn delete_one_expectation_by_tuple_zone_and_id() {
+    if !privileged("delete_one_expectation_by_tuple_zone_and_id") {
+        return;
+    }
+    let mut lab = Lab::new("nl", SUBNET);
+    lab.ftp_helper();
+    let dir = std::env::temp_dir().join(format!("ctscope-nl-ftpdel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    lab.ftp_server(&dir.to_string_lossy());
+    let ns = Namespace::parse(&lab.srv);
+    let mut clients = Vec::new();
+    for host in [lab.srv4.clone(), lab.srv6.clone()] {
+        clients.push(Kill(spawn_py(
+            &lab,
+            &format!(
+                "import ftplib,time\nf=ftplib.FTP()\nf.connect('{host}',21,timeout=10)\n\
+                 f.login()\nf.sendcmd('PASV' if ':' not in '{host}' else 'EPSV')\ntime.sleep(60)\n"
+            ),
+        )));
+    }
+    let decoded = |conn: &mut Conn| -> Vec<ctscope::model::Expectation> {
+        dump_all(conn, Table::Expects)
+            .iter()
+            .filter_map(|m| match ctscope::decode::message(m) {
+                Ok((
+                    ctscope::decode::Message::Record {
+                        record: Record::Expect(e),
+                        ..
+                    },
+                    _,
+                )) => Some(e),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut conn = Conn::open(&ns).unwrap();
+    wait_for("two ftp expectations", &|| {
+        decoded(&mut Conn::open(&ns).unwrap()).len() == 2
+    });
+    let all = decoded(&mut conn);
+    let v6 = all
+        .iter()
+        .find(|e| e.tuple.family == Family::Ipv6)
+        .unwrap()
+        .clone();
+    // A stale id must not delete (the tuple could now belong to a new expectation).
+    let e = conn
+        .delete_expect(v6.zone, &v6.tuple, Some(v6.id.wrapping_add(1)))
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Netlink { errno, .. } if errno == libc::ENOENT),
+        "{e}"
+    );
+    assert_eq!(decoded(&mut conn).len(), 2);
+    conn.delete_expect(v6.zone, &v6.tuple, Some(v6.id)).unwrap();
+    let left = decoded(&mut conn);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].tuple.family, Family::Ipv4);
+    drop(clients);
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -177,10 +177,10 @@ pub enum Command {
         duration: Option<std::time::Duration>,
     },
     /// Audit helper exposure: helper assignment, RELATED rules, rp_filter, live expectations.
+    /// Exit 0 clean, 1 findings, 2 could not look.
     Audit {
-        /// JSON report instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        opts: crate::audit::Options,
     },
 }
 

@@ -22,6 +22,7 @@ use crate::output::{self, EntryView, ExpectView, FlowView, Outcome, WatchLine};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let g = cli.global;
+    super::init_risk(&g);
     match cli.command {
         None => super::tui_main(&g),
         Some(Command::List {
@@ -52,7 +53,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             act,
         }) => flush(&g, expect, &filter, act),
         Some(Command::Record { file, duration }) => record(&g, &file, duration),
-        Some(Command::Audit { json }) => super::audit_main(&g, json),
+        Some(Command::Audit { opts }) => super::audit_main(&g, opts),
     }
 }
 

@@ -42,30 +42,135 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// The dashboard (no command). Wired to `tui` once it lands.
-fn tui_main(_g: &args::Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the dashboard is not built yet; use 'ctscope list' or 'ctscope watch'")
+/// The dashboard (no command): the engine on the live table or a recording, the store
+/// owned by the TUI's main thread (`tui::live::run_live`).
+fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
+    use crate::tui::{self, ThemeKind};
+    let speed = if g.fast {
+        crate::engine::Speed::Fast
+    } else {
+        crate::engine::Speed::RealTime(1.0)
+    };
+    let source = commands::open_source(g, true, speed)?;
+    let (events, engine) = crate::engine::Engine::spawn(source, crate::engine::Options::default())?;
+    let ns = commands::namespace(g);
+    let ctx = if g.replay.is_some() {
+        crate::actions::Context {
+            ssh: crate::actions::SshSession::from_env(),
+            ..Default::default()
+        }
+    } else {
+        crate::actions::Context::detect(&ns)
+    };
+    let color = match g.color {
+        args::ColorChoice::Auto => "auto",
+        args::ColorChoice::Always => "always",
+        args::ColorChoice::Never => "never",
+    };
+    let theme = match g.theme {
+        args::Theme::Dark => "dark",
+        args::Theme::Light => "light",
+        args::Theme::Ansi16 => "16",
+        args::Theme::Mono => "mono",
+    };
+    let no_color = std::env::var("NO_COLOR").ok();
+    let opts = tui::TuiOptions {
+        namespace: match (&g.replay, &g.netns) {
+            (Some(p), _) => Some(format!("replay {}", p.display())),
+            (None, Some(n)) => Some(n.clone()),
+            (None, None) => None,
+        },
+        conntrack_max: if g.replay.is_some() {
+            None
+        } else {
+            crate::netlink::netns::read_sysctl(&ns, "net/netfilter/nf_conntrack_max")
+                .and_then(|v| v.trim().parse().ok())
+        },
+        tcp_loose: ctx.tcp_loose,
+        read_only: g.read_only,
+        theme: ThemeKind::choose(color, Some(theme), no_color.as_deref()),
+        ssh: ctx.ssh,
+        ..tui::TuiOptions::default()
+    };
+    tui::live::run_live(opts, crate::model::Store::new(), events, engine, ctx)?;
+    Ok(match tui::last_signal() {
+        0 => ExitCode::SUCCESS,
+        sig => ExitCode::from(128u8.saturating_add(sig as u8)),
+    })
 }
 
-/// `ctscope audit`. Wired to `audit` once it lands.
-fn audit_main(_g: &args::Global, _json: bool) -> anyhow::Result<ExitCode> {
-    Ok(ExitCode::from(2))
+/// `ctscope audit`: a one-shot report over the live system (a recording holds no
+/// ruleset, so `--replay` is refused). Exit 0 clean, 1 findings, 2 could not look.
+fn audit_main(g: &args::Global, mut opts: crate::audit::Options) -> anyhow::Result<ExitCode> {
+    if g.replay.is_some() {
+        return Err(Usage(
+            "audit reads the live ruleset and tables; it cannot run on a recording\nhint: drop --replay"
+                .into(),
+        )
+        .into());
+    }
+    if let Some(p) = &opts.sensitive_ports {
+        if let Err(e) = crate::risk::Config::default().with_ports(p) {
+            return Err(Usage(e).into());
+        }
+    }
+    opts.netns = g.netns.clone();
+    let code = crate::audit::execute(&opts, &mut std::io::stdout().lock());
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
-/// Add the helper-risk fields to a flow's JSON view (RELATED flows).
+/// Where the helper-risk annotations are computed: the namespace shown, and whether the
+/// entries come from a recording (then this machine's sockets mean nothing).
+static RISK_CONTEXT: std::sync::OnceLock<(Option<String>, bool)> = std::sync::OnceLock::new();
+static RISK: std::sync::OnceLock<Option<crate::risk::Assessor>> = std::sync::OnceLock::new();
+
+/// Record the run's namespace and source for `risk()`; called once before any command.
+fn init_risk(g: &args::Global) {
+    let _ = RISK_CONTEXT.set((g.netns.clone(), g.replay.is_some()));
+}
+
+/// The assessor, built on first use: the freedom table with live module options, and the
+/// listening sockets of the namespace shown (none for a replay). `None` if it cannot be
+/// built (the annotations are then left out rather than failing the listing).
+fn risk() -> Option<&'static crate::risk::Assessor> {
+    RISK.get_or_init(|| {
+        let (netns, replay) = RISK_CONTEXT.get().cloned().unwrap_or_default();
+        let mut a = crate::risk::Assessor::system_in(None, netns.as_deref()).ok()?;
+        if replay {
+            a.listeners = None;
+        }
+        Some(a)
+    })
+    .as_ref()
+}
+
+/// Add the helper-risk fields to a flow's JSON view (RELATED flows whose expectation the
+/// store knows).
 fn annotate_flow(
-    _store: &crate::model::Store,
-    v: crate::output::FlowView,
-    _f: &crate::model::Flow,
+    store: &crate::model::Store,
+    mut v: crate::output::FlowView,
+    f: &crate::model::Flow,
 ) -> crate::output::FlowView {
+    if f.is_related() {
+        let key = crate::model::store::FlowKey::of(f);
+        if let Some((freedom, findings)) = risk().and_then(|a| a.flow_json(store, &key)) {
+            v.freedom = Some(freedom);
+            v.findings = Some(findings);
+        }
+    }
     v
 }
 
 /// Add the helper-risk fields to an expectation's JSON view.
 fn annotate_expect(
-    _store: &crate::model::Store,
-    v: crate::output::ExpectView,
-    _e: &crate::model::Expectation,
+    store: &crate::model::Store,
+    mut v: crate::output::ExpectView,
+    e: &crate::model::Expectation,
 ) -> crate::output::ExpectView {
+    if let Some(a) = risk() {
+        let (freedom, findings) = a.expectation_json(store, e);
+        v.freedom = Some(freedom);
+        v.findings = Some(findings);
+    }
     v
 }

@@ -6,9 +6,11 @@
 //! It does not own the store (the owner applies events with [`apply`]), does not render,
 //! and does not touch sockets itself (`netlink` does, behind `Source`).
 //!
-//! Convergence with `net.netfilter.nf_conntrack_events=2` (the kernel default): flows that
-//! existed before we subscribed send no UPDATE or DESTROY. Two mechanisms make the store
-//! converge anyway:
+//! Convergence when the kernel stays silent: with `net.netfilter.nf_conntrack_events=0`
+//! nothing is announced, and under the default `=2` a flow created before anyone listened
+//! may lack the event cache and send no UPDATE or DESTROY (kernel 6.18 here still sends
+//! them, but ctscope must not depend on it). Two mechanisms make the store converge anyway
+//! (both proven in tests/kernel_netlink.rs with events turned off):
 //! - the owner asks for a re-check of flows whose reported timeout has run out
 //!   (`Store::expired_flows` → `Command::Recheck`); each is fetched with `conntrack -G`
 //!   semantics and either refreshed or removed;
@@ -131,7 +133,7 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
 
 /// Housekeeping for the store's owner, about once a second: drop expectations whose
 /// timeout passed, and ask the engine to re-check flows whose timeout passed without a
-/// DESTROY (pre-existing flows under `nf_conntrack_events=2`). The engine ignores keys
+/// DESTROY (the kernel stayed silent, see the module docs). The engine ignores keys
 /// already queued, and a replay ignores re-checks (its recording holds the answers).
 /// Returns whether the store changed.
 pub fn tick(store: &mut Store, handle: &EngineHandle, now: u32) -> bool {
@@ -153,28 +155,91 @@ pub struct LoadStats {
     pub decode_errors: u64,
 }
 
-/// Headless `list`: dump both tables from `source` into `store` at store time `now`,
-/// without a thread or a channel. A replay contributes its initial dump.
+/// Headless `list`: dump both tables from `source` into `store` at store time `now`.
+/// A replay contributes its initial dump.
+///
+/// The dump is pipelined over two threads: this one stays in `recv` (where the kernel
+/// spends its ~3 µs per entry building messages) and only copies raw bytes into chunks;
+/// a scoped worker decodes and applies them meanwhile. On two cores the store is then
+/// ready about when the kernel finishes, instead of decode time after it.
 pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<LoadStats> {
-    let mut stats = LoadStats::default();
-    source.dump(FLOWS | EXPECTS, &mut |item| match item {
-        Item::DumpBegin(t) => store.begin_resync_tables(t & FLOWS != 0, t & EXPECTS != 0),
-        Item::DumpEnd(t) => {
-            store.end_resync(t & FLOWS != 0, t & EXPECTS != 0);
-        }
-        Item::DumpMsg(m) | Item::Event(m) => {
-            stats.messages += 1;
-            match decode::message(m) {
-                Ok((Message::Record { event, record }, _)) => {
-                    store.apply(event, record, now);
+    use std::sync::mpsc::sync_channel;
+
+    /// Bytes of raw messages per chunk handed to the worker.
+    const CHUNK: usize = 256 * 1024;
+
+    enum Chunk {
+        Begin(u8),
+        Msgs(Vec<u8>),
+        End(u8),
+    }
+
+    std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel::<Chunk>(16);
+        // Emptied chunk buffers come back for reuse, so steady state allocates nothing.
+        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
+        let worker = scope.spawn(move || {
+            let mut stats = LoadStats::default();
+            for chunk in rx {
+                match chunk {
+                    Chunk::Begin(t) => store.begin_resync_tables(t & FLOWS != 0, t & EXPECTS != 0),
+                    Chunk::End(t) => {
+                        store.end_resync(t & FLOWS != 0, t & EXPECTS != 0);
+                    }
+                    Chunk::Msgs(mut buf) => {
+                        for m in decode::messages(&buf) {
+                            stats.messages += 1;
+                            match m {
+                                Ok(Message::Record { event, record }) => {
+                                    store.apply(event, record, now);
+                                }
+                                Ok(_) => {}
+                                Err(_) => stats.decode_errors += 1,
+                            }
+                        }
+                        buf.clear();
+                        let _ = back_tx.send(buf);
+                    }
                 }
-                Ok(_) => {}
-                Err(_) => stats.decode_errors += 1,
             }
+            stats
+        });
+        let mut cur: Vec<u8> = Vec::with_capacity(CHUNK);
+        let send = |c: Chunk| {
+            // The worker only stops early by panicking, which `join` reports below.
+            let _ = tx.send(c);
+        };
+        let dumped = source.dump(FLOWS | EXPECTS, &mut |item| match item {
+            Item::DumpBegin(t) => send(Chunk::Begin(t)),
+            Item::DumpEnd(t) => {
+                if !cur.is_empty() {
+                    let next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                    send(Chunk::Msgs(std::mem::replace(&mut cur, next)));
+                }
+                send(Chunk::End(t));
+            }
+            Item::DumpMsg(m) | Item::Event(m) => {
+                // Each message is whole (header included) and 4-byte aligned in length, so
+                // concatenated messages frame again with `decode::messages`.
+                cur.extend_from_slice(m);
+                cur.resize(cur.len().next_multiple_of(4), 0);
+                if cur.len() >= CHUNK {
+                    let next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                    send(Chunk::Msgs(std::mem::replace(&mut cur, next)));
+                }
+            }
+            Item::Overrun => {}
+        });
+        if !cur.is_empty() {
+            send(Chunk::Msgs(std::mem::take(&mut cur)));
         }
-        Item::Overrun => {}
-    })?;
-    Ok(stats)
+        drop(tx);
+        let stats = worker
+            .join()
+            .map_err(|_| Error::Other("the decoder thread panicked".into()))?;
+        dumped?;
+        Ok(stats)
+    })
 }
 
 /// Controls a running engine.
@@ -256,6 +321,9 @@ impl Engine {
 const POLL: Duration = Duration::from_millis(20);
 /// Re-checks done between two polls, so a large backlog never starves events.
 const RECHECK_CHUNK: usize = 2000;
+/// Deletes done between two polls: each causes a DESTROY event that must be read before
+/// the event buffer overflows.
+const ACTION_CHUNK: usize = 2000;
 
 /// The engine thread's state outside the source.
 struct Pump {
@@ -389,6 +457,8 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
     let mut last_dump_at = Instant::now();
     let mut rechecks: VecDeque<FlowKey> = VecDeque::new();
     let mut pending: HashSet<FlowKey> = HashSet::new();
+    // Plans being executed, in order: (plan, next target, report so far).
+    let mut plans: VecDeque<(Plan, usize, Report)> = VecDeque::new();
 
     match full_dump(&mut *source, &mut pump) {
         Ok(cost) => last_dump_cost = cost,
@@ -409,13 +479,13 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                     pump.flush();
                     return;
                 }
-                Ok(Command::Execute(plan)) => {
-                    let report = match source.conn() {
-                        Ok(conn) => actions::execute(conn, &plan),
-                        Err(e) => Report::refused_all(&plan, e.to_string()),
-                    };
-                    pump.send(EngineEvent::ActionDone(report));
-                }
+                Ok(Command::Execute(plan)) => match source.conn() {
+                    Ok(_) => plans.push_back((plan, 0, Report::default())),
+                    Err(e) => {
+                        let report = Report::refused_all(&plan, e.to_string());
+                        pump.send(EngineEvent::ActionDone(report));
+                    }
+                },
                 Ok(Command::Recheck(keys)) => {
                     if live {
                         for k in keys {
@@ -437,8 +507,32 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
             && last_dump_at.elapsed()
                 >= redump_interval(pump.dumped, last_dump_cost, opts.min_redump);
         // A replay's overrun is followed by the recorded re-dump: never dump on our own.
+        // After an overrun, queued events predate the dump about to run: they are dropped
+        // (and with them the kernel's congestion state, so later losses are reported again).
         let resync = std::mem::take(&mut pump.overrun) && live;
+        if redump_due && !resync {
+            // Apply what is already queued first, so no event older than the dump is
+            // applied after it (a stale UPDATE would briefly undo the dump's newer state).
+            for _ in 0..64 {
+                match source.poll(Duration::ZERO, pump.batch_max, &mut |item| pump.item(item)) {
+                    Ok(Poll::Items) => pump.flush(),
+                    Ok(_) => break,
+                    Err(e) => {
+                        pump.send(EngineEvent::Fatal(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        }
+        // An overrun seen while draining is handled by the same dump.
+        let resync = resync || (std::mem::take(&mut pump.overrun) && live);
         if resync || redump_due {
+            if resync {
+                if let Err(e) = source.discard_events() {
+                    pump.send(EngineEvent::Fatal(e.to_string()));
+                    return;
+                }
+            }
             match full_dump(&mut *source, &mut pump) {
                 Ok(cost) => {
                     last_dump_cost = cost;
@@ -447,6 +541,24 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                 Err(e) => {
                     pump.send(EngineEvent::Fatal(e.to_string()));
                     return;
+                }
+            }
+        }
+        // One slice of the current plan, then back to reading events.
+        if let Some((plan, next, report)) = plans.front_mut() {
+            let done = match source.conn() {
+                Ok(conn) => {
+                    *next = actions::execute_some(conn, plan, *next, ACTION_CHUNK, report);
+                    *next >= plan.targets.len()
+                }
+                Err(e) => {
+                    *report = Report::refused_all(plan, e.to_string());
+                    true
+                }
+            };
+            if done {
+                if let Some((_, _, report)) = plans.pop_front() {
+                    pump.send(EngineEvent::ActionDone(report));
                 }
             }
         }
@@ -462,7 +574,13 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
             }
             pump.flush();
         }
-        match source.poll(POLL, pump.batch_max, &mut |item| pump.item(item)) {
+        // With work queued, only look at what already arrived; otherwise wait a little.
+        let wait = if plans.is_empty() && rechecks.is_empty() {
+            POLL
+        } else {
+            Duration::ZERO
+        };
+        match source.poll(wait, pump.batch_max, &mut |item| pump.item(item)) {
             Ok(Poll::Items) => pump.flush(),
             Ok(Poll::Timeout) => {}
             Ok(Poll::End) => {

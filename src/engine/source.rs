@@ -86,7 +86,8 @@ pub trait Source: Send {
     ) -> Result<Poll>;
 
     /// Ask the kernel about flows whose timeout passed: each still-present flow's reply
-    /// goes to the sink as an `Event` (it decodes as an update); each vanished flow as a
+    /// goes to the sink as an `Event` (the kernel marks a get reply `NLM_F_MULTI`, so it
+    /// decodes like a dumped entry: a refresh, not an event); each vanished flow as a
     /// synthesized DELETE message (it decodes as a destroy). A replay does nothing: its
     /// recording already holds the answers the live session got.
     fn recheck(&mut self, keys: &[FlowKey], sink: &mut dyn FnMut(Item<'_>)) -> Result<()>;
@@ -99,6 +100,12 @@ pub trait Source: Send {
 
     /// Whether this is the live kernel (background re-dumps and re-checks only make sense then).
     fn is_live(&self) -> bool;
+
+    /// Drop queued events before a resync dump (see `Subscription::discard`). A replay
+    /// has nothing to drop: the live session never recorded what it discarded.
+    fn discard_events(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The live kernel in one namespace.
@@ -207,6 +214,13 @@ impl Source for Live {
 
     fn is_live(&self) -> bool {
         true
+    }
+
+    fn discard_events(&mut self) -> Result<()> {
+        if let Some(events) = self.events.as_mut() {
+            events.discard()?;
+        }
+        Ok(())
     }
 }
 
@@ -325,15 +339,20 @@ impl<R: std::io::Read + Send> Source for Replay<R> {
         }
         // Play the whole recorded dump at once, whatever the speed: a live dump is
         // delivered as fast as the kernel writes it too.
+        let mut tables = FLOWS | EXPECTS;
         while let Some(f) = self.take() {
             deliver(&f, sink);
-            if f.kind == Kind::DumpEnd {
-                break;
+            match f.kind {
+                Kind::DumpEnd => return Ok(true),
+                Kind::DumpBegin => tables = f.bytes.first().copied().unwrap_or(tables),
+                _ => {}
             }
             if self.peek()?.is_none() {
                 break;
             }
         }
+        // A recorder stopped mid-dump: close the dump so the store is not left resyncing.
+        sink(Item::DumpEnd(tables));
         Ok(true)
     }
 
@@ -478,6 +497,22 @@ mod tests {
         assert!(!r.is_live());
         let e = r.conn().unwrap_err().to_string();
         assert!(e.contains("replay") && e.contains("hint:"), "{e}");
+    }
+
+    #[test]
+    fn a_recording_cut_mid_dump_still_ends_its_dump() {
+        let mut w = Writer::new(Vec::new(), "mem".into(), 0).unwrap();
+        w.frame(0, Kind::DumpBegin, &[FLOWS]).unwrap();
+        w.frame(1, Kind::DumpMsg, b"a").unwrap();
+        let bytes = w.into_inner().unwrap();
+        let mut r = Replay::new(Reader::new(&bytes[..], "mem".into()).unwrap(), Speed::Fast);
+        let mut got = Vec::new();
+        assert!(r.dump(FLOWS | EXPECTS, &mut collect(&mut got)).unwrap());
+        assert_eq!(got, [Got::Begin(1), Got::Msg(b"a".to_vec()), Got::End(1)]);
+        assert_eq!(
+            r.poll(Duration::ZERO, 10, &mut collect(&mut got)).unwrap(),
+            Poll::End
+        );
     }
 
     #[test]

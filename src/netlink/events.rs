@@ -133,6 +133,24 @@ impl Subscription {
             Recv::Data(delivered)
         })
     }
+
+    /// Throw away every queued event, returning how many messages went. Called before the
+    /// re-dump that follows an overrun: what is queued predates the dump (applying it
+    /// afterwards could resurrect entries the dump no longer has), and an emptied queue
+    /// clears the kernel's congestion flag, without which further drops are not
+    /// reported again (`netlink_overrun` signals ENOBUFS once per congestion episode).
+    pub fn discard(&mut self) -> Result<usize> {
+        self.overrun_pending = false;
+        let mut n = 0;
+        loop {
+            match recv_retry(&self.sock, &mut self.buf, libc::MSG_DONTWAIT) {
+                Ok(len) => n += split(&self.buf[..len]).count(),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(n),
+                Err(e) => return Err(io_err("receive events", e)),
+            }
+        }
+    }
 }
 
 /// The socket, for callers that poll it in their own loop.

@@ -1,1 +1,249 @@
-//! tui (being built).
+//! The dashboard: a live ratatui TUI over the model store (flows, expectations, RELATED
+//! chains), with a filter bar, confirmations for every destructive action, themes, and a
+//! terminal that is always restored (panic, SIGINT, SIGTERM, SIGHUP).
+//!
+//! Owns the terminal and the app state. It must not touch sockets: the store is fed by
+//! engine events arriving on the app's channel, and confirmed actions leave through a
+//! `CommandSink`. Layout of the modules:
+//! - `app`: state and event handling (`App::handle`), confirmations;
+//! - `keymap`: the one key table (dispatch and help);
+//! - `view`: row keys, columns, sort, filter, selection;
+//! - `ui`: drawing; `text`: formatting; `theme`: colours; `freedom`: risk badges;
+//! - `model`: the injected seams (store, filter, commands, clock).
+
+pub mod app;
+pub mod freedom;
+pub mod keymap;
+pub mod live;
+pub mod model;
+pub mod text;
+pub mod theme;
+pub mod ui;
+pub mod view;
+
+use std::io::{self, IsTerminal};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::Duration;
+
+use ratatui::crossterm::event::{self, Event as TermEvent};
+
+pub use app::{App, AppEvent, SshSession, Tab, TuiOptions};
+pub use model::{
+    ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, Request,
+    RowFilter, SystemClock,
+};
+pub use theme::ThemeKind;
+
+/// Run the dashboard until the user quits, a signal arrives or the terminal goes away.
+///
+/// - `model`: the store (already holding the initial dump, or empty: events fill it);
+/// - `engine`: the engine's events; forwarded onto the app's one channel;
+/// - `commands`: where confirmed deletes and flushes go (never called in read-only mode);
+/// - `filters`: compiles the filter bar's text (the filter module's parser);
+/// - `clock`: store seconds, the same clock the store's `seen` values were taken with.
+///
+/// The terminal is restored on every exit path: normal return, error, panic (ratatui's
+/// panic hook) and SIGINT/SIGTERM/SIGHUP (a self-pipe turns them into `AppEvent::Signal`).
+pub fn run<M: Model>(
+    opts: TuiOptions,
+    model: M,
+    engine: Receiver<M::Event>,
+    commands: Box<dyn CommandSink<M>>,
+    filters: FilterFactory,
+    clock: Box<dyn Clock>,
+) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel::<AppEvent<M::Event>>();
+    let signals = SignalPipe::install()?;
+    spawn_signal_reader(signals.read_fd, tx.clone());
+    spawn_forwarder(engine, tx.clone());
+    spawn_input(tx.clone());
+    let tick = opts.tick;
+    let mut app = App::new(model, opts, clock, commands, filters);
+    if !io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the dashboard needs a terminal on stdout; hint: use 'ctscope list' or 'ctscope watch'"
+        );
+    }
+    let mut terminal =
+        ratatui::try_init().map_err(|e| anyhow::anyhow!("cannot set up the terminal: {e}"))?;
+    let result = event_loop(&mut app, &mut terminal, &rx, tick);
+    ratatui::restore();
+    drop(signals);
+    result
+}
+
+/// The last of SIGINT/SIGTERM/SIGHUP received by `run` (0: none), so a caller can choose an
+/// exit status (128 + signal) after the terminal is restored.
+pub fn last_signal() -> i32 {
+    LAST_SIGNAL.load(Ordering::Relaxed)
+}
+
+/// The longest the loop applies queued events before drawing a frame.
+const DRAIN_BUDGET: Duration = Duration::from_millis(30);
+
+fn event_loop<M: Model>(
+    app: &mut App<M>,
+    terminal: &mut ratatui::DefaultTerminal,
+    rx: &Receiver<AppEvent<M::Event>>,
+    tick: Duration,
+) -> anyhow::Result<()> {
+    app.draw(terminal)?;
+    let mut next_tick = std::time::Instant::now() + tick;
+    while !app.should_quit() {
+        let wait = next_tick.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(ev) => app.handle(ev),
+            Err(RecvTimeoutError::Timeout) => {
+                app.handle(AppEvent::Tick);
+                next_tick = std::time::Instant::now() + tick;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // Coalesce a burst: apply what is queued, then draw once. Bounded in time so a
+        // stream that never pauses still gets frames (and keys behind it get answered).
+        let budget = std::time::Instant::now() + DRAIN_BUDGET;
+        while std::time::Instant::now() < budget {
+            let Ok(ev) = rx.try_recv() else { break };
+            app.handle(ev);
+            if app.should_quit() {
+                break;
+            }
+        }
+        if app.needs_draw() && !app.should_quit() {
+            app.draw(terminal)?;
+        }
+    }
+    Ok(())
+}
+
+fn spawn_forwarder<E: Send + 'static>(engine: Receiver<E>, tx: Sender<AppEvent<E>>) {
+    thread::Builder::new()
+        .name("tui-engine-fwd".into())
+        .spawn(move || {
+            for ev in engine {
+                if tx.send(AppEvent::Engine(ev)).is_err() {
+                    break;
+                }
+            }
+        })
+        .ok();
+}
+
+fn spawn_input<E: Send + 'static>(tx: Sender<AppEvent<E>>) {
+    thread::Builder::new()
+        .name("tui-input".into())
+        .spawn(move || loop {
+            let ev = match event::read() {
+                Ok(TermEvent::Key(k)) => AppEvent::Key(k),
+                Ok(TermEvent::Resize(w, h)) => AppEvent::Resize(w, h),
+                Ok(_) => continue,
+                // The terminal is gone (SSH dropped): ask the app to leave.
+                Err(_) => AppEvent::Signal(libc::SIGHUP),
+            };
+            let stop = matches!(ev, AppEvent::Signal(_));
+            if tx.send(ev).is_err() || stop {
+                break;
+            }
+        })
+        .ok();
+}
+
+static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
+static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    LAST_SIGNAL.store(sig, Ordering::Relaxed);
+    let fd = PIPE_WRITE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
+        unsafe {
+            libc::write(fd, (&b as *const u8).cast(), 1);
+        }
+    }
+}
+
+/// SIGINT/SIGTERM/SIGHUP → one byte on a pipe, read by a thread that turns it into
+/// `AppEvent::Signal`, so the main loop leaves normally and restores the terminal.
+/// Dropping it restores the previous handlers.
+struct SignalPipe {
+    read_fd: i32,
+    write_fd: i32,
+    old: Vec<(i32, libc::sigaction)>,
+}
+
+const SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+impl SignalPipe {
+    fn install() -> io::Result<SignalPipe> {
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe2 writes two fds into the array we own.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        PIPE_WRITE.store(fds[1], Ordering::Relaxed);
+        let mut old = Vec::new();
+        for sig in SIGNALS {
+            // SAFETY: a zeroed sigaction is a valid starting value; we set the handler and
+            // an empty mask before installing it, and keep the previous one to restore.
+            unsafe {
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                libc::sigemptyset(&mut sa.sa_mask);
+                sa.sa_flags = libc::SA_RESTART;
+                let mut prev: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &sa, &mut prev) == 0 {
+                    old.push((sig, prev));
+                }
+            }
+        }
+        Ok(SignalPipe {
+            read_fd: fds[0],
+            write_fd: fds[1],
+            old,
+        })
+    }
+}
+
+impl Drop for SignalPipe {
+    fn drop(&mut self) {
+        for (sig, prev) in &self.old {
+            // SAFETY: restoring the handler we replaced.
+            unsafe {
+                libc::sigaction(*sig, prev, std::ptr::null_mut());
+            }
+        }
+        PIPE_WRITE.store(-1, Ordering::Relaxed);
+        // SAFETY: closing the write end wakes the reader thread with EOF; both fds are ours.
+        unsafe {
+            libc::close(self.write_fd);
+        }
+    }
+}
+
+fn spawn_signal_reader<E: Send + 'static>(fd: i32, tx: Sender<AppEvent<E>>) {
+    thread::Builder::new()
+        .name("tui-signals".into())
+        .spawn(move || {
+            let mut b = 0u8;
+            loop {
+                // SAFETY: reading one byte into a local from the pipe we created.
+                let n = unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) };
+                if n == 1 {
+                    if tx.send(AppEvent::Signal(i32::from(b))).is_err() {
+                        break;
+                    }
+                } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted
+                {
+                    break;
+                }
+            }
+            // SAFETY: the read end is only used by this thread.
+            unsafe {
+                libc::close(fd);
+            }
+        })
+        .ok();
+}

@@ -1,0 +1,1141 @@
+//! The application state and its one entry for input: `App::handle(AppEvent)`.
+//!
+//! The main thread owns the `App` (and with it the store). Events arrive on one channel;
+//! handling one only changes state and sets dirty flags; `App::prepare` rebuilds the views
+//! that are stale (store generation, filter or sort changed) and `ui::draw` turns only the
+//! visible window into rows. This module must not touch the terminal or sockets: confirmed
+//! actions go to an injected `CommandSink`, time comes from an injected `Clock`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use ratatui::backend::Backend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::Terminal;
+
+use crate::model::store::{ExpectKey, FlowKey, Stats};
+use crate::model::tuple::proto;
+use crate::model::{Flow, HelperId};
+
+use super::keymap::{self, Action, Context};
+use super::model::{
+    ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, Request,
+    RowFilter,
+};
+use super::text;
+use super::theme::{Theme, ThemeKind};
+use super::view::{self, ChainRow, ExpectCol, FlowCol, TableView};
+
+/// Above this many flows, views rebuild at most once per tick instead of after every
+/// engine batch: a million-row sort per batch would starve key handling.
+pub const LIVE_REBUILD_LIMIT: usize = 20_000;
+
+/// Flows per extra second between data-driven rebuilds of a big table, so that while
+/// events stream a million-entry view re-sorts every 4 s, not every second (CPU budget);
+/// settings changes (filter, sort, unpause) still rebuild at once.
+pub const REBUILD_FLOWS_PER_SECOND: usize = 250_000;
+
+/// Everything that reaches the app, on one channel.
+#[derive(Debug)]
+pub enum AppEvent<E> {
+    Key(KeyEvent),
+    Resize(u16, u16),
+    /// Once a second: countdowns move, events/s is measured, big views may rebuild.
+    Tick,
+    Engine(E),
+    /// SIGINT, SIGTERM or SIGHUP arrived: leave cleanly.
+    Signal(i32),
+}
+
+/// The user's own SSH session (`SSH_CONNECTION`): its flow is left out of flushes unless
+/// explicitly included. The actions module owns the matching rule.
+pub use crate::actions::SshSession;
+
+/// Settings the lead passes in from the command line and the system.
+#[derive(Debug, Clone)]
+pub struct TuiOptions {
+    /// Shown in the header (`--netns NAME`, or a replay's file name).
+    pub namespace: Option<String>,
+    /// `/proc/sys/net/netfilter/nf_conntrack_max` of the namespace, for the gauge.
+    pub conntrack_max: Option<u64>,
+    /// `/proc/sys/net/netfilter/nf_conntrack_tcp_loose`, for the flush warning.
+    pub tcp_loose: Option<bool>,
+    /// `--read-only`: every delete and flush key is removed.
+    pub read_only: bool,
+    pub theme: ThemeKind,
+    /// From `SSH_CONNECTION`.
+    pub ssh: Option<SshSession>,
+    /// Interval of `AppEvent::Tick` in `run`.
+    pub tick: Duration,
+}
+
+impl Default for TuiOptions {
+    fn default() -> Self {
+        TuiOptions {
+            namespace: None,
+            conntrack_max: None,
+            tcp_loose: None,
+            read_only: false,
+            theme: ThemeKind::Dark,
+            ssh: None,
+            tick: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The three screens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Flows,
+    Expects,
+    Chains,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 3] = [Tab::Flows, Tab::Expects, Tab::Chains];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Flows => "Flows",
+            Tab::Expects => "Expectations",
+            Tab::Chains => "Chains",
+        }
+    }
+}
+
+/// Severity of the status line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    Info,
+    Ok,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub kind: StatusKind,
+    pub text: String,
+}
+
+/// The active filter: its text (shown, and passed to flush requests) and compiled form.
+pub struct ActiveFilter {
+    pub text: String,
+    pub filter: Box<dyn RowFilter>,
+}
+
+/// The filter bar while it is being edited.
+#[derive(Debug, Clone, Default)]
+pub struct FilterBar {
+    pub text: String,
+    /// Cursor position in chars.
+    pub cursor: usize,
+    /// The last parse error; the previous filter stays active while this is set.
+    pub error: Option<FilterFault>,
+}
+
+/// Calls its argument once per flow of a target set (a list of keys, or a scan).
+type Visit<'a> = &'a dyn Fn(&mut dyn FnMut(&Flow));
+
+/// What a confirmed dialog will send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    Flows(Vec<FlowKey>),
+    Expects(Vec<ExpectKey>),
+    FlushFiltered(Option<String>),
+    HelperExpects(String),
+    All,
+}
+
+/// A confirmation dialog: what will go, stated before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirm {
+    pub title: String,
+    pub pending: Pending,
+    /// Flows targeted (before the SSH exclusion).
+    pub flows: usize,
+    pub related: usize,
+    pub masters: usize,
+    pub expects: usize,
+    pub sample: Vec<String>,
+    /// The user's SSH flow among the targets, excluded unless `include_ssh`.
+    pub ssh: Option<FlowKey>,
+    pub include_ssh: bool,
+    /// Targets include TCP flows and `nf_conntrack_tcp_loose=0`.
+    pub tcp_warning: bool,
+    /// A note about what stays (e.g. RELATED flows after an expectation flush).
+    pub note: Option<String>,
+}
+
+impl Confirm {
+    /// Flows that will actually be sent for deletion.
+    pub fn effective_flows(&self) -> usize {
+        if self.ssh.is_some() && !self.include_ssh {
+            self.flows - 1
+        } else {
+            self.flows
+        }
+    }
+
+    fn request(&self) -> Request {
+        let exclude: Vec<FlowKey> = match (self.ssh, self.include_ssh) {
+            (Some(k), false) => vec![k],
+            _ => Vec::new(),
+        };
+        match &self.pending {
+            Pending::Flows(keys) => Request::DeleteFlows(
+                keys.iter()
+                    .filter(|k| !exclude.contains(k))
+                    .copied()
+                    .collect(),
+            ),
+            Pending::Expects(keys) => Request::DeleteExpects(keys.clone()),
+            Pending::FlushFiltered(f) => Request::FlushFlows {
+                filter: f.clone(),
+                exclude,
+            },
+            Pending::HelperExpects(h) => Request::FlushHelperExpects(h.clone()),
+            Pending::All => Request::FlushAll { exclude },
+        }
+    }
+}
+
+/// What covers the tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    Help,
+    Confirm(Box<Confirm>),
+}
+
+/// Header numbers, recomputed when the store changes (also while the view is paused).
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub flows: usize,
+    pub expects: usize,
+    pub related: usize,
+    /// Masters with expectations or RELATED children (the chains screen's trees).
+    pub chains: usize,
+    /// `(helper, flows, expectations)`, by name.
+    pub helpers: Vec<(&'static str, usize, usize)>,
+    pub stats: Stats,
+    pub built: Option<u64>,
+}
+
+/// Measurements of the last frame, for tests and the perf budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameStats {
+    /// Rows handed to the table widget (the visible window, never the whole table).
+    pub table_rows: usize,
+    /// Height of the table body, used for paging.
+    pub table_height: usize,
+    pub frames: u64,
+}
+
+/// The application.
+pub struct App<M: Model> {
+    pub model: M,
+    pub(crate) opts: TuiOptions,
+    clock: Box<dyn Clock>,
+    sink: Box<dyn CommandSink<M>>,
+    filters: FilterFactory,
+    pub(crate) theme: Theme,
+    pub(crate) tab: Tab,
+    pub(crate) flows: TableView<FlowKey>,
+    pub(crate) expects: TableView<ExpectKey>,
+    pub(crate) chains: TableView<ChainRow>,
+    pub(crate) filter: Option<ActiveFilter>,
+    pub(crate) bar: Option<FilterBar>,
+    pub(crate) overlay: Overlay,
+    pub(crate) detail: bool,
+    pub(crate) paused: bool,
+    pub(crate) status: Option<Status>,
+    pub(crate) summary: Summary,
+    pub(crate) now: u32,
+    pub(crate) rate: f64,
+    pub(crate) decode_errors: u64,
+    pub(crate) frame: FrameStats,
+    jump_back: Option<FlowKey>,
+    tick_due: bool,
+    /// A dump just ended: rebuild stale views now, ignoring the size budget once.
+    force_rebuild: bool,
+    /// A full dump is in progress (shown in the header).
+    pub(crate) dumping: bool,
+    /// Store second of the last data-driven rebuild of a big table.
+    last_rebuild: u32,
+    rate_mark: (u32, u64),
+    quit: bool,
+    dirty: bool,
+}
+
+impl<M: Model> App<M> {
+    pub fn new(
+        model: M,
+        opts: TuiOptions,
+        clock: Box<dyn Clock>,
+        sink: Box<dyn CommandSink<M>>,
+        filters: FilterFactory,
+    ) -> App<M> {
+        let now = clock.now();
+        let events = model.stats().events;
+        let conn = FlowCol::ALL
+            .iter()
+            .position(|c| *c == FlowCol::Conn)
+            .unwrap_or(0);
+        let left = ExpectCol::ALL
+            .iter()
+            .position(|c| *c == ExpectCol::Left)
+            .unwrap_or(0);
+        App {
+            model,
+            theme: Theme::new(opts.theme),
+            opts,
+            clock,
+            sink,
+            filters,
+            tab: Tab::Flows,
+            flows: TableView::new(conn),
+            expects: TableView::new(left),
+            chains: TableView::new(0),
+            filter: None,
+            bar: None,
+            overlay: Overlay::None,
+            detail: false,
+            paused: false,
+            status: None,
+            summary: Summary::default(),
+            now,
+            rate: 0.0,
+            decode_errors: 0,
+            frame: FrameStats::default(),
+            jump_back: None,
+            tick_due: true,
+            force_rebuild: false,
+            dumping: false,
+            last_rebuild: 0,
+            rate_mark: (now, events),
+            quit: false,
+            dirty: true,
+        }
+    }
+
+    /// Wall time of a store second (for absolute times in the detail pane).
+    pub fn wall(&self, store_secs: u32) -> std::time::SystemTime {
+        self.clock.wall(store_secs)
+    }
+
+    pub fn should_quit(&self) -> bool {
+        self.quit
+    }
+
+    /// Whether something changed since the last frame.
+    pub fn needs_draw(&self) -> bool {
+        self.dirty
+    }
+
+    pub fn frame_stats(&self) -> FrameStats {
+        self.frame
+    }
+
+    pub fn status(&self) -> Option<&Status> {
+        self.status.as_ref()
+    }
+
+    pub fn tab(&self) -> Tab {
+        self.tab
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    pub fn filter_text(&self) -> Option<&str> {
+        self.filter.as_ref().map(|f| f.text.as_str())
+    }
+
+    pub fn overlay(&self) -> &Overlay {
+        &self.overlay
+    }
+
+    /// Row keys of the flows view, in display order.
+    pub fn flow_keys(&self) -> &[FlowKey] {
+        &self.flows.keys
+    }
+
+    pub fn selected_flow(&self) -> Option<FlowKey> {
+        self.flows.selected()
+    }
+
+    pub fn selected_expect(&self) -> Option<ExpectKey> {
+        self.expects.selected()
+    }
+
+    pub fn chain_rows(&self) -> &[ChainRow] {
+        &self.chains.keys
+    }
+
+    /// Handle one event: state changes only; drawing happens later, once.
+    pub fn handle(&mut self, ev: AppEvent<M::Event>) {
+        self.now = self.clock.now();
+        match ev {
+            AppEvent::Key(k) => {
+                if k.kind == KeyEventKind::Release {
+                    return;
+                }
+                self.on_key(k);
+                self.dirty = true;
+            }
+            AppEvent::Resize(..) => self.dirty = true,
+            AppEvent::Tick => {
+                let events = self.model.stats().events;
+                let (t0, e0) = self.rate_mark;
+                if self.now > t0 {
+                    self.rate = events.saturating_sub(e0) as f64 / f64::from(self.now - t0);
+                    self.rate_mark = (self.now, events);
+                }
+                self.model.tick(self.now);
+                self.tick_due = true;
+                self.dirty = true;
+            }
+            AppEvent::Engine(e) => match self.model.apply(e, self.now) {
+                Applied::Nothing => {}
+                Applied::Changed => self.dirty = true,
+                Applied::DumpStarted => {
+                    self.dumping = true;
+                    self.dirty = true;
+                }
+                Applied::DumpDone => {
+                    self.dumping = false;
+                    self.summary.built = None;
+                    self.force_rebuild = true;
+                    self.dirty = true;
+                }
+                Applied::Report(r) => self.report(r),
+                Applied::Overrun => {
+                    // The resync count lives in the header; stats may move without the
+                    // store's generation moving.
+                    self.summary.built = None;
+                    self.set_status(
+                        StatusKind::Warn,
+                        "kernel dropped events (ENOBUFS): re-dumping to resync".into(),
+                    );
+                }
+                Applied::DecodeErrors(n) => {
+                    self.decode_errors += n;
+                    self.dirty = true;
+                }
+                Applied::Fatal(m) => {
+                    self.set_status(StatusKind::Error, format!("engine stopped: {m}"));
+                }
+            },
+            AppEvent::Signal(_) => self.quit = true,
+        }
+    }
+
+    fn report(&mut self, r: ActionReport) {
+        let kind = if r.refused > 0 {
+            StatusKind::Warn
+        } else {
+            StatusKind::Ok
+        };
+        let mut text = format!(
+            "removed {}, already gone {}, refused {}",
+            r.removed, r.already_gone, r.refused
+        );
+        if let Some(n) = &r.note {
+            text.push_str("; ");
+            text.push_str(n);
+        }
+        self.set_status(kind, text);
+    }
+
+    fn set_status(&mut self, kind: StatusKind, text: String) {
+        self.status = Some(Status { kind, text });
+        self.dirty = true;
+    }
+
+    /// Bring stale views up to date. Cheap when nothing changed: one generation compare.
+    pub fn prepare(&mut self) {
+        let gen = self.model.generation();
+        let n = self.model.flow_count();
+        let gap = (n / REBUILD_FLOWS_PER_SECOND) as u32;
+        let throttled = n > LIVE_REBUILD_LIMIT
+            && !self.force_rebuild
+            && !(self.tick_due && self.now >= self.last_rebuild.saturating_add(gap));
+        let live = |built: Option<u64>| built.is_none() || (built != Some(gen) && !throttled);
+        let mut rebuilt = false;
+        if live(self.summary.built) {
+            self.rebuild_summary(gen);
+            rebuilt = true;
+        }
+        let paused = self.paused;
+        let frozen = |built: Option<u64>| built.is_some() && paused;
+        let now = self.now;
+        let filter = self.filter.as_ref().map(|f| f.filter.as_ref());
+        match self.tab {
+            Tab::Flows => {
+                if live(self.flows.built) && !frozen(self.flows.built) {
+                    let col = FlowCol::ALL[self.flows.sort];
+                    let (keys, total) =
+                        view::build_flows(&self.model, filter, col, self.flows.desc, now);
+                    self.flows.set_keys(keys, total);
+                    self.flows.built = Some(gen);
+                    rebuilt = true;
+                }
+            }
+            Tab::Expects => {
+                if live(self.expects.built) && !frozen(self.expects.built) {
+                    let col = ExpectCol::ALL[self.expects.sort];
+                    let (keys, total) =
+                        view::build_expects(&self.model, filter, col, self.expects.desc, now);
+                    self.expects.set_keys(keys, total);
+                    self.expects.built = Some(gen);
+                    rebuilt = true;
+                }
+            }
+            Tab::Chains => {
+                if live(self.chains.built) && !frozen(self.chains.built) {
+                    let (rows, total) = view::build_chains(&self.model, filter, now);
+                    self.chains.set_keys(rows, total);
+                    self.chains.built = Some(gen);
+                    rebuilt = true;
+                }
+            }
+        }
+        if rebuilt && n > LIVE_REBUILD_LIMIT {
+            self.last_rebuild = self.now;
+        }
+        self.tick_due = false;
+        self.force_rebuild = false;
+    }
+
+    fn rebuild_summary(&mut self, gen: u64) {
+        let mut related = 0usize;
+        let mut per: Vec<(HelperId, usize, usize)> = Vec::new();
+        let mut bump = |h: HelperId, flow: bool| {
+            if h.is_none() {
+                return;
+            }
+            let slot = match per.iter().position(|p| p.0 == h) {
+                Some(i) => i,
+                None => {
+                    per.push((h, 0, 0));
+                    per.len() - 1
+                }
+            };
+            if flow {
+                per[slot].1 += 1;
+            } else {
+                per[slot].2 += 1;
+            }
+        };
+        let mut masters: HashSet<FlowKey> = HashSet::new();
+        self.model.for_each_flow(&mut |f| {
+            related += usize::from(f.is_related());
+            bump(f.helper, true);
+            if let Some(t) = f.master() {
+                masters.insert(FlowKey {
+                    zone: f.zone,
+                    orig: *t,
+                });
+            }
+        });
+        self.model.for_each_expectation(&mut |e| {
+            bump(e.helper, false);
+            masters.insert(FlowKey {
+                zone: e.zone,
+                orig: e.master,
+            });
+        });
+        let mut helpers: Vec<(&'static str, usize, usize)> = per
+            .into_iter()
+            .map(|(h, f, e)| (h.name().unwrap_or("?"), f, e))
+            .collect();
+        helpers.sort_unstable();
+        self.summary = Summary {
+            flows: self.model.flow_count(),
+            expects: self.model.expect_count(),
+            related,
+            chains: masters.len(),
+            helpers,
+            stats: self.model.stats(),
+            built: Some(gen),
+        };
+    }
+
+    /// Prepare and draw one frame.
+    pub fn draw<B: Backend>(&mut self, terminal: &mut Terminal<B>) -> Result<(), B::Error> {
+        self.prepare();
+        terminal.draw(|f| super::ui::draw(f, self))?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    fn on_key(&mut self, k: KeyEvent) {
+        let ro = self.opts.read_only;
+        // Ctrl-C quits from anywhere (raw mode turns SIGINT into this key).
+        if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
+            self.quit = true;
+            return;
+        }
+        match &self.overlay {
+            Overlay::Help => {
+                self.overlay = Overlay::None;
+                return;
+            }
+            Overlay::Confirm(_) => {
+                match keymap::lookup(Context::Confirm, &k, ro) {
+                    Some(Action::Confirm) => self.confirm(),
+                    Some(Action::Cancel) => {
+                        self.overlay = Overlay::None;
+                        self.set_status(StatusKind::Info, "cancelled: nothing was sent".into());
+                    }
+                    Some(Action::ToggleSsh) => {
+                        if let Overlay::Confirm(c) = &mut self.overlay {
+                            if c.ssh.is_some() {
+                                c.include_ssh = !c.include_ssh;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                return;
+            }
+            Overlay::None => {}
+        }
+        if self.bar.is_some() {
+            self.on_bar_key(k);
+            return;
+        }
+        match keymap::lookup(Context::Main, &k, ro) {
+            Some(a) => self.act(a),
+            None if keymap::is_disabled(Context::Main, &k, ro) => self.set_status(
+                StatusKind::Warn,
+                "read-only mode: deletes and flushes are disabled".into(),
+            ),
+            None => {}
+        }
+    }
+
+    fn on_bar_key(&mut self, k: KeyEvent) {
+        match keymap::lookup(Context::FilterBar, &k, self.opts.read_only) {
+            Some(Action::Apply) => return self.apply_filter(),
+            Some(Action::Cancel) => {
+                self.bar = None;
+                return;
+            }
+            _ => {}
+        }
+        let Some(bar) = self.bar.as_mut() else { return };
+        let len = bar.text.chars().count();
+        let byte_at = |s: &str, c: usize| s.char_indices().nth(c).map_or(s.len(), |(i, _)| i);
+        match k.code {
+            KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                bar.text.clear();
+                bar.cursor = 0;
+            }
+            KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+                let at = byte_at(&bar.text, bar.cursor);
+                bar.text.insert(at, c);
+                bar.cursor += 1;
+            }
+            KeyCode::Backspace if bar.cursor > 0 => {
+                let at = byte_at(&bar.text, bar.cursor - 1);
+                bar.text.remove(at);
+                bar.cursor -= 1;
+            }
+            KeyCode::Delete if bar.cursor < len => {
+                let at = byte_at(&bar.text, bar.cursor);
+                bar.text.remove(at);
+            }
+            KeyCode::Left => bar.cursor = bar.cursor.saturating_sub(1),
+            KeyCode::Right => bar.cursor = (bar.cursor + 1).min(len),
+            KeyCode::Home => bar.cursor = 0,
+            KeyCode::End => bar.cursor = len,
+            _ => {}
+        }
+    }
+
+    fn apply_filter(&mut self) {
+        let Some(bar) = self.bar.as_mut() else { return };
+        let text = bar.text.trim().to_owned();
+        if text.is_empty() {
+            self.bar = None;
+            self.filter = None;
+            self.invalidate_views();
+            return;
+        }
+        match (self.filters)(&text) {
+            Ok(filter) => {
+                self.bar = None;
+                self.filter = Some(ActiveFilter { text, filter });
+                self.invalidate_views();
+            }
+            Err(fault) => {
+                // Keep the bar open with the span marked; the previous filter stays active.
+                bar.error = Some(fault);
+            }
+        }
+    }
+
+    fn invalidate_views(&mut self) {
+        self.flows.built = None;
+        self.expects.built = None;
+        self.chains.built = None;
+        self.dirty = true;
+    }
+
+    fn page(&self) -> isize {
+        self.frame.table_height.max(1) as isize
+    }
+
+    fn move_sel(&mut self, delta: isize) {
+        match self.tab {
+            Tab::Flows => self.flows.move_by(delta),
+            Tab::Expects => self.expects.move_by(delta),
+            Tab::Chains => self.chains.move_by(delta),
+        }
+    }
+
+    fn act(&mut self, a: Action) {
+        match a {
+            Action::Quit => self.quit = true,
+            Action::Help => self.overlay = Overlay::Help,
+            Action::NextTab | Action::PrevTab => {
+                let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
+                let n = Tab::ALL.len();
+                let j = if a == Action::NextTab {
+                    i + 1
+                } else {
+                    i + n - 1
+                };
+                self.tab = Tab::ALL[j % n];
+            }
+            Action::ShowFlows => self.tab = Tab::Flows,
+            Action::ShowExpects => self.tab = Tab::Expects,
+            Action::ShowChains => self.tab = Tab::Chains,
+            Action::Up => self.move_sel(-1),
+            Action::Down => self.move_sel(1),
+            Action::PageUp => self.move_sel(-self.page()),
+            Action::PageDown => self.move_sel(self.page()),
+            Action::Top => self.move_sel(isize::MIN / 2),
+            Action::Bottom => self.move_sel(isize::MAX / 2),
+            Action::Detail => self.detail = !self.detail,
+            Action::Pause => {
+                self.paused = !self.paused;
+                if !self.paused {
+                    self.invalidate_views();
+                }
+            }
+            Action::Filter => {
+                let text = self.filter_text().unwrap_or("").to_owned();
+                let cursor = text.chars().count();
+                self.bar = Some(FilterBar {
+                    text,
+                    cursor,
+                    error: None,
+                });
+            }
+            Action::Back => {
+                if self.detail {
+                    self.detail = false;
+                } else if self.filter.is_some() {
+                    self.filter = None;
+                    self.invalidate_views();
+                } else {
+                    self.status = None;
+                }
+            }
+            Action::SortNext | Action::SortPrev | Action::SortReverse => self.sort(a),
+            Action::JumpMaster => self.jump_master(),
+            Action::CycleTheme => {
+                self.theme = Theme::new(self.theme.kind.next());
+                self.set_status(
+                    StatusKind::Info,
+                    format!("theme: {}", self.theme.kind.name()),
+                );
+            }
+            Action::Delete => self.ask_delete(),
+            Action::DeleteRelated => self.ask_delete_related(),
+            Action::FlushFiltered => self.ask_flush_filtered(),
+            Action::FlushHelper => self.ask_flush_helper(),
+            Action::FlushAll => self.ask_flush_all(),
+            Action::Confirm | Action::Cancel | Action::ToggleSsh | Action::Apply => {}
+        }
+    }
+
+    fn sort(&mut self, a: Action) {
+        let (sort, desc, n) = match self.tab {
+            Tab::Flows => (
+                &mut self.flows.sort,
+                &mut self.flows.desc,
+                FlowCol::ALL.len(),
+            ),
+            Tab::Expects => (
+                &mut self.expects.sort,
+                &mut self.expects.desc,
+                ExpectCol::ALL.len(),
+            ),
+            Tab::Chains => {
+                return self.set_status(
+                    StatusKind::Info,
+                    "chains are ordered by master; sort applies to the tables".into(),
+                )
+            }
+        };
+        match a {
+            Action::SortNext => *sort = (*sort + 1) % n,
+            Action::SortPrev => *sort = (*sort + n - 1) % n,
+            _ => *desc = !*desc,
+        }
+        self.invalidate_views();
+    }
+
+    /// The master key of a RELATED flow: from its master tuple, else the store's link.
+    fn master_key(&self, key: &FlowKey) -> Option<FlowKey> {
+        let f = self.model.flow(key)?;
+        f.master()
+            .map(|t| FlowKey {
+                zone: f.zone,
+                orig: *t,
+            })
+            .or_else(|| self.model.master_of(key).map(FlowKey::of))
+    }
+
+    fn jump_master(&mut self) {
+        let (current, in_chains) = match self.tab {
+            Tab::Flows => (self.flows.selected(), false),
+            Tab::Chains => (self.chains.selected().and_then(|r| r.flow_key()), true),
+            Tab::Expects => {
+                let Some(ek) = self.expects.selected() else {
+                    return;
+                };
+                let Some(e) = self.model.expectation(&ek) else {
+                    return;
+                };
+                let mk = FlowKey {
+                    zone: e.zone,
+                    orig: e.master,
+                };
+                self.tab = Tab::Flows;
+                self.prepare();
+                if !self.flows.select_key(mk) {
+                    self.set_status(
+                        StatusKind::Warn,
+                        "the master is not in the flows view".into(),
+                    );
+                }
+                return;
+            }
+        };
+        let Some(cur) = current else { return };
+        let is_related = self.model.flow(&cur).is_some_and(Flow::is_related);
+        let (target, back) = if is_related {
+            match self.master_key(&cur) {
+                Some(m) => (m, Some(cur)),
+                None => {
+                    return self.set_status(
+                        StatusKind::Warn,
+                        "this RELATED flow's master is not known".into(),
+                    )
+                }
+            }
+        } else if let Some(b) = self.jump_back {
+            (b, None)
+        } else {
+            return self.set_status(
+                StatusKind::Info,
+                "m jumps from a RELATED flow to its master and back".into(),
+            );
+        };
+        let found = if in_chains {
+            let row = if back.is_some() {
+                ChainRow::Master(target)
+            } else {
+                match self
+                    .chains
+                    .keys
+                    .iter()
+                    .find(|r| matches!(r, ChainRow::Related { key, .. } if *key == target))
+                {
+                    Some(r) => *r,
+                    None => ChainRow::Master(target),
+                }
+            };
+            self.chains.select_key(row)
+        } else {
+            self.flows.select_key(target)
+        };
+        if found {
+            self.jump_back = back;
+        } else {
+            self.set_status(
+                StatusKind::Warn,
+                "not in the current view (filtered out or gone)".into(),
+            );
+        }
+    }
+
+    // ----- actions: every destructive request goes through a confirmation -----
+
+    /// Count what a set of flows holds: RELATED, masters, TCP, the SSH flow, a sample.
+    fn tally(&self, title: String, pending: Pending, visit: Visit<'_>) -> Confirm {
+        let mut masters_set: HashSet<FlowKey> = HashSet::new();
+        self.model.for_each_expectation(&mut |e| {
+            masters_set.insert(FlowKey {
+                zone: e.zone,
+                orig: e.master,
+            });
+        });
+        self.model.for_each_flow(&mut |f| {
+            if let Some(t) = f.master() {
+                masters_set.insert(FlowKey {
+                    zone: f.zone,
+                    orig: *t,
+                });
+            }
+        });
+        let mut c = Confirm {
+            title,
+            pending,
+            flows: 0,
+            related: 0,
+            masters: 0,
+            expects: 0,
+            sample: Vec::new(),
+            ssh: None,
+            include_ssh: false,
+            tcp_warning: false,
+            note: None,
+        };
+        let ssh = self.opts.ssh;
+        let mut tcp = false;
+        visit(&mut |f| {
+            c.flows += 1;
+            c.related += usize::from(f.is_related());
+            c.masters += usize::from(masters_set.contains(&FlowKey::of(f)));
+            // Established TCP sessions are the ones tcp_loose=0 would cut.
+            tcp |= f.orig.proto == proto::TCP && f.state_name() == Some("ESTABLISHED");
+            if ssh.is_some_and(|s| s.matches(f)) {
+                c.ssh = Some(FlowKey::of(f));
+            } else if c.sample.len() < 5 {
+                c.sample.push(format!(
+                    "{} {}",
+                    text::proto_name(f.orig.proto),
+                    text::conn(&f.orig)
+                ));
+            }
+        });
+        c.tcp_warning = tcp && self.opts.tcp_loose == Some(false);
+        c
+    }
+
+    fn open(&mut self, c: Confirm) {
+        if c.flows == 0 && c.expects == 0 {
+            return self.set_status(StatusKind::Info, "nothing to remove".into());
+        }
+        self.overlay = Overlay::Confirm(Box::new(c));
+    }
+
+    fn flows_confirm(&self, title: String, keys: Vec<FlowKey>) -> Confirm {
+        let model = &self.model;
+        let ks = keys.clone();
+        self.tally(title, Pending::Flows(keys), &|f| {
+            for k in &ks {
+                if let Some(x) = model.flow(k) {
+                    f(x);
+                }
+            }
+        })
+    }
+
+    fn expects_confirm(&self, title: String, keys: Vec<ExpectKey>) -> Confirm {
+        let mut sample = Vec::new();
+        for k in keys.iter().take(5) {
+            if let Some(e) = self.model.expectation(k) {
+                sample.push(format!(
+                    "{} {}",
+                    e.helper.name().unwrap_or("-"),
+                    text::expect_tuple(e)
+                ));
+            }
+        }
+        Confirm {
+            title,
+            flows: 0,
+            related: 0,
+            masters: 0,
+            expects: keys.len(),
+            sample,
+            ssh: None,
+            include_ssh: false,
+            tcp_warning: false,
+            note: Some("RELATED flows already created by them stay".into()),
+            pending: Pending::Expects(keys),
+        }
+    }
+
+    fn ask_delete(&mut self) {
+        match self.tab {
+            Tab::Flows => {
+                if let Some(k) = self.flows.selected() {
+                    let c = self.flows_confirm("Delete the selected flow".into(), vec![k]);
+                    self.open(c);
+                }
+            }
+            Tab::Expects => {
+                if let Some(k) = self.expects.selected() {
+                    let c = self.expects_confirm("Delete the selected expectation".into(), vec![k]);
+                    self.open(c);
+                }
+            }
+            Tab::Chains => match self.chains.selected() {
+                Some(ChainRow::Expect { key, .. }) => {
+                    let c =
+                        self.expects_confirm("Delete the selected expectation".into(), vec![key]);
+                    self.open(c);
+                }
+                Some(r) => {
+                    if let Some(k) = r.flow_key().filter(|k| self.model.flow(k).is_some()) {
+                        let c = self.flows_confirm("Delete the selected flow".into(), vec![k]);
+                        self.open(c);
+                    }
+                }
+                None => {}
+            },
+        }
+    }
+
+    fn ask_delete_related(&mut self) {
+        let sel = match self.tab {
+            Tab::Flows => self.flows.selected(),
+            Tab::Chains => self.chains.selected().and_then(|r| match r {
+                ChainRow::Expect { key, .. } => self.model.expectation(&key).map(|e| FlowKey {
+                    zone: e.zone,
+                    orig: e.master,
+                }),
+                other => other.flow_key(),
+            }),
+            Tab::Expects => self
+                .expects
+                .selected()
+                .and_then(|k| self.model.expectation(&k))
+                .map(|e| FlowKey {
+                    zone: e.zone,
+                    orig: e.master,
+                }),
+        };
+        let Some(sel) = sel else { return };
+        let master = if self.model.flow(&sel).is_some_and(Flow::is_related) {
+            self.master_key(&sel).unwrap_or(sel)
+        } else {
+            sel
+        };
+        let children = self.model.related_of(&master);
+        if children.is_empty() {
+            return self.set_status(StatusKind::Info, "this master has no RELATED flows".into());
+        }
+        let c = self.flows_confirm(
+            format!(
+                "Delete the RELATED children of {}",
+                text::conn(&master.orig)
+            ),
+            children,
+        );
+        self.open(c);
+    }
+
+    fn ask_flush_filtered(&mut self) {
+        let now = self.now;
+        let filter = self.filter.as_ref().map(|f| f.filter.as_ref());
+        let text = self.filter_text().map(str::to_owned);
+        let title = match &text {
+            Some(t) => format!("Flush flows matching '{t}'"),
+            None => "Flush every flow (no filter is set)".into(),
+        };
+        let model = &self.model;
+        let c = self.tally(title, Pending::FlushFiltered(text), &|f| {
+            model.for_each_flow(&mut |x| {
+                if filter.map_or(true, |p| p.match_flow(x, now)) {
+                    f(x)
+                }
+            })
+        });
+        self.open(c);
+    }
+
+    fn selected_helper(&self) -> Option<HelperId> {
+        let of_flow = |k: &FlowKey| -> Option<HelperId> {
+            let f = self.model.flow(k)?;
+            [
+                Some(f.helper),
+                self.model.expectation_of(k).map(|e| e.helper),
+                self.model.master_of(k).map(|m| m.helper),
+            ]
+            .into_iter()
+            .flatten()
+            .find(|h| !h.is_none())
+        };
+        match self.tab {
+            Tab::Flows => self.flows.selected().and_then(|k| of_flow(&k)),
+            Tab::Expects => self
+                .expects
+                .selected()
+                .and_then(|k| self.model.expectation(&k))
+                .map(|e| e.helper),
+            Tab::Chains => match self.chains.selected()? {
+                ChainRow::Expect { key, .. } => self.model.expectation(&key).map(|e| e.helper),
+                r => r.flow_key().and_then(|k| of_flow(&k)),
+            },
+        }
+        .filter(|h| !h.is_none())
+    }
+
+    fn ask_flush_helper(&mut self) {
+        let Some(h) = self.selected_helper() else {
+            return self.set_status(StatusKind::Info, "the selected entry has no helper".into());
+        };
+        let name = h.name().unwrap_or("?").to_owned();
+        let mut keys = Vec::new();
+        self.model.for_each_expectation(&mut |e| {
+            if e.helper == h {
+                keys.push(ExpectKey::of(e));
+            }
+        });
+        keys.sort_unstable();
+        let mut c =
+            self.expects_confirm(format!("Flush the expectations of helper '{name}'"), keys);
+        c.pending = Pending::HelperExpects(name);
+        self.open(c);
+    }
+
+    fn ask_flush_all(&mut self) {
+        let model = &self.model;
+        let mut c = self.tally(
+            "Flush everything: every flow and every expectation".into(),
+            Pending::All,
+            &|f| model.for_each_flow(f),
+        );
+        c.expects = self.model.expect_count();
+        self.open(c);
+    }
+
+    fn confirm(&mut self) {
+        let Overlay::Confirm(c) = std::mem::replace(&mut self.overlay, Overlay::None) else {
+            return;
+        };
+        let req = c.request();
+        if let Err(e) = self.sink.send(&self.model, req) {
+            return self.set_status(StatusKind::Error, format!("not sent: {e}"));
+        }
+        let what = match (c.effective_flows(), c.expects) {
+            (0, e) => format!("{e} expectation(s)"),
+            (f, 0) => format!("{f} flow(s)"),
+            (f, e) => format!("{f} flow(s) and {e} expectation(s)"),
+        };
+        self.set_status(
+            StatusKind::Info,
+            format!("sent: remove {what}; waiting for the kernel"),
+        );
+    }
+}

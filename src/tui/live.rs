@@ -1,0 +1,284 @@
+//! The production wiring of the dashboard: the store plus the engine handle as the app's
+//! model, confirmed requests turned into `actions::Plan`s and sent to the engine, the filter
+//! module as the filter bar's compiler, and the engine's clock.
+//!
+//! Thin adapters only; the behaviour lives in `app` (UI) and in `actions`/`engine`. This
+//! module must not render.
+
+use std::collections::HashSet;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, SystemTime};
+
+use crate::actions::{Context, Plan, Target};
+use crate::engine::{self, Command, EngineEvent, EngineHandle};
+use crate::filter::Filter;
+use crate::model::store::{ExpectKey, FlowKey, Stats};
+use crate::model::{Expectation, Flow, Store};
+
+use super::model::{
+    Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, Request, RowFilter,
+};
+use super::TuiOptions;
+
+/// The store with the engine that feeds it: the app's model in production.
+pub struct LiveModel {
+    pub store: Store,
+    pub engine: EngineHandle,
+}
+
+impl Model for LiveModel {
+    type Event = EngineEvent;
+
+    fn apply(&mut self, event: EngineEvent, now: u32) -> Applied {
+        <Store as Model>::apply(&mut self.store, event, now)
+    }
+    /// `engine::tick`: expire expectations, ask the engine to re-check flows whose timeout
+    /// passed without a DESTROY (pre-existing flows under `nf_conntrack_events=2`).
+    fn tick(&mut self, now: u32) -> bool {
+        engine::tick(&mut self.store, &self.engine, now)
+    }
+    fn generation(&self) -> u64 {
+        self.store.generation()
+    }
+    fn stats(&self) -> Stats {
+        self.store.stats()
+    }
+    fn flow_count(&self) -> usize {
+        self.store.flow_count()
+    }
+    fn expect_count(&self) -> usize {
+        self.store.expect_count()
+    }
+    fn flow(&self, key: &FlowKey) -> Option<&Flow> {
+        self.store.flow(key)
+    }
+    fn expectation(&self, key: &ExpectKey) -> Option<&Expectation> {
+        self.store.expectation(key)
+    }
+    fn for_each_flow(&self, f: &mut dyn FnMut(&Flow)) {
+        self.store.flows().for_each(f)
+    }
+    fn for_each_expectation(&self, f: &mut dyn FnMut(&Expectation)) {
+        self.store.expectations().for_each(f)
+    }
+    fn master_of(&self, key: &FlowKey) -> Option<&Flow> {
+        self.store.master_of(key)
+    }
+    fn expectation_of(&self, key: &FlowKey) -> Option<&Expectation> {
+        self.store.expectation_of(key)
+    }
+    fn related_of(&self, master: &FlowKey) -> Vec<FlowKey> {
+        self.store.related_of(master)
+    }
+    fn expectations_of(&self, master: &FlowKey) -> Vec<ExpectKey> {
+        self.store.expectations_of(master)
+    }
+}
+
+impl RowFilter for Filter {
+    fn match_flow(&self, flow: &Flow, now: u32) -> bool {
+        Filter::match_flow(self, flow, now)
+    }
+    fn match_expect(&self, e: &Expectation, now: u32) -> bool {
+        Filter::match_expect(self, e, now)
+    }
+}
+
+/// The filter bar's compiler: the filter module's language. Its error spans are byte
+/// offsets; the bar counts characters.
+pub fn filters() -> FilterFactory {
+    Box::new(|text: &str| match Filter::parse(text) {
+        Ok(f) => Ok(Box::new(f) as Box<dyn RowFilter>),
+        Err(e) => {
+            let chars = |b: usize| {
+                text.get(..b.min(text.len()))
+                    .map_or(b, |s| s.chars().count())
+            };
+            let pos = chars(e.pos);
+            Err(FilterFault {
+                pos,
+                len: chars(e.pos + e.len).saturating_sub(pos),
+                message: e.message,
+            })
+        }
+    })
+}
+
+/// Turns confirmed requests into plans over the store and sends them to the engine.
+/// The TUI already decided about the SSH flow (left out unless the user pressed `i`), so
+/// plans are built with `include_ssh` set and exactly the keys the dialog showed.
+pub struct PlanSink {
+    pub ctx: Context,
+}
+
+impl PlanSink {
+    fn ctx(&self) -> Context {
+        Context {
+            include_ssh: true,
+            ..self.ctx.clone()
+        }
+    }
+
+    /// The plan for one request at store time `now` (for filters with time terms).
+    pub fn plan(&self, store: &Store, request: Request, now: u32) -> Result<Plan, String> {
+        let ctx = self.ctx();
+        Ok(match request {
+            Request::DeleteFlows(keys) => {
+                let set: HashSet<FlowKey> = keys.into_iter().collect();
+                Plan::flows(
+                    store,
+                    &|f| set.contains(&FlowKey::of(f)),
+                    "the selected flow(s)",
+                    &ctx,
+                )
+            }
+            Request::DeleteExpects(keys) => {
+                let mut plan = Plan {
+                    what: "the selected expectation(s)".into(),
+                    ..Plan::default()
+                };
+                for k in keys {
+                    let p = Plan::expectation(store, &k);
+                    plan.expects += p.expects;
+                    plan.sample.extend(p.sample);
+                    plan.targets.extend(p.targets);
+                }
+                plan
+            }
+            Request::FlushFlows { filter, exclude } => {
+                let f = match &filter {
+                    Some(text) => Filter::parse(text).map_err(|e| e.to_string())?,
+                    None => Filter::all(),
+                };
+                let skip: HashSet<FlowKey> = exclude.into_iter().collect();
+                let what = match &filter {
+                    Some(t) => format!("flows matching '{t}'"),
+                    None => "every flow".into(),
+                };
+                Plan::flows(
+                    store,
+                    &|x| !skip.contains(&FlowKey::of(x)) && f.match_flow(x, now),
+                    &what,
+                    &ctx,
+                )
+            }
+            Request::FlushHelperExpects(name) => Plan::flush_helper(store, &name),
+            Request::FlushAll { exclude } => {
+                let mut plan = if exclude.is_empty() {
+                    Plan::flush_flows(store, &ctx)
+                } else {
+                    let skip: HashSet<FlowKey> = exclude.into_iter().collect();
+                    Plan::flows(
+                        store,
+                        &|x| !skip.contains(&FlowKey::of(x)),
+                        "every flow except your SSH session",
+                        &ctx,
+                    )
+                };
+                let e = Plan::flush_expects(store);
+                plan.expects = e.expects;
+                plan.targets.push(Target::FlushExpects);
+                plan.what = format!("{} and every expectation", plan.what);
+                plan
+            }
+        })
+    }
+}
+
+impl CommandSink<LiveModel> for PlanSink {
+    fn send(&mut self, model: &LiveModel, request: Request) -> Result<(), String> {
+        let plan = self.plan(&model.store, request, model.engine.now())?;
+        if plan.is_empty() {
+            return Err("nothing to remove any more".into());
+        }
+        model
+            .engine
+            .send(Command::Execute(plan))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The engine's clock (seconds since the source started) with the wall time of its start.
+pub struct EngineClock {
+    clock: engine::Clock,
+    epoch: SystemTime,
+}
+
+impl EngineClock {
+    pub fn new(clock: engine::Clock) -> EngineClock {
+        let epoch = SystemTime::now() - Duration::from_nanos(clock.now_ns());
+        EngineClock { clock, epoch }
+    }
+}
+
+impl Clock for EngineClock {
+    fn now(&self) -> u32 {
+        self.clock.now()
+    }
+    fn epoch(&self) -> SystemTime {
+        self.epoch
+    }
+}
+
+/// Run the dashboard over a live (or replayed) engine: the one call `cli` needs.
+///
+/// `store` should already hold the initial load (e.g. from `engine::load`) or be empty;
+/// `events`/`engine` come from `Engine::spawn`; `ctx` from `actions::Context::detect`.
+pub fn run_live(
+    opts: TuiOptions,
+    store: Store,
+    events: Receiver<EngineEvent>,
+    engine: EngineHandle,
+    ctx: Context,
+) -> anyhow::Result<()> {
+    let clock = Box::new(EngineClock::new(engine.clock()));
+    let model = LiveModel { store, engine };
+    super::run(
+        opts,
+        model,
+        events,
+        Box::new(PlanSink { ctx }),
+        filters(),
+        clock,
+    )
+}
+
+/// Read `/proc/sys/net/netfilter/nf_conntrack_max` of the current namespace (the header's
+/// gauge); `None` when it cannot be read.
+pub fn conntrack_max_here() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_max")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_errors_become_char_spans() {
+        let f = filters();
+        let Err(e) = f("é=1 and dprt=21") else {
+            panic!("must fail")
+        };
+        assert!(e.len > 0);
+        let chars: Vec<char> = "é=1 and dprt=21".chars().collect();
+        assert!(e.pos + e.len <= chars.len(), "{e:?}");
+        assert!(f("proto=tcp and dport=21").is_ok());
+    }
+
+    #[test]
+    fn plan_for_flush_all_adds_the_expectation_flush() {
+        let store = Store::new();
+        let sink = PlanSink {
+            ctx: Context::default(),
+        };
+        let plan = sink
+            .plan(&store, Request::FlushAll { exclude: vec![] }, 0)
+            .unwrap();
+        assert!(plan.targets.contains(&Target::FlushExpects));
+        assert!(plan.targets.contains(&Target::FlushFlows));
+    }
+}

@@ -1,0 +1,353 @@
+//! Plain-text formatting of model records for the TUI: endpoints, tuples with wildcards,
+//! NAT as `pre → post`, durations, byte counts, status letters.
+//!
+//! Pure functions over model types so every screen (and the tests) formats the same way.
+//! It must not style (see `theme`) or decide layout (see `ui`).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::model::flow::status;
+use crate::model::tuple::{addr, proto, Endpoint};
+use crate::model::{Expectation, Flow, Tuple};
+
+/// The arrow used between source and destination everywhere in the TUI.
+pub const ARROW: &str = "→";
+
+/// Protocol name as conntrack(8) prints it, or the number.
+pub fn proto_name(p: u8) -> String {
+    proto::name(p)
+        .map(str::to_owned)
+        .unwrap_or_else(|| p.to_string())
+}
+
+/// `src:sport → dst:dport`, or for ICMP `src → dst type/code id`.
+pub fn conn(t: &Tuple) -> String {
+    if t.is_icmp() {
+        format!(
+            "{} {ARROW} {} t{}/c{} id {}",
+            t.src_ip(),
+            t.dst_ip(),
+            t.icmp_type(),
+            t.icmp_code(),
+            t.icmp_id()
+        )
+    } else {
+        format!(
+            "{} {ARROW} {}",
+            Endpoint(t.src_ip(), t.sport),
+            Endpoint(t.dst_ip(), t.dport)
+        )
+    }
+}
+
+/// A master connection in few characters: `src→dst:dport` (the source port is the
+/// least telling part of a control connection).
+pub fn conn_short(t: &Tuple) -> String {
+    if t.is_icmp() {
+        return conn(t);
+    }
+    let src = match t.src_ip() {
+        IpAddr::V6(a) => format!("[{a}]"),
+        a => a.to_string(),
+    };
+    format!("{src}{ARROW}{}", Endpoint(t.dst_ip(), t.dport))
+}
+
+/// NAT of a flow shown once, as `pre → post` for each rewritten endpoint, or `None` when
+/// the reply tuple is the plain inverse of the original.
+///
+/// DNAT: the reply comes *from* the real destination, so `reply.src` differs from
+/// `orig.dst`. SNAT: the reply goes *to* the translated source, so `reply.dst` differs
+/// from `orig.src` (the kernel's `nf_nat_setup_info` rewrites exactly these).
+pub fn nat(f: &Flow) -> Option<String> {
+    if !f.is_nat() {
+        return None;
+    }
+    let o = f.orig;
+    let r = f.reply();
+    let icmp = o.is_icmp();
+    let ep = |ip: IpAddr, port: u16| {
+        if icmp {
+            ip.to_string()
+        } else {
+            Endpoint(ip, port).to_string()
+        }
+    };
+    let mut parts = Vec::new();
+    if r.src != o.dst || (!icmp && r.sport != o.dport) {
+        parts.push(format!(
+            "dst {} {ARROW} {}",
+            ep(o.dst_ip(), o.dport),
+            ep(r.src_ip(), r.sport)
+        ));
+    }
+    if r.dst != o.src || (!icmp && r.dport != o.sport) {
+        parts.push(format!(
+            "src {} {ARROW} {}",
+            ep(o.src_ip(), o.sport),
+            ep(r.dst_ip(), r.dport)
+        ));
+    }
+    if parts.is_empty() {
+        // The reply differs only in a way neither rule covers (odd ICMP types): say so.
+        parts.push(format!("reply {}", conn(&r)));
+    }
+    Some(parts.join(", "))
+}
+
+/// The original connection with NAT folded in, for layouts without the NAT column:
+/// `src → dst ⇒ real-dst` (DNAT), `src ⇒ new-src → dst` (SNAT). Each rewritten endpoint is
+/// shown once, as pre ⇒ post.
+pub fn conn_nat(f: &Flow) -> String {
+    let o = f.orig;
+    if !f.is_nat() || o.is_icmp() {
+        return conn(&o);
+    }
+    let r = f.reply();
+    let src = Endpoint(o.src_ip(), o.sport).to_string();
+    let dst = Endpoint(o.dst_ip(), o.dport).to_string();
+    let snat = r.dst != o.src || r.dport != o.sport;
+    let dnat = r.src != o.dst || r.sport != o.dport;
+    let mut out = src;
+    if snat {
+        out.push_str(&format!(" ⇒ {}", Endpoint(r.dst_ip(), r.dport)));
+    }
+    out.push_str(&format!(" {ARROW} {dst}"));
+    if dnat {
+        out.push_str(&format!(" ⇒ {}", Endpoint(r.src_ip(), r.sport)));
+    }
+    out
+}
+
+/// Address under a mask: the address, `any` when fully masked out, or `addr/len` for a
+/// prefix mask (the kernel allows any mask; a non-prefix one is shown as `addr&mask`).
+fn masked_addr(t: &Tuple, bytes: &[u8; 16], mask: &[u8; 16]) -> String {
+    let width = match t.family {
+        crate::model::Family::Ipv4 => 4,
+        crate::model::Family::Ipv6 => 16,
+    };
+    let m = &mask[..width];
+    if m.iter().all(|b| *b == 0) {
+        return "any".into();
+    }
+    let ip = addr(t.family, bytes);
+    if m.iter().all(|b| *b == 0xff) {
+        return ip.to_string();
+    }
+    let ones: u32 = m.iter().map(|b| b.count_ones()).sum();
+    let leading = m
+        .iter()
+        .try_fold(0u32, |acc, b| {
+            if *b == 0xff {
+                Ok(acc + 8)
+            } else {
+                Err(acc + b.leading_ones())
+            }
+        })
+        .unwrap_or_else(|n| n);
+    if ones == leading {
+        format!("{ip}/{ones}")
+    } else {
+        format!("{ip}&{}", addr(t.family, mask))
+    }
+}
+
+/// The expected tuple with masked fields as wildcards, e.g. `10.0.0.2:any → 10.0.0.1:3306`.
+pub fn expect_tuple(e: &Expectation) -> String {
+    let t = &e.tuple;
+    let src = masked_addr(t, &t.src, &e.mask.src);
+    let dst = masked_addr(t, &t.dst, &e.mask.dst);
+    let port = |v: u16, m: u16| -> String {
+        match m {
+            0 => "any".into(),
+            0xffff => v.to_string(),
+            m => format!("{v}/{m:#06x}"),
+        }
+    };
+    let bracket = |a: String| {
+        if t.family == crate::model::Family::Ipv6 && a != "any" {
+            format!("[{a}]")
+        } else {
+            a
+        }
+    };
+    if t.is_icmp() {
+        format!("{src} {ARROW} {dst}")
+    } else {
+        format!(
+            "{}:{} {ARROW} {}:{}",
+            bracket(src),
+            port(t.sport, e.mask.sport),
+            bracket(dst),
+            port(t.dport, e.mask.dport)
+        )
+    }
+}
+
+/// humantime-style duration, e.g. `4m 59s`.
+pub fn dur(secs: u32) -> String {
+    humantime::format_duration(Duration::from_secs(u64::from(secs))).to_string()
+}
+
+/// The two most significant units of `dur`, for narrow columns (`4days 23h`, `4m 59s`).
+pub fn dur_short(secs: u32) -> String {
+    let full = dur(secs);
+    let mut parts = full.split(' ');
+    match (parts.next(), parts.next()) {
+        (Some(a), Some(b)) => format!("{a} {b}"),
+        _ => full,
+    }
+}
+
+/// A relative time in the past, e.g. `3s ago`.
+pub fn ago(secs: u32) -> String {
+    if secs == 0 {
+        "now".into()
+    } else {
+        format!("{} ago", dur(secs))
+    }
+}
+
+/// Compact byte count with a binary suffix (`512`, `4.6K`, `12.0M`).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["", "K", "M", "G", "T", "P"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        n.to_string()
+    } else {
+        format!("{v:.1}{}", UNITS[i])
+    }
+}
+
+/// One-letter status codes, in bit order, for the narrow flags column; the help overlay
+/// prints the legend and the detail pane the full names.
+pub const STATUS_LETTERS: [(u32, char, &str); 10] = [
+    (status::EXPECTED, 'E', "EXPECTED (RELATED)"),
+    (status::SEEN_REPLY, 'R', "SEEN_REPLY"),
+    (status::ASSURED, 'A', "ASSURED"),
+    (status::CONFIRMED, 'C', "CONFIRMED"),
+    (status::SRC_NAT, 'S', "SRC_NAT"),
+    (status::DST_NAT, 'D', "DST_NAT"),
+    (status::DYING, 'X', "DYING"),
+    (status::FIXED_TIMEOUT, 'F', "FIXED_TIMEOUT"),
+    (status::HELPER, 'H', "HELPER"),
+    (status::OFFLOAD, 'O', "OFFLOAD"),
+];
+
+/// The status bits as letters, `-` for each unset one, so columns line up.
+pub fn status_letters(bits: u32) -> String {
+    STATUS_LETTERS
+        .iter()
+        .map(|(b, c, _)| if bits & b != 0 { *c } else { '-' })
+        .collect()
+}
+
+/// Total packets and bytes of both directions, when accounting is on.
+pub fn counters(f: &Flow) -> Option<String> {
+    let c = f.extra.as_ref()?.counters?;
+    Some(format!(
+        "{}p {}B",
+        c[0].packets + c[1].packets,
+        bytes(c[0].bytes + c[1].bytes)
+    ))
+}
+
+/// Cut `s` to at most `width` characters, marking the cut with `…`.
+pub fn clip(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_owned();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out: String = s.chars().take(width - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Family;
+
+    fn v4(a: [u8; 4]) -> [u8; 16] {
+        let mut o = [0; 16];
+        o[..4].copy_from_slice(&a);
+        o
+    }
+
+    #[test]
+    fn durations_read_like_humantime() {
+        assert_eq!(dur(299), "4m 59s");
+        assert_eq!(dur(0), "0s");
+        assert_eq!(ago(3), "3s ago");
+        assert_eq!(dur_short(431_999), "4days 23h");
+        assert_eq!(dur_short(299), "4m 59s");
+    }
+
+    #[test]
+    fn masked_fields_are_wildcards() {
+        let t = Tuple {
+            family: Family::Ipv4,
+            proto: proto::TCP,
+            src: v4([10, 0, 0, 2]),
+            dst: v4([10, 0, 0, 1]),
+            sport: 0,
+            dport: 3306,
+        };
+        let mut m = t;
+        m.src = v4([255; 4]);
+        m.dst = v4([255; 4]);
+        m.sport = 0;
+        m.dport = 0xffff;
+        let mut e = Expectation::new(t, m, Tuple::default());
+        assert_eq!(expect_tuple(&e), "10.0.0.2:any → 10.0.0.1:3306");
+        e.mask.src = v4([0; 4]);
+        assert_eq!(expect_tuple(&e), "any:any → 10.0.0.1:3306");
+        e.mask.src = v4([255, 255, 255, 0]);
+        assert_eq!(expect_tuple(&e), "10.0.0.2/24:any → 10.0.0.1:3306");
+    }
+
+    #[test]
+    fn dnat_shows_pre_and_post_once() {
+        let o = Tuple {
+            family: Family::Ipv4,
+            proto: proto::TCP,
+            src: v4([192, 0, 2, 9]),
+            dst: v4([203, 0, 113, 1]),
+            sport: 40000,
+            dport: 80,
+        };
+        let mut f = Flow::new(o);
+        assert_eq!(nat(&f), None);
+        let mut r = o.inverted();
+        r.src = v4([10, 0, 0, 5]);
+        r.sport = 8080;
+        f.set_reply(r);
+        assert_eq!(
+            nat(&f).as_deref(),
+            Some("dst 203.0.113.1:80 → 10.0.0.5:8080")
+        );
+        assert_eq!(
+            conn_nat(&f),
+            "192.0.2.9:40000 → 203.0.113.1:80 ⇒ 10.0.0.5:8080"
+        );
+    }
+
+    #[test]
+    fn letters_and_bytes() {
+        assert_eq!(
+            status_letters(status::SEEN_REPLY | status::ASSURED),
+            "-RA-------"
+        );
+        assert_eq!(bytes(512), "512");
+        assert_eq!(bytes(4710), "4.6K");
+        assert_eq!(clip("abcdef", 4), "abc…");
+    }
+}

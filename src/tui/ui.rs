@@ -1,0 +1,1072 @@
+//! Drawing: one function per screen region, all reading `App` and writing a ratatui frame.
+//!
+//! ```text
+//! ┌──────────────────────────────────────────────────────────────────────────────┐
+//! │ PAUSED ctscope ns:lab │ flows 1,234/262,144 [███░░░] 0% │ 12 ev/s │ exp 3 … │ header
+//! │ helpers (flows/exp): ftp 2/1 · sip 1/0                                       │
+//! │ 1 Flows 1,234 │ 2 Expectations 3 │ 3 Chains 2        filter: … 12/1,234 match│ tabs
+//! │ Proto Original src:port → dst:port     ctstate   Left   Helper Risk …        │ table
+//! │ …only the visible window becomes rows…                                       │
+//! │ ┌ Detail ──────────────────────────────────────────────────────────────────┐ │ detail
+//! │ └──────────────────────────────────────────────────────────────────────────┘ │ (Enter)
+//! │ status line / filter bar (with the bad span marked)        sort: Left ▲ dark │
+//! └──────────────────────────────────────────────────────────────────────────────┘
+//! ```
+//! Help and confirmation are centred overlays. This module must not change app state
+//! beyond the visible-window offsets and frame statistics.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table, TableState};
+use ratatui::Frame;
+
+use crate::model::expect::flags as eflags;
+use crate::model::flow::status;
+use crate::model::store::FlowKey;
+use crate::model::{Expectation, Flow, HelperId};
+
+use super::app::{App, Overlay, StatusKind, Tab};
+use super::freedom::{classify, Freedom};
+use super::keymap;
+use super::model::Model;
+use super::text;
+use super::theme::Theme;
+use super::view::{self, flow_risk, ChainRow, ExpectCol, FlowCol};
+
+/// Draw the whole screen.
+pub fn draw<M: Model>(f: &mut Frame, app: &mut App<M>) {
+    let area = f.area();
+    let bar_lines = match &app.bar {
+        Some(b) if b.error.is_some() => 2,
+        _ => 1,
+    };
+    let [head, tabs, body, foot] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Length(1),
+        Constraint::Min(1),
+        Constraint::Length(bar_lines),
+    ])
+    .areas(area);
+    header(f, app, head);
+    tab_line(f, app, tabs);
+    let table_area = if app.detail {
+        // As many lines as the entry has, leaving the table at least a header and 3 rows.
+        let want = detail_len(app) as u16 + 1;
+        let detail_h = want
+            .max(body.height * 3 / 5)
+            .min(body.height.saturating_sub(4))
+            .max(3.min(body.height));
+        let [t, d] =
+            Layout::vertical([Constraint::Min(1), Constraint::Length(detail_h)]).areas(body);
+        detail(f, app, d);
+        t
+    } else {
+        body
+    };
+    match app.tab {
+        Tab::Flows => flows_table(f, app, table_area),
+        Tab::Expects => expects_table(f, app, table_area),
+        Tab::Chains => chains_table(f, app, table_area),
+    }
+    footer(f, app, foot);
+    match &app.overlay {
+        Overlay::None => {}
+        Overlay::Help => help(f, app, area),
+        Overlay::Confirm(_) => confirm(f, app, area),
+    }
+    app.frame.frames += 1;
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn sep(t: &Theme) -> Span<'static> {
+    Span::styled(" │ ", t.dim)
+}
+
+fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
+    let t = &app.theme;
+    let s = &app.summary;
+    let mut l1: Vec<Span> = Vec::new();
+    if app.paused {
+        l1.push(Span::styled(" PAUSED ", t.paused));
+        l1.push(Span::raw(" "));
+    }
+    if !app.paused {
+        l1.push(Span::styled("ctscope ", t.title));
+    }
+    if let Some(ns) = &app.opts.namespace {
+        l1.push(Span::styled(format!("ns:{ns}"), t.dim));
+    }
+    l1.push(sep(t));
+    match app.opts.conntrack_max {
+        Some(max) if max > 0 => {
+            let ratio = (s.flows as f64 / max as f64).min(1.0);
+            let cells = 6usize;
+            let filled = (ratio * cells as f64).round() as usize;
+            l1.push(Span::raw(format!(
+                "flows {}/{} ",
+                thousands(s.flows),
+                thousands(max as usize)
+            )));
+            l1.push(Span::styled("█".repeat(filled), t.gauge));
+            l1.push(Span::styled("░".repeat(cells - filled), t.dim));
+            let pct_style = if ratio >= 0.9 { t.error } else { t.base };
+            l1.push(Span::styled(format!(" {:.0}%", ratio * 100.0), pct_style));
+        }
+        _ => l1.push(Span::raw(format!("flows {}", thousands(s.flows)))),
+    }
+    if app.dumping {
+        l1.push(Span::styled(" dumping…", t.warn));
+    }
+    l1.push(sep(t));
+    l1.push(Span::raw(format!("{:.0} ev/s", app.rate)));
+    l1.push(sep(t));
+    l1.push(Span::raw(format!("exp {}", thousands(s.expects))));
+    l1.push(sep(t));
+    l1.push(Span::styled(
+        format!("RELATED {}", thousands(s.related)),
+        t.related,
+    ));
+    let mut l2: Vec<Span> = vec![Span::styled("helpers (flows/exp): ", t.dim)];
+    if s.helpers.is_empty() {
+        l2.push(Span::styled("none", t.dim));
+    }
+    for (i, (name, fl, ex)) in s.helpers.iter().enumerate() {
+        if i > 0 {
+            l2.push(Span::styled(" · ", t.dim));
+        }
+        l2.push(Span::styled((*name).to_owned(), t.helper(name)));
+        l2.push(Span::raw(format!(" {fl}/{ex}")));
+    }
+    // Lost-event resyncs (and decode errors) sit at the right of the second line.
+    let resync_style = if s.stats.resyncs > 0 { t.warn } else { t.base };
+    let mut right = vec![Span::styled(
+        format!("resyncs {}", s.stats.resyncs),
+        resync_style,
+    )];
+    if app.decode_errors > 0 {
+        right.insert(
+            0,
+            Span::styled(format!("decode errors {} · ", app.decode_errors), t.error),
+        );
+    }
+    let used: usize = l2.iter().chain(right.iter()).map(|x| x.width()).sum();
+    l2.push(Span::raw(
+        " ".repeat((area.width as usize).saturating_sub(used).max(1)),
+    ));
+    l2.extend(right);
+    f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
+}
+
+fn tab_line<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
+    let t = &app.theme;
+    let counts = [app.summary.flows, app.summary.expects, app.summary.chains];
+    let mut spans = Vec::new();
+    for (i, tab) in Tab::ALL.iter().enumerate() {
+        if i > 0 {
+            spans.push(sep(t));
+        }
+        let style = if *tab == app.tab { t.tab_active } else { t.tab };
+        let label = if area.width < 60 {
+            format!("{} {}", i + 1, &tab.title()[..1])
+        } else {
+            format!("{} {} {}", i + 1, tab.title(), thousands(counts[i]))
+        };
+        spans.push(Span::styled(label, style));
+    }
+    let (shown, total) = match app.tab {
+        Tab::Flows => (app.flows.keys.len(), app.flows.total),
+        Tab::Expects => (app.expects.keys.len(), app.expects.total),
+        Tab::Chains => (
+            app.chains
+                .keys
+                .iter()
+                .filter(|r| matches!(r, ChainRow::Master(_)))
+                .count(),
+            app.chains.total,
+        ),
+    };
+    let right = match app.filter_text() {
+        Some(ft) => format!(
+            "filter: {ft} · {}/{} match",
+            thousands(shown),
+            thousands(total)
+        ),
+        None => format!("{} shown", thousands(shown)),
+    };
+    let left_w: usize = spans.iter().map(|s| s.width()).sum();
+    let pad = (area.width as usize).saturating_sub(left_w + right.chars().count() + 1);
+    spans.push(Span::raw(" ".repeat(pad.max(1))));
+    spans.push(Span::styled(right, t.dim));
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The helper a flow is shown under: its own, else the one whose expectation created it,
+/// else its master's (a RELATED FTP data flow carries no helper itself).
+fn display_helper<M: Model>(m: &M, key: &FlowKey, fl: &Flow) -> HelperId {
+    if !fl.helper.is_none() || !fl.is_related() {
+        return fl.helper;
+    }
+    m.expectation_of(key)
+        .map(|e| e.helper)
+        .or_else(|| m.master_of(key).map(|x| x.helper))
+        .unwrap_or(HelperId::NONE)
+}
+
+fn risk_cell(t: &Theme, r: Option<Freedom>, related: bool) -> Cell<'static> {
+    match r {
+        Some(r) => Cell::from(Span::styled(r.badge(), t.freedom(r))),
+        None if related => Cell::from(Span::styled("?", t.dim)),
+        None => Cell::from(""),
+    }
+}
+
+fn sort_title(title: &str, sorted: bool, desc: bool) -> String {
+    if sorted {
+        format!("{title}{}", if desc { "▼" } else { "▲" })
+    } else {
+        title.to_owned()
+    }
+}
+
+fn widths<C: Copy>(cols: &[C], w: impl Fn(C) -> u16, flex: impl Fn(C) -> bool) -> Vec<Constraint> {
+    cols.iter()
+        .map(|c| {
+            if flex(*c) {
+                Constraint::Min(w(*c))
+            } else {
+                Constraint::Length(w(*c))
+            }
+        })
+        .collect()
+}
+
+fn flows_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
+    let height = area.height.saturating_sub(1) as usize;
+    let range = app.flows.window(height);
+    let t = app.theme.clone();
+    let now = app.now;
+    let visible = &app.flows.keys[range.clone()];
+    let accounting = visible.iter().any(|k| {
+        app.model
+            .flow(k)
+            .is_some_and(|x| x.extra.as_ref().is_some_and(|e| e.counters.is_some()))
+    });
+    let cols: Vec<FlowCol> =
+        view::fit(&FlowCol::ALL, area.width, FlowCol::width, FlowCol::priority)
+            .into_iter()
+            .filter(|c| *c != FlowCol::Counters || accounting)
+            .collect();
+    let sorted = FlowCol::ALL[app.flows.sort];
+    // Narrow terminals drop the ctstate column; its first letter (N/E/R) then leads the
+    // connection so RELATED stays readable as text, not only as colour.
+    let has_ct = cols.contains(&FlowCol::Ct);
+    let has_nat = cols.contains(&FlowCol::Nat);
+    let head = Row::new(cols.iter().map(|c| {
+        let title = sort_title(c.title(), *c == sorted, app.flows.desc);
+        if *c == FlowCol::Conn && !has_ct {
+            Cell::from(format!("C {title}"))
+        } else {
+            Cell::from(title)
+        }
+    }))
+    .style(t.header_cell);
+    let mut rows: Vec<Row> = Vec::with_capacity(visible.len());
+    for key in visible {
+        let Some(fl) = app.model.flow(key) else {
+            rows.push(
+                Row::new(vec![Cell::from("gone"), Cell::from(text::conn(&key.orig))]).style(t.dim),
+            );
+            continue;
+        };
+        let helper = display_helper(&app.model, key, fl);
+        let hname = helper.name().unwrap_or("");
+        let related = fl.is_related();
+        let risk = flow_risk(&app.model, fl);
+        let cells = cols.iter().map(|c| match c {
+            FlowCol::Proto => Cell::from(text::proto_name(fl.orig.proto)),
+            FlowCol::Conn => {
+                // Without the NAT column, NAT is folded into the connection (pre ⇒ post).
+                let c = if has_nat {
+                    text::conn(&fl.orig)
+                } else {
+                    text::conn_nat(fl)
+                };
+                if has_ct {
+                    Cell::from(c)
+                } else {
+                    Cell::from(format!("{} {c}", &fl.ctstate()[..1]))
+                }
+            }
+            FlowCol::Nat => Cell::from(text::nat(fl).unwrap_or_default()),
+            FlowCol::State => Cell::from(fl.state_name().unwrap_or("-")),
+            FlowCol::Ct => {
+                let ct = fl.ctstate();
+                let st = if ct == "RELATED" {
+                    t.related
+                } else {
+                    Style::new()
+                };
+                Cell::from(Span::styled(ct, st))
+            }
+            FlowCol::Flags => Cell::from(text::status_letters(fl.status)),
+            FlowCol::Helper => Cell::from(Span::styled(hname.to_owned(), t.helper(hname))),
+            FlowCol::Risk => risk_cell(&t, risk, related),
+            FlowCol::Zone => Cell::from(fl.zone.to_string()),
+            FlowCol::Mark => Cell::from(if fl.mark == 0 {
+                "-".to_owned()
+            } else {
+                format!("{:#x}", fl.mark)
+            }),
+            FlowCol::Left => Cell::from(text::dur_short(fl.remaining(now))),
+            FlowCol::Counters => Cell::from(text::counters(fl).unwrap_or_default()),
+        });
+        let mut row = Row::new(cells.collect::<Vec<_>>());
+        if related {
+            row = row.style(t.related.patch(t.helper(hname)));
+        }
+        rows.push(row);
+    }
+    app.frame.table_rows = rows.len();
+    app.frame.table_height = height;
+    let sel = (!app.flows.keys.is_empty()).then(|| app.flows.sel - range.start);
+    let table = Table::new(rows, widths(&cols, FlowCol::width, FlowCol::flexible))
+        .header(head)
+        .row_highlight_style(t.selected)
+        .column_spacing(1);
+    if app.flows.keys.is_empty() {
+        empty(f, &t, area, app.flows.total, "flows");
+    }
+    f.render_stateful_widget(table, area, &mut TableState::default().with_selected(sel));
+}
+
+fn empty(f: &mut Frame, t: &Theme, area: Rect, total: usize, what: &str) {
+    if area.height < 3 {
+        return;
+    }
+    let msg = if total == 0 {
+        format!("no {what} yet")
+    } else {
+        format!("no {what} match the filter ({} in total)", thousands(total))
+    };
+    let a = Rect {
+        y: area.y + 2,
+        height: 1,
+        ..area
+    };
+    f.render_widget(Paragraph::new(Span::styled(msg, t.dim)).centered(), a);
+}
+
+fn expects_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
+    let height = area.height.saturating_sub(1) as usize;
+    let range = app.expects.window(height);
+    let t = app.theme.clone();
+    let now = app.now;
+    let cols = view::fit(
+        &ExpectCol::ALL,
+        area.width,
+        ExpectCol::width,
+        ExpectCol::priority,
+    );
+    let sorted = ExpectCol::ALL[app.expects.sort];
+    let head = Row::new(
+        cols.iter()
+            .map(|c| Cell::from(sort_title(c.title(), *c == sorted, app.expects.desc))),
+    )
+    .style(t.header_cell);
+    let mut rows = Vec::new();
+    for key in &app.expects.keys[range.clone()] {
+        let Some(e) = app.model.expectation(key) else {
+            rows.push(Row::new(vec![Cell::from("gone")]).style(t.dim));
+            continue;
+        };
+        let hname = e.helper.name().unwrap_or("");
+        let risk = classify(e).overall();
+        let cells = cols.iter().map(|c| match c {
+            ExpectCol::Left => Cell::from(text::dur_short(e.remaining(now))),
+            ExpectCol::Helper => Cell::from(Span::styled(hname.to_owned(), t.helper(hname))),
+            ExpectCol::Risk => risk_cell(&t, Some(risk), true),
+            ExpectCol::Tuple => Cell::from(text::expect_tuple(e)),
+            ExpectCol::Master if area.width < 120 => Cell::from(text::conn_short(&e.master)),
+            ExpectCol::Master => Cell::from(text::conn(&e.master)),
+            ExpectCol::Flags => Cell::from(eflags::names(e.flags).collect::<Vec<_>>().join(",")),
+            ExpectCol::Class => Cell::from(e.class.to_string()),
+            ExpectCol::Zone => Cell::from(e.zone.to_string()),
+        });
+        rows.push(Row::new(cells.collect::<Vec<_>>()).style(t.helper(hname)));
+    }
+    app.frame.table_rows = rows.len();
+    app.frame.table_height = height;
+    let sel = (!app.expects.keys.is_empty()).then(|| app.expects.sel - range.start);
+    if app.expects.keys.is_empty() {
+        empty(f, &t, area, app.expects.total, "expectations");
+    }
+    let table = Table::new(rows, widths(&cols, ExpectCol::width, ExpectCol::flexible))
+        .header(head)
+        .row_highlight_style(t.selected);
+    f.render_stateful_widget(table, area, &mut TableState::default().with_selected(sel));
+}
+
+fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
+    let height = area.height.saturating_sub(1) as usize;
+    let range = app.chains.window(height);
+    let t = app.theme.clone();
+    let now = app.now;
+    let narrow = area.width < 60;
+    let head = if narrow {
+        Row::new(vec!["master → expectations → RELATED flows"])
+    } else {
+        Row::new(vec![
+            "master → expectations → RELATED flows",
+            "Helper",
+            "Risk",
+            "Left",
+        ])
+    }
+    .style(t.header_cell);
+    let mut rows = Vec::new();
+    for r in &app.chains.keys[range.clone()] {
+        let (tree, hname, risk, left, style): (String, &str, Option<Freedom>, String, Style) =
+            match r {
+                ChainRow::Master(k) => match app.model.flow(k) {
+                    Some(m) => (
+                        format!(
+                            "● {} {}",
+                            text::proto_name(k.orig.proto),
+                            text::conn(&k.orig)
+                        ),
+                        m.helper.name().unwrap_or(""),
+                        None,
+                        text::dur_short(m.remaining(now)),
+                        Style::new().bold(),
+                    ),
+                    None => (
+                        format!("○ {} (master gone)", text::conn(&k.orig)),
+                        "",
+                        None,
+                        String::new(),
+                        t.dim,
+                    ),
+                },
+                ChainRow::Expect { key, last } => {
+                    let corner = if *last { "└─" } else { "├─" };
+                    match app.model.expectation(key) {
+                        Some(e) => {
+                            let h = e.helper.name().unwrap_or("");
+                            (
+                                format!("{corner} expect {}", text::expect_tuple(e)),
+                                h,
+                                Some(classify(e).overall()),
+                                text::dur_short(e.remaining(now)),
+                                t.helper(h),
+                            )
+                        }
+                        None => (
+                            format!("{corner} expect (gone)"),
+                            "",
+                            None,
+                            String::new(),
+                            t.dim,
+                        ),
+                    }
+                }
+                ChainRow::Related { key, last } => {
+                    let corner = if *last { "└─" } else { "├─" };
+                    match app.model.flow(key) {
+                        Some(fl) => {
+                            let h = display_helper(&app.model, key, fl).name().unwrap_or("");
+                            (
+                                format!(
+                                    "{corner} RELATED {} {} {}",
+                                    text::proto_name(key.orig.proto),
+                                    text::conn(&key.orig),
+                                    fl.state_name().unwrap_or("")
+                                ),
+                                h,
+                                flow_risk(&app.model, fl),
+                                text::dur_short(fl.remaining(now)),
+                                t.related.patch(t.helper(h)),
+                            )
+                        }
+                        None => (
+                            format!("{corner} RELATED (gone)"),
+                            "",
+                            None,
+                            String::new(),
+                            t.dim,
+                        ),
+                    }
+                }
+            };
+        let row = if narrow {
+            let badge = risk
+                .map(|r| format!(" [{}]", r.badge()))
+                .unwrap_or_default();
+            Row::new(vec![Cell::from(format!("{tree}{badge}"))])
+        } else {
+            Row::new(vec![
+                Cell::from(tree),
+                Cell::from(Span::styled(hname.to_owned(), t.helper(hname))),
+                risk_cell(&t, risk, matches!(r, ChainRow::Related { .. })),
+                Cell::from(left),
+            ])
+        };
+        rows.push(row.style(style));
+    }
+    app.frame.table_rows = rows.len();
+    app.frame.table_height = height;
+    let sel = (!app.chains.keys.is_empty()).then(|| app.chains.sel - range.start);
+    if app.chains.keys.is_empty() {
+        empty(f, &t, area, app.chains.total, "RELATED chains");
+    }
+    let w: Vec<Constraint> = if narrow {
+        vec![Constraint::Min(10)]
+    } else {
+        vec![
+            Constraint::Min(30),
+            Constraint::Length(6),
+            Constraint::Length(6),
+            Constraint::Length(8),
+        ]
+    };
+    let table = Table::new(rows, w)
+        .header(head)
+        .row_highlight_style(t.selected);
+    f.render_stateful_widget(table, area, &mut TableState::default().with_selected(sel));
+}
+
+fn kv(t: &Theme, k: &str, v: String) -> Line<'static> {
+    Line::from(vec![Span::styled(format!("{k:>10} "), t.dim), Span::raw(v)])
+}
+
+fn when<M: Model>(app: &App<M>, store_secs: u32) -> String {
+    let wall = app_wall(app, store_secs);
+    humantime::format_rfc3339_seconds(wall).to_string()
+}
+
+fn app_wall<M: Model>(app: &App<M>, store_secs: u32) -> std::time::SystemTime {
+    app.wall(store_secs)
+}
+
+fn fields_line(x: &super::freedom::Fields) -> String {
+    format!(
+        "src {} · sport {} · dst {} · dport {} → {}",
+        x.src.label(),
+        x.sport.label(),
+        x.dst.label(),
+        x.dport.label(),
+        x.overall().badge()
+    )
+}
+
+fn flow_detail<M: Model>(app: &App<M>, key: &FlowKey, fl: &Flow) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let now = app.now;
+    let m = &app.model;
+    let mut l = Vec::new();
+    l.push(kv(
+        t,
+        "flow",
+        format!(
+            "{} {}",
+            fl.orig.family.name(),
+            text::proto_name(fl.orig.proto)
+        ),
+    ));
+    l.push(kv(t, "original", text::conn(&fl.orig)));
+    l.push(kv(t, "reply", text::conn(&fl.reply())));
+    if let Some(n) = text::nat(fl) {
+        l.push(kv(t, "NAT", n));
+    }
+    l.push(kv(
+        t,
+        "state",
+        format!(
+            "{} (ctstate {})",
+            fl.state_name().unwrap_or("-"),
+            fl.ctstate()
+        ),
+    ));
+    l.push(kv(
+        t,
+        "status",
+        status::names(fl.status).collect::<Vec<_>>().join(" "),
+    ));
+    let h = display_helper(m, key, fl);
+    l.push(kv(
+        t,
+        "helper",
+        match (fl.helper.name(), h.name()) {
+            (Some(own), _) => own.to_owned(),
+            (None, Some(via)) => format!("- (created by {via})"),
+            _ => "-".into(),
+        },
+    ));
+    let rem = fl.remaining(now);
+    l.push(kv(
+        t,
+        "timeout",
+        format!("{} left, until {}", text::dur(rem), when(app, now + rem)),
+    ));
+    l.push(kv(
+        t,
+        "reported",
+        format!(
+            "{}, at {}",
+            text::ago(now.saturating_sub(fl.seen)),
+            when(app, fl.seen)
+        ),
+    ));
+    let mut ids = format!("{}", fl.zone);
+    if let Some(e) = &fl.extra {
+        if let Some(o) = e.zone_orig {
+            ids.push_str(&format!(" (orig {o})"));
+        }
+        if let Some(r) = e.zone_reply {
+            ids.push_str(&format!(" (reply {r})"));
+        }
+    }
+    l.push(kv(
+        t,
+        "zone",
+        format!(
+            "{ids} · mark {:#x} ({}) · id {} · use {}",
+            fl.mark, fl.mark, fl.id, fl.use_count
+        ),
+    ));
+    if let Some(mt) = fl.master() {
+        l.push(kv(t, "master", text::conn(mt)));
+    }
+    if let Some(e) = m.expectation_of(key) {
+        l.push(kv(t, "expected", text::expect_tuple(e)));
+        l.push(kv(t, "risk", fields_line(&classify(e))));
+    }
+    let kids = m.related_of(key).len();
+    let exps = m.expectations_of(key).len();
+    if kids + exps > 0 {
+        l.push(kv(
+            t,
+            "children",
+            format!("{exps} expectation(s), {kids} RELATED flow(s)"),
+        ));
+    }
+    if let Some(e) = &fl.extra {
+        if let Some(c) = e.counters {
+            l.push(kv(
+                t,
+                "counters",
+                format!(
+                    "orig {} pkts {} B · reply {} pkts {} B",
+                    c[0].packets, c[0].bytes, c[1].packets, c[1].bytes
+                ),
+            ));
+        }
+        if let Some((start, stop)) = e.timestamp {
+            let abs = |ns: u64| {
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns),
+                )
+                .to_string()
+            };
+            let now_wall = app.wall(now);
+            let rel = |ns: u64| {
+                let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
+                now_wall
+                    .duration_since(at)
+                    .map(|d| text::ago(d.as_secs().min(u64::from(u32::MAX)) as u32))
+                    .unwrap_or_else(|_| "in the future".into())
+            };
+            l.push(kv(t, "start", format!("{} ({})", abs(start), rel(start))));
+            if stop != 0 {
+                l.push(kv(t, "stop", format!("{} ({})", abs(stop), rel(stop))));
+            }
+        }
+        if e.labels != 0 {
+            let bits: Vec<String> = (0..128)
+                .filter(|i| e.labels & (1u128 << i) != 0)
+                .map(|i| i.to_string())
+                .collect();
+            l.push(kv(t, "labels", bits.join(",")));
+        }
+        if let Some(s) = &e.secctx {
+            l.push(kv(t, "secctx", s.to_string()));
+        }
+    }
+    l
+}
+
+fn expect_detail<M: Model>(app: &App<M>, e: &Expectation) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let now = app.now;
+    let mut l = Vec::new();
+    l.push(kv(
+        t,
+        "expect",
+        format!(
+            "{} {}",
+            e.tuple.family.name(),
+            text::proto_name(e.tuple.proto)
+        ),
+    ));
+    l.push(kv(t, "tuple", text::expect_tuple(e)));
+    l.push(kv(t, "raw tuple", text::conn(&e.tuple)));
+    l.push(kv(t, "mask", text::conn(&e.mask)));
+    l.push(kv(t, "master", text::conn(&e.master)));
+    l.push(kv(t, "helper", e.helper.name().unwrap_or("-").to_owned()));
+    l.push(kv(t, "risk", fields_line(&classify(e))));
+    let rem = e.remaining(now);
+    l.push(kv(
+        t,
+        "timeout",
+        format!("{} left, until {}", text::dur(rem), when(app, now + rem)),
+    ));
+    l.push(kv(
+        t,
+        "reported",
+        format!(
+            "{}, at {}",
+            text::ago(now.saturating_sub(e.seen)),
+            when(app, e.seen)
+        ),
+    ));
+    l.push(kv(
+        t,
+        "flags",
+        format!(
+            "{} ({:#x})",
+            eflags::names(e.flags).collect::<Vec<_>>().join(" "),
+            e.flags
+        ),
+    ));
+    l.push(kv(t, "class", e.class.to_string()));
+    l.push(kv(t, "zone / id", format!("{} / {}", e.zone, e.id)));
+    if let Some(n) = &e.nat {
+        let dir = if n.dir == 0 { "original" } else { "reply" };
+        l.push(kv(t, "NAT", format!("{dir}: {}", text::conn(&n.tuple))));
+    }
+    if let Some(func) = &e.func {
+        l.push(kv(t, "function", func.to_string()));
+    }
+    l
+}
+
+fn detail_len<M: Model>(app: &App<M>) -> usize {
+    detail_lines(app).1.len()
+}
+
+fn detail<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
+    let t = &app.theme;
+    let (title, lines) = detail_lines(app);
+    detail_body(f, t, title, lines, area);
+}
+
+fn detail_lines<M: Model>(app: &App<M>) -> (&'static str, Vec<Line<'static>>) {
+    match app.tab {
+        Tab::Flows => match app.flows.selected() {
+            Some(k) => match app.model.flow(&k) {
+                Some(fl) => ("Flow", flow_detail(app, &k, fl)),
+                None => ("Flow", vec![Line::from("(gone from the store)")]),
+            },
+            None => ("Detail", vec![]),
+        },
+        Tab::Expects => match app
+            .expects
+            .selected()
+            .and_then(|k| app.model.expectation(&k))
+        {
+            Some(e) => ("Expectation", expect_detail(app, e)),
+            None => ("Detail", vec![]),
+        },
+        Tab::Chains => match app.chains.selected() {
+            Some(ChainRow::Expect { key, .. }) => match app.model.expectation(&key) {
+                Some(e) => ("Expectation", expect_detail(app, e)),
+                None => ("Expectation", vec![Line::from("(gone)")]),
+            },
+            Some(r) => match r
+                .flow_key()
+                .and_then(|k| app.model.flow(&k).map(|x| (k, x)))
+            {
+                Some((k, fl)) => ("Flow", flow_detail(app, &k, fl)),
+                None => ("Flow", vec![Line::from("(gone)")]),
+            },
+            None => ("Detail", vec![]),
+        },
+    }
+}
+
+fn detail_body(f: &mut Frame, t: &Theme, title: &str, lines: Vec<Line<'static>>, area: Rect) {
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .border_style(t.border)
+        .title(Span::styled(format!(" {title} "), t.title));
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    // Two columns when the lines do not fit in one and the terminal is wide enough.
+    if lines.len() > inner.height as usize && inner.width >= 100 {
+        let half = lines.len().div_ceil(2);
+        let [a, b] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .areas(inner);
+        let mut left = lines;
+        let right = left.split_off(half);
+        f.render_widget(Paragraph::new(left), a);
+        f.render_widget(Paragraph::new(right), b);
+    } else {
+        f.render_widget(Paragraph::new(lines), inner);
+    }
+}
+
+fn footer<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
+    let t = &app.theme;
+    if let Some(bar) = &app.bar {
+        let mut lines = Vec::new();
+        if let Some(err) = &bar.error {
+            lines.push(Line::from(Span::styled(
+                format!("error at column {}: {}", err.pos + 1, err.message),
+                t.error,
+            )));
+        }
+        let chars: Vec<char> = bar.text.chars().collect();
+        let mut spans = vec![Span::styled("/", t.title)];
+        let (es, ee) = match &bar.error {
+            Some(e) => (e.pos, e.pos + e.len.max(1)),
+            None => (usize::MAX, usize::MAX),
+        };
+        for (i, c) in chars.iter().enumerate() {
+            let mut st = if i >= es && i < ee {
+                t.error_span
+            } else {
+                Style::new()
+            };
+            if i == bar.cursor {
+                st = st.reversed();
+            }
+            spans.push(Span::styled(c.to_string(), st));
+        }
+        if bar.cursor >= chars.len() {
+            let st = if es >= chars.len() && es != usize::MAX {
+                t.error_span
+            } else {
+                Style::new().reversed()
+            };
+            spans.push(Span::styled(" ", st));
+        }
+        if bar.error.is_some() {
+            let kept = match app.filter_text() {
+                Some(x) => format!("   still filtering by '{x}'"),
+                None => "   no filter active".into(),
+            };
+            spans.push(Span::styled(kept, t.dim));
+        }
+        lines.push(Line::from(spans));
+        f.render_widget(Paragraph::new(lines), area);
+        return;
+    }
+    let sort = match app.tab {
+        Tab::Flows => format!(
+            "sort {}{}",
+            FlowCol::ALL[app.flows.sort]
+                .title()
+                .split(' ')
+                .next()
+                .unwrap_or(""),
+            if app.flows.desc { "▼" } else { "▲" }
+        ),
+        Tab::Expects => format!(
+            "sort {}{}",
+            ExpectCol::ALL[app.expects.sort]
+                .title()
+                .split(' ')
+                .next()
+                .unwrap_or(""),
+            if app.expects.desc { "▼" } else { "▲" }
+        ),
+        Tab::Chains => "by master".into(),
+    };
+    let mut right = format!("{sort} · {}", app.theme.kind.name());
+    if app.opts.read_only {
+        right.push_str(" · read-only");
+    }
+    let left: Span = match &app.status {
+        Some(s) => {
+            let st = match s.kind {
+                StatusKind::Info => t.base,
+                StatusKind::Ok => t.ok,
+                StatusKind::Warn => t.warn,
+                StatusKind::Error => t.error,
+            };
+            Span::styled(s.text.clone(), st)
+        }
+        None => Span::styled(
+            "? help · / filter · space pause · Enter detail · q quit",
+            t.dim,
+        ),
+    };
+    let lw = left.width();
+    let room = area.width as usize;
+    let spans = if lw + right.chars().count() + 2 <= room {
+        let pad = room - lw - right.chars().count();
+        vec![left, Span::raw(" ".repeat(pad)), Span::styled(right, t.dim)]
+    } else {
+        vec![left]
+    };
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn popup(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+fn help<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
+    let t = &app.theme;
+    let mut lines: Vec<Line> = Vec::new();
+    for (title, rows) in keymap::help_sections(app.opts.read_only) {
+        lines.push(Line::from(Span::styled(title, t.title)));
+        for (keys, h) in rows {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{keys:>9} "), t.header_cell),
+                Span::raw(h),
+            ]));
+        }
+    }
+    let legend: String = text::STATUS_LETTERS
+        .iter()
+        .map(|(_, c, n)| format!("{c} {}", n.split(' ').next().unwrap_or(n)))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    let rect = popup(area, 80, 24);
+    f.render_widget(Clear, rect);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.border)
+        .title(Span::styled(" Keys (press any key to close) ", t.title));
+    let inner = block.inner(rect);
+    f.render_widget(block, rect);
+    let [body, foot] = Layout::vertical([Constraint::Min(1), Constraint::Length(4)]).areas(inner);
+    if body.width >= 76 {
+        let half = lines.len().div_ceil(2);
+        let right = lines.split_off(half);
+        let [a, b] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .areas(body);
+        f.render_widget(Paragraph::new(lines), a);
+        f.render_widget(Paragraph::new(right), b);
+    } else {
+        f.render_widget(Paragraph::new(lines), body);
+    }
+    f.render_widget(
+        Paragraph::new(format!(
+            "Flags: {legend}. ⇒ NAT pre ⇒ post. Narrow screens lead with the ctstate: N NEW · E ESTABLISHED · R RELATED. Risk: FIXED · IN-CMD (from the payload) · FULL (any)."
+        ))
+            .style(t.dim)
+            .wrap(ratatui::widgets::Wrap { trim: true }),
+        foot,
+    );
+}
+
+fn confirm<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
+    let Overlay::Confirm(c) = &app.overlay else {
+        return;
+    };
+    let t = &app.theme;
+    let mut lines: Vec<Line> = Vec::new();
+    if c.flows > 0 {
+        lines.push(Line::from(format!(
+            "{} flow(s): {} RELATED, {} master(s)",
+            thousands(c.effective_flows()),
+            thousands(c.related),
+            thousands(c.masters)
+        )));
+    }
+    if c.expects > 0 {
+        lines.push(Line::from(format!(
+            "{} expectation(s)",
+            thousands(c.expects)
+        )));
+    }
+    if let Some(n) = &c.note {
+        lines.push(Line::from(Span::styled(n.clone(), t.dim)));
+    }
+    if !c.sample.is_empty() {
+        lines.push(Line::from(Span::styled("sample:", t.dim)));
+        for s in &c.sample {
+            lines.push(Line::from(format!("  {s}")));
+        }
+    }
+    match (c.ssh, c.include_ssh) {
+        (Some(_), false) => lines.push(Line::from(Span::styled(
+            "your SSH session's flow is EXCLUDED (i: include it)",
+            t.ok,
+        ))),
+        (Some(_), true) => lines.push(Line::from(Span::styled(
+            "your SSH session's flow is INCLUDED: this cuts your own session (i: exclude)",
+            t.error,
+        ))),
+        (None, _) if app.opts.ssh.is_some() && c.flows > 0 => lines.push(Line::from(Span::styled(
+            "your SSH session's flow is not among these",
+            t.dim,
+        ))),
+        _ => {}
+    }
+    if c.tcp_warning {
+        lines.push(Line::from(Span::styled(
+            "nf_conntrack_tcp_loose=0: live TCP sessions through this host will be cut",
+            t.warn,
+        )));
+        lines.push(Line::from(Span::styled(
+            "(a deleted TCP flow is not picked up again mid-stream)",
+            t.warn,
+        )));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::from(vec![
+        Span::styled("y", t.header_cell),
+        Span::raw("/Enter proceed   "),
+        Span::styled("n", t.header_cell),
+        Span::raw("/Esc cancel"),
+    ]));
+    let w = (area.width.saturating_sub(4)).min(84);
+    let h = (lines.len() as u16 + 2).min(area.height);
+    let rect = popup(area, w, h);
+    f.render_widget(Clear, rect);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(t.warn)
+        .title(Span::styled(format!(" {} ", c.title), t.warn.bold()));
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(ratatui::widgets::Wrap { trim: false }),
+        rect,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}

@@ -1,0 +1,560 @@
+//! Table views: the ordered list of row keys behind each screen, their columns, sorting,
+//! filtering and the selection that follows its entry by key.
+//!
+//! A view keeps only keys (`FlowKey`/`ExpectKey`) and rebuilds them when the store's
+//! generation, the filter or the sort changes, never per frame; a frame turns only the
+//! visible window into rows. This module must not draw or style.
+
+use std::collections::BTreeMap;
+
+use crate::model::store::{ExpectKey, FlowKey};
+use crate::model::{Expectation, Flow};
+
+use super::freedom::{classify, Freedom};
+use super::model::{Model, RowFilter};
+
+/// Flow table columns. A new column is one variant here and one arm in each `match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowCol {
+    Proto,
+    Conn,
+    Nat,
+    State,
+    Ct,
+    Flags,
+    Helper,
+    Risk,
+    Zone,
+    Mark,
+    Left,
+    Counters,
+}
+
+impl FlowCol {
+    /// Display order.
+    pub const ALL: [FlowCol; 12] = [
+        FlowCol::Proto,
+        FlowCol::Conn,
+        FlowCol::Nat,
+        FlowCol::State,
+        FlowCol::Ct,
+        FlowCol::Flags,
+        FlowCol::Helper,
+        FlowCol::Risk,
+        FlowCol::Zone,
+        FlowCol::Mark,
+        FlowCol::Left,
+        FlowCol::Counters,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            FlowCol::Proto => "Proto",
+            FlowCol::Conn => "Original src:port → dst:port",
+            FlowCol::Nat => "NAT pre → post",
+            FlowCol::State => "State",
+            FlowCol::Ct => "ctstate",
+            FlowCol::Flags => "Flags",
+            FlowCol::Helper => "Helper",
+            FlowCol::Risk => "Risk",
+            FlowCol::Zone => "Zone",
+            FlowCol::Mark => "Mark",
+            FlowCol::Left => "Left",
+            FlowCol::Counters => "Counters",
+        }
+    }
+
+    /// Width in cells; `Conn` and `Nat` are flexible with this minimum.
+    pub fn width(self) -> u16 {
+        match self {
+            FlowCol::Proto => 6,
+            FlowCol::Conn => 36,
+            FlowCol::Nat => 24,
+            FlowCol::State => 11,
+            FlowCol::Ct => 11,
+            FlowCol::Flags => 10,
+            FlowCol::Helper => 6,
+            FlowCol::Risk => 6,
+            FlowCol::Zone => 4,
+            FlowCol::Mark => 10,
+            FlowCol::Left => 9,
+            FlowCol::Counters => 12,
+        }
+    }
+
+    pub fn flexible(self) -> bool {
+        matches!(self, FlowCol::Conn | FlowCol::Nat)
+    }
+
+    /// Lower is kept longer when the terminal is narrow.
+    pub fn priority(self) -> u8 {
+        match self {
+            FlowCol::Conn => 0,
+            FlowCol::Proto => 1,
+            FlowCol::Ct => 2,
+            FlowCol::Left => 3,
+            FlowCol::Helper => 4,
+            FlowCol::Risk => 5,
+            FlowCol::State => 6,
+            FlowCol::Nat => 7,
+            FlowCol::Flags => 8,
+            FlowCol::Zone => 9,
+            FlowCol::Mark => 10,
+            FlowCol::Counters => 11,
+        }
+    }
+}
+
+/// Expectation table columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectCol {
+    Left,
+    Helper,
+    Risk,
+    Tuple,
+    Master,
+    Flags,
+    Class,
+    Zone,
+}
+
+impl ExpectCol {
+    pub const ALL: [ExpectCol; 8] = [
+        ExpectCol::Left,
+        ExpectCol::Helper,
+        ExpectCol::Risk,
+        ExpectCol::Tuple,
+        ExpectCol::Master,
+        ExpectCol::Flags,
+        ExpectCol::Class,
+        ExpectCol::Zone,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            ExpectCol::Left => "Left",
+            ExpectCol::Helper => "Helper",
+            ExpectCol::Risk => "Risk",
+            ExpectCol::Tuple => "Expected src:port → dst:port",
+            ExpectCol::Master => "Master",
+            ExpectCol::Flags => "Flags",
+            ExpectCol::Class => "Class",
+            ExpectCol::Zone => "Zone",
+        }
+    }
+
+    pub fn width(self) -> u16 {
+        match self {
+            ExpectCol::Left => 7,
+            ExpectCol::Helper => 6,
+            ExpectCol::Risk => 6,
+            ExpectCol::Tuple => 33,
+            ExpectCol::Master => 22,
+            ExpectCol::Flags => 10,
+            ExpectCol::Class => 5,
+            ExpectCol::Zone => 4,
+        }
+    }
+
+    pub fn flexible(self) -> bool {
+        matches!(self, ExpectCol::Tuple | ExpectCol::Master)
+    }
+
+    pub fn priority(self) -> u8 {
+        match self {
+            ExpectCol::Tuple => 0,
+            ExpectCol::Helper => 1,
+            ExpectCol::Left => 2,
+            ExpectCol::Risk => 3,
+            ExpectCol::Master => 4,
+            ExpectCol::Flags => 5,
+            ExpectCol::Class => 6,
+            ExpectCol::Zone => 7,
+        }
+    }
+}
+
+/// Pick the columns that fit `width`, by priority, keeping display order.
+pub fn fit<C: Copy>(all: &[C], width: u16, w: impl Fn(C) -> u16, prio: impl Fn(C) -> u8) -> Vec<C> {
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_by_key(|i| prio(all[*i]));
+    let mut used = 0u32;
+    let mut keep = vec![false; all.len()];
+    for i in order {
+        let need = u32::from(w(all[i])) + u32::from(used > 0);
+        if used + need <= u32::from(width) || used == 0 {
+            used += need;
+            keep[i] = true;
+        }
+    }
+    all.iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(c, _)| *c)
+        .collect()
+}
+
+/// A sort value: numbers or static names, cheap to build for a million rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum SortVal {
+    N(u64),
+    S(&'static str),
+}
+
+/// The risk of a RELATED flow: the freedom of the expectation that created it.
+pub fn flow_risk<M: Model + ?Sized>(m: &M, f: &Flow) -> Option<Freedom> {
+    if !f.is_related() {
+        return None;
+    }
+    m.expectation_of(&FlowKey::of(f))
+        .map(|e| classify(e).overall())
+}
+
+fn flow_sort_val<M: Model + ?Sized>(m: &M, col: FlowCol, f: &Flow, now: u32) -> SortVal {
+    use SortVal::{N, S};
+    match col {
+        FlowCol::Proto => N(u64::from(f.orig.proto)),
+        FlowCol::Conn => N(0),
+        FlowCol::Nat => N(u64::from(f.is_nat())),
+        FlowCol::State => S(f.state_name().unwrap_or("")),
+        FlowCol::Ct => S(f.ctstate()),
+        FlowCol::Flags => N(u64::from(f.status)),
+        FlowCol::Helper => S(f.helper.name().unwrap_or("")),
+        FlowCol::Risk => N(flow_risk(m, f).map_or(0, |r| r as u64 + 1)),
+        FlowCol::Zone => N(u64::from(f.zone)),
+        FlowCol::Mark => N(u64::from(f.mark)),
+        FlowCol::Left => N(u64::from(f.remaining(now))),
+        FlowCol::Counters => N(f
+            .extra
+            .as_ref()
+            .and_then(|e| e.counters)
+            .map_or(0, |c| c[0].bytes + c[1].bytes)),
+    }
+}
+
+fn expect_sort_val(col: ExpectCol, e: &Expectation, now: u32) -> SortVal {
+    use SortVal::{N, S};
+    match col {
+        ExpectCol::Left => N(u64::from(e.remaining(now))),
+        ExpectCol::Helper => S(e.helper.name().unwrap_or("")),
+        ExpectCol::Risk => N(classify(e).overall() as u64),
+        ExpectCol::Tuple => N(0),
+        ExpectCol::Master => N(0),
+        ExpectCol::Flags => N(u64::from(e.flags)),
+        ExpectCol::Class => N(u64::from(e.class)),
+        ExpectCol::Zone => N(u64::from(e.zone)),
+    }
+}
+
+/// Sort and selection state plus the row keys of one table.
+#[derive(Debug, Clone)]
+pub struct TableView<K> {
+    pub keys: Vec<K>,
+    /// Index of the selected row in `keys`.
+    pub sel: usize,
+    /// The selected entry; the selection follows it across rebuilds.
+    pub sel_key: Option<K>,
+    /// First visible row.
+    pub offset: usize,
+    pub sort: usize,
+    pub desc: bool,
+    /// Store generation (and settings) the keys were built from; `None` forces a rebuild.
+    pub built: Option<u64>,
+    /// Entries before filtering.
+    pub total: usize,
+}
+
+impl<K: Copy + PartialEq> TableView<K> {
+    pub fn new(sort: usize) -> Self {
+        TableView {
+            keys: Vec::new(),
+            sel: 0,
+            sel_key: None,
+            offset: 0,
+            sort,
+            desc: false,
+            built: None,
+            total: 0,
+        }
+    }
+
+    /// Replace the keys, keeping the selection on the same entry when it is still there,
+    /// otherwise on the same position.
+    pub fn set_keys(&mut self, keys: Vec<K>, total: usize) {
+        self.keys = keys;
+        self.total = total;
+        if let Some(k) = self.sel_key {
+            if let Some(i) = self.keys.iter().position(|x| *x == k) {
+                self.sel = i;
+            }
+        }
+        self.clamp();
+    }
+
+    fn clamp(&mut self) {
+        if self.keys.is_empty() {
+            self.sel = 0;
+            self.sel_key = None;
+        } else {
+            self.sel = self.sel.min(self.keys.len() - 1);
+            self.sel_key = Some(self.keys[self.sel]);
+        }
+    }
+
+    pub fn select(&mut self, i: usize) {
+        self.sel = i;
+        self.clamp();
+    }
+
+    pub fn move_by(&mut self, delta: isize) {
+        let i = if delta < 0 {
+            self.sel.saturating_sub(delta.unsigned_abs())
+        } else {
+            self.sel.saturating_add(delta as usize)
+        };
+        self.select(i);
+    }
+
+    pub fn select_key(&mut self, k: K) -> bool {
+        match self.keys.iter().position(|x| *x == k) {
+            Some(i) => {
+                self.select(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn selected(&self) -> Option<K> {
+        self.sel_key
+    }
+
+    /// Adjust `offset` so the selection is inside a window of `height` rows and return
+    /// the visible range of `keys`.
+    pub fn window(&mut self, height: usize) -> std::ops::Range<usize> {
+        let h = height.max(1);
+        if self.sel < self.offset {
+            self.offset = self.sel;
+        } else if self.sel >= self.offset + h {
+            self.offset = self.sel + 1 - h;
+        }
+        let max_off = self.keys.len().saturating_sub(h);
+        self.offset = self.offset.min(max_off);
+        self.offset..(self.offset + h).min(self.keys.len())
+    }
+}
+
+/// Rebuild the flow keys: filter, then sort by `col` (ties by key, so the order is total).
+pub fn build_flows<M: Model + ?Sized>(
+    m: &M,
+    filter: Option<&dyn RowFilter>,
+    col: FlowCol,
+    desc: bool,
+    now: u32,
+) -> (Vec<FlowKey>, usize) {
+    let mut total = 0usize;
+    let mut keys: Vec<FlowKey>;
+    if col == FlowCol::Conn {
+        keys = Vec::with_capacity(m.flow_count());
+        m.for_each_flow(&mut |f| {
+            total += 1;
+            if filter.map_or(true, |x| x.match_flow(f, now)) {
+                keys.push(FlowKey::of(f));
+            }
+        });
+        keys.sort_unstable_by_key(|k| (k.orig, k.zone));
+    } else {
+        let mut pairs: Vec<(SortVal, FlowKey)> = Vec::with_capacity(m.flow_count());
+        m.for_each_flow(&mut |f| {
+            total += 1;
+            if filter.map_or(true, |x| x.match_flow(f, now)) {
+                pairs.push((flow_sort_val(m, col, f, now), FlowKey::of(f)));
+            }
+        });
+        pairs.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| (a.1.orig, a.1.zone).cmp(&(b.1.orig, b.1.zone)))
+        });
+        keys = pairs.into_iter().map(|(_, k)| k).collect();
+    }
+    if desc {
+        keys.reverse();
+    }
+    (keys, total)
+}
+
+/// Rebuild the expectation keys.
+pub fn build_expects<M: Model + ?Sized>(
+    m: &M,
+    filter: Option<&dyn RowFilter>,
+    col: ExpectCol,
+    desc: bool,
+    now: u32,
+) -> (Vec<ExpectKey>, usize) {
+    let mut total = 0usize;
+    let mut pairs: Vec<(
+        SortVal,
+        (crate::model::Tuple, crate::model::Tuple, u16),
+        ExpectKey,
+    )> = Vec::new();
+    m.for_each_expectation(&mut |e| {
+        total += 1;
+        if filter.map_or(true, |x| x.match_expect(e, now)) {
+            let second = if col == ExpectCol::Master {
+                (e.master, e.tuple, e.zone)
+            } else {
+                (e.tuple, e.master, e.zone)
+            };
+            pairs.push((expect_sort_val(col, e, now), second, ExpectKey::of(e)));
+        }
+    });
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    let mut keys: Vec<ExpectKey> = pairs.into_iter().map(|(_, _, k)| k).collect();
+    if desc {
+        keys.reverse();
+    }
+    (keys, total)
+}
+
+/// One line of the RELATED chains tree.
+#[derive(Debug, Clone, Copy, Eq)]
+pub enum ChainRow {
+    /// A master flow (it may be gone from the store while its children remain).
+    Master(FlowKey),
+    /// An expectation the master's helper created; `last` draws the tree's corner.
+    Expect { key: ExpectKey, last: bool },
+    /// A RELATED flow created by one of the master's expectations.
+    Related { key: FlowKey, last: bool },
+}
+
+/// Rows are the same entry when they name the same thing: where it sits in the tree
+/// (`last`) changes as siblings come and go, and the selection must follow it anyway.
+impl PartialEq for ChainRow {
+    fn eq(&self, other: &ChainRow) -> bool {
+        match (self, other) {
+            (ChainRow::Master(a), ChainRow::Master(b)) => a == b,
+            (ChainRow::Expect { key: a, .. }, ChainRow::Expect { key: b, .. }) => a == b,
+            (ChainRow::Related { key: a, .. }, ChainRow::Related { key: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl ChainRow {
+    pub fn flow_key(&self) -> Option<FlowKey> {
+        match self {
+            ChainRow::Master(k) | ChainRow::Related { key: k, .. } => Some(*k),
+            ChainRow::Expect { .. } => None,
+        }
+    }
+}
+
+/// Build the chains tree: every master with expectations or RELATED children, sorted by
+/// master key, expectations first, then RELATED flows. With a filter, a chain is kept
+/// when any member matches (a chain is read as a whole).
+pub fn build_chains<M: Model + ?Sized>(
+    m: &M,
+    filter: Option<&dyn RowFilter>,
+    now: u32,
+) -> (Vec<ChainRow>, usize) {
+    #[derive(Default)]
+    struct Group {
+        expects: Vec<ExpectKey>,
+        related: Vec<FlowKey>,
+        hit: bool,
+    }
+    let mut groups: BTreeMap<FlowKey, Group> = BTreeMap::new();
+    m.for_each_expectation(&mut |e| {
+        let mk = FlowKey {
+            zone: e.zone,
+            orig: e.master,
+        };
+        let g = groups.entry(mk).or_default();
+        g.expects.push(ExpectKey::of(e));
+        g.hit |= filter.map_or(true, |x| x.match_expect(e, now));
+    });
+    m.for_each_flow(&mut |f| {
+        if !f.is_related() {
+            return;
+        }
+        let key = FlowKey::of(f);
+        let master = f
+            .master()
+            .map(|t| FlowKey {
+                zone: f.zone,
+                orig: *t,
+            })
+            .or_else(|| m.master_of(&key).map(FlowKey::of));
+        if let Some(mk) = master {
+            let g = groups.entry(mk).or_default();
+            g.related.push(key);
+            g.hit |= filter.map_or(true, |x| x.match_flow(f, now));
+        }
+    });
+    let total = groups.len();
+    let mut rows = Vec::new();
+    for (mk, mut g) in groups {
+        let master_hit = filter.is_some_and(|x| m.flow(&mk).is_some_and(|f| x.match_flow(f, now)));
+        if !(g.hit || master_hit) {
+            continue;
+        }
+        g.expects.sort_unstable_by_key(|k| (k.tuple, k.zone));
+        g.related.sort_unstable_by_key(|k| (k.orig, k.zone));
+        rows.push(ChainRow::Master(mk));
+        let n = g.expects.len() + g.related.len();
+        let mut i = 0;
+        for key in g.expects {
+            i += 1;
+            rows.push(ChainRow::Expect { key, last: i == n });
+        }
+        for key in g.related {
+            i += 1;
+            rows.push(ChainRow::Related { key, last: i == n });
+        }
+    }
+    (rows, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrow_terminals_drop_low_priority_columns() {
+        let wide = fit(&FlowCol::ALL, 200, FlowCol::width, FlowCol::priority);
+        assert_eq!(wide.len(), FlowCol::ALL.len());
+        let std = fit(&FlowCol::ALL, 80, FlowCol::width, FlowCol::priority);
+        assert_eq!(
+            std,
+            vec![
+                FlowCol::Proto,
+                FlowCol::Conn,
+                FlowCol::Ct,
+                FlowCol::Helper,
+                FlowCol::Risk,
+                FlowCol::Left
+            ]
+        );
+        let narrow = fit(&FlowCol::ALL, 40, FlowCol::width, FlowCol::priority);
+        assert_eq!(narrow, vec![FlowCol::Conn]);
+        let tiny = fit(&FlowCol::ALL, 10, FlowCol::width, FlowCol::priority);
+        assert_eq!(tiny, vec![FlowCol::Conn]);
+    }
+
+    #[test]
+    fn selection_follows_its_key() {
+        let mut v: TableView<u32> = TableView::new(0);
+        v.set_keys(vec![1, 2, 3, 4], 4);
+        v.select(2);
+        assert_eq!(v.selected(), Some(3));
+        v.set_keys(vec![9, 3, 1], 3);
+        assert_eq!((v.sel, v.selected()), (1, Some(3)));
+        v.set_keys(vec![9], 1);
+        assert_eq!(v.selected(), Some(9));
+        v.set_keys(vec![5, 6, 7, 8, 9, 10], 6);
+        v.select(5);
+        assert_eq!(v.window(3), 3..6);
+        v.select(0);
+        assert_eq!(v.window(3), 0..3);
+    }
+}

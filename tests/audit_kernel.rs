@@ -1,0 +1,189 @@
+//! `ctscope audit` inside real network namespaces: rulesets loaded with this machine's
+//! iptables (nf_tables backend, whose conntrack/helper matches nft -j cannot show) and with
+//! native nftables. An unrestricted RELATED accept rule is a finding with its exact text
+//! (exit 1); helper-narrowed rules only are clean (exit 0). The collector enters the
+//! namespace itself (`--netns`), so nothing here reads the host's ruleset.
+
+mod common;
+
+use common::lab::{privileged, Lab};
+use ctscope::audit::{self, collect, Options};
+use ctscope::risk::FindingKind;
+
+const SUBNET: u8 = 5;
+
+fn options(ns: &str) -> Options {
+    Options {
+        netns: Some(ns.to_string()),
+        ..Options::default()
+    }
+}
+
+fn audit_of(ns: &str) -> audit::Report {
+    audit::run(&collect::collect(&options(ns)).expect("collect"))
+}
+
+fn kinds(r: &audit::Report) -> Vec<FindingKind> {
+    r.findings.iter().map(|f| f.kind).collect()
+}
+
+/// `audit::execute --json` in `ns`: the exit code and the parsed report.
+fn execute_json(ns: &str) -> (i32, serde_json::Value) {
+    let mut out = Vec::new();
+    let opts = Options {
+        json: true,
+        ..options(ns)
+    };
+    let code = audit::execute(&opts, &mut out);
+    let v: serde_json::Value = serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+    (code, v)
+}
+
+#[test]
+fn iptables_nft_unrestricted_related_is_a_finding() {
+    if !privileged("iptables_nft_unrestricted_related_is_a_finding") {
+        return;
+    }
+    let lab = Lab::new("rk", SUBNET);
+    let ns = lab.cli.clone();
+    lab.sh_ok(
+        &ns,
+        "sysctl -qw net.ipv4.conf.all.rp_filter=1 && \
+         iptables -t raw -A PREROUTING -p tcp --dport 21 -j CT --helper ftp && \
+         iptables -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    );
+    let r = audit_of(&ns);
+    assert_eq!(kinds(&r), vec![FindingKind::UnrestrictedRelated], "{r:#?}");
+    assert!(r.findings[0].detail.contains(
+        "iptables-nft ip filter chain FORWARD: `-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`"
+    ));
+    let ftp = r
+        .helpers
+        .iter()
+        .find(|h| h.name == "ftp")
+        .expect("ftp in use");
+    assert_eq!(
+        ftp.assigned_by,
+        vec!["-A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp".to_string()]
+    );
+    assert!(r.complete, "{:#?}", r.unreadable);
+    let (code, json) = execute_json(&ns);
+    assert_eq!(code, 1);
+    assert_eq!(json["exit"], 1);
+    assert_eq!(json["findings"][0]["kind"], "unrestricted_related");
+}
+
+#[test]
+fn iptables_nft_helper_restricted_rules_are_clean() {
+    if !privileged("iptables_nft_helper_restricted_rules_are_clean") {
+        return;
+    }
+    let lab = Lab::new("rk", SUBNET);
+    let ns = lab.cli.clone();
+    lab.sh_ok(
+        &ns,
+        "iptables -t raw -A PREROUTING -p tcp --dport 21 -j CT --helper ftp && \
+         iptables -t raw -A PREROUTING -m rpfilter --invert -j DROP && \
+         iptables -P FORWARD DROP && \
+         iptables -A FORWARD -m conntrack --ctstate ESTABLISHED -j ACCEPT && \
+         iptables -A FORWARD -m conntrack --ctstate RELATED -m helper --helper ftp \
+             -d 10.213.5.1 -p tcp --dport 1024: -j ACCEPT",
+    );
+    let r = audit_of(&ns);
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    assert_eq!(r.related_rules.len(), 1);
+    assert_eq!(r.related_rules[0].narrowed_by, vec!["ftp".to_string()]);
+    assert_eq!(r.exit_code(), 0);
+    let (code, _) = execute_json(&ns);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn native_nftables_unrestricted_related_is_a_finding() {
+    if !privileged("native_nftables_unrestricted_related_is_a_finding") {
+        return;
+    }
+    let lab = Lab::new("rk", SUBNET);
+    let ns = lab.cli.clone();
+    lab.sh_ok(
+        &ns,
+        "sysctl -qw net.ipv4.conf.all.rp_filter=1 && nft -f - <<'EOF'
+table inet fw {
+  ct helper ftp-std { type \"ftp\" protocol tcp; }
+  chain pre { type filter hook prerouting priority raw; tcp dport 21 ct helper set \"ftp-std\"; }
+  chain forward { type filter hook forward priority 0; policy drop; ct state related,established accept; }
+}
+EOF",
+    );
+    let r = audit_of(&ns);
+    assert_eq!(kinds(&r), vec![FindingKind::UnrestrictedRelated], "{r:#?}");
+    assert!(r.findings[0]
+        .detail
+        .contains("nftables inet fw chain forward: `ct state established,related accept`"));
+    assert!(r
+        .helpers
+        .iter()
+        .any(|h| h.name == "ftp" && h.assigned_by == ["tcp dport 21 ct helper set \"ftp-std\""]));
+    let (code, _) = execute_json(&ns);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn native_nftables_helper_restricted_rules_are_clean() {
+    if !privileged("native_nftables_helper_restricted_rules_are_clean") {
+        return;
+    }
+    let lab = Lab::new("rk", SUBNET);
+    let ns = lab.cli.clone();
+    lab.sh_ok(
+        &ns,
+        "nft -f - <<'EOF'
+table inet fw {
+  ct helper ftp-std { type \"ftp\" protocol tcp; }
+  chain pre { type filter hook prerouting priority raw; fib saddr . iif oif missing drop; tcp dport 21 ct helper set \"ftp-std\"; }
+  chain forward { type filter hook forward priority 0; policy drop; ct state established accept; ct state related ct helper \"ftp\" ip daddr 10.213.5.1 tcp dport 1024-65535 accept; }
+}
+EOF",
+    );
+    let r = audit_of(&ns);
+    assert!(r.findings.is_empty(), "{:#?}", r.findings);
+    assert_eq!(r.related_rules.len(), 1);
+    assert!(r.related_rules[0].restricted);
+    assert_eq!(r.exit_code(), 0);
+    let text = r.render_text();
+    assert!(text.contains("[ok] nftables inet fw forward"), "{text}");
+}
+
+#[test]
+fn rp_filter_off_is_read_inside_the_namespace() {
+    if !privileged("rp_filter_off_is_read_inside_the_namespace") {
+        return;
+    }
+    let lab = Lab::new("rk", SUBNET);
+    let ns = lab.cli.clone();
+    lab.sh_ok(
+        &ns,
+        "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.ct1.rp_filter=0",
+    );
+    let r = audit_of(&ns);
+    let rp: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::NoReversePathFilter)
+        .collect();
+    assert_eq!(rp.len(), 1, "{:#?}", r.findings);
+    assert!(rp[0].detail.starts_with("interface ct1:"));
+    assert!(r
+        .rp_filter
+        .iter()
+        .any(|x| x.iface == "ct1" && x.effective == 0));
+}
+
+#[test]
+fn a_missing_namespace_cannot_be_looked_at() {
+    let mut out = Vec::new();
+    let code = audit::execute(&options("ctscope-rk-no-such-namespace"), &mut out);
+    assert_eq!(code, 2);
+    assert!(String::from_utf8_lossy(&out).contains("ctscope-rk-no-such-namespace"));
+}

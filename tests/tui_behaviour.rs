@@ -1,0 +1,593 @@
+//! Behaviour of the real `App`, driven by events only (keys, ticks, engine events) and
+//! rendered into a TestBackend: selection, pause, sort, filter, jumps, every action's
+//! confirmation and request, read-only mode, colours, monochrome, and the visible-window
+//! rule at a million flows.
+
+mod tui_support;
+
+use ctscope::model::flow::status;
+use ctscope::model::helper::intern;
+use ctscope::model::store::FlowKey;
+use ctscope::model::tuple::proto;
+use ctscope::model::Flow;
+use ctscope::tui::app::{Overlay, Pending};
+use ctscope::tui::freedom::Freedom;
+use ctscope::tui::theme::{Theme, ThemeKind};
+use ctscope::tui::{ActionReport, AppEvent, Request, TuiOptions};
+use ratatui::crossterm::event::KeyCode;
+use ratatui::style::{Color, Modifier};
+use tui_support::{lab, opts, tuple, Harness, MemEvent, MemModel};
+
+fn key_of(src: &str, sport: u16, dst: &str, dport: u16, p: u8) -> FlowKey {
+    FlowKey {
+        zone: 0,
+        orig: tuple(p, src, sport, dst, dport),
+    }
+}
+
+fn select(h: &mut Harness, k: FlowKey) {
+    h.key(KeyCode::Home);
+    for _ in 0..h.app.flow_keys().len() {
+        if h.app.selected_flow() == Some(k) {
+            return;
+        }
+        h.key(KeyCode::Down);
+    }
+    panic!("flow {k:?} not in view");
+}
+
+fn ssh_key() -> FlowKey {
+    key_of("10.213.4.100", 51000, "10.213.4.1", 22, proto::TCP)
+}
+
+#[test]
+fn selection_follows_its_entry_while_the_table_changes() {
+    let mut h = Harness::lab();
+    h.draw();
+    select(&mut h, ssh_key());
+    let before = h.app.flow_keys().iter().position(|k| *k == ssh_key());
+    // New flows that sort before the selection arrive.
+    for port in 1..=3 {
+        let f = Flow::new(tuple(proto::UDP, "10.0.0.1", port, "10.0.0.2", 53));
+        h.event(MemEvent::Upsert(f));
+    }
+    let after = h.app.flow_keys().iter().position(|k| *k == ssh_key());
+    assert_eq!(after, before.map(|i| i + 3));
+    assert_eq!(h.app.selected_flow(), Some(ssh_key()));
+    let st = h.style_at("10.213.4.100:51000");
+    assert!(st.add_modifier.contains(Modifier::BOLD), "{st:?}");
+    assert_eq!(st.bg, Theme::new(ThemeKind::Dark).selected.bg);
+    // The selected entry disappears: the selection stays at the same position.
+    h.event(MemEvent::Remove(ssh_key()));
+    assert!(h.app.selected_flow().is_some());
+    assert_ne!(h.app.selected_flow(), Some(ssh_key()));
+}
+
+#[test]
+fn space_pauses_the_view_while_the_store_keeps_updating() {
+    let mut h = Harness::lab();
+    h.ch(' ');
+    assert!(h.app.is_paused());
+    assert!(h.screen().contains("PAUSED"));
+    let n = h.app.flow_keys().len();
+    h.event(MemEvent::Upsert(Flow::new(tuple(
+        proto::UDP,
+        "10.0.0.1",
+        1,
+        "10.0.0.2",
+        53,
+    ))));
+    assert_eq!(h.app.flow_keys().len(), n, "paused view must not change");
+    assert!(h.screen().contains("flows 14/262,144"), "{}", h.screen());
+    h.ch(' ');
+    assert!(!h.screen().contains("PAUSED"));
+    assert_eq!(h.app.flow_keys().len(), n + 1);
+}
+
+#[test]
+fn sort_by_time_left_both_ways() {
+    let mut h = Harness::lab();
+    h.draw();
+    // From the connection column to "Left" (display order: …, Mark, Left).
+    for _ in 0..9 {
+        h.ch('s');
+    }
+    assert!(h.screen().contains("Left▲"), "{}", h.screen());
+    let left = |h: &Harness| -> Vec<u32> {
+        h.app
+            .flow_keys()
+            .iter()
+            .map(|k| {
+                h.app
+                    .model
+                    .flows
+                    .iter()
+                    .find(|f| FlowKey::of(f) == *k)
+                    .unwrap()
+                    .timeout
+            })
+            .collect()
+    };
+    let asc = left(&h);
+    assert!(asc.windows(2).all(|w| w[0] <= w[1]), "{asc:?}");
+    h.ch('r');
+    let desc = left(&h);
+    assert!(desc.windows(2).all(|w| w[0] >= w[1]), "{desc:?}");
+    assert!(h.screen().contains("Left▼"));
+    h.ch('S');
+    assert!(h.screen().contains("Mark▼") || h.screen().contains("sort Mark▼"));
+}
+
+#[test]
+fn filter_counts_matches_and_a_bad_expression_keeps_the_previous_filter() {
+    let mut h = Harness::lab();
+    h.ch('/').typed("helper=ftp").key(KeyCode::Enter);
+    assert_eq!(h.app.filter_text(), Some("helper=ftp"));
+    assert_eq!(h.app.flow_keys().len(), 2);
+    assert!(h.screen().contains("2/13 match"), "{}", h.screen());
+    h.ch('/').typed(" and dprt=21").key(KeyCode::Enter);
+    assert_eq!(h.app.filter_text(), Some("helper=ftp"));
+    assert!(
+        h.screen().contains("unknown field 'dprt'"),
+        "{}",
+        h.screen()
+    );
+    // The bad span is marked with the error style.
+    let bar = h.screen().lines().count() as u16 - 1;
+    let span = h.style_in_row(bar, "dprt");
+    let want = Theme::new(ThemeKind::Dark).error_span;
+    assert_eq!((span.fg, span.bg), (want.fg, want.bg));
+    assert!(span.add_modifier.contains(Modifier::UNDERLINED));
+    // The valid part of the expression is not marked.
+    assert_eq!(h.style_in_row(bar, "helper").bg, Some(Color::Reset));
+    h.key(KeyCode::Esc);
+    assert!(h.screen().contains("2/13 match"));
+    // Esc in the table clears the filter.
+    h.key(KeyCode::Esc);
+    assert_eq!(h.app.filter_text(), None);
+    assert_eq!(h.app.flow_keys().len(), 13);
+}
+
+#[test]
+fn m_jumps_from_a_related_flow_to_its_master_and_back() {
+    let mut h = Harness::lab();
+    h.draw();
+    let data = key_of("10.213.4.2", 40002, "10.213.4.1", 50000, proto::TCP);
+    let ctl = key_of("10.213.4.2", 40000, "10.213.4.1", 21, proto::TCP);
+    select(&mut h, data);
+    h.ch('m');
+    assert_eq!(h.app.selected_flow(), Some(ctl));
+    h.ch('m');
+    assert_eq!(h.app.selected_flow(), Some(data));
+    // The same in the chains tree.
+    h.ch('3');
+    let rows = h.app.chain_rows().to_vec();
+    let i = rows
+        .iter()
+        .position(|r| r.flow_key() == Some(data))
+        .expect("data flow in chains");
+    h.key(KeyCode::Home);
+    for _ in 0..i {
+        h.key(KeyCode::Down);
+    }
+    h.ch('m');
+    assert!(h
+        .screen()
+        .lines()
+        .any(|l| l.contains("● tcp 10.213.4.2:40000")));
+    h.key(KeyCode::Enter);
+    assert!(
+        h.screen()
+            .contains("children 1 expectation(s), 1 RELATED flow(s)"),
+        "{}",
+        h.screen()
+    );
+}
+
+#[test]
+fn chains_selection_follows_its_row_when_siblings_arrive() {
+    let mut h = Harness::lab();
+    h.ch('3');
+    let data = key_of("10.213.4.2", 40002, "10.213.4.1", 50000, proto::TCP);
+    let i = h
+        .app
+        .chain_rows()
+        .iter()
+        .position(|r| r.flow_key() == Some(data))
+        .unwrap();
+    for _ in 0..i {
+        h.key(KeyCode::Down);
+    }
+    // Another expectation of the same master (listed before its RELATED flows: the row
+    // moves down) and a second RELATED flow sorting after it (it is no longer the last
+    // child, so its tree corner changes).
+    let ctl = tuple(proto::TCP, "10.213.4.2", 40000, "10.213.4.1", 21);
+    let mut e = h.app.model.expects[0].clone();
+    e.master = ctl;
+    e.tuple = tuple(proto::TCP, "10.213.4.2", 0, "10.213.4.1", 50020);
+    e.helper = intern("ftp");
+    // Both arrive before the next frame.
+    h.app.handle(AppEvent::Engine(MemEvent::UpsertExpect(e)));
+    let mut f = Flow::new(tuple(proto::TCP, "10.213.4.2", 40003, "10.213.4.1", 50010));
+    f.status = status::EXPECTED | status::CONFIRMED;
+    f.extra_mut().master = Some(ctl);
+    h.event(MemEvent::Upsert(f));
+    let rows = h.app.chain_rows().to_vec();
+    let now_at = rows
+        .iter()
+        .position(|r| r.flow_key() == Some(data))
+        .unwrap();
+    assert_eq!(now_at, i + 1);
+    h.key(KeyCode::Enter);
+    assert!(
+        h.screen()
+            .contains("original 10.213.4.2:40002 → 10.213.4.1:50000"),
+        "{}",
+        h.screen()
+    );
+}
+
+#[test]
+fn delete_selected_flow_goes_through_a_confirmation_and_reports() {
+    let mut h = Harness::lab();
+    h.draw();
+    let dns = key_of("10.213.4.2", 53000, "10.213.4.53", 53, proto::UDP);
+    select(&mut h, dns);
+    h.ch('d');
+    match h.app.overlay() {
+        Overlay::Confirm(c) => {
+            assert_eq!(c.pending, Pending::Flows(vec![dns]));
+            assert_eq!((c.flows, c.related, c.masters), (1, 0, 0));
+        }
+        other => panic!("no confirmation: {other:?}"),
+    }
+    assert!(h.screen().contains("1 flow(s): 0 RELATED, 0 master(s)"));
+    assert!(h.sent.borrow().is_empty(), "nothing goes before confirming");
+    h.ch('y');
+    assert_eq!(*h.sent.borrow(), vec![Request::DeleteFlows(vec![dns])]);
+    h.event(MemEvent::Report(ActionReport {
+        removed: 1,
+        already_gone: 0,
+        refused: 0,
+        note: None,
+    }));
+    assert!(h.screen().contains("removed 1, already gone 0, refused 0"));
+}
+
+#[test]
+fn cancel_sends_nothing() {
+    let mut h = Harness::lab();
+    h.ch('X').ch('n');
+    assert!(h.sent.borrow().is_empty());
+    assert_eq!(*h.app.overlay(), Overlay::None);
+    assert!(h.screen().contains("cancelled"));
+}
+
+#[test]
+fn flush_everything_leaves_the_ssh_session_out_unless_included() {
+    let mut h = Harness::lab();
+    h.ch('X');
+    let Overlay::Confirm(c) = h.app.overlay().clone() else {
+        panic!()
+    };
+    assert_eq!(c.ssh, Some(ssh_key()));
+    assert_eq!(
+        (c.effective_flows(), c.related, c.masters, c.expects),
+        (12, 2, 5, 4)
+    );
+    assert!(c.tcp_warning);
+    h.ch('i');
+    assert!(h.screen().contains("INCLUDED: this cuts your own session"));
+    h.ch('i').ch('y');
+    assert_eq!(
+        *h.sent.borrow(),
+        vec![Request::FlushAll {
+            exclude: vec![ssh_key()]
+        }]
+    );
+    h.ch('X').ch('i').ch('y');
+    assert_eq!(h.sent.borrow()[1], Request::FlushAll { exclude: vec![] });
+}
+
+#[test]
+fn flush_filtered_flows_sends_the_filter_text() {
+    let mut h = Harness::lab();
+    h.ch('/').typed("proto=tcp").key(KeyCode::Enter);
+    h.ch('F');
+    let Overlay::Confirm(c) = h.app.overlay().clone() else {
+        panic!()
+    };
+    assert_eq!(c.flows, 8);
+    assert_eq!(c.related, 1);
+    h.ch('y');
+    assert_eq!(
+        *h.sent.borrow(),
+        vec![Request::FlushFlows {
+            filter: Some("proto=tcp".into()),
+            exclude: vec![ssh_key()]
+        }]
+    );
+}
+
+#[test]
+fn flush_the_selected_helpers_expectations() {
+    let mut h = Harness::lab();
+    h.ch('2');
+    // Expectations sorted by time left: sip, irc, ftp, ftp.
+    h.key(KeyCode::End).ch('H');
+    let Overlay::Confirm(c) = h.app.overlay().clone() else {
+        panic!()
+    };
+    assert_eq!(c.expects, 2);
+    assert!(h
+        .screen()
+        .contains("Flush the expectations of helper 'ftp'"));
+    h.ch('y');
+    assert_eq!(
+        *h.sent.borrow(),
+        vec![Request::FlushHelperExpects("ftp".into())]
+    );
+}
+
+#[test]
+fn delete_a_masters_related_children() {
+    let mut h = Harness::lab();
+    h.draw();
+    let ctl = key_of("10.213.4.2", 40000, "10.213.4.1", 21, proto::TCP);
+    let data = key_of("10.213.4.2", 40002, "10.213.4.1", 50000, proto::TCP);
+    select(&mut h, ctl);
+    h.ch('D').ch('y');
+    assert_eq!(*h.sent.borrow(), vec![Request::DeleteFlows(vec![data])]);
+}
+
+#[test]
+fn read_only_removes_every_action() {
+    let o = TuiOptions {
+        read_only: true,
+        ..opts()
+    };
+    let mut h = Harness::new(lab(), o, 80, 24);
+    for c in ['d', 'D', 'F', 'H', 'X'] {
+        h.ch(c);
+        assert_eq!(*h.app.overlay(), Overlay::None);
+    }
+    assert!(h.sent.borrow().is_empty());
+    assert!(h.screen().contains("read-only mode"));
+    h.ch('?');
+    let help = h.screen();
+    assert!(!help.contains("flush"), "{help}");
+    assert!(help.contains("quit"));
+}
+
+#[test]
+fn related_rows_take_their_helpers_colour_and_risk_badges_their_freedoms() {
+    let mut h = Harness::new(lab(), opts(), 120, 24);
+    h.draw();
+    let dark = Theme::new(ThemeKind::Dark);
+    let tftp_row = h.style_at("10.213.4.1:50200");
+    assert_eq!(tftp_row.fg, dark.helper("tftp").fg);
+    assert!(tftp_row.add_modifier.contains(Modifier::BOLD));
+    let ftp_row = h.style_at("10.213.4.2:40002");
+    assert_eq!(ftp_row.fg, dark.helper("ftp").fg);
+    assert_ne!(ftp_row.fg, tftp_row.fg);
+    let badge = h.style_at("IN-CMD");
+    assert_eq!(badge.fg, dark.freedom(Freedom::InCmd).fg);
+    // A plain flow is not coloured.
+    assert_eq!(h.style_at("10.213.4.2:53000").fg, Some(Color::Reset));
+    h.ch('2');
+    let full = h.style_at("FULL");
+    assert_eq!(full.bg, dark.freedom(Freedom::Full).bg);
+    assert_eq!(h.style_at("irc ").fg, dark.helper("irc").fg);
+    // Colour is never the only signal: name and badge are text.
+    assert!(h.screen().contains("irc    FULL"));
+}
+
+#[test]
+fn every_colour_theme_colours_helpers_apart_and_t_cycles_them() {
+    let mut h = Harness::new(lab(), opts(), 120, 24);
+    h.draw();
+    for kind in [
+        ThemeKind::Light,
+        ThemeKind::Ansi16,
+        ThemeKind::Mono,
+        ThemeKind::Dark,
+    ] {
+        h.ch('t');
+        assert!(
+            h.screen().contains(&format!("theme: {}", kind.name())),
+            "{}",
+            h.screen()
+        );
+        let t = Theme::new(kind);
+        let tftp = h.style_at("10.213.4.1:50200");
+        let ftp = h.style_at("10.213.4.2:40002");
+        assert_eq!(tftp.fg, t.helper("tftp").fg.or(Some(Color::Reset)));
+        assert_eq!(ftp.fg, t.helper("ftp").fg.or(Some(Color::Reset)));
+        if kind != ThemeKind::Mono {
+            assert_ne!(tftp.fg, ftp.fg, "{kind:?}");
+        }
+        assert!(
+            tftp.add_modifier.contains(Modifier::BOLD),
+            "RELATED is bold in {kind:?}"
+        );
+    }
+}
+
+#[test]
+fn monochrome_theme_uses_no_colour_at_all() {
+    let o = TuiOptions {
+        theme: ThemeKind::choose("auto", None, Some("1")),
+        ..opts()
+    };
+    let mut h = Harness::new(lab(), o, 100, 24);
+    for keys in ["", "2", "3", "?"] {
+        for c in keys.chars() {
+            h.ch(c);
+        }
+        h.draw();
+        let buf = h.term.backend().buffer();
+        for cell in buf.content() {
+            assert_eq!(cell.fg, Color::Reset, "fg colour in mono: {cell:?}");
+            assert_eq!(cell.bg, Color::Reset, "bg colour in mono: {cell:?}");
+        }
+    }
+    let mut h = Harness::new(
+        lab(),
+        TuiOptions {
+            theme: ThemeKind::Mono,
+            ..opts()
+        },
+        100,
+        24,
+    );
+    h.ch('2');
+    let full = h.style_at("FULL");
+    assert!(full
+        .add_modifier
+        .contains(Modifier::REVERSED | Modifier::BOLD));
+}
+
+#[test]
+fn an_overrun_shows_in_the_header_and_the_status_line() {
+    let mut h = Harness::lab();
+    h.draw();
+    assert!(h.screen().contains("resyncs 0"));
+    h.event(MemEvent::Overrun);
+    let s = h.screen();
+    assert!(s.contains("resyncs 1"), "{s}");
+    assert!(s.contains("kernel dropped events (ENOBUFS)"), "{s}");
+    let dark = Theme::new(ThemeKind::Dark);
+    assert_eq!(h.style_at("resyncs 1").fg, dark.warn.fg);
+}
+
+#[test]
+fn resize_round_trip_draws_the_same_screen() {
+    let mut h = Harness::lab();
+    h.draw();
+    let before = h.screen();
+    h.resize(40, 12).resize(200, 50).resize(80, 24);
+    assert_eq!(h.screen(), before);
+}
+
+#[test]
+fn signals_and_quit_key_end_the_app() {
+    let mut h = Harness::lab();
+    h.app.handle(AppEvent::Signal(libc::SIGHUP));
+    assert!(h.app.should_quit());
+    let mut h = Harness::lab();
+    h.ch('q');
+    assert!(h.app.should_quit());
+    // Ctrl-C quits even while the filter bar or a dialog has the keys.
+    for open in ["/", "X", "?"] {
+        let mut h = Harness::lab();
+        h.typed(open);
+        h.app
+            .handle(AppEvent::Key(ratatui::crossterm::event::KeyEvent::new(
+                KeyCode::Char('c'),
+                ratatui::crossterm::event::KeyModifiers::CONTROL,
+            )));
+        assert!(h.app.should_quit(), "after '{open}'");
+        assert!(h.sent.borrow().is_empty());
+    }
+}
+
+#[test]
+fn a_million_flows_become_only_the_visible_rows() {
+    let mut m = MemModel::default();
+    let ftp = intern("ftp");
+    for i in 0..1_000_000u32 {
+        let mut t = tuple(proto::TCP, "10.0.0.1", 0, "10.1.0.1", 80);
+        t.src[1] = (i >> 16) as u8;
+        t.src[2] = (i >> 8) as u8;
+        t.src[3] = i as u8;
+        t.sport = 1024 + (i % 50_000) as u16;
+        let mut f = Flow::new(t);
+        f.status = status::CONFIRMED | status::SEEN_REPLY;
+        f.timeout = i % 432_000;
+        if i % 1000 == 0 {
+            f.helper = ftp;
+        }
+        m.add_flow(f);
+    }
+    let mut h = Harness::new(m, opts(), 80, 24);
+    h.draw();
+    assert_eq!(h.app.flow_keys().len(), 1_000_000);
+    // 24 lines: 2 header, 1 tabs, 1 footer, 1 table header → 19 rows.
+    assert_eq!(h.app.frame_stats().table_rows, 19);
+    h.key(KeyCode::PageDown).key(KeyCode::End);
+    assert_eq!(h.app.frame_stats().table_rows, 19);
+    assert!(h.screen().contains("1,000,000 shown"));
+    // Above the live-rebuild limit, new data is re-sorted on a tick, not per event, and at
+    // a million flows at most every 4 s (1,000,000 / REBUILD_FLOWS_PER_SECOND).
+    h.event(MemEvent::Upsert(Flow::new(tuple(
+        proto::UDP,
+        "10.9.9.9",
+        1,
+        "10.1.0.1",
+        53,
+    ))));
+    assert_eq!(h.app.flow_keys().len(), 1_000_000);
+    h.tick(1);
+    assert_eq!(h.app.flow_keys().len(), 1_000_000, "rebuilt too early");
+    h.tick(3);
+    assert_eq!(h.app.flow_keys().len(), 1_000_001);
+    // The end of a dump rebuilds at once (the first full frame follows the initial dump).
+    h.event(MemEvent::Dump(true));
+    assert!(h.screen().contains("dumping…"));
+    h.event(MemEvent::Upsert(Flow::new(tuple(
+        proto::UDP,
+        "10.9.9.9",
+        2,
+        "10.1.0.1",
+        53,
+    ))));
+    assert_eq!(h.app.flow_keys().len(), 1_000_001);
+    h.event(MemEvent::Dump(false));
+    assert_eq!(h.app.flow_keys().len(), 1_000_002);
+    assert!(!h.screen().contains("dumping…"));
+    // A settings change rebuilds at once.
+    h.ch('r');
+    assert_eq!(h.app.flow_keys()[0].orig.src[..4], [10, 15, 66, 63]);
+    assert_eq!(h.app.frame_stats().table_rows, 19);
+}
+
+#[test]
+fn tiny_terminals_never_panic_on_any_screen() {
+    for (w, hgt) in [(1, 1), (10, 5), (20, 8), (40, 12), (300, 3)] {
+        for keys in ["", "?", "X", "d", "2\n", "3\n", "1\n", "/x"] {
+            let mut h = Harness::new(lab(), opts(), w, hgt);
+            h.draw();
+            for c in keys.chars() {
+                if c == '\n' {
+                    h.key(KeyCode::Enter);
+                } else {
+                    h.ch(c);
+                }
+            }
+            h.resize(w + 1, hgt + 1).resize(w, hgt);
+        }
+    }
+}
+
+#[test]
+fn chains_keep_a_whole_chain_when_any_member_matches_the_filter() {
+    let mut h = Harness::lab();
+    h.ch('/').typed("helper=irc").key(KeyCode::Enter).ch('3');
+    let s = h.screen();
+    assert!(
+        s.contains("● tcp 10.213.4.2:40100 → 10.213.4.9:6667"),
+        "{s}"
+    );
+    assert!(s.contains("└─ expect any:any → 10.213.4.2:5000"), "{s}");
+    assert!(!s.contains(":21"), "other chains are filtered out: {s}");
+    assert!(s.contains("filter: helper=irc · 1/5 match"), "{s}");
+    h.key(KeyCode::Esc);
+    assert_eq!(
+        h.app
+            .chain_rows()
+            .iter()
+            .filter(|r| matches!(r, ctscope::tui::view::ChainRow::Master(_)))
+            .count(),
+        5
+    );
+}

@@ -1,0 +1,80 @@
+//! The dashboard over the real `Store` fed by `EngineEvent`s: the lab scene replayed as
+//! kernel events must draw exactly the screens the in-memory model draws (the adapter is
+//! thin and the linkage — RELATED → master, RELATED → the expectation that created it, kept
+//! after the kernel dropped it — comes from the store).
+
+mod tui_support;
+
+use ctscope::engine::EngineEvent;
+use ctscope::model::Store;
+use ratatui::crossterm::event::KeyCode;
+use tui_support::{lab, opts, Harness};
+
+fn both() -> (Harness, Harness<Store>) {
+    let mem = Harness::new(lab(), opts(), 120, 30);
+    let mut store = Harness::new(Store::new(), opts(), 120, 30);
+    // The model's records were reported at store time 0, like a dump at start.
+    store.clock.0.set(0);
+    store.event(EngineEvent::Records(lab().log));
+    store.clock.0.set(1);
+    store.tick(0);
+    (mem, store)
+}
+
+#[test]
+fn real_store_draws_the_same_screens_as_the_model() {
+    let (mut mem, mut store) = both();
+    for keys in ["", "2", "3", "1"] {
+        for c in keys.chars() {
+            mem.ch(c);
+            store.ch(c);
+        }
+        mem.draw();
+        store.draw();
+        // Event counts differ (the store counts applied records); the rest must agree.
+        let strip = |s: String| s.replace("ev/s", "");
+        assert_eq!(
+            strip(store.screen()),
+            strip(mem.screen()),
+            "screen '{keys}'"
+        );
+    }
+}
+
+#[test]
+fn real_store_chain_detail_and_jump() {
+    let (_, mut store) = both();
+    store.ch('/').typed("related").key(KeyCode::Enter);
+    assert_eq!(store.app.flow_keys().len(), 2);
+    store.key(KeyCode::Down).key(KeyCode::Enter);
+    let screen = store.screen();
+    assert!(
+        screen.contains("expected 10.213.4.2:any → 10.213.4.1:50000"),
+        "{screen}"
+    );
+    assert!(screen.contains("dport In CMD → IN-CMD"), "{screen}");
+    store.key(KeyCode::Esc).key(KeyCode::Esc).ch('m');
+    let sel = store.app.selected_flow().expect("selection");
+    assert_eq!(sel.orig.dport, 21, "jumped to the FTP control connection");
+}
+
+#[test]
+fn engine_reports_reach_the_status_line() {
+    let (_, mut store) = both();
+    let report = ctscope::actions::Report {
+        removed: 2,
+        already_gone: 1,
+        refused: 1,
+        errors: vec!["permission denied; hint: run with sudo".into()],
+        permission: true,
+        ..Default::default()
+    };
+    store.event(EngineEvent::ActionDone(report));
+    let s = store.screen();
+    assert!(
+        s.contains("removed 2, already gone 1, refused 1; permission denied; hint: run with sudo"),
+        "{s}"
+    );
+    store.event(EngineEvent::Fatal("socket closed".into()));
+    assert!(store.screen().contains("engine stopped: socket closed"));
+}

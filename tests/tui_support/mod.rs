@@ -1,0 +1,546 @@
+//! Test support for the TUI tests: an in-memory `Model` with the store's linkage rules, a
+//! manual clock, a capturing command sink (the filter bar uses the real filter module), and a lab scene
+//! with several helpers (ftp passive and a forged PORT, irc DCC, sip, tftp), NAT, zones,
+//! IPv6, counters and the user's own SSH flow.
+//!
+//! It must not reach the kernel; everything is plain data so screens are deterministic.
+#![allow(dead_code)]
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ctscope::decode::{Event, Record};
+use ctscope::model::flow::status;
+use ctscope::model::helper::intern;
+use ctscope::model::store::{ExpectKey, FlowKey, Stats};
+use ctscope::model::tuple::proto;
+use ctscope::model::{Counter, Expectation, Family, Flow, Tuple};
+use ctscope::tui::{ActionReport, App, AppEvent, Applied, Clock, Model, Request, TuiOptions};
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+
+/// Events the fake engine sends.
+#[derive(Debug)]
+pub enum MemEvent {
+    Upsert(Flow),
+    Remove(FlowKey),
+    UpsertExpect(Expectation),
+    Report(ActionReport),
+    Overrun,
+    /// A full dump begins (`true`) or ends (`false`).
+    Dump(bool),
+}
+
+/// An in-memory model: flows in a Vec with a key index; expectations kept (with the flows
+/// they created) after they expire, like the store does.
+#[derive(Default)]
+pub struct MemModel {
+    pub flows: Vec<Flow>,
+    index: HashMap<FlowKey, usize>,
+    pub expects: Vec<Expectation>,
+    /// RELATED flow → the expectation that created it.
+    pub created_by: HashMap<FlowKey, Expectation>,
+    pub gen: u64,
+    pub stats: Stats,
+    /// Everything done to this model, as the kernel would have reported it: replaying it
+    /// into the real store must give the same screens.
+    pub log: Vec<(Event, Record)>,
+}
+
+impl MemModel {
+    pub fn add_flow(&mut self, f: Flow) {
+        self.log.push((Event::New, Record::Flow(f.clone())));
+        let k = FlowKey::of(&f);
+        if f.is_related() {
+            if let Some(e) = self
+                .expects
+                .iter()
+                .find(|e| e.zone == f.zone && e.matches(&f.orig))
+            {
+                self.created_by.insert(k, e.clone());
+            }
+        }
+        match self.index.get(&k) {
+            Some(i) => self.flows[*i] = f,
+            None => {
+                self.index.insert(k, self.flows.len());
+                self.flows.push(f);
+            }
+        }
+        self.gen += 1;
+    }
+
+    pub fn remove_flow(&mut self, k: &FlowKey) {
+        if let Some(i) = self.index.remove(k) {
+            self.log
+                .push((Event::Destroy, Record::Flow(self.flows[i].clone())));
+            self.flows.swap_remove(i);
+            if i < self.flows.len() {
+                self.index.insert(FlowKey::of(&self.flows[i]), i);
+            }
+            self.gen += 1;
+        }
+    }
+
+    pub fn add_expect(&mut self, e: Expectation) {
+        self.log.push((Event::New, Record::Expect(e.clone())));
+        self.expects
+            .retain(|x| ExpectKey::of(x) != ExpectKey::of(&e));
+        self.expects.push(e);
+        self.gen += 1;
+    }
+
+    /// The kernel dropped an expectation after it was used; its RELATED flows keep the
+    /// link (the store keeps it too).
+    pub fn drop_expect(&mut self, k: &ExpectKey) {
+        if let Some(e) = self.expects.iter().find(|x| ExpectKey::of(x) == *k) {
+            self.log.push((Event::Destroy, Record::Expect(e.clone())));
+        }
+        self.expects.retain(|x| ExpectKey::of(x) != *k);
+        self.gen += 1;
+    }
+}
+
+impl Model for MemModel {
+    type Event = MemEvent;
+
+    fn apply(&mut self, event: MemEvent, _now: u32) -> Applied {
+        self.stats.events += 1;
+        match event {
+            MemEvent::Upsert(f) => self.add_flow(f),
+            MemEvent::Remove(k) => self.remove_flow(&k),
+            MemEvent::UpsertExpect(e) => self.add_expect(e),
+            MemEvent::Report(r) => return Applied::Report(r),
+            MemEvent::Dump(true) => return Applied::DumpStarted,
+            MemEvent::Dump(false) => return Applied::DumpDone,
+            MemEvent::Overrun => {
+                self.stats.resyncs += 1;
+                return Applied::Overrun;
+            }
+        }
+        Applied::Changed
+    }
+    fn generation(&self) -> u64 {
+        self.gen
+    }
+    fn stats(&self) -> Stats {
+        self.stats
+    }
+    fn flow_count(&self) -> usize {
+        self.flows.len()
+    }
+    fn expect_count(&self) -> usize {
+        self.expects.len()
+    }
+    fn flow(&self, key: &FlowKey) -> Option<&Flow> {
+        self.index.get(key).map(|i| &self.flows[*i])
+    }
+    fn expectation(&self, key: &ExpectKey) -> Option<&Expectation> {
+        self.expects.iter().find(|e| ExpectKey::of(e) == *key)
+    }
+    fn for_each_flow(&self, f: &mut dyn FnMut(&Flow)) {
+        self.flows.iter().for_each(f)
+    }
+    fn for_each_expectation(&self, f: &mut dyn FnMut(&Expectation)) {
+        self.expects.iter().for_each(f)
+    }
+    fn master_of(&self, key: &FlowKey) -> Option<&Flow> {
+        let f = self.flow(key)?;
+        let m = f.master()?;
+        self.flow(&FlowKey {
+            zone: f.zone,
+            orig: *m,
+        })
+    }
+    fn expectation_of(&self, key: &FlowKey) -> Option<&Expectation> {
+        self.created_by.get(key)
+    }
+    fn related_of(&self, master: &FlowKey) -> Vec<FlowKey> {
+        self.flows
+            .iter()
+            .filter(|f| f.zone == master.zone && f.master() == Some(&master.orig))
+            .map(FlowKey::of)
+            .collect()
+    }
+    fn expectations_of(&self, master: &FlowKey) -> Vec<ExpectKey> {
+        self.expects
+            .iter()
+            .filter(|e| e.zone == master.zone && e.master == master.orig)
+            .map(ExpectKey::of)
+            .collect()
+    }
+}
+
+/// A clock the test moves by hand. Store second 0 is 2025-11-21T05:00:00Z.
+#[derive(Clone, Default)]
+pub struct ManualClock(pub Rc<Cell<u32>>);
+
+impl Clock for ManualClock {
+    fn now(&self) -> u32 {
+        self.0.get()
+    }
+    fn epoch(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_763_701_200)
+    }
+}
+
+fn v4(a: [u8; 4]) -> [u8; 16] {
+    let mut o = [0; 16];
+    o[..4].copy_from_slice(&a);
+    o
+}
+
+pub fn tuple(p: u8, src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
+    let s: IpAddr = src.parse().unwrap();
+    let family = if s.is_ipv4() {
+        Family::Ipv4
+    } else {
+        Family::Ipv6
+    };
+    let mut t = Tuple {
+        family,
+        proto: p,
+        sport,
+        dport,
+        ..Tuple::default()
+    };
+    t.set_src_ip(s);
+    t.set_dst_ip(dst.parse().unwrap());
+    t
+}
+
+fn flow(t: Tuple, state: u8, bits: u32, timeout: u32) -> Flow {
+    let mut f = Flow::new(t);
+    f.state = state;
+    f.status = bits | status::CONFIRMED;
+    f.timeout = timeout;
+    f.id = 1000 + u32::from(t.sport % 1000);
+    f.use_count = 1;
+    f
+}
+
+const EST: u8 = 3;
+const NO: u8 = u8::MAX;
+const LIVE: u32 = status::SEEN_REPLY | status::ASSURED;
+
+fn expect(t: Tuple, any_src: bool, master: Tuple, helper: &str, timeout: u32) -> Expectation {
+    let mut mask = Tuple {
+        family: t.family,
+        proto: t.proto,
+        src: if any_src { [0; 16] } else { v4([255; 4]) },
+        dst: v4([255; 4]),
+        sport: 0,
+        dport: 0xffff,
+    };
+    if t.family == Family::Ipv6 {
+        mask.dst = [0xff; 16];
+    }
+    let mut e = Expectation::new(t, mask, master);
+    e.helper = intern(helper);
+    e.timeout = timeout;
+    e.id = 7000 + u32::from(t.dport % 1000);
+    e
+}
+
+/// The SSH session of the user running the test scenes.
+pub const SSH_CONNECTION: &str = "10.213.4.100 51000 10.213.4.1 22";
+
+/// The lab: several helpers, a forged FTP PORT toward MySQL, NAT, zones, IPv6, counters.
+pub fn lab() -> MemModel {
+    let mut m = MemModel::default();
+    let ftp_ctl = tuple(proto::TCP, "10.213.4.2", 40000, "10.213.4.1", 21);
+    let mut f = flow(ftp_ctl, EST, LIVE | status::HELPER, 431_999);
+    f.helper = intern("ftp");
+    m.add_flow(f);
+    // Passive transfer: expectation for port 50000, already used by the data flow.
+    let pasv = expect(
+        tuple(proto::TCP, "10.213.4.2", 0, "10.213.4.1", 50000),
+        false,
+        ftp_ctl,
+        "ftp",
+        300,
+    );
+    m.add_expect(pasv.clone());
+    let mut data = flow(
+        tuple(proto::TCP, "10.213.4.2", 40002, "10.213.4.1", 50000),
+        EST,
+        LIVE | status::EXPECTED,
+        118,
+    );
+    data.extra_mut().master = Some(ftp_ctl);
+    m.add_flow(data);
+    m.drop_expect(&ExpectKey::of(&pasv));
+    // A second PASV still waiting.
+    m.add_expect(expect(
+        tuple(proto::TCP, "10.213.4.2", 0, "10.213.4.1", 50010),
+        false,
+        ftp_ctl,
+        "ftp",
+        287,
+    ));
+    // A forged PORT aimed at the database on another host.
+    let evil_ctl = tuple(proto::TCP, "10.213.4.66", 41000, "10.213.4.1", 21);
+    let mut f = flow(evil_ctl, EST, LIVE | status::HELPER, 431_990);
+    f.helper = intern("ftp");
+    m.add_flow(f);
+    m.add_expect(expect(
+        tuple(proto::TCP, "10.213.4.1", 0, "10.213.4.7", 3306),
+        false,
+        evil_ctl,
+        "ftp",
+        299,
+    ));
+    // IRC DCC: any source toward the client.
+    let irc_ctl = tuple(proto::TCP, "10.213.4.2", 40100, "10.213.4.9", 6667);
+    let mut f = flow(irc_ctl, EST, LIVE | status::HELPER, 431_000);
+    f.helper = intern("irc");
+    m.add_flow(f);
+    m.add_expect(expect(
+        tuple(proto::TCP, "0.0.0.0", 0, "10.213.4.2", 5000),
+        true,
+        irc_ctl,
+        "irc",
+        240,
+    ));
+    // SIP with an RTP expectation (class 1: audio).
+    let sip_ctl = tuple(proto::UDP, "10.213.4.2", 5060, "10.213.4.1", 5060);
+    let mut f = flow(sip_ctl, NO, LIVE | status::HELPER, 3599);
+    f.helper = intern("sip");
+    m.add_flow(f);
+    let mut rtp = expect(
+        tuple(proto::UDP, "10.213.4.1", 0, "10.213.4.2", 16384),
+        false,
+        sip_ctl,
+        "sip",
+        180,
+    );
+    rtp.class = 1;
+    m.add_expect(rtp);
+    // TFTP: the data flow comes back from the server; its expectation is used and gone.
+    let tftp_ctl = tuple(proto::UDP, "10.213.4.2", 50123, "10.213.4.1", 69);
+    let mut f = flow(tftp_ctl, NO, status::HELPER, 25);
+    f.helper = intern("tftp");
+    m.add_flow(f);
+    let tftp_exp = expect(
+        tuple(proto::UDP, "10.213.4.1", 0, "10.213.4.2", 50123),
+        false,
+        tftp_ctl,
+        "tftp",
+        5,
+    );
+    m.add_expect(tftp_exp.clone());
+    let mut tdata = flow(
+        tuple(proto::UDP, "10.213.4.1", 50200, "10.213.4.2", 50123),
+        NO,
+        status::EXPECTED,
+        28,
+    );
+    tdata.extra_mut().master = Some(tftp_ctl);
+    m.add_flow(tdata);
+    m.drop_expect(&ExpectKey::of(&tftp_exp));
+    // Plain traffic: DNS, ping, a DNAT'd web flow, a marked flow in zone 3, IPv6 with
+    // counters, and the user's own SSH session.
+    m.add_flow(flow(
+        tuple(proto::UDP, "10.213.4.2", 53000, "10.213.4.53", 53),
+        NO,
+        0,
+        29,
+    ));
+    let mut ping = flow(
+        tuple(proto::ICMP, "10.213.4.2", 7, "10.213.4.1", 8 << 8),
+        NO,
+        status::SEEN_REPLY,
+        29,
+    );
+    ping.orig.sport = 7;
+    m.add_flow(ping);
+    let web = tuple(proto::TCP, "192.0.2.10", 44000, "203.0.113.1", 80);
+    let mut f = flow(
+        web,
+        EST,
+        LIVE | status::DST_NAT | status::DST_NAT_DONE,
+        431_400,
+    );
+    let mut r = web.inverted();
+    r.set_src_ip("10.213.4.5".parse().unwrap());
+    r.sport = 8080;
+    f.set_reply(r);
+    m.add_flow(f);
+    let mut f = flow(
+        tuple(proto::TCP, "10.213.4.3", 45000, "10.213.4.1", 443),
+        1,
+        0,
+        119,
+    );
+    f.zone = 3;
+    f.mark = 0x10;
+    m.add_flow(f);
+    let mut f = flow(
+        tuple(proto::TCP, "fd00:213:4::2", 41000, "fd00:213:4::1", 443),
+        EST,
+        LIVE,
+        431_000,
+    );
+    f.extra_mut().counters = Some([
+        Counter {
+            packets: 12,
+            bytes: 2400,
+        },
+        Counter {
+            packets: 10,
+            bytes: 48_000,
+        },
+    ]);
+    f.extra_mut().timestamp = Some((1_763_701_100_000_000_000, 0));
+    m.add_flow(f);
+    m.add_flow(flow(
+        tuple(proto::TCP, "10.213.4.100", 51000, "10.213.4.1", 22),
+        EST,
+        LIVE,
+        431_999,
+    ));
+    m
+}
+
+/// Captured requests.
+pub type Sent = Rc<RefCell<Vec<Request>>>;
+
+/// A harness: the real `App` over the lab, a TestBackend terminal, a manual clock.
+pub struct Harness<M: Model = MemModel> {
+    pub app: App<M>,
+    pub term: Terminal<TestBackend>,
+    pub clock: ManualClock,
+    pub sent: Sent,
+}
+
+pub fn opts() -> TuiOptions {
+    TuiOptions {
+        namespace: Some("lab".into()),
+        conntrack_max: Some(262_144),
+        tcp_loose: Some(false),
+        ssh: ctscope::tui::SshSession::parse(SSH_CONNECTION),
+        ..TuiOptions::default()
+    }
+}
+
+impl Harness<MemModel> {
+    pub fn lab() -> Harness {
+        Harness::new(lab(), opts(), 80, 24)
+    }
+}
+
+impl<M: Model> Harness<M> {
+    pub fn new(model: M, opts: TuiOptions, w: u16, h: u16) -> Harness<M> {
+        let clock = ManualClock::default();
+        clock.0.set(1);
+        let sent: Sent = Rc::default();
+        let s2 = sent.clone();
+        let app = App::new(
+            model,
+            opts,
+            Box::new(clock.clone()),
+            Box::new(move |_: &M, r: Request| {
+                s2.borrow_mut().push(r);
+                Ok(())
+            }),
+            ctscope::tui::live::filters(),
+        );
+        let term = Terminal::new(TestBackend::new(w, h)).unwrap();
+        Harness {
+            app,
+            term,
+            clock,
+            sent,
+        }
+    }
+
+    pub fn key(&mut self, code: KeyCode) -> &mut Self {
+        self.app
+            .handle(AppEvent::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+        self.draw()
+    }
+
+    pub fn ch(&mut self, c: char) -> &mut Self {
+        self.key(KeyCode::Char(c))
+    }
+
+    pub fn typed(&mut self, s: &str) -> &mut Self {
+        for c in s.chars() {
+            self.ch(c);
+        }
+        self
+    }
+
+    pub fn event(&mut self, e: M::Event) -> &mut Self {
+        self.app.handle(AppEvent::Engine(e));
+        self.draw()
+    }
+
+    pub fn tick(&mut self, secs: u32) -> &mut Self {
+        self.clock.0.set(self.clock.0.get() + secs);
+        self.app.handle(AppEvent::Tick);
+        self.draw()
+    }
+
+    pub fn draw(&mut self) -> &mut Self {
+        self.app.draw(&mut self.term).unwrap();
+        self
+    }
+
+    pub fn resize(&mut self, w: u16, h: u16) -> &mut Self {
+        self.term.backend_mut().resize(w, h);
+        self.app.handle(AppEvent::Resize(w, h));
+        self.draw()
+    }
+
+    /// The screen as text, one line per row.
+    pub fn screen(&self) -> String {
+        let buf = self.term.backend().buffer();
+        let mut out = String::new();
+        for y in 0..buf.area.height {
+            let mut line = String::new();
+            for x in 0..buf.area.width {
+                line.push_str(buf[(x, y)].symbol());
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The row of the screen containing `needle`.
+    pub fn row_of(&self, needle: &str) -> Option<u16> {
+        self.screen()
+            .lines()
+            .position(|l| l.contains(needle))
+            .map(|y| y as u16)
+    }
+
+    /// Style of the cell where `needle` starts (first occurrence).
+    pub fn style_at(&self, needle: &str) -> ratatui::style::Style {
+        let y = self
+            .row_of(needle)
+            .unwrap_or_else(|| panic!("'{needle}' not on screen:\n{}", self.screen()));
+        self.style_in_row(y, needle)
+    }
+
+    /// Style of the cell where `needle` starts in row `y`.
+    pub fn style_in_row(&self, y: u16, needle: &str) -> ratatui::style::Style {
+        let buf = self.term.backend().buffer();
+        let mut line = String::new();
+        let mut xs = Vec::new();
+        for x in 0..buf.area.width {
+            let sym = buf[(x, y)].symbol();
+            for _ in sym.chars() {
+                xs.push(x);
+            }
+            line.push_str(sym);
+        }
+        let ci = line[..line.find(needle).unwrap()].chars().count();
+        buf[(xs[ci], y)].style()
+    }
+}
