@@ -143,7 +143,8 @@ keys 2; filter 'helper=sip'; wait_for 'match'
 keys H; wait_for 'sample'
 shot confirm-helper
 keys n; keys Escape
-keys 1; keys '?'; wait_for 'Keys'
+start 120 36 # a fresh screen, without the status line the dialogs left
+keys '?'; wait_for 'Keys'
 shot help
 
 # ---------------------------------------------------------------- 80 x 24
