@@ -42,6 +42,15 @@ def tcp_connect(host, port, timeout=10):
     return s
 
 
+def udp_socket(host):
+    """A UDP socket for talking to host; IPv6 ones are v6-only, so that a v4 and a v6
+    client may use the same local port at once."""
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    if family(host) == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    return s
+
+
 def send_line(s, line, pause=0.15):
     """One command per segment: the helpers look at the start of each payload."""
     s.sendall(line.encode() + b"\r\n")
@@ -365,7 +374,7 @@ def forge_port(args):
 
 def tftp_get(args):
     """RRQ from a fixed local port; read the file if the server answers."""
-    s = socket.socket(family(args.host), socket.SOCK_DGRAM)
+    s = udp_socket(args.host)
     s.bind((args.bind, args.sport))
     s.settimeout(2)
     s.sendto(b"\x00\x01" + args.file.encode() + b"\x00octet\x00", (args.host, 69))
@@ -549,7 +558,7 @@ def rtp_echo(args):
 
 def udp_ping(args):
     """A few request/response datagrams from a fixed source port."""
-    s = socket.socket(family(args.host), socket.SOCK_DGRAM)
+    s = udp_socket(args.host)
     if args.sport:
         s.bind(("", args.sport))
     s.settimeout(1)
@@ -719,7 +728,7 @@ def main():
     except KeyboardInterrupt:
         pass
     except (OSError, ftplib.Error) as e:
-        log(f"{args.cmd}: {e}")
+        log(f"ERROR {args.cmd}: {e}")
         sys.exit(1)
 
 

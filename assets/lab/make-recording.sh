@@ -80,6 +80,7 @@ say() { local ms=$(( $(date +%s%N) / 1000000 - t0ms )); printf '[lab %3d.%01ds] 
 # lab namespaces (only this script's children can be there), then the namespaces.
 remove_lab() {
     local p ns
+    [ -z "${recorder:-}" ] || kill "$recorder" 2>/dev/null || true
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     for ns in $SRV $CLI $EXT; do
         if ip netns list | grep -qw "^$ns"; then
@@ -96,6 +97,10 @@ teardown() { remove_lab; rm -rf "$work"; }
 trap teardown EXIT
 trap 'exit 130' INT TERM HUP
 
+# A foreground step of the schedule: a failure is reported, counted, and fails the run at
+# the end (a recording with a step missing is not the recording the README describes).
+failed=()
+step() { "$@" || { say "step failed: ${*:2}"; failed+=("${*:2}"); }; }
 # Start a background process in a namespace and remember its pid (ip netns exec execs it).
 bg() { local ns=$1; shift; ip netns exec "$ns" "$@" >>"$logdir/procs.log" 2>&1 & pids+=($!); }
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
@@ -216,7 +221,7 @@ bg $EXT $LAB connect --host $CLI6 --port 80 --send 'GET / HTTP/1.1\r\nHost: cli\
 bg $CLI $LAB connect --host $SRV4 --port 8080 --send 'GET / HTTP/1.1\r\nHost: srv\r\n\r\n' --every 4 --hold $hold
 bg $CLI $LAB ping --host $SRV4 --count $hold --every 1 --ident 4242
 bg $EXT $LAB ping --host $SRVL4 --count $hold --every 1 --ident 4343
-nsx $EXT $LAB udp --host $SRVL4 --port 53 --count 2
+step nsx $EXT $LAB udp --host $SRVL4 --port 53 --count 2
 sleep 1
 
 # ------------------------------------------------------------------ recorder
@@ -234,7 +239,7 @@ sleep 1.5
 
 # ------------------------------------------------------------------ the session
 say "a web fetch through DNAT ends with an RST (a DESTROY within seconds)"
-nsx $CLI $LAB connect --host $SRV4 --port 8080 --send 'GET /favicon.ico HTTP/1.1\r\nHost: srv\r\n\r\n' --hold 0.2 --reset
+step nsx $CLI $LAB connect --host $SRV4 --port 8080 --send 'GET /favicon.ico HTTP/1.1\r\nHost: srv\r\n\r\n' --hold 0.2 --reset
 say "FTP passive IPv4 (RETR x2, then a slow RETR that stays open) and IPv6 (EPSV, RETR)"
 bg $CLI $LAB ftp --host $SRV4 --mode passive --get report.pdf --get README --slow debian-12.iso --hold $hold
 bg $CLI $LAB ftp --host $SRV6 --mode passive --get backup.tar.gz --hold $hold
@@ -256,7 +261,7 @@ nsx $CLI $LAB tftp-get --host $SRV4 --sport 40069 --file pxelinux.0 & tftp+=($!)
 nsx $CLI $LAB tftp-get --host $SRV6 --sport 40069 --file README & tftp+=($!)
 nsx $EXT $LAB tftp-get --host $SRVL4 --sport 40070 --file pxelinux.0 & tftp+=($!)
 nsx $CLI $LAB tftp-get --host $SRV4 --sport 40169 --file pending.cfg & tftp+=($!)
-for p in "${tftp[@]}"; do wait "$p" || true; done
+for p in "${tftp[@]}"; do wait "$p" || failed+=("tftp-get (pid $p)"); done
 sleep 1
 say "IRC: DCC SEND offers on 5000 and 5001; the LAN host takes the first"
 bg $CLI $LAB irc-dcc --server $SRV4 --me $CLI4 --dcc-port 5000 --dcc-port 5001 --hold $hold
@@ -281,11 +286,11 @@ bg $EXT $LAB ftp --host $CLI4 --mode active --get report.pdf --hold $hold
 bg $EXT $LAB ftp --host $CLI4 --mode passive --get README --hold $hold
 sleep 2
 say "short-lived flows: DNS, a web fetch through DNAT, pings"
-nsx $CLI $LAB udp --host $SRV4 --port 53 --sport 35353 --count 3 --every 0.3
-nsx $CLI $LAB udp --host $SRV6 --port 53 --sport 35353 --count 2 --every 0.3
-nsx $CLI $LAB connect --host $SRV6 --port 8080 --send 'GET / HTTP/1.1\r\nHost: srv\r\n\r\n' --hold 0.5 || true
-nsx $CLI $LAB ping --host $SRV6 --count 2 --every 0.3 --ident 6262
-nsx $EXT $LAB ping --host $CLI4 --count 2 --every 0.3 --ident 6363
+step nsx $CLI $LAB udp --host $SRV4 --port 53 --sport 35353 --count 3 --every 0.3
+step nsx $CLI $LAB udp --host $SRV6 --port 53 --sport 35353 --count 2 --every 0.3
+step nsx $CLI $LAB connect --host $SRV6 --port 8080 --send 'GET / HTTP/1.1\r\nHost: srv\r\n\r\n' --hold 0.5
+step nsx $CLI $LAB ping --host $SRV6 --count 2 --every 0.3 --ident 6262
+step nsx $EXT $LAB ping --host $CLI4 --count 2 --every 0.3 --ident 6363
 say "the admin deletes the IPv4 DNS flow by hand (a DESTROY event)"
 nsx $SRV conntrack -D -p udp --orig-port-src 35353 --orig-port-dst 53 -f ipv4 >/dev/null 2>&1 || true
 
@@ -308,11 +313,22 @@ summary() {
          "flow events: $(grep -c NEW "$logdir/events.txt" || true) new," \
          "$(grep -c UPDATE "$logdir/events.txt" || true) update, $(grep -c DESTROY "$logdir/events.txt" || true) destroy"
 }
+# Background clients and servers report their errors in procs.log.
+while IFS= read -r line; do
+    say "background: $line"; failed+=("$line")
+done < <(grep -a '^\[lab.py\] ERROR' "$logdir/procs.log" || true)
 if [ -n "$recorder" ]; then
     say "waiting for the recorder"
     if ! wait "$recorder"; then
         rm -f "$out.tmp"
         echo "make-recording.sh: 'ctscope record' failed; $out left as it was" >&2
+        exit 1
+    fi
+    recorder=""
+    if [ ${#failed[@]} -gt 0 ]; then
+        rm -f "$out.tmp"
+        summary >&2
+        echo "make-recording.sh: ${#failed[@]} step(s) failed (see above); $out left as it was; run again" >&2
         exit 1
     fi
     mv "$out.tmp" "$out"

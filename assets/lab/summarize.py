@@ -73,19 +73,19 @@ def main():
     print("events (kind, event, helper):")
     for k in sorted(events):
         print(f"  {k[0]:6} {k[1]:7} {k[2]:5} {events[k]}")
-    print("RELATED flows created during the recording:", dict(related_new))
+    print("RELATED flows created during the recording:", dict(sorted(related_new.items())))
     fl = list(flows.values())
     print(f"table at the end: {len(fl)} flows, {len(expects)} expectations")
     c = collections.Counter
-    print("  flows per family/proto:", dict(c(f'{f["family"]}/{f["proto"]}' for f in fl)))
-    print("  master flows per helper:", dict(c(f["helper"] for f in fl if f.get("helper"))))
-    print("  RELATED flows per helper of their master:", dict(rel_by_helper))
+    print("  flows per family/proto:", dict(sorted(c(f'{f["family"]}/{f["proto"]}' for f in fl)).items()))
+    print("  master flows per helper:", dict(sorted(c(f["helper"] for f in fl if f.get("helper"))).items()))
+    print("  RELATED flows per helper of their master:", dict(sorted(rel_by_helper.items())))
     print("  NAT'd flows:", sum(1 for f in fl if set(f.get("status", [])) & {"SRC_NAT", "DST_NAT"}))
-    print("  zones:", dict(c(f["zone"] for f in fl)))
-    print("  marks:", dict(c(hex(f["mark"]) for f in fl if f.get("mark"))))
+    print("  zones:", dict(sorted(c(f["zone"] for f in fl)).items()))
+    print("  marks:", dict(sorted(c(hex(f["mark"]) for f in fl if f.get("mark"))).items()))
     print("  labelled flows:", sum(1 for f in fl if f.get("labels")))
-    print("  expectations per helper:", dict(c(e["helper"] for e in expects.values())))
-    print("  expectations per family:", dict(c(e["family"] for e in expects.values())))
+    print("  expectations per helper:", dict(sorted(c(e["helper"] for e in expects.values())).items()))
+    print("  expectations per family:", dict(sorted(c(e["family"] for e in expects.values())).items()))
     d3306 = [e for e in expects.values() if e["tuple"].get("dport") == 3306]
     r3306 = [f for f in fl if f["orig"].get("dport") == 3306 and "EXPECTED" in f.get("status", [])]
     print(f"  toward 3306: {len(d3306)} expectation(s), {len(r3306)} RELATED flow(s)")
