@@ -24,6 +24,11 @@ def run(bin_, rec, *args):
     return out
 
 
+def counts(items):
+    """Counter as a dict in a stable order (runs are compared with diff)."""
+    return dict(sorted(collections.Counter(items).items(), key=str))
+
+
 def tkey(t):
     return tuple(sorted((k, str(v)) for k, v in (t or {}).items()))
 
@@ -76,16 +81,15 @@ def main():
     print("RELATED flows created during the recording:", dict(sorted(related_new.items())))
     fl = list(flows.values())
     print(f"table at the end: {len(fl)} flows, {len(expects)} expectations")
-    c = collections.Counter
-    print("  flows per family/proto:", dict(sorted(c(f'{f["family"]}/{f["proto"]}' for f in fl)).items()))
-    print("  master flows per helper:", dict(sorted(c(f["helper"] for f in fl if f.get("helper"))).items()))
+    print("  flows per family/proto:", counts(f'{f["family"]}/{f["proto"]}' for f in fl))
+    print("  master flows per helper:", counts(f["helper"] for f in fl if f.get("helper")))
     print("  RELATED flows per helper of their master:", dict(sorted(rel_by_helper.items())))
     print("  NAT'd flows:", sum(1 for f in fl if set(f.get("status", [])) & {"SRC_NAT", "DST_NAT"}))
-    print("  zones:", dict(sorted(c(f["zone"] for f in fl)).items()))
-    print("  marks:", dict(sorted(c(hex(f["mark"]) for f in fl if f.get("mark"))).items()))
+    print("  zones:", counts(f["zone"] for f in fl))
+    print("  marks:", counts(hex(f["mark"]) for f in fl if f.get("mark")))
     print("  labelled flows:", sum(1 for f in fl if f.get("labels")))
-    print("  expectations per helper:", dict(sorted(c(e["helper"] for e in expects.values())).items()))
-    print("  expectations per family:", dict(sorted(c(e["family"] for e in expects.values())).items()))
+    print("  expectations per helper:", counts(e["helper"] for e in expects.values()))
+    print("  expectations per family:", counts(e["family"] for e in expects.values()))
     d3306 = [e for e in expects.values() if e["tuple"].get("dport") == 3306]
     r3306 = [f for f in fl if f["orig"].get("dport") == 3306 and "EXPECTED" in f.get("status", [])]
     print(f"  toward 3306: {len(d3306)} expectation(s), {len(r3306)} RELATED flow(s)")
