@@ -314,10 +314,10 @@ fn delete(g: &Global, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
 }
 
 fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
-    let filter = compile_filter(f)?;
     if let Some(h) = &f.helper {
         check_helper(h)?;
     }
+    let filter = compile_filter(f)?;
     let (store, now, source) = load(g)?;
     let ctx = context(g, act);
     let plan = if expect {
