@@ -242,3 +242,68 @@ fn record_then_replay_without_root() {
     );
     let _ = std::fs::remove_file(&rec);
 }
+
+/// `delete --expect` removes exactly the expectations its filter selects: two pending
+/// passive-FTP expectations (PASV sent, data connection never opened), one deleted by its
+/// port, the other left in the kernel.
+#[test]
+fn delete_expect_removes_only_the_selected_expectation() {
+    if !privileged("delete_expect_removes_only_the_selected_expectation") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ctscope-cli-ftp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut lab = Lab::new("clix", 10);
+    lab.ftp_helper();
+    lab.ftp_server(dir.to_str().unwrap());
+    let srv4 = lab.srv4.clone();
+    let cli = lab.cli.clone();
+    for _ in 0..2 {
+        lab.spawn(
+            &cli,
+            &format!(
+                "/usr/bin/python3 -c \"import ftplib,time; f=ftplib.FTP(); f.connect('{srv4}',21,timeout=10); \
+                 f.login(); f.sendcmd('PASV'); time.sleep(30)\""
+            ),
+        );
+    }
+    let list = || -> Vec<serde_json::Value> {
+        let out = ctscope(&["--netns", &lab.srv, "list", "--expect", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut exps = list();
+    while exps.len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        exps = list();
+    }
+    assert_eq!(exps.len(), 2, "{exps:?}");
+    let port = exps[0]["tuple"]["dport"].as_u64().unwrap().to_string();
+    let keep = exps[1]["tuple"]["dport"].clone();
+
+    let out = ctscope(&[
+        "--netns",
+        &lab.srv,
+        "delete",
+        "--expect",
+        "--dport",
+        &port,
+        "--dry-run",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(list().len(), 2, "a dry run removes nothing");
+
+    let out = ctscope(&[
+        "--netns", &lab.srv, "delete", "--expect", "--dport", &port, "--yes",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("removed 1"),
+        "{}",
+        text(&out.stderr)
+    );
+    let left = list();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["tuple"]["dport"], keep);
+    let _ = std::fs::remove_dir_all(&dir);
+}

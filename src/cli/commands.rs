@@ -46,7 +46,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             &filter,
             format,
         ),
-        Some(Command::Delete { filter, act }) => delete(&g, &filter, act),
+        Some(Command::Delete {
+            expect,
+            filter,
+            act,
+        }) => delete(&g, expect, &filter, act),
         Some(Command::Flush {
             expect,
             filter,
@@ -296,7 +300,7 @@ fn watch_line(
     }
 }
 
-fn delete(g: &Global, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
+fn delete(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
     let filter = compile_filter(f)?;
     if filter.is_empty() {
         return Err(Usage(
@@ -308,8 +312,13 @@ fn delete(g: &Global, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
     }
     let (store, now, source) = load(g)?;
     let ctx = context(g, act);
-    let what = format!("flows matching '{}'", filter.source());
-    let plan = Plan::flows(&store, &|fl| filter.match_flow(fl, now), &what, &ctx);
+    let plan = if expect {
+        let what = format!("expectations matching '{}'", filter.source());
+        Plan::expectations(&store, &|e| filter.match_expect(e, now), &what)
+    } else {
+        let what = format!("flows matching '{}'", filter.source());
+        Plan::flows(&store, &|fl| filter.match_flow(fl, now), &what, &ctx)
+    };
     confirm_and_execute(plan, act, source)
 }
 
