@@ -185,14 +185,20 @@ fn record_then_replay_without_root() {
             .output()
             .expect("setpriv")
     };
-    // The recording's initial dump: 300 tcp flows.
+    // `list` shows the table as the recording left it: the 300 dumped tcp flows, less the
+    // one deleted while recording, plus the udp flow inserted meanwhile.
     let out = as_nobody(&["--replay", &recs, "list", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let flows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(flows.len(), 300);
+    let tcp = flows
+        .iter()
+        .filter(|f| f["proto"] == "tcp" && f["orig"]["dport"] == 22);
+    assert_eq!(tcp.count(), 299);
+    assert!(flows.iter().all(|f| f["orig"]["sport"] != 20000));
     assert!(flows
         .iter()
-        .all(|f| f["proto"] == "tcp" && f["orig"]["dport"] == 22));
+        .any(|f| f["proto"] == "udp" && f["orig"]["dport"] == 53));
 
     // watch replays the recorded events: the NEW udp flow and the DESTROY of one tcp flow.
     let out = as_nobody(&["--replay", &recs, "--fast", "watch", "--ndjson"]);

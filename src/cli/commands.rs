@@ -112,10 +112,34 @@ fn format_of(f: FormatArgs) -> output::Format {
     }
 }
 
-/// Dump both tables into a fresh store (the `list`, `delete` and `flush` starting point).
+/// Fill a fresh store: live, one dump of both tables (the `list`, `delete` and `flush`
+/// starting point); from a recording, the whole recording played to its end — its dump
+/// and every event after it — so `list --replay` shows the table as the recording left it,
+/// the same state the dashboard shows when the replay ends.
 fn load(g: &Global) -> Result<(Store, u32, Box<dyn Source>)> {
-    let mut source = open_source(g, false, Speed::Fast)?;
     let mut store = Store::new();
+    if g.replay.is_some() {
+        let source = open_source(g, true, Speed::Fast)?;
+        let clock = source.clock();
+        let (rx, handle) = Engine::spawn(source, Options::default())?;
+        for ev in rx {
+            match ev {
+                EngineEvent::Fatal(msg) => anyhow::bail!("{msg}"),
+                EngineEvent::DecodeErrors(n) => {
+                    eprintln!("ctscope: {n} message(s) could not be decoded and are not shown")
+                }
+                ev => {
+                    engine::apply(&mut store, ev, clock.now());
+                }
+            }
+        }
+        handle.stop();
+        let now = clock.now();
+        store.expire_expectations(now);
+        // Actions on a recording are refused by the source itself; keep one to say so.
+        return Ok((store, now, open_source(g, false, Speed::Fast)?));
+    }
+    let mut source = open_source(g, false, Speed::Fast)?;
     let now = source.clock().now();
     let stats = engine::load(source.as_mut(), &mut store, now)?;
     if stats.decode_errors > 0 {
