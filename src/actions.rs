@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use crate::error::Error;
 use crate::model::store::{ExpectKey, FlowKey};
 use crate::model::tuple::{proto, Tuple};
-use crate::model::{Flow, Store};
+use crate::model::{Expectation, Flow, Store};
 use crate::netlink::{netns, Conn, Namespace};
 
 /// How many entries a plan shows as a sample.
@@ -266,15 +266,27 @@ impl Plan {
 
     /// Delete one expectation.
     pub fn expectation(store: &Store, key: &ExpectKey) -> Plan {
+        Plan::expectations(
+            store,
+            &|e| ExpectKey::of(e) == *key,
+            "the selected expectation",
+        )
+    }
+
+    /// Delete every expectation for which `pred` holds, one by one (`conntrack -D expect`),
+    /// each by tuple, zone and id.
+    pub fn expectations(store: &Store, pred: &dyn Fn(&Expectation) -> bool, what: &str) -> Plan {
         let mut plan = Plan {
-            what: "the selected expectation".into(),
+            what: what.to_owned(),
             ..Plan::default()
         };
-        if let Some(e) = store.expectation(key) {
-            plan.expects = 1;
-            plan.sample.push(expect_line(e));
+        for e in store.expectations().filter(|e| pred(e)) {
+            plan.expects += 1;
+            if plan.sample.len() < SAMPLE {
+                plan.sample.push(expect_line(e));
+            }
             plan.targets.push(Target::Expect {
-                key: *key,
+                key: ExpectKey::of(e),
                 id: e.id,
             });
         }

@@ -166,6 +166,25 @@ fn rp_filter_off_is_read_inside_the_namespace() {
         &ns,
         "sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.ct1.rp_filter=0",
     );
+    // No helper in use: the loose rp_filter is listed, but spoofed commands have no
+    // helper to reach, so it is not a finding.
+    let r = audit_of(&ns);
+    assert!(
+        r.findings
+            .iter()
+            .all(|f| f.kind != FindingKind::NoReversePathFilter),
+        "{:#?}",
+        r.findings
+    );
+    assert!(r
+        .rp_filter
+        .iter()
+        .any(|x| x.iface == "ct1" && x.effective == 0));
+    // Once a helper is assigned, it is.
+    lab.sh_ok(
+        &ns,
+        "iptables -t raw -A PREROUTING -p tcp --dport 21 -j CT --helper ftp",
+    );
     let r = audit_of(&ns);
     let rp: Vec<_> = r
         .findings

@@ -315,7 +315,9 @@ pub fn run(input: &AuditInput) -> Report {
                     value: *v,
                     effective,
                 });
-                if iface == "lo" || effective != 0 || global_antispoof {
+                // Spoofed commands only matter where a helper parses them: on a host with
+                // no helper in use, a loose rp_filter is listed above but is not a finding.
+                if iface == "lo" || effective != 0 || global_antispoof || in_use.is_empty() {
                     continue;
                 }
                 let manual = all_rules.iter().any(|r| {

@@ -151,8 +151,11 @@ pub enum Command {
         #[command(flatten)]
         format: FormatArgs,
     },
-    /// Delete the flows matching the filter (conntrack -D); a filter is required.
+    /// Delete the flows (conntrack -D) or expectations (-D expect) matching the filter.
     Delete {
+        /// Delete expectations instead of flows.
+        #[arg(long)]
+        expect: bool,
         #[command(flatten)]
         filter: FilterArgs,
         #[command(flatten)]

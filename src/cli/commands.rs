@@ -46,7 +46,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             &filter,
             format,
         ),
-        Some(Command::Delete { filter, act }) => delete(&g, &filter, act),
+        Some(Command::Delete {
+            expect,
+            filter,
+            act,
+        }) => delete(&g, expect, &filter, act),
         Some(Command::Flush {
             expect,
             filter,
@@ -108,10 +112,34 @@ fn format_of(f: FormatArgs) -> output::Format {
     }
 }
 
-/// Dump both tables into a fresh store (the `list`, `delete` and `flush` starting point).
+/// Fill a fresh store: live, one dump of both tables (the `list`, `delete` and `flush`
+/// starting point); from a recording, the whole recording played to its end — its dump
+/// and every event after it — so `list --replay` shows the table as the recording left it,
+/// the same state the dashboard shows when the replay ends.
 fn load(g: &Global) -> Result<(Store, u32, Box<dyn Source>)> {
-    let mut source = open_source(g, false, Speed::Fast)?;
     let mut store = Store::new();
+    if g.replay.is_some() {
+        let source = open_source(g, true, Speed::Fast)?;
+        let clock = source.clock();
+        let (rx, handle) = Engine::spawn(source, Options::default())?;
+        for ev in rx {
+            match ev {
+                EngineEvent::Fatal(msg) => anyhow::bail!("{msg}"),
+                EngineEvent::DecodeErrors(n) => {
+                    eprintln!("ctscope: {n} message(s) could not be decoded and are not shown")
+                }
+                ev => {
+                    engine::apply(&mut store, ev, clock.now());
+                }
+            }
+        }
+        handle.stop();
+        let now = clock.now();
+        store.expire_expectations(now);
+        // Actions on a recording are refused by the source itself; keep one to say so.
+        return Ok((store, now, open_source(g, false, Speed::Fast)?));
+    }
+    let mut source = open_source(g, false, Speed::Fast)?;
     let now = source.clock().now();
     let stats = engine::load(source.as_mut(), &mut store, now)?;
     if stats.decode_errors > 0 {
@@ -296,7 +324,7 @@ fn watch_line(
     }
 }
 
-fn delete(g: &Global, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
+fn delete(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
     let filter = compile_filter(f)?;
     if filter.is_empty() {
         return Err(Usage(
@@ -308,16 +336,21 @@ fn delete(g: &Global, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
     }
     let (store, now, source) = load(g)?;
     let ctx = context(g, act);
-    let what = format!("flows matching '{}'", filter.source());
-    let plan = Plan::flows(&store, &|fl| filter.match_flow(fl, now), &what, &ctx);
+    let plan = if expect {
+        let what = format!("expectations matching '{}'", filter.source());
+        Plan::expectations(&store, &|e| filter.match_expect(e, now), &what)
+    } else {
+        let what = format!("flows matching '{}'", filter.source());
+        Plan::flows(&store, &|fl| filter.match_flow(fl, now), &what, &ctx)
+    };
     confirm_and_execute(plan, act, source)
 }
 
 fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
-    let filter = compile_filter(f)?;
     if let Some(h) = &f.helper {
         check_helper(h)?;
     }
+    let filter = compile_filter(f)?;
     let (store, now, source) = load(g)?;
     let ctx = context(g, act);
     let plan = if expect {

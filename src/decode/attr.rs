@@ -128,20 +128,23 @@ pub(crate) fn malformed(ctx: &'static str, attr: u16, reason: &'static str) -> D
     bad(ctx, attr, reason)
 }
 
+/// One attribute as the kernel lays it out (host-order header, payload, padding), for
+/// tests that build messages by hand.
+#[cfg(test)]
+pub(crate) fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
+    v.extend_from_slice(&kind.to_ne_bytes());
+    v.extend_from_slice(payload);
+    while v.len() % 4 != 0 {
+        v.push(0);
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
-        v.extend_from_slice(&kind.to_ne_bytes());
-        v.extend_from_slice(payload);
-        while v.len() % 4 != 0 {
-            v.push(0);
-        }
-        v
-    }
 
     #[test]
     fn walks_and_masks_flags() {

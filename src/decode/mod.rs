@@ -178,17 +178,7 @@ pub fn messages(buf: &[u8]) -> impl Iterator<Item = Result<Message, DecodeError>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend_from_slice(&((4 + payload.len()) as u16).to_ne_bytes());
-        v.extend_from_slice(&kind.to_ne_bytes());
-        v.extend_from_slice(payload);
-        while v.len() % 4 != 0 {
-            v.push(0);
-        }
-        v
-    }
+    use crate::decode::attr::nla;
 
     fn msg(nl_type: u16, flags: u16, family: u8, body: &[u8]) -> Vec<u8> {
         let len = NLMSG_HDRLEN + NFGENMSG_LEN + body.len();

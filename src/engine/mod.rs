@@ -213,7 +213,9 @@ pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<Load
             Item::DumpBegin(t) => send(Chunk::Begin(t)),
             Item::DumpEnd(t) => {
                 if !cur.is_empty() {
-                    let next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                    let next = back_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
                     send(Chunk::Msgs(std::mem::replace(&mut cur, next)));
                 }
                 send(Chunk::End(t));
@@ -224,7 +226,9 @@ pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<Load
                 cur.extend_from_slice(m);
                 cur.resize(cur.len().next_multiple_of(4), 0);
                 if cur.len() >= CHUNK {
-                    let next = back_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                    let next = back_rx
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
                     send(Chunk::Msgs(std::mem::replace(&mut cur, next)));
                 }
             }

@@ -1,0 +1,315 @@
+//! The binary as a user meets it: usage errors exit 2 with a readable message, a missing
+//! privilege names sudo and setcap, a closed pipe exits 0, and a recording made live
+//! replays without root through every headless command.
+
+mod common;
+use common::lab::{privileged, Lab};
+use std::process::{Command, Output, Stdio};
+
+fn ctscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ctscope"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ctscope")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn help_lists_every_command_and_the_privilege_hint() {
+    let out = ctscope(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for cmd in ["list", "watch", "delete", "flush", "record", "audit"] {
+        assert!(help.contains(&format!("  {cmd}")), "{cmd} missing:\n{help}");
+    }
+    assert!(help.contains("setcap cap_net_admin+ep"), "{help}");
+}
+
+#[test]
+fn bad_filter_is_a_usage_error_with_a_caret() {
+    let out = ctscope(&[
+        "list",
+        "--replay",
+        "/nonexistent",
+        "--filter",
+        "dport=21 and (helper=ftp",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("dport=21 and (helper=ftp"), "{err}");
+    assert!(err.contains('^'), "{err}");
+}
+
+#[test]
+fn bad_regex_is_a_usage_error() {
+    let out = ctscope(&["list", "--replay", "/nonexistent", "--filter", "/tcp[/"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[test]
+fn bad_port_flag_is_a_usage_error() {
+    let out = ctscope(&["list", "--dport", "http"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn unknown_helper_is_refused_with_the_known_names() {
+    let out = ctscope(&["flush", "--expect", "--helper", "no such!", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("unknown helper 'no such!'") && err.contains("ftp"),
+        "{err}"
+    );
+}
+
+#[test]
+fn delete_without_a_filter_is_refused() {
+    let out = ctscope(&["delete", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("ctscope flush"));
+}
+
+#[test]
+fn missing_recording_names_the_file() {
+    let out = ctscope(&["list", "--replay", "/nonexistent/rec.ctrec"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/nonexistent/rec.ctrec"));
+}
+
+#[test]
+fn garbage_recording_is_an_error_not_a_panic() {
+    let path = std::env::temp_dir().join(format!("ctscope-garbage-{}.ctrec", std::process::id()));
+    std::fs::write(&path, b"this is not a recording at all\n").unwrap();
+    let out = ctscope(&["list", "--replay", path.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn missing_namespace_is_explained() {
+    if !privileged("missing_namespace_is_explained") {
+        return;
+    }
+    let out = ctscope(&["--netns", "ctscope-cli-does-not-exist", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("'ctscope-cli-does-not-exist'") && err.contains("hint:"),
+        "{err}"
+    );
+}
+
+/// As an unprivileged user, reading the table fails with the sudo/setcap hint.
+#[test]
+fn unprivileged_user_gets_the_sudo_and_setcap_hint() {
+    if !privileged("unprivileged_user_gets_the_sudo_and_setcap_hint") {
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_ctscope"))
+        .arg("list")
+        .stdin(Stdio::null())
+        .output()
+        .expect("setpriv");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("sudo") && err.contains("setcap cap_net_admin+ep"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Record a live namespace, then use the recording as an unprivileged user: list (text,
+/// JSON), a filter, watch, and a closed pipe — and actions refused.
+#[test]
+fn record_then_replay_without_root() {
+    if !privileged("record_then_replay_without_root") {
+        return;
+    }
+    let lab = Lab::new("cli", 8);
+    for i in 0..300 {
+        lab.sh_ok(
+            &lab.srv,
+            &format!(
+                "conntrack -I -p tcp -s 10.213.8.{} -d 10.213.8.1 --sport {} --dport 22 \
+                 --state ESTABLISHED -t 600 -u ASSURED,SEEN_REPLY 2>/dev/null",
+                2 + i % 200,
+                20000 + i
+            ),
+        );
+    }
+    let rec = std::env::temp_dir().join(format!("ctscope-cli-{}.ctrec", std::process::id()));
+    let recs = rec.to_str().unwrap().to_owned();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ctscope"))
+        .args(["--netns", &lab.srv, "record", &recs, "--duration", "2s"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    lab.sh_ok(
+        &lab.srv,
+        "conntrack -I -p udp -s 10.213.8.2 -d 10.213.8.1 --sport 5353 --dport 53 -t 30",
+    );
+    lab.sh_ok(
+        &lab.srv,
+        "conntrack -D -p tcp --sport 20000 --dport 22 >/dev/null 2>&1",
+    );
+    assert!(child.wait().unwrap().success());
+    std::fs::set_permissions(&rec, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(env!("CARGO_BIN_EXE_ctscope"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv")
+    };
+    // `list` shows the table as the recording left it: the 300 dumped tcp flows, less the
+    // one deleted while recording, plus the udp flow inserted meanwhile.
+    let out = as_nobody(&["--replay", &recs, "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let flows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(flows.len(), 300);
+    let tcp = flows
+        .iter()
+        .filter(|f| f["proto"] == "tcp" && f["orig"]["dport"] == 22);
+    assert_eq!(tcp.count(), 299);
+    assert!(flows.iter().all(|f| f["orig"]["sport"] != 20000));
+    assert!(flows
+        .iter()
+        .any(|f| f["proto"] == "udp" && f["orig"]["dport"] == 53));
+
+    // watch replays the recorded events: the NEW udp flow and the DESTROY of one tcp flow.
+    let out = as_nobody(&["--replay", &recs, "--fast", "watch", "--ndjson"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "new" && l["kind"] == "flow" && l["proto"] == "udp"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "destroy" && l["orig"]["sport"] == 20000),
+        "{lines:?}"
+    );
+
+    // A filter on a replay, and a closed pipe exits 0.
+    let out = as_nobody(&["--replay", &recs, "list", "--sport", "20001"]);
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        1,
+        "{}",
+        text(&out.stdout)
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{}' --replay '{recs}' list | head -n 1 >/dev/null; echo ${{PIPESTATUS[0]}}",
+            env!("CARGO_BIN_EXE_ctscope")
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout).trim(), "0", "closed pipe must exit 0");
+
+    // Actions on a replay are refused, clearly.
+    let out = as_nobody(&["--replay", &recs, "flush", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("replay"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_file(&rec);
+}
+
+/// `delete --expect` removes exactly the expectations its filter selects: two pending
+/// passive-FTP expectations (PASV sent, data connection never opened), one deleted by its
+/// port, the other left in the kernel.
+#[test]
+fn delete_expect_removes_only_the_selected_expectation() {
+    if !privileged("delete_expect_removes_only_the_selected_expectation") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("ctscope-cli-ftp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut lab = Lab::new("clix", 10);
+    lab.ftp_helper();
+    lab.ftp_server(dir.to_str().unwrap());
+    let srv4 = lab.srv4.clone();
+    let cli = lab.cli.clone();
+    for _ in 0..2 {
+        lab.spawn(
+            &cli,
+            &format!(
+                "/usr/bin/python3 -c \"import ftplib,time; f=ftplib.FTP(); f.connect('{srv4}',21,timeout=10); \
+                 f.login(); f.sendcmd('PASV'); time.sleep(30)\""
+            ),
+        );
+    }
+    let list = || -> Vec<serde_json::Value> {
+        let out = ctscope(&["--netns", &lab.srv, "list", "--expect", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut exps = list();
+    while exps.len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        exps = list();
+    }
+    assert_eq!(exps.len(), 2, "{exps:?}");
+    let port = exps[0]["tuple"]["dport"].as_u64().unwrap().to_string();
+    let keep = exps[1]["tuple"]["dport"].clone();
+
+    let out = ctscope(&[
+        "--netns",
+        &lab.srv,
+        "delete",
+        "--expect",
+        "--dport",
+        &port,
+        "--dry-run",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(list().len(), 2, "a dry run removes nothing");
+
+    let out = ctscope(&[
+        "--netns", &lab.srv, "delete", "--expect", "--dport", &port, "--yes",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("removed 1"),
+        "{}",
+        text(&out.stderr)
+    );
+    let left = list();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["tuple"]["dport"], keep);
+    let _ = std::fs::remove_dir_all(&dir);
+}
