@@ -2,7 +2,8 @@
 """Count what a recording holds: the initial dump, the events, and the table at the end.
 
 Owns: a read-only summary of a `ctscope record` file, computed from ctscope's own JSON
-(`--replay FILE list --json`, `list --expect --json`, `--fast watch --ndjson`), used to
+(`--replay FILE list --json` and `list --expect --json`: the table as the recording left
+it; `--fast watch --ndjson`: the events), used to
 check that a fresh run of make-recording.sh produced the same kinds of entries.
 Must not: decode the file itself (ctscope does that) or need root.
 
@@ -39,30 +40,24 @@ def main():
     p.add_argument("file", nargs="?", default=os.path.join(repo, "assets", "lab-helpers.ctrec"))
     a = p.parse_args()
 
+    # `list --replay` shows the table as the recording left it; `watch` the events.
     flows, expects = {}, {}
     for f in json.loads(run(a.bin, a.file, "list", "--json")):
         flows[(f["zone"], f["proto"], tkey(f["orig"]))] = f
     for e in json.loads(run(a.bin, a.file, "list", "--expect", "--json")):
         expects[(e["zone"], e["proto"], tkey(e["tuple"]), tkey(e["master"]))] = e
-    dumped = (len(flows), len(expects))
 
     events = collections.Counter()
     related_new = collections.Counter()
+    seen_new = set()
     for line in run(a.bin, a.file, "--fast", "watch", "--ndjson").splitlines():
         o = json.loads(line)
         events[(o["kind"], o["event"], o.get("helper") or "-")] += 1
-        if o["kind"] == "flow":
-            k = (o["zone"], o["proto"], tkey(o["orig"]))
-            table = flows
-            if o["event"] == "new" and "EXPECTED" in o["status"]:
+        if o["kind"] == "flow" and o["event"] == "new":
+            seen_new.add((o["zone"], o["proto"], tkey(o["orig"])))
+            if "EXPECTED" in o["status"]:
                 related_new[o["proto"] + "/" + o["family"]] += 1
-        else:
-            k = (o["zone"], o["proto"], tkey(o["tuple"]), tkey(o["master"]))
-            table = expects
-        if o["event"] == "destroy":
-            table.pop(k, None)
-        else:
-            table[k] = {**table.get(k, {}), **{x: y for x, y in o.items() if y not in (None, [])}}
+    before = sum(1 for k in flows if k not in seen_new)
 
     # Which helper's master each RELATED flow came from.
     masters = {(f["zone"], f["proto"], tkey(f["orig"])): f.get("helper") for f in flows.values()}
@@ -74,7 +69,7 @@ def main():
             rel_by_helper[h] += 1
 
     print(f"recording: {a.file} ({os.path.getsize(a.file)} bytes)")
-    print(f"initial dump: {dumped[0]} flows, {dumped[1]} expectations")
+    print(f"flows already there when the recording started (and still at its end): {before}")
     print("events (kind, event, helper):")
     for k in sorted(events):
         print(f"  {k[0]:6} {k[1]:7} {k[2]:5} {events[k]}")
