@@ -7,15 +7,15 @@
 # the recording assets/lab-helpers.ctrec. Must not: touch anything outside its own
 # namespaces (ctscope-lab-*), or leave anything behind (a trap tears the lab down).
 #
-# Topology (recorded namespace: srv, "the server and its firewall"):
+# Topology (recorded namespace: srv, "the server and its firewall"); see assets/lab/README.md:
 #
-#    cli (outside)              srv (recorded)                 ext (LAN behind srv)
-#    10.213.6.2          eth0 -- cli0 10.213.6.1               10.213.6.130
-#    fd00:213:6::2               lan0 10.213.6.129 -- eth0     fd00:213:6::1:2
-#                                     fd00:213:6::1:1
-#    pyftpdlib :21 (v4)     pyftpdlib :21, tftp :69, irc :6667,   web :80
-#    silent ftp :21 (v6)    sip :5060, "sshd" :22, dns :53,
-#    web :80                "MariaDB" :3306 (NOT opened in INPUT)
+#    cli (outside)                srv (recorded)                    ext (LAN behind srv)
+#    10.213.6.2, fd00:213:6::2    cli0 10.213.6.1, fd00:213:6::1    10.213.6.130
+#    attacker .3, ::3       eth0--cli0                               fd00:213:6::1:2
+#                                 lan0 10.213.6.129, ::1:1 --eth0
+#    pyftpdlib :21 (.2)           pyftpdlib :21 and :2121, tftp :69,   web :80
+#    silent ftp :21 (.3, ::3)     irc :6667, sip :5060, "sshd" :22,
+#    web :80                      dns :53, "MariaDB" :3306 (NOT opened in INPUT)
 #
 # Usage: sudo assets/lab/make-recording.sh [--out FILE] [--duration SECS] [--ctscope BIN]
 #                                          [--log DIR]
