@@ -69,6 +69,7 @@ SRV6=fd00:213:6::1 CLI6=fd00:213:6::2 SRVL6=fd00:213:6::1:1 EXT6=fd00:213:6::1:2
 EVIL4=10.213.6.3 EVIL6=fd00:213:6::3 # a second address of cli: the attacker's FTP server
 
 work=$(mktemp -d /tmp/ctscope-lab.XXXXXX)
+keep_log=$logdir
 [ -n "$logdir" ] || logdir="$work/log"
 mkdir -p "$logdir"
 pids=()
@@ -298,14 +299,13 @@ nsx $SRV conntrack -D -p udp --orig-port-src 35353 --orig-port-dst 53 -f ipv4 >/
 nsx $SRV conntrack -L -o extended,id,labels >"$logdir/flows.txt" 2>/dev/null
 { nsx $SRV conntrack -L expect -f ipv4; nsx $SRV conntrack -L expect -f ipv6; } >"$logdir/expect.txt" 2>/dev/null
 summary() {
-    echo "--- snapshot of $SRV at the end of the schedule ($logdir)"
+    echo "--- conntrack(8) in $SRV at the end of the schedule${keep_log:+ (logs in $logdir)}"
     # conntrack(8) prints neither EXPECTED nor SRC_NAT/DST_NAT: count NAT from the tuples.
     echo "flows: $(wc -l <"$logdir/flows.txt")," \
          "NAT'd: $(awk '{n=0; for(i=1;i<=NF;i++) if($i ~ /^(src|dst)=/) a[n++]=$i;
                         if (a[0] != "src=" substr(a[3],5) || a[1] != "dst=" substr(a[2],5)) c++}
                        END{print c+0}' "$logdir/flows.txt")," \
-         "zone 7: $(grep -c 'zone=7' "$logdir/flows.txt" || true)," \
-         "labelled: $(grep -c 'labels=' "$logdir/flows.txt" || true)"
+         "zone 7: $(grep -c 'zone=7' "$logdir/flows.txt" || true)"
     echo "flows per helper: $(grep -o 'helper=[a-z]*' "$logdir/flows.txt" | sort | uniq -c | tr '\n' ' ')"
     echo "expectations: $(wc -l <"$logdir/expect.txt"), per helper: $(grep -o '[a-z]*$' "$logdir/expect.txt" | sort | uniq -c | tr '\n' ' ')"
     echo "expectation events: $(grep -c NEW "$logdir/expect-events.txt" || true) new," \
