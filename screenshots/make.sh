@@ -13,7 +13,7 @@
 #   --rec   recording (default assets/lab-helpers.ctrec)
 #   --keep  also keep the .ansi captures and .svg files in DIR
 # Needs: tmux, rsvg-convert (apt: librsvg2-bin), the DejaVu Sans Mono font
-# (apt: fonts-dejavu-core), python3.
+# (apt: fonts-dejavu-core), python3; ImageMagick, if present, shrinks the PNGs.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,6 +44,8 @@ fi
 # Shown in the header: keep it the short, repository-relative path when it is one.
 cd "$repo"
 case "$rec" in "$repo"/*) rec=${rec#"$repo"/} ;; esac
+
+im=$(command -v magick || command -v convert || true) # ImageMagick, if present
 
 work=$(mktemp -d /tmp/ctscope-shots.XXXXXX)
 sock="ctscope-shots-$$" # a private tmux server: never the user's sessions
@@ -103,6 +105,9 @@ shot() {
         sed -i 's/#101010/#LIGHTBG/g; s/#d4d4d4/#1c1c1c/g; s/#LIGHTBG/#fafafa/g' "$work/$1.svg"
     fi
     rsvg-convert --format png --output "$here/$1.png" "$work/$1.svg"
+    # Optional: a 128-colour palette PNG is a third of the size and looks the same
+    # (a terminal has few colours; only the font's anti-aliasing adds more).
+    if [ -n "$im" ]; then "$im" "$here/$1.png" -colors 128 "PNG8:$here/$1.png"; fi
     echo "screenshots/$1.png  (${cols}x${rows})"
 }
 
