@@ -292,6 +292,21 @@ mod tests {
     }
 
     #[test]
+    fn a_replay_dates_store_seconds_from_the_recording_start() {
+        use std::sync::atomic::AtomicU64;
+        use std::sync::Arc;
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_701_200);
+        let t = Arc::new(AtomicU64::new(90 * 1_000_000_000));
+        let c = EngineClock::recorded(engine::Clock::Virtual(t), start);
+        assert_eq!(c.now(), 90);
+        assert_eq!(c.epoch(), start);
+        assert_eq!(c.wall(90), start + Duration::from_secs(90));
+        // Live: the epoch is "now minus elapsed", i.e. close to today.
+        let live = EngineClock::new(engine::Clock::Wall(std::time::Instant::now()));
+        assert!(live.epoch() > start);
+    }
+
+    #[test]
     fn plan_for_flush_all_adds_the_expectation_flush() {
         let store = Store::new();
         let sink = PlanSink {

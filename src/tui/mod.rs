@@ -259,3 +259,21 @@ fn spawn_signal_reader<E: Send + 'static>(fd: i32, tx: Sender<AppEvent<E>>) {
         })
         .ok();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_hanging_up_becomes_source_ended_not_a_quit() {
+        let (etx, erx) = mpsc::channel::<u32>();
+        let (tx, rx) = mpsc::channel::<AppEvent<u32>>();
+        spawn_forwarder(erx, tx);
+        etx.send(7).unwrap();
+        drop(etx);
+        let first = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(matches!(first, AppEvent::Engine(7)), "{first:?}");
+        let second = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(matches!(second, AppEvent::SourceEnded), "{second:?}");
+    }
+}
