@@ -84,7 +84,14 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
     let no_color = std::env::var("NO_COLOR").ok();
     let opts = tui::TuiOptions {
         namespace: match (&g.replay, &g.netns) {
-            (Some(p), _) => Some(format!("replay {}", p.display())),
+            // The file name only: a long path would push the counts off the header.
+            (Some(p), _) => Some(format!(
+                "replay {}",
+                p.file_name().map_or_else(
+                    || p.display().to_string(),
+                    |f| f.to_string_lossy().into_owned()
+                )
+            )),
             (None, Some(n)) => Some(n.clone()),
             (None, None) => None,
         },
