@@ -10,8 +10,8 @@ use ctscope::model::helper::intern;
 use ctscope::model::store::FlowKey;
 use ctscope::model::tuple::proto;
 use ctscope::model::Flow;
+use ctscope::risk::Level;
 use ctscope::tui::app::{Overlay, Pending};
-use ctscope::tui::freedom::Freedom;
 use ctscope::tui::theme::{Theme, ThemeKind};
 use ctscope::tui::{ActionReport, AppEvent, Request, TuiOptions};
 use ratatui::crossterm::event::KeyCode;
@@ -371,12 +371,12 @@ fn related_rows_take_their_helpers_colour_and_risk_badges_their_freedoms() {
     assert_eq!(ftp_row.fg, dark.helper("ftp").fg);
     assert_ne!(ftp_row.fg, tftp_row.fg);
     let badge = h.style_at("IN-CMD");
-    assert_eq!(badge.fg, dark.freedom(Freedom::InCmd).fg);
+    assert_eq!(badge.fg, dark.freedom(Level::InCmd).fg);
     // A plain flow is not coloured.
     assert_eq!(h.style_at("10.213.4.2:53000").fg, Some(Color::Reset));
     h.ch('2');
     let full = h.style_at("FULL");
-    assert_eq!(full.bg, dark.freedom(Freedom::Full).bg);
+    assert_eq!(full.bg, dark.freedom(Level::Full).bg);
     assert_eq!(h.style_at("irc ").fg, dark.helper("irc").fg);
     // Colour is never the only signal: name and badge are text.
     assert!(h.screen().contains("irc    FULL"));

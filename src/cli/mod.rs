@@ -51,7 +51,15 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
     } else {
         crate::engine::Speed::RealTime(1.0)
     };
-    let source = commands::open_source(g, true, speed)?;
+    // A replay's recording start dates the detail pane's absolute times.
+    let (source, recorded_start): (Box<dyn crate::engine::Source>, _) = match &g.replay {
+        Some(path) => {
+            let r = crate::engine::Replay::open(path, speed)?;
+            let start = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(r.recorded_start());
+            (Box::new(r), Some(start))
+        }
+        None => (commands::open_source(g, true, speed)?, None),
+    };
     let (events, engine) = crate::engine::Engine::spawn(source, crate::engine::Options::default())?;
     let ns = commands::namespace(g);
     let ctx = if g.replay.is_some() {
@@ -76,7 +84,14 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
     let no_color = std::env::var("NO_COLOR").ok();
     let opts = tui::TuiOptions {
         namespace: match (&g.replay, &g.netns) {
-            (Some(p), _) => Some(format!("replay {}", p.display())),
+            // The file name only: a long path would push the counts off the header.
+            (Some(p), _) => Some(format!(
+                "replay {}",
+                p.file_name().map_or_else(
+                    || p.display().to_string(),
+                    |f| f.to_string_lossy().into_owned()
+                )
+            )),
             (None, Some(n)) => Some(n.clone()),
             (None, None) => None,
         },
@@ -90,9 +105,19 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
         read_only: g.read_only,
         theme: ThemeKind::choose(color, Some(theme), no_color.as_deref()),
         ssh: ctx.ssh,
+        recorded_start,
         ..tui::TuiOptions::default()
     };
-    tui::live::run_live(opts, crate::model::Store::new(), events, engine, ctx)?;
+    // Built once here; the app reassesses only when the store changes.
+    let assessor = build_assessor(g.netns.as_deref(), g.replay.is_some());
+    tui::live::run_live(
+        opts,
+        crate::model::Store::new(),
+        events,
+        engine,
+        ctx,
+        assessor,
+    )?;
     Ok(match tui::last_signal() {
         0 => ExitCode::SUCCESS,
         sig => ExitCode::from(128u8.saturating_add(sig as u8)),
@@ -129,17 +154,24 @@ fn init_risk(g: &args::Global) {
     let _ = RISK_CONTEXT.set((g.netns.clone(), g.replay.is_some()));
 }
 
-/// The assessor, built on first use: the freedom table with live module options, and the
-/// listening sockets of the namespace shown (none for a replay). `None` if it cannot be
-/// built (the annotations are then left out rather than failing the listing).
+/// The assessor for the entries shown: the freedom table with live module options, and
+/// the listening sockets of the namespace `netns` (none for a replay: this machine's
+/// sockets say nothing about the recorded one). `None` if it cannot be built (risk is
+/// then left out rather than failing the command). The one construction behind both the
+/// JSON annotations (`risk()`) and the dashboard.
+fn build_assessor(netns: Option<&str>, replay: bool) -> Option<crate::risk::Assessor> {
+    let mut a = crate::risk::Assessor::system_in(None, netns).ok()?;
+    if replay {
+        a.listeners = None;
+    }
+    Some(a)
+}
+
+/// The assessor of the headless commands, built on first use (see `build_assessor`).
 fn risk() -> Option<&'static crate::risk::Assessor> {
     RISK.get_or_init(|| {
         let (netns, replay) = RISK_CONTEXT.get().cloned().unwrap_or_default();
-        let mut a = crate::risk::Assessor::system_in(None, netns.as_deref()).ok()?;
-        if replay {
-            a.listeners = None;
-        }
-        Some(a)
+        build_assessor(netns.as_deref(), replay)
     })
     .as_ref()
 }

@@ -22,6 +22,7 @@ use super::model::{
     ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, Request,
     RowFilter,
 };
+use super::risk::{Assess, FindingRow, RiskCache, Subject};
 use super::text;
 use super::theme::{Theme, ThemeKind};
 use super::view::{self, ChainRow, ExpectCol, FlowCol, TableView};
@@ -43,6 +44,9 @@ pub enum AppEvent<E> {
     /// Once a second: countdowns move, events/s is measured, big views may rebuild.
     Tick,
     Engine(E),
+    /// The engine's channel closed: a replay reached its end (or the engine stopped).
+    /// The dashboard stays open on the last state and says so.
+    SourceEnded,
     /// SIGINT, SIGTERM or SIGHUP arrived: leave cleanly.
     Signal(i32),
 }
@@ -67,6 +71,9 @@ pub struct TuiOptions {
     pub ssh: Option<SshSession>,
     /// Interval of `AppEvent::Tick` in `run`.
     pub tick: Duration,
+    /// For a replay: when the recording started. Absolute times count from it (the
+    /// clock's epoch), and the end of the recording is reported as "replay ended".
+    pub recorded_start: Option<std::time::SystemTime>,
 }
 
 impl Default for TuiOptions {
@@ -79,26 +86,40 @@ impl Default for TuiOptions {
             theme: ThemeKind::Dark,
             ssh: None,
             tick: Duration::from_secs(1),
+            recorded_start: None,
         }
     }
 }
 
-/// The three screens.
+/// The four screens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tab {
     Flows,
     Expects,
     Chains,
+    /// Helper-risk findings, each with its fix; Enter goes to the entry.
+    Findings,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 3] = [Tab::Flows, Tab::Expects, Tab::Chains];
+    pub const ALL: [Tab; 4] = [Tab::Flows, Tab::Expects, Tab::Chains, Tab::Findings];
 
     pub fn title(self) -> &'static str {
         match self {
             Tab::Flows => "Flows",
             Tab::Expects => "Expectations",
             Tab::Chains => "Chains",
+            Tab::Findings => "Findings",
+        }
+    }
+
+    /// The tab line's label below 100 columns.
+    pub fn short_title(self) -> &'static str {
+        match self {
+            Tab::Flows => "Flows",
+            Tab::Expects => "Exp",
+            Tab::Chains => "Chains",
+            Tab::Findings => "Risk",
         }
     }
 }
@@ -244,6 +265,12 @@ pub struct App<M: Model> {
     pub(crate) flows: TableView<FlowKey>,
     pub(crate) expects: TableView<ExpectKey>,
     pub(crate) chains: TableView<ChainRow>,
+    pub(crate) findings: TableView<FindingRow>,
+    /// Assessments of the current store generation (badges, findings, detail).
+    pub(crate) risk: RiskCache,
+    assessor: Option<Box<dyn Assess>>,
+    /// The engine's channel closed (a replay reached its end).
+    pub(crate) ended: bool,
     pub(crate) filter: Option<ActiveFilter>,
     pub(crate) bar: Option<FilterBar>,
     pub(crate) overlay: Overlay,
@@ -297,6 +324,10 @@ impl<M: Model> App<M> {
             flows: TableView::new(conn),
             expects: TableView::new(left),
             chains: TableView::new(0),
+            findings: TableView::new(0),
+            risk: RiskCache::default(),
+            assessor: None,
+            ended: false,
             filter: None,
             bar: None,
             overlay: Overlay::None,
@@ -317,6 +348,30 @@ impl<M: Model> App<M> {
             quit: false,
             dirty: true,
         }
+    }
+
+    /// Show helper risk from `assessor` (built once by the caller: `risk::Assessor` in
+    /// production). Assessments are recomputed only when the store's generation moves.
+    pub fn with_assessor(mut self, assessor: Box<dyn Assess>) -> App<M> {
+        self.assessor = Some(assessor);
+        self.risk.built = None;
+        self.dirty = true;
+        self
+    }
+
+    /// Whether the engine's channel closed (a replay reached its end).
+    pub fn source_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Findings of the current generation (the header's count).
+    pub fn finding_count(&self) -> usize {
+        self.risk.count()
+    }
+
+    /// Rows of the findings screen, in display order.
+    pub fn finding_rows(&self) -> &[FindingRow] {
+        &self.findings.keys
     }
 
     /// Wall time of a store second (for absolute times in the detail pane).
@@ -428,6 +483,15 @@ impl<M: Model> App<M> {
                     self.set_status(StatusKind::Error, format!("engine stopped: {m}"));
                 }
             },
+            AppEvent::SourceEnded => {
+                self.ended = true;
+                let text = if self.opts.recorded_start.is_some() {
+                    "replay ended: the last state stays on screen (q quits)"
+                } else {
+                    "the engine stopped: the last state stays on screen (q quits)"
+                };
+                self.set_status(StatusKind::Info, text.into());
+            }
             AppEvent::Signal(_) => self.quit = true,
         }
     }
@@ -468,16 +532,24 @@ impl<M: Model> App<M> {
             self.rebuild_summary(gen);
             rebuilt = true;
         }
+        // Risk follows the store (also while paused: the header counts findings).
+        if live(self.risk.built) {
+            self.risk
+                .rebuild(&self.model, self.assessor.as_deref(), gen);
+            self.findings.built = None;
+            rebuilt = true;
+        }
         let paused = self.paused;
         let frozen = |built: Option<u64>| built.is_some() && paused;
         let now = self.now;
         let filter = self.filter.as_ref().map(|f| f.filter.as_ref());
+        let risk = &self.risk;
         match self.tab {
             Tab::Flows => {
                 if live(self.flows.built) && !frozen(self.flows.built) {
                     let col = FlowCol::ALL[self.flows.sort];
                     let (keys, total) =
-                        view::build_flows(&self.model, filter, col, self.flows.desc, now);
+                        view::build_flows(&self.model, risk, filter, col, self.flows.desc, now);
                     self.flows.set_keys(keys, total);
                     self.flows.built = Some(gen);
                     rebuilt = true;
@@ -487,7 +559,7 @@ impl<M: Model> App<M> {
                 if live(self.expects.built) && !frozen(self.expects.built) {
                     let col = ExpectCol::ALL[self.expects.sort];
                     let (keys, total) =
-                        view::build_expects(&self.model, filter, col, self.expects.desc, now);
+                        view::build_expects(&self.model, risk, filter, col, self.expects.desc, now);
                     self.expects.set_keys(keys, total);
                     self.expects.built = Some(gen);
                     rebuilt = true;
@@ -498,6 +570,15 @@ impl<M: Model> App<M> {
                     let (rows, total) = view::build_chains(&self.model, filter, now);
                     self.chains.set_keys(rows, total);
                     self.chains.built = Some(gen);
+                    rebuilt = true;
+                }
+            }
+            Tab::Findings => {
+                // Its rows point into the risk cache: rebuilt whenever the cache is.
+                if self.findings.built.is_none() {
+                    let (rows, total) = view::build_findings(&self.model, risk, filter, now);
+                    self.findings.set_keys(rows, total);
+                    self.findings.built = Some(gen);
                     rebuilt = true;
                 }
             }
@@ -682,6 +763,7 @@ impl<M: Model> App<M> {
         self.flows.built = None;
         self.expects.built = None;
         self.chains.built = None;
+        self.findings.built = None;
         self.dirty = true;
     }
 
@@ -694,6 +776,7 @@ impl<M: Model> App<M> {
             Tab::Flows => self.flows.move_by(delta),
             Tab::Expects => self.expects.move_by(delta),
             Tab::Chains => self.chains.move_by(delta),
+            Tab::Findings => self.findings.move_by(delta),
         }
     }
 
@@ -714,6 +797,8 @@ impl<M: Model> App<M> {
             Action::ShowFlows => self.tab = Tab::Flows,
             Action::ShowExpects => self.tab = Tab::Expects,
             Action::ShowChains => self.tab = Tab::Chains,
+            Action::ShowFindings => self.tab = Tab::Findings,
+            Action::Detail if self.tab == Tab::Findings => self.goto_finding(),
             Action::Up => self.move_sel(-1),
             Action::Down => self.move_sel(1),
             Action::PageUp => self.move_sel(-self.page()),
@@ -765,24 +850,24 @@ impl<M: Model> App<M> {
     }
 
     fn sort(&mut self, a: Action) {
-        let (sort, desc, n) = match self.tab {
-            Tab::Flows => (
-                &mut self.flows.sort,
-                &mut self.flows.desc,
-                FlowCol::ALL.len(),
-            ),
-            Tab::Expects => (
-                &mut self.expects.sort,
-                &mut self.expects.desc,
-                ExpectCol::ALL.len(),
-            ),
-            Tab::Chains => {
-                return self.set_status(
+        let (sort, desc, n) =
+            match self.tab {
+                Tab::Flows => (
+                    &mut self.flows.sort,
+                    &mut self.flows.desc,
+                    FlowCol::ALL.len(),
+                ),
+                Tab::Expects => (
+                    &mut self.expects.sort,
+                    &mut self.expects.desc,
+                    ExpectCol::ALL.len(),
+                ),
+                Tab::Chains | Tab::Findings => return self.set_status(
                     StatusKind::Info,
-                    "chains are ordered by master; sort applies to the tables".into(),
-                )
-            }
-        };
+                    "chains are ordered by master and findings by kind; sort applies to the tables"
+                        .into(),
+                ),
+            };
         match a {
             Action::SortNext => *sort = (*sort + 1) % n,
             Action::SortPrev => *sort = (*sort + n - 1) % n,
@@ -805,6 +890,12 @@ impl<M: Model> App<M> {
     fn jump_master(&mut self) {
         let (current, in_chains) = match self.tab {
             Tab::Flows => (self.flows.selected(), false),
+            Tab::Findings => {
+                return self.set_status(
+                    StatusKind::Info,
+                    "Enter goes to the finding's entry; m works from there".into(),
+                )
+            }
             Tab::Chains => (self.chains.selected().and_then(|r| r.flow_key()), true),
             Tab::Expects => {
                 let Some(ek) = self.expects.selected() else {
@@ -1003,6 +1094,54 @@ impl<M: Model> App<M> {
                 }
                 None => {}
             },
+            Tab::Findings => match self.finding_subject() {
+                Some(Subject::Expect(k)) => {
+                    let c = self.expects_confirm("Delete the selected expectation".into(), vec![k]);
+                    self.open(c);
+                }
+                Some(Subject::Flow(k)) if self.model.flow(&k).is_some() => {
+                    let c = self.flows_confirm("Delete the selected flow".into(), vec![k]);
+                    self.open(c);
+                }
+                _ => {}
+            },
+        }
+    }
+
+    /// The entry the selected finding is about.
+    fn finding_subject(&self) -> Option<Subject> {
+        self.findings.selected().map(|r| r.subject)
+    }
+
+    /// Go to the selected finding's entry (its table, selected, detail pane open). An entry
+    /// hidden by the filter or gone is reported, and the findings screen stays.
+    fn goto_finding(&mut self) {
+        let Some(subject) = self.finding_subject() else {
+            return;
+        };
+        let back = self.tab;
+        let found = match subject {
+            Subject::Expect(k) => {
+                self.tab = Tab::Expects;
+                self.prepare();
+                self.expects.select_key(k)
+            }
+            Subject::Flow(k) => {
+                self.tab = Tab::Flows;
+                self.prepare();
+                self.flows.select_key(k)
+            }
+        };
+        if found {
+            self.detail = true;
+        } else {
+            self.tab = back;
+            let why = if self.filter.is_some() {
+                "hidden by the filter (Esc clears it)"
+            } else {
+                "gone from the table"
+            };
+            self.set_status(StatusKind::Warn, format!("that entry is {why}"));
         }
     }
 
@@ -1024,6 +1163,14 @@ impl<M: Model> App<M> {
                     zone: e.zone,
                     orig: e.master,
                 }),
+            Tab::Findings => match self.finding_subject() {
+                Some(Subject::Flow(k)) => Some(k),
+                Some(Subject::Expect(k)) => self.model.expectation(&k).map(|e| FlowKey {
+                    zone: e.zone,
+                    orig: e.master,
+                }),
+                None => None,
+            },
         };
         let Some(sel) = sel else { return };
         let master = if self.model.flow(&sel).is_some_and(Flow::is_related) {
@@ -1086,6 +1233,10 @@ impl<M: Model> App<M> {
             Tab::Chains => match self.chains.selected()? {
                 ChainRow::Expect { key, .. } => self.model.expectation(&key).map(|e| e.helper),
                 r => r.flow_key().and_then(|k| of_flow(&k)),
+            },
+            Tab::Findings => match self.finding_subject()? {
+                Subject::Expect(k) => self.model.expectation(&k).map(|e| e.helper),
+                Subject::Flow(k) => of_flow(&k),
             },
         }
         .filter(|h| !h.is_none())

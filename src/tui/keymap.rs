@@ -36,6 +36,7 @@ pub enum Action {
     ShowFlows,
     ShowExpects,
     ShowChains,
+    ShowFindings,
     Up,
     Down,
     PageUp,
@@ -175,6 +176,13 @@ pub const KEYMAP: &[Binding] = &[
     b(M, &[k('1')], Action::ShowFlows, "flows", false),
     b(M, &[k('2')], Action::ShowExpects, "expectations", false),
     b(M, &[k('3')], Action::ShowChains, "RELATED chains", false),
+    b(
+        M,
+        &[k('4'), k('!')],
+        Action::ShowFindings,
+        "risk findings + fixes",
+        false,
+    ),
     b(M, &[k('k'), code(KeyCode::Up)], Action::Up, "up", false),
     b(
         M,
@@ -215,7 +223,7 @@ pub const KEYMAP: &[Binding] = &[
         M,
         &[code(KeyCode::Enter)],
         Action::Detail,
-        "detail pane on/off",
+        "detail; on finding: go",
         false,
     ),
     b(

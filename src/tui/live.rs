@@ -73,6 +73,9 @@ impl Model for LiveModel {
     fn expectations_of(&self, master: &FlowKey) -> Vec<ExpectKey> {
         self.store.expectations_of(master)
     }
+    fn store(&self) -> Option<&Store> {
+        Some(&self.store)
+    }
 }
 
 impl RowFilter for Filter {
@@ -205,9 +208,20 @@ pub struct EngineClock {
 }
 
 impl EngineClock {
+    /// A live source: store second zero is "now minus the time elapsed so far".
     pub fn new(clock: engine::Clock) -> EngineClock {
         let epoch = SystemTime::now() - Duration::from_nanos(clock.now_ns());
         EngineClock { clock, epoch }
+    }
+
+    /// A replay: store second zero is when the recording started
+    /// (`Replay::recorded_start`), so absolute times are those of the recorded session,
+    /// not of today.
+    pub fn recorded(clock: engine::Clock, start: SystemTime) -> EngineClock {
+        EngineClock {
+            clock,
+            epoch: start,
+        }
     }
 }
 
@@ -223,15 +237,22 @@ impl Clock for EngineClock {
 /// Run the dashboard over a live (or replayed) engine: the one call `cli` needs.
 ///
 /// `store` should already hold the initial load (e.g. from `engine::load`) or be empty;
-/// `events`/`engine` come from `Engine::spawn`; `ctx` from `actions::Context::detect`.
+/// `events`/`engine` come from `Engine::spawn`; `ctx` from `actions::Context::detect`;
+/// `assessor` is the helper-risk assessor built once for the namespace shown (for a
+/// replay, without this machine's sockets). A replay's `opts.recorded_start` becomes the
+/// clock's epoch.
 pub fn run_live(
     opts: TuiOptions,
     store: Store,
     events: Receiver<EngineEvent>,
     engine: EngineHandle,
     ctx: Context,
+    assessor: Option<crate::risk::Assessor>,
 ) -> anyhow::Result<()> {
-    let clock = Box::new(EngineClock::new(engine.clock()));
+    let clock = Box::new(match opts.recorded_start {
+        Some(start) => EngineClock::recorded(engine.clock(), start),
+        None => EngineClock::new(engine.clock()),
+    });
     let model = LiveModel { store, engine };
     super::run(
         opts,
@@ -240,6 +261,7 @@ pub fn run_live(
         Box::new(PlanSink { ctx }),
         filters(),
         clock,
+        assessor.map(|a| Box::new(a) as Box<dyn super::risk::Assess>),
     )
 }
 
@@ -267,6 +289,21 @@ mod tests {
         let chars: Vec<char> = "é=1 and dprt=21".chars().collect();
         assert!(e.pos + e.len <= chars.len(), "{e:?}");
         assert!(f("proto=tcp and dport=21").is_ok());
+    }
+
+    #[test]
+    fn a_replay_dates_store_seconds_from_the_recording_start() {
+        use std::sync::atomic::AtomicU64;
+        use std::sync::Arc;
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_763_701_200);
+        let t = Arc::new(AtomicU64::new(90 * 1_000_000_000));
+        let c = EngineClock::recorded(engine::Clock::Virtual(t), start);
+        assert_eq!(c.now(), 90);
+        assert_eq!(c.epoch(), start);
+        assert_eq!(c.wall(90), start + Duration::from_secs(90));
+        // Live: the epoch is "now minus elapsed", i.e. close to today.
+        let live = EngineClock::new(engine::Clock::Wall(std::time::Instant::now()));
+        assert!(live.epoch() > start);
     }
 
     #[test]

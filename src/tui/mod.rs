@@ -8,14 +8,15 @@
 //! - `app`: state and event handling (`App::handle`), confirmations;
 //! - `keymap`: the one key table (dispatch and help);
 //! - `view`: row keys, columns, sort, filter, selection;
-//! - `ui`: drawing; `text`: formatting; `theme`: colours; `freedom`: risk badges;
+//! - `ui`: drawing; `text`: formatting; `theme`: colours;
+//! - `risk`: the helper-risk assessments of `crate::risk`, cached per store generation;
 //! - `model`: the injected seams (store, filter, commands, clock).
 
 pub mod app;
-pub mod freedom;
 pub mod keymap;
 pub mod live;
 pub mod model;
+pub mod risk;
 pub mod text;
 pub mod theme;
 pub mod ui;
@@ -42,7 +43,12 @@ pub use theme::ThemeKind;
 /// - `engine`: the engine's events; forwarded onto the app's one channel;
 /// - `commands`: where confirmed deletes and flushes go (never called in read-only mode);
 /// - `filters`: compiles the filter bar's text (the filter module's parser);
-/// - `clock`: store seconds, the same clock the store's `seen` values were taken with.
+/// - `clock`: store seconds, the same clock the store's `seen` values were taken with;
+/// - `assessor`: helper risk (`risk::Assessor`, built once by the caller); `None` shows
+///   no risk badges or findings.
+///
+/// When the engine's channel closes (a replay reached its end) the dashboard stays open
+/// on the last state and says so; only the user, a signal or a lost terminal end it.
 ///
 /// The terminal is restored on every exit path: normal return, error, panic (ratatui's
 /// panic hook) and SIGINT/SIGTERM/SIGHUP (a self-pipe turns them into `AppEvent::Signal`).
@@ -53,6 +59,7 @@ pub fn run<M: Model>(
     commands: Box<dyn CommandSink<M>>,
     filters: FilterFactory,
     clock: Box<dyn Clock>,
+    assessor: Option<Box<dyn risk::Assess>>,
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel::<AppEvent<M::Event>>();
     let signals = SignalPipe::install()?;
@@ -61,6 +68,9 @@ pub fn run<M: Model>(
     spawn_input(tx.clone());
     let tick = opts.tick;
     let mut app = App::new(model, opts, clock, commands, filters);
+    if let Some(a) = assessor {
+        app = app.with_assessor(a);
+    }
     if !io::stdout().is_terminal() {
         anyhow::bail!(
             "the dashboard needs a terminal on stdout; hint: use 'ctscope list' or 'ctscope watch'"
@@ -124,9 +134,11 @@ fn spawn_forwarder<E: Send + 'static>(engine: Receiver<E>, tx: Sender<AppEvent<E
         .spawn(move || {
             for ev in engine {
                 if tx.send(AppEvent::Engine(ev)).is_err() {
-                    break;
+                    return;
                 }
             }
+            // The engine hung up (end of a replay, or it stopped): say so, keep the app.
+            let _ = tx.send(AppEvent::SourceEnded);
         })
         .ok();
 }
@@ -246,4 +258,22 @@ fn spawn_signal_reader<E: Send + 'static>(fd: i32, tx: Sender<AppEvent<E>>) {
             }
         })
         .ok();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_hanging_up_becomes_source_ended_not_a_quit() {
+        let (etx, erx) = mpsc::channel::<u32>();
+        let (tx, rx) = mpsc::channel::<AppEvent<u32>>();
+        spawn_forwarder(erx, tx);
+        etx.send(7).unwrap();
+        drop(etx);
+        let first = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(matches!(first, AppEvent::Engine(7)), "{first:?}");
+        let second = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(matches!(second, AppEvent::SourceEnded), "{second:?}");
+    }
 }

@@ -75,6 +75,11 @@ pub trait Model {
         let _ = now;
         false
     }
+    /// The store behind this model, for the helper-risk assessor (`crate::risk` reads the
+    /// store's linkage, exactly as the JSON views do). `None`: no risk is shown.
+    fn store(&self) -> Option<&Store> {
+        None
+    }
 }
 
 /// The store itself, fed by the engine's events (`engine::apply`). Housekeeping that needs
@@ -143,6 +148,9 @@ impl Model for Store {
     }
     fn expectations_of(&self, master: &FlowKey) -> Vec<ExpectKey> {
         Store::expectations_of(self, master)
+    }
+    fn store(&self) -> Option<&Store> {
+        Some(self)
     }
 }
 

@@ -7,7 +7,7 @@
 
 use ratatui::style::{Color, Modifier, Style};
 
-use super::freedom::Freedom;
+use crate::risk::Level;
 
 /// Which palette to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,10 @@ pub struct Theme {
     pub border: Style,
     /// Per-helper palette; a helper's colour is stable for the life of the process.
     helpers: &'static [Color],
-    freedom: [Style; 3],
+    /// Risk badges by `Level`, least free first (Fixed, In Packet, Iface, In CMD, Full).
+    freedom: [Style; 5],
+    /// A badge of an entry with findings (`!3306`): the text says it, the style shouts it.
+    pub finding: Style,
 }
 
 const DARK_HELPERS: [Color; 8] = [
@@ -160,8 +163,14 @@ impl Theme {
                 gauge: Style::new().fg(Color::Indexed(81)).bg(Color::Indexed(236)),
                 border: Style::new().fg(Color::Indexed(240)),
                 helpers: &DARK_HELPERS,
+                finding: Style::new()
+                    .fg(Color::White)
+                    .bg(Color::Indexed(124))
+                    .add_modifier(bold),
                 freedom: [
                     Style::new().fg(Color::Indexed(120)),
+                    Style::new().fg(Color::Indexed(150)),
+                    Style::new().fg(Color::Indexed(186)),
                     Style::new().fg(Color::Indexed(221)).add_modifier(bold),
                     Style::new()
                         .fg(Color::White)
@@ -196,8 +205,14 @@ impl Theme {
                 gauge: Style::new().fg(Color::Indexed(24)).bg(Color::Indexed(254)),
                 border: Style::new().fg(Color::Indexed(248)),
                 helpers: &LIGHT_HELPERS,
+                finding: Style::new()
+                    .fg(Color::White)
+                    .bg(Color::Indexed(124))
+                    .add_modifier(bold),
                 freedom: [
                     Style::new().fg(Color::Indexed(28)),
+                    Style::new().fg(Color::Indexed(64)),
+                    Style::new().fg(Color::Indexed(100)),
                     Style::new().fg(Color::Indexed(130)).add_modifier(bold),
                     Style::new()
                         .fg(Color::White)
@@ -232,8 +247,14 @@ impl Theme {
                 gauge: Style::new().fg(Color::Cyan).bg(Color::Black),
                 border: Style::new().fg(Color::DarkGray),
                 helpers: &ANSI_HELPERS,
+                finding: Style::new()
+                    .fg(Color::White)
+                    .bg(Color::Red)
+                    .add_modifier(bold),
                 freedom: [
                     Style::new().fg(Color::Green),
+                    Style::new().fg(Color::Green),
+                    Style::new().fg(Color::Yellow),
                     Style::new().fg(Color::Yellow).add_modifier(bold),
                     Style::new()
                         .fg(Color::White)
@@ -259,7 +280,10 @@ impl Theme {
                 gauge: Style::new().add_modifier(Modifier::REVERSED),
                 border: Style::new(),
                 helpers: &[],
+                finding: Style::new().add_modifier(bold | Modifier::UNDERLINED),
                 freedom: [
+                    Style::new(),
+                    Style::new(),
                     Style::new(),
                     Style::new().add_modifier(bold),
                     Style::new().add_modifier(bold | Modifier::REVERSED),
@@ -276,9 +300,15 @@ impl Theme {
         Style::new().fg(self.helpers[helper_slot(name) % self.helpers.len()])
     }
 
-    /// The style of a risk badge.
-    pub fn freedom(&self, f: Freedom) -> Style {
-        self.freedom[f as usize]
+    /// The style of a risk badge (and of the freedom it names).
+    pub fn freedom(&self, l: Level) -> Style {
+        self.freedom[match l {
+            Level::Fixed => 0,
+            Level::InPacket => 1,
+            Level::Iface => 2,
+            Level::InCmd => 3,
+            Level::Full => 4,
+        }]
     }
 }
 

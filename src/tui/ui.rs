@@ -23,16 +23,17 @@ use ratatui::Frame;
 
 use crate::model::expect::flags as eflags;
 use crate::model::flow::status;
-use crate::model::store::FlowKey;
+use crate::model::store::{ExpectKey, FlowKey};
 use crate::model::{Expectation, Flow, HelperId};
 
 use super::app::{App, Overlay, StatusKind, Tab};
-use super::freedom::{classify, Freedom};
 use super::keymap;
 use super::model::Model;
+use super::risk::{self as trisk, FindingRow, Subject};
 use super::text;
 use super::theme::Theme;
-use super::view::{self, flow_risk, ChainRow, ExpectCol, FlowCol};
+use super::view::{self, ChainRow, ExpectCol, FlowCol};
+use crate::risk::{Assessment, Freedom};
 
 /// Draw the whole screen.
 pub fn draw<M: Model>(f: &mut Frame, app: &mut App<M>) {
@@ -50,7 +51,8 @@ pub fn draw<M: Model>(f: &mut Frame, app: &mut App<M>) {
     .areas(area);
     header(f, app, head);
     tab_line(f, app, tabs);
-    let table_area = if app.detail {
+    // The findings screen has its own pane for the selected finding.
+    let table_area = if app.detail && app.tab != Tab::Findings {
         // As many lines as the entry has, leaving the table at least a header and 3 rows.
         let want = detail_len(app) as u16 + 1;
         let detail_h = want
@@ -68,6 +70,7 @@ pub fn draw<M: Model>(f: &mut Frame, app: &mut App<M>) {
         Tab::Flows => flows_table(f, app, table_area),
         Tab::Expects => expects_table(f, app, table_area),
         Tab::Chains => chains_table(f, app, table_area),
+        Tab::Findings => findings_screen(f, app, table_area),
     }
     footer(f, app, foot);
     match &app.overlay {
@@ -101,6 +104,15 @@ fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     let mut l1: Vec<Span> = Vec::new();
     if app.paused {
         l1.push(Span::styled(" PAUSED ", t.paused));
+        l1.push(Span::raw(" "));
+    }
+    if app.ended {
+        let what = if app.opts.recorded_start.is_some() {
+            " REPLAY ENDED "
+        } else {
+            " ENGINE STOPPED "
+        };
+        l1.push(Span::styled(what, t.paused));
         l1.push(Span::raw(" "));
     }
     if !app.paused {
@@ -139,50 +151,88 @@ fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         format!("RELATED {}", thousands(s.related)),
         t.related,
     ));
-    let mut l2: Vec<Span> = vec![Span::styled("helpers (flows/exp): ", t.dim)];
-    if s.helpers.is_empty() {
-        l2.push(Span::styled("none", t.dim));
-    }
-    for (i, (name, fl, ex)) in s.helpers.iter().enumerate() {
-        if i > 0 {
-            l2.push(Span::styled(" · ", t.dim));
-        }
-        l2.push(Span::styled((*name).to_owned(), t.helper(name)));
-        l2.push(Span::raw(format!(" {fl}/{ex}")));
-    }
-    // Lost-event resyncs (and decode errors) sit at the right of the second line.
+
+    // Findings, lost-event resyncs (and decode errors) sit at the right of the second
+    // line; they are never cut: the helper list gives way first.
     let resync_style = if s.stats.resyncs > 0 { t.warn } else { t.base };
-    let mut right = vec![Span::styled(
-        format!("resyncs {}", s.stats.resyncs),
-        resync_style,
-    )];
+    let n = app.risk.count();
+    let mut right = vec![
+        if n > 0 {
+            Span::styled(format!("findings !{}", thousands(n)), t.finding)
+        } else {
+            Span::raw("findings 0")
+        },
+        Span::styled(" · ", t.dim),
+        Span::styled(format!("resyncs {}", s.stats.resyncs), resync_style),
+    ];
     if app.decode_errors > 0 {
         right.insert(
             0,
             Span::styled(format!("decode errors {} · ", app.decode_errors), t.error),
         );
     }
-    let used: usize = l2.iter().chain(right.iter()).map(|x| x.width()).sum();
-    l2.push(Span::raw(
-        " ".repeat((area.width as usize).saturating_sub(used).max(1)),
-    ));
+    let right_w: usize = right.iter().map(|x| x.width()).sum();
+    let room = (area.width as usize).saturating_sub(right_w + 1);
+    let label = if room >= 60 {
+        "helpers (flows/exp): "
+    } else {
+        "helpers: "
+    };
+    let mut l2: Vec<Span> = vec![Span::styled(label, t.dim)];
+    if s.helpers.is_empty() {
+        l2.push(Span::styled("none", t.dim));
+    }
+    let mut used = label.chars().count();
+    for (i, (name, fl, ex)) in s.helpers.iter().enumerate() {
+        let counts = format!(" {fl}/{ex}");
+        let dot = if i > 0 { 3 } else { 0 };
+        let w = dot + name.chars().count() + counts.chars().count();
+        // Keep room for an ellipsis when more helpers follow.
+        let more = if i + 1 < s.helpers.len() { 2 } else { 0 };
+        if used + w + more > room {
+            l2.push(Span::styled(if i > 0 { " …" } else { "…" }, t.dim));
+            used += 2;
+            break;
+        }
+        if i > 0 {
+            l2.push(Span::styled(" · ", t.dim));
+        }
+        l2.push(Span::styled((*name).to_owned(), t.helper(name)));
+        l2.push(Span::raw(counts));
+        used += w;
+    }
+    l2.push(Span::raw(" ".repeat(
+        (area.width as usize).saturating_sub(used + right_w).max(1),
+    )));
     l2.extend(right);
     f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
 }
 
 fn tab_line<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     let t = &app.theme;
-    let counts = [app.summary.flows, app.summary.expects, app.summary.chains];
+    let counts = [
+        app.summary.flows,
+        app.summary.expects,
+        app.summary.chains,
+        app.risk.count(),
+    ];
     let mut spans = Vec::new();
     for (i, tab) in Tab::ALL.iter().enumerate() {
         if i > 0 {
             spans.push(sep(t));
         }
         let style = if *tab == app.tab { t.tab_active } else { t.tab };
-        let label = if area.width < 60 {
-            format!("{} {}", i + 1, &tab.title()[..1])
+        let count = if *tab == Tab::Findings && counts[i] > 0 {
+            format!("!{}", thousands(counts[i]))
         } else {
-            format!("{} {} {}", i + 1, tab.title(), thousands(counts[i]))
+            thousands(counts[i])
+        };
+        let label = if area.width < 60 {
+            format!("{} {}", i + 1, &tab.short_title()[..1])
+        } else if area.width < 100 {
+            format!("{} {} {count}", i + 1, tab.short_title())
+        } else {
+            format!("{} {} {count}", i + 1, tab.title())
         };
         spans.push(Span::styled(label, style));
     }
@@ -197,6 +247,7 @@ fn tab_line<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
                 .count(),
             app.chains.total,
         ),
+        Tab::Findings => (app.findings.keys.len(), app.findings.total),
     };
     let right = match app.filter_text() {
         Some(ft) => format!(
@@ -225,9 +276,25 @@ fn display_helper<M: Model>(m: &M, key: &FlowKey, fl: &Flow) -> HelperId {
         .unwrap_or(HelperId::NONE)
 }
 
-fn risk_cell(t: &Theme, r: Option<Freedom>, related: bool) -> Cell<'static> {
-    match r {
-        Some(r) => Cell::from(Span::styled(r.badge(), t.freedom(r))),
+/// The risk badge of an assessed entry as text and style: the finding badge (`!3306`) in
+/// the finding style, else the freedom badge (`IN-CMD`) in that freedom's style.
+fn risk_badge(t: &Theme, a: &Assessment, port: u16) -> (String, Style) {
+    let style = if a.findings.is_empty() {
+        t.freedom(trisk::headline(&a.freedom))
+    } else {
+        t.finding
+    };
+    (trisk::badge(a, port), style)
+}
+
+/// A table cell with the risk badge; `?` for a RELATED entry nobody could assess (its
+/// expectation was never seen).
+fn risk_cell(t: &Theme, a: Option<&Assessment>, port: u16, related: bool) -> Cell<'static> {
+    match a {
+        Some(a) => {
+            let (text, style) = risk_badge(t, a, port);
+            Cell::from(Span::styled(text, style))
+        }
         None if related => Cell::from(Span::styled("?", t.dim)),
         None => Cell::from(""),
     }
@@ -294,7 +361,7 @@ fn flows_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
         let helper = display_helper(&app.model, key, fl);
         let hname = helper.name().unwrap_or("");
         let related = fl.is_related();
-        let risk = flow_risk(&app.model, fl);
+        let risk = if related { app.risk.flow(key) } else { None };
         let cells = cols.iter().map(|c| match c {
             FlowCol::Proto => Cell::from(text::proto_name(fl.orig.proto)),
             FlowCol::Conn => {
@@ -323,7 +390,7 @@ fn flows_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
             }
             FlowCol::Flags => Cell::from(text::status_letters(fl.status)),
             FlowCol::Helper => Cell::from(Span::styled(hname.to_owned(), t.helper(hname))),
-            FlowCol::Risk => risk_cell(&t, risk, related),
+            FlowCol::Risk => risk_cell(&t, risk, fl.orig.dport, related),
             FlowCol::Zone => Cell::from(fl.zone.to_string()),
             FlowCol::Mark => Cell::from(if fl.mark == 0 {
                 "-".to_owned()
@@ -393,11 +460,11 @@ fn expects_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
             continue;
         };
         let hname = e.helper.name().unwrap_or("");
-        let risk = classify(e).overall();
+        let risk = app.risk.expect(key);
         let cells = cols.iter().map(|c| match c {
             ExpectCol::Left => Cell::from(text::dur_short(e.remaining(now))),
             ExpectCol::Helper => Cell::from(Span::styled(hname.to_owned(), t.helper(hname))),
-            ExpectCol::Risk => risk_cell(&t, Some(risk), true),
+            ExpectCol::Risk => risk_cell(&t, risk, e.tuple.dport, true),
             ExpectCol::Tuple => Cell::from(text::expect_tuple(e)),
             ExpectCol::Master if area.width < 120 => Cell::from(text::conn_short(&e.master)),
             ExpectCol::Master => Cell::from(text::conn(&e.master)),
@@ -438,88 +505,106 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
     .style(t.header_cell);
     let mut rows = Vec::new();
     for r in &app.chains.keys[range.clone()] {
-        let (tree, hname, risk, left, style): (String, &str, Option<Freedom>, String, Style) =
-            match r {
-                ChainRow::Master(k) => match app.model.flow(k) {
-                    Some(m) => (
-                        format!(
-                            "● {} {}",
-                            text::proto_name(k.orig.proto),
-                            text::conn(&k.orig)
-                        ),
-                        m.helper.name().unwrap_or(""),
-                        None,
-                        text::dur_short(m.remaining(now)),
-                        Style::new().bold(),
+        let (tree, hname, risk, left, style): (
+            String,
+            &str,
+            Option<(String, Style)>,
+            String,
+            Style,
+        ) = match r {
+            ChainRow::Master(k) => match app.model.flow(k) {
+                Some(m) => (
+                    format!(
+                        "● {} {}",
+                        text::proto_name(k.orig.proto),
+                        text::conn(&k.orig)
                     ),
+                    m.helper.name().unwrap_or(""),
+                    None,
+                    text::dur_short(m.remaining(now)),
+                    Style::new().bold(),
+                ),
+                None => (
+                    format!("○ {} (master gone)", text::conn(&k.orig)),
+                    "",
+                    None,
+                    String::new(),
+                    t.dim,
+                ),
+            },
+            ChainRow::Expect { key, last } => {
+                let corner = if *last { "└─" } else { "├─" };
+                match app.model.expectation(key) {
+                    Some(e) => {
+                        let h = e.helper.name().unwrap_or("");
+                        (
+                            format!("{corner} expect {}", text::expect_tuple(e)),
+                            h,
+                            app.risk
+                                .expect(key)
+                                .map(|a| risk_badge(&t, a, e.tuple.dport)),
+                            text::dur_short(e.remaining(now)),
+                            t.helper(h),
+                        )
+                    }
                     None => (
-                        format!("○ {} (master gone)", text::conn(&k.orig)),
+                        format!("{corner} expect (gone)"),
                         "",
                         None,
                         String::new(),
                         t.dim,
                     ),
-                },
-                ChainRow::Expect { key, last } => {
-                    let corner = if *last { "└─" } else { "├─" };
-                    match app.model.expectation(key) {
-                        Some(e) => {
-                            let h = e.helper.name().unwrap_or("");
-                            (
-                                format!("{corner} expect {}", text::expect_tuple(e)),
-                                h,
-                                Some(classify(e).overall()),
-                                text::dur_short(e.remaining(now)),
-                                t.helper(h),
-                            )
-                        }
-                        None => (
-                            format!("{corner} expect (gone)"),
-                            "",
-                            None,
-                            String::new(),
-                            t.dim,
-                        ),
-                    }
                 }
-                ChainRow::Related { key, last } => {
-                    let corner = if *last { "└─" } else { "├─" };
-                    match app.model.flow(key) {
-                        Some(fl) => {
-                            let h = display_helper(&app.model, key, fl).name().unwrap_or("");
-                            (
-                                format!(
-                                    "{corner} RELATED {} {} {}",
-                                    text::proto_name(key.orig.proto),
-                                    text::conn(&key.orig),
-                                    fl.state_name().unwrap_or("")
-                                ),
-                                h,
-                                flow_risk(&app.model, fl),
-                                text::dur_short(fl.remaining(now)),
-                                t.related.patch(t.helper(h)),
-                            )
-                        }
-                        None => (
-                            format!("{corner} RELATED (gone)"),
-                            "",
-                            None,
-                            String::new(),
-                            t.dim,
-                        ),
+            }
+            ChainRow::Related { key, last } => {
+                let corner = if *last { "└─" } else { "├─" };
+                match app.model.flow(key) {
+                    Some(fl) => {
+                        let h = display_helper(&app.model, key, fl).name().unwrap_or("");
+                        (
+                            format!(
+                                "{corner} RELATED {} {} {}",
+                                text::proto_name(key.orig.proto),
+                                text::conn(&key.orig),
+                                fl.state_name().unwrap_or("")
+                            ),
+                            h,
+                            app.risk
+                                .flow(key)
+                                .map(|a| risk_badge(&t, a, key.orig.dport)),
+                            text::dur_short(fl.remaining(now)),
+                            t.related.patch(t.helper(h)),
+                        )
                     }
+                    None => (
+                        format!("{corner} RELATED (gone)"),
+                        "",
+                        None,
+                        String::new(),
+                        t.dim,
+                    ),
                 }
-            };
+            }
+        };
         let row = if narrow {
-            let badge = risk
-                .map(|r| format!(" [{}]", r.badge()))
-                .unwrap_or_default();
-            Row::new(vec![Cell::from(format!("{tree}{badge}"))])
+            // The badge goes right after the tree's corner, where a narrow screen still
+            // shows it (the tuple behind it is cut first).
+            let line = match (&risk, tree.split_once(' ')) {
+                (Some((b, _)), Some((corner, rest))) => format!("{corner} [{b}] {rest}"),
+                _ => tree,
+            };
+            Row::new(vec![Cell::from(line)])
         } else {
             Row::new(vec![
                 Cell::from(tree),
                 Cell::from(Span::styled(hname.to_owned(), t.helper(hname))),
-                risk_cell(&t, risk, matches!(r, ChainRow::Related { .. })),
+                match risk {
+                    Some((b, st)) => Cell::from(Span::styled(b, st)),
+                    None if matches!(r, ChainRow::Related { .. }) => {
+                        Cell::from(Span::styled("?", t.dim))
+                    }
+                    None => Cell::from(""),
+                },
                 Cell::from(left),
             ])
         };
@@ -537,7 +622,7 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
         vec![
             Constraint::Min(30),
             Constraint::Length(6),
-            Constraint::Length(6),
+            Constraint::Length(7),
             Constraint::Length(8),
         ]
     };
@@ -560,15 +645,55 @@ fn app_wall<M: Model>(app: &App<M>, store_secs: u32) -> std::time::SystemTime {
     app.wall(store_secs)
 }
 
-fn fields_line(x: &super::freedom::Fields) -> String {
+fn fields_line(x: &Freedom) -> String {
     format!(
         "src {} · sport {} · dst {} · dport {} → {}",
         x.src.label(),
         x.sport.label(),
         x.dst.label(),
         x.dport.label(),
-        x.overall().badge()
+        trisk::level_badge(trisk::headline(x))
     )
+}
+
+/// The detail pane's risk lines for an assessment: live freedom, the table's row and
+/// shape, any note, and the findings by kind (their text and fixes are on the findings
+/// screen, where they wrap).
+fn risk_lines(t: &Theme, a: &Assessment, l: &mut Vec<Line<'static>>) {
+    l.push(kv(t, "risk", fields_line(&a.freedom)));
+    if let (Some(row), Some(exp)) = (&a.row, &a.expected) {
+        l.push(kv(
+            t,
+            "table",
+            format!(
+                "{row}: src {} · sport {} · dst {} · dport {}",
+                exp.src.label(),
+                exp.sport.label(),
+                exp.dst.label(),
+                exp.dport.label()
+            ),
+        ));
+    }
+    if let Some(n) = &a.note {
+        l.push(kv(t, "note", n.clone()));
+    }
+    if a.findings.is_empty() {
+        l.push(kv(t, "findings", "none".into()));
+    } else {
+        let kinds: Vec<&str> = a
+            .findings
+            .iter()
+            .map(|f| trisk::kind_label(f.kind))
+            .collect();
+        l.push(Line::from(vec![
+            Span::styled(format!("{:>10} ", "findings"), t.dim),
+            Span::styled(
+                format!("!{} {}", a.findings.len(), kinds.join(", ")),
+                t.finding,
+            ),
+            Span::styled("  (4: fixes)", t.dim),
+        ]));
+    }
 }
 
 fn flow_detail<M: Model>(app: &App<M>, key: &FlowKey, fl: &Flow) -> Vec<Line<'static>> {
@@ -651,7 +776,9 @@ fn flow_detail<M: Model>(app: &App<M>, key: &FlowKey, fl: &Flow) -> Vec<Line<'st
     }
     if let Some(e) = m.expectation_of(key) {
         l.push(kv(t, "expected", text::expect_tuple(e)));
-        l.push(kv(t, "risk", fields_line(&classify(e))));
+    }
+    if let Some(a) = app.risk.flow(key) {
+        risk_lines(t, a, &mut l);
     }
     let kids = m.related_of(key).len();
     let exps = m.expectations_of(key).len();
@@ -725,7 +852,9 @@ fn expect_detail<M: Model>(app: &App<M>, e: &Expectation) -> Vec<Line<'static>> 
     l.push(kv(t, "mask", text::conn(&e.mask)));
     l.push(kv(t, "master", text::conn(&e.master)));
     l.push(kv(t, "helper", e.helper.name().unwrap_or("-").to_owned()));
-    l.push(kv(t, "risk", fields_line(&classify(e))));
+    if let Some(a) = app.risk.expect(&ExpectKey::of(e)) {
+        risk_lines(t, a, &mut l);
+    }
     let rem = e.remaining(now);
     l.push(kv(
         t,
@@ -803,7 +932,163 @@ fn detail_lines<M: Model>(app: &App<M>) -> (&'static str, Vec<Line<'static>>) {
             },
             None => ("Detail", vec![]),
         },
+        Tab::Findings => ("Detail", vec![]),
     }
+}
+
+/// How a finding's entry is named in the findings screen.
+fn subject_text<M: Model>(app: &App<M>, s: &Subject) -> (String, &'static str) {
+    match s {
+        Subject::Expect(k) => match app.model.expectation(k) {
+            Some(e) => (
+                format!("expect {}", text::expect_tuple(e)),
+                e.helper.name().unwrap_or(""),
+            ),
+            None => (format!("expect {} (gone)", text::conn(&k.tuple)), ""),
+        },
+        Subject::Flow(k) => match app.model.flow(k) {
+            Some(fl) => (
+                format!(
+                    "RELATED {} {}",
+                    text::proto_name(k.orig.proto),
+                    text::conn(&k.orig)
+                ),
+                display_helper(&app.model, k, fl).name().unwrap_or(""),
+            ),
+            None => (format!("RELATED {} (gone)", text::conn(&k.orig)), ""),
+        },
+    }
+}
+
+/// The findings screen: one row per finding (most severe kind first) and, below, the
+/// selected finding in full: entry, table row, detail and fix, wrapped.
+///
+/// ```text
+/// Kind                 Helper Entry
+/// sensitive port       ftp    expect 10.213.4.1:any → 10.213.4.7:3306
+/// ┌ Finding ─────────────────────────────────────────────────────────────────┐
+/// │ detail …  fix …   (Enter: go to the entry)                                │
+/// ```
+fn findings_screen<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
+    let t = app.theme.clone();
+    let pane_h = (area.height * 11 / 20).max(6.min(area.height));
+    let [list, pane] =
+        Layout::vertical([Constraint::Min(2), Constraint::Length(pane_h)]).areas(area);
+    let height = list.height.saturating_sub(1) as usize;
+    let range = app.findings.window(height);
+    let narrow = list.width < 60;
+    let head = if narrow {
+        Row::new(vec!["Finding → entry"])
+    } else {
+        Row::new(vec!["Kind", "Helper", "Entry"])
+    }
+    .style(t.header_cell);
+    let mut rows = Vec::new();
+    for r in &app.findings.keys[range.clone()] {
+        let Some((_, fd)) = app.risk.finding(r) else {
+            rows.push(Row::new(vec![Cell::from("gone")]).style(t.dim));
+            continue;
+        };
+        let (entry, h) = subject_text(app, &r.subject);
+        let kind = format!("!{}", trisk::kind_label(fd.kind));
+        rows.push(if narrow {
+            Row::new(vec![Cell::from(format!("{kind} {entry}"))])
+        } else {
+            Row::new(vec![
+                Cell::from(Span::styled(kind, t.warn)),
+                Cell::from(Span::styled(h.to_owned(), t.helper(h))),
+                Cell::from(entry),
+            ])
+        });
+    }
+    app.frame.table_rows = rows.len();
+    app.frame.table_height = height;
+    let sel = (!app.findings.keys.is_empty()).then(|| app.findings.sel - range.start);
+    let w: Vec<Constraint> = if narrow {
+        vec![Constraint::Min(10)]
+    } else {
+        vec![
+            Constraint::Length(20),
+            Constraint::Length(6),
+            Constraint::Min(20),
+        ]
+    };
+    let table = Table::new(rows, w)
+        .header(head)
+        .row_highlight_style(t.selected);
+    f.render_stateful_widget(table, list, &mut TableState::default().with_selected(sel));
+    if app.findings.keys.is_empty() {
+        let msg = if app.risk.count() == 0 {
+            "no findings: no expectation or RELATED flow looks abused"
+        } else {
+            "no findings match the filter"
+        };
+        empty_text(f, &t, list, msg);
+    }
+    let lines = app
+        .findings
+        .selected()
+        .and_then(|r| finding_lines(app, &t, &r))
+        .unwrap_or_default();
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .border_style(t.border)
+        .title(Span::styled(" Finding ", t.title));
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(ratatui::widgets::Wrap { trim: true }),
+        pane,
+    );
+}
+
+fn finding_lines<M: Model>(app: &App<M>, t: &Theme, r: &FindingRow) -> Option<Vec<Line<'static>>> {
+    let (a, fd) = app.risk.finding(r)?;
+    let (entry, _) = subject_text(app, &r.subject);
+    let label = |k: &str| Span::styled(format!("{k}: "), t.dim);
+    let mut l = vec![
+        Line::from(vec![
+            label("kind"),
+            Span::styled(
+                format!("{} ({})", trisk::kind_label(fd.kind), fd.kind.name()),
+                t.finding,
+            ),
+        ]),
+        Line::from(vec![label("entry"), Span::raw(entry)]),
+        Line::from(vec![
+            label("freedom"),
+            Span::raw(format!(
+                "{}{}",
+                fields_line(&a.freedom),
+                a.row
+                    .as_ref()
+                    .map(|x| format!(" (table: {x})"))
+                    .unwrap_or_default()
+            )),
+        ]),
+        Line::from(vec![label("detail"), Span::raw(fd.detail.clone())]),
+        Line::from(vec![label("fix"), Span::styled(fd.fix.clone(), t.ok)]),
+    ];
+    l.push(Line::from(Span::styled(
+        "Enter: go to the entry · d: delete it · H: flush its helper's expectations",
+        t.dim,
+    )));
+    Some(l)
+}
+
+fn empty_text(f: &mut Frame, t: &Theme, area: Rect, msg: &str) {
+    if area.height < 3 {
+        return;
+    }
+    let a = Rect {
+        y: area.y + 2,
+        height: 1,
+        ..area
+    };
+    f.render_widget(
+        Paragraph::new(Span::styled(msg.to_owned(), t.dim)).centered(),
+        a,
+    );
 }
 
 fn detail_body(f: &mut Frame, t: &Theme, title: &str, lines: Vec<Line<'static>>, area: Rect) {
@@ -893,6 +1178,7 @@ fn footer<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
             if app.expects.desc { "▼" } else { "▲" }
         ),
         Tab::Chains => "by master".into(),
+        Tab::Findings => "by kind".into(),
     };
     let mut right = format!("{sort} · {}", app.theme.kind.name());
     if app.opts.read_only {
@@ -973,7 +1259,7 @@ fn help<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     }
     f.render_widget(
         Paragraph::new(format!(
-            "Flags: {legend}. ⇒ NAT pre ⇒ post. Narrow screens lead with the ctstate: N NEW · E ESTABLISHED · R RELATED. Risk: FIXED · IN-CMD (from the payload) · FULL (any)."
+            "Flags: {legend}. ⇒ NAT pre ⇒ post. Narrow screens lead with the ctstate: N NEW · E ESTABLISHED · R RELATED. Risk: FIXED · IN-PKT · IFACE · IN-CMD (payload) · FULL (any) · !3306 a finding (4)."
         ))
             .style(t.dim)
             .wrap(ratatui::widgets::Wrap { trim: true }),

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use crate::model::store::{ExpectKey, FlowKey};
 use crate::model::{Expectation, Flow};
 
-use super::freedom::{classify, Freedom};
 use super::model::{Model, RowFilter};
+use super::risk::{headline, FindingRow, RiskCache, Subject};
+use crate::risk::Assessment;
 
 /// Flow table columns. A new column is one variant here and one arm in each `match`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +75,7 @@ impl FlowCol {
             FlowCol::Ct => 11,
             FlowCol::Flags => 10,
             FlowCol::Helper => 6,
-            FlowCol::Risk => 6,
+            FlowCol::Risk => 7,
             FlowCol::Zone => 4,
             FlowCol::Mark => 10,
             FlowCol::Left => 9,
@@ -147,7 +148,7 @@ impl ExpectCol {
         match self {
             ExpectCol::Left => 7,
             ExpectCol::Helper => 6,
-            ExpectCol::Risk => 6,
+            ExpectCol::Risk => 7,
             ExpectCol::Tuple => 33,
             ExpectCol::Master => 22,
             ExpectCol::Flags => 10,
@@ -201,16 +202,15 @@ enum SortVal {
     S(&'static str),
 }
 
-/// The risk of a RELATED flow: the freedom of the expectation that created it.
-pub fn flow_risk<M: Model + ?Sized>(m: &M, f: &Flow) -> Option<Freedom> {
-    if !f.is_related() {
-        return None;
-    }
-    m.expectation_of(&FlowKey::of(f))
-        .map(|e| classify(e).overall())
+/// Risk as a sort value: entries with findings after those without, then by freedom;
+/// unassessed entries first.
+fn risk_rank(a: Option<&Assessment>) -> u64 {
+    a.map_or(0, |a| {
+        1 + headline(&a.freedom) as u64 + 8 * a.findings.len().min(1 << 16) as u64
+    })
 }
 
-fn flow_sort_val<M: Model + ?Sized>(m: &M, col: FlowCol, f: &Flow, now: u32) -> SortVal {
+fn flow_sort_val(risk: &RiskCache, col: FlowCol, f: &Flow, now: u32) -> SortVal {
     use SortVal::{N, S};
     match col {
         FlowCol::Proto => N(u64::from(f.orig.proto)),
@@ -220,7 +220,11 @@ fn flow_sort_val<M: Model + ?Sized>(m: &M, col: FlowCol, f: &Flow, now: u32) -> 
         FlowCol::Ct => S(f.ctstate()),
         FlowCol::Flags => N(u64::from(f.status)),
         FlowCol::Helper => S(f.helper.name().unwrap_or("")),
-        FlowCol::Risk => N(flow_risk(m, f).map_or(0, |r| r as u64 + 1)),
+        FlowCol::Risk => N(if f.is_related() {
+            risk_rank(risk.flow(&FlowKey::of(f)))
+        } else {
+            0
+        }),
         FlowCol::Zone => N(u64::from(f.zone)),
         FlowCol::Mark => N(u64::from(f.mark)),
         FlowCol::Left => N(u64::from(f.remaining(now))),
@@ -232,12 +236,12 @@ fn flow_sort_val<M: Model + ?Sized>(m: &M, col: FlowCol, f: &Flow, now: u32) -> 
     }
 }
 
-fn expect_sort_val(col: ExpectCol, e: &Expectation, now: u32) -> SortVal {
+fn expect_sort_val(risk: &RiskCache, col: ExpectCol, e: &Expectation, now: u32) -> SortVal {
     use SortVal::{N, S};
     match col {
         ExpectCol::Left => N(u64::from(e.remaining(now))),
         ExpectCol::Helper => S(e.helper.name().unwrap_or("")),
-        ExpectCol::Risk => N(classify(e).overall() as u64),
+        ExpectCol::Risk => N(risk_rank(risk.expect(&ExpectKey::of(e)))),
         ExpectCol::Tuple => N(0),
         ExpectCol::Master => N(0),
         ExpectCol::Flags => N(u64::from(e.flags)),
@@ -347,6 +351,7 @@ impl<K: Copy + PartialEq> TableView<K> {
 /// Rebuild the flow keys: filter, then sort by `col` (ties by key, so the order is total).
 pub fn build_flows<M: Model + ?Sized>(
     m: &M,
+    risk: &RiskCache,
     filter: Option<&dyn RowFilter>,
     col: FlowCol,
     desc: bool,
@@ -368,7 +373,7 @@ pub fn build_flows<M: Model + ?Sized>(
         m.for_each_flow(&mut |f| {
             total += 1;
             if filter.map_or(true, |x| x.match_flow(f, now)) {
-                pairs.push((flow_sort_val(m, col, f, now), FlowKey::of(f)));
+                pairs.push((flow_sort_val(risk, col, f, now), FlowKey::of(f)));
             }
         });
         pairs.sort_unstable_by(|a, b| {
@@ -386,6 +391,7 @@ pub fn build_flows<M: Model + ?Sized>(
 /// Rebuild the expectation keys.
 pub fn build_expects<M: Model + ?Sized>(
     m: &M,
+    risk: &RiskCache,
     filter: Option<&dyn RowFilter>,
     col: ExpectCol,
     desc: bool,
@@ -405,7 +411,7 @@ pub fn build_expects<M: Model + ?Sized>(
             } else {
                 (e.tuple, e.master, e.zone)
             };
-            pairs.push((expect_sort_val(col, e, now), second, ExpectKey::of(e)));
+            pairs.push((expect_sort_val(risk, col, e, now), second, ExpectKey::of(e)));
         }
     });
     pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
@@ -414,6 +420,25 @@ pub fn build_expects<M: Model + ?Sized>(
         keys.reverse();
     }
     (keys, total)
+}
+
+/// Rebuild the findings rows: the risk cache's order (most severe kind first), keeping
+/// those whose entry matches the filter.
+pub fn build_findings<M: Model + ?Sized>(
+    m: &M,
+    risk: &RiskCache,
+    filter: Option<&dyn RowFilter>,
+    now: u32,
+) -> (Vec<FindingRow>, usize) {
+    let rows = risk.rows();
+    let Some(x) = filter else {
+        return (rows.to_vec(), rows.len());
+    };
+    let keep = |r: &&FindingRow| match r.subject {
+        Subject::Expect(k) => m.expectation(&k).is_some_and(|e| x.match_expect(e, now)),
+        Subject::Flow(k) => m.flow(&k).is_some_and(|f| x.match_flow(f, now)),
+    };
+    (rows.iter().filter(keep).copied().collect(), rows.len())
 }
 
 /// One line of the RELATED chains tree.

@@ -15,9 +15,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ctscope::decode::{Event, Record};
 use ctscope::model::flow::status;
 use ctscope::model::helper::intern;
-use ctscope::model::store::{ExpectKey, FlowKey, Stats};
+use ctscope::model::store::{ExpectKey, FlowKey, Stats, Store};
 use ctscope::model::tuple::proto;
 use ctscope::model::{Counter, Expectation, Family, Flow, Tuple};
+use ctscope::risk::{Assessment, Assessor, Config, HelperTable};
+use ctscope::tui::risk::Assess;
 use ctscope::tui::{ActionReport, App, AppEvent, Applied, Clock, Model, Request, TuiOptions};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -49,11 +51,21 @@ pub struct MemModel {
     /// Everything done to this model, as the kernel would have reported it: replaying it
     /// into the real store must give the same screens.
     pub log: Vec<(Event, Record)>,
+    /// The same log applied to the real store as it happens: what the helper-risk
+    /// assessor reads (it works on the store's linkage, as the JSON views do).
+    pub mirror: Store,
+}
+
+impl MemModel {
+    fn record(&mut self, event: Event, record: Record) {
+        self.mirror.apply(event, record.clone(), 0);
+        self.log.push((event, record));
+    }
 }
 
 impl MemModel {
     pub fn add_flow(&mut self, f: Flow) {
-        self.log.push((Event::New, Record::Flow(f.clone())));
+        self.record(Event::New, Record::Flow(f.clone()));
         let k = FlowKey::of(&f);
         if f.is_related() {
             if let Some(e) = self
@@ -76,8 +88,8 @@ impl MemModel {
 
     pub fn remove_flow(&mut self, k: &FlowKey) {
         if let Some(i) = self.index.remove(k) {
-            self.log
-                .push((Event::Destroy, Record::Flow(self.flows[i].clone())));
+            let gone = self.flows[i].clone();
+            self.record(Event::Destroy, Record::Flow(gone));
             self.flows.swap_remove(i);
             if i < self.flows.len() {
                 self.index.insert(FlowKey::of(&self.flows[i]), i);
@@ -87,7 +99,7 @@ impl MemModel {
     }
 
     pub fn add_expect(&mut self, e: Expectation) {
-        self.log.push((Event::New, Record::Expect(e.clone())));
+        self.record(Event::New, Record::Expect(e.clone()));
         self.expects
             .retain(|x| ExpectKey::of(x) != ExpectKey::of(&e));
         self.expects.push(e);
@@ -97,8 +109,13 @@ impl MemModel {
     /// The kernel dropped an expectation after it was used; its RELATED flows keep the
     /// link (the store keeps it too).
     pub fn drop_expect(&mut self, k: &ExpectKey) {
-        if let Some(e) = self.expects.iter().find(|x| ExpectKey::of(x) == *k) {
-            self.log.push((Event::Destroy, Record::Expect(e.clone())));
+        if let Some(e) = self
+            .expects
+            .iter()
+            .find(|x| ExpectKey::of(x) == *k)
+            .cloned()
+        {
+            self.record(Event::Destroy, Record::Expect(e));
         }
         self.expects.retain(|x| ExpectKey::of(x) != *k);
         self.gen += 1;
@@ -172,6 +189,36 @@ impl Model for MemModel {
             .filter(|e| e.zone == master.zone && e.master == master.orig)
             .map(ExpectKey::of)
             .collect()
+    }
+    fn store(&self) -> Option<&Store> {
+        Some(&self.mirror)
+    }
+}
+
+/// The assessor the dashboard gets in tests: the embedded freedom table, default sensitive
+/// ports, no listening sockets (no system access), counting how often the app asks for a
+/// full reassessment.
+pub struct CountingAssessor {
+    pub inner: Assessor,
+    pub calls: Rc<Cell<usize>>,
+}
+
+impl CountingAssessor {
+    pub fn embedded() -> CountingAssessor {
+        CountingAssessor {
+            inner: Assessor::new(HelperTable::embedded().unwrap(), Config::default(), None),
+            calls: Rc::default(),
+        }
+    }
+}
+
+impl Assess for CountingAssessor {
+    fn expectations(&self, store: &Store) -> Vec<(ExpectKey, Assessment)> {
+        self.calls.set(self.calls.get() + 1);
+        self.inner.all_expectations(store)
+    }
+    fn flow(&self, store: &Store, key: &FlowKey) -> Option<Assessment> {
+        self.inner.flow(store, key)
     }
 }
 
@@ -415,6 +462,8 @@ pub struct Harness<M: Model = MemModel> {
     pub term: Terminal<TestBackend>,
     pub clock: ManualClock,
     pub sent: Sent,
+    /// Full reassessments the app asked of its assessor.
+    pub risk_calls: Rc<Cell<usize>>,
 }
 
 pub fn opts() -> TuiOptions {
@@ -439,6 +488,8 @@ impl<M: Model> Harness<M> {
         clock.0.set(1);
         let sent: Sent = Rc::default();
         let s2 = sent.clone();
+        let assessor = CountingAssessor::embedded();
+        let risk_calls = assessor.calls.clone();
         let app = App::new(
             model,
             opts,
@@ -448,13 +499,15 @@ impl<M: Model> Harness<M> {
                 Ok(())
             }),
             ctscope::tui::live::filters(),
-        );
+        )
+        .with_assessor(Box::new(assessor));
         let term = Terminal::new(TestBackend::new(w, h)).unwrap();
         Harness {
             app,
             term,
             clock,
             sent,
+            risk_calls,
         }
     }
 
