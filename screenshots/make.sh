@@ -6,7 +6,7 @@
 # 1 flows, 2 expectations, 3 RELATED chains, Enter detail, ? help, / filter, m master,
 # F/H confirmation dialogs, Esc/n back), captures each screen with `tmux capture-pane -e -p`,
 # then converts it with screenshots/ansi2svg.py and rsvg-convert. No root needed, nothing
-# live is touched (a replay cannot delete anything).
+# live is touched (a replay cannot delete anything). 4 shows the risk findings.
 #
 # Usage: screenshots/make.sh [--bin PATH] [--rec FILE] [--keep DIR]
 #   --bin   ctscope binary (default target/release/ctscope, built if missing)
@@ -77,7 +77,8 @@ start() {
     tmux -L "$sock" -f "$work/tmux.conf" new-session -d -s shot -x "$cols" -y "$rows" \
         "env -u NO_COLOR TERM=tmux-256color COLORTERM=truecolor LANG=C.UTF-8 TZ=UTC $extra_env \
          '$bin' --replay '$rec' --fast$args; sleep 600"
-    wait_for 'Expectations [1-9]' # drawn, and the replay has reached the expectations
+    wait_for '(exp|Exp|Expectations) [1-9]' # drawn, and the replay has reached the expectations
+    wait_for 'REPLAY ENDED|replay ended' # the whole recording is in: the last state
     sleep 0.5
 }
 keys() { tmux -L "$sock" send-keys -t shot "$@"; sleep 0.4; }
@@ -122,6 +123,8 @@ keys 2; wait_for 'Expected'
 shot expectations
 keys 3; wait_for 'master → expectations'
 shot chains
+keys 4; wait_for 'fix:'
+shot findings
 # The seed story: the attacker's connection to MariaDB, RELATED through a forged PORT.
 keys 1; filter 'port=3306'; wait_for '1/[0-9]+ match'
 keys Enter; wait_for 'risk'
