@@ -108,7 +108,7 @@ shot() {
     rsvg-convert --format png --output "$here/$1.png" "$work/$1.svg"
     # Optional: a 128-colour palette PNG is a third of the size and looks the same
     # (a terminal has few colours; only the font's anti-aliasing adds more).
-    if [ -n "$im" ]; then "$im" "$here/$1.png" -colors 128 "PNG8:$here/$1.png"; fi
+    if [ -n "$im" ]; then "$im" "$here/$1.png" -strip -colors 128 "PNG8:$here/$1.png"; fi
     echo "screenshots/$1.png  (${cols}x${rows})"
 }
 
