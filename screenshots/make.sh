@@ -135,6 +135,11 @@ keys 2; filter 'port=3306'; wait_for 'match'
 keys Enter; wait_for 'risk'
 shot detail-expect
 keys Escape; keys Escape
+# An expectation of a masqueraded FTP session from the LAN: NAT direction, tuple, function.
+keys 2; filter 'expect and src in 10.213.6.128/25'; wait_for '1/[0-9]+ match'
+keys Enter; wait_for 'NAT'
+shot detail-expect-nat
+keys Escape; keys Escape
 keys 1; keys /; keys C-u; typed 'related or helper=ftp'
 shot filter-typing
 keys Enter; wait_for 'match'

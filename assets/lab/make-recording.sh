@@ -282,9 +282,9 @@ sleep 1
 say "forged EPRT toward [$SRV6]:3306: the expectation stays pending"
 bg $SRV $LAB forge-port --server $EVIL6 --target $SRV6 --port 3306 --hold $hold
 sleep 1.5
-say "NAT'd FTP from the LAN (masqueraded PORT rewritten by nf_nat_ftp, and PASV)"
+say "NAT'd FTP from the LAN (masqueraded PORT rewritten by nf_nat_ftp; PASV, then one left pending)"
 bg $EXT $LAB ftp --host $CLI4 --mode active --get report.pdf --hold $hold
-bg $EXT $LAB ftp --host $CLI4 --mode passive --get README --hold $hold
+bg $EXT $LAB ftp --host $CLI4 --mode passive --get README --pending-pasv --hold $hold
 sleep 2
 say "short-lived flows: DNS, a web fetch through DNAT, pings"
 step nsx $CLI $LAB udp --host $SRV4 --port 53 --sport 35353 --count 3 --every 0.3
