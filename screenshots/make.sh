@@ -3,10 +3,11 @@
 #
 # Owns: screenshots/*.png. Runs `ctscope --replay assets/lab-helpers.ctrec --fast` inside a
 # private tmux server at fixed sizes, drives it with the keys of the keymap (src/tui/keymap.rs:
-# 1 flows, 2 expectations, 3 RELATED chains, Enter detail, ? help, / filter, m master,
-# F/H confirmation dialogs, Esc/n back), captures each screen with `tmux capture-pane -e -p`,
-# then converts it with screenshots/ansi2svg.py and rsvg-convert. No root needed, nothing
-# live is touched (a replay cannot delete anything). 4 shows the risk findings.
+# 1 flows, 2 expectations, 3 RELATED chains, 4 findings, Enter detail, ? help, / filter
+# (C-u clears the bar), F and H confirmation dialogs, n/Esc back), captures each screen with
+# `tmux capture-pane -e -p`, then converts it with screenshots/ansi2svg.py and rsvg-convert.
+# No root needed, nothing live is touched (a replay cannot delete anything). The replay's
+# clock is the recording's, so two runs give identical PNGs.
 #
 # Usage: screenshots/make.sh [--bin PATH] [--rec FILE] [--keep DIR]
 #   --bin   ctscope binary (default target/release/ctscope, built if missing)
