@@ -14,7 +14,8 @@ bench_cleanup() {
 # bench_setup PREFIX NEED: creates namespace "$PREFIX-$$" as $NS and a temp dir as $TMP;
 # raises the host's nf_conntrack_max to NEED if lower (a namespace cannot exceed it; the
 # per-namespace sysctl is read-only in a child netns on some kernels) and restores it on
-# exit. Sets the EXIT trap (and turns INT/TERM/HUP into a clean exit).
+# exit (unless someone else changed it meanwhile). Sets the EXIT trap (and turns
+# INT/TERM/HUP into a clean exit).
 bench_setup() {
   local prefix=$1 need=$2
   NS=$prefix-$$
@@ -23,8 +24,13 @@ bench_setup() {
   trap bench_cleanup EXIT
   trap 'exit 130' INT TERM HUP
   bench_at_exit 'rm -rf "$TMP"'
-  bench_at_exit 'sysctl -qw net.netfilter.nf_conntrack_max="$BENCH_OLD_MAX"'
-  [ "$BENCH_OLD_MAX" -lt "$need" ] && sysctl -qw net.netfilter.nf_conntrack_max="$need"
+  # Restore only what we raised, and only if nobody changed it since.
+  if [ "$BENCH_OLD_MAX" -lt "$need" ]; then
+    sysctl -qw net.netfilter.nf_conntrack_max="$need"
+    BENCH_SET_MAX=$need
+    bench_at_exit '[ "$(sysctl -n net.netfilter.nf_conntrack_max)" = "$BENCH_SET_MAX" ] &&
+      sysctl -qw net.netfilter.nf_conntrack_max="$BENCH_OLD_MAX"'
+  fi
   ip netns add "$NS"
   bench_at_exit 'ip netns del "$NS" 2>/dev/null'
   ip netns exec "$NS" sysctl -qw net.netfilter.nf_conntrack_max="$need" 2>/dev/null || true
