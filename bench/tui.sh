@@ -6,8 +6,8 @@
 #     iptstate: the first entry row), against the bare netlink dump
 #     (target/release/examples/bench dump) as the reference; and ctscope's first frame on
 #     the still empty namespace, the fixed part (tmux, process start, an empty dump);
-#   - keypress latency while events stream (a bounded insert/delete churn in the
-#     namespace): move the selection (j/k) and reverse the sort (r, a full re-sort),
+#   - keypress latency while events stream (a bounded churn in the namespace: entries
+#     inserted with a 1 s timeout, then expired by the kernel: NEW and DESTROY events): move the selection (j/k) and reverse the sort (r, a full re-sort),
 #     PRESSES times each, median and p95, until capture-pane shows the change;
 #   - CPU while steady (no events): utime+stime of the process over STEADY seconds, as %
 #     of one core; and how often each program's screen changes (its redraw cadence).
@@ -154,7 +154,7 @@ printf "$f" "  ctscope first frame, empty table (fixed)" "${CT_EMPTY} s" "" ""
 printf "$f" "iptstate first frame with entries" "${IPT_FIRST} s" "$ipt_ratio" "(~4x)"
 printf "$f" "ctscope key j/k, median / p95 ($SEL_N/$PRESSES)" "$SEL_MED / $SEL_P95 ms" "" "< 50 ms"
 printf "$f" "ctscope key r (re-sort), med / p95 ($SRT_N/$PRESSES)" "$SRT_MED / $SRT_P95 ms" "" ""
-printf "$f" "  events meanwhile (churn; ctscope header)" "$CHURN_RATE/s; $EVS/s" "" ""
+printf "$f" "  events/s meanwhile (churn est.; ctscope hdr)" "$CHURN_RATE/s; $EVS/s" "" ""
 printf "$f" "ctscope CPU steady (${STEADY} s, $CT_REDUMPS re-dumps)" "${CT_CPU} %" "" "< 5%"
 printf "$f" "iptstate CPU steady (${IPT_STEADY} s)" "${IPT_CPU} %" "" "(~95%)"
 printf "$f" "screen redraw cadence ctscope / iptstate" "${CT_GAP} / ${IPT_GAP} s" "" "(ipt ~13 s)"
