@@ -57,22 +57,25 @@ for i in $(seq "$RUNS"); do bare+=("$($B dump "$NS" | field wall)"); done
 BARE=$(m "${bare[@]}")
 # Where the first frame's time goes: the same dump into the store, without a screen.
 load=()
-for i in $(seq "$RUNS"); do load+=("$($B load "$NS" | field wall)"); done
-LOAD=$(m "${load[@]}")
+lcpu=()
+for i in $(seq "$RUNS"); do
+  out=$($B load "$NS"); load+=("$(echo "$out" | field wall)"); lcpu+=("$(echo "$out" | field cpu)")
+done
+LOAD=$(m "${load[@]}"); LCPU=$(m "${lcpu[@]}")
 
 # ctscope's complete first frame: the header line counts every entry and the dump is over,
 # and the flows view (two lines below) holds them all.
 CT_RE="^(?!.*dumping).*flows $NTH\\b.*\\n.*\\n.*\\b$NTH shown"
 echo "ctscope first full frame x$RUNS"
-ctf=(); out=
+ctf=(); ctc=(); out=
 for i in $(seq "$RUNS"); do
   tmux -L "$BENCH_TMUX" kill-session -t ct 2>/dev/null || true
   out=$($P first ct "$SIZE" "$CT_RE" "$TIMEOUT" -- "$CT" --netns "$NS")
-  ctf+=("$(echo "$out" | field first)")
+  ctf+=("$(echo "$out" | field first)"); ctc+=("$(echo "$out" | field cpu)")
   CT_POLL=$(echo "$out" | field poll_ms)
   if [ "$i" -lt "$RUNS" ]; then tmux -L "$BENCH_TMUX" send-keys -t ct q; sleep 0.5; fi
 done
-CT_FIRST=$(m "${ctf[@]}")
+CT_FIRST=$(m "${ctf[@]}"); CT_FCPU=$(m "${ctc[@]}")
 CT_PID=$(echo "$out" | sed -n 's/.*pid=\([0-9]*\).*/\1/p')
 [ "$(cat /proc/"$CT_PID"/comm)" = ctscope ] || { echo "pane process is not ctscope" >&2; exit 1; }
 
@@ -149,7 +152,9 @@ f='%-46s %14s %10s %10s\n'
 printf "$f" "what" "value" "vs bare" "target"
 printf "$f" "bare netlink dump (median of $RUNS)" "${BARE} s" "1.00x" "reference"
 printf "$f" "ctscope first full frame (median of $RUNS)" "${CT_FIRST} s" "$(ratio "$CT_FIRST" "$BARE")" "<= 1.30x"
-printf "$f" "  of which dump -> decode -> store (median)" "${LOAD} s" "$(ratio "$LOAD" "$BARE")" ""
+printf "$f" "  ctscope CPU by then (user+sys, all threads)" "${CT_FCPU} s" "" ""
+printf "$f" "dump -> decode -> store, no screen (median)" "${LOAD} s" "$(ratio "$LOAD" "$BARE")" ""
+printf "$f" "  its CPU (user+sys, all threads)" "${LCPU} s" "" ""
 printf "$f" "  ctscope first frame, empty table (fixed)" "${CT_EMPTY} s" "" ""
 printf "$f" "iptstate first frame with entries" "${IPT_FIRST} s" "$ipt_ratio" "(~4x)"
 printf "$f" "ctscope key j/k, median / p95 ($SEL_N/$PRESSES)" "$SEL_MED / $SEL_P95 ms" "" "< 50 ms"

@@ -9,7 +9,8 @@ interval (one `capture-pane` call, a fork and exec) is printed as the resolution
 
   first SESSION COLSxROWS REGEX TIMEOUT -- CMD...
       start CMD in a new detached tmux session of that size; wait until the plain
-      capture matches REGEX (multi-line). Prints `first=S polls=N poll_ms=M pid=P`.
+      capture matches REGEX (multi-line). Prints `first=S polls=N poll_ms=M pid=P cpu=C`,
+      C being the CPU seconds (user+system, all threads) the pane's process had used by then.
   keys SESSION COUNT TIMEOUT KIND
       press keys COUNT times, each time waiting for the screen to answer, with a random
       0.3-0.8 s gap between presses. KIND `select` alternates j/k and waits for the
@@ -82,7 +83,9 @@ def first(session, size, regex, timeout, cmd):
             return 1
         time.sleep(0.002)
     el = now - t0
-    print(f"first={el:.3f} polls={polls} poll_ms={1000 * el / polls:.1f} pid={pane_pid(session)}")
+    pid = pane_pid(session)
+    cpu = cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
+    print(f"first={el:.3f} polls={polls} poll_ms={1000 * el / polls:.1f} pid={pid} cpu={cpu:.2f}")
     return 0
 
 
