@@ -18,11 +18,12 @@ interval (one `capture-pane` call, a fork and exec) is printed as the resolution
       move by one line; KIND `sort` presses r and waits for the footer's sort arrow to
       flip (this includes re-sorting the whole table). Prints one `lat_ms=` per press,
       then `poll_ms=` and `missed=` (presses not answered within TIMEOUT).
-  steady SESSION PID SECS POLL_S [MARK]
+  steady SESSION PID SECS POLL_S [MARK [LONG_S]]
       sample utime+stime of PID over SECS (as % of one core) and poll the plain capture
       every POLL_S to time screen changes. Prints `cpu_pct=… changes=N gap_s=… marks=M`,
       M counting the times the regex MARK appeared (e.g. ctscope's `dumping…` marker of
-      a background re-dump).
+      a background re-dump). With LONG_S, keeps going to LONG_S and also prints
+      `cpu_long=… long_s=… long_marks=…` over the whole longer window.
   grab SESSION REGEX
       print the first group of REGEX in the current plain capture (e.g. the ev/s figure).
 """
@@ -148,13 +149,16 @@ def keys(session, count, timeout, kind):
     return 0
 
 
-def steady(session, pid, secs, poll, mark):
+def steady(session, pid, secs, poll, mark, long):
     hz = os.sysconf("SC_CLK_TCK")
     pat = re.compile(mark) if mark else None
     c0, t0 = cpu_ticks(pid), time.monotonic()
     last, changes, marks, marked = capture(session), [], 0, False
-    while time.monotonic() - t0 < secs:
+    short = None
+    while time.monotonic() - t0 < max(secs, long):
         time.sleep(poll)
+        if short is None and time.monotonic() - t0 >= secs:
+            short = (cpu_ticks(pid), time.monotonic(), marks)
         s = capture(session)
         if s != last:
             changes.append(time.monotonic() - t0)
@@ -163,11 +167,15 @@ def steady(session, pid, secs, poll, mark):
         marks += now_marked and not marked
         marked = now_marked
     c1, t1 = cpu_ticks(pid), time.monotonic()
-    pct = 100.0 * (c1 - c0) / hz / (t1 - t0)
+    c_s, t_s, m_s = short or (c1, t1, marks)
+    pct = 100.0 * (c_s - c0) / hz / (t_s - t0)
     gaps = [b - a for a, b in zip(changes, changes[1:])]
     gap = f"{sorted(gaps)[len(gaps) // 2]:.1f}" if gaps else "-"
-    print(f"cpu_pct={pct:.1f} window_s={t1 - t0:.1f} changes={len(changes)} gap_s={gap} "
-          f"marks={marks}")
+    print(f"cpu_pct={pct:.1f} window_s={t_s - t0:.1f} changes={len(changes)} gap_s={gap} "
+          f"marks={m_s}")
+    if long > secs:
+        pct = 100.0 * (c1 - c0) / hz / (t1 - t0)
+        print(f"long cpu_long={pct:.1f} long_s={t1 - t0:.1f} long_marks={marks}")
     return 0
 
 
@@ -185,9 +193,10 @@ def main(argv):
         return first(s, size, regex, float(timeout), argv[i + 1:])
     if cmd == "keys" and len(argv) == 6:
         return keys(argv[2], int(argv[3]), float(argv[4]), argv[5])
-    if cmd == "steady" and len(argv) in (6, 7):
-        mark = argv[6] if len(argv) == 7 else None
-        return steady(argv[2], int(argv[3]), float(argv[4]), float(argv[5]), mark)
+    if cmd == "steady" and len(argv) in (6, 7, 8):
+        mark = argv[6] if len(argv) >= 7 and argv[6] else None
+        long = float(argv[7]) if len(argv) == 8 else 0.0
+        return steady(argv[2], int(argv[3]), float(argv[4]), float(argv[5]), mark, long)
     if cmd == "grab" and len(argv) == 4:
         return grab(argv[2], argv[3])
     print(__doc__, file=sys.stderr)
