@@ -11,34 +11,11 @@ cd "$(dirname "$0")/.."
 N=${1:-1000000}
 E=${2:-250000}
 RUNS=${3:-3}
-NS=ctscope-bench-$$
-TMP=$(mktemp -d)
-old_max=$(sysctl -n net.netfilter.nf_conntrack_max)
-cleanup() {
-  ip netns del "$NS" 2>/dev/null || true
-  sysctl -qw net.netfilter.nf_conntrack_max="$old_max" || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-cargo build -q --release --example bench --bin ctscope
-B=target/release/examples/bench
-CT=target/release/ctscope
-need=$(( (N > E ? N : E) + 10000 ))
-[ "$old_max" -lt "$need" ] && sysctl -qw net.netfilter.nf_conntrack_max="$need"
-ip netns add "$NS"
-ip netns exec "$NS" sysctl -qw net.netfilter.nf_conntrack_max="$need" 2>/dev/null || true  # read-only in a child netns on some kernels
-
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
-# Wall seconds of a command, via bash's TIMEFORMAT.
-wall() { local t; TIMEFORMAT=%R; t=$( { time "$@" >/dev/null 2>&1; } 2>&1 ); echo "$t"; }
-
-echo "loading $N entries (bench/gen_entries.py | conntrack -R)"
-python3 bench/gen_entries.py "$N" > "$TMP/entries"
-ip netns exec "$NS" conntrack -R "$TMP/entries" >/dev/null 2>&1 || true
-loaded=$(ip netns exec "$NS" conntrack -C)
-echo "table holds $loaded entries"
+. bench/lib.sh
+bench_build
+bench_setup ctscope-bench $(( (N > E ? N : E) + 10000 ))
+bench_load "$N"
+loaded=$LOADED
 
 bare=(); load=(); cpu=(); rss=(); struct=(); list=(); ctl=()
 for i in $(seq "$RUNS"); do
@@ -49,10 +26,8 @@ for i in $(seq "$RUNS"); do
   list+=("$(wall "$CT" --netns "$NS" list)")
   ctl+=("$(wall ip netns exec "$NS" conntrack -L)")
 done
-m() { printf '%s\n' "$@" | median; }
 B_=$(m "${bare[@]}"); L_=$(m "${load[@]}"); C_=$(m "${cpu[@]}"); R_=$(m "${rss[@]}"); S_=$(m "${struct[@]}")
 LI_=$(m "${list[@]}"); CT_=$(m "${ctl[@]}")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
 
 echo
 echo "== dump of $loaded entries (median of $RUNS runs, wall seconds)"

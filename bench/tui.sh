@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# TUI benchmark (issue 3, "Behaviour over SSH"): with N entries (default 1,000,000) in a
+# throwaway namespace, from one run, side by side with iptstate on the same table:
+#   - first full frame: launch in tmux (COLSxROWS, default 160x50) until the screen shows
+#     the complete table (ctscope: header `flows N`, no `dumping…`, tab line `N shown`;
+#     iptstate: the first entry row), against the bare netlink dump
+#     (target/release/examples/bench dump) as the reference; and ctscope's first frame on
+#     the still empty namespace, the fixed part (tmux, process start, an empty dump);
+#   - keypress latency while events stream (a bounded churn in the namespace: entries
+#     inserted with a 1 s timeout, then expired by the kernel: NEW and DESTROY events): move the selection (j/k) and reverse the sort (r, a full re-sort),
+#     PRESSES times each, median and p95, until capture-pane shows the change;
+#   - CPU while steady (no events): utime+stime of the process over STEADY seconds, as %
+#     of one core; and how often each program's screen changes (its redraw cadence).
+#     ctscope re-dumps in the background at an interval sized to cost under 5% of a core
+#     (~60 s at 1M entries); the table says how many re-dumps the window saw (its
+#     `dumping…` marker); STEADY_LONG (e.g. 75) extends the same window past that
+#     interval and prints a second figure that includes one.
+# Times come from polling `tmux capture-pane`; the poll interval (one fork+exec of tmux)
+# is printed as the resolution. bench/tui_probe.py does the timing.
+#
+# Needs root. Raises the host's nf_conntrack_max (a namespace cannot exceed it) and
+# restores it on exit; its tmux sessions live on a private server (tmux -L) killed on exit.
+# Usage: sudo bench/tui.sh [N] [RUNS]
+# Environment: SIZE=160x50 PRESSES=20 STEADY=10 STEADY_LONG=0 IPT_STEADY=30 CHURN_BATCH=200
+#              CHURN_SLEEP=0.1 CHURN_MAX_S=120 SKIP_IPTSTATE=1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000000}
+RUNS=${2:-3}
+SIZE=${SIZE:-160x50}
+PRESSES=${PRESSES:-20}
+STEADY=${STEADY:-10}
+STEADY_LONG=${STEADY_LONG:-0}
+IPT_STEADY=${IPT_STEADY:-30}
+CHURN_BATCH=${CHURN_BATCH:-200}
+CHURN_SLEEP=${CHURN_SLEEP:-0.1}
+CHURN_MAX_S=${CHURN_MAX_S:-120}
+. bench/lib.sh
+bench_build
+bench_setup ctscope-bt $(( N + CHURN_BATCH + 10000 ))
+export BENCH_TMUX=$NS
+unset TMUX
+bench_at_exit 'tmux -L "$BENCH_TMUX" kill-server 2>/dev/null'
+bench_at_exit 'touch "$TMP/stop"; [ -n "${CHURN_PID:-}" ] && wait "$CHURN_PID" 2>/dev/null'
+P="python3 bench/tui_probe.py"
+# The fixed cost of a first frame (tmux, process start, an empty dump), for scale.
+out=$($P first ct "$SIZE" '^(?!.*dumping).*flows 0\b.*\n.*\n.*\b0 shown' 30 -- "$CT" --netns "$NS")
+CT_EMPTY=$(echo "$out" | field first)
+tmux -L "$BENCH_TMUX" send-keys -t ct q; sleep 0.5
+tmux -L "$BENCH_TMUX" kill-session -t ct 2>/dev/null || true
+bench_load "$N"
+NTH=$(thousands "$LOADED")
+# Generous: iptstate is expected to take several times the dump.
+TIMEOUT=$(( 60 + LOADED / 10000 ))
+
+echo "bare netlink dump and store load (no screen) x$RUNS"
+bare=()
+for i in $(seq "$RUNS"); do bare+=("$($B dump "$NS" | field wall)"); done
+BARE=$(m "${bare[@]}")
+# Where the first frame's time goes: the same dump into the store, without a screen.
+load=()
+lcpu=()
+for i in $(seq "$RUNS"); do
+  out=$($B load "$NS"); load+=("$(echo "$out" | field wall)"); lcpu+=("$(echo "$out" | field cpu)")
+done
+LOAD=$(m "${load[@]}"); LCPU=$(m "${lcpu[@]}")
+
+# ctscope's complete first frame: the header line counts every entry and the dump is over,
+# and the flows view (two lines below) holds them all.
+CT_RE="^(?!.*dumping).*flows $NTH\\b.*\\n.*\\n.*\\b$NTH shown"
+echo "ctscope first full frame x$RUNS"
+ctf=(); ctc=(); out=
+for i in $(seq "$RUNS"); do
+  tmux -L "$BENCH_TMUX" kill-session -t ct 2>/dev/null || true
+  out=$($P first ct "$SIZE" "$CT_RE" "$TIMEOUT" -- "$CT" --netns "$NS")
+  ctf+=("$(echo "$out" | field first)"); ctc+=("$(echo "$out" | field cpu)")
+  CT_POLL=$(echo "$out" | field poll_ms)
+  if [ "$i" -lt "$RUNS" ]; then tmux -L "$BENCH_TMUX" send-keys -t ct q; sleep 0.5; fi
+done
+CT_FIRST=$(m "${ctf[@]}"); CT_FCPU=$(m "${ctc[@]}")
+CT_PID=$(echo "$out" | sed -n 's/.*pid=\([0-9]*\).*/\1/p')
+[ "$(cat /proc/"$CT_PID"/comm)" = ctscope ] || { echo "pane process is not ctscope" >&2; exit 1; }
+
+echo "ctscope steady CPU over ${STEADY}s (1 s settle after the first frame)"
+sleep 1
+out=$($P steady ct "$CT_PID" "$STEADY" 0.2 'dumping' "$STEADY_LONG")
+CT_CPU=$(echo "$out" | field cpu_pct); CT_GAP=$(echo "$out" | sed -n 's/.*gap_s=\([0-9.-]*\).*/\1/p')
+CT_REDUMPS=$(echo "$out" | head -1 | field marks)
+CT_CPU_LONG=$(echo "$out" | field cpu_long); CT_LONG_S=$(echo "$out" | field long_s)
+CT_LONG_RD=$(echo "$out" | field long_marks)
+
+# A steady, bounded event load: every cycle inserts CHURN_BATCH entries with a 1 s timeout
+# (NEW events) into addresses the table does not otherwise use (172.16.0.0/16); they
+# expire a second or so later (DESTROY events, from the kernel's conntrack GC). 64 blocks
+# in rotation, so a block is reused only long after it expired. `conntrack -D` is not
+# used: conntrack(8) 1.4.7 deletes through a dump, ~3 ms of kernel time per line even on
+# a small table, which would make the load generator the bottleneck.
+for k in $(seq 0 63); do
+  for i in $(seq 0 $(( CHURN_BATCH - 1 ))); do
+    echo "-I -p tcp -s 172.16.$k.$(( i % 250 + 1 )) -d 192.0.2.$(( i / 250 + 9 ))" \
+      "--sport 40000 --dport 8080 --state ESTABLISHED -t 1"
+  done > "$TMP/churn.$k"
+done
+churn() {
+  local end=$(( SECONDS + CHURN_MAX_S )) c=0 t0=$SECONDS
+  while [ ! -e "$TMP/stop" ] && [ "$SECONDS" -lt "$end" ]; do
+    ip netns exec "$NS" conntrack -R "$TMP/churn.$(( c % 64 ))" >/dev/null 2>&1 || true
+    sleep "$CHURN_SLEEP"
+    c=$(( c + 1 ))
+    echo "$c $(( SECONDS - t0 ))" > "$TMP/churn.count"
+  done
+}
+rm -f "$TMP/stop"
+churn & CHURN_PID=$!
+t_churn=$(date +%s.%N)
+sleep 3
+EVS=$($P grab ct '([0-9]+) ev/s')
+echo "keypress latency while events stream ($EVS ev/s in ctscope's header): j/k x$PRESSES"
+sel=$($P keys ct "$PRESSES" 5 select)
+echo "reverse sort (r) x$PRESSES"
+srt=$($P keys ct "$PRESSES" 5 sort)
+touch "$TMP/stop"; wait "$CHURN_PID" || true; CHURN_PID=
+t_end=$(date +%s.%N)
+read -r cycles _ < "$TMP/churn.count"
+# Inserts per second, times two: each insert is later destroyed by expiry.
+CHURN_RATE=$(awk -v c="$cycles" -v b="$CHURN_BATCH" -v a="$t_churn" -v z="$t_end" \
+  'BEGIN { printf "%.0f", 2 * c * b / (z - a) }')
+lat() { echo "$1" | field lat_ms | $2; }
+SEL_MED=$(lat "$sel" median); SEL_P95=$(lat "$sel" p95); SEL_N=$(echo "$sel" | grep -c lat_ms || true)
+SRT_MED=$(lat "$srt" median); SRT_P95=$(lat "$srt" p95); SRT_N=$(echo "$srt" | grep -c lat_ms || true)
+KEY_POLL=$(echo "$sel" | field poll_ms)
+tmux -L "$BENCH_TMUX" send-keys -t ct q
+sleep 1
+tmux -L "$BENCH_TMUX" kill-session -t ct 2>/dev/null || true
+
+IPT_FIRST=-; IPT_CPU=-; IPT_GAP=-; IPT_POLL=-; IPT_CH=-
+if [ -z "${SKIP_IPTSTATE:-}" ] && command -v iptstate >/dev/null; then
+  # Let the churn's entries expire so iptstate sees the same table.
+  sleep 3
+  echo "iptstate first frame with entries"
+  out=$($P first ipt "$SIZE" '^\S+:\d+ +\S+' "$TIMEOUT" -- ip netns exec "$NS" iptstate)
+  IPT_FIRST=$(echo "$out" | field first); IPT_POLL=$(echo "$out" | field poll_ms)
+  IPT_PID=$(echo "$out" | sed -n 's/.*pid=\([0-9]*\).*/\1/p')
+  echo "iptstate steady CPU and redraws over ${IPT_STEADY}s"
+  out=$($P steady ipt "$IPT_PID" "$IPT_STEADY" 0.1)
+  IPT_CPU=$(echo "$out" | field cpu_pct); IPT_CH=$(echo "$out" | field changes)
+  IPT_GAP=$(echo "$out" | sed -n 's/.*gap_s=\([0-9.-]*\).*/\1/p')
+  tmux -L "$BENCH_TMUX" send-keys -t ipt q 2>/dev/null || true
+fi
+ipt_ratio=-
+[ "$IPT_FIRST" != - ] && ipt_ratio=$(ratio "$IPT_FIRST" "$BARE")
+
+echo
+echo "== TUI over tmux $SIZE, $LOADED entries, release build, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+f='%-46s %14s %10s %10s\n'
+printf "$f" "what" "value" "vs bare" "target"
+printf "$f" "bare netlink dump (median of $RUNS)" "${BARE} s" "1.00x" "reference"
+printf "$f" "ctscope first full frame (median of $RUNS)" "${CT_FIRST} s" "$(ratio "$CT_FIRST" "$BARE")" "<= 1.30x"
+printf "$f" "  ctscope CPU by then (user+sys, all threads)" "${CT_FCPU} s" "" ""
+printf "$f" "dump -> decode -> store, no screen (median)" "${LOAD} s" "$(ratio "$LOAD" "$BARE")" ""
+printf "$f" "  its CPU (user+sys, all threads)" "${LCPU} s" "" ""
+printf "$f" "  ctscope first frame, empty table (fixed)" "${CT_EMPTY} s" "" ""
+printf "$f" "iptstate first frame with entries" "${IPT_FIRST} s" "$ipt_ratio" "(~4x)"
+printf "$f" "ctscope key j/k, median / p95 ($SEL_N/$PRESSES)" "$SEL_MED / $SEL_P95 ms" "" "< 50 ms"
+printf "$f" "ctscope key r (re-sort), med / p95 ($SRT_N/$PRESSES)" "$SRT_MED / $SRT_P95 ms" "" ""
+printf "$f" "  events/s meanwhile (churn est.; ctscope hdr)" "$CHURN_RATE/s; $EVS/s" "" ""
+printf "$f" "ctscope CPU steady (${STEADY} s, $CT_REDUMPS re-dumps seen)" "${CT_CPU} %" "" "< 5%"
+if [ -n "$CT_CPU_LONG" ]; then
+  printf "$f" "ctscope CPU steady (${CT_LONG_S} s, $CT_LONG_RD re-dumps seen)" "${CT_CPU_LONG} %" "" "< 5%"
+fi
+printf "$f" "iptstate CPU steady (${IPT_STEADY} s)" "${IPT_CPU} %" "" "(~95%)"
+printf "$f" "screen redraw cadence ctscope / iptstate" "${CT_GAP} / ${IPT_GAP} s" "" "(ipt ~13 s)"
+echo "resolution: one capture-pane poll = ${CT_POLL} ms (first frame), ${KEY_POLL} ms (keys," \
+  "with escapes), ${IPT_POLL} ms (iptstate); latencies include one tmux send-keys."
+echo "iptstate screen changes seen in ${IPT_STEADY} s: $IPT_CH (median gap = its redraw cadence)"
