@@ -313,3 +313,35 @@ fn delete_expect_removes_only_the_selected_expectation() {
     assert_eq!(left[0]["tuple"]["dport"], keep);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `watch` shows each entry as the store holds it after merging: an UPDATE that omits an
+/// unchanged attribute (here the labels of the lab's labelled SSH and web flows) still
+/// prints it. Uses the committed lab recording, no root.
+#[test]
+fn watch_updates_keep_what_the_kernel_did_not_repeat() {
+    let rec = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/lab-helpers.ctrec");
+    let out = ctscope(&[
+        "--replay",
+        rec,
+        "--fast",
+        "watch",
+        "--ndjson",
+        "--flows-only",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut labelled = std::collections::HashSet::new();
+    let mut checked = 0;
+    for line in text(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = v["orig"].to_string();
+        let has = v["labels"].as_array().is_some_and(|l| !l.is_empty());
+        if v["event"] == "update" && labelled.contains(&key) {
+            assert!(has, "labels lost on update: {line}");
+            checked += 1;
+        }
+        if has {
+            labelled.insert(key);
+        }
+    }
+    assert!(checked > 0, "the recording has updates of labelled flows");
+}

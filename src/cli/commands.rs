@@ -240,16 +240,30 @@ fn watch(
         match ev {
             EngineEvent::Records(batch) => {
                 for (event, record) in batch {
-                    if event != Event::Dump {
-                        let line = watch_line(&store, event, &record, now, &filter, flows, expects);
-                        if let Some(line) = line {
-                            if w.watch(&line)? == Outcome::Closed {
-                                return Ok(ExitCode::SUCCESS);
-                            }
-                            printed += 1;
-                        }
+                    if event == Event::Dump {
+                        store.apply(event, record, now);
+                        continue;
                     }
-                    store.apply(event, record, now);
+                    // A DESTROY is shown as the store knew the entry; NEW and UPDATE as the
+                    // store holds it after merging (an UPDATE may omit unchanged attributes
+                    // such as labels, helper or master).
+                    let line = if event == Event::Destroy {
+                        let line = watch_line(&store, event, &record, now, &filter, flows, expects);
+                        store.apply(event, record, now);
+                        line
+                    } else {
+                        let key = Key::of(&record);
+                        store.apply(event, record, now);
+                        key.get(&store).and_then(|r| {
+                            watch_line(&store, event, &r, now, &filter, flows, expects)
+                        })
+                    };
+                    if let Some(line) = line {
+                        if w.watch(&line)? == Outcome::Closed {
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                        printed += 1;
+                    }
                     if count.is_some_and(|c| printed >= c) {
                         let _ = w.finish()?;
                         return Ok(ExitCode::SUCCESS);
@@ -275,6 +289,29 @@ fn watch(
     let _ = w.finish()?;
     handle.stop();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Which entry a record is about, kept across `Store::apply` (which consumes the record).
+enum Key {
+    Flow(FlowKey),
+    Expect(ExpectKey),
+}
+
+impl Key {
+    fn of(r: &Record) -> Key {
+        match r {
+            Record::Flow(f) => Key::Flow(FlowKey::of(f)),
+            Record::Expect(e) => Key::Expect(ExpectKey::of(e)),
+        }
+    }
+
+    /// The store's merged entry, as a record to show.
+    fn get(&self, store: &Store) -> Option<Record> {
+        match self {
+            Key::Flow(k) => store.flow(k).cloned().map(Record::Flow),
+            Key::Expect(k) => store.expectation(k).cloned().map(Record::Expect),
+        }
+    }
 }
 
 /// The watch line for one event, or `None` when filtered out. A DESTROY carries only the
