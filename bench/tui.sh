@@ -89,6 +89,7 @@ CT_CPU=$(echo "$out" | field cpu_pct); CT_GAP=$(echo "$out" | sed -n 's/.*gap_s=
 CT_REDUMPS=$(echo "$out" | head -1 | field marks)
 CT_CPU_LONG=$(echo "$out" | field cpu_long); CT_LONG_S=$(echo "$out" | field long_s)
 CT_LONG_RD=$(echo "$out" | field long_marks)
+CT_IDLE_EVS=$($P grab ct '([0-9]+) ev/s')
 
 # A steady, bounded event load: every cycle inserts CHURN_BATCH entries with a 1 s timeout
 # (NEW events) into addresses the table does not otherwise use (172.16.0.0/16); they
@@ -170,7 +171,8 @@ if [ -n "$CT_CPU_LONG" ]; then
   printf "$f" "ctscope CPU steady (${CT_LONG_S} s, $CT_LONG_RD re-dumps seen)" "${CT_CPU_LONG} %" "" "< 5%"
 fi
 printf "$f" "iptstate CPU steady (${IPT_STEADY} s)" "${IPT_CPU} %" "" "(~95%)"
-printf "$f" "screen redraw cadence ctscope / iptstate" "${CT_GAP} / ${IPT_GAP} s" "" "(ipt ~13 s)"
+printf "$f" "screen change cadence ctscope / iptstate" "${CT_GAP} / ${IPT_GAP} s" "" "(ipt ~13 s)"
 echo "resolution: one capture-pane poll = ${CT_POLL} ms (first frame), ${KEY_POLL} ms (keys," \
   "with escapes), ${IPT_POLL} ms (iptstate); latencies include one tmux send-keys."
+echo "ctscope header at the end of the steady window: $CT_IDLE_EVS ev/s (should be 0)."
 echo "iptstate screen changes seen in ${IPT_STEADY} s: $IPT_CH (median gap = its redraw cadence)"
