@@ -40,7 +40,9 @@ bench_build
 bench_setup ctscope-bt $(( N + CHURN_BATCH + 10000 ))
 export BENCH_TMUX=$NS
 unset TMUX
-bench_at_exit 'tmux -L "$BENCH_TMUX" kill-server 2>/dev/null'
+# kill-server leaves the socket file behind here; remove it too.
+bench_at_exit 'tmux -L "$BENCH_TMUX" kill-server 2>/dev/null;
+  rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$BENCH_TMUX"'
 bench_at_exit 'touch "$TMP/stop"; [ -n "${CHURN_PID:-}" ] && wait "$CHURN_PID" 2>/dev/null'
 P="python3 bench/tui_probe.py"
 # The fixed cost of a first frame (tmux, process start, an empty dump), for scale.
