@@ -69,6 +69,23 @@ pub fn namespace(g: &Global) -> Namespace {
         .unwrap_or(Namespace::Current)
 }
 
+/// A store sized for the table about to be dumped: `nf_conntrack_count` of the namespace
+/// plus 1/16 headroom, so a million-entry first dump never stops to rehash or to double the
+/// slab (which would also leave up to half of it unused). A recording starts small.
+pub fn sized_store(g: &Global) -> Store {
+    let mut store = Store::new();
+    if g.replay.is_none() {
+        let count = crate::netlink::netns::read_sysctl(
+            &namespace(g),
+            "net/netfilter/nf_conntrack_count",
+        )
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+        store.reserve_flows(count + count / 16);
+    }
+    store
+}
+
 /// Open the live kernel or the recording. `follow` subscribes to events (live only).
 pub fn open_source(g: &Global, follow: bool, speed: Speed) -> Result<Box<dyn Source>> {
     if let Some(path) = &g.replay {
@@ -117,8 +134,8 @@ fn format_of(f: FormatArgs) -> output::Format {
 /// and every event after it — so `list --replay` shows the table as the recording left it,
 /// the same state the dashboard shows when the replay ends.
 fn load(g: &Global) -> Result<(Store, u32, Box<dyn Source>)> {
-    let mut store = Store::new();
     if g.replay.is_some() {
+        let mut store = Store::new();
         let source = open_source(g, true, Speed::Fast)?;
         let clock = source.clock();
         let (rx, handle) = Engine::spawn(source, Options::default())?;
@@ -139,6 +156,7 @@ fn load(g: &Global) -> Result<(Store, u32, Box<dyn Source>)> {
         // Actions on a recording are refused by the source itself; keep one to say so.
         return Ok((store, now, open_source(g, false, Speed::Fast)?));
     }
+    let mut store = sized_store(g);
     let mut source = open_source(g, false, Speed::Fast)?;
     let now = source.clock().now();
     let stats = engine::load(source.as_mut(), &mut store, now)?;

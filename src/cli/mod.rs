@@ -112,7 +112,7 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
     let assessor = build_assessor(g.netns.as_deref(), g.replay.is_some());
     tui::live::run_live(
         opts,
-        crate::model::Store::new(),
+        commands::sized_store(g),
         events,
         engine,
         ctx,
