@@ -75,12 +75,10 @@ pub fn namespace(g: &Global) -> Namespace {
 pub fn sized_store(g: &Global) -> Store {
     let mut store = Store::new();
     if g.replay.is_none() {
-        let count = crate::netlink::netns::read_sysctl(
-            &namespace(g),
-            "net/netfilter/nf_conntrack_count",
-        )
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
+        let count =
+            crate::netlink::netns::read_sysctl(&namespace(g), "net/netfilter/nf_conntrack_count")
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
         store.reserve_flows(count + count / 16);
     }
     store
