@@ -8,9 +8,10 @@
 //!
 //! Convergence when the kernel stays silent: with `net.netfilter.nf_conntrack_events=0`
 //! nothing is announced, and under the default `=2` a flow created before anyone listened
-//! may lack the event cache and send no UPDATE or DESTROY (kernel 6.18 here still sends
-//! them, but ctscope must not depend on it). Two mechanisms make the store converge anyway
-//! (both proven in tests/kernel_netlink.rs with events turned off):
+//! has no event extension and sends no UPDATE or DESTROY (seen on kernel 6.18: a
+//! `conntrack -D` of an entry inserted before the subscription produces no event). Two
+//! mechanisms make the store converge anyway (both proven in tests/kernel_netlink.rs with
+//! events turned off):
 //! - the owner asks for a re-check of flows whose reported timeout has run out
 //!   (`Store::expired_flows` → `Command::Recheck`); each is fetched with `conntrack -G`
 //!   semantics and either refreshed or removed;
