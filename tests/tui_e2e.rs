@@ -8,97 +8,9 @@
 //! CI=true). Polls the screen with a deadline: this drives a real terminal, not the app.
 
 mod common;
-
-use std::process::Command;
-use std::time::{Duration, Instant};
+use common::tmux::{have_tmux, Tmux};
 
 use common::lab::{privileged, Lab};
-
-/// A tmux server of our own (`-L`), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(cmd: &str, w: u16, h: u16) -> Tmux {
-        let t = Tmux {
-            socket: format!("ctscope-tui-e2e-{}", std::process::id()),
-        };
-        t.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "e2e",
-            "-x",
-            &w.to_string(),
-            "-y",
-            &h.to_string(),
-            cmd,
-        ]);
-        t
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("run tmux");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut a = vec!["send-keys", "-t", "e2e"];
-        a.extend_from_slice(keys);
-        self.run(&a);
-    }
-
-    fn type_text(&self, s: &str) {
-        self.run(&["send-keys", "-t", "e2e", "-l", s]);
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "e2e"])
-    }
-
-    fn screen_ansi(&self) -> String {
-        self.run(&["capture-pane", "-p", "-e", "-t", "e2e"])
-    }
-
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
-
-fn have_tmux() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 #[test]
 fn dashboard_shows_and_flushes_a_real_ftp_chain() {
@@ -124,7 +36,7 @@ fn dashboard_shows_and_flushes_a_real_ftp_chain() {
         "{bin} --netns {}; echo EXIT=$?; stty -a | tr ' ' '\\n' | grep -x -- '-*icanon'; sleep 60",
         lab.srv
     );
-    let tmux = Tmux::start(&cmd, 110, 30);
+    let tmux = Tmux::start("e2e", &cmd, 110, 30);
     tmux.wait_for("the dashboard", |s| s.contains("1 Flows"));
 
     // A passive transfer (its data flow is RELATED), then a PASV nobody connects to (an

@@ -8,9 +8,11 @@
 //! line otherwise (fails under CI=true). Polls the screen with a deadline: this drives a
 //! real terminal, not the app.
 
+mod common;
+use common::tmux::{have_tmux, Tmux};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 
 use ctscope::engine::record::{Kind, Writer, TABLE_EXPECTS, TABLE_FLOWS};
 
@@ -56,84 +58,6 @@ impl Drop for Recording {
     }
 }
 
-/// A tmux server of our own (`-L`), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(cmd: &str, w: u16, h: u16) -> Tmux {
-        let t = Tmux {
-            socket: format!("ctscope-tu2-replay-{}", std::process::id()),
-        };
-        t.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "replay",
-            "-x",
-            &w.to_string(),
-            "-y",
-            &h.to_string(),
-            cmd,
-        ]);
-        t
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("run tmux");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut a = vec!["send-keys", "-t", "replay"];
-        a.extend_from_slice(keys);
-        self.run(&a);
-    }
-
-    fn screen(&self) -> String {
-        self.run(&["capture-pane", "-p", "-t", "replay"])
-    }
-
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return s;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; screen:\n{s}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
-
-fn have_tmux() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn a_replay_dates_entries_from_its_recording_and_stays_open_at_its_end() {
     if !have_tmux() {
@@ -152,7 +76,7 @@ fn a_replay_dates_entries_from_its_recording_and_stays_open_at_its_end() {
         env!("CARGO_BIN_EXE_ctscope"),
         rec.0.display()
     );
-    let t = Tmux::start(&cmd, 100, 30);
+    let t = Tmux::start("replay", &cmd, 100, 30);
     let s = t.wait_for("the end of the replay", |s| s.contains("REPLAY ENDED"));
     assert!(
         s.contains("replay ended: the last state stays on screen"),
