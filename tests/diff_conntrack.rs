@@ -294,10 +294,7 @@ fn flows_agree_with_conntrack_list() {
     }
     let lab = Lab::new("dec", 2);
     let n = 3000;
-    let file = std::env::temp_dir().join(format!("ctscope-dec-entries-{}.txt", std::process::id()));
-    std::fs::write(&file, entries(n)).unwrap();
-    lab.sh_ok(&lab.srv, &format!("conntrack -R {}", file.display()));
-    let _ = std::fs::remove_file(&file);
+    lab.restore(&lab.srv, &entries(n));
 
     let ours = list_json(&lab.srv, false);
     let theirs = conntrack(&lab, "-L -o extended,id");

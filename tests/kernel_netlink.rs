@@ -266,13 +266,7 @@ fn events_overrun_is_reported_not_silent() {
             30000 + i
         ));
     }
-    let file = std::env::temp_dir().join(format!("ctscope-nl-burst-{}", std::process::id()));
-    std::fs::write(&file, cmds).unwrap();
-    lab.sh_ok(
-        &lab.srv,
-        &format!("conntrack -R {} 2>/dev/null", file.display()),
-    );
-    std::fs::remove_file(&file).ok();
+    lab.restore(&lab.srv, &cmds);
     // The loss is reported first, before any queued data.
     let mut n = 0;
     let first = sub
@@ -781,13 +775,7 @@ fn engine_runs_a_large_plan_in_slices_without_losing_events() {
             1000 + i / 50000
         ));
     }
-    let file = std::env::temp_dir().join(format!("ctscope-nl-plan-{}", std::process::id()));
-    std::fs::write(&file, lines).unwrap();
-    lab.sh_ok(
-        &lab.srv,
-        &format!("conntrack -R {} 2>/dev/null", file.display()),
-    );
-    std::fs::remove_file(&file).ok();
+    lab.restore(&lab.srv, &lines);
     let mut new = 0;
     pump(&rx, &mut store, &mut log, &mut |e| {
         if let EngineEvent::Records(b) = e {
@@ -906,13 +894,7 @@ fn engine_recovers_from_enobufs_by_redumping() {
             1 + i / 60000
         ));
     }
-    let file = std::env::temp_dir().join(format!("ctscope-nl-burst-{}", std::process::id()));
-    std::fs::write(&file, lines).unwrap();
-    lab.sh_ok(
-        &lab.srv,
-        &format!("conntrack -R {} 2>/dev/null", file.display()),
-    );
-    std::fs::remove_file(&file).ok();
+    lab.restore(&lab.srv, &lines);
     drain_until(&mut store, &|s| s.flow_count() == n as usize, &mut overruns);
     assert_eq!(store.flow_count(), n as usize);
     // A busy machine may already have overflowed during the insert: count from here.
@@ -968,13 +950,7 @@ fn engine_store_converges_after_a_flush_burst_with_the_smallest_buffer() {
             1 + i / 60000
         ));
     }
-    let file = std::env::temp_dir().join(format!("ctscope-nl-burst2-{}", std::process::id()));
-    std::fs::write(&file, lines).unwrap();
-    lab.sh_ok(
-        &lab.srv,
-        &format!("conntrack -R {} 2>/dev/null", file.display()),
-    );
-    std::fs::remove_file(&file).ok();
+    lab.restore(&lab.srv, &lines);
     // Converge on the insert (events, or a resync if they overflowed).
     let deadline = Instant::now() + Duration::from_secs(20);
     while store.flow_count() < n as usize && Instant::now() < deadline {
