@@ -61,7 +61,9 @@ pub mod proto {
         })
     }
 
-    /// Parse a protocol name or number as given on a command line.
+    /// Parse a protocol as conntrack(8)'s `-p` takes it: one of its own names, any name of
+    /// the system's protocol table (/etc/protocols: `igmp`, `esp`, …; see
+    /// `model::protocols`), or a number 0-255.
     pub fn parse(s: &str) -> Option<u8> {
         let s = s.to_ascii_lowercase();
         Some(match s.as_str() {
@@ -73,8 +75,19 @@ pub mod proto {
             "icmpv6" | "ipv6-icmp" => ICMPV6,
             "sctp" => SCTP,
             "udplite" => UDPLITE,
-            _ => return s.parse().ok(),
+            _ => {
+                return crate::model::protocols::system()
+                    .number(&s)
+                    .or_else(|| s.parse().ok())
+            }
         })
+    }
+
+    /// Whether the tuple's two 16-bit fields are ports (tcp, udp, udplite, sctp, dccp).
+    /// Other protocols print no ports: icmp has type/code/id, gre keys, and a protocol the
+    /// kernel tracks generically (igmp, esp, 40, …) nothing at all, as in conntrack(8).
+    pub fn has_ports(p: u8) -> bool {
+        matches!(p, TCP | UDP | UDPLITE | SCTP | DCCP)
     }
 
     /// Whether the tuple's port fields carry ICMP type/code/id instead of ports.
