@@ -299,6 +299,9 @@ mod tests {
             "unknown  2 30 src=10.0.0.1 dst=10.0.0.2 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 \
              mark=0 use=1 id=0 labels=3,70"
         );
+        f.status |= status::ASSURED | status::OFFLOAD;
+        assert!(text::flow(&FlowView::of(&f, 0)).contains("dst=10.0.0.1 [OFFLOAD] mark=0"));
+        f.status &= !(status::ASSURED | status::OFFLOAD);
         f.extra_mut().timestamp = Some((5, 9));
         f.status |= status::SEEN_REPLY;
         let j = serde_json::to_value(FlowView::of(&f, 0)).unwrap();

@@ -46,15 +46,18 @@ pub fn flow(v: &FlowView) -> String {
     if let Some(c) = &v.counters {
         let _ = write!(s, "packets={} bytes={} ", c.reply.packets, c.reply.bytes);
     }
+    // One tag, the strongest, as `__snprintf_status_assured` prints it: an offloaded flow
+    // is also ASSURED, and conntrack(8) says only [OFFLOAD] (or [HW_OFFLOAD]).
     use crate::model::flow::status as st;
-    for (bit, name) in [
-        (st::ASSURED, "[ASSURED] "),
-        (st::OFFLOAD, "[OFFLOAD] "),
+    if let Some((_, tag)) = [
         (st::HW_OFFLOAD, "[HW_OFFLOAD] "),
-    ] {
-        if v.status.0 & bit != 0 {
-            s.push_str(name);
-        }
+        (st::OFFLOAD, "[OFFLOAD] "),
+        (st::ASSURED, "[ASSURED] "),
+    ]
+    .into_iter()
+    .find(|(bit, _)| v.status.0 & bit != 0)
+    {
+        s.push_str(tag);
     }
     let _ = write!(s, "mark={} ", v.mark);
     if let Some(c) = &v.secctx {
