@@ -404,6 +404,10 @@ fn dash_f_is_the_address_family() {
     let out = ctscope(&["list", "--replay", LAB_REC, "-f", "ipv5"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("unknown family 'ipv5'"));
+    // The old spelling of the filter expression is told where it went.
+    let out = ctscope(&["list", "--replay", LAB_REC, "-f", "helper=ftp"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("hint: -f is the address family"));
 }
 
 /// As conntrack(8): a selection mixing families is a usage error, not an empty result.

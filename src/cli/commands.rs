@@ -116,7 +116,17 @@ pub fn compile_filter(f: &FilterArgs) -> Result<Filter> {
         label: f.label.clone(),
         related: f.related,
     };
-    let from_flags = filter::from_conntrack_flags(&flags).map_err(|e| Usage(e.message))?;
+    let from_flags = filter::from_conntrack_flags(&flags).map_err(|e| {
+        // `-f` meant the filter expression before it meant the family, as in conntrack(8).
+        if e.message.starts_with("-f: unknown family") {
+            Usage(format!(
+                "{}\nhint: -f is the address family, as in conntrack(8); a filter expression is -F/--filter",
+                e.message
+            ))
+        } else {
+            Usage(e.message)
+        }
+    })?;
     let expr = match f.filter.as_deref() {
         Some(src) => Filter::parse(src)
             .map_err(|e| Usage(format!("bad --filter expression:\n{}", e.render(src))))?,
