@@ -525,7 +525,14 @@ fn labels_use_connlabel_names() {
             "label=\"web team\"",
         ],
     ));
+    let repeated = json_list(&ctscope_labels(
+        c,
+        &[
+            "list", "--replay", LAB_REC, "--json", "-l", "web team", "-l", "3",
+        ],
+    ));
     assert!(!by_name.is_empty());
+    assert_eq!(repeated, by_name);
     assert_eq!(by_name.len(), by_bit.len());
     assert_eq!(by_name, by_expr);
     assert!(by_name

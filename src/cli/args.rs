@@ -109,9 +109,10 @@ pub struct FilterArgs {
     /// Entries handled by this helper (ftp, sip, irc, tftp, …).
     #[arg(long, value_name = "NAME")]
     pub helper: Option<String>,
-    /// Conntrack labels, all required: connlabel.conf names or bit numbers, comma separated.
+    /// Conntrack labels, all required: connlabel.conf names or bit numbers, comma separated
+    /// or repeated (`-l a,b` is `-l a -l b`, as in conntrack).
     #[arg(long, short = 'l', value_name = "LABEL,…")]
-    pub label: Option<String>,
+    pub label: Vec<String>,
     /// Only RELATED flows (created by an expectation).
     #[arg(long)]
     pub related: bool,

@@ -113,7 +113,7 @@ pub fn compile_filter(f: &FilterArgs) -> Result<Filter> {
         mark: f.mark.clone(),
         status: f.status.clone(),
         helper: f.helper.clone(),
-        label: f.label.clone(),
+        label: (!f.label.is_empty()).then(|| f.label.join(",")),
         related: f.related,
     };
     let from_flags = filter::from_conntrack_flags(&flags).map_err(|e| {
@@ -450,7 +450,7 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
 fn only_helper(f: &FilterArgs) -> bool {
     f.filter.is_none()
         && f.family.is_none()
-        && f.label.is_none()
+        && f.label.is_empty()
         && f.proto.is_none()
         && f.src.is_none()
         && f.dst.is_none()
