@@ -186,10 +186,14 @@ impl Tuple {
     }
 }
 
-/// Renders `src:sport -> dst:dport` (IPv6 in brackets), the form used in text output.
+/// Renders `tcp src:sport -> dst:dport` (IPv6 in brackets), the form used in text output;
+/// icmp with its type, code and id; a protocol without ports (igmp, esp, …) as its number
+/// and the bare addresses, `2 10.0.0.1 -> 224.0.0.1`, never with a made-up `:0`.
 impl fmt::Display for Tuple {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = proto::name(self.proto).unwrap_or("?");
+        let Some(p) = proto::name(self.proto) else {
+            return write!(f, "{} {} -> {}", self.proto, self.src_ip(), self.dst_ip());
+        };
         if self.is_icmp() {
             write!(
                 f,
@@ -276,5 +280,7 @@ mod tests {
         t.set_src_ip("2001:db8::1".parse().unwrap());
         t.set_dst_ip("::1".parse().unwrap());
         assert_eq!(t.to_string(), "tcp [2001:db8::1]:1 -> [::1]:22");
+        t.proto = 2;
+        assert_eq!(t.to_string(), "2 2001:db8::1 -> ::1");
     }
 }
