@@ -359,3 +359,201 @@ fn watch_updates_keep_what_the_kernel_did_not_repeat() {
     }
     assert!(checked > 0, "the recording has updates of labelled flows");
 }
+
+// ---- conntrack(8) words: -f, -p, -l, --filter /regex/ ---------------------------------
+
+const LAB_REC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/lab-helpers.ctrec");
+
+/// `ctscope ARGS` with the label map taken from `labels` (`""`: no map), whatever the
+/// machine's /etc holds.
+fn ctscope_labels(labels: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ctscope"))
+        .args(args)
+        .env("CTSCOPE_CONNLABEL_CONF", labels)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ctscope")
+}
+
+fn json_list(out: &Output) -> Vec<serde_json::Value> {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    match serde_json::from_slice(&out.stdout) {
+        Ok(serde_json::Value::Array(v)) => v,
+        other => panic!("not a JSON array: {other:?}"),
+    }
+}
+
+/// `-f` is conntrack's `--family`, not the filter expression (which was `-f` before and
+/// turned `-f ipv6` into a text search that matched nothing, exit 0).
+#[test]
+fn dash_f_is_the_address_family() {
+    let all = json_list(&ctscope(&["list", "--replay", LAB_REC, "--json"]));
+    for fam in ["ipv4", "ipv6"] {
+        let got = json_list(&ctscope(&[
+            "list", "--replay", LAB_REC, "--json", "-f", fam,
+        ]));
+        let want = all.iter().filter(|v| v["family"] == fam).count();
+        assert!(want > 0, "the recording has {fam} flows");
+        assert_eq!(got.len(), want, "-f {fam}");
+        assert!(got.iter().all(|v| v["family"] == fam), "-f {fam}");
+        let long = json_list(&ctscope(&[
+            "list", "--replay", LAB_REC, "--json", "--family", fam,
+        ]));
+        assert_eq!(long, got, "--family {fam} is -f {fam}");
+    }
+    let out = ctscope(&["list", "--replay", LAB_REC, "-f", "ipv5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("unknown family 'ipv5'"));
+    // The old spelling of the filter expression is told where it went.
+    let out = ctscope(&["list", "--replay", LAB_REC, "-f", "helper=ftp"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("hint: -f is the address family"));
+}
+
+/// As conntrack(8): a selection mixing families is a usage error, not an empty result.
+#[test]
+fn mixed_families_are_a_usage_error() {
+    for args in [
+        &["-s", "::1", "-d", "2.2.2.2"][..],
+        &["-f", "ipv6", "-s", "10.0.0.1"],
+        &["-f", "ipv4", "-d", "fd00::/8"],
+        &["-s", "10.0.0.0/8", "-d", "[::1]"],
+    ] {
+        for cmd in ["list", "watch", "delete"] {
+            let mut a = vec![cmd, "--replay", LAB_REC];
+            a.extend_from_slice(args);
+            let out = ctscope(&a);
+            assert_eq!(out.status.code(), Some(2), "{a:?}: {}", text(&out.stderr));
+            let err = text(&out.stderr);
+            assert!(
+                err.contains("mismatched address family") && !err.contains("panicked"),
+                "{a:?}: {err}"
+            );
+        }
+    }
+    // One family throughout is fine.
+    let out = ctscope(&["list", "--replay", LAB_REC, "-f", "ipv6", "-s", "::/0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// `-p` takes any /etc/protocols name (or the built-in table's) and numbers; a name that
+/// is none is a usage error.
+#[test]
+fn dash_p_takes_system_protocol_names_and_numbers() {
+    for p in ["igmp", "IGMP", "2", "40", "esp", "ospf", "tcp", "ipv6-icmp"] {
+        let out = ctscope(&["list", "--replay", LAB_REC, "-p", p]);
+        assert_eq!(out.status.code(), Some(0), "-p {p}: {}", text(&out.stderr));
+    }
+    let tcp = json_list(&ctscope(&[
+        "list", "--replay", LAB_REC, "--json", "-p", "6",
+    ]));
+    assert!(!tcp.is_empty() && tcp.iter().all(|v| v["proto"] == "tcp"));
+    for p in ["bogus", "256"] {
+        let out = ctscope(&["list", "--replay", LAB_REC, "-p", p]);
+        assert_eq!(out.status.code(), Some(2), "-p {p}");
+        assert!(text(&out.stderr).contains(&format!("unknown protocol '{p}'")));
+    }
+}
+
+/// A CLI `/regex/` searches the line ctscope prints, so `dport=3306` finds the flow to
+/// port 3306 (it searched the dashboard's row text before and found nothing).
+#[test]
+fn cli_regex_matches_the_printed_line() {
+    let out = ctscope(&["list", "--replay", LAB_REC, "-F", "/dport=3306 /"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert!(!lines.is_empty(), "the recording has a flow to 3306");
+    assert!(lines.iter().all(|l| l.contains("dport=3306 ")), "{lines:?}");
+    // The same selection by field agrees, and so does the long spelling.
+    let by_field = ctscope(&["list", "--replay", LAB_REC, "--filter", "port=3306"]);
+    assert_eq!(text(&by_field.stdout), text(&out.stdout));
+    // Words of the printed line: helper=, [UNREPLIED]-style tags, use=.
+    let out = ctscope(&["list", "--replay", LAB_REC, "--filter", "/helper=ftp/"]);
+    assert!(text(&out.stdout).lines().count() > 0);
+    assert!(text(&out.stdout).lines().all(|l| l.contains("helper=ftp")));
+    // Expectations search their own printed line.
+    let out = ctscope(&["list", "--replay", LAB_REC, "--expect", "-F", "/class=0/"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+/// Labels: names from the connlabel.conf ctscope is pointed at, in JSON and text, and as
+/// `--label`/`label=` values; an unknown name is a usage error naming the file.
+#[test]
+fn labels_use_connlabel_names() {
+    let conf = std::env::temp_dir().join(format!("ctscope-connlabel-{}.conf", std::process::id()));
+    std::fs::write(&conf, "# test map\n1 ssh-ok\n3 web team\n").unwrap();
+    let c = conf.to_str().unwrap();
+    let unnamed = json_list(&ctscope_labels(
+        "",
+        &["list", "--replay", LAB_REC, "--json"],
+    ));
+    let named = json_list(&ctscope_labels(c, &["list", "--replay", LAB_REC, "--json"]));
+    assert_eq!(unnamed.len(), named.len());
+    let mut seen = 0;
+    for (u, n) in unnamed.iter().zip(&named) {
+        let want: Vec<serde_json::Value> = u["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| match b.as_u64() {
+                Some(1) => serde_json::json!("ssh-ok"),
+                Some(3) => serde_json::json!("web team"),
+                _ => b.clone(),
+            })
+            .collect();
+        seen += want.len();
+        assert_eq!(n["labels"], serde_json::Value::Array(want), "{n}");
+    }
+    assert!(seen > 0, "the recording has labelled flows");
+
+    let by_name = json_list(&ctscope_labels(
+        c,
+        &["list", "--replay", LAB_REC, "--json", "-l", "web team"],
+    ));
+    let by_bit = json_list(&ctscope_labels(
+        "",
+        &["list", "--replay", LAB_REC, "--json", "--label", "3"],
+    ));
+    let by_expr = json_list(&ctscope_labels(
+        c,
+        &[
+            "list",
+            "--replay",
+            LAB_REC,
+            "--json",
+            "-F",
+            "label=\"web team\"",
+        ],
+    ));
+    let repeated = json_list(&ctscope_labels(
+        c,
+        &[
+            "list", "--replay", LAB_REC, "--json", "-l", "web team", "-l", "3",
+        ],
+    ));
+    assert!(!by_name.is_empty());
+    assert_eq!(repeated, by_name);
+    assert_eq!(by_name.len(), by_bit.len());
+    assert_eq!(by_name, by_expr);
+    assert!(by_name
+        .iter()
+        .all(|v| v["labels"].as_array().unwrap().contains(&"web team".into())));
+
+    let txt = ctscope_labels(c, &["list", "--replay", LAB_REC, "-l", "ssh-ok"]);
+    assert_eq!(txt.status.code(), Some(0), "{}", text(&txt.stderr));
+    let lines = text(&txt.stdout);
+    assert!(lines.lines().count() > 0);
+    assert!(
+        lines.lines().all(|l| l.contains(" labels=ssh-ok")),
+        "{lines}"
+    );
+
+    let out = ctscope_labels(c, &["list", "--replay", LAB_REC, "-l", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("unknown label 'nosuch'") && err.contains(c),
+        "{err}"
+    );
+    let _ = std::fs::remove_file(&conf);
+}

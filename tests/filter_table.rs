@@ -569,3 +569,88 @@ fn arbitrary_input_never_panics() {
         }
     }
 }
+
+/// Text terms search what the front end shows: the dashboard's row text by default, a
+/// front end's own rendering after `with_text`, from the same compiled tree.
+#[test]
+fn text_terms_search_the_front_ends_text() {
+    use ctscope::filter::TextSource;
+    let f = Filter::parse("/dport=21\\b/").unwrap();
+    assert!(!f.match_flow(&ftp_ctl(), 0), "the row text has no 'dport='");
+    assert!(Filter::parse("/:21\\b/").unwrap().match_flow(&ftp_ctl(), 0));
+    let line = f.with_text(TextSource {
+        flow: |fl, _, out| {
+            use std::fmt::Write;
+            let _ = write!(out, "sport={} dport={}", fl.orig.sport, fl.orig.dport);
+        },
+        expect: |_, _, out| out.push_str("expect"),
+    });
+    assert!(line.match_flow(&ftp_ctl(), 0));
+    assert!(!line.match_flow(&ftp_data(), 0));
+    // `and` keeps the text source of its left side.
+    let both = line.and(Filter::parse("mark=0x10").unwrap());
+    assert!(both.match_flow(&ftp_ctl(), 0));
+}
+
+/// conntrack's `-f`, `-s`, `-d` must name one family; `-f` selects it; `--label` takes bit
+/// numbers without a label map.
+#[test]
+fn conntrack_flags_family_and_labels() {
+    let err = |f: ConntrackFlags| from_conntrack_flags(&f).unwrap_err().message;
+    let m = err(ConntrackFlags {
+        src: Some("::1".into()),
+        dst: Some("2.2.2.2".into()),
+        ..ConntrackFlags::default()
+    });
+    assert!(m.starts_with("mismatched address family"), "{m}");
+    let m = err(ConntrackFlags {
+        family: Some("ipv4".into()),
+        dst: Some("fd00::/8".into()),
+        ..ConntrackFlags::default()
+    });
+    assert!(
+        m.contains("'-f ipv4' is IPv4") && m.contains("'-d fd00::/8' is IPv6"),
+        "{m}"
+    );
+    let v6 = from_conntrack_flags(&ConntrackFlags {
+        family: Some("ipv6".into()),
+        ..ConntrackFlags::default()
+    })
+    .unwrap();
+    assert!(v6.match_flow(&dns6(), 0));
+    assert!(!v6.match_flow(&ftp_ctl(), 0));
+
+    let mut labelled = ftp_ctl();
+    labelled.extra_mut().labels = (1 << 3) | (1 << 64);
+    let l = |v: &str| {
+        from_conntrack_flags(&ConntrackFlags {
+            label: Some(v.into()),
+            ..ConntrackFlags::default()
+        })
+    };
+    assert!(l("3").unwrap().match_flow(&labelled, 0));
+    assert!(l("3,64").unwrap().match_flow(&labelled, 0));
+    assert!(
+        !l("3,5").unwrap().match_flow(&labelled, 0),
+        "all are required"
+    );
+    assert!(!l("3").unwrap().match_flow(&ftp_ctl(), 0));
+    assert!(!Filter::parse("label=3").unwrap().match_expect(
+        &Expectation::new(ftp_ctl().orig, ftp_ctl().orig, ftp_ctl().orig),
+        0
+    ));
+    let e = l("128").unwrap_err().message;
+    assert!(e.starts_with("--label: unknown label '128'"), "{e}");
+}
+
+/// `proto=` knows the system's protocol names, not only conntrack's own.
+#[test]
+fn proto_takes_system_names() {
+    let mut igmp = Flow::new(tuple(proto::TCP, "10.0.0.1:0", "224.0.0.1:0"));
+    igmp.orig.proto = 2;
+    assert!(Filter::parse("proto=igmp").unwrap().match_flow(&igmp, 0));
+    assert!(Filter::parse("proto=2").unwrap().match_flow(&igmp, 0));
+    assert!(!Filter::parse("proto=tcp").unwrap().match_flow(&igmp, 0));
+    // Ports do not exist on igmp: no port term applies.
+    assert!(!Filter::parse("dport=0").unwrap().match_flow(&igmp, 0));
+}

@@ -1,8 +1,9 @@
 //! Command-line grammar: one place that says what every command accepts.
 //!
-//! Filter flags mirror conntrack(8) (`-p -s -d --sport --dport --zone --mark --status`)
-//! plus ctscope's own (`--helper`, `--related`, `--filter EXPR`); all of them compile into
-//! the one filter language the TUI uses. This module parses; it does no work.
+//! Filter flags mirror conntrack(8) and mean what they mean there (`-f` family, `-p -s -d
+//! --sport --dport --zone --mark --status -l`), plus ctscope's own (`--helper`, `--related`,
+//! `-F/--filter EXPR`); all of them compile into the one filter language the TUI uses. This
+//! module parses; it does no work.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -74,10 +75,14 @@ pub enum Theme {
 /// conntrack(8)-style selection, compiled into the filter language.
 #[derive(Debug, Args, Clone, Default)]
 pub struct FilterArgs {
-    /// Filter expression, e.g. "helper=ftp and dport=3306" (the dashboard's `/` language).
-    #[arg(long, short = 'f', value_name = "EXPR")]
+    /// Filter expression, e.g. "helper=ftp and dport=3306" (the dashboard's `/` language;
+    /// a /regex/ or bare word searches the line ctscope prints for the entry).
+    #[arg(long, short = 'F', value_name = "EXPR")]
     pub filter: Option<String>,
-    /// Layer 4 protocol (tcp, udp, icmp, icmpv6, sctp, gre, dccp, udplite or a number).
+    /// Address family, as conntrack -f: ipv4 or ipv6 (default: both).
+    #[arg(long, short = 'f', value_name = "ipv4|ipv6")]
+    pub family: Option<String>,
+    /// Layer 4 protocol: a name from /etc/protocols (tcp, udp, igmp, esp, …) or a number.
     #[arg(long = "proto", short = 'p', value_name = "PROTO")]
     pub proto: Option<String>,
     /// Original source address or CIDR.
@@ -104,6 +109,10 @@ pub struct FilterArgs {
     /// Entries handled by this helper (ftp, sip, irc, tftp, …).
     #[arg(long, value_name = "NAME")]
     pub helper: Option<String>,
+    /// Conntrack labels, all required: connlabel.conf names or bit numbers, comma separated
+    /// or repeated (`-l a,b` is `-l a -l b`, as in conntrack).
+    #[arg(long, short = 'l', value_name = "LABEL,…")]
+    pub label: Vec<String>,
     /// Only RELATED flows (created by an expectation).
     #[arg(long)]
     pub related: bool,

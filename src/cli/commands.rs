@@ -14,7 +14,7 @@ use super::Usage;
 use crate::actions::{self, Context, Plan};
 use crate::decode::{Event, Record};
 use crate::engine::{self, Engine, EngineEvent, Live, Options, Replay, Source, Speed};
-use crate::filter::{self, ConntrackFlags, Filter};
+use crate::filter::{self, ConntrackFlags, Filter, TextSource};
 use crate::model::store::{ExpectKey, FlowKey};
 use crate::model::Store;
 use crate::netlink::Namespace;
@@ -92,12 +92,19 @@ pub fn open_source(g: &Global, follow: bool, speed: Speed) -> Result<Box<dyn Sou
     Ok(Box::new(Live::open(&namespace(g), follow)?))
 }
 
+/// On the command line a text term (`/regex/`, bare word) searches the line ctscope prints
+/// for the entry (`list`'s line; `watch`'s without its `[EVENT]` tag), whatever `--json`.
+const PRINTED: TextSource = TextSource {
+    flow: |f, now, out| out.push_str(&output::text::flow(&FlowView::of(f, now))),
+    expect: |e, now, out| out.push_str(&output::text::expectation(&ExpectView::of(e, now))),
+};
+
 /// Compile the conntrack-style flags and `--filter` into one filter; errors are usage errors
 /// shown with a caret under the bad span.
 pub fn compile_filter(f: &FilterArgs) -> Result<Filter> {
     let flags = ConntrackFlags {
         proto: f.proto.clone(),
-        family: None,
+        family: f.family.clone(),
         src: f.src.clone(),
         dst: f.dst.clone(),
         sport: f.sport.map(|p| p.to_string()),
@@ -106,15 +113,26 @@ pub fn compile_filter(f: &FilterArgs) -> Result<Filter> {
         mark: f.mark.clone(),
         status: f.status.clone(),
         helper: f.helper.clone(),
+        label: (!f.label.is_empty()).then(|| f.label.join(",")),
         related: f.related,
     };
-    let from_flags = filter::from_conntrack_flags(&flags).map_err(|e| Usage(e.message))?;
+    let from_flags = filter::from_conntrack_flags(&flags).map_err(|e| {
+        // `-f` meant the filter expression before it meant the family, as in conntrack(8).
+        if e.message.starts_with("-f: unknown family") {
+            Usage(format!(
+                "{}\nhint: -f is the address family, as in conntrack(8); a filter expression is -F/--filter",
+                e.message
+            ))
+        } else {
+            Usage(e.message)
+        }
+    })?;
     let expr = match f.filter.as_deref() {
         Some(src) => Filter::parse(src)
             .map_err(|e| Usage(format!("bad --filter expression:\n{}", e.render(src))))?,
         None => Filter::all(),
     };
-    Ok(from_flags.and(expr))
+    Ok(from_flags.and(expr).with_text(PRINTED))
 }
 
 fn format_of(f: FormatArgs) -> output::Format {
@@ -431,6 +449,8 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
 /// Whether `--helper` is the only selection given.
 fn only_helper(f: &FilterArgs) -> bool {
     f.filter.is_none()
+        && f.family.is_none()
+        && f.label.is_empty()
         && f.proto.is_none()
         && f.src.is_none()
         && f.dst.is_none()

@@ -29,6 +29,8 @@ impl std::error::Error for Usage {}
 /// Run ctscope with the process's arguments and return its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Label names as conntrack(8) reads them, for output and for `--label`/`label=`.
+    crate::model::labels::install(crate::model::labels::LabelMap::system());
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

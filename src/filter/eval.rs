@@ -95,6 +95,8 @@ pub enum Term {
     Zone(Cmp),
     /// `(mark & mask)` compared (flows only).
     Mark(u32, Cmp),
+    /// Every label bit of the mask set (flows only).
+    Labels(u128),
     /// Seconds left at evaluation time.
     Timeout(Cmp),
     Id(Cmp),
@@ -139,6 +141,24 @@ impl Node {
     }
 }
 
+/// Where a text term (bare word, "quoted text", `/regex/`) gets an entry's text: each front
+/// end searches what it shows. The dashboard searches its row text ([`TextSource::DASHBOARD`]);
+/// the headless commands set the line they print (`Filter::with_text`). Functions of the
+/// entry and the store time, rendering into a reused buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct TextSource {
+    pub flow: fn(&Flow, u32, &mut String),
+    pub expect: fn(&Expectation, u32, &mut String),
+}
+
+impl TextSource {
+    /// The dashboard's text: [`flow_text`] and [`expect_text`].
+    pub const DASHBOARD: TextSource = TextSource {
+        flow: |f, _, out| flow_text(f, out),
+        expect: |e, _, out| expect_text(e, out),
+    };
+}
+
 /// What is being tested.
 #[derive(Clone, Copy)]
 pub enum Item<'a> {
@@ -151,8 +171,8 @@ thread_local! {
     static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// Evaluate `node` on `item` at store time `now`.
-pub fn eval(node: &Node, item: Item<'_>, now: u32, has_text: bool) -> bool {
+/// Evaluate `node` on `item` at store time `now`; text terms search what `texts` renders.
+pub fn eval(node: &Node, item: Item<'_>, now: u32, has_text: bool, texts: &TextSource) -> bool {
     if !has_text {
         return eval_in(node, item, now, &mut None);
     }
@@ -162,6 +182,7 @@ pub fn eval(node: &Node, item: Item<'_>, now: u32, has_text: bool) -> bool {
             let mut text = Some(Text {
                 buf: &mut b,
                 done: false,
+                texts,
             });
             eval_in(node, item, now, &mut text)
         }
@@ -171,6 +192,7 @@ pub fn eval(node: &Node, item: Item<'_>, now: u32, has_text: bool) -> bool {
             let mut text = Some(Text {
                 buf: &mut own,
                 done: false,
+                texts,
             });
             eval_in(node, item, now, &mut text)
         }
@@ -180,6 +202,7 @@ pub fn eval(node: &Node, item: Item<'_>, now: u32, has_text: bool) -> bool {
 struct Text<'b> {
     buf: &'b mut String,
     done: bool,
+    texts: &'b TextSource,
 }
 
 fn eval_in(node: &Node, item: Item<'_>, now: u32, text: &mut Option<Text<'_>>) -> bool {
@@ -193,8 +216,8 @@ fn eval_in(node: &Node, item: Item<'_>, now: u32, text: &mut Option<Text<'_>>) -
             Some(t) => {
                 if !t.done {
                     match item {
-                        Item::Flow(f) => flow_text(f, t.buf),
-                        Item::Expect(e) => expect_text(e, t.buf),
+                        Item::Flow(f) => (t.texts.flow)(f, now, t.buf),
+                        Item::Expect(e) => (t.texts.expect)(e, now, t.buf),
                     }
                     t.done = true;
                 }
@@ -224,7 +247,8 @@ fn applies(node: &Node, item: Item<'_>) -> bool {
                 | Term::Unreplied
                 | Term::State(_)
                 | Term::CtState(_)
-                | Term::Mark(..),
+                | Term::Mark(..)
+                | Term::Labels(_),
                 Item::Expect(_),
             ) => false,
             (Term::Port(..), Item::Flow(f)) => has_ports(f.orig.proto),
@@ -247,10 +271,7 @@ fn applies(node: &Node, item: Item<'_>) -> bool {
 }
 
 fn has_ports(p: u8) -> bool {
-    matches!(
-        p,
-        proto::TCP | proto::UDP | proto::UDPLITE | proto::SCTP | proto::DCCP
-    )
+    proto::has_ports(p)
 }
 
 fn helper_is(h: crate::model::HelperId, want: &str) -> bool {
@@ -295,6 +316,7 @@ fn flow_term(t: &Term, f: &Flow, now: u32) -> bool {
         }
         Term::Zone(c) => c.test(f.zone.into()),
         Term::Mark(mask, c) => c.test((f.mark & mask).into()),
+        Term::Labels(mask) => f.extra.as_ref().map_or(0, |e| e.labels) & mask == *mask,
         Term::Timeout(c) => c.test(f.remaining(now).into()),
         Term::Id(c) => c.test(f.id.into()),
         Term::Class(_) | Term::ExpectFlags(_) | Term::Expect => false,
@@ -358,6 +380,7 @@ fn expect_term(t: &Term, e: &Expectation, now: u32) -> bool {
         | Term::State(_)
         | Term::CtState(_)
         | Term::Mark(..)
+        | Term::Labels(_)
         | Term::Related
         | Term::Flow
         | Term::Text(_) => false,

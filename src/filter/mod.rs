@@ -18,7 +18,7 @@
 //!
 //! | field | value | on a flow | on an expectation |
 //! |---|---|---|---|
-//! | `proto` | `tcp`, `udp`, `icmp`, … or a number | original tuple | tuple |
+//! | `proto` | `tcp`, `udp`, `igmp`, any /etc/protocols name, or a number | original tuple | tuple |
 //! | `family` | `ipv4`, `ipv6` | | |
 //! | `sport`, `dport` | `21`, `1024-65535`, `0x15`; `<` `>` … | original tuple | tuple, unless wildcard |
 //! | `port` | as above | any port, original or NATed reply | either port |
@@ -30,6 +30,7 @@
 //! | `ctstate` | `NEW`, `ESTABLISHED`, `RELATED` (any of a list) | `Flow::ctstate` | never |
 //! | `zone`, `id`, `timeout` | number, range or comparison (`timeout<30`: seconds left) | | |
 //! | `mark` | `0x10`, `16`, `0x10/0xff` (value/mask) | | never |
+//! | `label` | connlabel.conf names or bits 0-127, `blue,"red team"` (all) | | never |
 //! | `class`, `flags` | number; `PERMANENT,INACTIVE,USERSPACE` (all) | never | |
 //!
 //! Flags: `related` (a RELATED flow), `expect` (any expectation), `flow` (any flow), `nat`.
@@ -37,8 +38,10 @@
 //! `state=ESTABLISHED` on a protocol without states (udp, icmp, gre) is the ctstate too.
 //! Ports apply only to tcp, udp, udplite, sctp and dccp (not icmp ids nor gre keys).
 //! Any other bare word, a "quoted text" or a `/regex/` (case-insensitive) searches the
-//! entry's text: see [`flow_text`] and [`expect_text`]. That text is only rendered when the
-//! expression has such a term, so other filters cost no allocation per entry.
+//! entry's text as the front end shows it ([`TextSource`]): the dashboard's row text
+//! ([`flow_text`], [`expect_text`]) by default, the printed line on the command line. That
+//! text is only rendered when the expression has such a term, so other filters cost no
+//! allocation per entry.
 
 mod eval;
 mod lex;
@@ -46,7 +49,7 @@ mod parse;
 
 use std::fmt;
 
-pub use eval::{expect_text, flow_text};
+pub use eval::{expect_text, flow_text, TextSource};
 
 use crate::model::{Expectation, Flow};
 use eval::{Item, Node};
@@ -106,6 +109,7 @@ pub struct Filter {
     source: String,
     root: Node,
     has_text: bool,
+    texts: TextSource,
 }
 
 impl Default for Filter {
@@ -121,6 +125,7 @@ impl Filter {
             source: String::new(),
             root: Node::All,
             has_text: false,
+            texts: TextSource::DASHBOARD,
         }
     }
 
@@ -131,17 +136,36 @@ impl Filter {
             source: source.to_owned(),
             has_text: root.has_text(),
             root,
+            texts: TextSource::DASHBOARD,
         })
+    }
+
+    /// The same filter with text terms searching what `texts` renders (the compiled tree
+    /// is kept: nothing is parsed again).
+    pub fn with_text(self, texts: TextSource) -> Filter {
+        Filter { texts, ..self }
     }
 
     /// Whether `flow` matches at store time `now` (used by `timeout`).
     pub fn match_flow(&self, flow: &Flow, now: u32) -> bool {
-        eval::eval(&self.root, Item::Flow(flow), now, self.has_text)
+        eval::eval(
+            &self.root,
+            Item::Flow(flow),
+            now,
+            self.has_text,
+            &self.texts,
+        )
     }
 
     /// Whether expectation `exp` matches at store time `now`.
     pub fn match_expect(&self, exp: &Expectation, now: u32) -> bool {
-        eval::eval(&self.root, Item::Expect(exp), now, self.has_text)
+        eval::eval(
+            &self.root,
+            Item::Expect(exp),
+            now,
+            self.has_text,
+            &self.texts,
+        )
     }
 
     /// Whether this filter matches everything (nothing was typed).
@@ -159,7 +183,8 @@ impl Filter {
         self.has_text
     }
 
-    /// Both filters must match (e.g. conntrack-style flags and `--filter` together).
+    /// Both filters must match (e.g. conntrack-style flags and `--filter` together). Text
+    /// terms search `self`'s text source.
     pub fn and(self, other: Filter) -> Filter {
         match (self.is_empty(), other.is_empty()) {
             (true, _) => other,
@@ -168,6 +193,7 @@ impl Filter {
                 source: format!("({}) and ({})", self.source, other.source),
                 has_text: self.has_text || other.has_text,
                 root: Node::And(vec![self.root, other.root]),
+                texts: self.texts,
             },
         }
     }
@@ -197,6 +223,8 @@ pub struct ConntrackFlags {
     pub status: Option<String>,
     /// `--helper`: helper name.
     pub helper: Option<String>,
+    /// `-l`, `--label`: comma-separated label names or bit numbers, all required.
+    pub label: Option<String>,
     /// `--related`: only RELATED flows.
     pub related: bool,
 }
@@ -204,8 +232,13 @@ pub struct ConntrackFlags {
 /// Compile conntrack-style flags into a filter (all given flags must match). An error's
 /// `pos`/`len` are offsets into that flag's value and its message starts with the flag,
 /// e.g. `--dport: invalid port 'x'`. The filter's `source()` is the equivalent expression.
+///
+/// As in conntrack(8), `-f`, `-s` and `-d` must agree on the family: `-s ::1 -d 2.2.2.2`
+/// or `-f ipv6 -s 10.0.0.1` is an error ("mismatched address family"), not a filter that
+/// quietly matches nothing.
 pub fn from_conntrack_flags(flags: &ConntrackFlags) -> Result<Filter, FilterError> {
-    let pairs: [(&str, &str, Field, &Option<String>); 10] = [
+    check_families(flags)?;
+    let pairs: [(&str, &str, Field, &Option<String>); 11] = [
         ("-p", "proto", Field::Proto, &flags.proto),
         ("-f", "family", Field::Family, &flags.family),
         ("-s", "src", Field::Src, &flags.src),
@@ -216,6 +249,7 @@ pub fn from_conntrack_flags(flags: &ConntrackFlags) -> Result<Filter, FilterErro
         ("--mark", "mark", Field::Mark, &flags.mark),
         ("--status", "status", Field::Status, &flags.status),
         ("--helper", "helper", Field::Helper, &flags.helper),
+        ("--label", "label", Field::Label, &flags.label),
     ];
     let mut nodes = Vec::new();
     let mut source = Vec::new();
@@ -226,7 +260,14 @@ pub fn from_conntrack_flags(flags: &ConntrackFlags) -> Result<Filter, FilterErro
             ..e
         })?;
         nodes.push(node);
-        source.push(format!("{name}={v}"));
+        source.push(if v.contains([' ', '"']) {
+            format!(
+                "{name}=\"{}\"",
+                v.replace('\\', "\\\\").replace('"', "\\\"")
+            )
+        } else {
+            format!("{name}={v}")
+        });
     }
     if flags.related {
         nodes.push(Node::Term(eval::Term::Related));
@@ -241,5 +282,60 @@ pub fn from_conntrack_flags(flags: &ConntrackFlags) -> Result<Filter, FilterErro
         source: source.join(" and "),
         has_text: false,
         root,
+        texts: TextSource::DASHBOARD,
     })
+}
+
+/// The family each of `-f`, `-s`, `-d` implies must be one family. Values that do not
+/// parse are left to their own, more precise, error.
+fn check_families(flags: &ConntrackFlags) -> Result<(), FilterError> {
+    let family = |v: &str| -> Option<&'static str> {
+        match v.to_ascii_lowercase().as_str() {
+            "ipv4" | "inet" | "4" => Some("IPv4"),
+            "ipv6" | "inet6" | "6" => Some("IPv6"),
+            _ => None,
+        }
+    };
+    let addr = |v: &str| -> Option<&'static str> {
+        let a = v.split('/').next().unwrap_or(v);
+        match a.trim_start_matches('[').trim_end_matches(']').parse() {
+            Ok(std::net::IpAddr::V4(_)) => Some("IPv4"),
+            Ok(std::net::IpAddr::V6(_)) => Some("IPv6"),
+            Err(_) => None,
+        }
+    };
+    let said: Vec<(&str, &str, &'static str)> = [
+        (
+            "-f",
+            flags
+                .family
+                .as_deref()
+                .and_then(|v| family(v).map(|f| (v, f))),
+        ),
+        (
+            "-s",
+            flags.src.as_deref().and_then(|v| addr(v).map(|f| (v, f))),
+        ),
+        (
+            "-d",
+            flags.dst.as_deref().and_then(|v| addr(v).map(|f| (v, f))),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(flag, x)| x.map(|(v, f)| (flag, v, f)))
+    .collect();
+    if let Some((a, b)) = said
+        .first()
+        .and_then(|a| said.iter().find(|b| b.2 != a.2).map(|b| (a, b)))
+    {
+        return Err(FilterError::new(
+            0,
+            b.1.len(),
+            format!(
+                "mismatched address family: '{} {}' is {} but '{} {}' is {}",
+                a.0, a.1, a.2, b.0, b.1, b.2
+            ),
+        ));
+    }
+    Ok(())
 }

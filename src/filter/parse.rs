@@ -30,6 +30,7 @@ pub enum Field {
     CtState,
     Zone,
     Mark,
+    Label,
     Timeout,
     Id,
     Class,
@@ -54,6 +55,8 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("ctstate", Field::CtState),
     ("zone", Field::Zone),
     ("mark", Field::Mark),
+    ("label", Field::Label),
+    ("labels", Field::Label),
     ("timeout", Field::Timeout),
     ("id", Field::Id),
     ("class", Field::Class),
@@ -439,6 +442,7 @@ pub fn term(
             };
             Term::Mark(mask, number_cmp(op, v, vpos, u64::from(u32::MAX), "mark")?)
         }
+        Field::Label => Term::Labels(label_list(value, vpos)?),
         Field::Timeout => Term::Timeout(cmp(u64::from(u32::MAX), "timeout")?),
         Field::Id => Term::Id(cmp(u64::from(u32::MAX), "id")?),
         Field::Class => Term::Class(cmp(u64::from(u32::MAX), "class")?),
@@ -479,6 +483,36 @@ fn list(value: &str, vpos: usize) -> impl Iterator<Item = (&str, usize)> {
         at += s.len() + 1;
         (s, here)
     })
+}
+
+/// `label=A,B`: the label bits named (every one must be set, as conntrack's `-l`). A name
+/// is looked up in the active connlabel.conf map (`model::labels`) first, so a label named
+/// `3` is that label; otherwise a bit number 0-127 is accepted.
+fn label_list(value: &str, vpos: usize) -> Result<u128, FilterError> {
+    let map = crate::model::labels::active();
+    let mut mask = 0u128;
+    for (name, at) in list(value, vpos) {
+        let bit = map
+            .bit(name)
+            .or_else(|| name.parse::<u8>().ok().filter(|b| usize::from(*b) < 128))
+            .ok_or_else(|| {
+                let why = match map.path() {
+                    Some(p) if map.is_empty() => format!("'{}' names no label", p.display()),
+                    Some(p) => format!("not named in '{}'", p.display()),
+                    None => format!(
+                        "no label map: none of {} exists",
+                        crate::model::labels::PATHS.join(", ")
+                    ),
+                };
+                FilterError::new(
+                    at,
+                    name.len(),
+                    format!("unknown label '{name}' ({why}; or give a bit number 0-127)"),
+                )
+            })?;
+        mask |= 1u128 << bit;
+    }
+    Ok(mask)
 }
 
 /// `status=A,B`: every named bit set; `UNREPLIED` means no `SEEN_REPLY`.

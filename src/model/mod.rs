@@ -6,6 +6,8 @@
 pub mod expect;
 pub mod flow;
 pub mod helper;
+pub mod labels;
+pub mod protocols;
 pub mod store;
 pub mod tuple;
 

@@ -61,7 +61,9 @@ pub mod proto {
         })
     }
 
-    /// Parse a protocol name or number as given on a command line.
+    /// Parse a protocol as conntrack(8)'s `-p` takes it: one of its own names, any name of
+    /// the system's protocol table (/etc/protocols: `igmp`, `esp`, …; see
+    /// `model::protocols`), or a number 0-255.
     pub fn parse(s: &str) -> Option<u8> {
         let s = s.to_ascii_lowercase();
         Some(match s.as_str() {
@@ -73,8 +75,19 @@ pub mod proto {
             "icmpv6" | "ipv6-icmp" => ICMPV6,
             "sctp" => SCTP,
             "udplite" => UDPLITE,
-            _ => return s.parse().ok(),
+            _ => {
+                return crate::model::protocols::system()
+                    .number(&s)
+                    .or_else(|| s.parse().ok())
+            }
         })
+    }
+
+    /// Whether the tuple's two 16-bit fields are ports (tcp, udp, udplite, sctp, dccp).
+    /// Other protocols print no ports: icmp has type/code/id, gre keys, and a protocol the
+    /// kernel tracks generically (igmp, esp, 40, …) nothing at all, as in conntrack(8).
+    pub fn has_ports(p: u8) -> bool {
+        matches!(p, TCP | UDP | UDPLITE | SCTP | DCCP)
     }
 
     /// Whether the tuple's port fields carry ICMP type/code/id instead of ports.
@@ -173,10 +186,14 @@ impl Tuple {
     }
 }
 
-/// Renders `src:sport -> dst:dport` (IPv6 in brackets), the form used in text output.
+/// Renders `tcp src:sport -> dst:dport` (IPv6 in brackets), the form used in text output;
+/// icmp with its type, code and id; a protocol without ports (igmp, esp, …) as its number
+/// and the bare addresses, `2 10.0.0.1 -> 224.0.0.1`, never with a made-up `:0`.
 impl fmt::Display for Tuple {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = proto::name(self.proto).unwrap_or("?");
+        let Some(p) = proto::name(self.proto) else {
+            return write!(f, "{} {} -> {}", self.proto, self.src_ip(), self.dst_ip());
+        };
         if self.is_icmp() {
             write!(
                 f,
@@ -263,5 +280,7 @@ mod tests {
         t.set_src_ip("2001:db8::1".parse().unwrap());
         t.set_dst_ip("::1".parse().unwrap());
         assert_eq!(t.to_string(), "tcp [2001:db8::1]:1 -> [::1]:22");
+        t.proto = 2;
+        assert_eq!(t.to_string(), "2 2001:db8::1 -> ::1");
     }
 }

@@ -262,6 +262,53 @@ mod tests {
         assert_eq!(out.lines().count(), 1);
     }
 
+    /// conntrack(8)'s words in both formats: `UNREPLIED` where the text says
+    /// `[UNREPLIED]`, no ports for a portless protocol, `stop` null while the flow lives,
+    /// labels last in the text line.
+    #[test]
+    fn unreplied_portless_and_live_timestamps() {
+        let mut t = tcp().orig;
+        t.proto = 2; // igmp: tracked generically, no ports
+        t.sport = 0;
+        t.dport = 0;
+        let mut f = Flow::new(t);
+        f.status = status::CONFIRMED;
+        f.timeout = 30;
+        f.use_count = 1;
+        f.extra_mut().timestamp = Some((1_700_000_000_000_000_000, 0));
+        f.extra_mut().labels = (1 << 3) | (1 << 70);
+        let v = FlowView::of(&f, 0);
+        let j = serde_json::to_value(&v).unwrap();
+        assert_eq!(j["proto"], 2);
+        assert_eq!(j["status"], serde_json::json!(["UNREPLIED", "CONFIRMED"]));
+        assert_eq!(
+            j["orig"],
+            serde_json::json!({"src": "10.0.0.1", "dst": "10.0.0.2"})
+        );
+        assert_eq!(
+            j["reply"],
+            serde_json::json!({"src": "10.0.0.2", "dst": "10.0.0.1"})
+        );
+        assert_eq!(
+            j["timestamp"],
+            serde_json::json!({"start": 1_700_000_000_000_000_000u64, "stop": null})
+        );
+        assert_eq!(j["labels"], serde_json::json!([3, 70]));
+        assert_eq!(
+            text::flow(&v),
+            "unknown  2 30 src=10.0.0.1 dst=10.0.0.2 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 \
+             mark=0 use=1 id=0 labels=3,70"
+        );
+        f.status |= status::ASSURED | status::OFFLOAD;
+        assert!(text::flow(&FlowView::of(&f, 0)).contains("dst=10.0.0.1 [OFFLOAD] mark=0"));
+        f.status &= !(status::ASSURED | status::OFFLOAD);
+        f.extra_mut().timestamp = Some((5, 9));
+        f.status |= status::SEEN_REPLY;
+        let j = serde_json::to_value(FlowView::of(&f, 0)).unwrap();
+        assert_eq!(j["timestamp"], serde_json::json!({"start": 5, "stop": 9}));
+        assert_eq!(j["status"], serde_json::json!(["SEEN_REPLY", "CONFIRMED"]));
+    }
+
     struct Broken;
     impl Write for Broken {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {

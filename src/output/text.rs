@@ -4,7 +4,8 @@
 //!
 //! Layout follows libnetfilter_conntrack's `__snprintf_conntrack_default`: protocol name
 //! padded to 8 and number, timeout, state, original tuple, `[UNREPLIED]`, reply tuple,
-//! `[ASSURED]`, mark, secctx, zone, helper, use, id. Counters follow each tuple when present.
+//! `[ASSURED]`, mark, secctx, zone, helper, use, id, labels. Counters follow each tuple when
+//! present. A protocol without ports (igmp, esp, 40, …) prints only addresses.
 
 use super::view::{EntryView, ExpectView, FlowView, TupleView, WatchLine};
 use std::fmt::Write;
@@ -45,15 +46,18 @@ pub fn flow(v: &FlowView) -> String {
     if let Some(c) = &v.counters {
         let _ = write!(s, "packets={} bytes={} ", c.reply.packets, c.reply.bytes);
     }
+    // One tag, the strongest, as `__snprintf_status_assured` prints it: an offloaded flow
+    // is also ASSURED, and conntrack(8) says only [OFFLOAD] (or [HW_OFFLOAD]).
     use crate::model::flow::status as st;
-    for (bit, name) in [
-        (st::ASSURED, "[ASSURED] "),
-        (st::OFFLOAD, "[OFFLOAD] "),
+    if let Some((_, tag)) = [
         (st::HW_OFFLOAD, "[HW_OFFLOAD] "),
-    ] {
-        if v.status.0 & bit != 0 {
-            s.push_str(name);
-        }
+        (st::OFFLOAD, "[OFFLOAD] "),
+        (st::ASSURED, "[ASSURED] "),
+    ]
+    .into_iter()
+    .find(|(bit, _)| v.status.0 & bit != 0)
+    {
+        s.push_str(tag);
     }
     let _ = write!(s, "mark={} ", v.mark);
     if let Some(c) = &v.secctx {
@@ -69,11 +73,12 @@ pub fn flow(v: &FlowView) -> String {
         s.push_str("master: ");
         tuple(&mut s, m, "");
     }
-    let labels: Vec<String> = v.labels.bits().map(|b| b.to_string()).collect();
-    if !labels.is_empty() {
-        let _ = write!(s, "labels={} ", labels.join(","));
-    }
     let _ = write!(s, "use={} id={}", v.use_count, v.id);
+    // Last, as conntrack -o labels prints them: names from connlabel.conf; a bit the map
+    // does not name shows as its number (conntrack(8) would hide it).
+    for (i, l) in v.labels.named().enumerate() {
+        let _ = write!(s, "{}{l}", if i == 0 { " labels=" } else { "," });
+    }
     s
 }
 

@@ -14,8 +14,10 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;
 use std::net::IpAddr;
 
-/// A TUPLE of the contract: ports, or `type`/`code`/`icmp_id` for icmp/icmpv6, or
-/// `srckey`/`dstkey` for gre. Absent keys are skipped, never `null`.
+/// A TUPLE of the contract: ports (tcp, udp, udplite, sctp, dccp), or `type`/`code`/`icmp_id`
+/// for icmp/icmpv6, or `srckey`/`dstkey` for gre, or only addresses for a protocol the kernel
+/// tracks generically (igmp, esp, 40, …), as conntrack(8) prints them. Absent keys are
+/// skipped, never `null`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct TupleView {
     pub src: IpAddr,
@@ -56,7 +58,7 @@ impl TupleView {
         } else if t.proto == proto::GRE {
             v.srckey = Some(t.sport);
             v.dstkey = Some(t.dport);
-        } else {
+        } else if proto::has_ports(t.proto) {
             v.sport = Some(t.sport);
             v.dport = Some(t.dport);
         }
@@ -84,15 +86,21 @@ impl Serialize for Proto {
     }
 }
 
-/// `IPS_*` bits serialised as the list of conntrack(8) names, without allocating.
+/// `IPS_*` bits serialised as the list of conntrack(8) names, without allocating. A flow
+/// without `SEEN_REPLY` also lists `UNREPLIED` (in `SEEN_REPLY`'s place), the word
+/// conntrack(8) prints for it, so JSON says what the text line says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusList(pub u32);
 
 impl Serialize for StatusList {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(None)?;
-        for n in status::names(self.0) {
-            seq.serialize_element(n)?;
+        for (i, n) in status::NAMES.iter().enumerate() {
+            if self.0 & (1 << i) != 0 {
+                seq.serialize_element(n)?;
+            } else if 1 << i == status::SEEN_REPLY {
+                seq.serialize_element("UNREPLIED")?;
+            }
         }
         seq.end()
     }
@@ -112,22 +120,49 @@ impl Serialize for ExpectFlags {
     }
 }
 
-/// A 128-bit label set serialised as the list of set bit numbers (label ids as in
-/// /etc/xtables/connlabel.conf).
+/// A 128-bit label set, serialised as a list with each set bit's connlabel.conf name
+/// (`model::labels::active()`), or its number when the map names it not (the way nft's
+/// JSON mixes them), e.g. `["blue", 9]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Labels(pub u128);
+
+/// One label: its name, or its bit number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    Name(&'static str),
+    Bit(u8),
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Label::Name(n) => f.write_str(n),
+            Label::Bit(b) => write!(f, "{b}"),
+        }
+    }
+}
 
 impl Labels {
     pub fn bits(self) -> impl Iterator<Item = u8> {
         (0u8..128).filter(move |b| self.0 & (1u128 << b) != 0)
+    }
+
+    /// The set labels, lowest bit first, named where the active map names them.
+    pub fn named(self) -> impl Iterator<Item = Label> {
+        let map = crate::model::labels::active();
+        self.bits()
+            .map(move |b| map.name(b).map_or(Label::Bit(b), Label::Name))
     }
 }
 
 impl Serialize for Labels {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(None)?;
-        for b in self.bits() {
-            seq.serialize_element(&b)?;
+        for l in self.named() {
+            match l {
+                Label::Name(n) => seq.serialize_element(n)?,
+                Label::Bit(b) => seq.serialize_element(&b)?,
+            }
         }
         seq.end()
     }
@@ -145,11 +180,12 @@ pub struct CountersView {
     pub reply: CounterView,
 }
 
-/// Start and stop in ns since the epoch (stop is 0 while the flow lives).
+/// Start and stop in ns since the epoch; `stop` is `null` while the flow lives (the kernel
+/// sends 0 until the entry dies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct TimestampView {
     pub start: u64,
-    pub stop: u64,
+    pub stop: Option<u64>,
 }
 
 /// A flow as the JSON contract spells it.
@@ -216,7 +252,10 @@ impl FlowView {
             }),
             timestamp: e
                 .and_then(|e| e.timestamp)
-                .map(|(start, stop)| TimestampView { start, stop }),
+                .map(|(start, stop)| TimestampView {
+                    start,
+                    stop: (stop != 0).then_some(stop),
+                }),
             labels: Labels(e.map_or(0, |e| e.labels)),
             secctx: e.and_then(|e| e.secctx.as_deref()).map(str::to_owned),
             zone_orig: e.and_then(|e| e.zone_orig),

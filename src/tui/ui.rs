@@ -821,11 +821,12 @@ fn flow_detail<M: Model>(app: &App<M>, key: &FlowKey, fl: &Flow) -> Vec<Line<'st
             }
         }
         if e.labels != 0 {
-            let bits: Vec<String> = (0..128)
-                .filter(|i| e.labels & (1u128 << i) != 0)
-                .map(|i| i.to_string())
+            // connlabel.conf names where the map has them, as `list` prints them.
+            let names: Vec<String> = crate::output::view::Labels(e.labels)
+                .named()
+                .map(|l| l.to_string())
                 .collect();
-            l.push(kv(t, "labels", bits.join(",")));
+            l.push(kv(t, "labels", names.join(",")));
         }
         if let Some(s) = &e.secctx {
             l.push(kv(t, "secctx", s.to_string()));
