@@ -19,6 +19,12 @@
 //!   under 5% of one core ([`redump_interval`]); the store sweeps what it no longer reports.
 //!
 //! Store time is whole seconds since the engine started (a replay: the recorded time).
+//!
+//! Two kinds of change reach the owner and stay apart all the way to the output: what the
+//! kernel announced (`Records` with NEW/UPDATE/DESTROY) and what the engine found by
+//! itself (`Rechecked` answers, and dump entries of a re-dump, bracketed by
+//! `DumpBegin`/`DumpEnd`). `watch` prints the first as kernel events and the second as
+//! labelled housekeeping, so one kernel message is always one line.
 
 pub mod record;
 pub mod source;
@@ -40,6 +46,13 @@ pub use source::{Clock, Item, Live, Poll, Replay, Source, Speed, EXPECTS, FLOWS}
 pub enum EngineEvent {
     /// Decoded entries, in kernel order (dump entries carry `Event::Dump`).
     Records(Vec<(Event, Record)>),
+    /// Answers to re-checks (`Command::Recheck`): a flow still present comes as
+    /// `Event::Dump` (a refresh), a vanished one as `Event::Destroy` synthesized by the
+    /// engine. Housekeeping: the kernel announced none of this.
+    Rechecked(Vec<(Event, Record)>),
+    /// What follows was received at this time, in ns since the Unix epoch (a replay: the
+    /// recorded time). Sent before every batch, dump boundary and overrun.
+    Received(u64),
     /// A full dump of these tables starts (the store begins a resync).
     DumpBegin { flows: bool, expects: bool },
     /// The dump is complete (the store sweeps what it did not report).
@@ -116,6 +129,22 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
             }
             changed
         }
+        EngineEvent::Rechecked(batch) => {
+            let mut changed = false;
+            for (event, record) in batch {
+                changed |= match (event, record) {
+                    (Event::Destroy, Record::Flow(f)) => {
+                        store.sweep_flow(&FlowKey::of(&f)).is_some()
+                    }
+                    (Event::Destroy, Record::Expect(_)) => false,
+                    (_, record) => {
+                        store.apply(Event::Dump, record, now)
+                            != crate::model::store::Change::Nothing
+                    }
+                };
+            }
+            changed
+        }
         EngineEvent::DumpBegin { flows, expects } => {
             store.begin_resync_tables(flows, expects);
             false
@@ -128,7 +157,10 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
             store.note_resync();
             true
         }
-        EngineEvent::DecodeErrors(_) | EngineEvent::ActionDone(_) | EngineEvent::Fatal(_) => false,
+        EngineEvent::Received(_)
+        | EngineEvent::DecodeErrors(_)
+        | EngineEvent::ActionDone(_)
+        | EngineEvent::Fatal(_) => false,
     }
 }
 
@@ -138,7 +170,18 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
 /// already queued, and a replay ignores re-checks (its recording holds the answers).
 /// Returns whether the store changed.
 pub fn tick(store: &mut Store, handle: &EngineHandle, now: u32) -> bool {
-    let expired = store.expire_expectations(now) > 0;
+    tick_with(store, handle, now, &mut |_| {})
+}
+
+/// [`tick`], handing every expectation it drops to `gone` (so `watch` can print the
+/// removal as housekeeping).
+pub fn tick_with(
+    store: &mut Store,
+    handle: &EngineHandle,
+    now: u32,
+    gone: &mut dyn FnMut(&crate::model::Expectation),
+) -> bool {
+    let expired = store.expire_expectations_with(now, gone) > 0;
     let stale = store.expired_flows(now);
     if !stale.is_empty() {
         // An ended engine (a finished replay) simply has nothing to ask.
@@ -221,7 +264,7 @@ pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<Load
                 }
                 send(Chunk::End(t));
             }
-            Item::DumpMsg(m) | Item::Event(m) => {
+            Item::DumpMsg(m) | Item::Event(m) | Item::Recheck(m) => {
                 // Each message is whole (header included) and 4-byte aligned in length, so
                 // concatenated messages frame again with `decode::messages`.
                 cur.extend_from_slice(m);
@@ -326,6 +369,9 @@ impl Engine {
 const POLL: Duration = Duration::from_millis(20);
 /// Re-checks done between two polls, so a large backlog never starves events.
 const RECHECK_CHUNK: usize = 2000;
+/// Records received further apart than this go in separate batches (and get separate
+/// `Received` times).
+const BATCH_SPAN_NS: u64 = 1_000_000;
 /// Deletes done between two polls: each causes a DESTROY event that must be read before
 /// the event buffer overflows.
 const ACTION_CHUNK: usize = 2000;
@@ -335,7 +381,13 @@ struct Pump {
     tx: Sender<EngineEvent>,
     record: Option<record::Writer>,
     clock: Clock,
+    /// The clock's zero in ns since the Unix epoch (`Source::start_epoch_ns`).
+    epoch: u64,
     batch: Vec<(Event, Record)>,
+    /// The batch holds re-check answers (`Rechecked`), not kernel records.
+    batch_recheck: bool,
+    /// Clock time (ns) the batch's first record was received.
+    batch_at: u64,
     batch_max: usize,
     decode_errors: u64,
     overrun: bool,
@@ -363,9 +415,22 @@ impl Pump {
         }
     }
 
-    fn decode(&mut self, m: &[u8]) {
+    fn decode(&mut self, m: &[u8], recheck: bool) {
         match decode::message(m) {
             Ok((Message::Record { event, record }, _)) => {
+                let at = self.clock.now_ns();
+                // A batch is one kind of change received at one time (within 1 ms), so
+                // every record it carries is dated by its `Received`.
+                if !self.batch.is_empty()
+                    && (self.batch_recheck != recheck
+                        || at.saturating_sub(self.batch_at) > BATCH_SPAN_NS)
+                {
+                    self.flush();
+                }
+                if self.batch.is_empty() {
+                    self.batch_recheck = recheck;
+                    self.batch_at = at;
+                }
                 self.batch.push((event, record));
                 if self.batch.len() >= self.batch_max {
                     self.flush();
@@ -382,7 +447,12 @@ impl Pump {
                 &mut self.batch,
                 Vec::with_capacity(self.batch_max.min(4096)),
             );
-            self.send(EngineEvent::Records(b));
+            self.send(EngineEvent::Received(self.epoch + self.batch_at));
+            self.send(if self.batch_recheck {
+                EngineEvent::Rechecked(b)
+            } else {
+                EngineEvent::Records(b)
+            });
         }
         if self.decode_errors > 0 {
             let n = std::mem::take(&mut self.decode_errors);
@@ -397,12 +467,19 @@ impl Pump {
         }
     }
 
+    /// Date what is sent next (a dump boundary or an overrun) by the clock now.
+    fn stamp(&mut self) {
+        let at = self.epoch + self.clock.now_ns();
+        self.send(EngineEvent::Received(at));
+    }
+
     fn item(&mut self, item: Item<'_>) {
         match item {
             Item::DumpBegin(t) => {
                 self.flush();
                 self.write(record::Kind::DumpBegin, &[t]);
                 self.counting = 0;
+                self.stamp();
                 self.send(EngineEvent::DumpBegin {
                     flows: t & FLOWS != 0,
                     expects: t & EXPECTS != 0,
@@ -411,12 +488,13 @@ impl Pump {
             Item::DumpMsg(m) => {
                 self.write(record::Kind::DumpMsg, m);
                 self.counting += 1;
-                self.decode(m);
+                self.decode(m, false);
             }
             Item::DumpEnd(t) => {
                 self.flush();
                 self.write(record::Kind::DumpEnd, &[t]);
                 self.dumped = self.counting;
+                self.stamp();
                 self.send(EngineEvent::DumpEnd {
                     flows: t & FLOWS != 0,
                     expects: t & EXPECTS != 0,
@@ -424,12 +502,17 @@ impl Pump {
             }
             Item::Event(m) => {
                 self.write(record::Kind::EventMsg, m);
-                self.decode(m);
+                self.decode(m, false);
+            }
+            Item::Recheck(m) => {
+                self.write(record::Kind::RecheckMsg, m);
+                self.decode(m, true);
             }
             Item::Overrun => {
                 self.flush();
                 self.write(record::Kind::Overrun, &[]);
                 self.overrun = true;
+                self.stamp();
                 self.send(EngineEvent::Overrun);
             }
         }
@@ -449,7 +532,10 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
         tx,
         record: opts.record,
         clock: source.clock(),
+        epoch: source.start_epoch_ns(),
         batch: Vec::new(),
+        batch_recheck: false,
+        batch_at: 0,
         batch_max: opts.batch.max(1),
         decode_errors: 0,
         overrun: false,
@@ -669,6 +755,8 @@ mod tests {
     fn name(ev: &EngineEvent) -> &'static str {
         match ev {
             EngineEvent::Records(_) => "records",
+            EngineEvent::Rechecked(_) => "rechecked",
+            EngineEvent::Received(_) => "received",
             EngineEvent::DumpBegin { .. } => "begin",
             EngineEvent::DumpEnd { .. } => "end",
             EngineEvent::Overrun => "overrun",
@@ -690,7 +778,9 @@ mod tests {
             if let EngineEvent::DumpBegin { flows, expects } = ev {
                 assert!(flows && expects, "both tables are dumped together");
             }
-            seen.push(name(&ev));
+            if !matches!(ev, EngineEvent::Received(_)) {
+                seen.push(name(&ev));
+            }
         }
         assert_eq!(seen, ["begin", "end", "overrun", "begin", "end"]);
         handle.stop();
@@ -737,7 +827,11 @@ mod tests {
     fn a_replay_ends_the_engine_and_disconnects() {
         let (src, dumps) = fake(false, vec![Some(Item::Overrun)]);
         let (rx, _handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
-        let names: Vec<_> = rx.iter().map(|e| name(&e)).collect();
+        let names: Vec<_> = rx
+            .iter()
+            .map(|e| name(&e))
+            .filter(|n| *n != "received")
+            .collect();
         // A replay's overrun is followed by the recorded re-dump, not by a new one.
         assert_eq!(names, ["begin", "end", "overrun"]);
         assert_eq!(dumps.load(std::sync::atomic::Ordering::SeqCst), 1);
