@@ -89,6 +89,14 @@ pub fn open_source(g: &Global, follow: bool, speed: Speed) -> Result<Box<dyn Sou
     if let Some(path) = &g.replay {
         return Ok(Box::new(Replay::open(path, speed)?));
     }
+    // An exact event buffer (bytes, no 8 MiB floor): tests set a tiny one to provoke
+    // ENOBUFS and see the resync in the stream.
+    if let Some(rcvbuf) = std::env::var("CTSCOPE_RCVBUF")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return Ok(Box::new(Live::open_exact(&namespace(g), follow, rcvbuf)?));
+    }
     Ok(Box::new(Live::open(&namespace(g), follow)?))
 }
 

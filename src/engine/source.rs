@@ -135,8 +135,14 @@ impl Live {
     /// Like `open`, with an event receive buffer of `rcvbuf` bytes (at least 8 MiB):
     /// a larger one absorbs bigger bursts (a flush of N entries queues ~1.3 KB each).
     pub fn open_with(ns: &Namespace, follow: bool, rcvbuf: usize) -> Result<Live> {
+        Live::open_exact(ns, follow, rcvbuf.max(crate::netlink::events::MIN_RCVBUF))
+    }
+
+    /// Like `open_with`, with exactly `rcvbuf` bytes, even below the 8 MiB floor, so a
+    /// test can make the kernel drop events (ENOBUFS) and watch the resync.
+    pub fn open_exact(ns: &Namespace, follow: bool, rcvbuf: usize) -> Result<Live> {
         let events = if follow {
-            Some(Subscription::open(ns, rcvbuf)?)
+            Some(Subscription::open_exact(ns, rcvbuf)?)
         } else {
             None
         };
