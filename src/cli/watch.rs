@@ -390,8 +390,9 @@ impl Stream {
 }
 
 /// What a consumer's table holds of a flow, for telling a real change from a refresh:
-/// everything but the clock (timeout) and what only moves with traffic (counters, use),
-/// which no NEW or UPDATE event carries either.
+/// everything but the clock (timeout), what only moves with traffic (counters, use) and
+/// the timestamps, which no NEW or UPDATE event carries (a dump or GET reply showing them
+/// for the first time is not a change; a new life also has a new id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Visible {
     state: u8,
@@ -404,7 +405,6 @@ struct Visible {
     labels: u128,
     secctx: Option<Box<str>>,
     zones: (Option<u16>, Option<u16>),
-    timestamp_start: Option<u64>,
 }
 
 impl Visible {
@@ -421,7 +421,6 @@ impl Visible {
             labels: e.map_or(0, |e| e.labels),
             secctx: e.and_then(|e| e.secctx.clone()),
             zones: (e.and_then(|e| e.zone_orig), e.and_then(|e| e.zone_reply)),
-            timestamp_start: e.and_then(|e| e.timestamp).map(|(start, _)| start),
         }
     }
 }
