@@ -421,3 +421,67 @@ fn enobufs_in_the_middle_of_watch_keeps_the_stream_complete() {
     assert_eq!(expected.len(), 4 + (probe - 9500 + 1) as usize + 3000 - 1);
     assert_eq!(replay(&initial, &out), expected);
 }
+
+/// On the committed lab recording (no root): `--count N` stops after N kernel events,
+/// every line is dated in RFC 3339 with nanoseconds from the recorded time, a replay
+/// names no host (live lines do, see the kernel tests), and text lines start with the
+/// same time.
+#[test]
+fn watch_lines_are_dated_and_count_only_kernel_events() {
+    let rec = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/lab-helpers.ctrec");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ctscope"))
+            .args(["--replay", rec, "--fast", "watch"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ctscope");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let all: Vec<Value> = run(&["--ndjson"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kernel = all.iter().filter(|l| l["source"] == "kernel").count();
+    assert!(kernel > 5, "the recording has events");
+    let mut last = String::new();
+    for l in &all {
+        let t = l["time"].as_str().unwrap();
+        // 2026-11-30T13:53:23.123456789Z
+        assert_eq!(t.len(), 30, "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[19] == b'.', "{t}");
+        assert!(t >= last.as_str(), "time runs forward: {t} after {last}");
+        last = t.to_owned();
+        // A recording does not say where it was made: no host, and no netns given.
+        assert!(l.get("host").is_none(), "{l}");
+        assert!(l.get("netns").is_none(), "{l}");
+        assert!(
+            ["new", "update", "destroy"].contains(&l["event"].as_str().unwrap())
+                == (l["source"] == "kernel"),
+            "{l}"
+        );
+    }
+    let counted: Vec<Value> = run(&["--ndjson", "--count", "5"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        counted.iter().filter(|l| l["source"] == "kernel").count(),
+        5
+    );
+    let text = run(&["--count", "1"]);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with(
+            all.iter().find(|l| l["source"] == "kernel").unwrap()["time"]
+                .as_str()
+                .unwrap()
+        ),
+        "{first}"
+    );
+}

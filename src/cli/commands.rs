@@ -241,7 +241,9 @@ fn watch(
     catch_stop_signals();
     let (rx, handle) = Engine::spawn(source, engine_options())?;
     let clock = handle.clock();
-    let mut stream = Stream::new(filter, flows, expects, hostname(), g.netns.clone());
+    // A recording does not say which host it was made on: a replay names none.
+    let host = if g.replay.is_some() { None } else { hostname() };
+    let mut stream = Stream::new(filter, flows, expects, host, g.netns.clone());
     let stdout = io::stdout().lock();
     let mut w = output::Writer::new(BufWriter::new(stdout), format_of(format));
     let deadline = duration.and_then(|d| Instant::now().checked_add(d));
