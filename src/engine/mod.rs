@@ -415,21 +415,26 @@ impl Pump {
         }
     }
 
-    fn decode(&mut self, m: &[u8], recheck: bool) {
+    /// Decode one message into the batch. `dumped` entries of one dump share the time of
+    /// the batch they start (a dump is one snapshot); events and re-check answers are
+    /// batched only within `BATCH_SPAN_NS`, so each is dated by when it arrived.
+    fn decode(&mut self, m: &[u8], recheck: bool, dumped: bool) {
         match decode::message(m) {
             Ok((Message::Record { event, record }, _)) => {
                 let at = self.clock.now_ns();
-                // A batch is one kind of change received at one time (within 1 ms), so
-                // every record it carries is dated by its `Received`.
                 if !self.batch.is_empty()
                     && (self.batch_recheck != recheck
-                        || at.saturating_sub(self.batch_at) > BATCH_SPAN_NS)
+                        || (!dumped && at.saturating_sub(self.batch_at) > BATCH_SPAN_NS))
                 {
                     self.flush();
                 }
                 if self.batch.is_empty() {
                     self.batch_recheck = recheck;
                     self.batch_at = at;
+                    if dumped {
+                        // A dump fills whole batches: size it once.
+                        self.batch.reserve(self.batch_max.min(4096));
+                    }
                 }
                 self.batch.push((event, record));
                 if self.batch.len() >= self.batch_max {
@@ -443,10 +448,8 @@ impl Pump {
 
     fn flush(&mut self) {
         if !self.batch.is_empty() {
-            let b = std::mem::replace(
-                &mut self.batch,
-                Vec::with_capacity(self.batch_max.min(4096)),
-            );
+            // Grown on demand: a batch cut short by time must not pin a 4096-slot buffer.
+            let b = std::mem::take(&mut self.batch);
             self.send(EngineEvent::Received(self.epoch + self.batch_at));
             self.send(if self.batch_recheck {
                 EngineEvent::Rechecked(b)
@@ -488,7 +491,7 @@ impl Pump {
             Item::DumpMsg(m) => {
                 self.write(record::Kind::DumpMsg, m);
                 self.counting += 1;
-                self.decode(m, false);
+                self.decode(m, false, true);
             }
             Item::DumpEnd(t) => {
                 self.flush();
@@ -502,11 +505,11 @@ impl Pump {
             }
             Item::Event(m) => {
                 self.write(record::Kind::EventMsg, m);
-                self.decode(m, false);
+                self.decode(m, false, false);
             }
             Item::Recheck(m) => {
                 self.write(record::Kind::RecheckMsg, m);
-                self.decode(m, true);
+                self.decode(m, true, false);
             }
             Item::Overrun => {
                 self.flush();
