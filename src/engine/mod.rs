@@ -725,7 +725,11 @@ mod tests {
                 None => Ok(Poll::End),
             }
         }
-        fn recheck(&mut self, _: &[FlowKey], _: &mut dyn FnMut(Item<'_>)) -> Result<()> {
+        /// Every re-checked flow is gone.
+        fn recheck(&mut self, keys: &[FlowKey], sink: &mut dyn FnMut(Item<'_>)) -> Result<()> {
+            for k in keys {
+                sink(Item::Recheck(&source::synthetic_destroy(k)));
+            }
             Ok(())
         }
         fn conn(&mut self) -> Result<&mut Conn> {
@@ -838,6 +842,58 @@ mod tests {
         // A replay's overrun is followed by the recorded re-dump, not by a new one.
         assert_eq!(names, ["begin", "end", "overrun"]);
         assert_eq!(dumps.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn recheck_answers_are_housekeeping_dated_and_recorded_apart_from_events() {
+        let (src, _) = fake(true, vec![]);
+        let path =
+            std::env::temp_dir().join(format!("ctscope-engine-recheck-{}.rec", std::process::id()));
+        let opts = Options {
+            record: Some(record::Writer::create(&path).unwrap()),
+            ..Options::default()
+        };
+        let before = record::now_epoch_ns();
+        let (rx, handle) = Engine::spawn(Box::new(src), opts).unwrap();
+        let t = crate::model::Tuple {
+            proto: crate::model::tuple::proto::UDP,
+            sport: 5353,
+            ..Default::default()
+        };
+        handle
+            .send(Command::Recheck(vec![FlowKey { zone: 0, orig: t }]))
+            .unwrap();
+        let mut last_time = 0;
+        let batch = loop {
+            match rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("engine event")
+            {
+                EngineEvent::Received(at) => last_time = at,
+                EngineEvent::Rechecked(b) => break b,
+                EngineEvent::Records(b) => {
+                    panic!("a re-check answer came as a kernel record: {b:?}")
+                }
+                _ => {}
+            }
+        };
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].0, Event::Destroy);
+        assert!(last_time >= before && last_time <= record::now_epoch_ns());
+        handle.stop();
+        let mut r = record::Reader::open(&path).unwrap();
+        let kinds: Vec<record::Kind> = std::iter::from_fn(|| r.next_frame().unwrap())
+            .map(|f| f.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                record::Kind::DumpBegin,
+                record::Kind::DumpEnd,
+                record::Kind::RecheckMsg
+            ]
+        );
+        std::fs::remove_file(&path).ok();
     }
 
     #[test]
