@@ -11,13 +11,14 @@
 //! - What ctscope finds by itself is housekeeping, printed as `"event":"sweep"` with a
 //!   `change` (`add`/`update`/`remove`) and a `source` (`resync`/`recheck`/`expiry`), never
 //!   as a kernel event and never counted by `--count`.
-//! - Every re-dump after the first (ENOBUFS resync or background convergence dump) is
-//!   bracketed by `resync` markers, with the differences it found in between.
+//! - Every re-dump the engine announces (`EngineEvent::Resync`: after ENOBUFS, or a
+//!   background convergence dump) is bracketed by `resync` markers, with the differences it
+//!   found in between. The engine says which dump is a re-dump; this file does not guess.
 
 use std::collections::{HashMap, VecDeque};
 
 use crate::decode::{Event, Record};
-use crate::engine::{self, EngineEvent};
+use crate::engine::{self, EngineEvent, ResyncReason};
 use crate::filter::Filter;
 use crate::model::store::{complete_expect, complete_flow, Change, ExpectKey, FlowKey};
 use crate::model::{Expectation, Flow, Store};
@@ -54,8 +55,8 @@ pub struct Stream {
     flows: bool,
     expects: bool,
     stamp: Stamp,
-    dumped_once: bool,
-    overrun: bool,
+    /// The engine announced that the next dump is a re-dump, and why.
+    next_resync: Option<ResyncReason>,
     resync: Option<Resync>,
     gone: HashMap<FlowKey, Flow>,
     gone_order: VecDeque<FlowKey>,
@@ -81,8 +82,7 @@ impl Stream {
                 netns,
                 ..Stamp::default()
             },
-            dumped_once: false,
-            overrun: false,
+            next_resync: None,
             resync: None,
             gone: HashMap::new(),
             gone_order: VecDeque::new(),
@@ -113,11 +113,11 @@ impl Stream {
                 }
             }
             EngineEvent::Overrun => {
-                self.overrun = true;
                 engine::apply(&mut self.store, EngineEvent::Overrun, now);
             }
+            EngineEvent::Resync(why) => self.next_resync = Some(why),
             EngineEvent::DumpBegin { flows, expects } => {
-                if self.dumped_once {
+                if let Some(why) = self.next_resync.take() {
                     let mut tables = Vec::new();
                     if flows {
                         tables.push("flows");
@@ -125,13 +125,8 @@ impl Stream {
                     if expects {
                         tables.push("expects");
                     }
-                    let reason = if std::mem::take(&mut self.overrun) {
-                        "overrun"
-                    } else {
-                        "redump"
-                    };
                     let r = Resync {
-                        reason,
+                        reason: why.name(),
                         tables,
                         added: 0,
                         changed: 0,
@@ -143,7 +138,6 @@ impl Stream {
                 self.store.begin_resync_tables(flows, expects);
             }
             EngineEvent::DumpEnd { flows, expects } => {
-                self.dumped_once = true;
                 let mut swept = Vec::new();
                 self.store
                     .end_resync_with(flows, expects, &mut |r| swept.push(r));
@@ -698,6 +692,7 @@ mod tests {
             &mut s,
             vec![
                 EngineEvent::Overrun,
+                EngineEvent::Resync(ResyncReason::Overrun),
                 EngineEvent::DumpBegin {
                     flows: true,
                     expects: true,
@@ -767,6 +762,7 @@ mod tests {
         let out = run(
             &mut s,
             vec![
+                EngineEvent::Resync(ResyncReason::Redump),
                 EngineEvent::DumpBegin {
                     flows: true,
                     expects: true,

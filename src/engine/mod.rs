@@ -53,6 +53,9 @@ pub enum EngineEvent {
     /// What follows was received at this time, in ns since the Unix epoch (a replay: the
     /// recorded time). Sent before every batch, dump boundary and overrun.
     Received(u64),
+    /// The dump that follows is a re-dump (any dump after the first), and why: what it
+    /// finds different from the store is a resync's work, not the kernel's events.
+    Resync(ResyncReason),
     /// A full dump of these tables starts (the store begins a resync).
     DumpBegin { flows: bool, expects: bool },
     /// The dump is complete (the store sweeps what it did not report).
@@ -65,6 +68,25 @@ pub enum EngineEvent {
     ActionDone(Report),
     /// The engine stopped on an error (e.g. a socket failure); the message is for the user.
     Fatal(String),
+}
+
+/// Why a re-dump runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncReason {
+    /// The kernel dropped events (ENOBUFS).
+    Overrun,
+    /// A background convergence dump (or a `Command::Redump`, or a retried dump).
+    Redump,
+}
+
+impl ResyncReason {
+    /// The word used in `watch` output.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResyncReason::Overrun => "overrun",
+            ResyncReason::Redump => "redump",
+        }
+    }
 }
 
 /// What the owner asks the engine to do.
@@ -158,6 +180,7 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
             true
         }
         EngineEvent::Received(_)
+        | EngineEvent::Resync(_)
         | EngineEvent::DecodeErrors(_)
         | EngineEvent::ActionDone(_)
         | EngineEvent::Fatal(_) => false,
@@ -393,6 +416,10 @@ struct Pump {
     overrun: bool,
     /// Dumped entries of the last complete dump (sizes the background interval).
     dumped: usize,
+    /// Dumps completed so far: every dump after the first is announced as a resync.
+    dumps: u64,
+    /// An overrun was seen since the last dump began.
+    overrun_since_dump: bool,
     counting: usize,
     /// The receiver is gone or the recording failed: stop.
     done: bool,
@@ -483,6 +510,14 @@ impl Pump {
                 self.write(record::Kind::DumpBegin, &[t]);
                 self.counting = 0;
                 self.stamp();
+                if self.dumps > 0 {
+                    let why = if std::mem::take(&mut self.overrun_since_dump) {
+                        ResyncReason::Overrun
+                    } else {
+                        ResyncReason::Redump
+                    };
+                    self.send(EngineEvent::Resync(why));
+                }
                 self.send(EngineEvent::DumpBegin {
                     flows: t & FLOWS != 0,
                     expects: t & EXPECTS != 0,
@@ -497,6 +532,7 @@ impl Pump {
                 self.flush();
                 self.write(record::Kind::DumpEnd, &[t]);
                 self.dumped = self.counting;
+                self.dumps += 1;
                 self.stamp();
                 self.send(EngineEvent::DumpEnd {
                     flows: t & FLOWS != 0,
@@ -515,6 +551,7 @@ impl Pump {
                 self.flush();
                 self.write(record::Kind::Overrun, &[]);
                 self.overrun = true;
+                self.overrun_since_dump = true;
                 self.stamp();
                 self.send(EngineEvent::Overrun);
             }
@@ -543,6 +580,8 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
         decode_errors: 0,
         overrun: false,
         dumped: 0,
+        dumps: 0,
+        overrun_since_dump: false,
         counting: 0,
         done: false,
     };
@@ -764,6 +803,8 @@ mod tests {
             EngineEvent::Records(_) => "records",
             EngineEvent::Rechecked(_) => "rechecked",
             EngineEvent::Received(_) => "received",
+            EngineEvent::Resync(ResyncReason::Overrun) => "resync-overrun",
+            EngineEvent::Resync(ResyncReason::Redump) => "resync-redump",
             EngineEvent::DumpBegin { .. } => "begin",
             EngineEvent::DumpEnd { .. } => "end",
             EngineEvent::Overrun => "overrun",
@@ -778,7 +819,7 @@ mod tests {
         let (src, dumps) = fake(true, vec![None, Some(Item::Overrun)]);
         let (rx, handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
         let mut seen = Vec::new();
-        while seen.len() < 5 {
+        while seen.len() < 6 {
             let ev = rx
                 .recv_timeout(Duration::from_secs(5))
                 .expect("engine event");
@@ -789,7 +830,10 @@ mod tests {
                 seen.push(name(&ev));
             }
         }
-        assert_eq!(seen, ["begin", "end", "overrun", "begin", "end"]);
+        assert_eq!(
+            seen,
+            ["begin", "end", "overrun", "resync-overrun", "begin", "end"]
+        );
         handle.stop();
         assert_eq!(dumps.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
