@@ -22,8 +22,8 @@
 //!
 //! Two kinds of change reach the owner and stay apart all the way to the output: what the
 //! kernel announced (`Records` with NEW/UPDATE/DESTROY) and what the engine found by
-//! itself (`Rechecked` answers, and dump entries of a re-dump, bracketed by
-//! `DumpBegin`/`DumpEnd`). `watch` prints the first as kernel events and the second as
+//! itself (`Rechecked` answers, and the entries of a re-dump: `Resync` then
+//! `DumpBegin`…`DumpEnd`). Every batch is dated by a `Received` before it. `watch` prints the first as kernel events and the second as
 //! labelled housekeeping, so one kernel message is always one line.
 
 pub mod record;
