@@ -905,7 +905,9 @@ mod tests {
             ..Default::default()
         };
         handle
-            .send(Command::Recheck(vec![FlowKey { zone: 0, orig: t }]))
+            .send(Command::Recheck(vec![FlowKey::of(
+                &crate::model::Flow::new(t),
+            )]))
             .unwrap();
         let mut last_time = 0;
         let batch = loop {
