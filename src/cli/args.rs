@@ -149,7 +149,7 @@ pub enum Command {
         /// Only expectation events.
         #[arg(long)]
         expect_only: bool,
-        /// Stop after this many events.
+        /// Stop after this many kernel events (sweep and resync lines are not counted).
         #[arg(long, value_name = "N")]
         count: Option<u64>,
         /// Stop after this long (e.g. 30s, 5m).

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use super::args::{ActArgs, Cli, Command, FilterArgs, FormatArgs, Global};
+use super::watch::{hostname, Out, Stream};
 use super::Usage;
 use crate::actions::{self, Context, Plan};
-use crate::decode::{Event, Record};
+use crate::decode::Event;
 use crate::engine::{self, Engine, EngineEvent, Live, Options, Replay, Source, Speed};
 use crate::filter::{self, ConntrackFlags, Filter, TextSource};
-use crate::model::store::{ExpectKey, FlowKey};
 use crate::model::Store;
 use crate::netlink::Namespace;
-use crate::output::{self, EntryView, ExpectView, FlowView, Outcome, WatchLine};
+use crate::output::{self, ExpectView, FlowView, Outcome};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let g = cli.global;
@@ -88,6 +88,14 @@ pub fn sized_store(g: &Global) -> Store {
 pub fn open_source(g: &Global, follow: bool, speed: Speed) -> Result<Box<dyn Source>> {
     if let Some(path) = &g.replay {
         return Ok(Box::new(Replay::open(path, speed)?));
+    }
+    // An exact event buffer (bytes, no 8 MiB floor): tests set a tiny one to provoke
+    // ENOBUFS and see the resync in the stream.
+    if let Some(rcvbuf) = std::env::var("CTSCOPE_RCVBUF")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return Ok(Box::new(Live::open_exact(&namespace(g), follow, rcvbuf)?));
     }
     Ok(Box::new(Live::open(&namespace(g), follow)?))
 }
@@ -247,77 +255,77 @@ fn watch(
 ) -> Result<ExitCode> {
     let filter = compile_filter(f)?;
     let source = open_source(g, true, Speed::Fast)?;
+    let epoch = source.start_epoch_ns();
     catch_stop_signals();
-    let (rx, handle) = Engine::spawn(source, Options::default())?;
-    let mut store = Store::new();
+    let (rx, handle) = Engine::spawn(source, engine_options())?;
+    let clock = handle.clock();
+    // A recording does not say which host it was made on: a replay names none.
+    let host = if g.replay.is_some() { None } else { hostname() };
+    let mut stream = Stream::new(filter, flows, expects, host, g.netns.clone());
     let stdout = io::stdout().lock();
     let mut w = output::Writer::new(BufWriter::new(stdout), format_of(format));
-    let deadline = duration.map(|d| Instant::now() + d);
+    let deadline = duration.and_then(|d| Instant::now().checked_add(d));
     let mut printed = 0u64;
     let mut last_tick = Instant::now();
+    // What the writer said last: a closed pipe or an error ends the loop.
+    let mut state: io::Result<Outcome> = Ok(Outcome::Continue);
+    let mut emit = |o: Out, state: &mut io::Result<Outcome>, printed: &mut u64| {
+        if !matches!(state, Ok(Outcome::Continue)) || count.is_some_and(|c| *printed >= c) {
+            return;
+        }
+        *state = match &o {
+            Out::Line(l) => {
+                let r = w.watch(l);
+                if l.is_kernel_event() && matches!(r, Ok(Outcome::Continue)) {
+                    *printed += 1;
+                }
+                r
+            }
+            Out::Resync(r) => w.resync(r),
+        };
+    };
     loop {
         if STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            let now = handle.now();
+            let mut gone = Vec::new();
+            engine::tick_with(&mut stream.store, &handle, now, &mut |e| {
+                gone.push(e.clone())
+            });
+            let time = epoch + clock.now_ns();
+            stream.expired(gone, time, now, &mut |o| emit(o, &mut state, &mut printed));
+            last_tick = Instant::now();
+        }
         let ev = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(ev) => ev,
-            Err(RecvTimeoutError::Timeout) => {
-                if last_tick.elapsed() >= Duration::from_secs(1) {
-                    engine::tick(&mut store, &handle, handle.now());
-                    last_tick = Instant::now();
-                }
-                continue;
-            }
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let now = handle.now();
         match ev {
-            EngineEvent::Records(batch) => {
-                for (event, record) in batch {
-                    if event == Event::Dump {
-                        store.apply(event, record, now);
-                        continue;
-                    }
-                    // A DESTROY is shown as the store knew the entry; NEW and UPDATE as the
-                    // store holds it after merging (an UPDATE may omit unchanged attributes
-                    // such as labels, helper or master).
-                    let line = if event == Event::Destroy {
-                        let line = watch_line(&store, event, &record, now, &filter, flows, expects);
-                        store.apply(event, record, now);
-                        line
-                    } else {
-                        let key = Key::of(&record);
-                        store.apply(event, record, now);
-                        key.get(&store).and_then(|r| {
-                            watch_line(&store, event, &r, now, &filter, flows, expects)
-                        })
-                    };
-                    if let Some(line) = line {
-                        if w.watch(&line)? == Outcome::Closed {
-                            return Ok(ExitCode::SUCCESS);
-                        }
-                        printed += 1;
-                    }
-                    if count.is_some_and(|c| printed >= c) {
-                        let _ = w.finish()?;
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                }
-            }
-            EngineEvent::Overrun => {
-                eprintln!("ctscope: the kernel dropped events (ENOBUFS); re-dumping to resync");
-                engine::apply(&mut store, EngineEvent::Overrun, now);
-            }
-            EngineEvent::DecodeErrors(n) => {
-                eprintln!("ctscope: {n} message(s) could not be decoded");
-            }
             EngineEvent::Fatal(msg) => {
                 let _ = w.finish();
                 anyhow::bail!("{msg}");
             }
-            other => {
-                engine::apply(&mut store, other, now);
+            EngineEvent::DecodeErrors(n) => {
+                eprintln!("ctscope: {n} message(s) could not be decoded");
             }
+            ev => {
+                if matches!(ev, EngineEvent::Overrun) {
+                    eprintln!("ctscope: the kernel dropped events (ENOBUFS); re-dumping to resync");
+                }
+                stream.apply(ev, now, &mut |o| emit(o, &mut state, &mut printed));
+            }
+        }
+        match state {
+            Ok(Outcome::Continue) => {}
+            Ok(Outcome::Closed) => return Ok(ExitCode::SUCCESS),
+            Err(e) => return Err(e.into()),
+        }
+        if count.is_some_and(|c| printed >= c) {
+            break;
         }
     }
     let _ = w.finish()?;
@@ -325,74 +333,18 @@ fn watch(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Which entry a record is about, kept across `Store::apply` (which consumes the record).
-enum Key {
-    Flow(FlowKey),
-    Expect(ExpectKey),
-}
-
-impl Key {
-    fn of(r: &Record) -> Key {
-        match r {
-            Record::Flow(f) => Key::Flow(FlowKey::of(f)),
-            Record::Expect(e) => Key::Expect(ExpectKey::of(e)),
-        }
+/// Engine settings for the headless followers. `CTSCOPE_REDUMP_MIN` (a duration such as
+/// `300ms`) lowers the floor of the background re-dump interval: tests use it to see
+/// convergence dumps within seconds.
+fn engine_options() -> Options {
+    let mut opts = Options::default();
+    if let Some(d) = std::env::var("CTSCOPE_REDUMP_MIN")
+        .ok()
+        .and_then(|v| humantime::parse_duration(&v).ok())
+    {
+        opts.min_redump = d;
     }
-
-    /// The store's merged entry, as a record to show.
-    fn get(&self, store: &Store) -> Option<Record> {
-        match self {
-            Key::Flow(k) => store.flow(k).cloned().map(Record::Flow),
-            Key::Expect(k) => store.expectation(k).cloned().map(Record::Expect),
-        }
-    }
-}
-
-/// The watch line for one event, or `None` when filtered out. A DESTROY carries only the
-/// key, so it is shown with what the store knew of the entry (helper, master, …).
-fn watch_line(
-    store: &Store,
-    event: Event,
-    record: &Record,
-    now: u32,
-    filter: &Filter,
-    flows: bool,
-    expects: bool,
-) -> Option<WatchLine> {
-    match record {
-        Record::Flow(fl) => {
-            if !flows {
-                return None;
-            }
-            let known = if event == Event::Destroy {
-                store.flow(&FlowKey::of(fl))
-            } else {
-                None
-            };
-            let shown = known.unwrap_or(fl);
-            if !filter.match_flow(shown, now) {
-                return None;
-            }
-            let v = super::annotate_flow(store, FlowView::of(shown, now), shown);
-            Some(WatchLine::new(event, EntryView::Flow(v)))
-        }
-        Record::Expect(e) => {
-            if !expects {
-                return None;
-            }
-            let known = if event == Event::Destroy {
-                store.expectation(&ExpectKey::of(e))
-            } else {
-                None
-            };
-            let shown = known.unwrap_or(e);
-            if !filter.match_expect(shown, now) {
-                return None;
-            }
-            let v = super::annotate_expect(store, ExpectView::of(shown, now), shown);
-            Some(WatchLine::new(event, EntryView::Expect(v)))
-        }
-    }
+    opts
 }
 
 fn delete(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
@@ -561,12 +513,14 @@ fn record(g: &Global, file: &std::path::Path, duration: Option<Duration>) -> Res
     catch_stop_signals();
     let opts = Options {
         record: Some(writer),
-        ..Options::default()
+        ..engine_options()
     };
     let (rx, handle) = Engine::spawn(source, opts)?;
     let deadline = duration.map(|d| Instant::now() + d);
     let mut store = Store::new();
-    let (mut events, mut overruns) = (0u64, 0u64);
+    // Every frame goes to the file (dumps, events, re-dumps and re-check answers, each
+    // under its own kind), so a replay rebuilds the same stream, resyncs included.
+    let (mut events, mut overruns, mut redumps, mut dumps) = (0u64, 0u64, 0u64, 0u64);
     eprintln!(
         "ctscope: recording to '{}'{}",
         file.display(),
@@ -586,8 +540,13 @@ fn record(g: &Global, file: &std::path::Path, duration: Option<Duration>) -> Res
                 if let EngineEvent::Records(b) = &ev {
                     events += b.iter().filter(|(e, _)| *e != Event::Dump).count() as u64;
                 }
-                if matches!(ev, EngineEvent::Overrun) {
-                    overruns += 1;
+                match ev {
+                    EngineEvent::Overrun => overruns += 1,
+                    EngineEvent::DumpEnd { .. } => {
+                        redumps += u64::from(dumps > 0);
+                        dumps += 1;
+                    }
+                    _ => {}
                 }
                 engine::apply(&mut store, ev, handle.now());
             }
@@ -597,7 +556,7 @@ fn record(g: &Global, file: &std::path::Path, duration: Option<Duration>) -> Res
     }
     handle.stop();
     eprintln!(
-        "ctscope: recorded {events} events and {overruns} overruns; the table held {} flows and {} expectations at the end",
+        "ctscope: recorded {events} events, {overruns} overruns and {redumps} re-dumps; the table held {} flows and {} expectations at the end",
         store.flow_count(),
         store.expect_count()
     );

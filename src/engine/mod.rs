@@ -19,6 +19,12 @@
 //!   under 5% of one core ([`redump_interval`]); the store sweeps what it no longer reports.
 //!
 //! Store time is whole seconds since the engine started (a replay: the recorded time).
+//!
+//! Two kinds of change reach the owner and stay apart all the way to the output: what the
+//! kernel announced (`Records` with NEW/UPDATE/DESTROY) and what the engine found by
+//! itself (`Rechecked` answers, and the entries of a re-dump: `Resync` then
+//! `DumpBegin`…`DumpEnd`). Every batch is dated by a `Received` before it. `watch` prints the first as kernel events and the second as
+//! labelled housekeeping, so one kernel message is always one line.
 
 pub mod record;
 pub mod source;
@@ -40,6 +46,16 @@ pub use source::{Clock, Item, Live, Poll, Replay, Source, Speed, EXPECTS, FLOWS}
 pub enum EngineEvent {
     /// Decoded entries, in kernel order (dump entries carry `Event::Dump`).
     Records(Vec<(Event, Record)>),
+    /// Answers to re-checks (`Command::Recheck`): a flow still present comes as
+    /// `Event::Dump` (a refresh), a vanished one as `Event::Destroy` synthesized by the
+    /// engine. Housekeeping: the kernel announced none of this.
+    Rechecked(Vec<(Event, Record)>),
+    /// What follows was received at this time, in ns since the Unix epoch (a replay: the
+    /// recorded time). Sent before every batch, dump boundary and overrun.
+    Received(u64),
+    /// The dump that follows is a re-dump (any dump after the first), and why: what it
+    /// finds different from the store is a resync's work, not the kernel's events.
+    Resync(ResyncReason),
     /// A full dump of these tables starts (the store begins a resync).
     DumpBegin { flows: bool, expects: bool },
     /// The dump is complete (the store sweeps what it did not report).
@@ -52,6 +68,25 @@ pub enum EngineEvent {
     ActionDone(Report),
     /// The engine stopped on an error (e.g. a socket failure); the message is for the user.
     Fatal(String),
+}
+
+/// Why a re-dump runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResyncReason {
+    /// The kernel dropped events (ENOBUFS).
+    Overrun,
+    /// A background convergence dump (or a `Command::Redump`, or a retried dump).
+    Redump,
+}
+
+impl ResyncReason {
+    /// The word used in `watch` output.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResyncReason::Overrun => "overrun",
+            ResyncReason::Redump => "redump",
+        }
+    }
 }
 
 /// What the owner asks the engine to do.
@@ -116,6 +151,22 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
             }
             changed
         }
+        EngineEvent::Rechecked(batch) => {
+            let mut changed = false;
+            for (event, record) in batch {
+                changed |= match (event, record) {
+                    (Event::Destroy, Record::Flow(f)) => {
+                        store.sweep_flow(&FlowKey::of(&f)).is_some()
+                    }
+                    (Event::Destroy, Record::Expect(_)) => false,
+                    (_, record) => {
+                        store.apply(Event::Dump, record, now)
+                            != crate::model::store::Change::Nothing
+                    }
+                };
+            }
+            changed
+        }
         EngineEvent::DumpBegin { flows, expects } => {
             store.begin_resync_tables(flows, expects);
             false
@@ -128,7 +179,11 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
             store.note_resync();
             true
         }
-        EngineEvent::DecodeErrors(_) | EngineEvent::ActionDone(_) | EngineEvent::Fatal(_) => false,
+        EngineEvent::Received(_)
+        | EngineEvent::Resync(_)
+        | EngineEvent::DecodeErrors(_)
+        | EngineEvent::ActionDone(_)
+        | EngineEvent::Fatal(_) => false,
     }
 }
 
@@ -138,7 +193,18 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
 /// already queued, and a replay ignores re-checks (its recording holds the answers).
 /// Returns whether the store changed.
 pub fn tick(store: &mut Store, handle: &EngineHandle, now: u32) -> bool {
-    let expired = store.expire_expectations(now) > 0;
+    tick_with(store, handle, now, &mut |_| {})
+}
+
+/// [`tick`], handing every expectation it drops to `gone` (so `watch` can print the
+/// removal as housekeeping).
+pub fn tick_with(
+    store: &mut Store,
+    handle: &EngineHandle,
+    now: u32,
+    gone: &mut dyn FnMut(&crate::model::Expectation),
+) -> bool {
+    let expired = store.expire_expectations_with(now, gone) > 0;
     let stale = store.expired_flows(now);
     if !stale.is_empty() {
         // An ended engine (a finished replay) simply has nothing to ask.
@@ -221,7 +287,7 @@ pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<Load
                 }
                 send(Chunk::End(t));
             }
-            Item::DumpMsg(m) | Item::Event(m) => {
+            Item::DumpMsg(m) | Item::Event(m) | Item::Recheck(m) => {
                 // Each message is whole (header included) and 4-byte aligned in length, so
                 // concatenated messages frame again with `decode::messages`.
                 cur.extend_from_slice(m);
@@ -326,6 +392,9 @@ impl Engine {
 const POLL: Duration = Duration::from_millis(20);
 /// Re-checks done between two polls, so a large backlog never starves events.
 const RECHECK_CHUNK: usize = 2000;
+/// Records received further apart than this go in separate batches (and get separate
+/// `Received` times).
+const BATCH_SPAN_NS: u64 = 1_000_000;
 /// Deletes done between two polls: each causes a DESTROY event that must be read before
 /// the event buffer overflows.
 const ACTION_CHUNK: usize = 2000;
@@ -335,12 +404,22 @@ struct Pump {
     tx: Sender<EngineEvent>,
     record: Option<record::Writer>,
     clock: Clock,
+    /// The clock's zero in ns since the Unix epoch (`Source::start_epoch_ns`).
+    epoch: u64,
     batch: Vec<(Event, Record)>,
+    /// The batch holds re-check answers (`Rechecked`), not kernel records.
+    batch_recheck: bool,
+    /// Clock time (ns) the batch's first record was received.
+    batch_at: u64,
     batch_max: usize,
     decode_errors: u64,
     overrun: bool,
     /// Dumped entries of the last complete dump (sizes the background interval).
     dumped: usize,
+    /// Dumps completed so far: every dump after the first is announced as a resync.
+    dumps: u64,
+    /// An overrun was seen since the last dump began.
+    overrun_since_dump: bool,
     counting: usize,
     /// The receiver is gone or the recording failed: stop.
     done: bool,
@@ -363,9 +442,27 @@ impl Pump {
         }
     }
 
-    fn decode(&mut self, m: &[u8]) {
+    /// Decode one message into the batch. `dumped` entries of one dump share the time of
+    /// the batch they start (a dump is one snapshot); events and re-check answers are
+    /// batched only within `BATCH_SPAN_NS`, so each is dated by when it arrived.
+    fn decode(&mut self, m: &[u8], recheck: bool, dumped: bool) {
         match decode::message(m) {
             Ok((Message::Record { event, record }, _)) => {
+                let at = self.clock.now_ns();
+                if !self.batch.is_empty()
+                    && (self.batch_recheck != recheck
+                        || (!dumped && at.saturating_sub(self.batch_at) > BATCH_SPAN_NS))
+                {
+                    self.flush();
+                }
+                if self.batch.is_empty() {
+                    self.batch_recheck = recheck;
+                    self.batch_at = at;
+                    if dumped {
+                        // A dump fills whole batches: size it once.
+                        self.batch.reserve(self.batch_max.min(4096));
+                    }
+                }
                 self.batch.push((event, record));
                 if self.batch.len() >= self.batch_max {
                     self.flush();
@@ -378,11 +475,14 @@ impl Pump {
 
     fn flush(&mut self) {
         if !self.batch.is_empty() {
-            let b = std::mem::replace(
-                &mut self.batch,
-                Vec::with_capacity(self.batch_max.min(4096)),
-            );
-            self.send(EngineEvent::Records(b));
+            // Grown on demand: a batch cut short by time must not pin a 4096-slot buffer.
+            let b = std::mem::take(&mut self.batch);
+            self.send(EngineEvent::Received(self.epoch + self.batch_at));
+            self.send(if self.batch_recheck {
+                EngineEvent::Rechecked(b)
+            } else {
+                EngineEvent::Records(b)
+            });
         }
         if self.decode_errors > 0 {
             let n = std::mem::take(&mut self.decode_errors);
@@ -397,12 +497,27 @@ impl Pump {
         }
     }
 
+    /// Date what is sent next (a dump boundary or an overrun) by the clock now.
+    fn stamp(&mut self) {
+        let at = self.epoch + self.clock.now_ns();
+        self.send(EngineEvent::Received(at));
+    }
+
     fn item(&mut self, item: Item<'_>) {
         match item {
             Item::DumpBegin(t) => {
                 self.flush();
                 self.write(record::Kind::DumpBegin, &[t]);
                 self.counting = 0;
+                self.stamp();
+                if self.dumps > 0 {
+                    let why = if std::mem::take(&mut self.overrun_since_dump) {
+                        ResyncReason::Overrun
+                    } else {
+                        ResyncReason::Redump
+                    };
+                    self.send(EngineEvent::Resync(why));
+                }
                 self.send(EngineEvent::DumpBegin {
                     flows: t & FLOWS != 0,
                     expects: t & EXPECTS != 0,
@@ -411,12 +526,14 @@ impl Pump {
             Item::DumpMsg(m) => {
                 self.write(record::Kind::DumpMsg, m);
                 self.counting += 1;
-                self.decode(m);
+                self.decode(m, false, true);
             }
             Item::DumpEnd(t) => {
                 self.flush();
                 self.write(record::Kind::DumpEnd, &[t]);
                 self.dumped = self.counting;
+                self.dumps += 1;
+                self.stamp();
                 self.send(EngineEvent::DumpEnd {
                     flows: t & FLOWS != 0,
                     expects: t & EXPECTS != 0,
@@ -424,12 +541,18 @@ impl Pump {
             }
             Item::Event(m) => {
                 self.write(record::Kind::EventMsg, m);
-                self.decode(m);
+                self.decode(m, false, false);
+            }
+            Item::Recheck(m) => {
+                self.write(record::Kind::RecheckMsg, m);
+                self.decode(m, true, false);
             }
             Item::Overrun => {
                 self.flush();
                 self.write(record::Kind::Overrun, &[]);
                 self.overrun = true;
+                self.overrun_since_dump = true;
+                self.stamp();
                 self.send(EngineEvent::Overrun);
             }
         }
@@ -449,11 +572,16 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
         tx,
         record: opts.record,
         clock: source.clock(),
+        epoch: source.start_epoch_ns(),
         batch: Vec::new(),
+        batch_recheck: false,
+        batch_at: 0,
         batch_max: opts.batch.max(1),
         decode_errors: 0,
         overrun: false,
         dumped: 0,
+        dumps: 0,
+        overrun_since_dump: false,
         counting: 0,
         done: false,
     };
@@ -636,7 +764,11 @@ mod tests {
                 None => Ok(Poll::End),
             }
         }
-        fn recheck(&mut self, _: &[FlowKey], _: &mut dyn FnMut(Item<'_>)) -> Result<()> {
+        /// Every re-checked flow is gone.
+        fn recheck(&mut self, keys: &[FlowKey], sink: &mut dyn FnMut(Item<'_>)) -> Result<()> {
+            for k in keys {
+                sink(Item::Recheck(&source::synthetic_destroy(k)));
+            }
             Ok(())
         }
         fn conn(&mut self) -> Result<&mut Conn> {
@@ -669,6 +801,10 @@ mod tests {
     fn name(ev: &EngineEvent) -> &'static str {
         match ev {
             EngineEvent::Records(_) => "records",
+            EngineEvent::Rechecked(_) => "rechecked",
+            EngineEvent::Received(_) => "received",
+            EngineEvent::Resync(ResyncReason::Overrun) => "resync-overrun",
+            EngineEvent::Resync(ResyncReason::Redump) => "resync-redump",
             EngineEvent::DumpBegin { .. } => "begin",
             EngineEvent::DumpEnd { .. } => "end",
             EngineEvent::Overrun => "overrun",
@@ -683,16 +819,21 @@ mod tests {
         let (src, dumps) = fake(true, vec![None, Some(Item::Overrun)]);
         let (rx, handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
         let mut seen = Vec::new();
-        while seen.len() < 5 {
+        while seen.len() < 6 {
             let ev = rx
                 .recv_timeout(Duration::from_secs(5))
                 .expect("engine event");
             if let EngineEvent::DumpBegin { flows, expects } = ev {
                 assert!(flows && expects, "both tables are dumped together");
             }
-            seen.push(name(&ev));
+            if !matches!(ev, EngineEvent::Received(_)) {
+                seen.push(name(&ev));
+            }
         }
-        assert_eq!(seen, ["begin", "end", "overrun", "begin", "end"]);
+        assert_eq!(
+            seen,
+            ["begin", "end", "overrun", "resync-overrun", "begin", "end"]
+        );
         handle.stop();
         assert_eq!(dumps.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
@@ -737,10 +878,68 @@ mod tests {
     fn a_replay_ends_the_engine_and_disconnects() {
         let (src, dumps) = fake(false, vec![Some(Item::Overrun)]);
         let (rx, _handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
-        let names: Vec<_> = rx.iter().map(|e| name(&e)).collect();
+        let names: Vec<_> = rx
+            .iter()
+            .map(|e| name(&e))
+            .filter(|n| *n != "received")
+            .collect();
         // A replay's overrun is followed by the recorded re-dump, not by a new one.
         assert_eq!(names, ["begin", "end", "overrun"]);
         assert_eq!(dumps.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn recheck_answers_are_housekeeping_dated_and_recorded_apart_from_events() {
+        let (src, _) = fake(true, vec![]);
+        let path =
+            std::env::temp_dir().join(format!("ctscope-engine-recheck-{}.rec", std::process::id()));
+        let opts = Options {
+            record: Some(record::Writer::create(&path).unwrap()),
+            ..Options::default()
+        };
+        let before = record::now_epoch_ns();
+        let (rx, handle) = Engine::spawn(Box::new(src), opts).unwrap();
+        let t = crate::model::Tuple {
+            proto: crate::model::tuple::proto::UDP,
+            sport: 5353,
+            ..Default::default()
+        };
+        handle
+            .send(Command::Recheck(vec![FlowKey::of(
+                &crate::model::Flow::new(t),
+            )]))
+            .unwrap();
+        let mut last_time = 0;
+        let batch = loop {
+            match rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("engine event")
+            {
+                EngineEvent::Received(at) => last_time = at,
+                EngineEvent::Rechecked(b) => break b,
+                EngineEvent::Records(b) => {
+                    panic!("a re-check answer came as a kernel record: {b:?}")
+                }
+                _ => {}
+            }
+        };
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].0, Event::Destroy);
+        assert!(last_time >= before && last_time <= record::now_epoch_ns());
+        handle.stop();
+        let mut r = record::Reader::open(&path).unwrap();
+        let kinds: Vec<record::Kind> = std::iter::from_fn(|| r.next_frame().unwrap())
+            .map(|f| f.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                record::Kind::DumpBegin,
+                record::Kind::DumpEnd,
+                record::Kind::RecheckMsg
+            ]
+        );
+        std::fs::remove_file(&path).ok();
     }
 
     #[test]

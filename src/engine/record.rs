@@ -9,7 +9,10 @@
 //! ```
 //! Kinds: 1 dump-begin and 3 dump-end (payload: one byte, the tables: 1 flows | 2 expects),
 //! 2 dump-msg and 4 event-msg (payload: one netlink message, header included),
-//! 5 overrun (no payload: the kernel dropped events here).
+//! 5 overrun (no payload: the kernel dropped events here),
+//! 6 recheck-msg (payload: one netlink message: the kernel's answer to a re-check of a flow
+//! whose timeout passed, or the DELETE synthesized when it had none; housekeeping, not an
+//! event the kernel multicast).
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -37,10 +40,14 @@ pub enum Kind {
     DumpMsg = 2,
     /// The dump ended; payload: table bits.
     DumpEnd = 3,
-    /// One event (or a re-check reply).
+    /// One event the kernel multicast (recordings made before kind 6 also hold re-check
+    /// replies here).
     EventMsg = 4,
     /// The kernel reported ENOBUFS.
     Overrun = 5,
+    /// The answer to a re-check (`conntrack -G`), or a synthesized DELETE when the flow
+    /// was gone: store housekeeping, kept apart from the kernel's events.
+    RecheckMsg = 6,
 }
 
 impl Kind {
@@ -51,6 +58,7 @@ impl Kind {
             3 => Kind::DumpEnd,
             4 => Kind::EventMsg,
             5 => Kind::Overrun,
+            6 => Kind::RecheckMsg,
             _ => return None,
         })
     }

@@ -28,8 +28,11 @@ pub enum Item<'a> {
     DumpMsg(&'a [u8]),
     /// The dump of these tables is complete.
     DumpEnd(u8),
-    /// One event, or the reply to a re-check (a raw netlink message).
+    /// One event the kernel multicast (a raw netlink message).
     Event(&'a [u8]),
+    /// The answer to a re-check (a raw netlink message): the kernel's GET reply, or a
+    /// synthesized DELETE for a flow it no longer has. Housekeeping, not a kernel event.
+    Recheck(&'a [u8]),
     /// Events were lost (ENOBUFS).
     Overrun,
 }
@@ -86,7 +89,7 @@ pub trait Source: Send {
     ) -> Result<Poll>;
 
     /// Ask the kernel about flows whose timeout passed: each still-present flow's reply
-    /// goes to the sink as an `Event` (the kernel marks a get reply `NLM_F_MULTI`, so it
+    /// goes to the sink as a `Recheck` (the kernel marks a get reply `NLM_F_MULTI`, so it
     /// decodes like a dumped entry: a refresh, not an event); each vanished flow as a
     /// synthesized DELETE message (it decodes as a destroy). A replay does nothing: its
     /// recording already holds the answers the live session got.
@@ -100,6 +103,12 @@ pub trait Source: Send {
 
     /// Whether this is the live kernel (background re-dumps and re-checks only make sense then).
     fn is_live(&self) -> bool;
+
+    /// When the clock's zero was, in ns since the Unix epoch: live, when the source opened
+    /// (now minus the clock); a replay, when the recording started. Dates events.
+    fn start_epoch_ns(&self) -> u64 {
+        record::now_epoch_ns().saturating_sub(self.clock().now_ns())
+    }
 
     /// Drop queued events before a resync dump (see `Subscription::discard`). A replay
     /// has nothing to drop: the live session never recorded what it discarded.
@@ -126,8 +135,14 @@ impl Live {
     /// Like `open`, with an event receive buffer of `rcvbuf` bytes (at least 8 MiB):
     /// a larger one absorbs bigger bursts (a flush of N entries queues ~1.3 KB each).
     pub fn open_with(ns: &Namespace, follow: bool, rcvbuf: usize) -> Result<Live> {
+        Live::open_exact(ns, follow, rcvbuf.max(crate::netlink::events::MIN_RCVBUF))
+    }
+
+    /// Like `open_with`, with exactly `rcvbuf` bytes, even below the 8 MiB floor, so a
+    /// test can make the kernel drop events (ENOBUFS) and watch the resync.
+    pub fn open_exact(ns: &Namespace, follow: bool, rcvbuf: usize) -> Result<Live> {
         let events = if follow {
-            Some(Subscription::open(ns, rcvbuf)?)
+            Some(Subscription::open_exact(ns, rcvbuf)?)
         } else {
             None
         };
@@ -196,9 +211,9 @@ impl Source for Live {
         for k in keys {
             let found = self
                 .conn
-                .get_flow(k.zone, &k.orig, &mut |m| sink(Item::Event(m)))?;
+                .get_flow(k.zone, &k.orig, &mut |m| sink(Item::Recheck(m)))?;
             if !found {
-                sink(Item::Event(&synthetic_destroy(k)));
+                sink(Item::Recheck(&synthetic_destroy(k)));
             }
         }
         Ok(())
@@ -329,6 +344,7 @@ fn deliver(f: &record::Frame, sink: &mut dyn FnMut(Item<'_>)) {
         Kind::DumpEnd => sink(Item::DumpEnd(tables())),
         Kind::EventMsg => sink(Item::Event(&f.bytes)),
         Kind::Overrun => sink(Item::Overrun),
+        Kind::RecheckMsg => sink(Item::Recheck(&f.bytes)),
     }
 }
 
@@ -404,6 +420,10 @@ impl<R: std::io::Read + Send> Source for Replay<R> {
     fn is_live(&self) -> bool {
         false
     }
+
+    fn start_epoch_ns(&self) -> u64 {
+        self.reader.start()
+    }
 }
 
 #[cfg(test)]
@@ -429,7 +449,7 @@ mod tests {
                 Item::DumpBegin(t) => Got::Begin(t),
                 Item::DumpMsg(m) => Got::Msg(m.to_vec()),
                 Item::DumpEnd(t) => Got::End(t),
-                Item::Event(m) => Got::Event(m.to_vec()),
+                Item::Event(m) | Item::Recheck(m) => Got::Event(m.to_vec()),
                 Item::Overrun => Got::Overrun,
             })
         }

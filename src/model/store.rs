@@ -222,6 +222,17 @@ impl Store {
     /// A table with no re-dump in progress is left alone (a stray call sweeps nothing).
     /// Each table swept counts as one completed dump in `stats().dumps`.
     pub fn end_resync(&mut self, flows: bool, expects: bool) -> usize {
+        self.end_resync_with(flows, expects, &mut |_| {})
+    }
+
+    /// [`end_resync`](Store::end_resync), handing every swept entry to `swept` before it
+    /// goes, so a stream can report what the re-dump removed.
+    pub fn end_resync_with(
+        &mut self,
+        flows: bool,
+        expects: bool,
+        swept: &mut dyn FnMut(Record),
+    ) -> usize {
         let mut gone = 0;
         if flows && self.flow_resync {
             self.flow_resync = false;
@@ -229,7 +240,7 @@ impl Store {
             let mut i = 0;
             while i < self.flows.len() {
                 if self.marks[i] != self.flow_mark {
-                    self.remove_flow_at(i);
+                    swept(Record::Flow(self.remove_flow_at(i)));
                     gone += 1;
                 } else {
                     i += 1;
@@ -251,6 +262,7 @@ impl Store {
                     // No clock here: date it by its last report, so `prune_recent` ages it
                     // from when the kernel last showed it.
                     let at = e.exp.seen;
+                    swept(Record::Expect(e.exp.clone()));
                     self.remember_destroyed(e.exp, at);
                     gone += 1;
                 }
@@ -297,6 +309,16 @@ impl Store {
     /// goes only once more than `timeout` seconds have passed since it was reported.
     /// Also forgets destroyed expectations older than `RECENT_EXPECT_SECS`.
     pub fn expire_expectations(&mut self, now: u32) -> usize {
+        self.expire_expectations_with(now, &mut |_| {})
+    }
+
+    /// [`expire_expectations`](Store::expire_expectations), handing each expired one to
+    /// `gone` (housekeeping a stream reports apart from the kernel's DESTROY).
+    pub fn expire_expectations_with(
+        &mut self,
+        now: u32,
+        gone: &mut dyn FnMut(&Expectation),
+    ) -> usize {
         let stale: Vec<ExpectKey> = self
             .expects
             .iter()
@@ -305,6 +327,7 @@ impl Store {
             .collect();
         for k in &stale {
             if let Some(e) = self.expects.remove(k) {
+                gone(&e.exp);
                 self.remember_destroyed(e.exp, now);
             }
         }
@@ -400,6 +423,14 @@ impl Store {
         let i = self.find(key)?;
         self.generation += 1;
         Some(self.remove_flow_at(i))
+    }
+
+    /// Remove a flow that housekeeping found gone (a re-check the kernel answered with
+    /// nothing): it counts as swept, like a re-dump's removal, never as an event.
+    pub fn sweep_flow(&mut self, key: &FlowKey) -> Option<Flow> {
+        let f = self.remove_flow(key)?;
+        self.stats.swept += 1;
+        Some(f)
     }
 
     /// Remove one expectation, remembering it for RELATED linking as a DESTROY would.
@@ -677,6 +708,23 @@ fn malloc_size(n: usize) -> usize {
     } else {
         (n + 8).div_ceil(16) * 16
     }
+}
+
+/// What a kernel event says about a flow, completed from what the store knew of the same
+/// connection (`known`): the kernel's value wins for every attribute it sent, and only
+/// the ones it leaves out of that message (a DESTROY carries no helper, master, labels or
+/// secctx; an UPDATE no counters) come from `known`. Nothing is taken from another life
+/// of the tuple (a different non-zero `CTA_ID`).
+pub fn complete_flow(known: &Flow, kernel: Flow) -> Flow {
+    if known.id != 0 && kernel.id != 0 && known.id != kernel.id {
+        return kernel;
+    }
+    merge_update(known, kernel)
+}
+
+/// [`complete_flow`] for an expectation event.
+pub fn complete_expect(known: &Expectation, kernel: Expectation) -> Expectation {
+    merge_expect(known, kernel)
 }
 
 /// Merge an UPDATE into what the store knew. `ctnetlink_conntrack_event` always sends the

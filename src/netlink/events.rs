@@ -59,7 +59,12 @@ impl Subscription {
     /// `conntrack -E` + `conntrack -E expect`: join groups 1, 2, 3, 4 and 6 in `ns` with a
     /// receive buffer of at least `rcvbuf` bytes (raised to `MIN_RCVBUF`).
     pub fn open(ns: &Namespace, rcvbuf: usize) -> Result<Subscription> {
-        let want = rcvbuf.max(MIN_RCVBUF);
+        Subscription::open_exact(ns, rcvbuf.max(MIN_RCVBUF))
+    }
+
+    /// Like `open`, with exactly `want` bytes asked for, even below `MIN_RCVBUF`: a tiny
+    /// buffer provokes ENOBUFS on purpose (tests of the resync path).
+    pub fn open_exact(ns: &Namespace, want: usize) -> Result<Subscription> {
         let sock = netns::run_in(ns, || {
             let sock = open_socket()?;
             for g in [

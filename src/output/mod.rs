@@ -19,7 +19,7 @@
 pub mod text;
 pub mod view;
 
-pub use view::{EntryView, ExpectView, FlowView, TupleView, WatchLine};
+pub use view::{EntryView, ExpectView, FlowView, ResyncLine, Stamp, TupleView, WatchLine};
 
 use std::io::{self, Write};
 
@@ -89,6 +89,16 @@ impl<W: Write> Writer<W> {
             return self.guard(|out| out.flush());
         }
         Ok(r)
+    }
+
+    /// Write one resync marker (`[RESYNC] begin …` in text, an object with
+    /// `"event":"resync"` in JSON).
+    pub fn resync(&mut self, r: &ResyncLine) -> io::Result<Outcome> {
+        let out = self.item(r, || text::resync(r))?;
+        if out == Outcome::Continue && self.format != Format::Json {
+            return self.guard(|out| out.flush());
+        }
+        Ok(out)
     }
 
     /// End the output: close the JSON array (`[]` when empty) and flush.
@@ -256,7 +266,9 @@ mod tests {
         let _ = w.watch(&line).unwrap();
         let out = String::from_utf8(w.into_inner()).unwrap();
         assert!(
-            out.starts_with(r#"{"event":"new","kind":"expect","family":"ipv4""#),
+            out.starts_with(
+                r#"{"time":"1970-01-01T00:00:00.000000000Z","event":"new","source":"kernel","kind":"expect","family":"ipv4""#
+            ),
             "{out}"
         );
         assert_eq!(out.lines().count(), 1);
@@ -360,9 +372,45 @@ mod tests {
              mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 \
              master-src=10.0.0.1 master-dst=10.0.0.2 sport=40000 dport=21 PERMANENT class=0"
         );
-        let w = WatchLine::new(Event::Destroy, EntryView::Flow(FlowView::of(&f, 10)));
-        assert!(text::watch(&w).starts_with("[DESTROY] tcp      6 100 ESTABLISHED"));
+        let stamp = Stamp {
+            time: view::EventTime(1_764_510_803_000_000_001),
+            host: Some("fw1".into()),
+            netns: None,
+        };
+        let w = WatchLine::kernel(
+            stamp.clone(),
+            Event::Destroy,
+            EntryView::Flow(FlowView::of(&f, 10)),
+        );
+        assert!(text::watch(&w)
+            .starts_with("2025-11-30T13:53:23.000000001Z [DESTROY] tcp      6 100 ESTABLISHED"));
         let w = WatchLine::new(Event::New, EntryView::Expect(ExpectView::of(&e, 0)));
-        assert!(text::watch(&w).starts_with("    [NEW] expect 300 proto=6"));
+        assert!(text::watch(&w)
+            .starts_with("1970-01-01T00:00:00.000000000Z     [NEW] expect 300 proto=6"));
+        let w = WatchLine::sweep(
+            stamp.clone(),
+            "remove",
+            view::source::RESYNC,
+            EntryView::Flow(FlowView::of(&f, 10)),
+        );
+        assert!(
+            text::watch(&w)
+                .starts_with("2025-11-30T13:53:23.000000001Z   [SWEEP] remove (resync) tcp      6"),
+            "{}",
+            text::watch(&w)
+        );
+        let j = serde_json::to_value(&w).unwrap();
+        assert_eq!(j["time"], "2025-11-30T13:53:23.000000001Z");
+        assert_eq!(j["host"], "fw1");
+        assert!(j.get("netns").is_none());
+        assert_eq!(
+            (&j["event"], &j["change"], &j["source"], &j["kind"]),
+            (
+                &serde_json::json!("sweep"),
+                &serde_json::json!("remove"),
+                &serde_json::json!("resync"),
+                &serde_json::json!("flow")
+            )
+        );
     }
 }

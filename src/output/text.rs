@@ -7,7 +7,7 @@
 //! `[ASSURED]`, mark, secctx, zone, helper, use, id, labels. Counters follow each tuple when
 //! present. A protocol without ports (igmp, esp, 40, …) prints only addresses.
 
-use super::view::{EntryView, ExpectView, FlowView, TupleView, WatchLine};
+use super::view::{EntryView, ExpectView, FlowView, ResyncLine, TupleView, WatchLine};
 use std::fmt::Write;
 
 fn tuple(out: &mut String, t: &TupleView, prefix: &str) {
@@ -120,12 +120,42 @@ pub fn entry(v: &EntryView) -> String {
     }
 }
 
-/// A `conntrack -E`-style event line: `    [NEW] tcp ...`, expectations marked `expect`.
+/// A `conntrack -E -o timestamp`-style event line, dated in RFC 3339:
+/// `<time>     [NEW] tcp ...`, expectations marked `expect`; housekeeping as
+/// `<time>   [SWEEP] remove (resync) tcp ...`.
 pub fn watch(w: &WatchLine) -> String {
     let tag = format!("[{}]", w.event.to_ascii_uppercase());
     let body = entry(&w.entry);
-    match w.entry {
-        EntryView::Flow(_) => format!("{tag:>9} {body}"),
-        EntryView::Expect(_) => format!("{tag:>9} expect {body}"),
+    let mut s = format!("{} {tag:>9} ", w.stamp.time.rfc3339());
+    if let Some(change) = w.change {
+        let _ = write!(s, "{change} ({}) ", w.source);
     }
+    if let EntryView::Expect(_) = w.entry {
+        s.push_str("expect ");
+    }
+    s.push_str(&body);
+    s
+}
+
+/// A resync marker line: `<time>  [RESYNC] begin reason=overrun tables=flows,expects`,
+/// the end adding `added=N changed=N removed=N`.
+pub fn resync(r: &ResyncLine) -> String {
+    let mut s = format!(
+        "{} {:>9} {} reason={} tables={}",
+        r.stamp.time.rfc3339(),
+        "[RESYNC]",
+        r.phase,
+        r.reason,
+        r.tables.join(",")
+    );
+    for (k, v) in [
+        ("added", r.added),
+        ("changed", r.changed),
+        ("removed", r.removed),
+    ] {
+        if let Some(v) = v {
+            let _ = write!(s, " {k}={v}");
+        }
+    }
+    s
 }

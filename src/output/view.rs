@@ -353,23 +353,122 @@ impl EntryView {
     }
 }
 
-/// One `watch` line: the entry plus `"event"` and `"kind"` first.
+/// When a watch line's message was received, in ns since the Unix epoch; in JSON an
+/// RFC 3339 UTC time with nanoseconds (`2026-11-30T13:53:23.123456789Z`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventTime(pub u64);
+
+impl EventTime {
+    pub fn rfc3339(self) -> String {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(self.0);
+        humantime::format_rfc3339_nanos(t).to_string()
+    }
+}
+
+impl Serialize for EventTime {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.rfc3339())
+    }
+}
+
+/// What every stream line starts with: when it was received and where (`host`, and
+/// `netns` when one was given), so a log pipeline can merge many hosts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Stamp {
+    pub time: EventTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+}
+
+/// Where a watch line's change comes from: `"kernel"` for an event the kernel sent (one
+/// line per message), otherwise housekeeping (`"event":"sweep"`): `"resync"` (a re-dump
+/// after lost events or a background convergence dump), `"recheck"` (a flow whose timeout
+/// passed, asked for with a GET), `"expiry"` (an expectation whose timeout passed).
+pub mod source {
+    pub const KERNEL: &str = "kernel";
+    pub const RESYNC: &str = "resync";
+    pub const RECHECK: &str = "recheck";
+    pub const EXPIRY: &str = "expiry";
+}
+
+/// One `watch` line: stamp, `"event"`, for a sweep its `"change"`, `"source"` and
+/// `"kind"`, then the entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WatchLine {
+    #[serde(flatten)]
+    pub stamp: Stamp,
+    /// `new`, `update`, `destroy` (kernel events) or `sweep` (housekeeping).
     pub event: &'static str,
+    /// For a sweep: `add`, `update` or `remove`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<&'static str>,
+    pub source: &'static str,
     pub kind: &'static str,
     #[serde(flatten)]
     pub entry: EntryView,
 }
 
 impl WatchLine {
+    /// A kernel event's line, undated (see [`WatchLine::kernel`]).
     pub fn new(event: Event, entry: EntryView) -> WatchLine {
+        WatchLine::kernel(Stamp::default(), event, entry)
+    }
+
+    /// The line for one event the kernel sent.
+    pub fn kernel(stamp: Stamp, event: Event, entry: EntryView) -> WatchLine {
         WatchLine {
+            stamp,
             event: event_name(event),
+            change: None,
+            source: source::KERNEL,
             kind: entry.kind(),
             entry,
         }
     }
+
+    /// A housekeeping line: `change` is `add`, `update` or `remove`, `source` one of
+    /// [`source`]'s housekeeping names.
+    pub fn sweep(
+        stamp: Stamp,
+        change: &'static str,
+        source: &'static str,
+        entry: EntryView,
+    ) -> WatchLine {
+        WatchLine {
+            stamp,
+            event: "sweep",
+            change: Some(change),
+            source,
+            kind: entry.kind(),
+            entry,
+        }
+    }
+
+    /// Whether the kernel sent this (what `watch --count` counts).
+    pub fn is_kernel_event(&self) -> bool {
+        self.source == source::KERNEL
+    }
+}
+
+/// The in-band resync marker: `phase` `begin` before the differences a re-dump found
+/// (sweep lines with `"source":"resync"`), `end` after them with their counts. `reason`
+/// is `overrun` (the kernel dropped events, ENOBUFS) or `redump` (a background dump).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResyncLine {
+    #[serde(flatten)]
+    pub stamp: Stamp,
+    pub event: &'static str,
+    pub phase: &'static str,
+    pub reason: &'static str,
+    pub tables: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
 }
 
 /// The contract's event names; a dump entry (never a watch event) is `"dump"`.
