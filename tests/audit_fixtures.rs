@@ -257,6 +257,7 @@ fn live_expectations_carry_freedom_and_findings() {
             proto: proto::TCP,
             addr: "10.213.5.2".parse().unwrap(),
             port: 3306,
+            inode: 0,
         }],
         ..Listeners::default()
     });

@@ -114,6 +114,8 @@ struct RawEntry {
     dport: Level,
     #[serde(default)]
     option: Option<OptionCond>,
+    #[serde(default)]
+    expected_helper: Option<String>,
     restrict: String,
 }
 
@@ -142,6 +144,10 @@ pub struct Entry {
     /// The freedom the authors' table gives this kind.
     pub shape: Freedom,
     pub option: Option<OptionCond>,
+    /// The helper the kernel attaches to the connection this kind expects (`exp->helper`:
+    /// sip signalling → `sip`, H.323 `Q.931` → `H.245`, `RAS` → `Q.931`); `None` when the
+    /// expected connection gets no helper. A RELATED flow carrying it came from this row.
+    pub expected_helper: Option<String>,
     /// The matches that narrow a RELATED accept rule for this helper.
     pub restrict: String,
 }
@@ -153,6 +159,26 @@ impl Entry {
             Some(o) => format!("{} {} ({}={})", self.helper, self.kind, o.param, o.value),
             None => format!("{} {}", self.helper, self.kind),
         }
+    }
+
+    /// The row as the JSON views carry it (`"table"`): its label, helper, kind, module,
+    /// protocol, the option that selects it, and the authors' four levels.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "row": self.label(),
+            "helper": self.helper,
+            "kind": self.kind,
+            "module": self.module,
+            "protocol": match self.protocol {
+                Some(p) => serde_json::Value::from(proto::name(p).unwrap_or("?")),
+                None => serde_json::Value::from("in_cmd"),
+            },
+            "option": self.option.as_ref().map(|o| serde_json::json!({"param": o.param, "value": o.value})),
+            "src": self.shape.src.name(),
+            "sport": self.shape.sport.name(),
+            "dst": self.shape.dst.name(),
+            "dport": self.shape.dport.name(),
+        })
     }
 }
 
@@ -228,6 +254,7 @@ impl HelperTable {
                     dport: r.dport,
                 },
                 option: r.option,
+                expected_helper: r.expected_helper,
                 restrict: r.restrict,
             });
         }
@@ -298,6 +325,53 @@ impl HelperTable {
         self.entries.iter().find(|e| {
             e.kernel_names.iter().any(|n| n.eq_ignore_ascii_case(name)) && self.option_holds(e)
         })
+    }
+
+    /// The row behind a RELATED flow of protocol `p`, which carries no expectation class.
+    ///
+    /// `master_helper` is the master's helper when known; `flow_helper` the helper the
+    /// kernel attached to the flow itself, which tells the kinds apart (sip signalling
+    /// flows carry `sip`, media flows nothing) and, when the master is gone, names the row
+    /// that attaches it (`H.245` → the Q.931 row). Returns the row and the master's
+    /// helper name it stands for. Rows of the right protocol are preferred; when none
+    /// is, the helper's first row is returned so the protocol difference is reported.
+    pub fn lookup_flow(
+        &self,
+        master_helper: Option<&str>,
+        flow_helper: Option<&str>,
+        p: u8,
+    ) -> Option<(&Entry, String)> {
+        let named = |e: &Entry, n: &str| e.kernel_names.iter().any(|k| k.eq_ignore_ascii_case(n));
+        let attaches = |e: &Entry, h: Option<&str>| match (&e.expected_helper, h) {
+            (Some(x), Some(h)) => x.eq_ignore_ascii_case(h),
+            (None, None) => true,
+            _ => false,
+        };
+        let proto_ok = |e: &Entry| e.protocol.map_or(true, |x| x == p);
+        let live: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| self.option_holds(e))
+            .collect();
+        let master = match master_helper {
+            Some(m) => Some(m.to_string()),
+            None => {
+                // The master is gone: the flow's own helper names the row that attached it,
+                // or (no row attaches it) is taken as the master's.
+                let h = flow_helper?;
+                live.iter()
+                    .find(|e| attaches(e, Some(h)) && proto_ok(e))
+                    .and_then(|e| e.kernel_names.first().cloned())
+                    .or_else(|| Some(h.to_string()))
+            }
+        }?;
+        let rows: Vec<&Entry> = live.into_iter().filter(|e| named(e, &master)).collect();
+        let pick = rows
+            .iter()
+            .find(|e| proto_ok(e) && attaches(e, flow_helper))
+            .or_else(|| rows.iter().find(|e| proto_ok(e)))
+            .or_else(|| rows.first())?;
+        Some((pick, master))
     }
 
     /// Whether a helper name is known at all (any row).
@@ -440,6 +514,36 @@ mod tests {
         assert_eq!(t.lookup("H.245", 0).unwrap().helper, "h323");
         assert_eq!(t.lookup("netbios-ns", 0).unwrap().shape.src, Level::Iface);
         assert!(t.lookup("nosuch", 0).is_none());
+    }
+
+    #[test]
+    fn related_flows_find_their_row_without_a_class() {
+        let t = HelperTable::embedded().unwrap();
+        let (e, m) = t.lookup_flow(Some("ftp"), None, proto::TCP).unwrap();
+        assert_eq!(
+            (e.label().as_str(), m.as_str()),
+            ("ftp data (loose=0)", "ftp")
+        );
+        // sip: a flow carrying the sip helper is signalling, one without it media.
+        let (e, _) = t.lookup_flow(Some("sip"), Some("sip"), proto::UDP).unwrap();
+        assert_eq!(e.kind, "signalling");
+        let (e, _) = t.lookup_flow(Some("sip"), None, proto::UDP).unwrap();
+        assert_eq!(e.kind, "rtp_rtcp");
+        // The master is gone: the flow's H.245 helper names the Q.931 row that attached it.
+        let (e, m) = t.lookup_flow(None, Some("H.245"), proto::TCP).unwrap();
+        assert_eq!(
+            (e.helper.as_str(), e.kind.as_str(), m.as_str()),
+            ("h323", "h245", "Q.931")
+        );
+        assert!(t.lookup_flow(None, None, proto::TCP).is_none());
+        let j = t
+            .lookup_flow(Some("ftp"), None, proto::TCP)
+            .unwrap()
+            .0
+            .to_json();
+        assert_eq!(j["row"], "ftp data (loose=0)");
+        assert_eq!(j["dst"], "in_cmd");
+        assert_eq!(j["option"]["param"], "loose");
     }
 
     #[test]

@@ -21,8 +21,12 @@ use super::model::Model;
 pub trait Assess {
     /// Every live expectation's assessment (`Assessor::all_expectations`).
     fn expectations(&self, store: &Store) -> Vec<(ExpectKey, Assessment)>;
-    /// A RELATED flow's assessment (`Assessor::flow`); `None` for other flows.
+    /// A RELATED flow's assessment (`Assessor::flow`): every RELATED flow has one, from
+    /// the expectation the store saw or from the flow itself; `None` for other flows.
     fn flow(&self, store: &Store, key: &FlowKey) -> Option<Assessment>;
+    /// Re-read whatever system state the assessor snapshots (sockets) when stale; called
+    /// before a rebuild. The default keeps the snapshot.
+    fn refresh(&mut self) {}
 }
 
 impl Assess for Assessor {
@@ -31,6 +35,9 @@ impl Assess for Assessor {
     }
     fn flow(&self, store: &Store, key: &FlowKey) -> Option<Assessment> {
         Assessor::flow(self, store, key)
+    }
+    fn refresh(&mut self) {
+        Assessor::refresh(self);
     }
 }
 
@@ -122,7 +129,8 @@ pub struct RiskCache {
 
 impl RiskCache {
     /// Recompute from the model's store with `assessor`. A model without a store, or no
-    /// assessor, leaves the cache empty (badges then show `?` on RELATED rows).
+    /// assessor, leaves the cache empty (badges then show `?` on RELATED rows); with both,
+    /// every RELATED flow gets an assessment.
     pub fn rebuild<M: Model + ?Sized>(
         &mut self,
         model: &M,
