@@ -10,6 +10,7 @@
 //! attached only with the raw-table CT target, as the netfilter authors recommend.
 
 mod common;
+mod tui_support;
 
 use std::time::{Duration, Instant};
 
@@ -536,4 +537,253 @@ fn sip_invite_with_sdp_expects_an_in_cmd_media_port() {
         );
         assert!(r.findings.is_empty(), "{port}: {:#?}", r.findings);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 7: risk on every RELATED flow, whatever ctscope saw before.
+// ---------------------------------------------------------------------------------------
+
+/// `ctscope --netns NS ARGS…` → its JSON stdout (asserting success).
+fn ctscope_json(ns: &str, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ctscope"))
+        .args(["--netns", ns])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ctscope {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The RELATED flows `list --json` prints for `ns`.
+fn related_flows(ns: &str) -> Vec<serde_json::Value> {
+    ctscope_json(ns, &["list", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["status"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s == "EXPECTED")
+        })
+        .cloned()
+        .collect()
+}
+
+/// Poll `list --json` until a RELATED flow satisfying `pred` exists (10 s).
+fn wait_related(ns: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(f) = related_flows(ns).into_iter().find(|f| pred(f)) {
+            return f;
+        }
+        if Instant::now() > deadline {
+            panic!("no such RELATED flow in {ns}: {:#?}", related_flows(ns));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Wait until `path` exists (20 s).
+fn wait_file(path: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn finding_kinds(v: &serde_json::Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings array: {v:#}"))
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn forged_port_consumed_before_ctscope_started_is_judged_from_the_flow() {
+    if !privileged("forged_port_consumed_before_ctscope_started_is_judged_from_the_flow") {
+        return;
+    }
+    let t = Scratch::new("after");
+    let mut lab = Lab::new("rka", SUBNET);
+    let (srv, cli) = (lab.srv.clone(), lab.cli.clone());
+    for ipt in ["iptables", "ip6tables"] {
+        lab.sh_ok(
+            &cli,
+            &format!(
+                "{ipt} -t raw -A OUTPUT -p tcp --dport 21 -j CT --helper ftp && \
+                 {ipt} -A INPUT -i lo -j ACCEPT && \
+                 {ipt} -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT && \
+                 {ipt} -P INPUT DROP"
+            ),
+        );
+    }
+    // The victim's database, named as the real one is (comm 'mariadbd').
+    let pidfile = t.0.join("mariadbd.pid");
+    let db = t.script(
+        "mariadbd",
+        &format!(
+            "import ctypes, os, socket\n\
+             ctypes.CDLL(None).prctl(15, b'mariadbd', 0, 0, 0)\n\
+             s = socket.socket(socket.AF_INET6)\n\
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n\
+             s.bind(('::', 3306)); s.listen(16)\n\
+             open('{}', 'w').write(str(os.getpid()))\n\
+             held = []\n\
+             while True:\n\
+             \x20   c, _ = s.accept(); held.append(c)\n",
+            pidfile.display()
+        ),
+    );
+    lab.spawn(&cli, &format!("/usr/bin/python3 {db}"));
+    let ftp = hold_server(&t, "ftp", &[21]);
+    lab.spawn(&srv, &format!("/usr/bin/python3 {ftp}"));
+    lab.wait_listen(&cli, 3306);
+    lab.wait_listen(&srv, 21);
+    wait_file(&pidfile);
+    let db_pid: u32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+
+    // The forged PORT from the victim's side of the control connection, then the
+    // attacker's server connects from 47000 to the database: the kernel consumes the
+    // expectation and lets the flow in as RELATED. ctscope has not run yet.
+    let forge = t.script(
+        "forge",
+        &format!(
+            "import socket, time\n\
+             c = socket.create_connection(('{s4}', 21))\n\
+             c.send(b'USER anonymous\\r\\n'); time.sleep(0.2)\n\
+             c.send(b'PORT 10,213,{n},2,12,234\\r\\n')\n\
+             time.sleep(60)\n",
+            s4 = lab.srv4,
+            n = SUBNET
+        ),
+    );
+    lab.spawn(&cli, &format!("/usr/bin/python3 {forge}"));
+    wait_expectations(&cli, 1, |e| e.tuple.dport == 3306);
+    let attack = t.script(
+        "attack",
+        &format!(
+            "import socket, time\n\
+             s = socket.socket(); s.bind(('{s4}', 47000))\n\
+             s.connect(('{c4}', 3306)); time.sleep(60)\n",
+            s4 = lab.srv4,
+            c4 = lab.cli4
+        ),
+    );
+    lab.spawn(&srv, &format!("/usr/bin/python3 {attack}"));
+
+    // Dashboard-free: `list --json`, started after the fact.
+    let flow = wait_related(&cli, |f| {
+        f["orig"]["dport"] == 3306 && f["orig"]["sport"] == 47000
+    });
+    assert!(
+        ctscope_json(&cli, &["list", "--expect", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tuple"]["dport"] != 3306),
+        "the expectation is consumed"
+    );
+    assert_eq!(flow["risk_from"], "flow", "{flow:#}");
+    assert_eq!(
+        flow["freedom"],
+        serde_json::json!({"src":"fixed","sport":"full","dst":"fixed","dport":"in_cmd"})
+    );
+    assert_eq!(flow["table"]["row"], "ftp data (loose=0)", "{flow:#}");
+    assert_eq!(flow["table"]["dport"], "in_cmd");
+    assert_eq!(
+        finding_kinds(&flow),
+        ["sensitive_port", "listening_socket"],
+        "{flow:#}"
+    );
+    let listening = flow["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "listening_socket")
+        .unwrap();
+    let named = format!("RELATED reaches 'mariadbd' (pid {db_pid}) listening on :3306");
+    assert!(
+        listening["detail"].as_str().unwrap().contains(&named),
+        "{listening:#}"
+    );
+    assert_eq!(flow["listener"]["check"], "other_process");
+    assert_eq!(flow["listener"]["listener"]["pid"], db_pid);
+
+    // `audit` judges the live RELATED flow the same way.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ctscope"))
+        .args(["--netns", &cli, "audit", "--json"])
+        .output()
+        .unwrap();
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rf = rep["related_flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["tuple"].as_str().unwrap().ends_with(":3306"))
+        .unwrap_or_else(|| panic!("{rep:#}"));
+    assert_eq!(rf["risk_from"], "flow");
+    assert!(rep["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["detail"].as_str().unwrap().contains(&named)));
+
+    // The dashboard, started after the fact: a fresh store from one dump, the real
+    // assessor of the namespace, drawn into a TestBackend.
+    let mut store = Store::new();
+    load(&cli, &mut store);
+    let key = store
+        .flows()
+        .find(|f| f.orig.dport == 3306 && f.orig.sport == 47000)
+        .map(FlowKey::of)
+        .unwrap();
+    assert!(
+        store.expectation_of(&key).is_none(),
+        "never saw the expectation"
+    );
+    let mut h = tui_support::Harness::with_assessor(
+        store,
+        tui_support::opts(),
+        160,
+        30,
+        Box::new(assessor(&cli)),
+    );
+    h.draw();
+    let screen = h.screen();
+    let row = screen
+        .lines()
+        .find(|l| l.contains(":47000") && l.contains(":3306"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(row.contains("!3306"), "badge on the RELATED row: {row}");
+    assert!(!row.split_whitespace().any(|w| w == "?"), "{row}");
+    h.ch('4');
+    let mut seen = false;
+    for _ in 0..6 {
+        let j: String = h
+            .screen()
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ");
+        if j.contains(&named) {
+            seen = true;
+            break;
+        }
+        h.key(ratatui::crossterm::event::KeyCode::Down);
+    }
+    assert!(seen, "findings screen names mariadbd:\n{}", h.screen());
 }
