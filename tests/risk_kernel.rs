@@ -787,3 +787,104 @@ fn forged_port_consumed_before_ctscope_started_is_judged_from_the_flow() {
     }
     assert!(seen, "findings screen names mariadbd:\n{}", h.screen());
 }
+
+/// Every RELATED flow of `ns` carries a verdict from the flow with the ftp row and no
+/// finding; returns how many there were.
+fn assert_clean_related(ns: &str, row: &str) -> usize {
+    let flows = related_flows(ns);
+    for f in &flows {
+        assert_eq!(f["risk_from"], "flow", "{f:#}");
+        assert_eq!(f["table"]["row"], row, "{f:#}");
+        assert!(finding_kinds(f).is_empty(), "false alarm: {f:#}");
+    }
+    flows.len()
+}
+
+#[test]
+fn legitimate_passive_and_active_ftp_transfers_give_no_findings() {
+    if !privileged("legitimate_passive_and_active_ftp_transfers_give_no_findings") {
+        return;
+    }
+    let t = Scratch::new("legit-ftp");
+    let dir = t.0.join("root");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("hello.txt"), b"hello through the ftp helper\n").unwrap();
+    let mut lab = Lab::new("rkl", SUBNET);
+    let (srv, cli) = (lab.srv.clone(), lab.cli.clone());
+    // The helper on both hosts: the server's (passive: its own data listener is reached)
+    // and the client's (active: its own data listener is reached).
+    lab.ftp_helper();
+    lab.sh_ok(
+        &cli,
+        "iptables -t raw -A OUTPUT -p tcp --dport 21 -j CT --helper ftp",
+    );
+    lab.ftp_server(&dir.to_string_lossy());
+
+    // Passive, with ftplib: the RELATED flow reaches pyftpdlib's own passive socket.
+    let lab_ref = &lab;
+    std::thread::scope(|s| {
+        let h = s.spawn(|| lab_ref.ftp_get(false, true, "hello.txt", 4));
+        let f = wait_related(&srv, |f| f["orig"]["dst"] == lab_ref.srv4.as_str());
+        assert_eq!(
+            f["freedom"],
+            serde_json::json!({"src":"fixed","sport":"full","dst":"fixed","dport":"in_cmd"})
+        );
+        assert!(assert_clean_related(&srv, "ftp data (loose=0)") >= 1);
+        assert_eq!(h.join().unwrap(), b"hello through the ftp helper\n");
+    });
+
+    // Active, announced on a fixed port outside the ephemeral range (where the old rule
+    // cried wolf). pyftpdlib connects as soon as it accepts PORT, so the expectation is
+    // consumed at once: the RELATED flow is judged from the flow, while the client still
+    // has its data listener open (the connection waits in its accept queue).
+    let step = |n: &str| t.0.join(n);
+    let client = t.script(
+        "active",
+        &format!(
+            "import ftplib, socket, os, time\n\
+             def wait(p):\n\
+             \x20   while not os.path.exists(p): time.sleep(0.05)\n\
+             f = ftplib.FTP(); f.connect('{s4}', 21, timeout=10); f.login()\n\
+             f.voidcmd('TYPE I')\n\
+             l = socket.socket(); l.bind(('{c4}', 20000)); l.listen(1)\n\
+             f.voidcmd('PORT 10,213,{n},2,78,32')\n\
+             open('{announced}', 'w').close(); wait('{go}')\n\
+             f.sendcmd('RETR hello.txt')\n\
+             d, _ = l.accept(); data = b''\n\
+             while True:\n\
+             \x20   b = d.recv(4096)\n\
+             \x20   if not b: break\n\
+             \x20   data += b\n\
+             d.close(); l.close(); f.voidresp()\n\
+             open('{connected}', 'w').write(data.decode())\n\
+             f.quit()\n",
+            s4 = lab.srv4,
+            c4 = lab.cli4,
+            n = SUBNET,
+            announced = step("announced").display(),
+            go = step("go").display(),
+            connected = step("connected").display(),
+        ),
+    );
+    lab.spawn(&cli, &format!("/usr/bin/python3 {client}"));
+    wait_file(&step("announced"));
+    let f = wait_related(&cli, |f| f["orig"]["dport"] == 20000);
+    assert_eq!(f["listener"]["check"], "same_process", "{f:#}");
+    assert_eq!(f["listener"]["listener"]["process"], "python3");
+    assert_eq!(
+        f["freedom"],
+        serde_json::json!({"src":"fixed","sport":"full","dst":"fixed","dport":"in_cmd"})
+    );
+    // The client's table also holds the passive transfer's flow toward the server: there
+    // the listener is on another host, and the check says it does not apply.
+    assert_eq!(assert_clean_related(&cli, "ftp data (loose=0)"), 2);
+    let passive = wait_related(&cli, |f| f["orig"]["dst"] == lab.srv4.as_str());
+    assert_eq!(passive["listener"]["check"], "not_local", "{passive:#}");
+    std::fs::write(step("go"), b"").unwrap();
+    wait_file(&step("connected"));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        std::fs::read_to_string(step("connected")).unwrap(),
+        "hello through the ftp helper\n"
+    );
+}
