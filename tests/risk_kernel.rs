@@ -888,3 +888,156 @@ fn legitimate_passive_and_active_ftp_transfers_give_no_findings() {
         "hello through the ftp helper\n"
     );
 }
+
+#[test]
+fn legitimate_sip_register_and_invite_give_no_findings() {
+    if !privileged("legitimate_sip_register_and_invite_give_no_findings") {
+        return;
+    }
+    let t = Scratch::new("legit-sip");
+    let mut lab = Lab::new("rks", SUBNET);
+    let (srv, cli) = (lab.srv.clone(), lab.cli.clone());
+    // The phone's host runs the helper (and the registrar is another host).
+    lab.sh_ok(
+        &cli,
+        "iptables -t raw -A OUTPUT -p udp --dport 5060 -j CT --helper sip",
+    );
+    let (c, s) = (lab.cli4.clone(), lab.srv4.clone());
+    let step = |n: &str| t.0.join(n);
+    let crlf = |lines: &[String], body: &str| {
+        let mut m = lines.join("\r\n");
+        m.push_str(&format!("\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+        m.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let head = |first: &str, cseq: &str| -> Vec<String> {
+        vec![
+            first.to_string(),
+            format!(
+                "Via: SIP/2.0/UDP {c}:5060;branch=z9hG4bK{}",
+                cseq.replace(' ', "")
+            ),
+            "Max-Forwards: 70".into(),
+            format!("To: <sip:alice@{s}>"),
+            format!("From: <sip:alice@{s}>;tag=a1"),
+            format!("Call-ID: call-{}@{c}", cseq.replace(' ', "")),
+            format!("CSeq: {cseq}"),
+        ]
+    };
+    let mut register = head(&format!("REGISTER sip:{s} SIP/2.0"), "1 REGISTER");
+    register.push(format!("Contact: <sip:alice@{c}:5060>"));
+    register.push("Expires: 3600".into());
+    let register = crlf(&register, "");
+    let mut ok = head("SIP/2.0 200 OK", "1 REGISTER");
+    ok.push(format!("Contact: <sip:alice@{c}:5060>;expires=3600"));
+    let ok = crlf(&ok, "");
+    let options = crlf(
+        &[
+            format!("OPTIONS sip:alice@{c}:5060 SIP/2.0"),
+            format!("Via: SIP/2.0/UDP {s}:5070;branch=z9hG4bKopt"),
+            format!("To: <sip:alice@{c}>"),
+            format!("From: <sip:registrar@{s}>;tag=r1"),
+            format!("Call-ID: opt@{s}"),
+            "CSeq: 1 OPTIONS".into(),
+        ],
+        "",
+    );
+    let sdp = format!(
+        "v=0\r\no=alice 1 1 IN IP4 {c}\r\ns=-\r\nc=IN IP4 {c}\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    );
+    let mut invite = head(&format!("INVITE sip:bob@{s} SIP/2.0"), "2 INVITE");
+    invite.push(format!("Contact: <sip:alice@{c}:5060>"));
+    invite.push("Content-Type: application/sdp".into());
+    let invite = crlf(&invite, &sdp);
+
+    let registrar = t.script(
+        "registrar",
+        &format!(
+            "import socket, time\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('{s}', 5060))\n\
+             o = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); o.bind(('{s}', 5070))\n\
+             _, peer = s.recvfrom(4096)\n\
+             s.sendto(bytes.fromhex('{ok}'), peer)\n\
+             time.sleep(0.3)\n\
+             o.sendto(bytes.fromhex('{options}'), ('{c}', 5060))\n\
+             s.recvfrom(4096)\n\
+             time.sleep(0.3)\n\
+             m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); m.bind(('{s}', 30000))\n\
+             m.sendto(b'\\x80\\x00' + b'\\x00' * 170, ('{c}', 49170))\n\
+             time.sleep(60)\n"
+        ),
+    );
+    lab.spawn(&srv, &format!("/usr/bin/python3 {registrar}"));
+    let phone = t.script(
+        "phone",
+        &format!(
+            "import socket, os, time\n\
+             def wait(p):\n\
+             \x20   while not os.path.exists(p): time.sleep(0.05)\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('{c}', 5060))\n\
+             rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rtp.bind(('{c}', 49170))\n\
+             rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); rtcp.bind(('{c}', 49171))\n\
+             time.sleep(0.5)\n\
+             s.sendto(bytes.fromhex('{register}'), ('{s}', 5060))\n\
+             s.recvfrom(4096)\n\
+             open('{registered}', 'w').close()\n\
+             s.recvfrom(4096)\n\
+             open('{optioned}', 'w').close(); wait('{go}')\n\
+             s.sendto(bytes.fromhex('{invite}'), ('{s}', 5060))\n\
+             rtp.recvfrom(4096)\n\
+             open('{media}', 'w').close()\n\
+             time.sleep(60)\n",
+            registered = step("registered").display(),
+            optioned = step("optioned").display(),
+            go = step("go").display(),
+            media = step("media").display(),
+        ),
+    );
+    lab.spawn(&cli, &format!("/usr/bin/python3 {phone}"));
+
+    // REGISTER: the helper expects the registrar at the phone's contact port, 5060,
+    // where the phone itself listens (outside the ephemeral range).
+    wait_file(&step("optioned"));
+    let exps = ctscope_json(&cli, &["list", "--expect", "--json"]);
+    let e = exps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["tuple"]["dport"] == 5060)
+        .unwrap_or_else(|| panic!("no signalling expectation: {exps:#}"));
+    assert_eq!(
+        e["table"]["row"],
+        "sip signalling (sip_direct_signalling=1)"
+    );
+    assert_eq!(e["listener"]["check"], "same_process", "{e:#}");
+    assert!(finding_kinds(e).is_empty(), "false alarm: {e:#}");
+    let sig = wait_related(&cli, |f| f["orig"]["sport"] == 5070);
+    assert_eq!(
+        sig["helper"], "sip",
+        "the signalling expectation attaches sip"
+    );
+    assert_eq!(sig["risk_from"], "flow");
+    assert_eq!(
+        sig["table"]["row"], "sip signalling (sip_direct_signalling=1)",
+        "{sig:#}"
+    );
+    assert_eq!(sig["listener"]["check"], "same_process", "{sig:#}");
+    assert!(finding_kinds(&sig).is_empty(), "false alarm: {sig:#}");
+
+    // INVITE with SDP: media from the registrar reaches the phone's own RTP socket.
+    std::fs::write(step("go"), b"").unwrap();
+    wait_file(&step("media"));
+    let media = wait_related(&cli, |f| f["orig"]["dport"] == 49170);
+    assert_eq!(
+        media["table"]["row"], "sip rtp_rtcp (sip_direct_media=1)",
+        "{media:#}"
+    );
+    assert_eq!(
+        media["freedom"],
+        serde_json::json!({"src":"fixed","sport":"full","dst":"fixed","dport":"in_cmd"})
+    );
+    assert_eq!(media["listener"]["check"], "same_process", "{media:#}");
+    assert!(finding_kinds(&media).is_empty(), "false alarm: {media:#}");
+    for f in related_flows(&cli) {
+        assert!(finding_kinds(&f).is_empty(), "false alarm: {f:#}");
+    }
+}
