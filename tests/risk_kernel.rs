@@ -683,7 +683,40 @@ fn forged_port_consumed_before_ctscope_started_is_judged_from_the_flow() {
             c4 = lab.cli4
         ),
     );
+    // `watch`, subscribed after the expectation was made: the NEW line of the RELATED
+    // flow carries the verdict too.
+    let watch = std::process::Command::new(env!("CARGO_BIN_EXE_ctscope"))
+        .args([
+            "--netns",
+            &cli,
+            "watch",
+            "--ndjson",
+            "--flows-only",
+            "--count",
+            "1",
+        ])
+        .args(["--duration", "20s", "-p", "tcp", "--dport", "3306"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
     lab.spawn(&srv, &format!("/usr/bin/python3 {attack}"));
+    let out = watch.wait_with_output().unwrap();
+    let line: serde_json::Value = serde_json::from_slice(
+        out.stdout
+            .split(|b| *b == b'\n')
+            .next()
+            .unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&out.stderr))),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(line["event"], "new", "{line:#}");
+    assert!(line["risk_from"].is_string(), "{line:#}");
+    assert_eq!(line["freedom"]["dport"], "in_cmd", "{line:#}");
+    assert!(
+        finding_kinds(&line).contains(&"listening_socket".to_string()),
+        "{line:#}"
+    );
 
     // Dashboard-free: `list --json`, started after the fact.
     let flow = wait_related(&cli, |f| {
