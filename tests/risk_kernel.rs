@@ -803,6 +803,7 @@ fn forged_port_consumed_before_ctscope_started_is_judged_from_the_flow() {
         .unwrap_or_else(|| panic!("{screen}"));
     assert!(row.contains("!3306"), "badge on the RELATED row: {row}");
     assert!(!row.split_whitespace().any(|w| w == "?"), "{row}");
+    use ratatui::crossterm::event::KeyCode;
     h.ch('4');
     let mut seen = false;
     for _ in 0..6 {
@@ -816,9 +817,27 @@ fn forged_port_consumed_before_ctscope_started_is_judged_from_the_flow() {
             seen = true;
             break;
         }
-        h.key(ratatui::crossterm::event::KeyCode::Down);
+        h.key(KeyCode::Down);
     }
     assert!(seen, "findings screen names mariadbd:\n{}", h.screen());
+    // Its detail says where the verdict came from and whose listener it reaches.
+    h.ch('1')
+        .ch('/')
+        .typed("related and dport=3306")
+        .key(KeyCode::Enter)
+        .key(KeyCode::Enter);
+    let j: String = h
+        .screen()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(j.contains("from the flow itself"), "{}", h.screen());
+    assert!(
+        j.contains(&format!("'mariadbd' (pid {db_pid}) listens on :3306")),
+        "{}",
+        h.screen()
+    );
 }
 
 /// Every RELATED flow of `ns` carries a verdict from the flow with the ftp row and no

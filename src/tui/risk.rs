@@ -10,7 +10,9 @@ use std::collections::HashMap;
 
 use crate::model::store::{ExpectKey, FlowKey};
 use crate::model::Store;
-use crate::risk::{Assessment, Assessor, Finding, FindingKind, Freedom, Level};
+use crate::risk::{
+    Assessment, Assessor, Finding, FindingKind, Freedom, Level, ListenerCheck, RiskFrom,
+};
 
 use super::model::Model;
 
@@ -107,6 +109,40 @@ pub fn finding_badge(findings: &[Finding], port: u16) -> Option<String> {
     };
     let more = if findings.len() > 1 { "+" } else { "" };
     Some(format!("!{word}{more}"))
+}
+
+/// The detail pane's line on where a verdict came from, when it is not the expectation.
+pub fn from_text(a: &Assessment) -> Option<&'static str> {
+    (a.from == RiskFrom::Flow)
+        .then_some("the flow itself (tuples, master, helper table): its expectation was never seen")
+}
+
+/// The detail pane's line on the listening-socket check, when there is something to say.
+/// Process names are raw here; the pane escapes outside strings before drawing.
+pub fn listener_text(c: &ListenerCheck) -> Option<String> {
+    match c {
+        ListenerCheck::SameProcess { port, owner } => Some(format!(
+            ":{port} is the announcer's own socket ('{}', pid {})",
+            owner.name, owner.pid
+        )),
+        ListenerCheck::OtherProcess {
+            port,
+            owner,
+            master,
+        } => Some(format!(
+            "'{}' (pid {}) listens on :{port}; the master belongs to '{}' (pid {})",
+            owner.name, owner.pid, master.name, master.pid
+        )),
+        ListenerCheck::MasterGone { port, owner } => Some(format!(
+            "'{}' (pid {}) listens on :{port}; the master's socket is gone",
+            owner.name, owner.pid
+        )),
+        ListenerCheck::NotLocal => Some("does not apply: the destination is another host".into()),
+        ListenerCheck::OwnerUnknown { port } => Some(format!(
+            "something listens on :{port}; its owner could not be read"
+        )),
+        ListenerCheck::Unavailable | ListenerCheck::NoListener => None,
+    }
 }
 
 /// The badge of an assessment for a table cell: the finding badge when there are
