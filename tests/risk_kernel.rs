@@ -5,6 +5,11 @@
 //! transfer (not flagged); an IRC DCC offer (source address Full); a TFTP read request; a
 //! SIP INVITE with an SDP body (In CMD media port).
 //!
+//! Issue 7: a forged PORT consumed before ctscope started is judged from the RELATED flow
+//! itself (`list --json`, `watch`, `audit` and the dashboard over a one-dump store) and
+//! names the listening process; legitimate passive and active FTP and a SIP REGISTER and
+//! INVITE, whose RELATED flows reach the announcer's own sockets, give no findings.
+//!
 //! The tables are read over ctnetlink into a `Store` with `engine::load`, and judged with
 //! the public `Assessor::expectation` / `Assessor::flow`. Helpers are
 //! attached only with the raw-table CT target, as the netfilter authors recommend.

@@ -955,6 +955,39 @@ mod tests {
     }
 
     #[test]
+    fn a_closed_master_cannot_vouch_for_a_standing_listener() {
+        // The control connection is gone (its socket with it): 3306 is still reported,
+        // naming the listener; a socket in the ephemeral range only gets a note.
+        let master = v4(CLIENT, 40000, SERVER, 21, proto::TCP);
+        let mut l = owned(3306, (812, "mariadbd"), (77, "curl"));
+        l.conns.clear();
+        let asr = Assessor::new(HelperTable::embedded().unwrap(), Config::default(), Some(l));
+        let f = related(v4(SERVER, 47000, CLIENT, 3306, proto::TCP), master);
+        let a = asr.assess_related(&f, &MasterEnds::new(master, None), Some("ftp"), 0);
+        assert!(matches!(
+            a.listener,
+            ListenerCheck::MasterGone { port: 3306, .. }
+        ));
+        let d = &a
+            .findings
+            .iter()
+            .find(|f| f.kind == FindingKind::ListeningSocket)
+            .expect("still a finding")
+            .detail;
+        assert!(
+            d.contains("'mariadbd' (pid 812)") && d.contains("socket is gone"),
+            "{d}"
+        );
+        let mut l = owned(50000, (812, "mariadbd"), (77, "curl"));
+        l.conns.clear();
+        let asr = Assessor::new(HelperTable::embedded().unwrap(), Config::default(), Some(l));
+        let f = related(v4(SERVER, 47000, CLIENT, 50000, proto::TCP), master);
+        let a = asr.assess_related(&f, &MasterEnds::new(master, None), Some("ftp"), 0);
+        assert!(a.findings.is_empty(), "{:#?}", a.findings);
+        assert!(a.note.unwrap().contains("not compared"));
+    }
+
+    #[test]
     fn the_announcers_own_listener_is_normal_and_a_router_does_not_guess() {
         // Active FTP on the client that runs the helper: its own ftplib listens on the
         // port it announced, outside the ephemeral range.
