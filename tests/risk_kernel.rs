@@ -635,6 +635,7 @@ fn forged_port_consumed_before_ctscope_started_is_judged_from_the_flow() {
             ),
         );
     }
+    lab.sh_ok(&cli, "ip6tables -I INPUT -p icmpv6 -j ACCEPT");
     // The victim's database, named as the real one is (comm 'mariadbd').
     let pidfile = t.0.join("mariadbd.pid");
     let db = t.script(
@@ -668,24 +669,33 @@ fn forged_port_consumed_before_ctscope_started_is_judged_from_the_flow() {
         "forge",
         &format!(
             "import socket, time\n\
-             c = socket.create_connection(('{s4}', 21))\n\
-             c.send(b'USER anonymous\\r\\n'); time.sleep(0.2)\n\
-             c.send(b'PORT 10,213,{n},2,12,234\\r\\n')\n\
+             def go(addr, line):\n\
+             \x20   c = socket.create_connection((addr, 21))\n\
+             \x20   c.send(b'USER anonymous\\r\\n'); time.sleep(0.2)\n\
+             \x20   c.send(line); return c\n\
+             held = [go('{s4}', b'PORT 10,213,{n},2,12,234\\r\\n'),\n\
+             \x20       go('{s6}', b'EPRT |2|{c6}|3306|\\r\\n')]\n\
              time.sleep(60)\n",
             s4 = lab.srv4,
+            s6 = lab.srv6,
+            c6 = lab.cli6,
             n = SUBNET
         ),
     );
     lab.spawn(&cli, &format!("/usr/bin/python3 {forge}"));
-    wait_expectations(&cli, 1, |e| e.tuple.dport == 3306);
+    wait_expectations(&cli, 2, |e| e.tuple.dport == 3306);
     let attack = t.script(
         "attack",
         &format!(
             "import socket, time\n\
              s = socket.socket(); s.bind(('{s4}', 47000))\n\
-             s.connect(('{c4}', 3306)); time.sleep(60)\n",
+             s.connect(('{c4}', 3306))\n\
+             s6 = socket.socket(socket.AF_INET6); s6.bind(('{s6}', 47001))\n\
+             s6.connect(('{c6}', 3306)); time.sleep(60)\n",
             s4 = lab.srv4,
-            c4 = lab.cli4
+            c4 = lab.cli4,
+            s6 = lab.srv6,
+            c6 = lab.cli6
         ),
     );
     // `watch`, subscribed after the expectation was made: the NEW line of the RELATED
@@ -760,6 +770,17 @@ fn forged_port_consumed_before_ctscope_started_is_judged_from_the_flow() {
     );
     assert_eq!(flow["listener"]["check"], "other_process");
     assert_eq!(flow["listener"]["listener"]["pid"], db_pid);
+    // The same over IPv6 (EPRT |2|…|3306|): tcp6 sockets, the master's included.
+    let flow6 = wait_related(&cli, |f| f["orig"]["sport"] == 47001);
+    assert_eq!(flow6["family"], "ipv6");
+    assert_eq!(flow6["risk_from"], "flow");
+    assert_eq!(
+        finding_kinds(&flow6),
+        ["sensitive_port", "listening_socket"],
+        "{flow6:#}"
+    );
+    assert_eq!(flow6["listener"]["check"], "other_process", "{flow6:#}");
+    assert_eq!(flow6["listener"]["listener"]["process"], "mariadbd");
 
     // `audit` judges the live RELATED flow the same way.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ctscope"))
