@@ -124,7 +124,8 @@ pub enum ListenerCheck {
     /// A process listens there, but the master connection's socket is not on this host
     /// any more (closed), so the two cannot be compared.
     MasterGone { port: u16, owner: Owner },
-    /// Something listens there, but its owner could not be read (not root).
+    /// Something listens there, but no process holding it was found: another user's
+    /// process read without root, or a socket only the kernel holds (nfsd, lockd).
     OwnerUnknown { port: u16 },
 }
 
@@ -596,7 +597,7 @@ impl Assessor {
                 findings.push(Finding::new(
                     FindingKind::ListeningSocket,
                     format!(
-                        "{what} of helper '{name}' toward {pname} {}: a local service listens on :{port}, outside the ephemeral range, and its owner could not be read to compare it with the master connection's (dport {}; hint: run as root)",
+                        "{what} of helper '{name}' toward {pname} {}: a local service listens on :{port}, outside the ephemeral range, and no process holding it could be found to compare with the master connection's owner (a kernel socket, or fds unreadable without root) (dport {}; hint: run as root to name it)",
                         toward(*port),
                         freedom.dport
                     ),
@@ -608,7 +609,7 @@ impl Assessor {
                 owner.name, owner.pid
             )),
             ListenerCheck::OwnerUnknown { port } => notes.push(format!(
-                "a socket listens on :{port} in the ephemeral range; its owner could not be read: not compared"
+                "a socket listens on :{port} in the ephemeral range; no process holding it was found: not compared"
             )),
             ListenerCheck::NotLocal => notes.push(format!(
                 "listener check does not apply: {} is not an address of this namespace (the helper runs on a router, or the listener is on another host)",

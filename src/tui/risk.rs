@@ -139,7 +139,7 @@ pub fn listener_text(c: &ListenerCheck) -> Option<String> {
         )),
         ListenerCheck::NotLocal => Some("does not apply: the destination is another host".into()),
         ListenerCheck::OwnerUnknown { port } => Some(format!(
-            "something listens on :{port}; its owner could not be read"
+            "something listens on :{port}; no process holding it was found"
         )),
         ListenerCheck::Unavailable | ListenerCheck::NoListener => None,
     }
