@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::classify::{classify, classify_flow, Freedom, MasterEnds};
 use super::finding::{self, Finding, FindingKind};
@@ -163,8 +164,8 @@ pub struct Assessment {
     pub helper: Option<String>,
     /// The table row used (`ftp data (loose=0)`), `None` for unknown helpers.
     pub row: Option<String>,
-    /// The table row itself, for the JSON `"table"`.
-    pub entry: Option<Entry>,
+    /// The table row itself, for the JSON `"table"` (shared with the table, not copied).
+    pub entry: Option<Arc<Entry>>,
     /// What the live data says.
     pub freedom: Freedom,
     /// What the table says, for the row used.
@@ -193,7 +194,7 @@ impl Assessment {
     pub fn table_json(&self) -> serde_json::Value {
         self.entry
             .as_ref()
-            .map_or(serde_json::Value::Null, Entry::to_json)
+            .map_or(serde_json::Value::Null, |e| e.to_json())
     }
 }
 
@@ -224,7 +225,7 @@ struct Subject<'a> {
     /// "expectation" or "RELATED flow", the findings' first words.
     what: &'static str,
     helper: Option<String>,
-    entry: Option<&'a Entry>,
+    entry: Option<&'a Arc<Entry>>,
     notes: Vec<String>,
     freedom: Freedom,
     /// The entry's own addresses, for the third-party finding.
@@ -369,6 +370,7 @@ impl Assessor {
             None => (None, None),
         };
         let helper = row_master
+            .map(str::to_string)
             .or_else(|| master_helper.map(str::to_string))
             .or_else(|| flow_helper.map(str::to_string));
         let mut notes = Vec::new();
@@ -689,7 +691,7 @@ impl Assessor {
 
         Assessment {
             helper,
-            row: entry.map(Entry::label),
+            row: entry.map(|e| e.label()),
             entry: entry.cloned(),
             freedom,
             expected: entry.map(|en| en.shape),

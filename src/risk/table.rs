@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -188,8 +189,12 @@ pub type Params = BTreeMap<(String, String), String>;
 /// The loaded table plus the live module parameters that pick its rows.
 #[derive(Debug, Clone, Default)]
 pub struct HelperTable {
-    entries: Vec<Entry>,
+    /// Shared so an assessment can keep its row without copying it.
+    entries: Vec<Arc<Entry>>,
     params: Params,
+    /// Whether each row's option holds under `params`, computed once (`with_params`) so
+    /// lookups, which run per entry on every view rebuild, allocate nothing.
+    holds: Vec<bool>,
 }
 
 impl HelperTable {
@@ -237,7 +242,7 @@ impl HelperTable {
                     ))
                 })?);
             }
-            entries.push(Entry {
+            entries.push(Arc::new(Entry {
                 helper: r.helper,
                 kind: r.kind,
                 kernel_names: r.kernel_names,
@@ -256,17 +261,20 @@ impl HelperTable {
                 option: r.option,
                 expected_helper: r.expected_helper,
                 restrict: r.restrict,
-            });
+            }));
         }
         Ok(HelperTable {
             entries,
             params: Params::new(),
-        })
+            holds: Vec::new(),
+        }
+        .with_params(Params::new()))
     }
 
     /// Use these live parameters to choose option rows and add live control ports.
     pub fn with_params(mut self, params: Params) -> HelperTable {
         self.params = params;
+        self.holds = self.entries.iter().map(|e| self.option_holds(e)).collect();
         self
     }
 
@@ -294,7 +302,7 @@ impl HelperTable {
     }
 
     /// Every row.
-    pub fn entries(&self) -> &[Entry] {
+    pub fn entries(&self) -> &[Arc<Entry>] {
         &self.entries
     }
 
@@ -309,22 +317,29 @@ impl HelperTable {
             .map(String::as_str)
     }
 
+    /// The rows whose option holds under the live parameters.
+    fn live(&self) -> impl Iterator<Item = &Arc<Entry>> + '_ {
+        self.entries
+            .iter()
+            .zip(&self.holds)
+            .filter(|(_, h)| **h)
+            .map(|(e, _)| e)
+    }
+
     /// The row for an expectation of kernel helper `name` with class `class`, picking the
     /// option variant by the live parameter (or its default when unread).
-    pub fn lookup(&self, name: &str, class: u32) -> Option<&Entry> {
-        self.entries.iter().find(|e| {
+    pub fn lookup(&self, name: &str, class: u32) -> Option<&Arc<Entry>> {
+        self.live().find(|e| {
             e.kernel_names.iter().any(|n| n.eq_ignore_ascii_case(name))
                 && e.classes.as_ref().map_or(true, |c| c.contains(&class))
-                && self.option_holds(e)
         })
     }
 
     /// The first row for kernel helper `name` whose option holds, whatever its class: for
     /// facts shared by a helper's rows (module, control ports, the RELATED restriction).
-    pub fn lookup_name(&self, name: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| {
-            e.kernel_names.iter().any(|n| n.eq_ignore_ascii_case(name)) && self.option_holds(e)
-        })
+    pub fn lookup_name(&self, name: &str) -> Option<&Arc<Entry>> {
+        self.live()
+            .find(|e| e.kernel_names.iter().any(|n| n.eq_ignore_ascii_case(name)))
     }
 
     /// The row behind a RELATED flow of protocol `p`, which carries no expectation class.
@@ -335,12 +350,13 @@ impl HelperTable {
     /// that attaches it (`H.245` → the Q.931 row). Returns the row and the master's
     /// helper name it stands for. Rows of the right protocol are preferred; when none
     /// is, the helper's first row is returned so the protocol difference is reported.
-    pub fn lookup_flow(
-        &self,
-        master_helper: Option<&str>,
-        flow_helper: Option<&str>,
+    pub fn lookup_flow<'a>(
+        &'a self,
+        master_helper: Option<&'a str>,
+        flow_helper: Option<&'a str>,
         p: u8,
-    ) -> Option<(&Entry, String)> {
+    ) -> Option<(&'a Arc<Entry>, &'a str)> {
+        // Allocation-free: the dashboard runs this for every RELATED flow on each rebuild.
         let named = |e: &Entry, n: &str| e.kernel_names.iter().any(|k| k.eq_ignore_ascii_case(n));
         let attaches = |e: &Entry, h: Option<&str>| match (&e.expected_helper, h) {
             (Some(x), Some(h)) => x.eq_ignore_ascii_case(h),
@@ -348,30 +364,30 @@ impl HelperTable {
             _ => false,
         };
         let proto_ok = |e: &Entry| e.protocol.map_or(true, |x| x == p);
-        let live: Vec<&Entry> = self
-            .entries
-            .iter()
-            .filter(|e| self.option_holds(e))
-            .collect();
-        let master = match master_helper {
-            Some(m) => Some(m.to_string()),
+        let master: &'a str = match master_helper {
+            Some(m) => m,
             None => {
                 // The master is gone: the flow's own helper names the row that attached it,
                 // or (no row attaches it) is taken as the master's.
                 let h = flow_helper?;
-                live.iter()
+                self.live()
                     .find(|e| attaches(e, Some(h)) && proto_ok(e))
-                    .and_then(|e| e.kernel_names.first().cloned())
-                    .or_else(|| Some(h.to_string()))
+                    .and_then(|e| e.kernel_names.first().map(String::as_str))
+                    .unwrap_or(h)
             }
-        }?;
-        let rows: Vec<&Entry> = live.into_iter().filter(|e| named(e, &master)).collect();
-        let pick = rows
-            .iter()
-            .find(|e| proto_ok(e) && attaches(e, flow_helper))
-            .or_else(|| rows.iter().find(|e| proto_ok(e)))
-            .or_else(|| rows.first())?;
-        Some((pick, master))
+        };
+        let mut rows = self.live().filter(|e| named(e, master));
+        let (mut by_proto, mut first) = (None, None);
+        for e in rows.by_ref() {
+            if proto_ok(e) && attaches(e, flow_helper) {
+                return Some((e, master));
+            }
+            if by_proto.is_none() && proto_ok(e) {
+                by_proto = Some(e);
+            }
+            first.get_or_insert(e);
+        }
+        by_proto.or(first).map(|e| (e, master))
     }
 
     /// Whether a helper name is known at all (any row).
@@ -520,10 +536,7 @@ mod tests {
     fn related_flows_find_their_row_without_a_class() {
         let t = HelperTable::embedded().unwrap();
         let (e, m) = t.lookup_flow(Some("ftp"), None, proto::TCP).unwrap();
-        assert_eq!(
-            (e.label().as_str(), m.as_str()),
-            ("ftp data (loose=0)", "ftp")
-        );
+        assert_eq!((e.label().as_str(), m), ("ftp data (loose=0)", "ftp"));
         // sip: a flow carrying the sip helper is signalling, one without it media.
         let (e, _) = t.lookup_flow(Some("sip"), Some("sip"), proto::UDP).unwrap();
         assert_eq!(e.kind, "signalling");
@@ -532,7 +545,7 @@ mod tests {
         // The master is gone: the flow's H.245 helper names the Q.931 row that attached it.
         let (e, m) = t.lookup_flow(None, Some("H.245"), proto::TCP).unwrap();
         assert_eq!(
-            (e.helper.as_str(), e.kind.as_str(), m.as_str()),
+            (e.helper.as_str(), e.kind.as_str(), m),
             ("h323", "h245", "Q.931")
         );
         assert!(t.lookup_flow(None, None, proto::TCP).is_none());
