@@ -257,6 +257,7 @@ fn live_expectations_carry_freedom_and_findings() {
             proto: proto::TCP,
             addr: "10.213.5.2".parse().unwrap(),
             port: 3306,
+            inode: 0,
         }],
         ..Listeners::default()
     });
@@ -309,4 +310,65 @@ fn a_helper_on_a_port_it_does_not_serve_is_reported_once() {
     assert!(r.findings[0].fix.contains(
         "iptables -t raw -A PREROUTING -p tcp --dport 3306 -d $SERVER -j CT --helper ftp"
     ));
+}
+
+#[test]
+fn live_related_flows_are_judged_from_the_flow_and_name_the_listener() {
+    // The forged PORT was consumed: only the master and the RELATED flow are live.
+    let master = v4([10, 213, 5, 2], 40000, [10, 213, 5, 1], 21);
+    let mut m = Flow::new(master);
+    m.helper = intern("ftp");
+    let mut rel = Flow::new(v4([10, 213, 5, 1], 47000, [10, 213, 5, 2], 3306));
+    rel.status = ctscope::model::flow::status::EXPECTED;
+    rel.extra_mut().master = Some(master);
+    let mut i = input("nft_narrow", false);
+    i.expectations = Ok(vec![]);
+    i.flows = vec![m, rel];
+    let mut owners = ctscope::risk::sockets::OwnerMap::new();
+    let owner = |pid, name: &str| {
+        vec![ctscope::risk::Owner {
+            pid,
+            name: name.into(),
+        }]
+    };
+    owners.insert(1, owner(812, "mariadbd"));
+    owners.insert(2, owner(77, "curl"));
+    i.listeners = Some(
+        Listeners {
+            sockets: vec![Listener {
+                proto: proto::TCP,
+                addr: "0.0.0.0".parse().unwrap(),
+                port: 3306,
+                inode: 1,
+            }],
+            conns: vec![ctscope::risk::Conn {
+                proto: proto::TCP,
+                local: "10.213.5.2".parse().unwrap(),
+                lport: 40000,
+                remote: "10.213.5.1".parse().unwrap(),
+                rport: 21,
+                inode: 2,
+            }],
+            local: vec!["10.213.5.2".parse().unwrap()],
+            ..Listeners::default()
+        }
+        .with_owners(owners),
+    );
+    let r = audit::run(&i);
+    assert_eq!(r.related_flows.len(), 1);
+    let x = &r.related_flows[0];
+    assert_eq!(x.tuple, "10.213.5.1:47000 -> 10.213.5.2:3306");
+    assert_eq!(x.risk_from, "flow");
+    assert_eq!(x.row.as_deref(), Some("ftp data (loose=0)"));
+    assert_eq!(
+        kinds(&r),
+        vec![FindingKind::SensitivePort, FindingKind::ListeningSocket]
+    );
+    assert!(r.findings.iter().any(|f| f
+        .detail
+        .contains("RELATED reaches 'mariadbd' (pid 812) listening on :3306")));
+    let text = r.render_text();
+    assert!(text.contains("Live RELATED flows"), "{text}");
+    assert!(text.contains("(from the flow)"), "{text}");
+    assert_eq!(r.exit_code(), 1);
 }

@@ -1,6 +1,7 @@
 //! Risk through the store: an expectation's JSON values come from the store's view of its
 //! master (NAT'd reply tuple included), and a RELATED flow inherits the freedom and findings
-//! of the expectation that created it, after the kernel has dropped that expectation.
+//! of the expectation that created it, after the kernel has dropped that expectation, and a
+//! RELATED flow whose expectation the store never saw reads the same, judged from the flow.
 //! Pure model logic on hand-built records: no kernel.
 
 use ctscope::decode::{Event, Record};
@@ -144,4 +145,45 @@ fn a_burst_of_expectations_from_one_master_is_reported_in_one_pass() {
         let one = assessor().expectation(&s, s.expectation(key).unwrap());
         assert_eq!(&one, a);
     }
+}
+
+#[test]
+fn a_related_flow_reads_the_same_whether_or_not_the_store_saw_its_expectation() {
+    let m = master();
+    let e = forged(&m);
+    let mut rel = Flow::new(tcp("10.213.5.1:47000", "10.213.5.2:3306"));
+    rel.status = status::EXPECTED | status::CONFIRMED;
+    rel.extra_mut().master = Some(m.orig);
+    let key = FlowKey::of(&rel);
+    let a = assessor();
+
+    // Watched: the expectation, its DESTROY, then the flow.
+    let mut watched = Store::new();
+    watched.apply(Event::New, Record::Flow(m.clone()), 1);
+    watched.apply(Event::New, Record::Expect(e.clone()), 2);
+    watched.apply(Event::Destroy, Record::Expect(e), 3);
+    watched.apply(Event::New, Record::Flow(rel.clone()), 3);
+    let by_exp = a.flow(&watched, &key).unwrap();
+    assert_eq!(by_exp.from, ctscope::risk::RiskFrom::Expectation);
+
+    // Started afterwards: one dump holds the master and the flow, never the expectation.
+    let mut late = Store::new();
+    late.apply(Event::Dump, Record::Flow(rel.clone()), 5);
+    late.apply(Event::Dump, Record::Flow(m), 5);
+    assert!(late.expectation_of(&key).is_none());
+    let by_flow = a.flow(&late, &key).expect("judged from the flow");
+    assert_eq!(by_flow.from, ctscope::risk::RiskFrom::Flow);
+
+    assert_eq!(by_flow.freedom, by_exp.freedom);
+    assert_eq!(by_flow.row, by_exp.row);
+    let kinds =
+        |x: &ctscope::risk::Assessment| x.findings.iter().map(|f| f.kind).collect::<Vec<_>>();
+    assert_eq!(kinds(&by_flow), kinds(&by_exp));
+    let j = ctscope::risk::RiskJson::of(&by_flow);
+    assert_eq!(j.risk_from, "flow");
+    assert_eq!(j.table["row"], "ftp data (loose=0)");
+    assert_eq!(
+        ctscope::risk::RiskJson::of(&by_exp).risk_from,
+        "expectation"
+    );
 }

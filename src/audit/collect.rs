@@ -97,8 +97,9 @@ pub fn read_rp_filter(dir: &Path) -> Result<Vec<(String, u32)>, String> {
     Ok(out)
 }
 
-/// Live expectations, and the flows the audit needs (masters of expectations and flows
-/// carrying a helper), dumped over ctnetlink in the calling thread's namespace.
+/// Live expectations, and the flows the audit needs (RELATED flows, their masters, masters
+/// of expectations and flows carrying a helper), dumped over ctnetlink in the calling
+/// thread's namespace.
 fn live_tables() -> (Result<Vec<Expectation>, String>, Vec<Flow>) {
     let mut store = Store::new();
     let loaded = Live::open(&Namespace::Current, false)
@@ -107,9 +108,20 @@ fn live_tables() -> (Result<Vec<Expectation>, String>, Vec<Flow>) {
         return (Err(e.to_string()), Vec::new());
     }
     let exps: Vec<Expectation> = store.expectations().cloned().collect();
+    // RELATED flows are judged themselves (and their masters give them their helper).
+    let masters: std::collections::HashSet<_> = store
+        .flows()
+        .filter(|f| f.is_related())
+        .filter_map(|f| f.master().copied())
+        .collect();
     let flows = store
         .flows()
-        .filter(|f| !f.helper.is_none() || exps.iter().any(|e| e.master == f.orig))
+        .filter(|f| {
+            !f.helper.is_none()
+                || f.is_related()
+                || masters.contains(&f.orig)
+                || exps.iter().any(|e| e.master == f.orig)
+        })
         .cloned()
         .collect();
     (Ok(exps), flows)

@@ -4,7 +4,7 @@
 //! set`, or automatic assignment where `nf_conntrack_helper` still exists), RELATED accept
 //! rules not narrowed by helper (with their exact text), reverse-path filtering per
 //! interface and raw-table anti-spoofing, the widening module options, and every live
-//! expectation with its freedom and findings. Exit 0 clean, 1 findings, 2 could not look
+//! expectation and RELATED flow with its freedom and findings. Exit 0 clean, 1 findings, 2 could not look
 //! (the ruleset or the expectation table unreadable, e.g. without CAP_NET_ADMIN).
 //!
 //! Structure: `collect` gathers an `AuditInput` from the system (inside `--netns` when
@@ -25,7 +25,8 @@ use crate::risk::finding::{related_rule_in, Finding, FindingKind};
 use crate::risk::{Assessor, Config, HelperTable, Listeners};
 
 pub use report::{
-    ExpectReport, HelperUse, ModuleOption, RelatedRule, Report, RpFilter, Unreadable,
+    ExpectReport, HelperUse, ModuleOption, RelatedFlowReport, RelatedRule, Report, RpFilter,
+    Unreadable,
 };
 pub use rules::{Origin, Rule};
 
@@ -404,6 +405,27 @@ pub fn run(input: &AuditInput) -> Report {
         );
         findings.extend(a.findings.iter().cloned());
         rep.expectations.push(ExpectReport::new(e, &a));
+    }
+    // Live RELATED flows, judged from what the kernel holds on each (the expectation that
+    // created it is gone by now): the same rules as for expectations.
+    for f in input.flows.iter().filter(|f| f.is_related()) {
+        let Some(mt) = f.master() else { continue };
+        let master = input
+            .flows
+            .iter()
+            .find(|m| m.orig == *mt && m.zone == f.zone && !m.is_related());
+        let siblings = expectations
+            .iter()
+            .filter(|x| x.master == *mt && x.zone == f.zone)
+            .count();
+        let a = assessor.assess_related(
+            f,
+            &MasterEnds::new(*mt, master.map(Flow::reply)),
+            master.and_then(|m| m.helper.name()),
+            siblings,
+        );
+        findings.extend(a.findings.iter().cloned());
+        rep.related_flows.push(RelatedFlowReport::new(f, &a));
     }
     if input.listeners.is_none() {
         rep.unreadable.push(Unreadable::new(

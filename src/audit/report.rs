@@ -112,6 +112,45 @@ impl ExpectReport {
     }
 }
 
+/// One live RELATED flow with its freedom and findings, judged from the flow itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RelatedFlowReport {
+    pub family: &'static str,
+    pub proto: String,
+    /// `10.213.5.1:47000 -> 10.213.5.2:3306`, the flow's original direction.
+    pub tuple: String,
+    pub master: String,
+    /// The master's helper (or the flow's own, when the master is gone).
+    pub helper: Option<String>,
+    pub row: Option<String>,
+    pub freedom: Freedom,
+    pub expected: Option<Freedom>,
+    pub findings: Vec<Finding>,
+    pub note: Option<String>,
+    /// `"expectation"` or `"flow"`.
+    pub risk_from: &'static str,
+}
+
+impl RelatedFlowReport {
+    pub fn new(f: &crate::model::Flow, a: &Assessment) -> RelatedFlowReport {
+        RelatedFlowReport {
+            family: f.orig.family.name(),
+            proto: proto::name(f.orig.proto)
+                .map(str::to_string)
+                .unwrap_or_else(|| f.orig.proto.to_string()),
+            tuple: endpoints(&f.orig),
+            master: f.master().map(endpoints).unwrap_or_default(),
+            helper: a.helper.clone(),
+            row: a.row.clone(),
+            freedom: a.freedom,
+            expected: a.expected,
+            findings: a.findings.clone(),
+            note: a.note.clone(),
+            risk_from: a.from.name(),
+        }
+    }
+}
+
 fn endpoints(t: &Tuple) -> String {
     format!(
         "{} -> {}",
@@ -169,7 +208,9 @@ pub struct Report {
     /// IPv6 has no rp_filter sysctl, so rules are its only reverse-path check.
     pub ipv6_antispoof: bool,
     pub expectations: Vec<ExpectReport>,
-    /// Every finding, the expectations' included.
+    /// Live RELATED flows.
+    pub related_flows: Vec<RelatedFlowReport>,
+    /// Every finding, the expectations' and RELATED flows' included.
     pub findings: Vec<Finding>,
     pub unreadable: Vec<Unreadable>,
     /// Whether both the ruleset and the expectation table could be read.
@@ -319,6 +360,34 @@ impl Report {
                 f.sport,
                 f.dst,
                 f.dport,
+                e.row
+                    .as_deref()
+                    .map(|r| format!("  (table: {r})"))
+                    .unwrap_or_default()
+            );
+            if let Some(n) = &e.note {
+                let _ = writeln!(s, "      note: {n}");
+            }
+        }
+        let _ = writeln!(s, "\nLive RELATED flows");
+        if self.related_flows.is_empty() {
+            let _ = writeln!(s, "  none");
+        }
+        for e in &self.related_flows {
+            let f = &e.freedom;
+            let _ = writeln!(
+                s,
+                "  {} {} {}  helper={}  master {}\n      freedom src={} sport={} dst={} dport={} (from the {}){}",
+                if e.findings.is_empty() { "[ok]" } else { "[!]" },
+                e.proto,
+                e.tuple,
+                e.helper.as_deref().unwrap_or("-"),
+                e.master,
+                f.src,
+                f.sport,
+                f.dst,
+                f.dport,
+                e.risk_from,
                 e.row
                     .as_deref()
                     .map(|r| format!("  (table: {r})"))

@@ -150,7 +150,8 @@ fn audit_main(g: &args::Global, mut opts: crate::audit::Options) -> anyhow::Resu
 /// Where the helper-risk annotations are computed: the namespace shown, and whether the
 /// entries come from a recording (then this machine's sockets mean nothing).
 static RISK_CONTEXT: std::sync::OnceLock<(Option<String>, bool)> = std::sync::OnceLock::new();
-static RISK: std::sync::OnceLock<Option<crate::risk::Assessor>> = std::sync::OnceLock::new();
+static RISK: std::sync::OnceLock<Option<std::sync::Mutex<crate::risk::Assessor>>> =
+    std::sync::OnceLock::new();
 
 /// Record the run's namespace and source for `risk()`; called once before any command.
 fn init_risk(g: &args::Global) {
@@ -158,29 +159,35 @@ fn init_risk(g: &args::Global) {
 }
 
 /// The assessor for the entries shown: the freedom table with live module options, and
-/// the listening sockets of the namespace `netns` (none for a replay: this machine's
-/// sockets say nothing about the recorded one). `None` if it cannot be built (risk is
-/// then left out rather than failing the command). The one construction behind both the
-/// JSON annotations (`risk()`) and the dashboard.
+/// the sockets of the namespace `netns`, re-read when older than a second (none for a
+/// replay: this machine's sockets say nothing about the recorded one). `None` if it cannot
+/// be built (risk is then left out rather than failing the command). The one construction
+/// behind both the JSON annotations (`with_risk()`) and the dashboard.
 fn build_assessor(netns: Option<&str>, replay: bool) -> Option<crate::risk::Assessor> {
     let mut a = crate::risk::Assessor::system_in(None, netns).ok()?;
     if replay {
         a.listeners = None;
+        a.sockets_from = None;
     }
     Some(a)
 }
 
-/// The assessor of the headless commands, built on first use (see `build_assessor`).
-fn risk() -> Option<&'static crate::risk::Assessor> {
-    RISK.get_or_init(|| {
-        let (netns, replay) = RISK_CONTEXT.get().cloned().unwrap_or_default();
-        build_assessor(netns.as_deref(), replay)
-    })
-    .as_ref()
+/// Run `f` with the assessor of the headless commands, built on first use (see
+/// `build_assessor`) and refreshed so a long `watch` sees sockets opened after it started.
+fn with_risk<R>(f: impl FnOnce(&crate::risk::Assessor) -> R) -> Option<R> {
+    let m = RISK
+        .get_or_init(|| {
+            let (netns, replay) = RISK_CONTEXT.get().cloned().unwrap_or_default();
+            build_assessor(netns.as_deref(), replay).map(std::sync::Mutex::new)
+        })
+        .as_ref()?;
+    let mut a = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    a.refresh();
+    Some(f(&a))
 }
 
-/// Add the helper-risk fields to a flow's JSON view (RELATED flows whose expectation the
-/// store knows).
+/// Add the helper-risk fields to a flow's JSON view: every RELATED flow, judged by the
+/// expectation the store saw or else from the flow itself (`risk_from`).
 fn annotate_flow(
     store: &crate::model::Store,
     mut v: crate::output::FlowView,
@@ -188,9 +195,15 @@ fn annotate_flow(
 ) -> crate::output::FlowView {
     if f.is_related() {
         let key = crate::model::store::FlowKey::of(f);
-        if let Some((freedom, findings)) = risk().and_then(|a| a.flow_json(store, &key)) {
-            v.freedom = Some(freedom);
-            v.findings = Some(findings);
+        if let Some(r) = with_risk(|a| a.flow(store, &key))
+            .flatten()
+            .map(|a| crate::risk::RiskJson::of(&a))
+        {
+            v.freedom = Some(r.freedom);
+            v.findings = Some(r.findings);
+            v.risk_from = Some(r.risk_from);
+            v.table = Some(r.table);
+            v.listener = Some(r.listener);
         }
     }
     v
@@ -202,10 +215,11 @@ fn annotate_expect(
     mut v: crate::output::ExpectView,
     e: &crate::model::Expectation,
 ) -> crate::output::ExpectView {
-    if let Some(a) = risk() {
-        let (freedom, findings) = a.expectation_json(store, e);
-        v.freedom = Some(freedom);
-        v.findings = Some(findings);
+    if let Some(r) = with_risk(|a| crate::risk::RiskJson::of(&a.expectation(store, e))) {
+        v.freedom = Some(r.freedom);
+        v.findings = Some(r.findings);
+        v.table = Some(r.table);
+        v.listener = Some(r.listener);
     }
     v
 }

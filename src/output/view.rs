@@ -2,8 +2,8 @@
 //! built from model records at a given store time. Text output renders from the same views,
 //! so both formats always agree. It must not read netlink bytes or the store's internals.
 //!
-//! Field order here is the order in the JSON. `freedom` and `findings` are filled by the
-//! risk module and skipped while `None`; `secctx`, `zone_orig` and `zone_reply` appear only
+//! Field order here is the order in the JSON. `freedom`, `findings`, `risk_from`, `table`
+//! and `listener` are filled by the risk module and skipped while `None`; `secctx`, `zone_orig` and `zone_reply` appear only
 //! when the kernel reported them (conntrack(8) prints them only then, too).
 
 use crate::decode::Event;
@@ -220,6 +220,16 @@ pub struct FlowView {
     pub freedom: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub findings: Option<serde_json::Value>,
+    /// `"expectation"` (judged by the expectation the store saw) or `"flow"` (from the
+    /// flow itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk_from: Option<&'static str>,
+    /// The helper table row used (`null`: the helper has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<serde_json::Value>,
+    /// The listening-socket check (`{"check": …}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listener: Option<serde_json::Value>,
 }
 
 impl FlowView {
@@ -262,6 +272,9 @@ impl FlowView {
             zone_reply: e.and_then(|e| e.zone_reply),
             freedom: None,
             findings: None,
+            risk_from: None,
+            table: None,
+            listener: None,
         }
     }
 }
@@ -308,6 +321,10 @@ pub struct ExpectView {
     pub freedom: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub findings: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listener: Option<serde_json::Value>,
 }
 
 impl ExpectView {
@@ -331,6 +348,8 @@ impl ExpectView {
             func: e.func.as_deref().map(str::to_owned),
             freedom: None,
             findings: None,
+            table: None,
+            listener: None,
         }
     }
 }

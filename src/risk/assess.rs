@@ -2,20 +2,25 @@
 //! table expects, and the findings, each with its fix.
 //!
 //! Owns the finding rules (sensitive port, third-party address, listening socket, unusual
-//! helper port, bursts, table mismatch). Pure over its inputs: the table, the listeners
-//! snapshot and the store are given, so tests feed hand-built records. It must not read
-//! the system (see `table::read_params`, `sockets::Listeners::read`) nor print.
+//! helper port, bursts, table mismatch), applied alike to expectations and RELATED flows.
+//! A RELATED flow is judged by the expectation that created it when the store saw it, and
+//! otherwise from the flow itself (state, not history: the admin usually looks after the
+//! event). Pure over its inputs: the table, the sockets snapshot and the store are given,
+//! so tests feed hand-built records. It must not read the system (see
+//! `table::read_params`, `sockets::Listeners::read`; `refresh` delegates to `risk`) nor
+//! print.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use super::classify::{classify, Freedom, MasterEnds};
+use super::classify::{classify, classify_flow, Freedom, MasterEnds};
 use super::finding::{self, Finding, FindingKind};
-use super::sockets::Listeners;
+use super::sockets::{Listeners, Owner};
 use super::table::{Entry, HelperTable, Level};
 use crate::model::store::{ExpectKey, FlowKey, Store};
 use crate::model::tuple::{proto, Endpoint};
-use crate::model::{Expectation, Tuple};
+use crate::model::{Expectation, Flow, Tuple};
 
 /// The default sensitive destination ports (issue 4): remote shells, mail, SMB and
 /// databases/caches that are commonly left listening on all addresses.
@@ -74,13 +79,93 @@ impl Config {
     }
 }
 
-/// The verdict on one expectation (or the expectation behind a RELATED flow).
+/// Where a RELATED flow's verdict comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RiskFrom {
+    /// The expectation that created it (live, or seen by the store before the kernel
+    /// consumed it): its mask says what was a wildcard.
+    Expectation,
+    /// The flow itself: its tuples, its master tuple, the master's helper and that
+    /// helper's table row (the expectation was never seen).
+    Flow,
+}
+
+impl RiskFrom {
+    /// `"expectation"` or `"flow"`, the JSON `risk_from`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RiskFrom::Expectation => "expectation",
+            RiskFrom::Flow => "flow",
+        }
+    }
+}
+
+/// What the listening-socket check found for the destination an expectation or RELATED
+/// flow reaches. Process names are kept raw; front ends escape them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerCheck {
+    /// No socket snapshot (a recording, or procfs unreadable): not checked.
+    Unavailable,
+    /// The destination is not an address of this namespace: the helper runs on a router
+    /// (or on the other end), the listener would be on another host. The check does not
+    /// apply, and nothing is guessed.
+    NotLocal,
+    /// Nothing listens on that port here.
+    NoListener,
+    /// The listener belongs to the process that owns the master connection: the
+    /// announcer's own data or contact socket (a passive FTP server, an active FTP client,
+    /// a SIP phone). Normal.
+    SameProcess { port: u16, owner: Owner },
+    /// Another process listens there: what a forged command reaches.
+    OtherProcess {
+        port: u16,
+        owner: Owner,
+        master: Owner,
+    },
+    /// A process listens there, but the master connection's socket is not on this host
+    /// any more (closed), so the two cannot be compared.
+    MasterGone { port: u16, owner: Owner },
+    /// Something listens there, but no process holding it was found: another user's
+    /// process read without root, or a socket only the kernel holds (nfsd, lockd).
+    OwnerUnknown { port: u16 },
+}
+
+impl ListenerCheck {
+    /// `{"check": …}` with the port and processes where known, for the JSON views.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let own = |o: &Owner| json!({"process": o.name, "pid": o.pid});
+        match self {
+            ListenerCheck::Unavailable => json!({"check": "unavailable"}),
+            ListenerCheck::NotLocal => json!({"check": "not_local"}),
+            ListenerCheck::NoListener => json!({"check": "no_listener"}),
+            ListenerCheck::SameProcess { port, owner } => {
+                json!({"check": "same_process", "port": port, "listener": own(owner)})
+            }
+            ListenerCheck::OtherProcess {
+                port,
+                owner,
+                master,
+            } => {
+                json!({"check": "other_process", "port": port, "listener": own(owner), "master": own(master)})
+            }
+            ListenerCheck::MasterGone { port, owner } => {
+                json!({"check": "master_gone", "port": port, "listener": own(owner)})
+            }
+            ListenerCheck::OwnerUnknown { port } => json!({"check": "owner_unknown", "port": port}),
+        }
+    }
+}
+
+/// The verdict on one expectation or RELATED flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assessment {
-    /// Kernel helper name, when the kernel reported one.
+    /// Kernel helper name (of the master, for a RELATED flow), when known.
     pub helper: Option<String>,
     /// The table row used (`ftp data (loose=0)`), `None` for unknown helpers.
     pub row: Option<String>,
+    /// The table row itself, for the JSON `"table"` (shared with the table, not copied).
+    pub entry: Option<Arc<Entry>>,
     /// What the live data says.
     pub freedom: Freedom,
     /// What the table says, for the row used.
@@ -88,6 +173,10 @@ pub struct Assessment {
     pub findings: Vec<Finding>,
     /// E.g. "helper 'x' is not in the freedom table: classified from live data only".
     pub note: Option<String>,
+    /// Whether this came from an expectation or from the flow alone.
+    pub from: RiskFrom,
+    /// What the listening-socket check saw.
+    pub listener: ListenerCheck,
 }
 
 impl Assessment {
@@ -100,6 +189,55 @@ impl Assessment {
     pub fn findings_json(&self) -> serde_json::Value {
         finding::to_json(&self.findings)
     }
+
+    /// `"table"` for the JSON views: the row used, or `null` when the helper has none.
+    pub fn table_json(&self) -> serde_json::Value {
+        self.entry
+            .as_ref()
+            .map_or(serde_json::Value::Null, |e| e.to_json())
+    }
+}
+
+/// The JSON fields an assessment adds to a view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskJson {
+    pub freedom: serde_json::Value,
+    pub findings: serde_json::Value,
+    pub risk_from: &'static str,
+    pub table: serde_json::Value,
+    pub listener: serde_json::Value,
+}
+
+impl RiskJson {
+    pub fn of(a: &Assessment) -> RiskJson {
+        RiskJson {
+            freedom: a.freedom_json(),
+            findings: a.findings_json(),
+            risk_from: a.from.name(),
+            table: a.table_json(),
+            listener: a.listener.to_json(),
+        }
+    }
+}
+
+/// What one assessment is about, whichever way it was classified.
+struct Subject<'a> {
+    /// "expectation" or "RELATED flow", the findings' first words.
+    what: &'static str,
+    helper: Option<String>,
+    entry: Option<&'a Arc<Entry>>,
+    notes: Vec<String>,
+    freedom: Freedom,
+    /// The entry's own addresses, for the third-party finding.
+    src: IpAddr,
+    dst_addr: IpAddr,
+    /// Where it reaches: `None` for a wildcard.
+    dst: Option<IpAddr>,
+    dport: Option<u16>,
+    proto: u8,
+    master: MasterEnds,
+    siblings: usize,
+    from: RiskFrom,
 }
 
 /// Assesses expectations against a table, a config and (optionally) the namespace's
@@ -110,7 +248,18 @@ pub struct Assessor {
     pub config: Config,
     /// Listening sockets of the namespace whose table is shown; `None` skips that check.
     pub listeners: Option<Listeners>,
+    /// Where `refresh` re-reads the sockets; `None` keeps the snapshot (tests, replays).
+    pub sockets_from: Option<SocketSource>,
+    read_at: Option<std::time::Instant>,
 }
+
+/// The namespace whose sockets an assessor re-reads (`--netns`, or the current one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSource(pub Option<String>);
+
+/// How old a socket snapshot may get before `refresh` reads it again: long-running front
+/// ends (dashboard, `watch`) must see the sockets of connections made after they started.
+pub const SOCKETS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Assessor {
     pub fn new(table: HelperTable, config: Config, listeners: Option<Listeners>) -> Assessor {
@@ -118,7 +267,29 @@ impl Assessor {
             table,
             config,
             listeners,
+            sockets_from: None,
+            read_at: None,
         }
+    }
+
+    /// Re-read the socket snapshot when it is older than `SOCKETS_MAX_AGE` and the
+    /// assessor knows where from. Cheap when fresh; owners are read lazily.
+    pub fn refresh(&mut self) {
+        let Some(src) = &self.sockets_from else {
+            return;
+        };
+        if self.read_at.is_some_and(|t| t.elapsed() < SOCKETS_MAX_AGE) {
+            return;
+        }
+        self.listeners = super::listeners_in(src.0.as_deref());
+        self.read_at = Some(std::time::Instant::now());
+    }
+
+    /// Mark the current snapshot as just read from `src` (see `refresh`).
+    pub fn with_socket_source(mut self, src: SocketSource) -> Assessor {
+        self.sockets_from = Some(src);
+        self.read_at = Some(std::time::Instant::now());
+        self
     }
 
     /// Assess expectation `e` of a master whose endpoints are `master`, with `siblings`
@@ -136,45 +307,193 @@ impl Assessor {
         let entry = helper
             .as_deref()
             .and_then(|h| self.table.lookup(h, e.class));
-        let note = match (&helper, entry) {
-            (None, _) => Some("no helper name reported: classified from live data only".into()),
-            (Some(h), None) if self.table.knows(h) => Some(format!(
+        let mut notes = Vec::new();
+        match (&helper, entry) {
+            (None, _) => {
+                notes.push("no helper name reported: classified from live data only".into())
+            }
+            (Some(h), None) if self.table.knows(h) => notes.push(format!(
                 "helper '{h}' has no table row for class {}: classified from live data only",
                 e.class
             )),
-            (Some(h), None) => Some(format!(
+            (Some(h), None) => notes.push(format!(
                 "helper '{h}' is not in the freedom table: classified from live data only"
             )),
-            _ => None,
+            _ => {}
+        }
+        let subject = Subject {
+            what: if target.is_some() {
+                "RELATED flow"
+            } else {
+                "expectation"
+            },
+            helper,
+            entry,
+            notes,
+            freedom,
+            src: e.tuple.src_ip(),
+            dst_addr: e.tuple.dst_ip(),
+            dport: match target {
+                Some(t) => Some(t.dport),
+                None if e.dport_is_any() => None,
+                None => Some(e.tuple.dport),
+            },
+            dst: match target {
+                Some(t) => Some(t.dst_ip()),
+                None if e.dst_is_any() => None,
+                None => Some(e.tuple.dst_ip()),
+            },
+            proto: e.tuple.proto,
+            master: *master,
+            siblings,
+            from: RiskFrom::Expectation,
         };
+        self.judge(subject)
+    }
+
+    /// Assess a RELATED flow from what the kernel holds on the flow itself (its original
+    /// tuple, its master tuple, its own helper), the master's reply tuple and helper when
+    /// the store still has the master, and the helper's table row: for a flow whose
+    /// expectation ctscope never saw (it started after the traffic).
+    pub fn assess_related(
+        &self,
+        f: &Flow,
+        master: &MasterEnds,
+        master_helper: Option<&str>,
+        siblings: usize,
+    ) -> Assessment {
+        let t = &f.orig;
+        let flow_helper = f.helper.name();
+        let (entry, row_master) = match self.table.lookup_flow(master_helper, flow_helper, t.proto)
+        {
+            Some((e, m)) => (Some(e), Some(m)),
+            None => (None, None),
+        };
+        let helper = row_master
+            .map(str::to_string)
+            .or_else(|| master_helper.map(str::to_string))
+            .or_else(|| flow_helper.map(str::to_string));
+        let mut notes = Vec::new();
+        if master_helper.is_none() {
+            notes.push(match flow_helper {
+                Some(h) => format!(
+                    "the master connection is gone: its helper is taken from the flow's own helper '{h}'"
+                ),
+                None => "the master connection is gone and the flow names no helper: classified from its tuples only".into(),
+            });
+        } else if entry.is_none() {
+            notes.push(format!(
+                "helper '{}' is not in the freedom table: classified from live data only",
+                helper.as_deref().unwrap_or("?")
+            ));
+        }
+        let nets =
+            |a: IpAddr, b: IpAddr| self.listeners.as_ref().and_then(|l| l.same_network(a, b));
+        let freedom = classify_flow(t, master, entry.map(|e| &e.shape), &nets);
+        if entry.is_some_and(|e| e.shape.src == Level::Iface || e.shape.dst == Level::Iface)
+            && nets(t.src_ip(), master.orig.dst_ip()).is_none()
+        {
+            notes.push(
+                "the interface's networks are unknown here: an address the table gives as iface is taken as iface".into(),
+            );
+        }
+        let subject = Subject {
+            what: "RELATED flow",
+            helper,
+            entry,
+            notes,
+            freedom,
+            src: t.src_ip(),
+            dst_addr: t.dst_ip(),
+            dst: Some(t.dst_ip()),
+            dport: Some(t.dport),
+            proto: t.proto,
+            master: *master,
+            siblings,
+            from: RiskFrom::Flow,
+        };
+        self.judge(subject)
+    }
+
+    /// The listening-socket check for `dst:port` reached over `p`, with the master's
+    /// endpoints to find the announcer's socket.
+    fn listener_check(
+        &self,
+        p: u8,
+        dst: Option<IpAddr>,
+        port: u16,
+        master: &MasterEnds,
+    ) -> ListenerCheck {
+        let Some(l) = &self.listeners else {
+            return ListenerCheck::Unavailable;
+        };
+        if dst.is_some_and(|d| !l.is_local(d)) {
+            return ListenerCheck::NotLocal;
+        }
+        let Some(s) = l.find(p, dst, port) else {
+            return ListenerCheck::NoListener;
+        };
+        let Some(owners) = l.owners(s.inode) else {
+            return ListenerCheck::OwnerUnknown { port };
+        };
+        let owner = owners[0].clone();
+        let mp = master.orig.proto;
+        let ends = |t: &Tuple| {
+            [
+                ((t.src_ip(), t.sport), (t.dst_ip(), t.dport)),
+                ((t.dst_ip(), t.dport), (t.src_ip(), t.sport)),
+            ]
+        };
+        let master_owners: Option<&[Owner]> = ends(&master.orig)
+            .into_iter()
+            .chain(ends(&master.reply))
+            .filter(|(local, _)| l.is_local(local.0))
+            .find_map(|(local, remote)| l.socket_of(mp, local, remote))
+            .and_then(|inode| l.owners(inode));
+        match master_owners {
+            None => ListenerCheck::MasterGone { port, owner },
+            Some(m) => match owners.iter().find(|o| m.iter().any(|x| x.pid == o.pid)) {
+                Some(same) => ListenerCheck::SameProcess {
+                    port,
+                    owner: same.clone(),
+                },
+                None => ListenerCheck::OtherProcess {
+                    port,
+                    owner,
+                    master: m[0].clone(),
+                },
+            },
+        }
+    }
+
+    /// The findings on one subject: the rules shared by expectations and RELATED flows.
+    fn judge(&self, s: Subject<'_>) -> Assessment {
+        let Subject {
+            what,
+            helper,
+            entry,
+            mut notes,
+            freedom,
+            src,
+            dst_addr,
+            dst,
+            dport,
+            proto: p,
+            master,
+            siblings,
+            from,
+        } = s;
         let name = helper.as_deref().unwrap_or("?");
         let restrict = entry
             .map(|en| en.restrict.clone())
             .unwrap_or_else(|| finding::generic_restrict(name));
         let rule = finding::related_rule(&restrict);
         let mut findings = Vec::new();
-
-        let dport = match target {
-            Some(t) => Some(t.dport),
-            None if e.dport_is_any() => None,
-            None => Some(e.tuple.dport),
-        };
-        let dst: Option<IpAddr> = match target {
-            Some(t) => Some(t.dst_ip()),
-            None if e.dst_is_any() => None,
-            None => Some(e.tuple.dst_ip()),
-        };
-        let p = e.tuple.proto;
         let ported = matches!(
             p,
             proto::TCP | proto::UDP | proto::SCTP | proto::DCCP | proto::UDPLITE
         );
         let pname = proto::name(p).unwrap_or("?");
-        let what = if target.is_some() {
-            "RELATED flow"
-        } else {
-            "expectation"
-        };
 
         if let (true, Some(port)) = (ported, dport) {
             let listed = self.config.sensitive_ports.contains(&port);
@@ -203,8 +522,8 @@ impl Assessor {
         }
 
         for (field, level, addr) in [
-            ("source", freedom.src, e.tuple.src_ip()),
-            ("destination", freedom.dst, e.tuple.dst_ip()),
+            ("source", freedom.src, src),
+            ("destination", freedom.dst, dst_addr),
         ] {
             if level == Level::InCmd {
                 let loose = if name.eq_ignore_ascii_case("ftp") {
@@ -225,30 +544,87 @@ impl Assessor {
             }
         }
 
-        if let (true, Some(port), Some(l)) = (ported, dport, &self.listeners) {
-            let standing = !l.is_ephemeral(port);
-            if let (true, Some(s)) = (standing, l.find(p, dst, port)) {
+        let listener = match (ported, dport) {
+            (true, Some(port)) => self.listener_check(p, dst, port, &master),
+            _ => ListenerCheck::NoListener,
+        };
+        let toward = |port: u16| {
+            dst.map(|d| Endpoint(d, port).to_string())
+                .unwrap_or_else(|| format!("any:{port}"))
+        };
+        let listen_fix = |port: u16| {
+            format!(
+                "a forged command can reach this service through RELATED: narrow RELATED with `{rule}` (`--dport 1024:` alone still lets this port through), drop RELATED to it (`iptables -I INPUT -p {pname} --dport {port} -m conntrack --ctstate RELATED -j DROP`), or bind the service to 127.0.0.1"
+            )
+        };
+        // Without both owners the old rule stands: a standing service outside the
+        // ephemeral range, where a helper's own data socket would never be.
+        let standing = |port: u16| {
+            self.listeners
+                .as_ref()
+                .is_some_and(|l| !l.is_ephemeral(port))
+        };
+        match &listener {
+            ListenerCheck::OtherProcess {
+                port,
+                owner,
+                master: m,
+            } => findings.push(Finding::new(
+                FindingKind::ListeningSocket,
+                format!(
+                    "{what} of helper '{name}' toward {pname} {}: RELATED reaches '{}' (pid {}) listening on :{port}, not the process that owns the master connection ('{}', pid {}) (dport {})",
+                    toward(*port),
+                    owner.name,
+                    owner.pid,
+                    m.name,
+                    m.pid,
+                    freedom.dport
+                ),
+                listen_fix(*port),
+            )),
+            ListenerCheck::MasterGone { port, owner } if standing(*port) => {
                 findings.push(Finding::new(
                     FindingKind::ListeningSocket,
                     format!(
-                        "{what} of helper '{name}' toward {pname} {}: a local service listens on {} (dport {}), outside the ephemeral range {}-{} a helper's own data socket would use",
-                        dst.map(|d| Endpoint(d, port).to_string()).unwrap_or_else(|| format!("any:{port}")),
-                        Endpoint(s.addr, s.port),
-                        freedom.dport,
-                        l.ephemeral.0,
-                        l.ephemeral.1
+                        "{what} of helper '{name}' toward {pname} {}: RELATED reaches '{}' (pid {}) listening on :{port}; the master connection's socket is gone, so its owner cannot be compared (dport {})",
+                        toward(*port),
+                        owner.name,
+                        owner.pid,
+                        freedom.dport
                     ),
-                    format!(
-                        "a forged command can reach this service through RELATED: narrow RELATED with `{rule}` (`--dport 1024:` alone still lets this port through), drop RELATED to it (`iptables -I INPUT -p {pname} --dport {port} -m conntrack --ctstate RELATED -j DROP`), or bind the service to 127.0.0.1"
-                    ),
-                ));
+                    listen_fix(*port),
+                ))
             }
+            ListenerCheck::OwnerUnknown { port } if standing(*port) => {
+                findings.push(Finding::new(
+                    FindingKind::ListeningSocket,
+                    format!(
+                        "{what} of helper '{name}' toward {pname} {}: a local service listens on :{port}, outside the ephemeral range, and no process holding it could be found to compare with the master connection's owner (a kernel socket, or fds unreadable without root) (dport {}; hint: run as root to name it)",
+                        toward(*port),
+                        freedom.dport
+                    ),
+                    listen_fix(*port),
+                ))
+            }
+            ListenerCheck::MasterGone { port, owner } => notes.push(format!(
+                "'{}' (pid {}) listens on :{port} in the ephemeral range and the master connection's socket is gone: not compared",
+                owner.name, owner.pid
+            )),
+            ListenerCheck::OwnerUnknown { port } => notes.push(format!(
+                "a socket listens on :{port} in the ephemeral range; no process holding it was found: not compared"
+            )),
+            ListenerCheck::NotLocal => notes.push(format!(
+                "listener check does not apply: {} is not an address of this namespace (the helper runs on a router, or the listener is on another host)",
+                dst.map(|d| d.to_string()).unwrap_or_default()
+            )),
+            _ => {}
         }
 
         if let Some(en) = entry {
             let control = self.table.control_ports(en);
-            let mp = e.master.proto;
-            if !control.is_empty() && !control.contains(&(mp, e.master.dport)) {
+            let mp = master.orig.proto;
+            let mport = master.orig.dport;
+            if !control.is_empty() && !control.contains(&(mp, mport)) {
                 let normal: Vec<String> = control
                     .iter()
                     .map(|(p, port)| format!("{}/{port}", proto::name(*p).unwrap_or("?")))
@@ -256,14 +632,13 @@ impl Assessor {
                 findings.push(Finding::new(
                     FindingKind::UnusualHelperPort,
                     format!(
-                        "helper '{name}' is attached to {} port {}, which it does not normally serve ({})",
+                        "helper '{name}' is attached to {} port {mport}, which it does not normally serve ({})",
                         proto::name(mp).unwrap_or("?"),
-                        e.master.dport,
                         normal.join(", ")
                     ),
                     format!(
                         "if this server is meant to use '{name}' there, assign it for that server only: `{}`; otherwise remove the CT rule (or module `ports` option) that attaches it",
-                        finding::ct_assignment(name, proto::name(mp).unwrap_or("tcp"), e.master.dport)
+                        finding::ct_assignment(name, proto::name(mp).unwrap_or("tcp"), mport)
                     ),
                 ));
             }
@@ -316,11 +691,14 @@ impl Assessor {
 
         Assessment {
             helper,
-            row: entry.map(Entry::label),
+            row: entry.map(|e| e.label()),
+            entry: entry.cloned(),
             freedom,
             expected: entry.map(|en| en.shape),
             findings,
-            note,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+            from,
+            listener,
         }
     }
 
@@ -365,26 +743,34 @@ impl Assessor {
             .collect()
     }
 
-    /// Assess a RELATED flow by the expectation that created it (kept by the store after
-    /// the kernel dropped it). `None` when the flow is not RELATED or its expectation was
-    /// never seen.
+    /// Assess a RELATED flow: by the expectation that created it when the store saw it
+    /// (`risk_from` "expectation"), otherwise from the flow itself (`risk_from` "flow":
+    /// its tuples, its master tuple, the master's helper from the store or the helper
+    /// named on the flow, and the table row). `None` only for flows that are not RELATED
+    /// (or RELATED without a master tuple, which the kernel always sends).
     pub fn flow(&self, store: &Store, key: &FlowKey) -> Option<Assessment> {
         let f = store.flow(key)?;
         if !f.is_related() {
             return None;
         }
-        let e = store.expectation_of(key)?;
-        let master_key = FlowKey {
-            zone: e.zone,
-            orig: e.master,
-        };
-        let reply = store.master_of(key).map(|m| m.reply());
+        let master_key = FlowKey::master_of(f)?;
+        let master_flow = store.master_of(key);
+        let reply = master_flow.map(|m| m.reply());
         let siblings = store.expectations_of(&master_key).len();
-        Some(self.assess(
-            e,
-            &MasterEnds::new(e.master, reply),
+        if let Some(e) = store.expectation_of(key) {
+            return Some(self.assess(
+                e,
+                &MasterEnds::new(e.master, reply),
+                siblings,
+                Some(&f.orig),
+            ));
+        }
+        let master_helper = master_flow.and_then(|m| m.helper.name());
+        Some(self.assess_related(
+            f,
+            &MasterEnds::new(master_key.orig, reply),
+            master_helper,
             siblings,
-            Some(&f.orig),
         ))
     }
 
@@ -415,7 +801,7 @@ mod tests {
     use super::*;
     use crate::model::helper::intern;
     use crate::model::tuple::Family;
-    use crate::risk::sockets::Listener;
+    use crate::risk::sockets::{Conn, Listener};
     use crate::risk::table::Params;
 
     fn v4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, p: u8) -> Tuple {
@@ -451,10 +837,201 @@ mod tests {
                 proto: proto::TCP,
                 addr: "0.0.0.0".parse().unwrap(),
                 port,
+                inode: 0,
             }],
             local: vec!["10.213.5.2".parse().unwrap()],
             ..Listeners::default()
         }
+    }
+
+    /// A namespace where `port` is listened on by `listener` (inode 10), and the local end
+    /// of `master` (client side, `CLIENT:40000 ↔ SERVER:21`) is held by `announcer`
+    /// (inode 11).
+    fn owned(port: u16, listener: (u32, &str), announcer: (u32, &str)) -> Listeners {
+        let mut l = listeners(port);
+        l.sockets[0].inode = 10;
+        l.conns = vec![Conn {
+            proto: proto::TCP,
+            local: "10.213.5.2".parse().unwrap(),
+            lport: 40000,
+            remote: "10.213.5.1".parse().unwrap(),
+            rport: 21,
+            inode: 11,
+        }];
+        let mut o = crate::risk::sockets::OwnerMap::new();
+        o.insert(
+            10,
+            vec![Owner {
+                pid: listener.0,
+                name: listener.1.into(),
+            }],
+        );
+        o.insert(
+            11,
+            vec![Owner {
+                pid: announcer.0,
+                name: announcer.1.into(),
+            }],
+        );
+        l.with_owners(o)
+    }
+
+    fn related(orig: Tuple, master: Tuple) -> Flow {
+        let mut f = Flow::new(orig);
+        f.status = crate::model::flow::status::EXPECTED | crate::model::flow::status::CONFIRMED;
+        f.extra_mut().master = Some(master);
+        f
+    }
+
+    #[test]
+    fn related_flow_without_its_expectation_is_judged_from_the_flow() {
+        // The forged PORT was consumed before ctscope looked: only the flow
+        // SERVER:47000 → CLIENT:3306 and its master are in the table.
+        let master = v4(CLIENT, 40000, SERVER, 21, proto::TCP);
+        let mut mf = Flow::new(master);
+        mf.helper = intern("ftp");
+        let f = related(v4(SERVER, 47000, CLIENT, 3306, proto::TCP), master);
+        let mut store = Store::new();
+        store.apply(
+            crate::decode::Event::Dump,
+            crate::decode::Record::Flow(mf),
+            0,
+        );
+        store.apply(
+            crate::decode::Event::Dump,
+            crate::decode::Record::Flow(f.clone()),
+            0,
+        );
+        let asr = Assessor::new(
+            HelperTable::embedded().unwrap(),
+            Config::default(),
+            Some(owned(3306, (812, "mariadbd"), (77, "curl"))),
+        );
+        let a = asr.flow(&store, &FlowKey::of(&f)).expect("assessed");
+        assert_eq!(a.from, RiskFrom::Flow);
+        assert_eq!(
+            a.freedom,
+            Freedom {
+                src: Level::Fixed,
+                sport: Level::Full,
+                dst: Level::Fixed,
+                dport: Level::InCmd
+            }
+        );
+        assert_eq!(a.row.as_deref(), Some("ftp data (loose=0)"));
+        assert_eq!(
+            kinds(&a),
+            vec![FindingKind::SensitivePort, FindingKind::ListeningSocket]
+        );
+        let l = a
+            .findings
+            .iter()
+            .find(|f| f.kind == FindingKind::ListeningSocket)
+            .unwrap();
+        assert!(
+            l.detail
+                .contains("RELATED reaches 'mariadbd' (pid 812) listening on :3306"),
+            "{}",
+            l.detail
+        );
+        let j = RiskJson::of(&a);
+        assert_eq!(j.risk_from, "flow");
+        assert_eq!(j.table["row"], "ftp data (loose=0)");
+        assert_eq!(j.listener["check"], "other_process");
+        assert_eq!(j.listener["listener"]["pid"], 812);
+
+        // The master gone too: the flow names no helper, so no row; still judged.
+        let mut bare = Store::new();
+        bare.apply(
+            crate::decode::Event::Dump,
+            crate::decode::Record::Flow(f.clone()),
+            0,
+        );
+        let a = asr.flow(&bare, &FlowKey::of(&f)).expect("assessed");
+        assert_eq!(a.row, None);
+        assert!(a
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("master connection is gone"));
+        assert!(kinds(&a).contains(&FindingKind::SensitivePort));
+    }
+
+    #[test]
+    fn a_closed_master_cannot_vouch_for_a_standing_listener() {
+        // The control connection is gone (its socket with it): 3306 is still reported,
+        // naming the listener; a socket in the ephemeral range only gets a note.
+        let master = v4(CLIENT, 40000, SERVER, 21, proto::TCP);
+        let mut l = owned(3306, (812, "mariadbd"), (77, "curl"));
+        l.conns.clear();
+        let asr = Assessor::new(HelperTable::embedded().unwrap(), Config::default(), Some(l));
+        let f = related(v4(SERVER, 47000, CLIENT, 3306, proto::TCP), master);
+        let a = asr.assess_related(&f, &MasterEnds::new(master, None), Some("ftp"), 0);
+        assert!(matches!(
+            a.listener,
+            ListenerCheck::MasterGone { port: 3306, .. }
+        ));
+        let d = &a
+            .findings
+            .iter()
+            .find(|f| f.kind == FindingKind::ListeningSocket)
+            .expect("still a finding")
+            .detail;
+        assert!(
+            d.contains("'mariadbd' (pid 812)") && d.contains("socket is gone"),
+            "{d}"
+        );
+        let mut l = owned(50000, (812, "mariadbd"), (77, "curl"));
+        l.conns.clear();
+        let asr = Assessor::new(HelperTable::embedded().unwrap(), Config::default(), Some(l));
+        let f = related(v4(SERVER, 47000, CLIENT, 50000, proto::TCP), master);
+        let a = asr.assess_related(&f, &MasterEnds::new(master, None), Some("ftp"), 0);
+        assert!(a.findings.is_empty(), "{:#?}", a.findings);
+        assert!(a.note.unwrap().contains("not compared"));
+    }
+
+    #[test]
+    fn the_announcers_own_listener_is_normal_and_a_router_does_not_guess() {
+        // Active FTP on the client that runs the helper: its own ftplib listens on the
+        // port it announced, outside the ephemeral range.
+        let master = v4(CLIENT, 40000, SERVER, 21, proto::TCP);
+        let mut mf = Flow::new(master);
+        mf.helper = intern("ftp");
+        let f = related(v4(SERVER, 20, CLIENT, 20000, proto::TCP), master);
+        let mut store = Store::new();
+        store.apply(
+            crate::decode::Event::Dump,
+            crate::decode::Record::Flow(mf),
+            0,
+        );
+        store.apply(
+            crate::decode::Event::Dump,
+            crate::decode::Record::Flow(f.clone()),
+            0,
+        );
+        let asr = Assessor::new(
+            HelperTable::embedded().unwrap(),
+            Config::default(),
+            Some(owned(20000, (77, "python3"), (77, "python3"))),
+        );
+        let a = asr.flow(&store, &FlowKey::of(&f)).unwrap();
+        assert!(a.findings.is_empty(), "{:#?}", a.findings);
+        assert!(matches!(
+            a.listener,
+            ListenerCheck::SameProcess { port: 20000, .. }
+        ));
+        // The same flow seen on a router: the client is not one of its addresses.
+        let mut router = owned(20000, (77, "python3"), (77, "python3"));
+        router.local = vec!["192.0.2.1".parse().unwrap()];
+        let asr = Assessor::new(
+            HelperTable::embedded().unwrap(),
+            Config::default(),
+            Some(router),
+        );
+        let a = asr.flow(&store, &FlowKey::of(&f)).unwrap();
+        assert_eq!(a.listener, ListenerCheck::NotLocal);
+        assert!(a.findings.is_empty());
+        assert!(a.note.unwrap().contains("listener check does not apply"));
     }
 
     fn kinds(a: &Assessment) -> Vec<FindingKind> {

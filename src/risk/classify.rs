@@ -1,10 +1,14 @@
-//! Live classification of an expectation: for each of src, sport, dst, dport, how much of
-//! the value the kernel holds could have been chosen by whoever wrote the command.
+//! Live classification of an expectation, or of a RELATED flow: for each of src, sport,
+//! dst, dport, how much of the value the kernel holds could have been chosen by whoever
+//! wrote the command.
 //!
-//! Pure logic over model records: a masked-out field is `Full`, a partially masked address
-//! is `Iface`, a value equal to an endpoint of the master connection (either direction,
-//! so NAT'd replies count) is `Fixed`, anything else came from the payload (`InCmd`).
-//! It must not consult the authors' table (see `table`) nor decide findings (see `assess`).
+//! Pure logic over model records. An expectation carries its own wildcards (its mask): a
+//! masked-out field is `Full`, a partially masked address is `Iface`, a value equal to an
+//! endpoint of the master connection (either direction, so NAT'd replies count) is `Fixed`,
+//! anything else came from the payload (`InCmd`). A RELATED flow has no mask: the kernel
+//! consumed the expectation, so the wildcards come from the helper's row of the authors'
+//! table, handed in by the caller (`classify_flow`). This module must not look rows up
+//! itself (see `table`) nor decide findings (see `assess`).
 
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +98,46 @@ pub fn classify(e: &Expectation, master: &MasterEnds) -> Freedom {
         sport: port_level(e.tuple.sport, e.mask.sport, master),
         dst: addr_level(fam, &e.tuple.dst, &e.mask.dst, master),
         dport: port_level(e.tuple.dport, e.mask.dport, master),
+    }
+}
+
+/// Classify a RELATED flow from its own original tuple, the endpoints of its master, and
+/// the freedom its helper's table row gives (`shape`, `None` when the helper has no row).
+///
+/// Per field: what the row wildcards is `Full` (as the expectation's mask would have said,
+/// so a flow classified here reads the same as one whose expectation ctscope saw); a value
+/// equal to an endpoint of the master is `Fixed`; an address the row gives as `Iface` is
+/// `Iface` when `same_network` says it lies in the master's network (or cannot tell);
+/// anything else was chosen by the payload, `InCmd`. The row's `InPacket` (tftp: the
+/// client's port, copied from the master's header) is a master endpoint, so it reads
+/// `Fixed`, exactly as the expectation does.
+pub fn classify_flow(
+    t: &Tuple,
+    master: &MasterEnds,
+    shape: Option<&Freedom>,
+    same_network: &dyn Fn(std::net::IpAddr, std::net::IpAddr) -> Option<bool>,
+) -> Freedom {
+    let addr = |a: &[u8; 16], ip: std::net::IpAddr, row: Option<Level>| match row {
+        Some(Level::Full) => Level::Full,
+        _ if master.has_addr(a) => Level::Fixed,
+        Some(Level::Iface)
+            if same_network(ip, master.orig.dst_ip()) != Some(false)
+                || same_network(ip, master.orig.src_ip()) == Some(true) =>
+        {
+            Level::Iface
+        }
+        _ => Level::InCmd,
+    };
+    let port = |p: u16, row: Option<Level>| match row {
+        Some(Level::Full) => Level::Full,
+        _ if master.has_port(p) => Level::Fixed,
+        _ => Level::InCmd,
+    };
+    Freedom {
+        src: addr(&t.src, t.src_ip(), shape.map(|s| s.src)),
+        sport: port(t.sport, shape.map(|s| s.sport)),
+        dst: addr(&t.dst, t.dst_ip(), shape.map(|s| s.dst)),
+        dport: port(t.dport, shape.map(|s| s.dport)),
     }
 }
 
@@ -190,6 +234,75 @@ mod tests {
         let f = classify(&e, &MasterEnds::new(master, None));
         assert_eq!(f.src, Level::Full);
         assert_eq!(f.dst, Level::InCmd);
+    }
+
+    #[test]
+    fn a_flow_reads_like_the_expectation_that_let_it_in() {
+        // The forged PORT above, after the kernel consumed the expectation: the server
+        // connected from 10.0.0.1:47000 to the client's 3306.
+        let master = v4([10, 0, 0, 2], 40000, [10, 0, 0, 1], 21, proto::TCP);
+        let ftp = Freedom {
+            src: Level::Fixed,
+            sport: Level::Full,
+            dst: Level::InCmd,
+            dport: Level::InCmd,
+        };
+        let ends = MasterEnds::new(master, None);
+        let unknown = |_, _| None;
+        let flow = v4([10, 0, 0, 1], 47000, [10, 0, 0, 2], 3306, proto::TCP);
+        let f = classify_flow(&flow, &ends, Some(&ftp), &unknown);
+        let e = Expectation::new(
+            v4([10, 0, 0, 1], 0, [10, 0, 0, 2], 3306, proto::TCP),
+            mask(true, false, true, true),
+            master,
+        );
+        assert_eq!(f, classify(&e, &ends));
+        // A third-party destination was chosen by the payload.
+        let fxp = v4([10, 0, 0, 1], 47000, [192, 0, 2, 9], 3306, proto::TCP);
+        assert_eq!(
+            classify_flow(&fxp, &ends, Some(&ftp), &unknown).dst,
+            Level::InCmd
+        );
+        // Without a row nothing is a wildcard: a port not of the master is In CMD.
+        assert_eq!(
+            classify_flow(&flow, &ends, None, &unknown).sport,
+            Level::InCmd
+        );
+    }
+
+    #[test]
+    fn broadcast_replies_are_iface_only_inside_the_network() {
+        // netbios-ns: 10.0.0.2:40000 → 10.0.0.255:137, answered by 10.0.0.9:137.
+        let master = v4([10, 0, 0, 2], 40000, [10, 0, 0, 255], 137, proto::UDP);
+        let shape = Freedom {
+            src: Level::Iface,
+            sport: Level::Fixed,
+            dst: Level::Fixed,
+            dport: Level::Fixed,
+        };
+        let ends = MasterEnds::new(master, None);
+        let net = |a: std::net::IpAddr, b: std::net::IpAddr| {
+            let (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) = (a, b) else {
+                return None;
+            };
+            Some(a.octets()[..3] == b.octets()[..3])
+        };
+        let reply = v4([10, 0, 0, 9], 137, [10, 0, 0, 2], 40000, proto::UDP);
+        let f = classify_flow(&reply, &ends, Some(&shape), &net);
+        assert_eq!(
+            f,
+            Freedom {
+                src: Level::Iface,
+                sport: Level::Fixed,
+                dst: Level::Fixed,
+                dport: Level::Fixed
+            }
+        );
+        let outsider = v4([192, 0, 2, 9], 137, [10, 0, 0, 2], 40000, proto::UDP);
+        assert_eq!(
+            classify_flow(&outsider, &ends, Some(&shape), &net).src,
+            Level::InCmd
+        );
     }
 
     #[test]

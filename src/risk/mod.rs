@@ -3,8 +3,8 @@
 //! freedom table, and the findings that follow, each with its fix.
 //!
 //! - `table`: `assets/helpers.toml` and the live module options that pick its rows;
-//! - `classify`: `Freedom` of an expectation from what the kernel holds;
-//! - `sockets`: listening sockets and local addresses of a namespace (procfs);
+//! - `classify`: `Freedom` of an expectation, or of a RELATED flow, from what the kernel holds;
+//! - `sockets`: sockets, their owning processes and local addresses of a namespace (procfs);
 //! - `finding`: the finding vocabulary shared with `audit`;
 //! - `assess`: the rules, `Assessor` and the JSON values for the output module.
 //!
@@ -28,10 +28,13 @@ pub mod table;
 
 use std::path::Path;
 
-pub use assess::{Assessment, Assessor, Config, DEFAULT_SENSITIVE_PORTS, SENSITIVE_PORTS_ENV};
-pub use classify::{classify, Freedom, MasterEnds};
+pub use assess::{
+    Assessment, Assessor, Config, ListenerCheck, RiskFrom, RiskJson, SocketSource,
+    DEFAULT_SENSITIVE_PORTS, SENSITIVE_PORTS_ENV,
+};
+pub use classify::{classify, classify_flow, Freedom, MasterEnds};
 pub use finding::{Finding, FindingKind};
-pub use sockets::{Listener, Listeners};
+pub use sockets::{Conn, Listener, Listeners, Owner};
 pub use table::{Entry, HelperTable, Level, TableError};
 
 impl Assessor {
@@ -53,6 +56,7 @@ impl Assessor {
     /// Like `system`, for the namespace the table being shown lives in (`--netns NAME` or
     /// `/proc/PID/ns/net`): sockets and the port range are read from a thread that entered
     /// it. Module options are global (`/sys/module`), so they are read as for `system`.
+    /// `refresh` re-reads the sockets from the same namespace.
     pub fn system_in(table_path: Option<&Path>, netns: Option<&str>) -> Result<Assessor, String> {
         let mut a = Assessor::system(table_path).map_err(|e| e.to_string())?;
         if let Some(ns) = netns {
@@ -60,12 +64,27 @@ impl Assessor {
             a.listeners = crate::netlink::netns::run_in(&ns, || Ok(current_listeners()))
                 .map_err(|e| e.to_string())?;
         }
-        Ok(a)
+        Ok(a.with_socket_source(SocketSource(netns.map(str::to_string))))
     }
 }
 
-/// Listeners of the calling thread's namespace (`/proc/thread-self`, so a thread that
-/// entered another namespace reads that one), with its ephemeral port range.
+/// Sockets of namespace `netns` (`None`: the current one), read from a thread inside it;
+/// `None` when they cannot be read.
+pub fn listeners_in(netns: Option<&str>) -> Option<Listeners> {
+    match netns {
+        None => current_listeners(),
+        Some(ns) => {
+            let ns = crate::netlink::Namespace::parse(ns);
+            crate::netlink::netns::run_in(&ns, || Ok(current_listeners()))
+                .ok()
+                .flatten()
+        }
+    }
+}
+
+/// Sockets of the calling thread's namespace (`/proc/thread-self`, so a thread that
+/// entered another namespace reads that one), with its ephemeral port range; owners are
+/// looked up under the machine's `/proc` (socket inodes are unique across namespaces).
 pub fn current_listeners() -> Option<Listeners> {
     Listeners::read(Path::new("/proc/thread-self"))
         .ok()
@@ -74,6 +93,6 @@ pub fn current_listeners() -> Option<Listeners> {
                 .ok()
                 .and_then(|t| sockets::parse_port_range(&t))
                 .unwrap_or(sockets::DEFAULT_EPHEMERAL);
-            l.with_ephemeral(range)
+            l.with_ephemeral(range).with_owner_root("/proc")
         })
 }

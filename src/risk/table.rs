@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -114,6 +115,8 @@ struct RawEntry {
     dport: Level,
     #[serde(default)]
     option: Option<OptionCond>,
+    #[serde(default)]
+    expected_helper: Option<String>,
     restrict: String,
 }
 
@@ -142,6 +145,10 @@ pub struct Entry {
     /// The freedom the authors' table gives this kind.
     pub shape: Freedom,
     pub option: Option<OptionCond>,
+    /// The helper the kernel attaches to the connection this kind expects (`exp->helper`:
+    /// sip signalling → `sip`, H.323 `Q.931` → `H.245`, `RAS` → `Q.931`); `None` when the
+    /// expected connection gets no helper. A RELATED flow carrying it came from this row.
+    pub expected_helper: Option<String>,
     /// The matches that narrow a RELATED accept rule for this helper.
     pub restrict: String,
 }
@@ -154,6 +161,26 @@ impl Entry {
             None => format!("{} {}", self.helper, self.kind),
         }
     }
+
+    /// The row as the JSON views carry it (`"table"`): its label, helper, kind, module,
+    /// protocol, the option that selects it, and the authors' four levels.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "row": self.label(),
+            "helper": self.helper,
+            "kind": self.kind,
+            "module": self.module,
+            "protocol": match self.protocol {
+                Some(p) => serde_json::Value::from(proto::name(p).unwrap_or("?")),
+                None => serde_json::Value::from("in_cmd"),
+            },
+            "option": self.option.as_ref().map(|o| serde_json::json!({"param": o.param, "value": o.value})),
+            "src": self.shape.src.name(),
+            "sport": self.shape.sport.name(),
+            "dst": self.shape.dst.name(),
+            "dport": self.shape.dport.name(),
+        })
+    }
 }
 
 /// Live module parameters, keyed by (module, parameter), values normalised (`Y`→`1`).
@@ -162,8 +189,12 @@ pub type Params = BTreeMap<(String, String), String>;
 /// The loaded table plus the live module parameters that pick its rows.
 #[derive(Debug, Clone, Default)]
 pub struct HelperTable {
-    entries: Vec<Entry>,
+    /// Shared so an assessment can keep its row without copying it.
+    entries: Vec<Arc<Entry>>,
     params: Params,
+    /// Whether each row's option holds under `params`, computed once (`with_params`) so
+    /// lookups, which run per entry on every view rebuild, allocate nothing.
+    holds: Vec<bool>,
 }
 
 impl HelperTable {
@@ -211,7 +242,7 @@ impl HelperTable {
                     ))
                 })?);
             }
-            entries.push(Entry {
+            entries.push(Arc::new(Entry {
                 helper: r.helper,
                 kind: r.kind,
                 kernel_names: r.kernel_names,
@@ -228,18 +259,22 @@ impl HelperTable {
                     dport: r.dport,
                 },
                 option: r.option,
+                expected_helper: r.expected_helper,
                 restrict: r.restrict,
-            });
+            }));
         }
         Ok(HelperTable {
             entries,
             params: Params::new(),
-        })
+            holds: Vec::new(),
+        }
+        .with_params(Params::new()))
     }
 
     /// Use these live parameters to choose option rows and add live control ports.
     pub fn with_params(mut self, params: Params) -> HelperTable {
         self.params = params;
+        self.holds = self.entries.iter().map(|e| self.option_holds(e)).collect();
         self
     }
 
@@ -267,7 +302,7 @@ impl HelperTable {
     }
 
     /// Every row.
-    pub fn entries(&self) -> &[Entry] {
+    pub fn entries(&self) -> &[Arc<Entry>] {
         &self.entries
     }
 
@@ -282,22 +317,77 @@ impl HelperTable {
             .map(String::as_str)
     }
 
+    /// The rows whose option holds under the live parameters.
+    fn live(&self) -> impl Iterator<Item = &Arc<Entry>> + '_ {
+        self.entries
+            .iter()
+            .zip(&self.holds)
+            .filter(|(_, h)| **h)
+            .map(|(e, _)| e)
+    }
+
     /// The row for an expectation of kernel helper `name` with class `class`, picking the
     /// option variant by the live parameter (or its default when unread).
-    pub fn lookup(&self, name: &str, class: u32) -> Option<&Entry> {
-        self.entries.iter().find(|e| {
+    pub fn lookup(&self, name: &str, class: u32) -> Option<&Arc<Entry>> {
+        self.live().find(|e| {
             e.kernel_names.iter().any(|n| n.eq_ignore_ascii_case(name))
                 && e.classes.as_ref().map_or(true, |c| c.contains(&class))
-                && self.option_holds(e)
         })
     }
 
     /// The first row for kernel helper `name` whose option holds, whatever its class: for
     /// facts shared by a helper's rows (module, control ports, the RELATED restriction).
-    pub fn lookup_name(&self, name: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| {
-            e.kernel_names.iter().any(|n| n.eq_ignore_ascii_case(name)) && self.option_holds(e)
-        })
+    pub fn lookup_name(&self, name: &str) -> Option<&Arc<Entry>> {
+        self.live()
+            .find(|e| e.kernel_names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+    }
+
+    /// The row behind a RELATED flow of protocol `p`, which carries no expectation class.
+    ///
+    /// `master_helper` is the master's helper when known; `flow_helper` the helper the
+    /// kernel attached to the flow itself, which tells the kinds apart (sip signalling
+    /// flows carry `sip`, media flows nothing) and, when the master is gone, names the row
+    /// that attaches it (`H.245` → the Q.931 row). Returns the row and the master's
+    /// helper name it stands for. Rows of the right protocol are preferred; when none
+    /// is, the helper's first row is returned so the protocol difference is reported.
+    pub fn lookup_flow<'a>(
+        &'a self,
+        master_helper: Option<&'a str>,
+        flow_helper: Option<&'a str>,
+        p: u8,
+    ) -> Option<(&'a Arc<Entry>, &'a str)> {
+        // Allocation-free: the dashboard runs this for every RELATED flow on each rebuild.
+        let named = |e: &Entry, n: &str| e.kernel_names.iter().any(|k| k.eq_ignore_ascii_case(n));
+        let attaches = |e: &Entry, h: Option<&str>| match (&e.expected_helper, h) {
+            (Some(x), Some(h)) => x.eq_ignore_ascii_case(h),
+            (None, None) => true,
+            _ => false,
+        };
+        let proto_ok = |e: &Entry| e.protocol.map_or(true, |x| x == p);
+        let master: &'a str = match master_helper {
+            Some(m) => m,
+            None => {
+                // The master is gone: the flow's own helper names the row that attached it,
+                // or (no row attaches it) is taken as the master's.
+                let h = flow_helper?;
+                self.live()
+                    .find(|e| attaches(e, Some(h)) && proto_ok(e))
+                    .and_then(|e| e.kernel_names.first().map(String::as_str))
+                    .unwrap_or(h)
+            }
+        };
+        let mut rows = self.live().filter(|e| named(e, master));
+        let (mut by_proto, mut first) = (None, None);
+        for e in rows.by_ref() {
+            if proto_ok(e) && attaches(e, flow_helper) {
+                return Some((e, master));
+            }
+            if by_proto.is_none() && proto_ok(e) {
+                by_proto = Some(e);
+            }
+            first.get_or_insert(e);
+        }
+        by_proto.or(first).map(|e| (e, master))
     }
 
     /// Whether a helper name is known at all (any row).
@@ -440,6 +530,33 @@ mod tests {
         assert_eq!(t.lookup("H.245", 0).unwrap().helper, "h323");
         assert_eq!(t.lookup("netbios-ns", 0).unwrap().shape.src, Level::Iface);
         assert!(t.lookup("nosuch", 0).is_none());
+    }
+
+    #[test]
+    fn related_flows_find_their_row_without_a_class() {
+        let t = HelperTable::embedded().unwrap();
+        let (e, m) = t.lookup_flow(Some("ftp"), None, proto::TCP).unwrap();
+        assert_eq!((e.label().as_str(), m), ("ftp data (loose=0)", "ftp"));
+        // sip: a flow carrying the sip helper is signalling, one without it media.
+        let (e, _) = t.lookup_flow(Some("sip"), Some("sip"), proto::UDP).unwrap();
+        assert_eq!(e.kind, "signalling");
+        let (e, _) = t.lookup_flow(Some("sip"), None, proto::UDP).unwrap();
+        assert_eq!(e.kind, "rtp_rtcp");
+        // The master is gone: the flow's H.245 helper names the Q.931 row that attached it.
+        let (e, m) = t.lookup_flow(None, Some("H.245"), proto::TCP).unwrap();
+        assert_eq!(
+            (e.helper.as_str(), e.kind.as_str(), m),
+            ("h323", "h245", "Q.931")
+        );
+        assert!(t.lookup_flow(None, None, proto::TCP).is_none());
+        let j = t
+            .lookup_flow(Some("ftp"), None, proto::TCP)
+            .unwrap()
+            .0
+            .to_json();
+        assert_eq!(j["row"], "ftp data (loose=0)");
+        assert_eq!(j["dst"], "in_cmd");
+        assert_eq!(j["option"]["param"], "loose");
     }
 
     #[test]

@@ -534,6 +534,11 @@ impl<M: Model> App<M> {
         }
         // Risk follows the store (also while paused: the header counts findings).
         if live(self.risk.built) {
+            // Sockets opened since the last look (a new FTP session's data listener) must
+            // be seen to tell the announcer's own socket from another service.
+            if let Some(a) = self.assessor.as_mut() {
+                a.refresh();
+            }
             self.risk
                 .rebuild(&self.model, self.assessor.as_deref(), gen);
             self.findings.built = None;

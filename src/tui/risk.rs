@@ -10,7 +10,9 @@ use std::collections::HashMap;
 
 use crate::model::store::{ExpectKey, FlowKey};
 use crate::model::Store;
-use crate::risk::{Assessment, Assessor, Finding, FindingKind, Freedom, Level};
+use crate::risk::{
+    Assessment, Assessor, Finding, FindingKind, Freedom, Level, ListenerCheck, RiskFrom,
+};
 
 use super::model::Model;
 
@@ -21,8 +23,12 @@ use super::model::Model;
 pub trait Assess {
     /// Every live expectation's assessment (`Assessor::all_expectations`).
     fn expectations(&self, store: &Store) -> Vec<(ExpectKey, Assessment)>;
-    /// A RELATED flow's assessment (`Assessor::flow`); `None` for other flows.
+    /// A RELATED flow's assessment (`Assessor::flow`): every RELATED flow has one, from
+    /// the expectation the store saw or from the flow itself; `None` for other flows.
     fn flow(&self, store: &Store, key: &FlowKey) -> Option<Assessment>;
+    /// Re-read whatever system state the assessor snapshots (sockets) when stale; called
+    /// before a rebuild. The default keeps the snapshot.
+    fn refresh(&mut self) {}
 }
 
 impl Assess for Assessor {
@@ -31,6 +37,9 @@ impl Assess for Assessor {
     }
     fn flow(&self, store: &Store, key: &FlowKey) -> Option<Assessment> {
         Assessor::flow(self, store, key)
+    }
+    fn refresh(&mut self) {
+        Assessor::refresh(self);
     }
 }
 
@@ -102,6 +111,40 @@ pub fn finding_badge(findings: &[Finding], port: u16) -> Option<String> {
     Some(format!("!{word}{more}"))
 }
 
+/// The detail pane's line on where a verdict came from, when it is not the expectation.
+pub fn from_text(a: &Assessment) -> Option<&'static str> {
+    (a.from == RiskFrom::Flow)
+        .then_some("the flow itself (tuples, master, helper table): its expectation was never seen")
+}
+
+/// The detail pane's line on the listening-socket check, when there is something to say.
+/// Process names are raw here; the pane escapes outside strings before drawing.
+pub fn listener_text(c: &ListenerCheck) -> Option<String> {
+    match c {
+        ListenerCheck::SameProcess { port, owner } => Some(format!(
+            ":{port} is the announcer's own socket ('{}', pid {})",
+            owner.name, owner.pid
+        )),
+        ListenerCheck::OtherProcess {
+            port,
+            owner,
+            master,
+        } => Some(format!(
+            "'{}' (pid {}) listens on :{port}; the master belongs to '{}' (pid {})",
+            owner.name, owner.pid, master.name, master.pid
+        )),
+        ListenerCheck::MasterGone { port, owner } => Some(format!(
+            "'{}' (pid {}) listens on :{port}; the master's socket is gone",
+            owner.name, owner.pid
+        )),
+        ListenerCheck::NotLocal => Some("does not apply: the destination is another host".into()),
+        ListenerCheck::OwnerUnknown { port } => Some(format!(
+            "something listens on :{port}; no process holding it was found"
+        )),
+        ListenerCheck::Unavailable | ListenerCheck::NoListener => None,
+    }
+}
+
 /// The badge of an assessment for a table cell: the finding badge when there are
 /// findings, otherwise the level badge.
 pub fn badge(a: &Assessment, port: u16) -> String {
@@ -122,7 +165,8 @@ pub struct RiskCache {
 
 impl RiskCache {
     /// Recompute from the model's store with `assessor`. A model without a store, or no
-    /// assessor, leaves the cache empty (badges then show `?` on RELATED rows).
+    /// assessor, leaves the cache empty (badges then show `?` on RELATED rows); with both,
+    /// every RELATED flow gets an assessment.
     pub fn rebuild<M: Model + ?Sized>(
         &mut self,
         model: &M,

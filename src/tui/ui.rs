@@ -287,8 +287,8 @@ fn risk_badge(t: &Theme, a: &Assessment, port: u16) -> (String, Style) {
     (trisk::badge(a, port), style)
 }
 
-/// A table cell with the risk badge; `?` for a RELATED entry nobody could assess (its
-/// expectation was never seen).
+/// A table cell with the risk badge; `?` for a RELATED entry nobody could assess (no
+/// assessor: every RELATED flow is assessed otherwise, from the flow if need be).
 fn risk_cell(t: &Theme, a: Option<&Assessment>, port: u16, related: bool) -> Cell<'static> {
     match a {
         Some(a) => {
@@ -661,6 +661,12 @@ fn fields_line(x: &Freedom) -> String {
 /// screen, where they wrap).
 fn risk_lines(t: &Theme, a: &Assessment, l: &mut Vec<Line<'static>>) {
     l.push(kv(t, "risk", fields_line(&a.freedom)));
+    if let Some(from) = trisk::from_text(a) {
+        l.push(kv(t, "from", from.into()));
+    }
+    if let Some(x) = trisk::listener_text(&a.listener) {
+        l.push(kv(t, "listener", x));
+    }
     if let (Some(row), Some(exp)) = (&a.row, &a.expected) {
         l.push(kv(
             t,

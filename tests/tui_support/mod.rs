@@ -484,12 +484,27 @@ impl Harness<MemModel> {
 
 impl<M: Model> Harness<M> {
     pub fn new(model: M, opts: TuiOptions, w: u16, h: u16) -> Harness<M> {
+        let assessor = CountingAssessor::embedded();
+        let risk_calls = assessor.calls.clone();
+        let mut h = Harness::with_assessor(model, opts, w, h, Box::new(assessor));
+        h.risk_calls = risk_calls;
+        h
+    }
+
+    /// Like `new`, with the given assessor (e.g. a real `risk::Assessor` reading a lab
+    /// namespace's sockets); `risk_calls` then counts nothing.
+    pub fn with_assessor(
+        model: M,
+        opts: TuiOptions,
+        w: u16,
+        h: u16,
+        assessor: Box<dyn Assess>,
+    ) -> Harness<M> {
         let clock = ManualClock::default();
         clock.0.set(1);
         let sent: Sent = Rc::default();
         let s2 = sent.clone();
-        let assessor = CountingAssessor::embedded();
-        let risk_calls = assessor.calls.clone();
+        let risk_calls = Rc::default();
         let app = App::new(
             model,
             opts,
@@ -500,7 +515,7 @@ impl<M: Model> Harness<M> {
             }),
             ctscope::tui::live::filters(),
         )
-        .with_assessor(Box::new(assessor));
+        .with_assessor(assessor);
         let term = Terminal::new(TestBackend::new(w, h)).unwrap();
         Harness {
             app,
