@@ -1,6 +1,10 @@
 //! Actions: what a delete or flush will remove (a `Plan`, described for the confirmation
 //! the user sees before anything happens) and its execution over a `Conn` (a `Report`:
-//! removed, already gone, refused).
+//! removed, already gone, re-created since planning, refused).
+//!
+//! A plan is a value: the exact entries shown, each in the life it had when planned
+//! (`Lives`). Events seen after planning mark an entry destroyed or re-created, and such an
+//! entry is skipped, never sent (see `Lives::observe` for what can and cannot be told).
 //!
 //! Two safety rules live here so every front end gets them: the flow carrying the admin's
 //! own SSH session (`SSH_CONNECTION`) is left out unless explicitly included, and a plan
@@ -8,15 +12,18 @@
 //! kernel will then not pick those sessions up again and they are cut.
 //! This module never renders and never touches sockets except through `Conn`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
+use crate::decode::{self, Event, Message, Record};
+use crate::engine::{Item, Poll, Source};
 use crate::error::Error;
 use crate::model::store::{ExpectKey, FlowKey};
 use crate::model::tuple::{proto, Tuple};
 use crate::model::{Expectation, Flow, Store};
-use crate::netlink::{netns, Conn, Namespace};
+use crate::netlink::{netns, Conn, Namespace, Table};
 
 /// How many entries a plan shows as a sample.
 const SAMPLE: usize = 5;
@@ -36,6 +43,154 @@ pub enum Target {
     FlushExpects,
     /// Every expectation created by this helper (no conntrack(8) equivalent).
     FlushHelper(String),
+}
+
+/// One planned entry, by the kernel's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Entry {
+    Flow(FlowKey),
+    Expect(ExpectKey),
+}
+
+/// One life of an entry: what tells a re-created entry under the same identity from the
+/// one that was planned. `CTA_ID` alone cannot: `nf_ct_get_id` hashes the object's
+/// address, so an entry re-created in the same slab slot gets the same id. The start
+/// time (`CTA_TIMESTAMP_START`, with `nf_conntrack_timestamp=1`) is exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Life {
+    /// `CTA_ID` (0: not known).
+    pub id: u32,
+    /// Start in ns since the epoch (0: timestamps off).
+    pub start: u64,
+}
+
+impl Life {
+    pub fn of_flow(f: &Flow) -> Life {
+        Life {
+            id: f.id,
+            start: f
+                .extra
+                .as_deref()
+                .and_then(|e| e.timestamp)
+                .map_or(0, |t| t.0),
+        }
+    }
+
+    pub fn of_expect(e: &Expectation) -> Life {
+        Life { id: e.id, start: 0 }
+    }
+
+    /// Whether `other` is this same life, as far as the kernel lets us tell: the start
+    /// time when both have one, else the id (an unknown id cannot tell them apart).
+    pub fn same(&self, other: &Life) -> bool {
+        if self.start != 0 && other.start != 0 {
+            return self.start == other.start;
+        }
+        self.id == 0 || other.id == 0 || self.id == other.id
+    }
+}
+
+/// What happened to a planned entry after planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// The planned life ended (its DESTROY was seen).
+    Destroyed,
+    /// Another life holds the identity now (a NEW, UPDATE or dump of a different life, or
+    /// a NEW after the planned life's DESTROY).
+    Recreated,
+}
+
+/// The lives a plan targets and what the event stream said about them since.
+///
+/// Fed every event (and re-dumped entry) that arrives after planning, by whoever holds the
+/// subscription: the CLI from its dump until the delete ends, the dashboard while the
+/// dialog is open, the engine until the plan has run. What it cannot see: an entry that
+/// ended silently (`nf_conntrack_events=2` sends no DESTROY for an entry created before
+/// anyone listened) and came back in the same slab slot with timestamps off; and anything
+/// between the last event read and the delete request (microseconds), where only the
+/// kernel's `CTA_ID` check guards.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lives {
+    planned: HashMap<Entry, Life>,
+    fates: HashMap<Entry, Fate>,
+    /// Events were lost (ENOBUFS) since planning: fates may be missing.
+    pub lost: bool,
+}
+
+impl Lives {
+    pub fn plan(&mut self, entry: Entry, life: Life) {
+        self.planned.insert(entry, life);
+    }
+
+    pub fn plan_flow(&mut self, f: &Flow) {
+        self.plan(Entry::Flow(FlowKey::of(f)), Life::of_flow(f));
+    }
+
+    pub fn plan_expect(&mut self, e: &Expectation) {
+        self.plan(Entry::Expect(ExpectKey::of(e)), Life::of_expect(e));
+    }
+
+    /// The life planned for `entry`.
+    pub fn life(&self, entry: &Entry) -> Option<Life> {
+        self.planned.get(entry).copied()
+    }
+
+    /// What happened to `entry` since planning (`None`: nothing seen).
+    pub fn fate(&self, entry: &Entry) -> Option<Fate> {
+        self.fates.get(entry).copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.planned.is_empty()
+    }
+
+    /// Add the entries (and fates) of `other`.
+    pub fn extend(&mut self, other: Lives) {
+        self.planned.extend(other.planned);
+        self.fates.extend(other.fates);
+        self.lost |= other.lost;
+    }
+
+    /// Take one event seen after planning into account.
+    pub fn observe(&mut self, event: Event, record: &Record) {
+        if self.planned.is_empty() {
+            return;
+        }
+        let (entry, life) = match record {
+            Record::Flow(f) => (Entry::Flow(FlowKey::of(f)), Life::of_flow(f)),
+            Record::Expect(e) => (Entry::Expect(ExpectKey::of(e)), Life::of_expect(e)),
+        };
+        let Some(planned) = self.planned.get(&entry) else {
+            return;
+        };
+        let same = planned.same(&life);
+        let fate = match (event, same, self.fates.get(&entry)) {
+            (_, _, Some(Fate::Recreated)) => return,
+            (Event::Destroy, true, _) => Fate::Destroyed,
+            // The DESTROY of an older life that was queued before the dump: not ours.
+            (Event::Destroy, false, _) => return,
+            // A NEW after our life's DESTROY is a new life even with the same id.
+            (_, true, Some(Fate::Destroyed)) if event == Event::New => Fate::Recreated,
+            (_, true, _) => return,
+            (_, false, _) => Fate::Recreated,
+        };
+        self.fates.insert(entry, fate);
+    }
+
+    /// Check one entry against the kernel's answer to a get, for when events were lost:
+    /// `now` is the record the kernel returned, `None` if it had none.
+    pub fn verify(&mut self, entry: Entry, now: Option<&Record>) {
+        let Some(planned) = self.planned.get(&entry) else {
+            return;
+        };
+        let fate = match now {
+            None => Fate::Destroyed,
+            Some(Record::Flow(f)) if !planned.same(&Life::of_flow(f)) => Fate::Recreated,
+            Some(Record::Expect(e)) if !planned.same(&Life::of_expect(e)) => Fate::Recreated,
+            Some(_) => return,
+        };
+        self.fates.entry(entry).or_insert(fate);
+    }
 }
 
 /// The admin's own SSH session, from `SSH_CONNECTION`
@@ -141,6 +296,8 @@ pub struct Plan {
     pub excluded_ssh: Option<String>,
     /// Things the user should know before confirming.
     pub warnings: Vec<String>,
+    /// The life of every planned entry, and what happened to it since.
+    pub lives: Lives,
 }
 
 /// Keys of every flow that is a master: of a RELATED flow or of a live expectation.
@@ -149,16 +306,13 @@ fn masters(store: &Store) -> HashSet<FlowKey> {
     for f in store.flows() {
         if let Some(t) = f.master() {
             m.insert(FlowKey {
-                zone: f.zone,
                 orig: *t,
+                ..FlowKey::of(f)
             });
         }
     }
     for e in store.expectations() {
-        m.insert(FlowKey {
-            zone: e.zone,
-            orig: e.master,
-        });
+        m.insert(FlowKey::new(e.zone, e.master));
     }
     m
 }
@@ -197,6 +351,7 @@ impl Plan {
                 continue;
             }
             plan.count_flow(f, &m, &mut established);
+            plan.lives.plan_flow(f);
             plan.targets.push(Target::Flow {
                 key: FlowKey::of(f),
                 id: f.id,
@@ -256,6 +411,7 @@ impl Plan {
         };
         plan.expects = expects.expects;
         plan.targets.extend(expects.targets);
+        plan.lives.extend(expects.lives);
         for line in expects.sample {
             if plan.sample.len() < SAMPLE + 2 {
                 plan.sample.push(line);
@@ -285,6 +441,7 @@ impl Plan {
             if plan.sample.len() < SAMPLE {
                 plan.sample.push(expect_line(e));
             }
+            plan.lives.plan_expect(e);
             plan.targets.push(Target::Expect {
                 key: ExpectKey::of(e),
                 id: e.id,
@@ -420,13 +577,18 @@ fn expect_line(e: &crate::model::Expectation) -> String {
 /// What happened when a plan ran.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
-    /// Entries deleted one by one.
+    /// Entries deleted one by one, plus what flushes removed (counted before and after,
+    /// since the kernel answers a flush with one ACK and no count).
     pub removed: usize,
-    /// Entries the kernel no longer had (ENOENT: expired, or the id changed).
+    /// Entries the kernel no longer had under that identity (ENOENT), or whose DESTROY was
+    /// seen after planning (not sent).
     pub already_gone: usize,
+    /// Entries re-created under the same identity after planning: skipped, the new entry
+    /// stays.
+    pub recreated: usize,
     /// Requests the kernel refused (or that were not sent after a refusal).
     pub refused: usize,
-    /// Flushes that succeeded, described.
+    /// Flushes that succeeded, described with their count.
     pub flushed: Vec<String>,
     /// The distinct error messages, first ones first (a few at most).
     pub errors: Vec<String>,
@@ -453,13 +615,14 @@ impl Report {
         }
     }
 
-    /// Whether everything went (already-gone entries count as gone).
+    /// Whether everything went (already-gone and re-created entries count as done).
     pub fn is_ok(&self) -> bool {
         self.refused == 0
     }
 }
 
-/// The status line: `removed 3, already gone 1, refused 0` (+ flushes and first error).
+/// The status line: `removed 3, already gone 1, refused 0` (+ re-created entries, flushes
+/// and the first error).
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -467,6 +630,9 @@ impl fmt::Display for Report {
             "removed {}, already gone {}, refused {}",
             self.removed, self.already_gone, self.refused
         )?;
+        if self.recreated > 0 {
+            write!(f, ", re-created since planning {} (kept)", self.recreated)?;
+        }
         if !self.flushed.is_empty() {
             write!(f, "; flushed {}", self.flushed.join(", "))?;
         }
@@ -477,18 +643,87 @@ impl fmt::Display for Report {
     }
 }
 
-/// Run `plan` against the kernel. Never stops at ENOENT (gone is gone); stops at the first
-/// missing privilege, counting the rest as refused (every one would fail the same way).
+/// Run `plan` against the kernel with no event stream: only what `plan.lives` already
+/// knows is skipped. Never stops at ENOENT (gone is gone); stops at the first missing
+/// privilege, counting the rest as refused (every one would fail the same way).
 pub fn execute(conn: &mut Conn, plan: &Plan) -> Report {
     let mut report = Report::default();
     execute_some(conn, plan, 0, usize::MAX, &mut report);
     report
 }
 
+/// Targets run between two reads of the event stream in `execute_watched`.
+const WATCH_SLICE: usize = 64;
+
+/// Run `plan` over a live `source` whose event subscription was opened before the dump the
+/// plan came from: every event queued since is read first and between slices of targets,
+/// so an entry destroyed or re-created after planning is skipped. If events were lost
+/// (ENOBUFS), each remaining flow is checked with a get before its delete instead.
+pub fn execute_watched(source: &mut dyn Source, plan: &mut Plan) -> Report {
+    let mut report = Report::default();
+    let mut next = 0;
+    while next < plan.targets.len() {
+        drain_events(source, &mut plan.lives);
+        let conn = match source.conn() {
+            Ok(c) => c,
+            Err(e) => {
+                report.refuse(&e);
+                report.refused += plan.targets.len() - next - 1;
+                break;
+            }
+        };
+        if plan.lives.lost {
+            verify_slice(conn, plan, next, WATCH_SLICE);
+        }
+        next = execute_some(conn, plan, next, WATCH_SLICE, &mut report);
+    }
+    report
+}
+
+/// Read every queued event into `lives` (without waiting).
+pub fn drain_events(source: &mut dyn Source, lives: &mut Lives) {
+    loop {
+        let mut overrun = false;
+        let r = source.poll(Duration::ZERO, 4096, &mut |item| match item {
+            Item::Event(m) | Item::DumpMsg(m) => {
+                if let Ok((Message::Record { event, record }, _)) = decode::message(m) {
+                    lives.observe(event, &record);
+                }
+            }
+            Item::Overrun => overrun = true,
+            Item::DumpBegin(_) | Item::DumpEnd(_) => {}
+        });
+        lives.lost |= overrun;
+        if !matches!(r, Ok(Poll::Items)) {
+            break;
+        }
+    }
+}
+
+/// Ask the kernel for each flow target in `from..from+max` and note re-created ones.
+fn verify_slice(conn: &mut Conn, plan: &mut Plan, from: usize, max: usize) {
+    let end = from.saturating_add(max).min(plan.targets.len());
+    for t in &plan.targets[from..end] {
+        let Target::Flow { key, .. } = t else {
+            continue;
+        };
+        let mut now = None;
+        let asked = conn.get_flow(key, &mut |m| {
+            if let Ok((Message::Record { record, .. }, _)) = decode::message(m) {
+                now = Some(record);
+            }
+        });
+        if asked.is_ok() {
+            plan.lives.verify(Entry::Flow(*key), now.as_ref());
+        }
+    }
+}
+
 /// Run up to `max` targets of `plan` starting at `from`, adding to `report`; returns where
 /// to continue (`plan.targets.len()` when done). The engine runs a large plan in slices so
 /// it keeps reading the DESTROY events the plan itself causes, instead of letting them
-/// overflow the event buffer.
+/// overflow the event buffer. Entries `plan.lives` knows to be destroyed or re-created
+/// since planning are skipped, not sent.
 pub fn execute_some(
     conn: &mut Conn,
     plan: &Plan,
@@ -498,20 +733,45 @@ pub fn execute_some(
 ) -> usize {
     let end = from.saturating_add(max).min(plan.targets.len());
     for (i, t) in plan.targets.iter().enumerate().take(end).skip(from) {
+        let entry = match t {
+            Target::Flow { key, .. } => Some(Entry::Flow(*key)),
+            Target::Expect { key, .. } => Some(Entry::Expect(*key)),
+            _ => None,
+        };
+        match entry.and_then(|e| plan.lives.fate(&e)) {
+            Some(Fate::Destroyed) => {
+                report.already_gone += 1;
+                continue;
+            }
+            Some(Fate::Recreated) => {
+                report.recreated += 1;
+                continue;
+            }
+            None => {}
+        }
         let r = match t {
-            Target::Flow { key, id } => conn.delete_flow(key.zone, &key.orig, id_opt(*id)),
-            Target::Expect { key, id } => conn.delete_expect(key.zone, &key.tuple, id_opt(*id)),
-            Target::FlushFlows => conn.flush_flows(),
-            Target::FlushExpects => conn.flush_expects(),
-            Target::FlushHelper(name) => conn.flush_helper_expects(name),
+            Target::Flow { key, id } => conn.delete_flow(key, id_opt(*id)).map(|()| 1),
+            Target::Expect { key, id } => conn
+                .delete_expect(key.zone, &key.tuple, id_opt(*id))
+                .map(|()| 1),
+            Target::FlushFlows => counted(conn, Table::Flows, None, |c| c.flush_flows()),
+            Target::FlushExpects => counted(conn, Table::Expects, None, |c| c.flush_expects()),
+            Target::FlushHelper(name) => counted(conn, Table::Expects, Some(name), |c| {
+                c.flush_helper_expects(name)
+            }),
         };
         match r {
-            Ok(()) => match t {
-                Target::Flow { .. } | Target::Expect { .. } => report.removed += 1,
-                Target::FlushFlows => report.flushed.push("all flows".into()),
-                Target::FlushExpects => report.flushed.push("all expectations".into()),
-                Target::FlushHelper(n) => report.flushed.push(format!("expectations of '{n}'")),
-            },
+            Ok(n) => {
+                report.removed += n;
+                match t {
+                    Target::Flow { .. } | Target::Expect { .. } => {}
+                    Target::FlushFlows => report.flushed.push(format!("all flows ({n})")),
+                    Target::FlushExpects => report.flushed.push(format!("all expectations ({n})")),
+                    Target::FlushHelper(h) => {
+                        report.flushed.push(format!("expectations of '{h}' ({n})"))
+                    }
+                }
+            }
             Err(Error::Netlink { errno, .. }) if errno == libc::ENOENT => report.already_gone += 1,
             Err(e) => {
                 report.refuse(&e);
@@ -523,6 +783,42 @@ pub fn execute_some(
         }
     }
     end
+}
+
+/// Run a flush and return how many entries it removed: the kernel answers a flush with a
+/// bare ACK, so the table (or, for a helper flush, that helper's expectations) is counted
+/// before and after. Entries created or expiring in the same moment move the count too.
+fn counted(
+    conn: &mut Conn,
+    table: Table,
+    helper: Option<&str>,
+    flush: impl FnOnce(&mut Conn) -> crate::error::Result<()>,
+) -> crate::error::Result<usize> {
+    let before = count(conn, table, helper)?;
+    flush(conn)?;
+    let after = count(conn, table, helper)?;
+    Ok(before.saturating_sub(after))
+}
+
+/// Entries of `table` (of expectations: only those of `helper`, when given).
+fn count(conn: &mut Conn, table: Table, helper: Option<&str>) -> crate::error::Result<usize> {
+    let mut n = 0;
+    conn.dump(table, &mut |m| {
+        n += match helper {
+            None => 1,
+            Some(h) => match decode::message(m) {
+                Ok((
+                    Message::Record {
+                        record: Record::Expect(e),
+                        ..
+                    },
+                    _,
+                )) => usize::from(e.helper.name() == Some(h)),
+                _ => 0,
+            },
+        }
+    })?;
+    Ok(n)
 }
 
 /// Id 0 means "not known" (a record built without `CTA_ID`): skip the check then.

@@ -129,7 +129,9 @@ impl Watch {
     }
 
     fn execute(&mut self, plan: Plan) -> actions::Report {
-        self.handle.send(EngineCommand::Execute(plan)).unwrap();
+        self.handle
+            .send(EngineCommand::Execute(Box::new(plan)))
+            .unwrap();
         self.until(&mut |ev| matches!(ev, EngineEvent::ActionDone(_)))
             .expect("a report")
     }

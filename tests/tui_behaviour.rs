@@ -19,10 +19,7 @@ use ratatui::style::{Color, Modifier};
 use tui_support::{lab, opts, tuple, Harness, MemEvent, MemModel};
 
 fn key_of(src: &str, sport: u16, dst: &str, dport: u16, p: u8) -> FlowKey {
-    FlowKey {
-        zone: 0,
-        orig: tuple(p, src, sport, dst, dport),
-    }
+    FlowKey::new(0, tuple(p, src, sport, dst, dport))
 }
 
 fn select(h: &mut Harness, k: FlowKey) {
@@ -279,14 +276,18 @@ fn flush_everything_leaves_the_ssh_session_out_unless_included() {
     h.ch('i');
     assert!(h.screen().contains("INCLUDED: this cuts your own session"));
     h.ch('i').ch('y');
-    assert_eq!(
-        *h.sent.borrow(),
-        vec![Request::FlushAll {
-            exclude: vec![ssh_key()]
-        }]
-    );
+    // Exactly the entries the dialog counted, the SSH flow left out.
+    let Request::FlushAll { flows, expects } = h.sent.borrow()[0].clone() else {
+        panic!("{:?}", h.sent.borrow())
+    };
+    assert_eq!((flows.len(), expects.len()), (12, 4));
+    assert!(!flows.contains(&ssh_key()));
     h.ch('X').ch('i').ch('y');
-    assert_eq!(h.sent.borrow()[1], Request::FlushAll { exclude: vec![] });
+    let Request::FlushAll { flows, .. } = h.sent.borrow()[1].clone() else {
+        panic!()
+    };
+    assert_eq!(flows.len(), 13);
+    assert!(flows.contains(&ssh_key()));
 }
 
 #[test]
@@ -300,13 +301,13 @@ fn flush_filtered_flows_sends_the_filter_text() {
     assert_eq!(c.flows, 8);
     assert_eq!(c.related, 1);
     h.ch('y');
-    assert_eq!(
-        *h.sent.borrow(),
-        vec![Request::FlushFlows {
-            filter: Some("proto=tcp".into()),
-            exclude: vec![ssh_key()]
-        }]
-    );
+    let Request::FlushFlows { filter, flows } = h.sent.borrow()[0].clone() else {
+        panic!("{:?}", h.sent.borrow())
+    };
+    assert_eq!(filter.as_deref(), Some("proto=tcp"));
+    // The flows counted when the dialog opened, the SSH flow left out.
+    assert_eq!(flows.len(), 7);
+    assert!(!flows.contains(&ssh_key()));
 }
 
 #[test]

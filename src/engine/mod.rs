@@ -58,7 +58,7 @@ pub enum EngineEvent {
 #[derive(Debug)]
 pub enum Command {
     /// Run a confirmed plan (refused on a replay).
-    Execute(Plan),
+    Execute(Box<Plan>),
     /// Ask the kernel about these flows (their timeout passed without a DESTROY).
     Recheck(Vec<FlowKey>),
     /// Re-dump both tables now.
@@ -327,8 +327,9 @@ const POLL: Duration = Duration::from_millis(20);
 /// Re-checks done between two polls, so a large backlog never starves events.
 const RECHECK_CHUNK: usize = 2000;
 /// Deletes done between two polls: each causes a DESTROY event that must be read before
-/// the event buffer overflows.
-const ACTION_CHUNK: usize = 2000;
+/// the event buffer overflows, and events read between slices tell the plan which entries
+/// were re-created meanwhile.
+const ACTION_CHUNK: usize = 256;
 
 /// The engine thread's state outside the source.
 struct Pump {
@@ -344,6 +345,10 @@ struct Pump {
     counting: usize,
     /// The receiver is gone or the recording failed: stop.
     done: bool,
+    /// Plans being executed, in order: (plan, next target, report so far). Every decoded
+    /// record is shown to their `lives` first, so an entry destroyed or re-created after
+    /// the plan was made is skipped.
+    plans: VecDeque<(Plan, usize, Report)>,
 }
 
 impl Pump {
@@ -366,6 +371,9 @@ impl Pump {
     fn decode(&mut self, m: &[u8]) {
         match decode::message(m) {
             Ok((Message::Record { event, record }, _)) => {
+                for (plan, _, _) in self.plans.iter_mut() {
+                    plan.lives.observe(event, &record);
+                }
                 self.batch.push((event, record));
                 if self.batch.len() >= self.batch_max {
                     self.flush();
@@ -428,6 +436,11 @@ impl Pump {
             }
             Item::Overrun => {
                 self.flush();
+                // Lost events: the re-dump that follows still shows re-created entries
+                // whose id or start time differ.
+                for (plan, _, _) in self.plans.iter_mut() {
+                    plan.lives.lost = true;
+                }
                 self.write(record::Kind::Overrun, &[]);
                 self.overrun = true;
                 self.send(EngineEvent::Overrun);
@@ -456,14 +469,13 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
         dumped: 0,
         counting: 0,
         done: false,
+        plans: VecDeque::new(),
     };
     let live = source.is_live();
     let mut last_dump_cost;
     let mut last_dump_at = Instant::now();
     let mut rechecks: VecDeque<FlowKey> = VecDeque::new();
     let mut pending: HashSet<FlowKey> = HashSet::new();
-    // Plans being executed, in order: (plan, next target, report so far).
-    let mut plans: VecDeque<(Plan, usize, Report)> = VecDeque::new();
 
     match full_dump(&mut *source, &mut pump) {
         Ok(cost) => last_dump_cost = cost,
@@ -485,7 +497,7 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                     return;
                 }
                 Ok(Command::Execute(plan)) => match source.conn() {
-                    Ok(_) => plans.push_back((plan, 0, Report::default())),
+                    Ok(_) => pump.plans.push_back((*plan, 0, Report::default())),
                     Err(e) => {
                         let report = Report::refused_all(&plan, e.to_string());
                         pump.send(EngineEvent::ActionDone(report));
@@ -549,8 +561,21 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                 }
             }
         }
-        // One slice of the current plan, then back to reading events.
-        if let Some((plan, next, report)) = plans.front_mut() {
+        // Read what already arrived, so the plan knows of entries destroyed or re-created
+        // since it was made; then one slice of it, then back to reading events.
+        if !pump.plans.is_empty() {
+            for _ in 0..64 {
+                match source.poll(Duration::ZERO, pump.batch_max, &mut |item| pump.item(item)) {
+                    Ok(Poll::Items) => pump.flush(),
+                    Ok(_) => break,
+                    Err(e) => {
+                        pump.send(EngineEvent::Fatal(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some((plan, next, report)) = pump.plans.front_mut() {
             let done = match source.conn() {
                 Ok(conn) => {
                     *next = actions::execute_some(conn, plan, *next, ACTION_CHUNK, report);
@@ -562,7 +587,7 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                 }
             };
             if done {
-                if let Some((_, _, report)) = plans.pop_front() {
+                if let Some((_, _, report)) = pump.plans.pop_front() {
                     pump.send(EngineEvent::ActionDone(report));
                 }
             }
@@ -580,7 +605,7 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
             pump.flush();
         }
         // With work queued, only look at what already arrived; otherwise wait a little.
-        let wait = if plans.is_empty() && rechecks.is_empty() {
+        let wait = if pump.plans.is_empty() && rechecks.is_empty() {
             POLL
         } else {
             Duration::ZERO
@@ -708,10 +733,10 @@ mod tests {
         };
         let (rx, handle) = Engine::spawn(Box::new(src), opts).unwrap();
         handle
-            .send(Command::Execute(Plan {
+            .send(Command::Execute(Box::new(Plan {
                 targets: vec![Target::FlushFlows],
                 ..Plan::default()
-            }))
+            })))
             .unwrap();
         let report = loop {
             match rx

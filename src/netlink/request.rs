@@ -92,6 +92,13 @@ impl Request {
     /// `CTA_TUPLE_IP {src, dst}` and `CTA_TUPLE_PROTO {num, ports | icmp id/type/code}`.
     /// GRE keys travel in the port attributes (`gre_nlattr_to_tuple` reuses them).
     pub fn put_tuple(&mut self, ty: u16, t: &Tuple) -> &mut Request {
+        self.put_tuple_zoned(ty, t, 0)
+    }
+
+    /// A tuple with its per-direction zone (`CTA_TUPLE_ZONE`, omitted when 0, the default
+    /// zone): `ctnetlink_parse_tuple_zone` then looks the entry up in that zone for the
+    /// tuple's direction, so a flow with zone-orig 3 is found and no other.
+    pub fn put_tuple_zoned(&mut self, ty: u16, t: &Tuple, zone: u16) -> &mut Request {
         let outer = self.begin_nested(ty);
         let ip = self.begin_nested(CTA_TUPLE_IP);
         match t.family {
@@ -126,6 +133,9 @@ impl Request {
             _ => {}
         }
         self.end_nested(p);
+        if zone != 0 {
+            self.put_be16(CTA_TUPLE_ZONE, zone);
+        }
         self.end_nested(outer)
     }
 

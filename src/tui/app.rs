@@ -13,6 +13,7 @@ use ratatui::backend::Backend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::Terminal;
 
+use crate::actions::{Entry, Fate, Lives};
 use crate::model::store::{ExpectKey, FlowKey, Stats};
 use crate::model::tuple::proto;
 use crate::model::{Flow, HelperId};
@@ -169,10 +170,21 @@ pub enum Pending {
 }
 
 /// A confirmation dialog: what will go, stated before anything is sent.
+///
+/// Frozen when it opens: the exact flows and expectations it counted, each in the life it
+/// had then (`lives`). While it is open, engine events mark entries destroyed or
+/// re-created (`actions::Lives::observe`); `y` sends exactly the frozen entries that are
+/// left, and never looks at the table again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirm {
     pub title: String,
     pub pending: Pending,
+    /// The flows counted when the dialog opened (the SSH flow included).
+    pub flow_keys: Vec<FlowKey>,
+    /// The expectations counted when the dialog opened.
+    pub expect_keys: Vec<ExpectKey>,
+    /// The life of every frozen entry and what happened to it since.
+    pub lives: Lives,
     /// Flows targeted (before the SSH exclusion).
     pub flows: usize,
     pub related: usize,
@@ -198,26 +210,45 @@ impl Confirm {
         }
     }
 
-    fn request(&self) -> Request {
-        let exclude: Vec<FlowKey> = match (self.ssh, self.include_ssh) {
-            (Some(k), false) => vec![k],
-            _ => Vec::new(),
+    /// The request for the frozen entries that are still in the life they had when the
+    /// dialog opened, and how many were (destroyed, re-created) since.
+    fn request(&self) -> (Request, (usize, usize)) {
+        let mut changed = (0, 0);
+        let mut alive = |e: Entry| match self.lives.fate(&e) {
+            Some(Fate::Destroyed) => {
+                changed.0 += 1;
+                false
+            }
+            Some(Fate::Recreated) => {
+                changed.1 += 1;
+                false
+            }
+            None => true,
         };
-        match &self.pending {
-            Pending::Flows(keys) => Request::DeleteFlows(
-                keys.iter()
-                    .filter(|k| !exclude.contains(k))
-                    .copied()
-                    .collect(),
-            ),
-            Pending::Expects(keys) => Request::DeleteExpects(keys.clone()),
+        let skip_ssh = |k: &FlowKey| !self.include_ssh && self.ssh == Some(*k);
+        let flows: Vec<FlowKey> = self
+            .flow_keys
+            .iter()
+            .filter(|k| !skip_ssh(k) && alive(Entry::Flow(**k)))
+            .copied()
+            .collect();
+        let expects: Vec<ExpectKey> = self
+            .expect_keys
+            .iter()
+            .filter(|k| alive(Entry::Expect(**k)))
+            .copied()
+            .collect();
+        let req = match &self.pending {
+            Pending::Flows(_) => Request::DeleteFlows(flows),
+            Pending::Expects(_) => Request::DeleteExpects(expects),
             Pending::FlushFiltered(f) => Request::FlushFlows {
                 filter: f.clone(),
-                exclude,
+                flows,
             },
             Pending::HelperExpects(h) => Request::FlushHelperExpects(h.clone()),
-            Pending::All => Request::FlushAll { exclude },
-        }
+            Pending::All => Request::FlushAll { flows, expects },
+        };
+        (req, changed)
     }
 }
 
@@ -283,6 +314,9 @@ pub struct App<M: Model> {
     pub(crate) decode_errors: u64,
     pub(crate) frame: FrameStats,
     jump_back: Option<FlowKey>,
+    /// Frozen entries left out at the last confirmation as (destroyed, re-created) since
+    /// the dialog opened, added to the result line of the report that follows.
+    skipped: Option<(usize, usize)>,
     tick_due: bool,
     /// A dump just ended: rebuild stale views now, ignoring the size budget once.
     force_rebuild: bool,
@@ -340,6 +374,7 @@ impl<M: Model> App<M> {
             decode_errors: 0,
             frame: FrameStats::default(),
             jump_back: None,
+            skipped: None,
             tick_due: true,
             force_rebuild: false,
             dumping: false,
@@ -452,37 +487,14 @@ impl<M: Model> App<M> {
                 self.tick_due = true;
                 self.dirty = true;
             }
-            AppEvent::Engine(e) => match self.model.apply(e, self.now) {
-                Applied::Nothing => {}
-                Applied::Changed => self.dirty = true,
-                Applied::DumpStarted => {
-                    self.dumping = true;
-                    self.dirty = true;
+            AppEvent::Engine(e) => {
+                // An open dialog learns from every record before the store merges it.
+                if let Overlay::Confirm(c) = &mut self.overlay {
+                    self.model
+                        .observe(&e, &mut |event, record| c.lives.observe(event, record));
                 }
-                Applied::DumpDone => {
-                    self.dumping = false;
-                    self.summary.built = None;
-                    self.force_rebuild = true;
-                    self.dirty = true;
-                }
-                Applied::Report(r) => self.report(r),
-                Applied::Overrun => {
-                    // The resync count lives in the header; stats may move without the
-                    // store's generation moving.
-                    self.summary.built = None;
-                    self.set_status(
-                        StatusKind::Warn,
-                        "kernel dropped events (ENOBUFS): re-dumping to resync".into(),
-                    );
-                }
-                Applied::DecodeErrors(n) => {
-                    self.decode_errors += n;
-                    self.dirty = true;
-                }
-                Applied::Fatal(m) => {
-                    self.set_status(StatusKind::Error, format!("engine stopped: {m}"));
-                }
-            },
+                self.on_engine(e);
+            }
             AppEvent::SourceEnded => {
                 self.ended = true;
                 let text = if self.opts.recorded_start.is_some() {
@@ -496,16 +508,63 @@ impl<M: Model> App<M> {
         }
     }
 
+    fn on_engine(&mut self, e: M::Event) {
+        match self.model.apply(e, self.now) {
+            Applied::Nothing => {}
+            Applied::Changed => self.dirty = true,
+            Applied::DumpStarted => {
+                self.dumping = true;
+                self.dirty = true;
+            }
+            Applied::DumpDone => {
+                self.dumping = false;
+                self.summary.built = None;
+                self.force_rebuild = true;
+                self.dirty = true;
+            }
+            Applied::Report(r) => self.report(r),
+            Applied::Overrun => {
+                // The resync count lives in the header; stats may move without the
+                // store's generation moving.
+                self.summary.built = None;
+                // An open dialog may have missed a DESTROY: the re-dump still shows
+                // entries whose id or start time changed.
+                if let Overlay::Confirm(c) = &mut self.overlay {
+                    c.lives.lost = true;
+                }
+                self.set_status(
+                    StatusKind::Warn,
+                    "kernel dropped events (ENOBUFS): re-dumping to resync".into(),
+                );
+            }
+            Applied::DecodeErrors(n) => {
+                self.decode_errors += n;
+                self.dirty = true;
+            }
+            Applied::Fatal(m) => {
+                self.set_status(StatusKind::Error, format!("engine stopped: {m}"));
+            }
+        }
+    }
+
     fn report(&mut self, r: ActionReport) {
         let kind = if r.refused > 0 {
             StatusKind::Warn
         } else {
             StatusKind::Ok
         };
+        let (gone, recreated) = self.skipped.take().unwrap_or((0, 0));
         let mut text = format!(
             "removed {}, already gone {}, refused {}",
-            r.removed, r.already_gone, r.refused
+            r.removed,
+            r.already_gone + gone as u64,
+            r.refused
         );
+        if recreated > 0 {
+            text.push_str(&format!(
+                ", re-created since the dialog opened {recreated} (kept)"
+            ));
+        }
         if let Some(n) = &r.note {
             text.push_str("; ");
             text.push_str(n);
@@ -616,17 +675,14 @@ impl<M: Model> App<M> {
             bump(f.helper, true);
             if let Some(t) = f.master() {
                 masters.insert(FlowKey {
-                    zone: f.zone,
                     orig: *t,
+                    ..FlowKey::of(f)
                 });
             }
         });
         self.model.for_each_expectation(&mut |e| {
             bump(e.helper, false);
-            masters.insert(FlowKey {
-                zone: e.zone,
-                orig: e.master,
-            });
+            masters.insert(FlowKey::new(e.zone, e.master));
         });
         let mut helpers: Vec<(&'static str, usize, usize)> = per
             .into_iter()
@@ -881,8 +937,8 @@ impl<M: Model> App<M> {
         let f = self.model.flow(key)?;
         f.master()
             .map(|t| FlowKey {
-                zone: f.zone,
                 orig: *t,
+                ..FlowKey::of(f)
             })
             .or_else(|| self.model.master_of(key).map(FlowKey::of))
     }
@@ -904,10 +960,7 @@ impl<M: Model> App<M> {
                 let Some(e) = self.model.expectation(&ek) else {
                     return;
                 };
-                let mk = FlowKey {
-                    zone: e.zone,
-                    orig: e.master,
-                };
+                let mk = FlowKey::new(e.zone, e.master);
                 self.tab = Tab::Flows;
                 self.prepare();
                 if !self.flows.select_key(mk) {
@@ -973,16 +1026,13 @@ impl<M: Model> App<M> {
     fn tally(&self, title: String, pending: Pending, visit: Visit<'_>) -> Confirm {
         let mut masters_set: HashSet<FlowKey> = HashSet::new();
         self.model.for_each_expectation(&mut |e| {
-            masters_set.insert(FlowKey {
-                zone: e.zone,
-                orig: e.master,
-            });
+            masters_set.insert(FlowKey::new(e.zone, e.master));
         });
         self.model.for_each_flow(&mut |f| {
             if let Some(t) = f.master() {
                 masters_set.insert(FlowKey {
-                    zone: f.zone,
                     orig: *t,
+                    ..FlowKey::of(f)
                 });
             }
         });
@@ -998,11 +1048,16 @@ impl<M: Model> App<M> {
             include_ssh: false,
             tcp_warning: false,
             note: None,
+            flow_keys: Vec::new(),
+            expect_keys: Vec::new(),
+            lives: Lives::default(),
         };
         let ssh = self.opts.ssh;
         let mut tcp = false;
         visit(&mut |f| {
             c.flows += 1;
+            c.flow_keys.push(FlowKey::of(f));
+            c.lives.plan_flow(f);
             c.related += usize::from(f.is_related());
             c.masters += usize::from(masters_set.contains(&FlowKey::of(f)));
             // Established TCP sessions are the ones tcp_loose=0 would cut.
@@ -1042,8 +1097,15 @@ impl<M: Model> App<M> {
 
     fn expects_confirm(&self, title: String, keys: Vec<ExpectKey>) -> Confirm {
         let mut sample = Vec::new();
-        for k in keys.iter().take(5) {
-            if let Some(e) = self.model.expectation(k) {
+        let mut lives = Lives::default();
+        let mut expect_keys = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let Some(e) = self.model.expectation(k) else {
+                continue;
+            };
+            expect_keys.push(*k);
+            lives.plan_expect(e);
+            if sample.len() < 5 {
                 sample.push(format!(
                     "{} {}",
                     e.helper.name().unwrap_or("-"),
@@ -1052,6 +1114,9 @@ impl<M: Model> App<M> {
             }
         }
         Confirm {
+            flow_keys: Vec::new(),
+            expect_keys,
+            lives,
             title,
             flows: 0,
             related: 0,
@@ -1149,26 +1214,23 @@ impl<M: Model> App<M> {
         let sel = match self.tab {
             Tab::Flows => self.flows.selected(),
             Tab::Chains => self.chains.selected().and_then(|r| match r {
-                ChainRow::Expect { key, .. } => self.model.expectation(&key).map(|e| FlowKey {
-                    zone: e.zone,
-                    orig: e.master,
-                }),
+                ChainRow::Expect { key, .. } => self
+                    .model
+                    .expectation(&key)
+                    .map(|e| FlowKey::new(e.zone, e.master)),
                 other => other.flow_key(),
             }),
             Tab::Expects => self
                 .expects
                 .selected()
                 .and_then(|k| self.model.expectation(&k))
-                .map(|e| FlowKey {
-                    zone: e.zone,
-                    orig: e.master,
-                }),
+                .map(|e| FlowKey::new(e.zone, e.master)),
             Tab::Findings => match self.finding_subject() {
                 Some(Subject::Flow(k)) => Some(k),
-                Some(Subject::Expect(k)) => self.model.expectation(&k).map(|e| FlowKey {
-                    zone: e.zone,
-                    orig: e.master,
-                }),
+                Some(Subject::Expect(k)) => self
+                    .model
+                    .expectation(&k)
+                    .map(|e| FlowKey::new(e.zone, e.master)),
                 None => None,
             },
         };
@@ -1267,7 +1329,13 @@ impl<M: Model> App<M> {
             Pending::All,
             &|f| model.for_each_flow(f),
         );
-        c.expects = self.model.expect_count();
+        let mut keys = Vec::new();
+        self.model.for_each_expectation(&mut |e| {
+            keys.push(ExpectKey::of(e));
+            c.lives.plan_expect(e);
+        });
+        c.expects = keys.len();
+        c.expect_keys = keys;
         self.open(c);
     }
 
@@ -1275,18 +1343,36 @@ impl<M: Model> App<M> {
         let Overlay::Confirm(c) = std::mem::replace(&mut self.overlay, Overlay::None) else {
             return;
         };
-        let req = c.request();
+        let (req, (gone, recreated)) = c.request();
+        let (flows, expects) = match &req {
+            Request::DeleteFlows(f) | Request::FlushFlows { flows: f, .. } => (f.len(), 0),
+            Request::DeleteExpects(e) => (0, e.len()),
+            Request::FlushHelperExpects(_) => (0, c.expects),
+            Request::FlushAll { flows, expects } => (flows.len(), expects.len()),
+        };
+        let changed = match (gone, recreated) {
+            (0, 0) => String::new(),
+            (g, r) => format!("; since the dialog opened {g} went, {r} re-created (skipped)"),
+        };
+        if flows == 0 && expects == 0 {
+            self.skipped = None;
+            return self.set_status(
+                StatusKind::Info,
+                format!("nothing sent: nothing shown is left as it was{changed}"),
+            );
+        }
         if let Err(e) = self.sink.send(&self.model, req) {
             return self.set_status(StatusKind::Error, format!("not sent: {e}"));
         }
-        let what = match (c.effective_flows(), c.expects) {
+        self.skipped = Some((gone, recreated));
+        let what = match (flows, expects) {
             (0, e) => format!("{e} expectation(s)"),
             (f, 0) => format!("{f} flow(s)"),
             (f, e) => format!("{f} flow(s) and {e} expectation(s)"),
         };
         self.set_status(
             StatusKind::Info,
-            format!("sent: remove {what}; waiting for the kernel"),
+            format!("sent: remove {what}; waiting for the kernel{changed}"),
         );
     }
 }
