@@ -1007,4 +1007,100 @@ mod tests {
         let children = Plan::related_of(&st, &ctl, &Context::default());
         assert_eq!((children.flows, children.related), (1, 1));
     }
+
+    /// Six flows that differ only by zone-orig (nft_nat_zones.sh): six keys, six targets.
+    fn zoned(z: u16, id: u32) -> Flow {
+        let mut f = flow("10.1.0.3", 10000, "10.3.0.99", 5201);
+        f.id = id;
+        f.extra_mut().zone_orig = Some(z);
+        let mut reply = f.orig.inverted();
+        reply.dport = 30000 + z;
+        f.set_reply(reply);
+        f
+    }
+
+    #[test]
+    fn flows_differing_only_by_zone_orig_are_distinct_targets() {
+        let st = store_with((1..=6).map(|z| zoned(z, 100 + u32::from(z))).collect());
+        assert_eq!(st.flow_count(), 6);
+        let plan = Plan::flows(&st, &|f| f.orig.dport == 5201, "zones", &Context::default());
+        assert_eq!(plan.flows, 6);
+        let mut zones: Vec<u16> = plan
+            .targets
+            .iter()
+            .map(|t| match t {
+                Target::Flow { key, .. } => key.zone_orig,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        zones.sort_unstable();
+        assert_eq!(zones, [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn lives_tell_a_recreated_entry_from_the_planned_one() {
+        use crate::decode::{Event, Record};
+        let planned = zoned(3, 7);
+        let key = Entry::Flow(FlowKey::of(&planned));
+        let fresh = || {
+            let mut l = Lives::default();
+            l.plan_flow(&planned);
+            l
+        };
+        // A NEW of the same life (queued before the dump ended) changes nothing.
+        let mut l = fresh();
+        l.observe(Event::New, &Record::Flow(planned.clone()));
+        l.observe(Event::Update, &Record::Flow(planned.clone()));
+        assert_eq!(l.fate(&key), None);
+        // DESTROY then NEW with the same id (same slab slot): re-created.
+        let mut l = fresh();
+        l.observe(Event::Destroy, &Record::Flow(planned.clone()));
+        assert_eq!(l.fate(&key), Some(Fate::Destroyed));
+        l.observe(Event::New, &Record::Flow(planned.clone()));
+        assert_eq!(l.fate(&key), Some(Fate::Recreated));
+        // Another id under the key: re-created, even without a DESTROY (events=2).
+        let mut l = fresh();
+        l.observe(Event::New, &Record::Flow(zoned(3, 8)));
+        assert_eq!(l.fate(&key), Some(Fate::Recreated));
+        // The DESTROY of an older life is not ours.
+        let mut l = fresh();
+        l.observe(Event::Destroy, &Record::Flow(zoned(3, 6)));
+        assert_eq!(l.fate(&key), None);
+        // Another zone is another entry.
+        let mut l = fresh();
+        l.observe(Event::Destroy, &Record::Flow(zoned(4, 7)));
+        assert_eq!(l.fate(&key), None);
+        // With timestamps, the start time decides even when the id repeats.
+        let mut ts = planned.clone();
+        ts.extra_mut().timestamp = Some((1_000, 0));
+        let mut l = Lives::default();
+        l.plan_flow(&ts);
+        let mut again = ts.clone();
+        again.extra_mut().timestamp = Some((2_000, 0));
+        l.observe(Event::Dump, &Record::Flow(again.clone()));
+        assert_eq!(l.fate(&key), Some(Fate::Recreated));
+        // A get after lost events: gone, or another life.
+        let mut l = fresh();
+        l.verify(key, None);
+        assert_eq!(l.fate(&key), Some(Fate::Destroyed));
+        let mut l = Lives::default();
+        l.plan_flow(&ts);
+        l.verify(key, Some(&Record::Flow(again)));
+        assert_eq!(l.fate(&key), Some(Fate::Recreated));
+    }
+
+    #[test]
+    fn report_line_names_recreated_entries_and_flush_counts() {
+        let r = Report {
+            removed: 6,
+            recreated: 1,
+            flushed: vec!["expectations of 'ftp' (6)".into()],
+            ..Report::default()
+        };
+        assert_eq!(
+            r.to_string(),
+            "removed 6, already gone 0, refused 0, re-created since planning 1 (kept); \
+             flushed expectations of 'ftp' (6)"
+        );
+    }
 }

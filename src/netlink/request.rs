@@ -250,4 +250,20 @@ mod tests {
         let tail = &b[b.len() - 8..];
         assert_eq!(tail, &[8, 0, 6, 0, b'f', b't', b'p', 0][..]);
     }
+
+    #[test]
+    fn tuple_zone_travels_inside_the_tuple_nest() {
+        let mut r = Request::new(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, 2);
+        r.put_tuple_zoned(CTA_TUPLE_ORIG, &tcp4(), 3);
+        let b = r.finish(1);
+        let a = &b[20..];
+        // The outer nest grows by one 8-byte attribute and ends with CTA_TUPLE_ZONE = be16 3.
+        assert_eq!(u16::from_ne_bytes([a[0], a[1]]) as usize, 60);
+        assert_eq!(a.len(), 60);
+        assert_eq!(&a[52..58], &[6, 0, CTA_TUPLE_ZONE as u8, 0, 0, 3][..]);
+        // Zone 0 (the default) is never sent.
+        let mut r = Request::new(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, 2);
+        r.put_tuple_zoned(CTA_TUPLE_ORIG, &tcp4(), 0);
+        assert_eq!(r.finish(1).len(), 20 + 52);
+    }
 }

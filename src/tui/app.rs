@@ -1352,7 +1352,7 @@ impl<M: Model> App<M> {
         };
         let changed = match (gone, recreated) {
             (0, 0) => String::new(),
-            (g, r) => format!("; since the dialog opened {g} went, {r} re-created (skipped)"),
+            (g, r) => format!("; skipped {r} re-created, {g} gone since shown"),
         };
         if flows == 0 && expects == 0 {
             self.skipped = None;
