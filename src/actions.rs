@@ -90,6 +90,14 @@ impl Life {
     }
 }
 
+/// The identity and life a record reports.
+pub fn sighting(record: &Record) -> (Entry, Life) {
+    match record {
+        Record::Flow(f) => (Entry::Flow(FlowKey::of(f)), Life::of_flow(f)),
+        Record::Expect(e) => (Entry::Expect(ExpectKey::of(e)), Life::of_expect(e)),
+    }
+}
+
 /// What happened to a planned entry after planning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
@@ -104,11 +112,11 @@ pub enum Fate {
 ///
 /// Fed every event (and re-dumped entry) that arrives after planning, by whoever holds the
 /// subscription: the CLI from its dump until the delete ends, the dashboard while the
-/// dialog is open, the engine until the plan has run. What it cannot see: an entry that
-/// ended silently (`nf_conntrack_events=2` sends no DESTROY for an entry created before
-/// anyone listened) and came back in the same slab slot with timestamps off; and anything
-/// between the last event read and the delete request (microseconds), where only the
-/// kernel's `CTA_ID` check guards.
+/// dialog is open, the engine until the plan has run. The planner must have applied every
+/// event queued before it planned. What it cannot see: a re-creation after lost events
+/// (ENOBUFS) that kept the id with timestamps off and sent no NEW (`nf_conntrack_events=0`);
+/// and anything between the last event read and the delete request (microseconds), where
+/// only the kernel's `CTA_ID` check guards.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lives {
     planned: HashMap<Entry, Life>,
@@ -156,22 +164,28 @@ impl Lives {
         if self.planned.is_empty() {
             return;
         }
-        let (entry, life) = match record {
-            Record::Flow(f) => (Entry::Flow(FlowKey::of(f)), Life::of_flow(f)),
-            Record::Expect(e) => (Entry::Expect(ExpectKey::of(e)), Life::of_expect(e)),
-        };
+        let (entry, life) = sighting(record);
+        self.observe_one(event, entry, life);
+    }
+
+    /// `observe` for a record already reduced to its identity and life.
+    pub fn observe_one(&mut self, event: Event, entry: Entry, life: Life) {
         let Some(planned) = self.planned.get(&entry) else {
             return;
         };
         let same = planned.same(&life);
         let fate = match (event, same, self.fates.get(&entry)) {
             (_, _, Some(Fate::Recreated)) => return,
+            // Whoever plans has read every event queued before planning (netlink queues
+            // an event on the socket as the kernel emits it), so a NEW read now was
+            // emitted after planning: a new life, even with the same id and no DESTROY
+            // (one created before anyone listened ends silently under events=2).
+            (Event::New, _, _) => Fate::Recreated,
             (Event::Destroy, true, _) => Fate::Destroyed,
-            // The DESTROY of an older life that was queued before the dump: not ours.
+            // The DESTROY of an older life: not ours.
             (Event::Destroy, false, _) => return,
-            // A NEW after our life's DESTROY is a new life even with the same id.
-            (_, true, Some(Fate::Destroyed)) if event == Event::New => Fate::Recreated,
             (_, true, _) => return,
+            // An UPDATE or re-dump of another life under the key.
             (_, false, _) => Fate::Recreated,
         };
         self.fates.insert(entry, fate);
@@ -298,6 +312,10 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// The life of every planned entry, and what happened to it since.
     pub lives: Lives,
+    /// For a plan made from the engine's records: how many records the engine had
+    /// delivered when the planner last looked. The engine shows the plan every record
+    /// from there on, including those already on their way to the planner.
+    pub after: Option<u64>,
 }
 
 /// Keys of every flow that is a master: of a RELATED flow or of a live expectation.
@@ -680,6 +698,25 @@ pub fn execute_watched(source: &mut dyn Source, plan: &mut Plan) -> Report {
     report
 }
 
+/// Apply every event queued on `source`'s subscription to `store` (without waiting): run
+/// after the dump and before planning, so the plan is made from the newest state and any
+/// event read after it was emitted after it (see `Lives`). Lost events leave the dump as
+/// it was.
+pub fn catch_up(source: &mut dyn Source, store: &mut Store, now: u32) -> crate::error::Result<()> {
+    loop {
+        let polled = source.poll(Duration::ZERO, 4096, &mut |item| {
+            if let Item::Event(m) = item {
+                if let Ok((Message::Record { event, record }, _)) = decode::message(m) {
+                    store.apply(event, record, now);
+                }
+            }
+        })?;
+        if polled != Poll::Items {
+            return Ok(());
+        }
+    }
+}
+
 /// Read every queued event into `lives` (without waiting).
 pub fn drain_events(source: &mut dyn Source, lives: &mut Lives) {
     loop {
@@ -701,7 +738,7 @@ pub fn drain_events(source: &mut dyn Source, lives: &mut Lives) {
 }
 
 /// Ask the kernel for each flow target in `from..from+max` and note re-created ones.
-fn verify_slice(conn: &mut Conn, plan: &mut Plan, from: usize, max: usize) {
+pub fn verify_slice(conn: &mut Conn, plan: &mut Plan, from: usize, max: usize) {
     let end = from.saturating_add(max).min(plan.targets.len());
     for t in &plan.targets[from..end] {
         let Target::Flow { key, .. } = t else {
@@ -1047,11 +1084,15 @@ mod tests {
             l.plan_flow(&planned);
             l
         };
-        // A NEW of the same life (queued before the dump ended) changes nothing.
+        // An UPDATE or re-dump of the same life changes nothing.
         let mut l = fresh();
-        l.observe(Event::New, &Record::Flow(planned.clone()));
         l.observe(Event::Update, &Record::Flow(planned.clone()));
+        l.observe(Event::Dump, &Record::Flow(planned.clone()));
         assert_eq!(l.fate(&key), None);
+        // A NEW read after planning is a new life even with the same id and no DESTROY
+        // (the planned one ended silently: created before anyone listened, events=2).
+        l.observe(Event::New, &Record::Flow(planned.clone()));
+        assert_eq!(l.fate(&key), Some(Fate::Recreated));
         // DESTROY then NEW with the same id (same slab slot): re-created.
         let mut l = fresh();
         l.observe(Event::Destroy, &Record::Flow(planned.clone()));

@@ -161,6 +161,9 @@ fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Source>)> {
     let mut source = open_source(g, watch, Speed::Fast)?;
     let now = source.clock().now();
     let stats = engine::load(source.as_mut(), &mut store, now)?;
+    if watch {
+        actions::catch_up(source.as_mut(), &mut store, now)?;
+    }
     if stats.decode_errors > 0 {
         eprintln!(
             "ctscope: {} message(s) could not be decoded and are not shown",

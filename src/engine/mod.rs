@@ -349,6 +349,35 @@ struct Pump {
     /// record is shown to their `lives` first, so an entry destroyed or re-created after
     /// the plan was made is skipped.
     plans: VecDeque<(Plan, usize, Report)>,
+    /// Records decoded so far (each goes to the owner, in this order).
+    delivered: u64,
+    /// The last event records as (position, event, identity, life): a plan made by the
+    /// owner from the first `Plan::after` records is shown the rest, which may still be
+    /// on their way to the owner when it confirms.
+    recent: VecDeque<(u64, Event, actions::Entry, actions::Life)>,
+}
+
+/// Event records kept in `Pump::recent` (~1 MiB): about a second of a heavy event rate.
+const RECENT_SIGHTINGS: usize = 16_384;
+
+impl Pump {
+    /// Queue a plan, first showing it what it has not seen (see `Plan::after`).
+    fn queue(&mut self, mut plan: Plan) {
+        if let Some(after) = plan.after {
+            let oldest = self.recent.front().map_or(self.delivered, |r| r.0);
+            // Dump records are not kept; any event record the plan missed and we no
+            // longer hold makes its fates incomplete.
+            if after < oldest && self.recent.len() >= RECENT_SIGHTINGS {
+                plan.lives.lost = true;
+            }
+            for &(at, event, entry, life) in &self.recent {
+                if at >= after {
+                    plan.lives.observe_one(event, entry, life);
+                }
+            }
+        }
+        self.plans.push_back((plan, 0, Report::default()));
+    }
 }
 
 impl Pump {
@@ -371,9 +400,17 @@ impl Pump {
     fn decode(&mut self, m: &[u8]) {
         match decode::message(m) {
             Ok((Message::Record { event, record }, _)) => {
+                let (entry, life) = actions::sighting(&record);
                 for (plan, _, _) in self.plans.iter_mut() {
-                    plan.lives.observe(event, &record);
+                    plan.lives.observe_one(event, entry, life);
                 }
+                if event != Event::Dump {
+                    if self.recent.len() >= RECENT_SIGHTINGS {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back((self.delivered, event, entry, life));
+                }
+                self.delivered += 1;
                 self.batch.push((event, record));
                 if self.batch.len() >= self.batch_max {
                     self.flush();
@@ -470,6 +507,8 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
         counting: 0,
         done: false,
         plans: VecDeque::new(),
+        delivered: 0,
+        recent: VecDeque::new(),
     };
     let live = source.is_live();
     let mut last_dump_cost;
@@ -497,7 +536,7 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                     return;
                 }
                 Ok(Command::Execute(plan)) => match source.conn() {
-                    Ok(_) => pump.plans.push_back((*plan, 0, Report::default())),
+                    Ok(_) => pump.queue(*plan),
                     Err(e) => {
                         let report = Report::refused_all(&plan, e.to_string());
                         pump.send(EngineEvent::ActionDone(report));
@@ -578,6 +617,10 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
         if let Some((plan, next, report)) = pump.plans.front_mut() {
             let done = match source.conn() {
                 Ok(conn) => {
+                    if plan.lives.lost {
+                        // Lost events: ask the kernel about each flow before deleting it.
+                        actions::verify_slice(conn, plan, *next, ACTION_CHUNK);
+                    }
                     *next = actions::execute_some(conn, plan, *next, ACTION_CHUNK, report);
                     *next >= plan.targets.len()
                 }

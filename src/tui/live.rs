@@ -25,12 +25,18 @@ use super::TuiOptions;
 pub struct LiveModel {
     pub store: Store,
     pub engine: EngineHandle,
+    /// Records applied from the engine so far: a plan says up to where it saw them
+    /// (`Plan::after`), and the engine shows it the rest.
+    pub applied: u64,
 }
 
 impl Model for LiveModel {
     type Event = EngineEvent;
 
     fn apply(&mut self, event: EngineEvent, now: u32) -> Applied {
+        if let EngineEvent::Records(batch) = &event {
+            self.applied += batch.len() as u64;
+        }
         <Store as Model>::apply(&mut self.store, event, now)
     }
     fn observe(&self, event: &EngineEvent, seen: &mut dyn FnMut(Event, &Record)) {
@@ -166,7 +172,8 @@ impl PlanSink {
 
 impl CommandSink<LiveModel> for PlanSink {
     fn send(&mut self, model: &LiveModel, request: Request) -> Result<(), String> {
-        let plan = self.plan(&model.store, request, model.engine.now())?;
+        let mut plan = self.plan(&model.store, request, model.engine.now())?;
+        plan.after = Some(model.applied);
         if plan.is_empty() {
             return Err("nothing to remove any more".into());
         }
@@ -229,7 +236,11 @@ pub fn run_live(
         Some(start) => EngineClock::recorded(engine.clock(), start),
         None => EngineClock::new(engine.clock()),
     });
-    let model = LiveModel { store, engine };
+    let model = LiveModel {
+        store,
+        engine,
+        applied: 0,
+    };
     super::run(
         opts,
         model,
