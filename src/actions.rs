@@ -7,7 +7,8 @@
 //! entry is skipped, never sent (see `Lives::observe` for what can and cannot be told).
 //!
 //! Two safety rules live here so every front end gets them: the flow carrying the admin's
-//! own SSH session (`SSH_CONNECTION`) is left out unless explicitly included, and a plan
+//! own SSH session (found from the process tree, see `crate::ssh`; when it cannot be
+//! found, every flow to a local sshd) is left out unless explicitly included, and a plan
 //! that deletes established TCP flows warns when `nf_conntrack_tcp_loose=0`, because the
 //! kernel will then not pick those sessions up again and they are cut.
 //! This module never renders and never touches sockets except through `Conn`.
@@ -268,6 +269,9 @@ impl SshSession {
 pub struct Context {
     /// The admin's SSH session, if any.
     pub ssh: Option<SshSession>,
+    /// When no session could be determined: the sockets sshd listens on in the target
+    /// namespace. Every flow to one of them is spared, since any could be the admin's.
+    pub sshd: Vec<crate::ssh::Listener>,
     /// Include the SSH session's flow anyway (the user asked explicitly).
     pub include_ssh: bool,
     /// `net.netfilter.nf_conntrack_tcp_loose` in the target namespace, if readable.
@@ -275,12 +279,32 @@ pub struct Context {
 }
 
 impl Context {
-    /// From `SSH_CONNECTION` and the namespace's `nf_conntrack_tcp_loose`.
+    /// The admin's SSH session from the process tree (which survives sudo's
+    /// `env_reset`), else from `SSH_CONNECTION`; failing both, the sshd listeners of
+    /// `ns`. And the namespace's `nf_conntrack_tcp_loose`.
     pub fn detect(ns: &Namespace) -> Context {
+        let ssh = crate::ssh::session().or_else(SshSession::from_env);
         Context {
-            ssh: SshSession::from_env(),
+            sshd: if ssh.is_none() {
+                crate::ssh::listeners(ns)
+            } else {
+                Vec::new()
+            },
+            ssh,
             include_ssh: false,
             tcp_loose: tcp_loose(ns),
+        }
+    }
+
+    /// Whether `f` is spared to keep the admin's SSH session: it is the session's flow,
+    /// or, with no session known, it goes to a local sshd. Never when `include_ssh`.
+    pub fn spares(&self, f: &Flow) -> bool {
+        if self.include_ssh {
+            return false;
+        }
+        match &self.ssh {
+            Some(s) => s.matches(f),
+            None => self.sshd.iter().any(|l| l.matches(f)),
         }
     }
 }
@@ -306,8 +330,12 @@ pub struct Plan {
     pub expects: usize,
     /// A few entries, as text.
     pub sample: Vec<String>,
-    /// The SSH session's flow that was left out, as text.
+    /// The SSH session's flow that was left out, as text (the first one, when every flow
+    /// to a local sshd was left out).
     pub excluded_ssh: Option<String>,
+    /// Flows left out because they go to a local sshd and the session itself could not be
+    /// determined (0 when the session was known).
+    pub excluded_sshd: usize,
     /// Things the user should know before confirming.
     pub warnings: Vec<String>,
     /// The life of every planned entry, and what happened to it since.
@@ -364,8 +392,11 @@ impl Plan {
         };
         let mut established = 0;
         for f in store.flows().filter(|f| pred(f)) {
-            if !ctx.include_ssh && ctx.ssh.is_some_and(|s| s.matches(f)) {
-                plan.excluded_ssh = Some(flow_line(f));
+            if ctx.spares(f) {
+                if ctx.ssh.is_none() {
+                    plan.excluded_sshd += 1;
+                }
+                plan.excluded_ssh.get_or_insert_with(|| flow_line(f));
                 continue;
             }
             plan.count_flow(f, &m, &mut established);
@@ -398,8 +429,7 @@ impl Plan {
     /// `conntrack -F`. When the SSH session's flow would go, the flush becomes one delete
     /// per known flow so that flow can be left out.
     pub fn flush_flows(store: &Store, ctx: &Context) -> Plan {
-        let ssh_present =
-            !ctx.include_ssh && ctx.ssh.is_some_and(|s| store.flows().any(|f| s.matches(f)));
+        let ssh_present = store.flows().any(|f| ctx.spares(f));
         if ssh_present {
             return Plan::flows(store, &|_| true, "every flow except your SSH session", ctx);
         }
@@ -565,8 +595,19 @@ impl Plan {
         if total > shown {
             let _ = write!(s, "\n  … and {} more", total - shown);
         }
-        if let Some(ssh) = &self.excluded_ssh {
-            let _ = write!(s, "\nleft out (your SSH session): {ssh}");
+        match (&self.excluded_ssh, self.excluded_sshd) {
+            (Some(ssh), 0) => {
+                let _ = write!(s, "\nleft out (your SSH session): {ssh}");
+            }
+            (_, n) if n > 0 => {
+                let _ = write!(
+                    s,
+                    "\nleft out: {n} flow{} to the local sshd (your SSH session could not \
+                     be determined; --include-own-ssh includes them)",
+                    plural(n)
+                );
+            }
+            _ => {}
         }
         for w in &self.warnings {
             let _ = write!(s, "\nwarning: {w}");
@@ -972,6 +1013,7 @@ mod tests {
             ssh: Some(ssh),
             include_ssh: false,
             tcp_loose: Some(true),
+            ..Context::default()
         };
         let plan = Plan::flows(&st, &|f| f.orig.proto == proto::TCP, "tcp", &ctx);
         assert_eq!(plan.flows, 2);
@@ -1143,5 +1185,37 @@ mod tests {
             "removed 6, already gone 0, refused 0, re-created since planning 1 (kept); \
              flushed expectations of 'ftp' (6)"
         );
+    }
+
+    /// No session known, sshd listening on :22: every flow to it is spared (the session
+    /// is one of them), the others go; `--include-own-ssh` includes them.
+    #[test]
+    fn without_a_session_every_flow_to_a_local_sshd_is_spared() {
+        let (st, _) = lab_store();
+        let ctx = Context {
+            sshd: vec![crate::ssh::Listener {
+                addr: None,
+                port: 22,
+            }],
+            ..Context::default()
+        };
+        let flush = Plan::flush_flows(&st, &ctx);
+        assert!(!flush.targets.contains(&Target::FlushFlows));
+        assert_eq!(flush.excluded_sshd, 1);
+        assert_eq!(flush.flows, st.flow_count() - 1);
+        let text = flush.describe();
+        assert!(
+            text.contains("left out: 1 flow to the local sshd")
+                && text.contains("--include-own-ssh"),
+            "{text}"
+        );
+        let all = Plan::flush_flows(
+            &st,
+            &Context {
+                include_ssh: true,
+                ..ctx
+            },
+        );
+        assert_eq!(all.targets, vec![Target::FlushFlows]);
     }
 }
