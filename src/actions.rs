@@ -741,19 +741,26 @@ pub fn execute_watched(source: &mut dyn Source, plan: &mut Plan) -> Report {
 
 /// Apply every event queued on `source`'s subscription to `store` (without waiting): run
 /// after the dump and before planning, so the plan is made from the newest state and any
-/// event read after it was emitted after it (see `Lives`). Lost events leave the dump as
-/// it was.
-pub fn catch_up(source: &mut dyn Source, store: &mut Store, now: u32) -> crate::error::Result<()> {
+/// event read after it was emitted after it (see `Lives`). Returns whether events were
+/// lost meanwhile (ENOBUFS): then set `plan.lives.lost`, so each flow is checked again.
+pub fn catch_up(
+    source: &mut dyn Source,
+    store: &mut Store,
+    now: u32,
+) -> crate::error::Result<bool> {
+    let mut lost = false;
     loop {
-        let polled = source.poll(Duration::ZERO, 4096, &mut |item| {
-            if let Item::Event(m) = item {
+        let polled = source.poll(Duration::ZERO, 4096, &mut |item| match item {
+            Item::Event(m) => {
                 if let Ok((Message::Record { event, record }, _)) = decode::message(m) {
                     store.apply(event, record, now);
                 }
             }
+            Item::Overrun => lost = true,
+            _ => {}
         })?;
         if polled != Poll::Items {
-            return Ok(());
+            return Ok(lost);
         }
     }
 }

@@ -231,7 +231,10 @@ fn a_recycled_entry_survives_a_cli_plan() {
             let mut source = Live::open(&ns, true).unwrap();
             let mut store = Store::new();
             engine::load(&mut source, &mut store, 0).unwrap();
-            actions::catch_up(&mut source, &mut store, 0).unwrap();
+            assert!(
+                !actions::catch_up(&mut source, &mut store, 0).unwrap(),
+                "no events lost"
+            );
             let mut plan = Plan::flows(
                 &store,
                 &|f| f.orig.sport == sport,
@@ -262,7 +265,7 @@ fn a_recycled_entry_survives_a_cli_plan() {
     let mut source = Live::open(&ns, true).unwrap();
     let mut store = Store::new();
     engine::load(&mut source, &mut store, 0).unwrap();
-    actions::catch_up(&mut source, &mut store, 0).unwrap();
+    assert!(!actions::catch_up(&mut source, &mut store, 0).unwrap());
     let mut plan = Plan::flows(&store, &|f| f.orig.sport == 11999, "t", &Context::default());
     let report = actions::execute_watched(&mut source, &mut plan);
     assert_eq!((report.removed, report.recreated), (1, 0), "{report}");

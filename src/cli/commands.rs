@@ -133,7 +133,8 @@ fn format_of(f: FormatArgs) -> output::Format {
 /// the same state the dashboard shows when the replay ends.
 ///
 /// `watch` opens the event subscription before the dump and keeps it in the returned
-/// source, so a delete can tell which planned entries were destroyed or re-created since.
+/// source, so a delete can tell which planned entries were destroyed or re-created since
+/// (see `plan_from`).
 fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Source>)> {
     if g.replay.is_some() {
         let mut store = Store::new();
@@ -161,9 +162,6 @@ fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Source>)> {
     let mut source = open_source(g, watch, Speed::Fast)?;
     let now = source.clock().now();
     let stats = engine::load(source.as_mut(), &mut store, now)?;
-    if watch {
-        actions::catch_up(source.as_mut(), &mut store, now)?;
-    }
     if stats.decode_errors > 0 {
         eprintln!(
             "ctscope: {} message(s) could not be decoded and are not shown",
@@ -393,15 +391,17 @@ fn delete(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<Exit
         )
         .into());
     }
-    let (store, now, source) = load(g, true)?;
+    let (mut store, now, mut source) = load(g, true)?;
+    let lost = catch_up(g, source.as_mut(), &mut store, now)?;
     let ctx = context(g, act);
-    let plan = if expect {
+    let mut plan = if expect {
         let what = format!("expectations matching '{}'", filter.source());
         Plan::expectations(&store, &|e| filter.match_expect(e, now), &what)
     } else {
         let what = format!("flows matching '{}'", filter.source());
         Plan::flows(&store, &|fl| filter.match_flow(fl, now), &what, &ctx)
     };
+    plan.lives.lost |= lost;
     confirm_and_execute(plan, act, source, Verb::Delete)
 }
 
@@ -410,9 +410,10 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
         check_helper(h)?;
     }
     let filter = compile_filter(f)?;
-    let (store, now, source) = load(g, true)?;
+    let (mut store, now, mut source) = load(g, true)?;
+    let lost = catch_up(g, source.as_mut(), &mut store, now)?;
     let ctx = context(g, act);
-    let plan = if expect {
+    let mut plan = if expect {
         match (&f.helper, filter.is_empty()) {
             (Some(h), _) if only_helper(f) => Plan::flush_helper(&store, h),
             (_, true) => Plan::flush_expects(&store),
@@ -431,7 +432,18 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
         let what = format!("flows matching '{}'", filter.source());
         Plan::flows(&store, &|fl| filter.match_flow(fl, now), &what, &ctx)
     };
+    plan.lives.lost |= lost;
     confirm_and_execute(plan, act, source, Verb::Flush)
+}
+
+/// Live: apply the events queued since the subscription opened (before the dump), so the
+/// plan is made from the newest state (`actions::catch_up`); returns whether events were
+/// lost. A recording has nothing queued.
+fn catch_up(g: &Global, source: &mut dyn Source, store: &mut Store, now: u32) -> Result<bool> {
+    if g.replay.is_some() {
+        return Ok(false);
+    }
+    Ok(actions::catch_up(source, store, now)?)
 }
 
 /// Whether `--helper` is the only selection given.
