@@ -132,3 +132,20 @@ fn a_dialog_sends_only_the_entries_it_froze() {
         "{s}"
     );
 }
+
+/// `H` is the kernel's per-helper flush: its result line carries the count that went
+/// (the engine counts the helper's expectations before and after).
+#[test]
+fn a_helper_flush_result_names_the_count() {
+    let (_, mut h) = both();
+    h.event(EngineEvent::ActionDone(ctscope::actions::Report {
+        removed: 6,
+        flushed: vec!["expectations of 'ftp' (6)".into()],
+        ..Default::default()
+    }));
+    let s = h.screen();
+    assert!(
+        s.contains("removed 6, already gone 0, refused 0; flushed expectations of 'ftp' (6)"),
+        "{s}"
+    );
+}
