@@ -93,6 +93,10 @@ pub enum Term {
     /// `--ctstate` names as a bit set: 1 NEW, 2 ESTABLISHED, 4 RELATED (flows only).
     CtState(u8),
     Zone(Cmp),
+    /// `CTA_TUPLE_ZONE` of the original / reply tuple, 0 when unset (flows only): with
+    /// `zone` (`CTA_ZONE`) the kernel's identity of an entry.
+    ZoneOrig(Cmp),
+    ZoneReply(Cmp),
     /// `(mark & mask)` compared (flows only).
     Mark(u32, Cmp),
     /// Seconds left at evaluation time.
@@ -224,6 +228,8 @@ fn applies(node: &Node, item: Item<'_>) -> bool {
                 | Term::Unreplied
                 | Term::State(_)
                 | Term::CtState(_)
+                | Term::ZoneOrig(_)
+                | Term::ZoneReply(_)
                 | Term::Mark(..),
                 Item::Expect(_),
             ) => false,
@@ -294,6 +300,8 @@ fn flow_term(t: &Term, f: &Flow, now: u32) -> bool {
             bits & bit != 0
         }
         Term::Zone(c) => c.test(f.zone.into()),
+        Term::ZoneOrig(c) => c.test(f.dir_zones().0.into()),
+        Term::ZoneReply(c) => c.test(f.dir_zones().1.into()),
         Term::Mark(mask, c) => c.test((f.mark & mask).into()),
         Term::Timeout(c) => c.test(f.remaining(now).into()),
         Term::Id(c) => c.test(f.id.into()),
@@ -357,6 +365,8 @@ fn expect_term(t: &Term, e: &Expectation, now: u32) -> bool {
         | Term::Unreplied
         | Term::State(_)
         | Term::CtState(_)
+        | Term::ZoneOrig(_)
+        | Term::ZoneReply(_)
         | Term::Mark(..)
         | Term::Related
         | Term::Flow
