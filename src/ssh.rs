@@ -115,18 +115,28 @@ pub fn is_sshd(comm: &str) -> bool {
     c == "sshd" || c == "sshd-session" || c.starts_with("sshd-")
 }
 
-/// Socket inodes held open by `pid`.
-fn socket_inodes(proc: &Path, pid: u32) -> HashSet<u64> {
+/// Socket inodes held open by `pid`, in file-descriptor order.
+fn socket_inodes(proc: &Path, pid: u32) -> Vec<u64> {
     let Ok(dir) = std::fs::read_dir(proc.join(pid.to_string()).join("fd")) else {
-        return HashSet::new();
+        return Vec::new();
     };
-    dir.flatten()
-        .filter_map(|e| std::fs::read_link(e.path()).ok())
-        .filter_map(|l| {
+    let mut fds: Vec<(u32, u64)> = dir
+        .flatten()
+        .filter_map(|e| {
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            let l = std::fs::read_link(e.path()).ok()?;
             let l = l.to_string_lossy().into_owned();
-            l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+            Some((
+                fd,
+                l.strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .parse()
+                    .ok()?,
+            ))
         })
-        .collect()
+        .collect();
+    fds.sort_unstable();
+    fds.into_iter().map(|(_, inode)| inode).collect()
 }
 
 fn tcp_of(dir: &Path) -> Vec<Socket> {
@@ -154,10 +164,15 @@ pub fn session_from(proc: &Path, pid: u32) -> Option<SshSession> {
         if !is_sshd(&comm) {
             continue;
         }
-        let inodes = socket_inodes(proc, cur);
-        let found = tcp_of(&proc.join(cur.to_string()).join("net"))
-            .into_iter()
-            .find(|s| s.state == ESTABLISHED && inodes.contains(&s.inode));
+        // The session's socket is the first one sshd holds (accepted before anything
+        // else); a forwarded port's connections come later, on higher descriptors.
+        let sockets = tcp_of(&proc.join(cur.to_string()).join("net"));
+        let found = socket_inodes(proc, cur).into_iter().find_map(|inode| {
+            sockets
+                .iter()
+                .find(|s| s.state == ESTABLISHED && s.inode == inode)
+                .copied()
+        });
         if let Some(s) = found {
             return Some(SshSession {
                 client: s.remote.0.to_canonical(),
@@ -250,7 +265,8 @@ mod tests {
     fn the_nearest_sshd_ancestor_with_an_established_socket_is_the_session() {
         let root = std::env::temp_dir().join(format!("ctscope-ssh-proc-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        let tcp = "h\n   0: 00000000:0016 00000000:0000 0A 0:0 0:0 0 0 0 4242 1\n   1: 0100D50A:0016 0200D50A:C350 01 0:0 0:0 0 0 0 777 1\n";
+        // 888: a connection sshd opened for a forwarded port (`ssh -L`), on a higher fd.
+        let tcp = "h\n   0: 00000000:0016 00000000:0000 0A 0:0 0:0 0 0 0 4242 1\n   1: 0100D50A:0016 0200D50A:C350 01 0:0 0:0 0 0 0 777 1\n   2: 0100D50A:9C40 0900D50A:0CEA 01 0:0 0:0 0 0 0 888 1\n";
         for (pid, comm, ppid, sock) in [
             (30, "bash", 20, None),
             (20, "sshd", 10, Some(777)),
@@ -264,6 +280,10 @@ mod tests {
             std::fs::write(d.join("net/tcp"), tcp).unwrap();
             if let Some(i) = sock {
                 std::os::unix::fs::symlink(format!("socket:[{i}]"), d.join("fd/3")).unwrap();
+            }
+            if pid == 20 {
+                std::os::unix::fs::symlink("socket:[888]", d.join("fd/10")).unwrap();
+                std::os::unix::fs::symlink("/dev/null", d.join("fd/0")).unwrap();
             }
         }
         // Our own process (40) is the shell's child.
