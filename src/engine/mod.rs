@@ -355,6 +355,9 @@ struct Pump {
     /// owner from the first `Plan::after` records is shown the rest, which may still be
     /// on their way to the owner when it confirms.
     recent: VecDeque<(u64, Event, actions::Entry, actions::Life)>,
+    /// `delivered` when events were last lost (ENOBUFS): a plan made before that may
+    /// have missed a DESTROY or NEW.
+    lost_at: Option<u64>,
 }
 
 /// Event records kept in `Pump::recent` (~1 MiB): about a second of a heavy event rate.
@@ -368,6 +371,9 @@ impl Pump {
             // Dump records are not kept; any event record the plan missed and we no
             // longer hold makes its fates incomplete.
             if after < oldest && self.recent.len() >= RECENT_SIGHTINGS {
+                plan.lives.lost = true;
+            }
+            if self.lost_at.is_some_and(|at| after <= at) {
                 plan.lives.lost = true;
             }
             for &(at, event, entry, life) in &self.recent {
@@ -481,6 +487,7 @@ impl Pump {
                 for (plan, _, _) in self.plans.iter_mut() {
                     plan.lives.lost = true;
                 }
+                self.lost_at = Some(self.delivered);
                 self.write(record::Kind::Overrun, &[]);
                 self.overrun = true;
                 self.send(EngineEvent::Overrun);
@@ -512,6 +519,7 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
         plans: VecDeque::new(),
         delivered: 0,
         recent: VecDeque::new(),
+        lost_at: None,
     };
     let live = source.is_live();
     let mut last_dump_cost;

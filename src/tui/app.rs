@@ -467,6 +467,11 @@ impl<M: Model> App<M> {
     /// Handle one event: state changes only; drawing happens later, once.
     pub fn handle(&mut self, ev: AppEvent<M::Event>) {
         self.now = self.clock.now();
+        // An open dialog learns from every record before the store merges it.
+        if let (AppEvent::Engine(e), Overlay::Confirm(c)) = (&ev, &mut self.overlay) {
+            self.model
+                .observe(e, &mut |event, record| c.lives.observe(event, record));
+        }
         match ev {
             AppEvent::Key(k) => {
                 if k.kind == KeyEventKind::Release {
@@ -487,14 +492,37 @@ impl<M: Model> App<M> {
                 self.tick_due = true;
                 self.dirty = true;
             }
-            AppEvent::Engine(e) => {
-                // An open dialog learns from every record before the store merges it.
-                if let Overlay::Confirm(c) = &mut self.overlay {
-                    self.model
-                        .observe(&e, &mut |event, record| c.lives.observe(event, record));
+            AppEvent::Engine(e) => match self.model.apply(e, self.now) {
+                Applied::Nothing => {}
+                Applied::Changed => self.dirty = true,
+                Applied::DumpStarted => {
+                    self.dumping = true;
+                    self.dirty = true;
                 }
-                self.on_engine(e);
-            }
+                Applied::DumpDone => {
+                    self.dumping = false;
+                    self.summary.built = None;
+                    self.force_rebuild = true;
+                    self.dirty = true;
+                }
+                Applied::Report(r) => self.report(r),
+                Applied::Overrun => {
+                    // The resync count lives in the header; stats may move without the
+                    // store's generation moving.
+                    self.summary.built = None;
+                    self.set_status(
+                        StatusKind::Warn,
+                        "kernel dropped events (ENOBUFS): re-dumping to resync".into(),
+                    );
+                }
+                Applied::DecodeErrors(n) => {
+                    self.decode_errors += n;
+                    self.dirty = true;
+                }
+                Applied::Fatal(m) => {
+                    self.set_status(StatusKind::Error, format!("engine stopped: {m}"));
+                }
+            },
             AppEvent::SourceEnded => {
                 self.ended = true;
                 let text = if self.opts.recorded_start.is_some() {
@@ -505,45 +533,6 @@ impl<M: Model> App<M> {
                 self.set_status(StatusKind::Info, text.into());
             }
             AppEvent::Signal(_) => self.quit = true,
-        }
-    }
-
-    fn on_engine(&mut self, e: M::Event) {
-        match self.model.apply(e, self.now) {
-            Applied::Nothing => {}
-            Applied::Changed => self.dirty = true,
-            Applied::DumpStarted => {
-                self.dumping = true;
-                self.dirty = true;
-            }
-            Applied::DumpDone => {
-                self.dumping = false;
-                self.summary.built = None;
-                self.force_rebuild = true;
-                self.dirty = true;
-            }
-            Applied::Report(r) => self.report(r),
-            Applied::Overrun => {
-                // The resync count lives in the header; stats may move without the
-                // store's generation moving.
-                self.summary.built = None;
-                // An open dialog may have missed a DESTROY: the re-dump still shows
-                // entries whose id or start time changed.
-                if let Overlay::Confirm(c) = &mut self.overlay {
-                    c.lives.lost = true;
-                }
-                self.set_status(
-                    StatusKind::Warn,
-                    "kernel dropped events (ENOBUFS): re-dumping to resync".into(),
-                );
-            }
-            Applied::DecodeErrors(n) => {
-                self.decode_errors += n;
-                self.dirty = true;
-            }
-            Applied::Fatal(m) => {
-                self.set_status(StatusKind::Error, format!("engine stopped: {m}"));
-            }
         }
     }
 
