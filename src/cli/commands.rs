@@ -134,7 +134,7 @@ fn format_of(f: FormatArgs) -> output::Format {
 ///
 /// `watch` opens the event subscription before the dump and keeps it in the returned
 /// source, so a delete can tell which planned entries were destroyed or re-created since
-/// (see `plan_from`).
+/// (see `catch_up`).
 fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Source>)> {
     if g.replay.is_some() {
         let mut store = Store::new();
