@@ -273,6 +273,45 @@ fn a_recycled_entry_survives_a_cli_plan() {
     assert_eq!(kernel_id(&lab, 11999), None);
 }
 
+/// After lost events (ENOBUFS) the plan cannot trust the stream: each flow is fetched
+/// before its delete and compared by its start time (`nf_conntrack_timestamp=1`), so a
+/// re-created entry survives even when it reused the kernel id.
+#[test]
+fn after_lost_events_each_flow_is_checked_with_a_get() {
+    if !privileged("after_lost_events_each_flow_is_checked_with_a_get") {
+        return;
+    }
+    let lab = Lab::new("idlost", SUBNET);
+    let ns = Namespace::parse(&lab.srv);
+    lab.sh_ok(
+        &lab.srv,
+        "sysctl -qw net.netfilter.nf_conntrack_events=1 net.netfilter.nf_conntrack_timestamp=1",
+    );
+    for sport in [13001u16, 13002] {
+        insert(&lab, sport);
+    }
+    // Planned from a dump without a subscription, as if every event since was lost.
+    let mut source = Live::open(&ns, false).unwrap();
+    let mut store = Store::new();
+    engine::load(&mut source, &mut store, 0).unwrap();
+    let mut plan = Plan::flows(
+        &store,
+        &|f| f.orig.dport == 5201,
+        "lost",
+        &Context::default(),
+    );
+    assert_eq!(plan.flows, 2);
+    plan.lives.lost = true;
+    recycle(&lab, 13001);
+    let report = actions::execute_watched(&mut source, &mut plan);
+    assert_eq!((report.removed, report.recreated), (1, 1), "{report}");
+    assert!(
+        kernel_id(&lab, 13001).is_some(),
+        "the re-created entry survives"
+    );
+    assert_eq!(kernel_id(&lab, 13002), None, "the untouched one went");
+}
+
 mod dashboard {
     use super::*;
     use ctscope::tui::live::{filters, EngineClock, LiveModel, PlanSink};
