@@ -592,3 +592,42 @@ fn chains_keep_a_whole_chain_when_any_member_matches_the_filter() {
         5
     );
 }
+
+/// No SSH session known (e.g. under sudo in a container without the process tree), but
+/// sshd listens on :22: every flow to it is left out of `X` unless `i` includes them.
+#[test]
+fn without_a_session_flows_to_the_local_sshd_are_spared() {
+    let o = TuiOptions {
+        ssh: None,
+        sshd: vec![ctscope::ssh::Listener {
+            addr: None,
+            port: 22,
+        }],
+        ..opts()
+    };
+    let mut h = Harness::new(tui_support::lab(), o, 120, 40);
+    h.ch('X');
+    let Overlay::Confirm(c) = h.app.overlay().clone() else {
+        panic!("no dialog")
+    };
+    assert!(c.spared_sshd);
+    assert!(c.spared.contains(&ssh_key()), "{:?}", c.spared);
+    assert!(c.spared.iter().all(|k| k.orig.dport == 22));
+    assert_eq!(c.effective_flows(), c.flows - c.spared.len());
+    assert!(
+        h.screen().contains("to the local sshd EXCLUDED"),
+        "{}",
+        h.screen()
+    );
+    h.ch('y');
+    let Request::FlushAll { flows, .. } = h.sent.borrow()[0].clone() else {
+        panic!()
+    };
+    assert!(!flows.contains(&ssh_key()));
+    // `i` includes them.
+    h.ch('X').ch('i').ch('y');
+    let Request::FlushAll { flows, .. } = h.sent.borrow()[1].clone() else {
+        panic!()
+    };
+    assert!(flows.contains(&ssh_key()));
+}

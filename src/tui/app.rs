@@ -68,8 +68,11 @@ pub struct TuiOptions {
     /// `--read-only`: every delete and flush key is removed.
     pub read_only: bool,
     pub theme: ThemeKind,
-    /// From `SSH_CONNECTION`.
+    /// The admin's SSH session (from the process tree, else `SSH_CONNECTION`).
     pub ssh: Option<SshSession>,
+    /// With no session known: the sockets sshd listens on in the namespace shown. Every
+    /// flow to one of them is left out of actions unless included (`i`).
+    pub sshd: Vec<crate::ssh::Listener>,
     /// Interval of `AppEvent::Tick` in `run`.
     pub tick: Duration,
     /// For a replay: when the recording started. Absolute times count from it (the
@@ -86,6 +89,7 @@ impl Default for TuiOptions {
             read_only: false,
             theme: ThemeKind::Dark,
             ssh: None,
+            sshd: Vec::new(),
             tick: Duration::from_secs(1),
             recorded_start: None,
         }
@@ -191,8 +195,13 @@ pub struct Confirm {
     pub masters: usize,
     pub expects: usize,
     pub sample: Vec<String>,
-    /// The user's SSH flow among the targets, excluded unless `include_ssh`.
+    /// The user's SSH flow among the targets (the first of `spared`), excluded unless
+    /// `include_ssh`.
     pub ssh: Option<FlowKey>,
+    /// Every flow left out unless `include_ssh`: the session's, or, when the session is
+    /// unknown, every flow to a local sshd (`spared_sshd`).
+    pub spared: Vec<FlowKey>,
+    pub spared_sshd: bool,
     pub include_ssh: bool,
     /// Targets include TCP flows and `nf_conntrack_tcp_loose=0`.
     pub tcp_warning: bool,
@@ -203,10 +212,10 @@ pub struct Confirm {
 impl Confirm {
     /// Flows that will actually be sent for deletion.
     pub fn effective_flows(&self) -> usize {
-        if self.ssh.is_some() && !self.include_ssh {
-            self.flows - 1
-        } else {
+        if self.include_ssh {
             self.flows
+        } else {
+            self.flows - self.spared.len()
         }
     }
 
@@ -225,7 +234,7 @@ impl Confirm {
             }
             None => true,
         };
-        let skip_ssh = |k: &FlowKey| !self.include_ssh && self.ssh == Some(*k);
+        let skip_ssh = |k: &FlowKey| !self.include_ssh && self.spared.contains(k);
         let flows: Vec<FlowKey> = self
             .flow_keys
             .iter()
@@ -1040,8 +1049,11 @@ impl<M: Model> App<M> {
             flow_keys: Vec::new(),
             expect_keys: Vec::new(),
             lives: Lives::default(),
+            spared: Vec::new(),
+            spared_sshd: false,
         };
         let ssh = self.opts.ssh;
+        let sshd = &self.opts.sshd;
         let mut tcp = false;
         visit(&mut |f| {
             c.flows += 1;
@@ -1051,8 +1063,14 @@ impl<M: Model> App<M> {
             c.masters += usize::from(masters_set.contains(&FlowKey::of(f)));
             // Established TCP sessions are the ones tcp_loose=0 would cut.
             tcp |= f.orig.proto == proto::TCP && f.state_name() == Some("ESTABLISHED");
-            if ssh.is_some_and(|s| s.matches(f)) {
-                c.ssh = Some(FlowKey::of(f));
+            let spare = match ssh {
+                Some(s) => s.matches(f),
+                None => sshd.iter().any(|l| l.matches(f)),
+            };
+            if spare {
+                c.ssh.get_or_insert(FlowKey::of(f));
+                c.spared.push(FlowKey::of(f));
+                c.spared_sshd = ssh.is_none();
             } else if c.sample.len() < 5 {
                 c.sample.push(format!(
                     "{} {}",
@@ -1106,6 +1124,8 @@ impl<M: Model> App<M> {
             flow_keys: Vec::new(),
             expect_keys,
             lives,
+            spared: Vec::new(),
+            spared_sshd: false,
             title,
             flows: 0,
             related: 0,
