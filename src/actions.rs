@@ -1,22 +1,30 @@
 //! Actions: what a delete or flush will remove (a `Plan`, described for the confirmation
 //! the user sees before anything happens) and its execution over a `Conn` (a `Report`:
-//! removed, already gone, refused).
+//! removed, already gone, re-created since planning, refused).
+//!
+//! A plan is a value: the exact entries shown, each in the life it had when planned
+//! (`Lives`). Events seen after planning mark an entry destroyed or re-created, and such an
+//! entry is skipped, never sent (see `Lives::observe` for what can and cannot be told).
 //!
 //! Two safety rules live here so every front end gets them: the flow carrying the admin's
-//! own SSH session (`SSH_CONNECTION`) is left out unless explicitly included, and a plan
+//! own SSH session (found from the process tree, see `crate::ssh`; when it cannot be
+//! found, every flow to a local sshd) is left out unless explicitly included, and a plan
 //! that deletes established TCP flows warns when `nf_conntrack_tcp_loose=0`, because the
 //! kernel will then not pick those sessions up again and they are cut.
 //! This module never renders and never touches sockets except through `Conn`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
+use crate::decode::{self, Event, Message, Record};
+use crate::engine::{Item, Poll, Source};
 use crate::error::Error;
 use crate::model::store::{ExpectKey, FlowKey};
 use crate::model::tuple::{proto, Tuple};
 use crate::model::{Expectation, Flow, Store};
-use crate::netlink::{netns, Conn, Namespace};
+use crate::netlink::{netns, Conn, Namespace, Table};
 
 /// How many entries a plan shows as a sample.
 const SAMPLE: usize = 5;
@@ -36,6 +44,191 @@ pub enum Target {
     FlushExpects,
     /// Every expectation created by this helper (no conntrack(8) equivalent).
     FlushHelper(String),
+}
+
+/// One planned entry, by the kernel's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Entry {
+    Flow(FlowKey),
+    Expect(ExpectKey),
+}
+
+/// One life of an entry: what tells a re-created entry under the same identity from the
+/// one that was planned. `CTA_ID` alone cannot: `nf_ct_get_id` hashes the object's
+/// address, so an entry re-created in the same slab slot gets the same id. The start
+/// time (`CTA_TIMESTAMP_START`, with `nf_conntrack_timestamp=1`) is exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Life {
+    /// `CTA_ID` (0: not known).
+    pub id: u32,
+    /// Start in ns since the epoch (0: timestamps off).
+    pub start: u64,
+}
+
+impl Life {
+    pub fn of_flow(f: &Flow) -> Life {
+        Life {
+            id: f.id,
+            start: f
+                .extra
+                .as_deref()
+                .and_then(|e| e.timestamp)
+                .map_or(0, |t| t.0),
+        }
+    }
+
+    pub fn of_expect(e: &Expectation) -> Life {
+        Life { id: e.id, start: 0 }
+    }
+
+    /// Whether `other` is this same life, as far as the kernel lets us tell: the start
+    /// time when both have one, else the id (an unknown id cannot tell them apart).
+    pub fn same(&self, other: &Life) -> bool {
+        if self.start != 0 && other.start != 0 {
+            return self.start == other.start;
+        }
+        self.id == 0 || other.id == 0 || self.id == other.id
+    }
+}
+
+/// The identity and life a record reports.
+pub fn sighting(record: &Record) -> (Entry, Life) {
+    match record {
+        Record::Flow(f) => (Entry::Flow(FlowKey::of(f)), Life::of_flow(f)),
+        Record::Expect(e) => (Entry::Expect(ExpectKey::of(e)), Life::of_expect(e)),
+    }
+}
+
+/// What happened to a planned entry after planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// The planned life ended (its DESTROY was seen).
+    Destroyed,
+    /// Another life holds the identity now (a NEW, UPDATE or dump of a different life, or
+    /// a NEW after the planned life's DESTROY).
+    Recreated,
+}
+
+/// The lives a plan targets and what the event stream said about them since.
+///
+/// Fed every event (and re-dumped entry) that arrives after planning, by whoever holds the
+/// subscription: the CLI from its dump until the delete ends, the dashboard while the
+/// dialog is open, the engine until the plan has run. The planner must have applied every
+/// event queued before it planned. What it cannot see: a re-creation after lost events
+/// (ENOBUFS) that kept the id with timestamps off and sent no NEW (`nf_conntrack_events=0`);
+/// and anything between the last event read and the delete request (microseconds), where
+/// only the kernel's `CTA_ID` check guards.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lives {
+    /// Planned entries and their lives, sorted by entry once planning is done: a sorted
+    /// vector costs 64 bytes an entry where a hash map costs twice that, which matters
+    /// for a plan over a million flows.
+    planned: Vec<(Entry, Life)>,
+    sorted: bool,
+    /// Only entries something happened to (few).
+    fates: HashMap<Entry, Fate>,
+    /// Events were lost (ENOBUFS) since planning: fates may be missing.
+    pub lost: bool,
+}
+
+impl Lives {
+    pub fn plan(&mut self, entry: Entry, life: Life) {
+        self.planned.push((entry, life));
+        self.sorted = false;
+    }
+
+    pub fn plan_flow(&mut self, f: &Flow) {
+        self.plan(Entry::Flow(FlowKey::of(f)), Life::of_flow(f));
+    }
+
+    pub fn plan_expect(&mut self, e: &Expectation) {
+        self.plan(Entry::Expect(ExpectKey::of(e)), Life::of_expect(e));
+    }
+
+    /// Sort (and deduplicate, the last planned life winning) before lookups.
+    fn index(&mut self) {
+        if !self.sorted {
+            // Stable: of equal entries the last planned stays last, and dedup keeps the
+            // first of a run, so reverse around it.
+            self.planned.reverse();
+            self.planned.sort_by_key(|p| p.0);
+            self.planned.dedup_by(|a, b| a.0 == b.0);
+            self.planned.shrink_to_fit();
+            self.sorted = true;
+        }
+    }
+
+    fn life(&mut self, entry: &Entry) -> Option<Life> {
+        self.index();
+        self.planned
+            .binary_search_by(|p| p.0.cmp(entry))
+            .ok()
+            .map(|i| self.planned[i].1)
+    }
+
+    /// What happened to `entry` since planning (`None`: nothing seen).
+    pub fn fate(&self, entry: &Entry) -> Option<Fate> {
+        self.fates.get(entry).copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.planned.is_empty()
+    }
+
+    /// Add the entries (and fates) of `other`.
+    pub fn extend(&mut self, other: Lives) {
+        self.planned.extend(other.planned);
+        self.sorted = false;
+        self.fates.extend(other.fates);
+        self.lost |= other.lost;
+    }
+
+    /// Take one event seen after planning into account.
+    pub fn observe(&mut self, event: Event, record: &Record) {
+        if self.planned.is_empty() {
+            return;
+        }
+        let (entry, life) = sighting(record);
+        self.observe_one(event, entry, life);
+    }
+
+    /// `observe` for a record already reduced to its identity and life.
+    pub fn observe_one(&mut self, event: Event, entry: Entry, life: Life) {
+        let Some(planned) = self.life(&entry) else {
+            return;
+        };
+        let same = planned.same(&life);
+        let fate = match (event, same, self.fates.get(&entry)) {
+            (_, _, Some(Fate::Recreated)) => return,
+            // Whoever plans has read every event queued before planning (netlink queues
+            // an event on the socket as the kernel emits it), so a NEW read now was
+            // emitted after planning: a new life, even with the same id and no DESTROY
+            // (one created before anyone listened ends silently under events=2).
+            (Event::New, _, _) => Fate::Recreated,
+            (Event::Destroy, true, _) => Fate::Destroyed,
+            // The DESTROY of an older life: not ours.
+            (Event::Destroy, false, _) => return,
+            (_, true, _) => return,
+            // An UPDATE or re-dump of another life under the key.
+            (_, false, _) => Fate::Recreated,
+        };
+        self.fates.insert(entry, fate);
+    }
+
+    /// Check one entry against the kernel's answer to a get, for when events were lost:
+    /// `now` is the record the kernel returned, `None` if it had none.
+    pub fn verify(&mut self, entry: Entry, now: Option<&Record>) {
+        let Some(planned) = self.life(&entry) else {
+            return;
+        };
+        let fate = match now {
+            None => Fate::Destroyed,
+            Some(Record::Flow(f)) if !planned.same(&Life::of_flow(f)) => Fate::Recreated,
+            Some(Record::Expect(e)) if !planned.same(&Life::of_expect(e)) => Fate::Recreated,
+            Some(_) => return,
+        };
+        self.fates.entry(entry).or_insert(fate);
+    }
 }
 
 /// The admin's own SSH session, from `SSH_CONNECTION`
@@ -99,6 +292,9 @@ impl SshSession {
 pub struct Context {
     /// The admin's SSH session, if any.
     pub ssh: Option<SshSession>,
+    /// When no session could be determined: the sockets sshd listens on in the target
+    /// namespace. Every flow to one of them is spared, since any could be the admin's.
+    pub sshd: Vec<crate::ssh::Listener>,
     /// Include the SSH session's flow anyway (the user asked explicitly).
     pub include_ssh: bool,
     /// `net.netfilter.nf_conntrack_tcp_loose` in the target namespace, if readable.
@@ -106,12 +302,32 @@ pub struct Context {
 }
 
 impl Context {
-    /// From `SSH_CONNECTION` and the namespace's `nf_conntrack_tcp_loose`.
+    /// The admin's SSH session from the process tree (which survives sudo's
+    /// `env_reset`), else from `SSH_CONNECTION`; failing both, the sshd listeners of
+    /// `ns`. And the namespace's `nf_conntrack_tcp_loose`.
     pub fn detect(ns: &Namespace) -> Context {
+        let ssh = crate::ssh::session().or_else(SshSession::from_env);
         Context {
-            ssh: SshSession::from_env(),
+            sshd: if ssh.is_none() {
+                crate::ssh::listeners(ns)
+            } else {
+                Vec::new()
+            },
+            ssh,
             include_ssh: false,
             tcp_loose: tcp_loose(ns),
+        }
+    }
+
+    /// Whether `f` is spared to keep the admin's SSH session: it is the session's flow,
+    /// or, with no session known, it goes to a local sshd. Never when `include_ssh`.
+    pub fn spares(&self, f: &Flow) -> bool {
+        if self.include_ssh {
+            return false;
+        }
+        match &self.ssh {
+            Some(s) => s.matches(f),
+            None => self.sshd.iter().any(|l| l.matches(f)),
         }
     }
 }
@@ -137,10 +353,20 @@ pub struct Plan {
     pub expects: usize,
     /// A few entries, as text.
     pub sample: Vec<String>,
-    /// The SSH session's flow that was left out, as text.
+    /// The SSH session's flow that was left out, as text (the first one, when every flow
+    /// to a local sshd was left out).
     pub excluded_ssh: Option<String>,
+    /// Flows left out because they go to a local sshd and the session itself could not be
+    /// determined (0 when the session was known).
+    pub excluded_sshd: usize,
     /// Things the user should know before confirming.
     pub warnings: Vec<String>,
+    /// The life of every planned entry, and what happened to it since.
+    pub lives: Lives,
+    /// For a plan made from the engine's records: how many records the engine had
+    /// delivered when the planner last looked. The engine shows the plan every record
+    /// from there on, including those already on their way to the planner.
+    pub after: Option<u64>,
 }
 
 /// Keys of every flow that is a master: of a RELATED flow or of a live expectation.
@@ -149,16 +375,13 @@ fn masters(store: &Store) -> HashSet<FlowKey> {
     for f in store.flows() {
         if let Some(t) = f.master() {
             m.insert(FlowKey {
-                zone: f.zone,
                 orig: *t,
+                ..FlowKey::of(f)
             });
         }
     }
     for e in store.expectations() {
-        m.insert(FlowKey {
-            zone: e.zone,
-            orig: e.master,
-        });
+        m.insert(FlowKey::new(e.zone, e.master));
     }
     m
 }
@@ -192,11 +415,15 @@ impl Plan {
         };
         let mut established = 0;
         for f in store.flows().filter(|f| pred(f)) {
-            if !ctx.include_ssh && ctx.ssh.is_some_and(|s| s.matches(f)) {
-                plan.excluded_ssh = Some(flow_line(f));
+            if ctx.spares(f) {
+                if ctx.ssh.is_none() {
+                    plan.excluded_sshd += 1;
+                }
+                plan.excluded_ssh.get_or_insert_with(|| flow_line(f));
                 continue;
             }
             plan.count_flow(f, &m, &mut established);
+            plan.lives.plan_flow(f);
             plan.targets.push(Target::Flow {
                 key: FlowKey::of(f),
                 id: f.id,
@@ -225,8 +452,7 @@ impl Plan {
     /// `conntrack -F`. When the SSH session's flow would go, the flush becomes one delete
     /// per known flow so that flow can be left out.
     pub fn flush_flows(store: &Store, ctx: &Context) -> Plan {
-        let ssh_present =
-            !ctx.include_ssh && ctx.ssh.is_some_and(|s| store.flows().any(|f| s.matches(f)));
+        let ssh_present = store.flows().any(|f| ctx.spares(f));
         if ssh_present {
             return Plan::flows(store, &|_| true, "every flow except your SSH session", ctx);
         }
@@ -256,6 +482,7 @@ impl Plan {
         };
         plan.expects = expects.expects;
         plan.targets.extend(expects.targets);
+        plan.lives.extend(expects.lives);
         for line in expects.sample {
             if plan.sample.len() < SAMPLE + 2 {
                 plan.sample.push(line);
@@ -285,6 +512,7 @@ impl Plan {
             if plan.sample.len() < SAMPLE {
                 plan.sample.push(expect_line(e));
             }
+            plan.lives.plan_expect(e);
             plan.targets.push(Target::Expect {
                 key: ExpectKey::of(e),
                 id: e.id,
@@ -390,8 +618,19 @@ impl Plan {
         if total > shown {
             let _ = write!(s, "\n  … and {} more", total - shown);
         }
-        if let Some(ssh) = &self.excluded_ssh {
-            let _ = write!(s, "\nleft out (your SSH session): {ssh}");
+        match (&self.excluded_ssh, self.excluded_sshd) {
+            (Some(ssh), 0) => {
+                let _ = write!(s, "\nleft out (your SSH session): {ssh}");
+            }
+            (_, n) if n > 0 => {
+                let _ = write!(
+                    s,
+                    "\nleft out: {n} flow{} to the local sshd (your SSH session could not \
+                     be determined; --include-own-ssh includes them)",
+                    plural(n)
+                );
+            }
+            _ => {}
         }
         for w in &self.warnings {
             let _ = write!(s, "\nwarning: {w}");
@@ -420,13 +659,18 @@ fn expect_line(e: &crate::model::Expectation) -> String {
 /// What happened when a plan ran.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
-    /// Entries deleted one by one.
+    /// Entries deleted one by one, plus what flushes removed (counted before and after,
+    /// since the kernel answers a flush with one ACK and no count).
     pub removed: usize,
-    /// Entries the kernel no longer had (ENOENT: expired, or the id changed).
+    /// Entries the kernel no longer had under that identity (ENOENT), or whose DESTROY was
+    /// seen after planning (not sent).
     pub already_gone: usize,
+    /// Entries re-created under the same identity after planning: skipped, the new entry
+    /// stays.
+    pub recreated: usize,
     /// Requests the kernel refused (or that were not sent after a refusal).
     pub refused: usize,
-    /// Flushes that succeeded, described.
+    /// Flushes that succeeded, described with their count.
     pub flushed: Vec<String>,
     /// The distinct error messages, first ones first (a few at most).
     pub errors: Vec<String>,
@@ -453,13 +697,14 @@ impl Report {
         }
     }
 
-    /// Whether everything went (already-gone entries count as gone).
+    /// Whether everything went (already-gone and re-created entries count as done).
     pub fn is_ok(&self) -> bool {
         self.refused == 0
     }
 }
 
-/// The status line: `removed 3, already gone 1, refused 0` (+ flushes and first error).
+/// The status line: `removed 3, already gone 1, refused 0` (+ re-created entries, flushes
+/// and the first error).
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -467,6 +712,9 @@ impl fmt::Display for Report {
             "removed {}, already gone {}, refused {}",
             self.removed, self.already_gone, self.refused
         )?;
+        if self.recreated > 0 {
+            write!(f, ", re-created since planning {} (kept)", self.recreated)?;
+        }
         if !self.flushed.is_empty() {
             write!(f, "; flushed {}", self.flushed.join(", "))?;
         }
@@ -477,18 +725,113 @@ impl fmt::Display for Report {
     }
 }
 
-/// Run `plan` against the kernel. Never stops at ENOENT (gone is gone); stops at the first
-/// missing privilege, counting the rest as refused (every one would fail the same way).
+/// Run `plan` against the kernel with no event stream: only what `plan.lives` already
+/// knows is skipped. Never stops at ENOENT (gone is gone); stops at the first missing
+/// privilege, counting the rest as refused (every one would fail the same way).
 pub fn execute(conn: &mut Conn, plan: &Plan) -> Report {
     let mut report = Report::default();
     execute_some(conn, plan, 0, usize::MAX, &mut report);
     report
 }
 
+/// Targets run between two reads of the event stream in `execute_watched`.
+const WATCH_SLICE: usize = 64;
+
+/// Run `plan` over a live `source` whose event subscription was opened before the dump the
+/// plan came from: every event queued since is read first and between slices of targets,
+/// so an entry destroyed or re-created after planning is skipped. If events were lost
+/// (ENOBUFS), each remaining flow is checked with a get before its delete instead.
+pub fn execute_watched(source: &mut dyn Source, plan: &mut Plan) -> Report {
+    let mut report = Report::default();
+    let mut next = 0;
+    while next < plan.targets.len() {
+        drain_events(source, &mut plan.lives);
+        let conn = match source.conn() {
+            Ok(c) => c,
+            Err(e) => {
+                report.refuse(&e);
+                report.refused += plan.targets.len() - next - 1;
+                break;
+            }
+        };
+        if plan.lives.lost {
+            verify_slice(conn, plan, next, WATCH_SLICE);
+        }
+        next = execute_some(conn, plan, next, WATCH_SLICE, &mut report);
+    }
+    report
+}
+
+/// Apply every event queued on `source`'s subscription to `store` (without waiting): run
+/// after the dump and before planning, so the plan is made from the newest state and any
+/// event read after it was emitted after it (see `Lives`). Returns whether events were
+/// lost meanwhile (ENOBUFS): then set `plan.lives.lost`, so each flow is checked again.
+pub fn catch_up(
+    source: &mut dyn Source,
+    store: &mut Store,
+    now: u32,
+) -> crate::error::Result<bool> {
+    let mut lost = false;
+    loop {
+        let polled = source.poll(Duration::ZERO, 4096, &mut |item| match item {
+            Item::Event(m) => {
+                if let Ok((Message::Record { event, record }, _)) = decode::message(m) {
+                    store.apply(event, record, now);
+                }
+            }
+            Item::Overrun => lost = true,
+            _ => {}
+        })?;
+        if polled != Poll::Items {
+            return Ok(lost);
+        }
+    }
+}
+
+/// Read every queued event into `lives` (without waiting).
+pub fn drain_events(source: &mut dyn Source, lives: &mut Lives) {
+    loop {
+        let mut overrun = false;
+        let r = source.poll(Duration::ZERO, 4096, &mut |item| match item {
+            Item::Event(m) | Item::DumpMsg(m) | Item::Recheck(m) => {
+                if let Ok((Message::Record { event, record }, _)) = decode::message(m) {
+                    lives.observe(event, &record);
+                }
+            }
+            Item::Overrun => overrun = true,
+            Item::DumpBegin(_) | Item::DumpEnd(_) => {}
+        });
+        lives.lost |= overrun;
+        if !matches!(r, Ok(Poll::Items)) {
+            break;
+        }
+    }
+}
+
+/// Ask the kernel for each flow target in `from..from+max` and note re-created ones.
+pub fn verify_slice(conn: &mut Conn, plan: &mut Plan, from: usize, max: usize) {
+    let end = from.saturating_add(max).min(plan.targets.len());
+    for t in &plan.targets[from..end] {
+        let Target::Flow { key, .. } = t else {
+            continue;
+        };
+        let mut now = None;
+        let asked = conn.get_flow(key, &mut |m| {
+            if let Ok((Message::Record { record, .. }, _)) = decode::message(m) {
+                now = Some(record);
+            }
+        });
+        if asked.is_ok() {
+            plan.lives.verify(Entry::Flow(*key), now.as_ref());
+        }
+    }
+}
+
 /// Run up to `max` targets of `plan` starting at `from`, adding to `report`; returns where
 /// to continue (`plan.targets.len()` when done). The engine runs a large plan in slices so
 /// it keeps reading the DESTROY events the plan itself causes, instead of letting them
-/// overflow the event buffer.
+/// overflow the event buffer. Entries `plan.lives` knows to be destroyed or re-created
+/// since planning are skipped, not sent.
 pub fn execute_some(
     conn: &mut Conn,
     plan: &Plan,
@@ -498,20 +841,45 @@ pub fn execute_some(
 ) -> usize {
     let end = from.saturating_add(max).min(plan.targets.len());
     for (i, t) in plan.targets.iter().enumerate().take(end).skip(from) {
+        let entry = match t {
+            Target::Flow { key, .. } => Some(Entry::Flow(*key)),
+            Target::Expect { key, .. } => Some(Entry::Expect(*key)),
+            _ => None,
+        };
+        match entry.and_then(|e| plan.lives.fate(&e)) {
+            Some(Fate::Destroyed) => {
+                report.already_gone += 1;
+                continue;
+            }
+            Some(Fate::Recreated) => {
+                report.recreated += 1;
+                continue;
+            }
+            None => {}
+        }
         let r = match t {
-            Target::Flow { key, id } => conn.delete_flow(key.zone, &key.orig, id_opt(*id)),
-            Target::Expect { key, id } => conn.delete_expect(key.zone, &key.tuple, id_opt(*id)),
-            Target::FlushFlows => conn.flush_flows(),
-            Target::FlushExpects => conn.flush_expects(),
-            Target::FlushHelper(name) => conn.flush_helper_expects(name),
+            Target::Flow { key, id } => conn.delete_flow(key, id_opt(*id)).map(|()| 1),
+            Target::Expect { key, id } => conn
+                .delete_expect(key.zone, &key.tuple, id_opt(*id))
+                .map(|()| 1),
+            Target::FlushFlows => counted(conn, Table::Flows, None, |c| c.flush_flows()),
+            Target::FlushExpects => counted(conn, Table::Expects, None, |c| c.flush_expects()),
+            Target::FlushHelper(name) => counted(conn, Table::Expects, Some(name), |c| {
+                c.flush_helper_expects(name)
+            }),
         };
         match r {
-            Ok(()) => match t {
-                Target::Flow { .. } | Target::Expect { .. } => report.removed += 1,
-                Target::FlushFlows => report.flushed.push("all flows".into()),
-                Target::FlushExpects => report.flushed.push("all expectations".into()),
-                Target::FlushHelper(n) => report.flushed.push(format!("expectations of '{n}'")),
-            },
+            Ok(n) => {
+                report.removed += n;
+                match t {
+                    Target::Flow { .. } | Target::Expect { .. } => {}
+                    Target::FlushFlows => report.flushed.push(format!("all flows ({n})")),
+                    Target::FlushExpects => report.flushed.push(format!("all expectations ({n})")),
+                    Target::FlushHelper(h) => {
+                        report.flushed.push(format!("expectations of '{h}' ({n})"))
+                    }
+                }
+            }
             Err(Error::Netlink { errno, .. }) if errno == libc::ENOENT => report.already_gone += 1,
             Err(e) => {
                 report.refuse(&e);
@@ -523,6 +891,42 @@ pub fn execute_some(
         }
     }
     end
+}
+
+/// Run a flush and return how many entries it removed: the kernel answers a flush with a
+/// bare ACK, so the table (or, for a helper flush, that helper's expectations) is counted
+/// before and after. Entries created or expiring in the same moment move the count too.
+fn counted(
+    conn: &mut Conn,
+    table: Table,
+    helper: Option<&str>,
+    flush: impl FnOnce(&mut Conn) -> crate::error::Result<()>,
+) -> crate::error::Result<usize> {
+    let before = count(conn, table, helper)?;
+    flush(conn)?;
+    let after = count(conn, table, helper)?;
+    Ok(before.saturating_sub(after))
+}
+
+/// Entries of `table` (of expectations: only those of `helper`, when given).
+fn count(conn: &mut Conn, table: Table, helper: Option<&str>) -> crate::error::Result<usize> {
+    let mut n = 0;
+    conn.dump(table, &mut |m| {
+        n += match helper {
+            None => 1,
+            Some(h) => match decode::message(m) {
+                Ok((
+                    Message::Record {
+                        record: Record::Expect(e),
+                        ..
+                    },
+                    _,
+                )) => usize::from(e.helper.name() == Some(h)),
+                _ => 0,
+            },
+        }
+    })?;
+    Ok(n)
 }
 
 /// Id 0 means "not known" (a record built without `CTA_ID`): skip the check then.
@@ -639,6 +1043,7 @@ mod tests {
             ssh: Some(ssh),
             include_ssh: false,
             tcp_loose: Some(true),
+            ..Context::default()
         };
         let plan = Plan::flows(&st, &|f| f.orig.proto == proto::TCP, "tcp", &ctx);
         assert_eq!(plan.flows, 2);
@@ -710,5 +1115,145 @@ mod tests {
         let ctl = FlowKey::of(st.flows().find(|f| f.orig.dport == 21).unwrap());
         let children = Plan::related_of(&st, &ctl, &Context::default());
         assert_eq!((children.flows, children.related), (1, 1));
+    }
+
+    /// Six flows that differ only by zone-orig (nft_nat_zones.sh): six keys, six targets.
+    fn zoned(z: u16, id: u32) -> Flow {
+        let mut f = flow("10.1.0.3", 10000, "10.3.0.99", 5201);
+        f.id = id;
+        f.extra_mut().zone_orig = Some(z);
+        let mut reply = f.orig.inverted();
+        reply.dport = 30000 + z;
+        f.set_reply(reply);
+        f
+    }
+
+    #[test]
+    fn flows_differing_only_by_zone_orig_are_distinct_targets() {
+        let st = store_with((1..=6).map(|z| zoned(z, 100 + u32::from(z))).collect());
+        assert_eq!(st.flow_count(), 6);
+        let plan = Plan::flows(&st, &|f| f.orig.dport == 5201, "zones", &Context::default());
+        assert_eq!(plan.flows, 6);
+        let mut zones: Vec<u16> = plan
+            .targets
+            .iter()
+            .map(|t| match t {
+                Target::Flow { key, .. } => key.zone_orig,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        zones.sort_unstable();
+        assert_eq!(zones, [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn lives_tell_a_recreated_entry_from_the_planned_one() {
+        use crate::decode::{Event, Record};
+        // A million-flow plan keeps 64 bytes a flow for this.
+        assert!(std::mem::size_of::<(Entry, Life)>() <= 64);
+        let planned = zoned(3, 7);
+        let key = Entry::Flow(FlowKey::of(&planned));
+        let fresh = || {
+            let mut l = Lives::default();
+            l.plan_flow(&planned);
+            l
+        };
+        // An UPDATE or re-dump of the same life changes nothing.
+        let mut l = fresh();
+        l.observe(Event::Update, &Record::Flow(planned.clone()));
+        l.observe(Event::Dump, &Record::Flow(planned.clone()));
+        assert_eq!(l.fate(&key), None);
+        // A NEW read after planning is a new life even with the same id and no DESTROY
+        // (the planned one ended silently: created before anyone listened, events=2).
+        l.observe(Event::New, &Record::Flow(planned.clone()));
+        assert_eq!(l.fate(&key), Some(Fate::Recreated));
+        // DESTROY then NEW with the same id (same slab slot): re-created.
+        let mut l = fresh();
+        l.observe(Event::Destroy, &Record::Flow(planned.clone()));
+        assert_eq!(l.fate(&key), Some(Fate::Destroyed));
+        l.observe(Event::New, &Record::Flow(planned.clone()));
+        assert_eq!(l.fate(&key), Some(Fate::Recreated));
+        // Another id under the key: re-created, even without a DESTROY (events=2).
+        let mut l = fresh();
+        l.observe(Event::New, &Record::Flow(zoned(3, 8)));
+        assert_eq!(l.fate(&key), Some(Fate::Recreated));
+        // The DESTROY of an older life is not ours.
+        let mut l = fresh();
+        l.observe(Event::Destroy, &Record::Flow(zoned(3, 6)));
+        assert_eq!(l.fate(&key), None);
+        // Another zone is another entry.
+        let mut l = fresh();
+        l.observe(Event::Destroy, &Record::Flow(zoned(4, 7)));
+        assert_eq!(l.fate(&key), None);
+        // With timestamps, the start time decides even when the id repeats.
+        let mut ts = planned.clone();
+        ts.extra_mut().timestamp = Some((1_000, 0));
+        let mut l = Lives::default();
+        l.plan_flow(&ts);
+        let mut again = ts.clone();
+        again.extra_mut().timestamp = Some((2_000, 0));
+        l.observe(Event::Dump, &Record::Flow(again.clone()));
+        assert_eq!(l.fate(&key), Some(Fate::Recreated));
+        // Planned twice (as when plans are merged): the last life planned counts.
+        let mut l = Lives::default();
+        l.plan_flow(&zoned(3, 1));
+        l.plan_flow(&planned);
+        l.observe(Event::Destroy, &Record::Flow(planned.clone()));
+        assert_eq!(l.fate(&key), Some(Fate::Destroyed));
+        // A get after lost events: gone, or another life.
+        let mut l = fresh();
+        l.verify(key, None);
+        assert_eq!(l.fate(&key), Some(Fate::Destroyed));
+        let mut l = Lives::default();
+        l.plan_flow(&ts);
+        l.verify(key, Some(&Record::Flow(again)));
+        assert_eq!(l.fate(&key), Some(Fate::Recreated));
+    }
+
+    #[test]
+    fn report_line_names_recreated_entries_and_flush_counts() {
+        let r = Report {
+            removed: 6,
+            recreated: 1,
+            flushed: vec!["expectations of 'ftp' (6)".into()],
+            ..Report::default()
+        };
+        assert_eq!(
+            r.to_string(),
+            "removed 6, already gone 0, refused 0, re-created since planning 1 (kept); \
+             flushed expectations of 'ftp' (6)"
+        );
+    }
+
+    /// No session known, sshd listening on :22: every flow to it is spared (the session
+    /// is one of them), the others go; `--include-own-ssh` includes them.
+    #[test]
+    fn without_a_session_every_flow_to_a_local_sshd_is_spared() {
+        let (st, _) = lab_store();
+        let ctx = Context {
+            sshd: vec![crate::ssh::Listener {
+                addr: None,
+                port: 22,
+            }],
+            ..Context::default()
+        };
+        let flush = Plan::flush_flows(&st, &ctx);
+        assert!(!flush.targets.contains(&Target::FlushFlows));
+        assert_eq!(flush.excluded_sshd, 1);
+        assert_eq!(flush.flows, st.flow_count() - 1);
+        let text = flush.describe();
+        assert!(
+            text.contains("left out: 1 flow to the local sshd")
+                && text.contains("--include-own-ssh"),
+            "{text}"
+        );
+        let all = Plan::flush_flows(
+            &st,
+            &Context {
+                include_ssh: true,
+                ..ctx
+            },
+        );
+        assert_eq!(all.targets, vec![Target::FlushFlows]);
     }
 }

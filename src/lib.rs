@@ -15,6 +15,7 @@ pub mod model;
 pub mod netlink;
 pub mod output;
 pub mod risk;
+pub mod ssh;
 pub mod tui;
 
 pub use error::{Error, Result};

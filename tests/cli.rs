@@ -325,6 +325,18 @@ fn delete_expect_removes_only_the_selected_expectation() {
     let left = list();
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0]["tuple"]["dport"], keep);
+
+    // The helper flush gets a bare ACK from the kernel; the result still counts what went.
+    let out = ctscope(&[
+        "--netns", &lab.srv, "flush", "--expect", "--helper", "ftp", "--yes",
+    ]);
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("removed 1, already gone 0, refused 0; flushed expectations of 'ftp' (1)"),
+        "{err}"
+    );
+    assert!(list().is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

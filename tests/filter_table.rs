@@ -82,6 +82,8 @@ fn ping() -> Flow {
     let mut f = Flow::new(t);
     f.status = status::CONFIRMED | status::SEEN_REPLY;
     f.timeout = 30;
+    // A per-direction zone (CTA_TUPLE_ZONE in the original tuple).
+    f.extra_mut().zone_orig = Some(4);
     f
 }
 
@@ -214,6 +216,9 @@ const TABLE: &[(&str, &[&str])] = &[
     ("ctstate=new", &["dns6"]),
     ("zone=3", &["dns6", "sip_exp"]),
     ("zone>0", &["dns6", "sip_exp"]),
+    ("zone_orig=4", &["ping"]),
+    ("zone-orig>0 or zone_reply>0", &["ping"]),
+    ("zone=4", &[]),
     ("mark=0x10", &["ftp_ctl"]),
     ("mark=16", &["ftp_ctl"]),
     ("mark=0x1f/0xff", &[]),

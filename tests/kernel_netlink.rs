@@ -305,7 +305,7 @@ fn delete_removes_exactly_one_flow_and_respects_the_id() {
 
     // A stale id (the tuple was recycled) must not delete.
     let e = conn
-        .delete_flow(0, &t, Some(id.wrapping_add(1)))
+        .delete_flow(&FlowKey::new(0, t), Some(id.wrapping_add(1)))
         .unwrap_err();
     assert!(
         matches!(e, Error::Netlink { errno, .. } if errno == libc::ENOENT),
@@ -313,7 +313,7 @@ fn delete_removes_exactly_one_flow_and_respects_the_id() {
     );
     assert_eq!(conntrack_count(&lab, "-L"), 4);
 
-    conn.delete_flow(0, &t, Some(id)).unwrap();
+    conn.delete_flow(&FlowKey::new(0, t), Some(id)).unwrap();
     let after = dump_all(&mut conn, Table::Flows);
     assert_eq!(after.len(), 3);
     assert!(after
@@ -323,7 +323,7 @@ fn delete_removes_exactly_one_flow_and_respects_the_id() {
     assert_eq!(conntrack_count(&lab, "-L -p tcp --sport 5002"), 1);
 
     // Gone is gone: a second delete says ENOENT.
-    let e = conn.delete_flow(0, &t, Some(id)).unwrap_err();
+    let e = conn.delete_flow(&FlowKey::new(0, t), Some(id)).unwrap_err();
     assert!(
         matches!(e, Error::Netlink { errno, .. } if errno == libc::ENOENT),
         "{e}"
@@ -331,10 +331,12 @@ fn delete_removes_exactly_one_flow_and_respects_the_id() {
 
     // get: present flow answers, absent one is Ok(false).
     let mut got = Vec::new();
-    assert!(conn.get_flow(7, &t, &mut |m| got.push(m.to_vec())).unwrap());
+    assert!(conn
+        .get_flow(&FlowKey::new(7, t), &mut |m| got.push(m.to_vec()))
+        .unwrap());
     assert_eq!(got.len(), 1);
     assert_eq!(attr(&got[0], &[CTA_ZONE]).map(be16), Some(7));
-    assert!(!conn.get_flow(0, &t, &mut |_| {}).unwrap());
+    assert!(!conn.get_flow(&FlowKey::new(0, t), &mut |_| {}).unwrap());
 }
 
 #[test]
@@ -650,7 +652,7 @@ fn engine_follows_acts_rechecks_and_its_recording_replays_the_same() {
         &Context::default(),
     );
     assert_eq!(plan.flows, 1);
-    handle.send(EngineCommand::Execute(plan)).unwrap();
+    handle.send(EngineCommand::Execute(Box::new(plan))).unwrap();
     let done = pump(&rx, &mut store, &mut log, &mut |e| {
         matches!(e, EngineEvent::ActionDone(_))
     });
@@ -678,10 +680,7 @@ fn engine_follows_acts_rechecks_and_its_recording_replays_the_same() {
             lab.cli4
         ),
     );
-    let key = FlowKey {
-        zone: 0,
-        orig: tcp4(&lab.cli4, 7001, &lab.srv4, 80),
-    };
+    let key = FlowKey::new(0, tcp4(&lab.cli4, 7001, &lab.srv4, 80));
     handle.send(EngineCommand::Recheck(vec![key])).unwrap();
     pump(&rx, &mut store, &mut log, &mut |e| {
         has_flow_event(e, Event::Destroy, 7001)
@@ -787,7 +786,7 @@ fn engine_runs_a_large_plan_in_slices_without_losing_events() {
 
     let plan = Plan::flows(&store, &|_| true, "all", &Context::default());
     assert_eq!(plan.targets.len(), 5000);
-    handle.send(EngineCommand::Execute(plan)).unwrap();
+    handle.send(EngineCommand::Execute(Box::new(plan))).unwrap();
     let mut overruns = 0;
     let done = pump(&rx, &mut store, &mut log, &mut |e| {
         overruns += usize::from(matches!(e, EngineEvent::Overrun));
@@ -1036,14 +1035,8 @@ fn recheck_finds_flows_that_changed_or_vanished_silently() {
             lab.cli4
         ),
     );
-    let gone = FlowKey {
-        zone: 0,
-        orig: tcp4(&lab.cli4, 7301, &lab.srv4, 80),
-    };
-    let kept = FlowKey {
-        zone: 5,
-        orig: tcp4(&lab.cli4, 7302, &lab.srv4, 80),
-    };
+    let gone = FlowKey::new(0, tcp4(&lab.cli4, 7301, &lab.srv4, 80));
+    let kept = FlowKey::new(5, tcp4(&lab.cli4, 7302, &lab.srv4, 80));
     handle
         .send(EngineCommand::Recheck(vec![gone, kept]))
         .unwrap();

@@ -571,10 +571,7 @@ mod scenario {
     }
 
     fn key(orig: &str, zone: u16) -> FlowKey {
-        FlowKey {
-            zone,
-            orig: parse_tuple(orig),
-        }
+        FlowKey::new(zone, parse_tuple(orig))
     }
 
     fn build_flow(s: &FlowSpec) -> Flow {

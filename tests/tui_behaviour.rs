@@ -19,10 +19,7 @@ use ratatui::style::{Color, Modifier};
 use tui_support::{lab, opts, tuple, Harness, MemEvent, MemModel};
 
 fn key_of(src: &str, sport: u16, dst: &str, dport: u16, p: u8) -> FlowKey {
-    FlowKey {
-        zone: 0,
-        orig: tuple(p, src, sport, dst, dport),
-    }
+    FlowKey::new(0, tuple(p, src, sport, dst, dport))
 }
 
 fn select(h: &mut Harness, k: FlowKey) {
@@ -279,14 +276,18 @@ fn flush_everything_leaves_the_ssh_session_out_unless_included() {
     h.ch('i');
     assert!(h.screen().contains("INCLUDED: this cuts your own session"));
     h.ch('i').ch('y');
-    assert_eq!(
-        *h.sent.borrow(),
-        vec![Request::FlushAll {
-            exclude: vec![ssh_key()]
-        }]
-    );
+    // Exactly the entries the dialog counted, the SSH flow left out.
+    let Request::FlushAll { flows, expects } = h.sent.borrow()[0].clone() else {
+        panic!("{:?}", h.sent.borrow())
+    };
+    assert_eq!((flows.len(), expects.len()), (12, 4));
+    assert!(!flows.contains(&ssh_key()));
     h.ch('X').ch('i').ch('y');
-    assert_eq!(h.sent.borrow()[1], Request::FlushAll { exclude: vec![] });
+    let Request::FlushAll { flows, .. } = h.sent.borrow()[1].clone() else {
+        panic!()
+    };
+    assert_eq!(flows.len(), 13);
+    assert!(flows.contains(&ssh_key()));
 }
 
 #[test]
@@ -300,13 +301,13 @@ fn flush_filtered_flows_sends_the_filter_text() {
     assert_eq!(c.flows, 8);
     assert_eq!(c.related, 1);
     h.ch('y');
-    assert_eq!(
-        *h.sent.borrow(),
-        vec![Request::FlushFlows {
-            filter: Some("proto=tcp".into()),
-            exclude: vec![ssh_key()]
-        }]
-    );
+    let Request::FlushFlows { filter, flows } = h.sent.borrow()[0].clone() else {
+        panic!("{:?}", h.sent.borrow())
+    };
+    assert_eq!(filter.as_deref(), Some("proto=tcp"));
+    // The flows counted when the dialog opened, the SSH flow left out.
+    assert_eq!(flows.len(), 7);
+    assert!(!flows.contains(&ssh_key()));
 }
 
 #[test]
@@ -590,4 +591,43 @@ fn chains_keep_a_whole_chain_when_any_member_matches_the_filter() {
             .count(),
         5
     );
+}
+
+/// No SSH session known (e.g. under sudo in a container without the process tree), but
+/// sshd listens on :22: every flow to it is left out of `X` unless `i` includes them.
+#[test]
+fn without_a_session_flows_to_the_local_sshd_are_spared() {
+    let o = TuiOptions {
+        ssh: None,
+        sshd: vec![ctscope::ssh::Listener {
+            addr: None,
+            port: 22,
+        }],
+        ..opts()
+    };
+    let mut h = Harness::new(tui_support::lab(), o, 120, 40);
+    h.ch('X');
+    let Overlay::Confirm(c) = h.app.overlay().clone() else {
+        panic!("no dialog")
+    };
+    assert!(c.spared_sshd);
+    assert!(c.spared.contains(&ssh_key()), "{:?}", c.spared);
+    assert!(c.spared.iter().all(|k| k.orig.dport == 22));
+    assert_eq!(c.effective_flows(), c.flows - c.spared.len());
+    assert!(
+        h.screen().contains("to the local sshd EXCLUDED"),
+        "{}",
+        h.screen()
+    );
+    h.ch('y');
+    let Request::FlushAll { flows, .. } = h.sent.borrow()[0].clone() else {
+        panic!()
+    };
+    assert!(!flows.contains(&ssh_key()));
+    // `i` includes them.
+    h.ch('X').ch('i').ch('y');
+    let Request::FlushAll { flows, .. } = h.sent.borrow()[1].clone() else {
+        panic!()
+    };
+    assert!(flows.contains(&ssh_key()));
 }

@@ -78,3 +78,74 @@ fn engine_reports_reach_the_status_line() {
     store.event(EngineEvent::Fatal("socket closed".into()));
     assert!(store.screen().contains("engine stopped: socket closed"));
 }
+
+/// A confirmation is frozen when it opens: a flow deleted and re-created under the same
+/// identity while the dialog is open (same kernel id, as when the slab slot is reused) is
+/// left out at `y`, and a flow created meanwhile is not added.
+#[test]
+fn a_dialog_sends_only_the_entries_it_froze() {
+    use ctscope::decode::{Event, Record};
+    use ctscope::tui::app::Overlay;
+    use ctscope::tui::Request;
+    let (_, mut h) = both();
+    // Every flow, frozen when X opens.
+    h.ch('X');
+    let Overlay::Confirm(c) = h.app.overlay().clone() else {
+        panic!("no dialog")
+    };
+    let first = c.flow_keys[0];
+    let old = h.app.model.flow(&first).cloned().expect("frozen flow");
+    // Recycled while the dialog is open: DESTROY, then NEW with the same id.
+    h.event(EngineEvent::Records(vec![
+        (Event::Destroy, Record::Flow(old.clone())),
+        (Event::New, Record::Flow(old.clone())),
+    ]));
+    // And a flow that did not exist when the dialog opened.
+    let mut newcomer = old.clone();
+    newcomer.orig.sport = newcomer.orig.sport.wrapping_add(7777);
+    newcomer.id = 424_242;
+    h.event(EngineEvent::Records(vec![(
+        Event::New,
+        Record::Flow(newcomer.clone()),
+    )]));
+    h.ch('i').ch('y');
+    let sent = h.sent.borrow().clone();
+    let [Request::FlushAll { flows, .. }] = sent.as_slice() else {
+        panic!("{sent:?}")
+    };
+    assert!(!flows.contains(&first), "the re-created flow is skipped");
+    assert!(
+        !flows.iter().any(|k| k.orig == newcomer.orig),
+        "a flow created after the dialog opened is not added"
+    );
+    assert_eq!(flows.len(), c.flow_keys.len() - 1);
+    let s = h.screen();
+    assert!(s.contains("skipped 1 re-created, 0 gone"), "{s}");
+    // The engine's report later carries the skip too.
+    h.event(EngineEvent::ActionDone(ctscope::actions::Report {
+        removed: flows.len(),
+        ..Default::default()
+    }));
+    let s = h.screen();
+    assert!(
+        s.contains("re-created since the dialog opened 1 (kept)"),
+        "{s}"
+    );
+}
+
+/// `H` is the kernel's per-helper flush: its result line carries the count that went
+/// (the engine counts the helper's expectations before and after).
+#[test]
+fn a_helper_flush_result_names_the_count() {
+    let (_, mut h) = both();
+    h.event(EngineEvent::ActionDone(ctscope::actions::Report {
+        removed: 6,
+        flushed: vec!["expectations of 'ftp' (6)".into()],
+        ..Default::default()
+    }));
+    let s = h.screen();
+    assert!(
+        s.contains("removed 6, already gone 0, refused 0; flushed expectations of 'ftp' (6)"),
+        "{s}"
+    );
+}

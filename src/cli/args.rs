@@ -205,7 +205,9 @@ pub struct ActArgs {
     /// Proceed without asking (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Also remove the flow carrying this SSH session ($SSH_CONNECTION), normally spared.
+    /// Also remove the flow carrying this SSH session (found from the process tree, even
+    /// under sudo), normally spared; when the session cannot be determined, every flow to
+    /// a local sshd is spared unless this is given.
     #[arg(long)]
     pub include_own_ssh: bool,
 }

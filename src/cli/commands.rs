@@ -157,7 +157,11 @@ fn format_of(f: FormatArgs) -> output::Format {
 /// starting point); from a recording, the whole recording played to its end — its dump
 /// and every event after it — so `list --replay` shows the table as the recording left it,
 /// the same state the dashboard shows when the replay ends.
-fn load(g: &Global) -> Result<(Store, u32, Box<dyn Source>)> {
+///
+/// `watch` opens the event subscription before the dump and keeps it in the returned
+/// source, so a delete can tell which planned entries were destroyed or re-created since
+/// (see `catch_up`).
+fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Source>)> {
     if g.replay.is_some() {
         let mut store = Store::new();
         let source = open_source(g, true, Speed::Fast)?;
@@ -181,7 +185,7 @@ fn load(g: &Global) -> Result<(Store, u32, Box<dyn Source>)> {
         return Ok((store, now, open_source(g, false, Speed::Fast)?));
     }
     let mut store = sized_store(g);
-    let mut source = open_source(g, false, Speed::Fast)?;
+    let mut source = open_source(g, watch, Speed::Fast)?;
     let now = source.clock().now();
     let stats = engine::load(source.as_mut(), &mut store, now)?;
     if stats.decode_errors > 0 {
@@ -196,7 +200,7 @@ fn load(g: &Global) -> Result<(Store, u32, Box<dyn Source>)> {
 
 fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<ExitCode> {
     let filter = compile_filter(f)?;
-    let (store, now, _source) = load(g)?;
+    let (store, now, _source) = load(g, false)?;
     let stdout = io::stdout().lock();
     let mut w = output::Writer::new(BufWriter::with_capacity(1 << 16, stdout), format_of(format));
     if expect {
@@ -357,16 +361,18 @@ fn delete(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<Exit
         )
         .into());
     }
-    let (store, now, source) = load(g)?;
+    let (mut store, now, mut source) = load(g, true)?;
+    let lost = catch_up(g, source.as_mut(), &mut store, now)?;
     let ctx = context(g, act);
-    let plan = if expect {
+    let mut plan = if expect {
         let what = format!("expectations matching '{}'", filter.source());
         Plan::expectations(&store, &|e| filter.match_expect(e, now), &what)
     } else {
         let what = format!("flows matching '{}'", filter.source());
         Plan::flows(&store, &|fl| filter.match_flow(fl, now), &what, &ctx)
     };
-    confirm_and_execute(plan, act, source)
+    plan.lives.lost |= lost;
+    confirm_and_execute(plan, act, source, Verb::Delete)
 }
 
 fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
@@ -374,9 +380,10 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
         check_helper(h)?;
     }
     let filter = compile_filter(f)?;
-    let (store, now, source) = load(g)?;
+    let (mut store, now, mut source) = load(g, true)?;
+    let lost = catch_up(g, source.as_mut(), &mut store, now)?;
     let ctx = context(g, act);
-    let plan = if expect {
+    let mut plan = if expect {
         match (&f.helper, filter.is_empty()) {
             (Some(h), _) if only_helper(f) => Plan::flush_helper(&store, h),
             (_, true) => Plan::flush_expects(&store),
@@ -395,7 +402,18 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
         let what = format!("flows matching '{}'", filter.source());
         Plan::flows(&store, &|fl| filter.match_flow(fl, now), &what, &ctx)
     };
-    confirm_and_execute(plan, act, source)
+    plan.lives.lost |= lost;
+    confirm_and_execute(plan, act, source, Verb::Flush)
+}
+
+/// Live: apply the events queued since the subscription opened (before the dump), so the
+/// plan is made from the newest state (`actions::catch_up`); returns whether events were
+/// lost. A recording has nothing queued.
+fn catch_up(g: &Global, source: &mut dyn Source, store: &mut Store, now: u32) -> Result<bool> {
+    if g.replay.is_some() {
+        return Ok(false);
+    }
+    Ok(actions::catch_up(source, store, now)?)
 }
 
 /// Whether `--helper` is the only selection given.
@@ -464,13 +482,32 @@ fn context(g: &Global, act: ActArgs) -> Context {
     ctx
 }
 
-/// Print the plan, ask (or require `--yes`), run it, print the report.
-fn confirm_and_execute(plan: Plan, act: ActArgs, mut source: Box<dyn Source>) -> Result<ExitCode> {
+/// Which command runs a plan: their exit statuses differ as in conntrack(8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    /// `conntrack -D`: exit 1 when nothing matched or nothing was deleted.
+    Delete,
+    /// `conntrack -F`: exit 0 unless the kernel refused.
+    Flush,
+}
+
+/// Print the plan, ask (or require `--yes`), run it while reading the events that arrived
+/// since the dump (so entries destroyed or re-created meanwhile are skipped), print the
+/// report.
+fn confirm_and_execute(
+    mut plan: Plan,
+    act: ActArgs,
+    mut source: Box<dyn Source>,
+    verb: Verb,
+) -> Result<ExitCode> {
     let mut err = io::stderr().lock();
     writeln!(err, "{}", plan.describe())?;
     if plan.is_empty() {
         writeln!(err, "ctscope: nothing to remove")?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(match verb {
+            Verb::Delete => ExitCode::from(1),
+            Verb::Flush => ExitCode::SUCCESS,
+        });
     }
     if act.dry_run {
         writeln!(err, "ctscope: dry run, nothing removed")?;
@@ -494,10 +531,11 @@ fn confirm_and_execute(plan: Plan, act: ActArgs, mut source: Box<dyn Source>) ->
             return Ok(ExitCode::SUCCESS);
         }
     }
-    let conn = source.conn().context("cannot act")?;
-    let report = actions::execute(conn, &plan);
+    source.conn().context("cannot act")?;
+    let report = actions::execute_watched(source.as_mut(), &mut plan);
     writeln!(err, "{report}")?;
-    Ok(if report.is_ok() {
+    let nothing_deleted = verb == Verb::Delete && report.removed == 0;
+    Ok(if report.is_ok() && !nothing_deleted {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -108,6 +108,7 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
         read_only: g.read_only,
         theme: ThemeKind::choose(color, Some(theme), no_color.as_deref()),
         ssh: ctx.ssh,
+        sshd: ctx.sshd.clone(),
         recorded_start,
         ..tui::TuiOptions::default()
     };

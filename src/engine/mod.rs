@@ -93,7 +93,7 @@ impl ResyncReason {
 #[derive(Debug)]
 pub enum Command {
     /// Run a confirmed plan (refused on a replay).
-    Execute(Plan),
+    Execute(Box<Plan>),
     /// Ask the kernel about these flows (their timeout passed without a DESTROY).
     Recheck(Vec<FlowKey>),
     /// Re-dump both tables now.
@@ -396,8 +396,9 @@ const RECHECK_CHUNK: usize = 2000;
 /// `Received` times).
 const BATCH_SPAN_NS: u64 = 1_000_000;
 /// Deletes done between two polls: each causes a DESTROY event that must be read before
-/// the event buffer overflows.
-const ACTION_CHUNK: usize = 2000;
+/// the event buffer overflows, and events read between slices tell the plan which entries
+/// were re-created meanwhile.
+const ACTION_CHUNK: usize = 256;
 
 /// The engine thread's state outside the source.
 struct Pump {
@@ -423,6 +424,45 @@ struct Pump {
     counting: usize,
     /// The receiver is gone or the recording failed: stop.
     done: bool,
+    /// Plans being executed, in order: (plan, next target, report so far). Every decoded
+    /// record is shown to their `lives` first, so an entry destroyed or re-created after
+    /// the plan was made is skipped.
+    plans: VecDeque<(Plan, usize, Report)>,
+    /// Records decoded so far (each goes to the owner, in this order).
+    delivered: u64,
+    /// The last event records as (position, event, identity, life): a plan made by the
+    /// owner from the first `Plan::after` records is shown the rest, which may still be
+    /// on their way to the owner when it confirms.
+    recent: VecDeque<(u64, Event, actions::Entry, actions::Life)>,
+    /// `delivered` when events were last lost (ENOBUFS): a plan made before that may
+    /// have missed a DESTROY or NEW.
+    lost_at: Option<u64>,
+}
+
+/// Event records kept in `Pump::recent` (~1 MiB): about a second of a heavy event rate.
+const RECENT_SIGHTINGS: usize = 16_384;
+
+impl Pump {
+    /// Queue a plan, first showing it what it has not seen (see `Plan::after`).
+    fn queue(&mut self, mut plan: Plan) {
+        if let Some(after) = plan.after {
+            let oldest = self.recent.front().map_or(self.delivered, |r| r.0);
+            // Dump records are not kept; any event record the plan missed and we no
+            // longer hold makes its fates incomplete.
+            if after < oldest && self.recent.len() >= RECENT_SIGHTINGS {
+                plan.lives.lost = true;
+            }
+            if self.lost_at.is_some_and(|at| after <= at) {
+                plan.lives.lost = true;
+            }
+            for &(at, event, entry, life) in &self.recent {
+                if at >= after {
+                    plan.lives.observe_one(event, entry, life);
+                }
+            }
+        }
+        self.plans.push_back((plan, 0, Report::default()));
+    }
 }
 
 impl Pump {
@@ -463,6 +503,20 @@ impl Pump {
                         self.batch.reserve(self.batch_max.min(4096));
                     }
                 }
+                // Dump records with no plan waiting (a million at start) cost nothing here.
+                if event != Event::Dump || !self.plans.is_empty() {
+                    let (entry, life) = actions::sighting(&record);
+                    for (plan, _, _) in self.plans.iter_mut() {
+                        plan.lives.observe_one(event, entry, life);
+                    }
+                    if event != Event::Dump {
+                        if self.recent.len() >= RECENT_SIGHTINGS {
+                            self.recent.pop_front();
+                        }
+                        self.recent.push_back((self.delivered, event, entry, life));
+                    }
+                }
+                self.delivered += 1;
                 self.batch.push((event, record));
                 if self.batch.len() >= self.batch_max {
                     self.flush();
@@ -549,6 +603,12 @@ impl Pump {
             }
             Item::Overrun => {
                 self.flush();
+                // Lost events: the re-dump that follows still shows re-created entries
+                // whose id or start time differ.
+                for (plan, _, _) in self.plans.iter_mut() {
+                    plan.lives.lost = true;
+                }
+                self.lost_at = Some(self.delivered);
                 self.write(record::Kind::Overrun, &[]);
                 self.overrun = true;
                 self.overrun_since_dump = true;
@@ -584,14 +644,16 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
         overrun_since_dump: false,
         counting: 0,
         done: false,
+        plans: VecDeque::new(),
+        delivered: 0,
+        recent: VecDeque::new(),
+        lost_at: None,
     };
     let live = source.is_live();
     let mut last_dump_cost;
     let mut last_dump_at = Instant::now();
     let mut rechecks: VecDeque<FlowKey> = VecDeque::new();
     let mut pending: HashSet<FlowKey> = HashSet::new();
-    // Plans being executed, in order: (plan, next target, report so far).
-    let mut plans: VecDeque<(Plan, usize, Report)> = VecDeque::new();
 
     match full_dump(&mut *source, &mut pump) {
         Ok(cost) => last_dump_cost = cost,
@@ -613,7 +675,7 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                     return;
                 }
                 Ok(Command::Execute(plan)) => match source.conn() {
-                    Ok(_) => plans.push_back((plan, 0, Report::default())),
+                    Ok(_) => pump.queue(*plan),
                     Err(e) => {
                         let report = Report::refused_all(&plan, e.to_string());
                         pump.send(EngineEvent::ActionDone(report));
@@ -677,10 +739,27 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                 }
             }
         }
-        // One slice of the current plan, then back to reading events.
-        if let Some((plan, next, report)) = plans.front_mut() {
+        // Read what already arrived, so the plan knows of entries destroyed or re-created
+        // since it was made; then one slice of it, then back to reading events.
+        if !pump.plans.is_empty() {
+            for _ in 0..64 {
+                match source.poll(Duration::ZERO, pump.batch_max, &mut |item| pump.item(item)) {
+                    Ok(Poll::Items) => pump.flush(),
+                    Ok(_) => break,
+                    Err(e) => {
+                        pump.send(EngineEvent::Fatal(e.to_string()));
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some((plan, next, report)) = pump.plans.front_mut() {
             let done = match source.conn() {
                 Ok(conn) => {
+                    if plan.lives.lost {
+                        // Lost events: ask the kernel about each flow before deleting it.
+                        actions::verify_slice(conn, plan, *next, ACTION_CHUNK);
+                    }
                     *next = actions::execute_some(conn, plan, *next, ACTION_CHUNK, report);
                     *next >= plan.targets.len()
                 }
@@ -690,7 +769,7 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                 }
             };
             if done {
-                if let Some((_, _, report)) = plans.pop_front() {
+                if let Some((_, _, report)) = pump.plans.pop_front() {
                     pump.send(EngineEvent::ActionDone(report));
                 }
             }
@@ -708,7 +787,7 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
             pump.flush();
         }
         // With work queued, only look at what already arrived; otherwise wait a little.
-        let wait = if plans.is_empty() && rechecks.is_empty() {
+        let wait = if pump.plans.is_empty() && rechecks.is_empty() {
             POLL
         } else {
             Duration::ZERO
@@ -849,10 +928,10 @@ mod tests {
         };
         let (rx, handle) = Engine::spawn(Box::new(src), opts).unwrap();
         handle
-            .send(Command::Execute(Plan {
+            .send(Command::Execute(Box::new(Plan {
                 targets: vec![Target::FlushFlows],
                 ..Plan::default()
-            }))
+            })))
             .unwrap();
         let report = loop {
             match rx

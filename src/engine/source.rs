@@ -209,9 +209,7 @@ impl Source for Live {
 
     fn recheck(&mut self, keys: &[FlowKey], sink: &mut dyn FnMut(Item<'_>)) -> Result<()> {
         for k in keys {
-            let found = self
-                .conn
-                .get_flow(k.zone, &k.orig, &mut |m| sink(Item::Recheck(m)))?;
+            let found = self.conn.get_flow(k, &mut |m| sink(Item::Recheck(m)))?;
             if !found {
                 sink(Item::Recheck(&synthetic_destroy(k)));
             }
@@ -250,8 +248,8 @@ pub fn synthetic_destroy(k: &FlowKey) -> Vec<u8> {
         0,
         family_of(&k.orig),
     );
-    r.put_tuple(CTA_TUPLE_ORIG, &k.orig);
-    r.put_tuple(CTA_TUPLE_REPLY, &k.orig.inverted());
+    r.put_tuple_zoned(CTA_TUPLE_ORIG, &k.orig, k.zone_orig);
+    r.put_tuple_zoned(CTA_TUPLE_REPLY, &k.orig.inverted(), k.zone_reply);
     if k.zone != 0 {
         r.put_be16(CTA_ZONE, k.zone);
     }
@@ -585,7 +583,7 @@ mod tests {
         };
         orig.set_src_ip("fd00:213:1::2".parse().unwrap());
         orig.set_dst_ip("fd00:213:1::1".parse().unwrap());
-        let m = synthetic_destroy(&FlowKey { zone: 4, orig });
+        let m = synthetic_destroy(&FlowKey::new(4, orig));
         let h = NlHeader::parse(&m).unwrap();
         assert_eq!(h.len as usize, m.len());
         assert_eq!(h.nl_type, 0x0102);

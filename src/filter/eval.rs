@@ -93,6 +93,10 @@ pub enum Term {
     /// `--ctstate` names as a bit set: 1 NEW, 2 ESTABLISHED, 4 RELATED (flows only).
     CtState(u8),
     Zone(Cmp),
+    /// `CTA_TUPLE_ZONE` of the original / reply tuple, 0 when unset (flows only): with
+    /// `zone` (`CTA_ZONE`) the kernel's identity of an entry.
+    ZoneOrig(Cmp),
+    ZoneReply(Cmp),
     /// `(mark & mask)` compared (flows only).
     Mark(u32, Cmp),
     /// Every label bit of the mask set (flows only).
@@ -247,6 +251,8 @@ fn applies(node: &Node, item: Item<'_>) -> bool {
                 | Term::Unreplied
                 | Term::State(_)
                 | Term::CtState(_)
+                | Term::ZoneOrig(_)
+                | Term::ZoneReply(_)
                 | Term::Mark(..)
                 | Term::Labels(_),
                 Item::Expect(_),
@@ -315,6 +321,8 @@ fn flow_term(t: &Term, f: &Flow, now: u32) -> bool {
             bits & bit != 0
         }
         Term::Zone(c) => c.test(f.zone.into()),
+        Term::ZoneOrig(c) => c.test(f.dir_zones().0.into()),
+        Term::ZoneReply(c) => c.test(f.dir_zones().1.into()),
         Term::Mark(mask, c) => c.test((f.mark & mask).into()),
         Term::Labels(mask) => f.extra.as_ref().map_or(0, |e| e.labels) & mask == *mask,
         Term::Timeout(c) => c.test(f.remaining(now).into()),
@@ -379,6 +387,8 @@ fn expect_term(t: &Term, e: &Expectation, now: u32) -> bool {
         | Term::Unreplied
         | Term::State(_)
         | Term::CtState(_)
+        | Term::ZoneOrig(_)
+        | Term::ZoneReply(_)
         | Term::Mark(..)
         | Term::Labels(_)
         | Term::Related

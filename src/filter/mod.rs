@@ -29,6 +29,7 @@
 //! | `state` | TCP/SCTP/DCCP state, `NEW`, `RELATED` (any of a list) | see below | never |
 //! | `ctstate` | `NEW`, `ESTABLISHED`, `RELATED` (any of a list) | `Flow::ctstate` | never |
 //! | `zone`, `id`, `timeout` | number, range or comparison (`timeout<30`: seconds left) | | |
+//! | `zone_orig`, `zone_reply` | as `zone`; the per-direction zone (`CTA_TUPLE_ZONE`), 0 unset | | never |
 //! | `mark` | `0x10`, `16`, `0x10/0xff` (value/mask) | | never |
 //! | `label` | connlabel.conf names or bits 0-127, `blue,"red team"` (all) | | never |
 //! | `class`, `flags` | number; `PERMANENT,INACTIVE,USERSPACE` (all) | never | |

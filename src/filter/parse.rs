@@ -29,6 +29,8 @@ pub enum Field {
     State,
     CtState,
     Zone,
+    ZoneOrig,
+    ZoneReply,
     Mark,
     Label,
     Timeout,
@@ -54,6 +56,10 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("state", Field::State),
     ("ctstate", Field::CtState),
     ("zone", Field::Zone),
+    ("zone_orig", Field::ZoneOrig),
+    ("zone-orig", Field::ZoneOrig),
+    ("zone_reply", Field::ZoneReply),
+    ("zone-reply", Field::ZoneReply),
     ("mark", Field::Mark),
     ("label", Field::Label),
     ("labels", Field::Label),
@@ -364,6 +370,8 @@ pub fn term(
             | Field::Dport
             | Field::Port
             | Field::Zone
+            | Field::ZoneOrig
+            | Field::ZoneReply
             | Field::Mark
             | Field::Timeout
             | Field::Id
@@ -427,6 +435,8 @@ pub fn term(
             Term::CtState(bits)
         }
         Field::Zone => Term::Zone(cmp(65535, "zone")?),
+        Field::ZoneOrig => Term::ZoneOrig(cmp(65535, "zone_orig")?),
+        Field::ZoneReply => Term::ZoneReply(cmp(65535, "zone_reply")?),
         Field::Mark => {
             let (v, mask) = match value.split_once('/') {
                 Some((v, m)) => {

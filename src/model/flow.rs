@@ -198,6 +198,15 @@ impl Flow {
         }
     }
 
+    /// `(zone_orig, zone_reply)` from `CTA_TUPLE_ZONE`, 0 when not set. Kept in `Extra`
+    /// rather than inline: inline they would grow every record from 72 to 80 bytes (the
+    /// alignment of `extra`), and per-direction zones are rare.
+    pub fn dir_zones(&self) -> (u16, u16) {
+        self.extra.as_deref().map_or((0, 0), |e| {
+            (e.zone_orig.unwrap_or(0), e.zone_reply.unwrap_or(0))
+        })
+    }
+
     pub fn master(&self) -> Option<&Tuple> {
         self.extra.as_ref().and_then(|e| e.master.as_ref())
     }

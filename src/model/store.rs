@@ -1,8 +1,10 @@
-//! The model store: every flow and expectation the kernel has reported, keyed by
-//! (zone, original tuple), with the master ↔ expectation ↔ RELATED linkage.
+//! The model store: every flow and expectation the kernel has reported, keyed by the
+//! kernel's own identity of an entry (original tuple plus its zones, per direction), with
+//! the master ↔ expectation ↔ RELATED linkage.
 //!
-//! Keyed by tuple, not by `CTA_ID`: the kernel's id is a hash and collides on large tables
-//! (observed at 250k entries). DESTROY events carry neither the helper nor the master
+//! Keyed by tuple and zones, not by `CTA_ID`: the kernel's id is a hash of the object's
+//! address (`nf_ct_get_id`), so it collides on large tables (observed at 250k entries) and
+//! is reused when a slab slot is. DESTROY events carry neither the helper nor the master
 //! tuple, so linkage is kept from what the store already knows. The store is fed by one
 //! owner (the engine or the app's main thread); it never touches sockets or ratatui.
 //!
@@ -41,26 +43,64 @@ use crate::decode::{Event, Record};
 use crate::model::flow::NO_STATE;
 use crate::model::{Expectation, Extra, Flow, Tuple};
 
-/// The store's key for a flow: conntrack zone and original tuple.
+/// The store's key for a flow: the kernel's identity of a conntrack entry.
+///
+/// The kernel gives an entry one zone (`struct nf_conntrack_zone`: an id and the
+/// directions it applies to) and looks entries up by tuple *and* the zone id of the
+/// tuple's direction (`nf_ct_key_equal`). ctnetlink reports a zone for both directions as
+/// `CTA_ZONE` and a per-direction one as `CTA_TUPLE_ZONE` inside the tuple
+/// (`ctnetlink_dump_zone_id`), so six flows with the same original tuple and zone-orig
+/// 1..6 (NAT keeps their reply tuples apart) are six entries and six keys. Zone id 0 is
+/// the default and never reported, so 0 here means "not set".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
+    /// `CTA_ZONE`: the zone of both directions.
     pub zone: u16,
+    /// `CTA_TUPLE_ZONE` of the original tuple.
+    pub zone_orig: u16,
+    /// `CTA_TUPLE_ZONE` of the reply tuple.
+    pub zone_reply: u16,
     pub orig: Tuple,
 }
 
 impl FlowKey {
+    /// A key with only a zone for both directions (`CTA_ZONE`), e.g. a master named by an
+    /// expectation, which reports its master's tuple and zone id only.
+    pub fn new(zone: u16, orig: Tuple) -> FlowKey {
+        FlowKey {
+            zone,
+            zone_orig: 0,
+            zone_reply: 0,
+            orig,
+        }
+    }
+
     pub fn of(f: &Flow) -> FlowKey {
+        let (zone_orig, zone_reply) = f.dir_zones();
         FlowKey {
             zone: f.zone,
+            zone_orig,
+            zone_reply,
             orig: f.orig,
         }
     }
 
-    /// The key of the master a RELATED flow names (`CTA_TUPLE_MASTER`, same zone).
+    /// The zone id whatever its direction: the kernel sets at most one of the three, and
+    /// an expectation reports its master's zone as this id (`CTA_EXPECT_ZONE`).
+    pub fn zone_id(&self) -> u16 {
+        [self.zone, self.zone_orig, self.zone_reply]
+            .into_iter()
+            .find(|&z| z != 0)
+            .unwrap_or(0)
+    }
+
+    /// The key of the master a RELATED flow names (`CTA_TUPLE_MASTER`): the expected flow
+    /// was created under the master's zone (`init_conntrack` takes it from the template
+    /// the expectation matched in), so the child's zones are the master's.
     pub fn master_of(f: &Flow) -> Option<FlowKey> {
         f.master().map(|m| FlowKey {
-            zone: f.zone,
             orig: *m,
+            ..FlowKey::of(f)
         })
     }
 }
@@ -413,7 +453,7 @@ impl Store {
     pub fn expectations_of(&self, master: &FlowKey) -> Vec<ExpectKey> {
         self.expects
             .iter()
-            .filter(|(_, e)| e.exp.zone == master.zone && e.exp.master == master.orig)
+            .filter(|(_, e)| e.exp.master == master.orig && e.exp.zone == master.zone_id())
             .map(|(k, _)| *k)
             .collect()
     }
@@ -501,10 +541,7 @@ impl Store {
     fn find_hashed(&self, key: &FlowKey, hash: u64) -> Option<usize> {
         let flows = &self.flows;
         self.index
-            .find(hash, |&i| {
-                let f = &flows[i as usize];
-                f.zone == key.zone && f.orig == key.orig
-            })
+            .find(hash, |&i| FlowKey::of(&flows[i as usize]) == *key)
             .map(|&i| i as usize)
     }
 

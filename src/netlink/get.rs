@@ -1,4 +1,4 @@
-//! Get one flow: `conntrack -G` by zone and original tuple. The engine uses it to re-check
+//! Get one flow: `conntrack -G` by its identity (original tuple and zones). The engine uses it to re-check
 //! a flow whose timeout has passed: with `net.netfilter.nf_conntrack_events=2` flows that
 //! existed before we subscribed emit no events, so only asking tells whether they are gone.
 //! Raw bytes out; no decoding here.
@@ -7,21 +7,22 @@ use super::consts::*;
 use super::request::{family_of, Request};
 use super::Conn;
 use crate::error::{Error, Result};
-use crate::model::Tuple;
+use crate::model::store::FlowKey;
 
 impl Conn {
     /// `conntrack -G`: the flow's current message goes to `sink` and the call returns
     /// `Ok(true)`; `Ok(false)` when the kernel no longer has it (ENOENT).
-    pub fn get_flow(
-        &mut self,
-        zone: u16,
-        orig: &Tuple,
-        sink: &mut dyn FnMut(&[u8]),
-    ) -> Result<bool> {
-        let mut req = Request::new(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_GET, 0, family_of(orig));
-        req.put_tuple(CTA_TUPLE_ORIG, orig);
-        if zone != 0 {
-            req.put_be16(CTA_ZONE, zone);
+    pub fn get_flow(&mut self, key: &FlowKey, sink: &mut dyn FnMut(&[u8])) -> Result<bool> {
+        let mut req = Request::new(
+            NFNL_SUBSYS_CTNETLINK,
+            IPCTNL_MSG_CT_GET,
+            0,
+            family_of(&key.orig),
+        );
+        // As for delete: the per-direction zone travels inside the original tuple.
+        req.put_tuple_zoned(CTA_TUPLE_ORIG, &key.orig, key.zone_orig);
+        if key.zone != 0 {
+            req.put_be16(CTA_ZONE, key.zone);
         }
         let mut found = false;
         match self.transact("get flow", req, true, &mut |m| {

@@ -92,6 +92,13 @@ impl Request {
     /// `CTA_TUPLE_IP {src, dst}` and `CTA_TUPLE_PROTO {num, ports | icmp id/type/code}`.
     /// GRE keys travel in the port attributes (`gre_nlattr_to_tuple` reuses them).
     pub fn put_tuple(&mut self, ty: u16, t: &Tuple) -> &mut Request {
+        self.put_tuple_zoned(ty, t, 0)
+    }
+
+    /// A tuple with its per-direction zone (`CTA_TUPLE_ZONE`, omitted when 0, the default
+    /// zone): `ctnetlink_parse_tuple_zone` then looks the entry up in that zone for the
+    /// tuple's direction, so a flow with zone-orig 3 is found and no other.
+    pub fn put_tuple_zoned(&mut self, ty: u16, t: &Tuple, zone: u16) -> &mut Request {
         let outer = self.begin_nested(ty);
         let ip = self.begin_nested(CTA_TUPLE_IP);
         match t.family {
@@ -126,6 +133,9 @@ impl Request {
             _ => {}
         }
         self.end_nested(p);
+        if zone != 0 {
+            self.put_be16(CTA_TUPLE_ZONE, zone);
+        }
         self.end_nested(outer)
     }
 
@@ -239,5 +249,21 @@ mod tests {
         assert_eq!(&b[p + 28..p + 33], &[5, 0, 9, 0, 0][..]);
         let tail = &b[b.len() - 8..];
         assert_eq!(tail, &[8, 0, 6, 0, b'f', b't', b'p', 0][..]);
+    }
+
+    #[test]
+    fn tuple_zone_travels_inside_the_tuple_nest() {
+        let mut r = Request::new(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, 2);
+        r.put_tuple_zoned(CTA_TUPLE_ORIG, &tcp4(), 3);
+        let b = r.finish(1);
+        let a = &b[20..];
+        // The outer nest grows by one 8-byte attribute and ends with CTA_TUPLE_ZONE = be16 3.
+        assert_eq!(u16::from_ne_bytes([a[0], a[1]]) as usize, 60);
+        assert_eq!(a.len(), 60);
+        assert_eq!(&a[52..58], &[6, 0, CTA_TUPLE_ZONE as u8, 0, 0, 3][..]);
+        // Zone 0 (the default) is never sent.
+        let mut r = Request::new(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, 2);
+        r.put_tuple_zoned(CTA_TUPLE_ORIG, &tcp4(), 0);
+        assert_eq!(r.finish(1).len(), 20 + 52);
     }
 }

@@ -705,10 +705,7 @@ impl Assessor {
     /// Assess a live expectation held by `store`: the master's reply tuple and sibling
     /// count come from the store.
     pub fn expectation(&self, store: &Store, e: &Expectation) -> Assessment {
-        let key = FlowKey {
-            zone: e.zone,
-            orig: e.master,
-        };
+        let key = FlowKey::new(e.zone, e.master);
         let reply = store.flow(&key).map(|f| f.reply());
         let siblings = store.expectations_of(&key).len().max(1);
         self.assess(e, &MasterEnds::new(e.master, reply), siblings, None)
@@ -720,19 +717,13 @@ impl Assessor {
         let mut per_master: HashMap<FlowKey, usize> = HashMap::new();
         for e in store.expectations() {
             *per_master
-                .entry(FlowKey {
-                    zone: e.zone,
-                    orig: e.master,
-                })
+                .entry(FlowKey::new(e.zone, e.master))
                 .or_default() += 1;
         }
         store
             .expectations()
             .map(|e| {
-                let key = FlowKey {
-                    zone: e.zone,
-                    orig: e.master,
-                };
+                let key = FlowKey::new(e.zone, e.master);
                 let reply = store.flow(&key).map(|f| f.reply());
                 let siblings = per_master.get(&key).copied().unwrap_or(1);
                 (

@@ -13,6 +13,7 @@ use ratatui::backend::Backend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::Terminal;
 
+use crate::actions::{Entry, Fate, Lives};
 use crate::model::store::{ExpectKey, FlowKey, Stats};
 use crate::model::tuple::proto;
 use crate::model::{Flow, HelperId};
@@ -67,8 +68,11 @@ pub struct TuiOptions {
     /// `--read-only`: every delete and flush key is removed.
     pub read_only: bool,
     pub theme: ThemeKind,
-    /// From `SSH_CONNECTION`.
+    /// The admin's SSH session (from the process tree, else `SSH_CONNECTION`).
     pub ssh: Option<SshSession>,
+    /// With no session known: the sockets sshd listens on in the namespace shown. Every
+    /// flow to one of them is left out of actions unless included (`i`).
+    pub sshd: Vec<crate::ssh::Listener>,
     /// Interval of `AppEvent::Tick` in `run`.
     pub tick: Duration,
     /// For a replay: when the recording started. Absolute times count from it (the
@@ -85,6 +89,7 @@ impl Default for TuiOptions {
             read_only: false,
             theme: ThemeKind::Dark,
             ssh: None,
+            sshd: Vec::new(),
             tick: Duration::from_secs(1),
             recorded_start: None,
         }
@@ -169,18 +174,34 @@ pub enum Pending {
 }
 
 /// A confirmation dialog: what will go, stated before anything is sent.
+///
+/// Frozen when it opens: the exact flows and expectations it counted, each in the life it
+/// had then (`lives`). While it is open, engine events mark entries destroyed or
+/// re-created (`actions::Lives::observe`); `y` sends exactly the frozen entries that are
+/// left, and never looks at the table again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirm {
     pub title: String,
     pub pending: Pending,
+    /// The flows counted when the dialog opened (the SSH flow included).
+    pub flow_keys: Vec<FlowKey>,
+    /// The expectations counted when the dialog opened.
+    pub expect_keys: Vec<ExpectKey>,
+    /// The life of every frozen entry and what happened to it since.
+    pub lives: Lives,
     /// Flows targeted (before the SSH exclusion).
     pub flows: usize,
     pub related: usize,
     pub masters: usize,
     pub expects: usize,
     pub sample: Vec<String>,
-    /// The user's SSH flow among the targets, excluded unless `include_ssh`.
+    /// The user's SSH flow among the targets (the first of `spared`), excluded unless
+    /// `include_ssh`.
     pub ssh: Option<FlowKey>,
+    /// Every flow left out unless `include_ssh`: the session's, or, when the session is
+    /// unknown, every flow to a local sshd (`spared_sshd`).
+    pub spared: Vec<FlowKey>,
+    pub spared_sshd: bool,
     pub include_ssh: bool,
     /// Targets include TCP flows and `nf_conntrack_tcp_loose=0`.
     pub tcp_warning: bool,
@@ -191,33 +212,52 @@ pub struct Confirm {
 impl Confirm {
     /// Flows that will actually be sent for deletion.
     pub fn effective_flows(&self) -> usize {
-        if self.ssh.is_some() && !self.include_ssh {
-            self.flows - 1
-        } else {
+        if self.include_ssh {
             self.flows
+        } else {
+            self.flows - self.spared.len()
         }
     }
 
-    fn request(&self) -> Request {
-        let exclude: Vec<FlowKey> = match (self.ssh, self.include_ssh) {
-            (Some(k), false) => vec![k],
-            _ => Vec::new(),
+    /// The request for the frozen entries that are still in the life they had when the
+    /// dialog opened, and how many were (destroyed, re-created) since.
+    fn request(&self) -> (Request, (usize, usize)) {
+        let mut changed = (0, 0);
+        let mut alive = |e: Entry| match self.lives.fate(&e) {
+            Some(Fate::Destroyed) => {
+                changed.0 += 1;
+                false
+            }
+            Some(Fate::Recreated) => {
+                changed.1 += 1;
+                false
+            }
+            None => true,
         };
-        match &self.pending {
-            Pending::Flows(keys) => Request::DeleteFlows(
-                keys.iter()
-                    .filter(|k| !exclude.contains(k))
-                    .copied()
-                    .collect(),
-            ),
-            Pending::Expects(keys) => Request::DeleteExpects(keys.clone()),
+        let skip_ssh = |k: &FlowKey| !self.include_ssh && self.spared.contains(k);
+        let flows: Vec<FlowKey> = self
+            .flow_keys
+            .iter()
+            .filter(|k| !skip_ssh(k) && alive(Entry::Flow(**k)))
+            .copied()
+            .collect();
+        let expects: Vec<ExpectKey> = self
+            .expect_keys
+            .iter()
+            .filter(|k| alive(Entry::Expect(**k)))
+            .copied()
+            .collect();
+        let req = match &self.pending {
+            Pending::Flows(_) => Request::DeleteFlows(flows),
+            Pending::Expects(_) => Request::DeleteExpects(expects),
             Pending::FlushFiltered(f) => Request::FlushFlows {
                 filter: f.clone(),
-                exclude,
+                flows,
             },
             Pending::HelperExpects(h) => Request::FlushHelperExpects(h.clone()),
-            Pending::All => Request::FlushAll { exclude },
-        }
+            Pending::All => Request::FlushAll { flows, expects },
+        };
+        (req, changed)
     }
 }
 
@@ -283,6 +323,9 @@ pub struct App<M: Model> {
     pub(crate) decode_errors: u64,
     pub(crate) frame: FrameStats,
     jump_back: Option<FlowKey>,
+    /// Frozen entries left out at the last confirmation as (destroyed, re-created) since
+    /// the dialog opened, added to the result line of the report that follows.
+    skipped: Option<(usize, usize)>,
     tick_due: bool,
     /// A dump just ended: rebuild stale views now, ignoring the size budget once.
     force_rebuild: bool,
@@ -340,6 +383,7 @@ impl<M: Model> App<M> {
             decode_errors: 0,
             frame: FrameStats::default(),
             jump_back: None,
+            skipped: None,
             tick_due: true,
             force_rebuild: false,
             dumping: false,
@@ -432,6 +476,11 @@ impl<M: Model> App<M> {
     /// Handle one event: state changes only; drawing happens later, once.
     pub fn handle(&mut self, ev: AppEvent<M::Event>) {
         self.now = self.clock.now();
+        // An open dialog learns from every record before the store merges it.
+        if let (AppEvent::Engine(e), Overlay::Confirm(c)) = (&ev, &mut self.overlay) {
+            self.model
+                .observe(e, &mut |event, record| c.lives.observe(event, record));
+        }
         match ev {
             AppEvent::Key(k) => {
                 if k.kind == KeyEventKind::Release {
@@ -502,10 +551,18 @@ impl<M: Model> App<M> {
         } else {
             StatusKind::Ok
         };
+        let (gone, recreated) = self.skipped.take().unwrap_or((0, 0));
         let mut text = format!(
             "removed {}, already gone {}, refused {}",
-            r.removed, r.already_gone, r.refused
+            r.removed,
+            r.already_gone + gone as u64,
+            r.refused
         );
+        if recreated > 0 {
+            text.push_str(&format!(
+                ", re-created since the dialog opened {recreated} (kept)"
+            ));
+        }
         if let Some(n) = &r.note {
             text.push_str("; ");
             text.push_str(n);
@@ -621,17 +678,14 @@ impl<M: Model> App<M> {
             bump(f.helper, true);
             if let Some(t) = f.master() {
                 masters.insert(FlowKey {
-                    zone: f.zone,
                     orig: *t,
+                    ..FlowKey::of(f)
                 });
             }
         });
         self.model.for_each_expectation(&mut |e| {
             bump(e.helper, false);
-            masters.insert(FlowKey {
-                zone: e.zone,
-                orig: e.master,
-            });
+            masters.insert(FlowKey::new(e.zone, e.master));
         });
         let mut helpers: Vec<(&'static str, usize, usize)> = per
             .into_iter()
@@ -886,8 +940,8 @@ impl<M: Model> App<M> {
         let f = self.model.flow(key)?;
         f.master()
             .map(|t| FlowKey {
-                zone: f.zone,
                 orig: *t,
+                ..FlowKey::of(f)
             })
             .or_else(|| self.model.master_of(key).map(FlowKey::of))
     }
@@ -909,10 +963,7 @@ impl<M: Model> App<M> {
                 let Some(e) = self.model.expectation(&ek) else {
                     return;
                 };
-                let mk = FlowKey {
-                    zone: e.zone,
-                    orig: e.master,
-                };
+                let mk = FlowKey::new(e.zone, e.master);
                 self.tab = Tab::Flows;
                 self.prepare();
                 if !self.flows.select_key(mk) {
@@ -978,16 +1029,13 @@ impl<M: Model> App<M> {
     fn tally(&self, title: String, pending: Pending, visit: Visit<'_>) -> Confirm {
         let mut masters_set: HashSet<FlowKey> = HashSet::new();
         self.model.for_each_expectation(&mut |e| {
-            masters_set.insert(FlowKey {
-                zone: e.zone,
-                orig: e.master,
-            });
+            masters_set.insert(FlowKey::new(e.zone, e.master));
         });
         self.model.for_each_flow(&mut |f| {
             if let Some(t) = f.master() {
                 masters_set.insert(FlowKey {
-                    zone: f.zone,
                     orig: *t,
+                    ..FlowKey::of(f)
                 });
             }
         });
@@ -1003,17 +1051,31 @@ impl<M: Model> App<M> {
             include_ssh: false,
             tcp_warning: false,
             note: None,
+            flow_keys: Vec::new(),
+            expect_keys: Vec::new(),
+            lives: Lives::default(),
+            spared: Vec::new(),
+            spared_sshd: false,
         };
         let ssh = self.opts.ssh;
+        let sshd = &self.opts.sshd;
         let mut tcp = false;
         visit(&mut |f| {
             c.flows += 1;
+            c.flow_keys.push(FlowKey::of(f));
+            c.lives.plan_flow(f);
             c.related += usize::from(f.is_related());
             c.masters += usize::from(masters_set.contains(&FlowKey::of(f)));
             // Established TCP sessions are the ones tcp_loose=0 would cut.
             tcp |= f.orig.proto == proto::TCP && f.state_name() == Some("ESTABLISHED");
-            if ssh.is_some_and(|s| s.matches(f)) {
-                c.ssh = Some(FlowKey::of(f));
+            let spare = match ssh {
+                Some(s) => s.matches(f),
+                None => sshd.iter().any(|l| l.matches(f)),
+            };
+            if spare {
+                c.ssh.get_or_insert(FlowKey::of(f));
+                c.spared.push(FlowKey::of(f));
+                c.spared_sshd = ssh.is_none();
             } else if c.sample.len() < 5 {
                 c.sample.push(format!(
                     "{} {}",
@@ -1047,8 +1109,15 @@ impl<M: Model> App<M> {
 
     fn expects_confirm(&self, title: String, keys: Vec<ExpectKey>) -> Confirm {
         let mut sample = Vec::new();
-        for k in keys.iter().take(5) {
-            if let Some(e) = self.model.expectation(k) {
+        let mut lives = Lives::default();
+        let mut expect_keys = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let Some(e) = self.model.expectation(k) else {
+                continue;
+            };
+            expect_keys.push(*k);
+            lives.plan_expect(e);
+            if sample.len() < 5 {
                 sample.push(format!(
                     "{} {}",
                     e.helper.name().unwrap_or("-"),
@@ -1057,6 +1126,11 @@ impl<M: Model> App<M> {
             }
         }
         Confirm {
+            flow_keys: Vec::new(),
+            expect_keys,
+            lives,
+            spared: Vec::new(),
+            spared_sshd: false,
             title,
             flows: 0,
             related: 0,
@@ -1154,26 +1228,23 @@ impl<M: Model> App<M> {
         let sel = match self.tab {
             Tab::Flows => self.flows.selected(),
             Tab::Chains => self.chains.selected().and_then(|r| match r {
-                ChainRow::Expect { key, .. } => self.model.expectation(&key).map(|e| FlowKey {
-                    zone: e.zone,
-                    orig: e.master,
-                }),
+                ChainRow::Expect { key, .. } => self
+                    .model
+                    .expectation(&key)
+                    .map(|e| FlowKey::new(e.zone, e.master)),
                 other => other.flow_key(),
             }),
             Tab::Expects => self
                 .expects
                 .selected()
                 .and_then(|k| self.model.expectation(&k))
-                .map(|e| FlowKey {
-                    zone: e.zone,
-                    orig: e.master,
-                }),
+                .map(|e| FlowKey::new(e.zone, e.master)),
             Tab::Findings => match self.finding_subject() {
                 Some(Subject::Flow(k)) => Some(k),
-                Some(Subject::Expect(k)) => self.model.expectation(&k).map(|e| FlowKey {
-                    zone: e.zone,
-                    orig: e.master,
-                }),
+                Some(Subject::Expect(k)) => self
+                    .model
+                    .expectation(&k)
+                    .map(|e| FlowKey::new(e.zone, e.master)),
                 None => None,
             },
         };
@@ -1272,7 +1343,13 @@ impl<M: Model> App<M> {
             Pending::All,
             &|f| model.for_each_flow(f),
         );
-        c.expects = self.model.expect_count();
+        let mut keys = Vec::new();
+        self.model.for_each_expectation(&mut |e| {
+            keys.push(ExpectKey::of(e));
+            c.lives.plan_expect(e);
+        });
+        c.expects = keys.len();
+        c.expect_keys = keys;
         self.open(c);
     }
 
@@ -1280,18 +1357,36 @@ impl<M: Model> App<M> {
         let Overlay::Confirm(c) = std::mem::replace(&mut self.overlay, Overlay::None) else {
             return;
         };
-        let req = c.request();
+        let (req, (gone, recreated)) = c.request();
+        let (flows, expects) = match &req {
+            Request::DeleteFlows(f) | Request::FlushFlows { flows: f, .. } => (f.len(), 0),
+            Request::DeleteExpects(e) => (0, e.len()),
+            Request::FlushHelperExpects(_) => (0, c.expects),
+            Request::FlushAll { flows, expects } => (flows.len(), expects.len()),
+        };
+        let changed = match (gone, recreated) {
+            (0, 0) => String::new(),
+            (g, r) => format!("; skipped {r} re-created, {g} gone since shown"),
+        };
+        if flows == 0 && expects == 0 {
+            self.skipped = None;
+            return self.set_status(
+                StatusKind::Info,
+                format!("nothing sent: nothing shown is left as it was{changed}"),
+            );
+        }
         if let Err(e) = self.sink.send(&self.model, req) {
             return self.set_status(StatusKind::Error, format!("not sent: {e}"));
         }
-        let what = match (c.effective_flows(), c.expects) {
+        self.skipped = Some((gone, recreated));
+        let what = match (flows, expects) {
             (0, e) => format!("{e} expectation(s)"),
             (f, 0) => format!("{f} flow(s)"),
             (f, e) => format!("{f} flow(s) and {e} expectation(s)"),
         };
         self.set_status(
             StatusKind::Info,
-            format!("sent: remove {what}; waiting for the kernel"),
+            format!("sent: remove {what}; waiting for the kernel{changed}"),
         );
     }
 }

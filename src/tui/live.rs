@@ -9,7 +9,8 @@ use std::collections::HashSet;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, SystemTime};
 
-use crate::actions::{Context, Plan, Target};
+use crate::actions::{Context, Plan};
+use crate::decode::{Event, Record};
 use crate::engine::{self, Command, EngineEvent, EngineHandle};
 use crate::filter::Filter;
 use crate::model::store::{ExpectKey, FlowKey, Stats};
@@ -24,13 +25,22 @@ use super::TuiOptions;
 pub struct LiveModel {
     pub store: Store,
     pub engine: EngineHandle,
+    /// Records applied from the engine so far: a plan says up to where it saw them
+    /// (`Plan::after`), and the engine shows it the rest.
+    pub applied: u64,
 }
 
 impl Model for LiveModel {
     type Event = EngineEvent;
 
     fn apply(&mut self, event: EngineEvent, now: u32) -> Applied {
+        if let EngineEvent::Records(batch) = &event {
+            self.applied += batch.len() as u64;
+        }
         <Store as Model>::apply(&mut self.store, event, now)
+    }
+    fn observe(&self, event: &EngineEvent, seen: &mut dyn FnMut(Event, &Record)) {
+        super::model::observe_records(event, seen)
     }
     /// `engine::tick`: expire expectations, ask the engine to re-check flows whose timeout
     /// passed without a DESTROY (pre-existing flows under `nf_conntrack_events=2`).
@@ -122,66 +132,38 @@ impl PlanSink {
         }
     }
 
-    /// The plan for one request at store time `now` (for filters with time terms).
-    pub fn plan(&self, store: &Store, request: Request, now: u32) -> Result<Plan, String> {
+    /// The plan for one confirmed request: exactly the entries it names, each in the life
+    /// the store holds for it now. The dialog froze those entries when it opened and left
+    /// out every one an event showed destroyed or re-created since, so this never widens
+    /// what the user saw; `_now` is kept for sinks that plan by time.
+    pub fn plan(&self, store: &Store, request: Request, _now: u32) -> Result<Plan, String> {
         let ctx = self.ctx();
+        let flows_plan = |keys: Vec<FlowKey>, what: &str| {
+            let set: HashSet<FlowKey> = keys.into_iter().collect();
+            Plan::flows(store, &|f| set.contains(&FlowKey::of(f)), what, &ctx)
+        };
+        let expects_plan = |keys: Vec<ExpectKey>, what: &str| {
+            let set: HashSet<ExpectKey> = keys.into_iter().collect();
+            Plan::expectations(store, &|e| set.contains(&ExpectKey::of(e)), what)
+        };
         Ok(match request {
-            Request::DeleteFlows(keys) => {
-                let set: HashSet<FlowKey> = keys.into_iter().collect();
-                Plan::flows(
-                    store,
-                    &|f| set.contains(&FlowKey::of(f)),
-                    "the selected flow(s)",
-                    &ctx,
-                )
-            }
-            Request::DeleteExpects(keys) => {
-                let mut plan = Plan {
-                    what: "the selected expectation(s)".into(),
-                    ..Plan::default()
-                };
-                for k in keys {
-                    let p = Plan::expectation(store, &k);
-                    plan.expects += p.expects;
-                    plan.sample.extend(p.sample);
-                    plan.targets.extend(p.targets);
-                }
-                plan
-            }
-            Request::FlushFlows { filter, exclude } => {
-                let f = match &filter {
-                    Some(text) => Filter::parse(text).map_err(|e| e.to_string())?,
-                    None => Filter::all(),
-                };
-                let skip: HashSet<FlowKey> = exclude.into_iter().collect();
+            Request::DeleteFlows(keys) => flows_plan(keys, "the selected flow(s)"),
+            Request::DeleteExpects(keys) => expects_plan(keys, "the selected expectation(s)"),
+            Request::FlushFlows { filter, flows } => {
                 let what = match &filter {
-                    Some(t) => format!("flows matching '{t}'"),
-                    None => "every flow".into(),
+                    Some(t) => format!("flows matching '{t}' (as shown)"),
+                    None => "every flow shown".into(),
                 };
-                Plan::flows(
-                    store,
-                    &|x| !skip.contains(&FlowKey::of(x)) && f.match_flow(x, now),
-                    &what,
-                    &ctx,
-                )
+                flows_plan(flows, &what)
             }
             Request::FlushHelperExpects(name) => Plan::flush_helper(store, &name),
-            Request::FlushAll { exclude } => {
-                let mut plan = if exclude.is_empty() {
-                    Plan::flush_flows(store, &ctx)
-                } else {
-                    let skip: HashSet<FlowKey> = exclude.into_iter().collect();
-                    Plan::flows(
-                        store,
-                        &|x| !skip.contains(&FlowKey::of(x)),
-                        "every flow except your SSH session",
-                        &ctx,
-                    )
-                };
-                let e = Plan::flush_expects(store);
+            Request::FlushAll { flows, expects } => {
+                let mut plan = flows_plan(flows, "every flow and expectation shown");
+                let e = expects_plan(expects, "");
                 plan.expects = e.expects;
-                plan.targets.push(Target::FlushExpects);
-                plan.what = format!("{} and every expectation", plan.what);
+                plan.sample.extend(e.sample);
+                plan.targets.extend(e.targets);
+                plan.lives.extend(e.lives);
                 plan
             }
         })
@@ -190,13 +172,14 @@ impl PlanSink {
 
 impl CommandSink<LiveModel> for PlanSink {
     fn send(&mut self, model: &LiveModel, request: Request) -> Result<(), String> {
-        let plan = self.plan(&model.store, request, model.engine.now())?;
+        let mut plan = self.plan(&model.store, request, model.engine.now())?;
+        plan.after = Some(model.applied);
         if plan.is_empty() {
             return Err("nothing to remove any more".into());
         }
         model
             .engine
-            .send(Command::Execute(plan))
+            .send(Command::Execute(Box::new(plan)))
             .map_err(|e| e.to_string())
     }
 }
@@ -253,7 +236,11 @@ pub fn run_live(
         Some(start) => EngineClock::recorded(engine.clock(), start),
         None => EngineClock::new(engine.clock()),
     });
-    let model = LiveModel { store, engine };
+    let model = LiveModel {
+        store,
+        engine,
+        applied: 0,
+    };
     super::run(
         opts,
         model,
@@ -307,15 +294,38 @@ mod tests {
     }
 
     #[test]
-    fn plan_for_flush_all_adds_the_expectation_flush() {
-        let store = Store::new();
+    fn plan_for_flush_all_is_the_frozen_entries_only() {
+        use crate::decode::Event;
+        use crate::model::tuple::{proto, Tuple};
+        let mut store = Store::new();
+        let mk = |sport| {
+            let mut f = Flow::new(Tuple {
+                proto: proto::UDP,
+                sport,
+                dport: 53,
+                ..Tuple::default()
+            });
+            f.id = u32::from(sport);
+            f
+        };
+        store.apply(Event::New, Record::Flow(mk(1)), 0);
+        store.apply(Event::New, Record::Flow(mk(2)), 0);
+        let shown = vec![FlowKey::of(&mk(1))];
         let sink = PlanSink {
             ctx: Context::default(),
         };
         let plan = sink
-            .plan(&store, Request::FlushAll { exclude: vec![] }, 0)
+            .plan(
+                &store,
+                Request::FlushAll {
+                    flows: shown,
+                    expects: vec![],
+                },
+                0,
+            )
             .unwrap();
-        assert!(plan.targets.contains(&Target::FlushExpects));
-        assert!(plan.targets.contains(&Target::FlushFlows));
+        // The flow created after the dialog opened (sport 2) is not in the plan.
+        assert_eq!(plan.targets.len(), 1);
+        assert_eq!(plan.flows, 1);
     }
 }

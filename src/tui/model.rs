@@ -9,6 +9,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::actions;
+use crate::decode::{Event, Record};
 use crate::engine::{self, EngineEvent};
 use crate::model::store::{ExpectKey, FlowKey, Stats};
 use crate::model::{Expectation, Flow, Store};
@@ -69,6 +70,12 @@ pub trait Model {
     fn expectation_of(&self, key: &FlowKey) -> Option<&Expectation>;
     fn related_of(&self, master: &FlowKey) -> Vec<FlowKey>;
     fn expectations_of(&self, master: &FlowKey) -> Vec<ExpectKey>;
+    /// Show every record in `event` to `seen`, before `apply` merges it: an open
+    /// confirmation learns this way which of its frozen entries were destroyed or
+    /// re-created. Models without kernel records see nothing.
+    fn observe(&self, event: &Self::Event, seen: &mut dyn FnMut(Event, &Record)) {
+        let _ = (event, seen);
+    }
     /// Housekeeping once a second (expire expectations, ask for re-checks). Returns
     /// whether the content changed.
     fn tick(&mut self, now: u32) -> bool {
@@ -113,6 +120,9 @@ impl Model for Store {
             }
         }
     }
+    fn observe(&self, event: &EngineEvent, seen: &mut dyn FnMut(Event, &Record)) {
+        observe_records(event, seen)
+    }
     fn generation(&self) -> u64 {
         Store::generation(self)
     }
@@ -154,9 +164,21 @@ impl Model for Store {
     }
 }
 
+/// The records of an engine event, in order.
+pub fn observe_records(event: &EngineEvent, seen: &mut dyn FnMut(Event, &Record)) {
+    if let EngineEvent::Records(batch) = event {
+        for (e, r) in batch {
+            seen(*e, r);
+        }
+    }
+}
+
 impl From<&actions::Report> for ActionReport {
     fn from(r: &actions::Report) -> ActionReport {
         let mut note = Vec::new();
+        if r.recreated > 0 {
+            note.push(format!("re-created since planning {} (kept)", r.recreated));
+        }
         if !r.flushed.is_empty() {
             note.push(format!("flushed {}", r.flushed.join(", ")));
         }
@@ -197,16 +219,20 @@ pub enum Request {
     DeleteFlows(Vec<FlowKey>),
     /// Delete these expectations.
     DeleteExpects(Vec<ExpectKey>),
-    /// Delete every flow matching `filter` (the filter language; `None`: every flow),
-    /// except `exclude` (the user's own SSH session unless they included it).
+    /// Delete the flows that matched `filter` (the filter language; `None`: every flow)
+    /// when the dialog opened: exactly `flows` (the user's own SSH session left out
+    /// unless they included it). Flows created since are not touched.
     FlushFlows {
         filter: Option<String>,
-        exclude: Vec<FlowKey>,
+        flows: Vec<FlowKey>,
     },
     /// Flush the expectations of one helper (`CTA_EXPECT_HELP_NAME` on delete).
     FlushHelperExpects(String),
-    /// Flush all expectations and every flow except `exclude`.
-    FlushAll { exclude: Vec<FlowKey> },
+    /// Delete every flow and expectation shown when the dialog opened: exactly these.
+    FlushAll {
+        flows: Vec<FlowKey>,
+        expects: Vec<ExpectKey>,
+    },
 }
 
 /// Where confirmed requests go: in production `live::PlanSink` turns them into an

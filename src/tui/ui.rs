@@ -1304,6 +1304,13 @@ fn confirm<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         }
     }
     match (c.ssh, c.include_ssh) {
+        (Some(_), false) if c.spared_sshd => lines.push(Line::from(Span::styled(
+            format!(
+                "{} flow(s) to the local sshd EXCLUDED: your session is unknown (i: include)",
+                c.spared.len()
+            ),
+            t.ok,
+        ))),
         (Some(_), false) => lines.push(Line::from(Span::styled(
             "your SSH session's flow is EXCLUDED (i: include it)",
             t.ok,

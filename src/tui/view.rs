@@ -490,10 +490,7 @@ pub fn build_chains<M: Model + ?Sized>(
     }
     let mut groups: BTreeMap<FlowKey, Group> = BTreeMap::new();
     m.for_each_expectation(&mut |e| {
-        let mk = FlowKey {
-            zone: e.zone,
-            orig: e.master,
-        };
+        let mk = FlowKey::new(e.zone, e.master);
         let g = groups.entry(mk).or_default();
         g.expects.push(ExpectKey::of(e));
         g.hit |= filter.map_or(true, |x| x.match_expect(e, now));
@@ -506,8 +503,8 @@ pub fn build_chains<M: Model + ?Sized>(
         let master = f
             .master()
             .map(|t| FlowKey {
-                zone: f.zone,
                 orig: *t,
+                ..FlowKey::of(f)
             })
             .or_else(|| m.master_of(&key).map(FlowKey::of));
         if let Some(mk) = master {

@@ -169,8 +169,8 @@ impl Model for MemModel {
         let f = self.flow(key)?;
         let m = f.master()?;
         self.flow(&FlowKey {
-            zone: f.zone,
             orig: *m,
+            ..FlowKey::of(f)
         })
     }
     fn expectation_of(&self, key: &FlowKey) -> Option<&Expectation> {
