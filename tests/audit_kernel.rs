@@ -206,3 +206,88 @@ fn a_missing_namespace_cannot_be_looked_at() {
     assert_eq!(code, 2);
     assert!(String::from_utf8_lossy(&out).contains("ctscope-rk-no-such-namespace"));
 }
+
+/// The proof that outside strings are data: rule comments carrying a screen clear, an OSC
+/// title/clipboard sequence, an 8-bit CSI and a bidi override, in both an nft ruleset and
+/// an iptables rule of a namespace. The text report (the binary, as an admin runs it)
+/// holds none of those characters raw, only their visible escapes; JSON keeps them exact.
+#[test]
+fn escape_sequences_in_rule_comments_are_printed_harmlessly() {
+    if !privileged("escape_sequences_in_rule_comments_are_printed_harmlessly") {
+        return;
+    }
+    let lab = Lab::new("rk", SUBNET);
+    let ns = lab.cli.clone();
+    let evil = "\x1b[2J\x1b]0;owned\x07\x1b]52;c;cm0gLXJmIC8K\x07\u{9b}31m\u{202e}tpecca";
+    let file = std::env::temp_dir().join(format!("ctscope-evil-{}.nft", std::process::id()));
+    std::fs::write(
+        &file,
+        format!(
+            "table inet evil {{\n chain input {{\n  type filter hook input priority 0;\n  \
+             ct state related accept comment \"nft {evil}\"\n }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let loaded = lab.sh(&ns, &format!("nft -f {}", file.display()));
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    // iptables-nft reads its comment from an argument; the shell's printf makes the bytes.
+    lab.sh_ok(
+        &ns,
+        "iptables -A FORWARD -m conntrack --ctstate RELATED -m comment \
+         --comment \"ipt $(printf '\\033[2J\\033]0;owned\\007')\" -j ACCEPT",
+    );
+    let run = |json: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ctscope"));
+        cmd.args(["--netns", &ns, "audit"]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().expect("run ctscope audit")
+    };
+    let text = run(false);
+    assert_eq!(
+        text.status.code(),
+        Some(1),
+        "findings: unrestricted RELATED"
+    );
+    let out = String::from_utf8(text.stdout).expect("text report is UTF-8");
+    for bad in ['\x1b', '\x07', '\u{9b}', '\u{202e}'] {
+        assert!(
+            !out.contains(bad),
+            "raw {:?} reached the terminal:\n{}",
+            bad,
+            out.escape_debug()
+        );
+    }
+    assert!(
+        out.contains(
+            r"nft \x1b[2J\x1b]0;owned\x07\x1b]52;c;cm0gLXJmIC8K\x07\u{9b}31m\u{202e}tpecca"
+        ),
+        "{out}"
+    );
+    assert!(out.contains(r"ipt \x1b[2J\x1b]0;owned\x07"), "{out}");
+
+    let json = run(true);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON report");
+    let texts: Vec<&str> = v["related_rules"]
+        .as_array()
+        .expect("related_rules")
+        .iter()
+        .filter_map(|r| r["text"].as_str())
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.contains(&format!("nft {evil}"))),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("ipt \x1b[2J\x1b]0;owned\x07")),
+        "{texts:?}"
+    );
+}

@@ -1,11 +1,17 @@
 //! The audit report: plain data built by `audit::run`, rendered as text for people or as
 //! one JSON object for scripts. Rendering only; no judging and no system access here.
+//!
+//! Nearly every string here came from outside: rule text and comments, chain, table, set
+//! and interface names, helper names, module parameter values, tools' error output. The
+//! text form passes each through `escape::Escaped` (a ruleset in a container must not be
+//! able to drive the host admin's terminal); JSON keeps them exact.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use super::rules::Origin;
+use crate::escape::Escaped as E;
 use crate::model::tuple::{proto, Endpoint};
 use crate::model::{Expectation, Tuple};
 use crate::risk::{Assessment, Finding, Freedom};
@@ -205,7 +211,7 @@ impl Report {
             "ctscope audit{}",
             self.netns
                 .as_deref()
-                .map(|n| format!(" (network namespace '{n}')"))
+                .map(|n| format!(" (network namespace '{}')", E(n)))
                 .unwrap_or_default()
         );
         if !self.complete {
@@ -225,7 +231,7 @@ impl Report {
             let _ = writeln!(
                 s,
                 "  {}: {} live flows, {} expectations{}",
-                h.name,
+                E(&h.name),
                 h.flows,
                 h.expectations,
                 if h.automatic {
@@ -235,7 +241,7 @@ impl Report {
                 }
             );
             for r in &h.assigned_by {
-                let _ = writeln!(s, "    assigned by: {r}");
+                let _ = writeln!(s, "    assigned by: {}", E(r));
             }
             if h.assigned_by.is_empty() && !h.automatic {
                 let _ = writeln!(s, "    assigned by: no rule seen (another namespace's template, a userspace helper, or an expectation)");
@@ -248,10 +254,10 @@ impl Report {
                 s,
                 "  {} {} {}={} (widens at {})",
                 if o.widened { "[!]" } else { "[ok]" },
-                o.module,
-                o.param,
-                o.value.as_deref().unwrap_or("(module not loaded)"),
-                o.widens_at
+                E(&o.module),
+                E(&o.param),
+                E(o.value.as_deref().unwrap_or("(module not loaded)")),
+                E(&o.widens_at)
             );
         }
         let _ = writeln!(s, "\nRELATED accept rules");
@@ -260,7 +266,7 @@ impl Report {
         }
         for r in &self.related_rules {
             let how = if !r.narrowed_by.is_empty() {
-                format!("narrowed to helper {}", r.narrowed_by.join(", "))
+                format!("narrowed to helper {}", E(&r.narrowed_by.join(", ")))
             } else if r.icmp_only {
                 "ICMP only".to_string()
             } else {
@@ -271,10 +277,10 @@ impl Report {
                 "  {} {} {} {} {}: {}\n      {how}",
                 if r.restricted { "[ok]" } else { "[!]" },
                 r.origin.name(),
-                r.family,
-                r.table,
-                r.chain,
-                r.text
+                E(&r.family),
+                E(&r.table),
+                E(&r.chain),
+                E(&r.text)
             );
         }
         let _ = writeln!(s, "\nReverse-path filtering");
@@ -282,14 +288,16 @@ impl Report {
             let _ = writeln!(
                 s,
                 "  {} rp_filter={} (effective {})",
-                r.iface, r.value, r.effective
+                E(&r.iface),
+                r.value,
+                r.effective
             );
         }
         if self.antispoof_rules.is_empty() {
             let _ = writeln!(s, "  raw-table anti-spoofing rules: none");
         }
         for r in &self.antispoof_rules {
-            let _ = writeln!(s, "  anti-spoofing rule: {r}");
+            let _ = writeln!(s, "  anti-spoofing rule: {}", E(r));
         }
         let _ = writeln!(
             s,
@@ -310,32 +318,39 @@ impl Report {
                 s,
                 "  {} {} {}  helper={} class={}  master {}\n      freedom src={} sport={} dst={} dport={}{}",
                 if e.findings.is_empty() { "[ok]" } else { "[!]" },
-                e.proto,
-                e.tuple,
-                e.helper.as_deref().unwrap_or("-"),
+                E(&e.proto),
+                E(&e.tuple),
+                E(e.helper.as_deref().unwrap_or("-")),
                 e.class,
-                e.master,
+                E(&e.master),
                 f.src,
                 f.sport,
                 f.dst,
                 f.dport,
                 e.row
                     .as_deref()
-                    .map(|r| format!("  (table: {r})"))
+                    .map(|r| format!("  (table: {})", E(r)))
                     .unwrap_or_default()
             );
             if let Some(n) = &e.note {
-                let _ = writeln!(s, "      note: {n}");
+                let _ = writeln!(s, "      note: {}", E(n));
             }
         }
         let _ = writeln!(s, "\nFindings: {}", self.findings.len());
         for f in &self.findings {
-            let _ = writeln!(s, "  [{}] {}\n      fix: {}", f.kind, f.detail, f.fix);
+            let _ = writeln!(
+                s,
+                "  [{}] {}\n      fix: {}",
+                f.kind,
+                E(&f.detail),
+                E(&f.fix)
+            );
         }
         if !self.unreadable.is_empty() {
             let _ = writeln!(s, "\nCould not read");
             for u in &self.unreadable {
-                let _ = writeln!(s, "  {}: {}", u.what, u.why.replace('\n', "\n      "));
+                let why: Vec<String> = u.why.lines().map(|l| E(l).to_string()).collect();
+                let _ = writeln!(s, "  {}: {}", E(&u.what), why.join("\n      "));
             }
         }
         s

@@ -6,7 +6,12 @@
 //! padded to 8 and number, timeout, state, original tuple, `[UNREPLIED]`, reply tuple,
 //! `[ASSURED]`, mark, secctx, zone, helper, use, id. Counters follow each tuple when present.
 
+//!
+//! Strings from outside (helper names, security contexts, expectation functions) go through
+//! `escape::Escaped`: this is a terminal, and they are data (JSON keeps them exact).
+
 use super::view::{EntryView, ExpectView, FlowView, TupleView, WatchLine};
+use crate::escape::Escaped;
 use std::fmt::Write;
 
 fn tuple(out: &mut String, t: &TupleView, prefix: &str) {
@@ -57,13 +62,13 @@ pub fn flow(v: &FlowView) -> String {
     }
     let _ = write!(s, "mark={} ", v.mark);
     if let Some(c) = &v.secctx {
-        let _ = write!(s, "secctx={c} ");
+        let _ = write!(s, "secctx={} ", Escaped(c));
     }
     if v.zone != 0 {
         let _ = write!(s, "zone={} ", v.zone);
     }
     if let Some(h) = v.helper {
-        let _ = write!(s, "helper={h} ");
+        let _ = write!(s, "helper={} ", Escaped(h));
     }
     if let Some(m) = &v.master {
         s.push_str("master: ");
@@ -93,7 +98,7 @@ pub fn expectation(v: &ExpectView) -> String {
     }
     let _ = write!(s, "class={}", v.class);
     if let Some(h) = v.helper {
-        let _ = write!(s, " helper={h}");
+        let _ = write!(s, " helper={}", Escaped(h));
     }
     if let Some(n) = &v.nat {
         let dir = if n.dir.0 == 0 { "original" } else { "reply" };
@@ -102,7 +107,7 @@ pub fn expectation(v: &ExpectView) -> String {
         s.pop();
     }
     if let Some(f) = &v.func {
-        let _ = write!(s, " fn={f}");
+        let _ = write!(s, " fn={}", Escaped(f));
     }
     s
 }

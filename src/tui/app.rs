@@ -513,7 +513,13 @@ impl<M: Model> App<M> {
         self.set_status(kind, text);
     }
 
+    /// Status lines can quote outside strings (helper names in flush results, kernel
+    /// errors), so they are escaped here for every caller.
     fn set_status(&mut self, kind: StatusKind, text: String) {
+        let text = match crate::escape::escape(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(o) => o,
+        };
         self.status = Some(Status { kind, text });
         self.dirty = true;
     }
@@ -630,7 +636,7 @@ impl<M: Model> App<M> {
         });
         let mut helpers: Vec<(&'static str, usize, usize)> = per
             .into_iter()
-            .map(|(h, f, e)| (h.name().unwrap_or("?"), f, e))
+            .map(|(h, f, e)| (h.shown().unwrap_or("?"), f, e))
             .collect();
         helpers.sort_unstable();
         self.summary = Summary {
@@ -1046,7 +1052,7 @@ impl<M: Model> App<M> {
             if let Some(e) = self.model.expectation(k) {
                 sample.push(format!(
                     "{} {}",
-                    e.helper.name().unwrap_or("-"),
+                    e.helper.shown().unwrap_or("-"),
                     text::expect_tuple(e)
                 ));
             }
@@ -1254,8 +1260,9 @@ impl<M: Model> App<M> {
             }
         });
         keys.sort_unstable();
+        let shown = h.shown().unwrap_or("?");
         let mut c =
-            self.expects_confirm(format!("Flush the expectations of helper '{name}'"), keys);
+            self.expects_confirm(format!("Flush the expectations of helper '{shown}'"), keys);
         c.pending = Pending::HelperExpects(name);
         self.open(c);
     }
