@@ -56,7 +56,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             filter,
             act,
         }) => flush(&g, expect, &filter, act),
-        Some(Command::Record { file, duration }) => record(&g, &file, duration),
+        Some(Command::Record {
+            file,
+            duration,
+            force,
+        }) => record(&g, &file, duration, force),
         Some(Command::Audit { opts }) => super::audit_main(&g, opts),
     }
 }
@@ -532,12 +536,17 @@ fn confirm_and_execute(plan: Plan, act: ActArgs, mut source: Box<dyn Source>) ->
     })
 }
 
-fn record(g: &Global, file: &std::path::Path, duration: Option<Duration>) -> Result<ExitCode> {
+fn record(
+    g: &Global,
+    file: &std::path::Path,
+    duration: Option<Duration>,
+    force: bool,
+) -> Result<ExitCode> {
     if g.replay.is_some() {
         return Err(Usage("record reads the live kernel; drop --replay".into()).into());
     }
     let source = open_source(g, true, Speed::Fast)?;
-    let writer = engine::record::Writer::create(file)?;
+    let writer = engine::record::Writer::create(file, force)?;
     catch_stop_signals();
     let opts = Options {
         record: Some(writer),

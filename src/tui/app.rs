@@ -271,6 +271,10 @@ pub struct App<M: Model> {
     assessor: Option<Box<dyn Assess>>,
     /// The engine's channel closed (a replay reached its end).
     pub(crate) ended: bool,
+    /// Why the engine stopped, when it stopped on an error (a damaged recording: the
+    /// message names the file and the byte offset). Shown in the header and the status
+    /// line, and the dashboard's exit is a failure (`failure`).
+    pub(crate) fatal: Option<String>,
     pub(crate) filter: Option<ActiveFilter>,
     pub(crate) bar: Option<FilterBar>,
     pub(crate) overlay: Overlay,
@@ -328,6 +332,7 @@ impl<M: Model> App<M> {
             risk: RiskCache::default(),
             assessor: None,
             ended: false,
+            fatal: None,
             filter: None,
             bar: None,
             overlay: Overlay::None,
@@ -381,6 +386,13 @@ impl<M: Model> App<M> {
 
     pub fn should_quit(&self) -> bool {
         self.quit
+    }
+
+    /// Why the engine stopped, if it stopped on an error (e.g. a damaged recording, with
+    /// its byte offset); the caller turns it into a failing exit after the terminal is
+    /// restored.
+    pub fn failure(&self) -> Option<&str> {
+        self.fatal.as_deref()
     }
 
     /// Whether something changed since the last frame.
@@ -480,11 +492,22 @@ impl<M: Model> App<M> {
                     self.dirty = true;
                 }
                 Applied::Fatal(m) => {
-                    self.set_status(StatusKind::Error, format!("engine stopped: {m}"));
+                    let what = if self.opts.recorded_start.is_some() {
+                        "recording damaged"
+                    } else {
+                        "engine stopped"
+                    };
+                    self.set_status(StatusKind::Error, format!("{what}: {m} (q quits)"));
+                    self.fatal = Some(m);
                 }
             },
             AppEvent::SourceEnded => {
                 self.ended = true;
+                if self.fatal.is_some() {
+                    // Keep the error on screen: a damaged recording did not simply end.
+                    self.dirty = true;
+                    return;
+                }
                 let text = if self.opts.recorded_start.is_some() {
                     "replay ended: the last state stays on screen (q quits)"
                 } else {

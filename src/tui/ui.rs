@@ -106,7 +106,15 @@ fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         l1.push(Span::styled(" PAUSED ", t.paused));
         l1.push(Span::raw(" "));
     }
-    if app.ended {
+    if let Some(m) = &app.fatal {
+        let what = match crate::engine::record::damaged_at(m) {
+            Some(at) if app.opts.recorded_start.is_some() => format!(" DAMAGED at byte {at} "),
+            _ if app.opts.recorded_start.is_some() => " RECORDING DAMAGED ".to_string(),
+            _ => " ENGINE FAILED ".to_string(),
+        };
+        l1.push(Span::styled(what, t.error));
+        l1.push(Span::raw(" "));
+    } else if app.ended {
         let what = if app.opts.recorded_start.is_some() {
             " REPLAY ENDED "
         } else {
