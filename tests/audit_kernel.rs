@@ -65,7 +65,9 @@ fn iptables_nft_unrestricted_related_is_a_finding() {
         .expect("ftp in use");
     assert_eq!(
         ftp.assigned_by,
-        vec!["-A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp".to_string()]
+        vec![
+            "iptables -t raw -A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp".to_string()
+        ]
     );
     assert!(r.complete, "{:#?}", r.unreadable);
     let (code, json) = execute_json(&ns);
@@ -121,10 +123,8 @@ EOF",
     assert!(r.findings[0]
         .detail
         .contains("nftables inet fw chain forward: `ct state established,related accept`"));
-    assert!(r
-        .helpers
-        .iter()
-        .any(|h| h.name == "ftp" && h.assigned_by == ["tcp dport 21 ct helper set \"ftp-std\""]));
+    assert!(r.helpers.iter().any(|h| h.name == "ftp"
+        && h.assigned_by == ["nft add rule inet fw pre tcp dport 21 ct helper set \"ftp-std\""]));
     let (code, _) = execute_json(&ns);
     assert_eq!(code, 1);
 }
@@ -290,4 +290,101 @@ fn escape_sequences_in_rule_comments_are_printed_harmlessly() {
             .any(|t| t.contains("ipt \x1b[2J\x1b]0;owned\x07")),
         "{texts:?}"
     );
+}
+
+/// Every backticked command in `fix`, with the admin's placeholders filled in.
+fn commands_in(fix: &str, v4: &str, v6: &str) -> Vec<String> {
+    fix.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|c| {
+            c.starts_with("nft ") || c.starts_with("iptables ") || c.starts_with("ip6tables ")
+        })
+        .map(|c| {
+            let addr = if c.contains("ip6") { v6 } else { v4 };
+            c.replace("$FTP_SERVER", addr).replace("$SERVER", addr)
+        })
+        .collect()
+}
+
+/// The audit's fixes are written in the firewall's own language and family, and they are
+/// real commands: each one is run in the namespace and the tool accepts it. An nft
+/// ruleset gets nft rules in the admin's own table and chain; an ip6tables rule gets an
+/// ip6tables fix; ip and ip6 twins are told apart.
+#[test]
+fn audit_fixes_are_commands_the_firewall_accepts() {
+    if !privileged("audit_fixes_are_commands_the_firewall_accepts") {
+        return;
+    }
+    let lab = Lab::new("rk", SUBNET);
+    let (srv4, srv6) = (lab.srv4.clone(), lab.srv6.clone());
+
+    // Native nftables.
+    let ns = lab.cli.clone();
+    lab.sh_ok(
+        &ns,
+        "nft -f - <<'EOF'
+table inet fw {
+  ct helper ftp-std { type \"ftp\" protocol tcp; }
+  chain pre { type filter hook prerouting priority raw; tcp dport 21 ct helper set \"ftp-std\"; }
+  chain inbound { type filter hook input priority 0; policy accept; ct state related,established accept; }
+}
+EOF",
+    );
+    let r = audit_of(&ns);
+    assert_eq!(r.language, "nftables");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::UnrestrictedRelated)
+        .expect("unrestricted RELATED");
+    assert!(!f.fix.contains("iptables"), "{}", f.fix);
+    let cmds = commands_in(&f.fix, &srv4, &srv6);
+    assert!(
+        cmds.iter()
+            .any(|c| c
+                .starts_with("nft add rule inet fw inbound ct state related ct helper \"ftp\"")),
+        "{cmds:?}"
+    );
+    for c in &cmds {
+        lab.sh_ok(&ns, c);
+    }
+    let listed = lab.sh_ok(&ns, "nft list chain inet fw inbound");
+    assert!(listed.contains("ct helper \"ftp\""), "{listed}");
+
+    // iptables and ip6tables twins in the other namespace.
+    let ns = lab.srv.clone();
+    lab.sh_ok(
+        &ns,
+        "iptables -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT && \
+         ip6tables -A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT && \
+         iptables -t raw -A PREROUTING -p tcp --dport 21 -j CT --helper ftp && \
+         ip6tables -t raw -A PREROUTING -p tcp --dport 21 -j CT --helper ftp",
+    );
+    let r = audit_of(&ns);
+    assert_eq!(r.language, "iptables");
+    let tools: Vec<&str> = r.related_rules.iter().map(|x| x.tool).collect();
+    assert_eq!(tools, ["iptables-nft", "ip6tables-nft"], "{r:#?}");
+    let ftp = r.helpers.iter().find(|h| h.name == "ftp").expect("ftp");
+    assert_eq!(ftp.assigned_by.len(), 2);
+    assert_ne!(ftp.assigned_by[0], ftp.assigned_by[1]);
+    let fixes: Vec<&str> = r
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::UnrestrictedRelated)
+        .map(|f| f.fix.as_str())
+        .collect();
+    assert_eq!(fixes.len(), 2, "{:#?}", r.findings);
+    assert!(fixes[1].contains("`ip6tables -A INPUT"), "{}", fixes[1]);
+    assert!(!fixes[1].contains("`iptables "), "{}", fixes[1]);
+    for fix in fixes {
+        for c in commands_in(fix, &srv4, &srv6) {
+            lab.sh_ok(&ns, &c);
+        }
+    }
+    let v6 = lab.sh_ok(&ns, "ip6tables -S INPUT");
+    assert!(v6.contains("--helper ftp"), "{v6}");
+    assert!(!r
+        .render_text()
+        .contains("[ok] nf_conntrack_ftp loose=(module not loaded)"));
 }

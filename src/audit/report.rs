@@ -30,22 +30,39 @@ pub struct HelperUse {
     pub expectations: usize,
 }
 
+/// Whether a module parameter's live value is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamState {
+    /// Read from /sys/module.
+    Read,
+    /// The module is not loaded (or not built): no helper of it runs now, and its value
+    /// will be whatever modprobe gives it.
+    NotLoaded,
+    /// The module is loaded but the parameter could not be read: unknown, never assumed
+    /// safe (see "Could not read").
+    Unknown,
+}
+
 /// A module option that widens a helper, with its live value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModuleOption {
     pub module: String,
     pub param: String,
-    /// `None` when the module is not loaded (or not built).
+    /// `None` when the module is not loaded or the value could not be read (`state`).
     pub value: Option<String>,
     /// The value that widens the helper.
     pub widens_at: String,
     pub widened: bool,
+    pub state: ParamState,
 }
 
 /// A rule accepting RELATED.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RelatedRule {
     pub origin: Origin,
+    /// The tool by family (`ip6tables-nft`), so ip and ip6 twins read apart.
+    pub tool: &'static str,
     pub family: String,
     pub table: String,
     pub chain: String,
@@ -167,6 +184,8 @@ pub struct Report {
     pub helpers: Vec<HelperUse>,
     /// `on`, `off`, `unavailable (…)` or `unknown`.
     pub automatic_assignment: String,
+    /// The firewall language fixes are written in: `nftables` or `iptables`.
+    pub language: String,
     pub module_options: Vec<ModuleOption>,
     pub related_rules: Vec<RelatedRule>,
     pub rp_filter: Vec<RpFilter>,
@@ -250,13 +269,18 @@ impl Report {
         let _ = writeln!(s, "  automatic assignment: {}", self.automatic_assignment);
         let _ = writeln!(s, "\nModule options that widen helpers");
         for o in &self.module_options {
+            let (mark, value) = match (o.state, o.value.as_deref()) {
+                (_, Some(v)) => (if o.widened { "[!]" } else { "[ok]" }, v),
+                (ParamState::Unknown, None) => ("[?]", "unknown (could not be read)"),
+                (_, None) => ("[-]", "(module not loaded)"),
+            };
             let _ = writeln!(
                 s,
                 "  {} {} {}={} (widens at {})",
-                if o.widened { "[!]" } else { "[ok]" },
+                mark,
                 E(&o.module),
                 E(&o.param),
-                E(o.value.as_deref().unwrap_or("(module not loaded)")),
+                E(value),
                 E(&o.widens_at)
             );
         }
@@ -276,7 +300,7 @@ impl Report {
                 s,
                 "  {} {} {} {} {}: {}\n      {how}",
                 if r.restricted { "[ok]" } else { "[!]" },
-                r.origin.name(),
+                r.tool,
                 E(&r.family),
                 E(&r.table),
                 E(&r.chain),
@@ -305,7 +329,11 @@ impl Report {
             if self.ipv6_antispoof {
                 "covered by an anti-spoofing rule"
             } else {
-                "no anti-spoofing rule; add `ip6tables -t raw -A PREROUTING -m rpfilter --invert -j DROP` where helpers see IPv6"
+                if self.language == "nftables" {
+                    "no anti-spoofing rule; add `fib saddr . iif oif missing drop` to a prerouting chain of an inet or ip6 table where helpers see IPv6"
+                } else {
+                    "no anti-spoofing rule; add `ip6tables -t raw -A PREROUTING -m rpfilter --invert -j DROP` where helpers see IPv6"
+                }
             }
         );
         let _ = writeln!(s, "\nLive expectations");
