@@ -477,7 +477,8 @@ fn check_helper(name: &str) -> Result<()> {
         return Ok(());
     }
     Err(Usage(format!(
-        "unknown helper '{name}'\nhint: kernel helpers are {}",
+        "unknown helper '{}'\nhint: kernel helpers are {}",
+        crate::escape::Escaped(name),
         KNOWN_HELPERS.join(", ")
     ))
     .into())
@@ -499,7 +500,10 @@ fn context(g: &Global, act: ActArgs) -> Context {
 /// Print the plan, ask (or require `--yes`), run it, print the report.
 fn confirm_and_execute(plan: Plan, act: ActArgs, mut source: Box<dyn Source>) -> Result<ExitCode> {
     let mut err = io::stderr().lock();
-    writeln!(err, "{}", plan.describe())?;
+    // Plans and reports quote helper names from the kernel: escaped, line by line.
+    for line in plan.describe().lines() {
+        writeln!(err, "{}", crate::escape::Escaped(line))?;
+    }
     if plan.is_empty() {
         writeln!(err, "ctscope: nothing to remove")?;
         return Ok(ExitCode::SUCCESS);
@@ -528,7 +532,9 @@ fn confirm_and_execute(plan: Plan, act: ActArgs, mut source: Box<dyn Source>) ->
     }
     let conn = source.conn().context("cannot act")?;
     let report = actions::execute(conn, &plan);
-    writeln!(err, "{report}")?;
+    for line in report.to_string().lines() {
+        writeln!(err, "{}", crate::escape::Escaped(line))?;
+    }
     Ok(if report.is_ok() {
         ExitCode::SUCCESS
     } else {
