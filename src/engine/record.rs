@@ -81,7 +81,7 @@ impl Writer<BufWriter<File>> {
     /// truncated and narrowed to 0600.
     pub fn create(path: &Path, force: bool) -> Result<Writer> {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let name = path.display().to_string();
+        let name = shown(path);
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true)
             .mode(0o600)
@@ -169,7 +169,7 @@ pub struct Reader<R: Read = BufReader<File>> {
 impl Reader<BufReader<File>> {
     /// Open `path` and check its header.
     pub fn open(path: &Path) -> Result<Reader> {
-        let name = path.display().to_string();
+        let name = shown(path);
         let file = File::open(path).map_err(|e| rec_err(&name, format!("cannot open: {e}")))?;
         Reader::new(BufReader::new(file), name)
     }
@@ -261,6 +261,12 @@ pub fn damaged_at(message: &str) -> Option<u64> {
 }
 
 const OFFSET_WORDS: &str = "at offset ";
+
+/// A file name for messages: names are chosen by whoever wrote the directory, so they
+/// are escaped like any outside string.
+fn shown(path: &Path) -> String {
+    crate::escape::escape(&path.display().to_string()).into_owned()
+}
 
 fn rec_err(path: &str, reason: String) -> Error {
     Error::Recording {
