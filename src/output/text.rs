@@ -129,3 +129,29 @@ pub fn watch(w: &WatchLine) -> String {
         EntryView::Expect(_) => format!("{tag:>9} expect {body}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{helper, Flow};
+
+    /// A helper name and security context chosen by someone else reach a conntrack-style
+    /// line escaped; the JSON view keeps them exact.
+    #[test]
+    fn outside_strings_are_escaped_in_lines_and_exact_in_json() {
+        let mut f = Flow::new(Default::default());
+        f.helper = helper::intern("h\x1b[2J");
+        f.extra = Some(Box::new(crate::model::flow::Extra {
+            secctx: Some("ctx\u{202e}\x07".into()),
+            ..Default::default()
+        }));
+        let v = FlowView::of(&f, 0);
+        let line = flow(&v);
+        assert!(!line.chars().any(crate::escape::is_unsafe), "{line:?}");
+        assert!(line.contains(r"helper=h\x1b[2J "), "{line}");
+        assert!(line.contains(r"secctx=ctx\u{202e}\x07 "), "{line}");
+        let j = serde_json::to_value(&v).unwrap();
+        assert_eq!(j["helper"], "h\x1b[2J");
+        assert_eq!(j["secctx"], "ctx\u{202e}\x07");
+    }
+}
