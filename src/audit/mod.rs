@@ -559,11 +559,11 @@ fn related_advice(
             "-m helper --helper ftp -d $FTP_SERVER -p tcp --dport 1024:",
         ));
         format!(
-            "no helper is in use: accept only ESTABLISHED (`{established}`) and ICMP errors (`{icmp}`); if a helper is needed, narrow RELATED per helper, e.g. `{example}`"
+            "no helper is in use: replace this rule, accepting only ESTABLISHED (`{established}`) and ICMP errors (`{icmp}`); if a helper is needed, narrow RELATED per helper, e.g. `{example}`"
         )
     } else {
         format!(
-            "narrow RELATED per helper: `{}`; keep ESTABLISHED in its own rule: `{established}`",
+            "replace this rule: narrow RELATED per helper, `{}`, and keep ESTABLISHED in its own rule, `{established}`",
             lines.join("`; `")
         )
     }
