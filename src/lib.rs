@@ -10,6 +10,7 @@ pub mod cli;
 pub mod decode;
 pub mod engine;
 pub mod error;
+pub mod escape;
 pub mod filter;
 pub mod model;
 pub mod netlink;

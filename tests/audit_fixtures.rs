@@ -42,6 +42,8 @@ fn input(case: &str, save: bool) -> AuditInput {
         expectations: Ok(vec![]),
         flows: vec![],
         listeners: Some(Listeners::default()),
+        local_addrs: None,
+        params_unread: vec![],
         table: HelperTable::embedded().unwrap(),
         config: Config::default(),
     }
@@ -63,18 +65,27 @@ fn iptables_nft_unrestricted_related_is_reported_with_its_text() {
         f.detail
     );
     assert!(f.detail.starts_with("iptables-nft ip filter chain FORWARD"));
-    // The fix names the helper in use, in the authors' terms.
+    // The fix names the helper in use, in the authors' terms, in the rule's own chain
+    // and language, and nothing in another language.
     assert!(
         f.fix
-            .contains("-m conntrack --ctstate RELATED -m helper --helper ftp -d $FTP_SERVER -p tcp --dport 1024: -j ACCEPT"),
+            .contains("`iptables -A FORWARD -m conntrack --ctstate RELATED -m helper --helper ftp -d $FTP_SERVER -p tcp --dport 1024: -j ACCEPT`"),
+        "{}",
+        f.fix
+    );
+    assert!(
+        !f.fix.contains("nft") && !f.fix.contains("ct state"),
         "{}",
         f.fix
     );
     let ftp = r.helpers.iter().find(|h| h.name == "ftp").unwrap();
     assert_eq!(
         ftp.assigned_by,
-        vec!["-A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp".to_string()]
+        vec![
+            "iptables -t raw -A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp".to_string()
+        ]
     );
+    assert_eq!(r.language, "iptables");
     assert_eq!(r.exit_code(), 1);
     assert!(r.complete);
     assert!(r
@@ -96,7 +107,7 @@ fn iptables_nft_helper_narrowed_ruleset_is_clean() {
     assert!(r.related_rules[1].icmp_only);
     assert_eq!(
         r.antispoof_rules,
-        vec!["-A PREROUTING -m rpfilter --invert -j DROP".to_string()]
+        vec!["iptables -t raw -A PREROUTING -m rpfilter --invert -j DROP".to_string()]
     );
     // iptables' rpfilter rule covers IPv4 only.
     assert!(!r.ipv6_antispoof);
@@ -109,10 +120,22 @@ fn native_nft_unrestricted_related_is_reported_with_its_text() {
     assert!(r.findings[0]
         .detail
         .contains("nftables inet fw chain forward: `ct state established,related accept`"));
+    // An nft ruleset gets nft fixes, in the rule's own table and chain.
+    let fix = &r.findings[0].fix;
+    assert!(
+        fix.contains("`nft add rule inet fw forward ct state related ct helper \"ftp\" ip daddr $FTP_SERVER tcp dport 1024-65535 accept`"),
+        "{fix}"
+    );
+    assert!(
+        fix.contains("`nft add rule inet fw forward ct state established accept`"),
+        "{fix}"
+    );
+    assert!(!fix.contains("iptables"), "{fix}");
+    assert_eq!(r.language, "nftables");
     let ftp = r.helpers.iter().find(|h| h.name == "ftp").unwrap();
     assert_eq!(
         ftp.assigned_by,
-        vec!["tcp dport 21 ct helper set \"ftp-std\"".to_string()]
+        vec!["nft add rule inet fw pre tcp dport 21 ct helper set \"ftp-std\"".to_string()]
     );
     assert_eq!(r.exit_code(), 1);
 }
@@ -150,7 +173,15 @@ fn rp_filter_off_without_antispoofing_is_reported_per_interface() {
         .collect();
     assert_eq!(rp.len(), 1, "{rp:#?}");
     assert!(rp[0].detail.starts_with("interface ct0:"));
-    assert!(rp[0].fix.contains("rpfilter --invert -j DROP"));
+    // nft syntax, in the admin's prerouting chain, for both families at once.
+    assert!(
+        rp[0]
+            .fix
+            .contains("`nft add rule inet fw pre fib saddr . iif oif missing drop`"),
+        "{}",
+        rp[0].fix
+    );
+    assert!(!rp[0].fix.contains("iptables"), "{}", rp[0].fix);
     // all=1 makes every interface strict.
     i.rp_filter = Ok(vec![("all".into(), 1), ("ct0".into(), 0)]);
     let r = audit::run(&i);
@@ -307,8 +338,20 @@ fn a_helper_on_a_port_it_does_not_serve_is_reported_once() {
         r.findings
     );
     assert!(r.findings[0].detail.contains("tcp port 3306"));
+    // nft: a ct helper object, then the assignment in the admin's prerouting chain.
+    assert!(
+        r.findings[0].fix.contains(
+            "`nft add ct helper inet fw ftp-tcp '{ type \"ftp\" protocol tcp; }'; nft add rule inet fw pre tcp dport 3306 ip daddr $SERVER ct helper set \"ftp-tcp\"`"
+        ),
+        "{}",
+        r.findings[0].fix
+    );
+    // The same flows under an iptables ruleset get the CT target.
+    let mut i = input("ipt_narrow", true);
+    i.flows = r_flows();
+    let r = audit::run(&i);
     assert!(r.findings[0].fix.contains(
-        "iptables -t raw -A PREROUTING -p tcp --dport 3306 -d $SERVER -j CT --helper ftp"
+        "`iptables -t raw -A PREROUTING -p tcp --dport 3306 -d $SERVER -j CT --helper ftp`"
     ));
 }
 
@@ -371,4 +414,201 @@ fn live_related_flows_are_judged_from_the_flow_and_name_the_listener() {
     assert!(text.contains("Live RELATED flows"), "{text}");
     assert!(text.contains("(from the flow)"), "{text}");
     assert_eq!(r.exit_code(), 1);
+}
+
+fn r_flows() -> Vec<Flow> {
+    let mut f = Flow::new(v4([10, 213, 5, 2], 40000, [10, 213, 5, 1], 3306));
+    f.helper = intern("ftp");
+    vec![f]
+}
+
+fn v6(src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
+    let mut t = Tuple {
+        family: Family::Ipv6,
+        proto: proto::TCP,
+        sport,
+        dport,
+        ..Tuple::default()
+    };
+    t.src = octets(src.parse().unwrap());
+    t.dst = octets(dst.parse().unwrap());
+    t
+}
+
+/// A forged EPRT toward a database: the expectation's fix is written for IPv6
+/// (`ip6tables`), and for the chain its RELATED packet takes: INPUT when the destination is
+/// this host's own address, FORWARD when the host routes it.
+#[test]
+fn expectation_fixes_follow_family_and_the_chain_that_matches() {
+    let master = v6("fd00:213:5::2", 40000, "fd00:213:5::1", 21);
+    let e = |dst: &str| {
+        let mut e = Expectation::new(
+            v6("fd00:213:5::1", 0, dst, 3306),
+            v6(
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                0,
+                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                0xffff,
+            ),
+            master,
+        );
+        e.helper = intern("ftp");
+        e
+    };
+    let fixes = |local: &str, ruleset: &str, save: bool| {
+        let mut i = input(ruleset, save);
+        let mut f = Flow::new(master);
+        f.helper = intern("ftp");
+        i.flows = vec![f];
+        i.expectations = Ok(vec![e("fd00:213:5::2")]);
+        i.local_addrs = Some(vec![local.parse().unwrap()]);
+        let r = audit::run(&i);
+        let x = &r.expectations[0];
+        assert!(!x.findings.is_empty(), "{r:#?}");
+        x.findings
+            .iter()
+            .map(|f| f.fix.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // This host is the client the expectation points at: INPUT, ip6tables.
+    let f = fixes("fd00:213:5::2", "ipt_narrow", true);
+    assert!(
+        f.contains(
+            "`ip6tables -I INPUT -p tcp --dport 3306 -m conntrack --ctstate RELATED -j DROP`"
+        ),
+        "{f}"
+    );
+    assert!(!f.contains("`iptables "), "{f}");
+    // A router between the two: FORWARD.
+    let f = fixes("fd00:213:9::1", "ipt_narrow", true);
+    assert!(
+        f.contains(
+            "`ip6tables -I FORWARD -p tcp --dport 3306 -m conntrack --ctstate RELATED -j DROP`"
+        ),
+        "{f}"
+    );
+    assert!(!f.contains(" INPUT "), "{f}");
+    // An nft ruleset: nft, ip6 addresses, the admin's forward chain.
+    let f = fixes("fd00:213:9::1", "nft_narrow", false);
+    assert!(
+        f.contains("`nft insert rule inet fw forward tcp dport 3306 ct state related drop`"),
+        "{f}"
+    );
+    assert!(f.contains("ip6 daddr"), "{f}");
+    assert!(!f.contains("iptables"), "{f}");
+}
+
+/// iptables and ip6tables rules with the same text are two rules of two tools, and each
+/// fix is written for its own family.
+#[test]
+fn ip_and_ip6_twins_are_told_apart() {
+    let mut i = input("ipt_open", true);
+    let save = fixture("ipt_open.save");
+    i.iptables_nft = vec![("ip".into(), Ok(save.clone())), ("ip6".into(), Ok(save))];
+    // nft -j shows the xt tables for both families.
+    let j = fixture("ipt_open.nft.json").replace("\"family\": \"ip\"", "\"family\": \"ip6\"");
+    let mut both: serde_json::Value = serde_json::from_str(&fixture("ipt_open.nft.json")).unwrap();
+    let v6: serde_json::Value = serde_json::from_str(&j).unwrap();
+    both["nftables"]
+        .as_array_mut()
+        .unwrap()
+        .extend(v6["nftables"].as_array().unwrap().iter().cloned());
+    i.nft_json = Ok(both.to_string());
+    let r = audit::run(&i);
+    let tools: Vec<&str> = r.related_rules.iter().map(|x| x.tool).collect();
+    assert_eq!(tools, ["iptables-nft", "ip6tables-nft"], "{r:#?}");
+    let text = r.render_text();
+    assert!(
+        text.contains("[!] iptables-nft ip filter FORWARD"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[!] ip6tables-nft ip6 filter FORWARD"),
+        "{text}"
+    );
+    let ftp = r.helpers.iter().find(|h| h.name == "ftp").unwrap();
+    assert_eq!(
+        ftp.assigned_by,
+        [
+            "iptables -t raw -A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp",
+            "ip6tables -t raw -A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp"
+        ]
+    );
+    let fixes: Vec<&str> = r
+        .findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::UnrestrictedRelated)
+        .map(|f| f.fix.as_str())
+        .collect();
+    assert_eq!(fixes.len(), 2);
+    assert!(fixes[0].contains("`iptables -A FORWARD"), "{}", fixes[0]);
+    assert!(!fixes[0].contains("ip6tables"), "{}", fixes[0]);
+    assert!(fixes[1].contains("`ip6tables -A FORWARD"), "{}", fixes[1]);
+    assert!(!fixes[1].contains("`iptables "), "{}", fixes[1]);
+    assert_ne!(r.findings[0].detail, r.findings[1].detail);
+}
+
+/// A module parameter that could not be read is unknown, never `[ok]`; a module that is
+/// not loaded is said to be so.
+#[test]
+fn an_unreadable_module_parameter_is_unknown_not_ok() {
+    let mut i = input("nft_narrow", false);
+    i.params_unread = vec![(
+        "nf_conntrack_ftp".into(),
+        "loose".into(),
+        "Permission denied (os error 13)".into(),
+    )];
+    i.table = HelperTable::embedded().unwrap();
+    let r = audit::run(&i);
+    let o = r
+        .module_options
+        .iter()
+        .find(|o| o.module == "nf_conntrack_ftp" && o.param == "loose")
+        .unwrap();
+    assert_eq!(o.state, audit::ParamState::Unknown);
+    assert!(!o.widened);
+    let text = r.render_text();
+    assert!(
+        text.contains("[?] nf_conntrack_ftp loose=unknown (could not be read)"),
+        "{text}"
+    );
+    assert!(!text.contains("[ok] nf_conntrack_ftp loose"), "{text}");
+    assert!(r
+        .unreadable
+        .iter()
+        .any(|u| u.why.contains("nf_conntrack_ftp/parameters/loose")));
+    assert_eq!(r.to_json()["module_options"][0]["state"], "unknown");
+    // Not loaded (no value, nothing unread): not `[ok]` either.
+    let mut i = input("nft_narrow", false);
+    i.table = HelperTable::embedded().unwrap();
+    let text = audit::run(&i).render_text();
+    assert!(
+        text.contains("[-] nf_conntrack_sip sip_direct_media=(module not loaded)"),
+        "{text}"
+    );
+}
+
+/// `collect::unread_params` over a fake sysfs: a loaded module whose parameter file
+/// cannot be read is reported, an absent module is not.
+#[test]
+fn unread_params_tells_unreadable_from_not_loaded() {
+    let root = std::env::temp_dir().join(format!("ctscope-sysfs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    // nf_conntrack_ftp is loaded but its parameters directory holds no `loose`.
+    std::fs::create_dir_all(root.join("module/nf_conntrack_ftp/parameters")).unwrap();
+    let table = HelperTable::embedded().unwrap();
+    let read = table.read_params(&root);
+    let unread = audit::collect::unread_params(&table, &read, &root);
+    assert!(
+        unread
+            .iter()
+            .any(|(m, p, why)| m == "nf_conntrack_ftp" && p == "loose" && why.contains("loose")),
+        "{unread:?}"
+    );
+    assert!(
+        unread.iter().all(|(m, _, _)| m != "nf_conntrack_sip"),
+        "{unread:?}"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -67,6 +67,29 @@ fn unknown_helper_is_refused_with_the_known_names() {
     );
 }
 
+/// Durations too long for the clock are a usage error, never a panic (this one used to
+/// overflow `Instant + Duration`).
+#[test]
+fn an_absurd_duration_is_a_usage_error() {
+    for cmd in ["watch", "record"] {
+        let mut args = vec![cmd, "--duration", "300000000000y"];
+        if cmd == "record" {
+            args.push("/nonexistent/never-created.ctrec");
+        }
+        let out = ctscope(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("--duration"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!text(&out.stderr).contains("panicked"));
+    }
+    // The largest humantime accepts overflows differently; it is refused the same way.
+    let out = ctscope(&["watch", "--duration", "584542046090y"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
 #[test]
 fn delete_without_a_filter_is_refused() {
     let out = ctscope(&["delete", "--dry-run"]);
@@ -152,6 +175,7 @@ fn record_then_replay_without_root() {
         );
     }
     let rec = std::env::temp_dir().join(format!("ctscope-cli-{}.ctrec", std::process::id()));
+    let _ = std::fs::remove_file(&rec);
     let recs = rec.to_str().unwrap().to_owned();
     // Record until told to stop (SIGINT), and change the table only once the recorder has
     // subscribed (it says "recording to" after opening its event socket), so the test does
@@ -184,6 +208,10 @@ fn record_then_replay_without_root() {
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     assert!(child.wait().unwrap().success());
+    // Private by default (it lists every flow); opened up here only for the nobody reads.
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&rec).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     std::fs::set_permissions(&rec, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
 
     let as_nobody = |args: &[&str]| {
@@ -260,6 +288,28 @@ fn record_then_replay_without_root() {
         "{}",
         text(&out.stderr)
     );
+
+    // The recording is never overwritten unasked; --force does it.
+    let again = |force: bool| {
+        let mut args = vec!["--netns", &lab.srv, "record", "--duration", "200ms"];
+        if force {
+            args.push("--force");
+        }
+        args.push(&recs);
+        ctscope(&args)
+    };
+    let before = std::fs::read(&rec).unwrap();
+    let out = again(false);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("already exists") && text(&out.stderr).contains("--force"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&rec).unwrap(), before);
+    let out = again(true);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_ne!(std::fs::read(&rec).unwrap(), before);
     let _ = std::fs::remove_file(&rec);
 }
 

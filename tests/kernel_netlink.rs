@@ -626,7 +626,7 @@ fn engine_follows_acts_rechecks_and_its_recording_replays_the_same() {
     insert_tcp(&lab, &lab.cli4, 7001, &lab.srv4, 80, 0);
     let rec = std::env::temp_dir().join(format!("ctscope-nl-engine-{}.rec", std::process::id()));
     let opts = Options {
-        record: Some(record::Writer::create(&rec).unwrap()),
+        record: Some(record::Writer::create(&rec, true).unwrap()),
         ..Options::default()
     };
     let (rx, handle) = Engine::spawn(Box::new(Live::open(&ns, true).unwrap()), opts).unwrap();

@@ -32,8 +32,13 @@ struct Recording(PathBuf);
 impl Recording {
     /// One dump of both tables at the recording's start: the ftp master and its expectation.
     fn write() -> Recording {
-        let path =
-            std::env::temp_dir().join(format!("ctscope-tu2-replay-{}.ctrec", std::process::id()));
+        // One file per test: the tests of this binary run in parallel.
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!(
+            "ctscope-tu2-replay-{}-{n}.ctrec",
+            std::process::id()
+        ));
         let file = std::fs::File::create(&path).unwrap();
         let mut w = Writer::new(
             std::io::BufWriter::new(file),
@@ -100,4 +105,119 @@ fn a_replay_dates_entries_from_its_recording_and_stays_open_at_its_end() {
     t.keys(&["4"]);
     t.wait_for("the findings screen", |s| s.contains("Finding"));
     assert!(t.screen().contains("REPLAY ENDED"));
+}
+
+fn skip_without_tmux() -> bool {
+    if have_tmux() {
+        return false;
+    }
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "tmux is required under CI=true"
+    );
+    println!("skipped: needs tmux");
+    true
+}
+
+/// Run the dashboard on `rec` in tmux; the pane's shell writes ctscope's exit status and
+/// stderr to files next to the recording once it quits.
+fn dashboard(tag: &str, rec: &Path) -> (Tmux, PathBuf, PathBuf) {
+    let code = rec.with_extension("code");
+    let err = rec.with_extension("err");
+    let cmd = format!(
+        "env NO_COLOR=1 {} --replay {} 2>{}; echo $? >{}; sleep 30",
+        env!("CARGO_BIN_EXE_ctscope"),
+        rec.display(),
+        err.display(),
+        code.display()
+    );
+    (Tmux::start(tag, &cmd, 100, 30), code, err)
+}
+
+fn wait_file(p: &Path) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            if s.ends_with('\n') {
+                return s;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never written",
+            p.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A recording cut inside its last frame is damaged, not ended: the header says so with
+/// the byte offset of the bad frame, the entries read before it stay on screen, and
+/// quitting exits 1 with the file and offset on stderr.
+#[test]
+fn a_truncated_recording_shows_as_damaged_and_exits_1() {
+    if skip_without_tmux() {
+        return;
+    }
+    let rec = Recording::write();
+    let full = std::fs::read(&rec.0).unwrap();
+    // Frames: header 20, dump-begin 14, the master, the expectation, dump-end 14; cut
+    // 3 bytes into the dump-end frame's payload-less header.
+    let expect_len = fixture("expect.bin").len();
+    let master_len = fixture("helper_master.bin").len();
+    let dump_end_at = 20 + 14 + 13 + master_len + 13 + expect_len;
+    assert_eq!(full.len(), dump_end_at + 14);
+    std::fs::write(&rec.0, &full[..dump_end_at + 3]).unwrap();
+    let (t, code, err) = dashboard("damaged", &rec.0);
+    let s = t.wait_for("the damage", |s| s.contains("DAMAGED"));
+    assert!(s.contains(&format!("DAMAGED at byte {dump_end_at}")), "{s}");
+    assert!(!s.contains("REPLAY ENDED"), "{s}");
+    assert!(s.contains("recording damaged"), "{s}");
+    t.keys(&["q"]);
+    assert_eq!(wait_file(&code).trim(), "1");
+    let e = std::fs::read_to_string(&err).unwrap();
+    assert!(
+        e.contains(&rec.0.display().to_string()) && e.contains(&format!("offset {dump_end_at}")),
+        "{e}"
+    );
+    let _ = std::fs::remove_file(code);
+    let _ = std::fs::remove_file(err);
+
+    // Headless: the same file is an error naming file and offset, exit 1.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ctscope"))
+        .args(["list", "--replay"])
+        .arg(&rec.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains(&rec.0.display().to_string()) && e.contains(&format!("offset {dump_end_at}")),
+        "{e}"
+    );
+}
+
+/// A helper name from outside (a userspace cthelper names itself) carrying an escape
+/// sequence is shown escaped on the dashboard, and the screen is not cleared by it.
+#[test]
+fn a_helper_name_with_an_escape_sequence_is_shown_escaped() {
+    if skip_without_tmux() {
+        return;
+    }
+    let rec = Recording::write();
+    let mut bytes = std::fs::read(&rec.0).unwrap();
+    // Same length as "ftp\0", so every attribute length stays right.
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"ftp\0")
+        .expect("helper name in the recording");
+    bytes[at..at + 4].copy_from_slice(b"\x1b[H\0");
+    std::fs::write(&rec.0, &bytes).unwrap();
+    let (t, code, _err) = dashboard("evilhelper", &rec.0);
+    let s = t.wait_for("the end of the replay", |s| s.contains("REPLAY ENDED"));
+    assert!(s.contains(r"\x1b[H"), "{s}");
+    t.keys(&["q"]);
+    assert_eq!(wait_file(&code).trim(), "0");
+    let _ = std::fs::remove_file(code);
 }

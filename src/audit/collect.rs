@@ -22,6 +22,7 @@ use crate::risk::{Config, HelperTable};
 pub fn collect(opts: &Options) -> Result<AuditInput, String> {
     let table = HelperTable::load(opts.helpers.as_deref()).map_err(|e| e.to_string())?;
     let params = table.read_params(Path::new("/sys"));
+    let params_unread = unread_params(&table, &params, Path::new("/sys"));
     let table = table.with_params(params);
     let mut config = Config::default();
     if let Some(p) = &opts.sensitive_ports {
@@ -34,7 +35,49 @@ pub fn collect(opts: &Options) -> Result<AuditInput, String> {
         .as_deref()
         .map(Namespace::parse)
         .unwrap_or_default();
-    netns::run_in(&ns, move || Ok(gather(name, table, config))).map_err(|e| e.to_string())
+    netns::run_in(&ns, move || {
+        let mut input = gather(name, table, config);
+        input.params_unread = params_unread;
+        Ok(input)
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// Widening parameters of loaded modules that `read_params` could not read, with why:
+/// a module directory that exists but whose parameter cannot be read (permissions, a
+/// kernel without that option) leaves the value unknown; a module that is absent is
+/// simply not loaded.
+pub fn unread_params(
+    table: &HelperTable,
+    read: &crate::risk::table::Params,
+    sys_root: &Path,
+) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (module, param, _, _) in table.widening_options() {
+        if read.contains_key(&(module.clone(), param.clone())) {
+            continue;
+        }
+        let dir = sys_root.join("module").join(&module);
+        let why = match std::fs::metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // /sys/module itself unreadable (no sysfs in a container) is unknown too.
+                match std::fs::read_dir(sys_root.join("module")) {
+                    Ok(_) => continue,
+                    Err(e) => format!("{}: {e}", sys_root.join("module").display()),
+                }
+            }
+            Err(e) => format!("{}: {e}", dir.display()),
+            Ok(_) => {
+                let f = dir.join("parameters").join(&param);
+                match std::fs::read_to_string(&f) {
+                    Ok(_) => "read failed earlier".to_string(),
+                    Err(e) => format!("{}: {e}", f.display()),
+                }
+            }
+        };
+        out.push((module, param, why));
+    }
+    out
 }
 
 /// Everything, in the current thread's namespace.
@@ -64,6 +107,7 @@ fn gather(netns: Option<String>, table: HelperTable, config: Config) -> AuditInp
     };
     let rp_filter = read_rp_filter(Path::new("/proc/sys/net/ipv4/conf"));
     let listeners = crate::risk::current_listeners();
+    let local_addrs = local_addrs();
     let (expectations, flows) = live_tables();
     AuditInput {
         netns,
@@ -76,9 +120,45 @@ fn gather(netns: Option<String>, table: HelperTable, config: Config) -> AuditInp
         expectations,
         flows,
         listeners,
+        local_addrs,
+        params_unread: Vec::new(),
         table,
         config,
     }
+}
+
+/// This namespace's own addresses (getifaddrs(3)), or `None` when they cannot be read.
+fn local_addrs() -> Option<Vec<std::net::IpAddr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr points to a sockaddr whose family says its real type.
+            let fam = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+            if fam == libc::AF_INET {
+                // SAFETY: AF_INET means a sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                out.push(std::net::IpAddr::from(
+                    u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                ));
+            } else if fam == libc::AF_INET6 {
+                // SAFETY: AF_INET6 means a sockaddr_in6.
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                out.push(std::net::IpAddr::from(sin6.sin6_addr.s6_addr));
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Some(out)
 }
 
 /// `/proc/sys/net/ipv4/conf/*/rp_filter`.

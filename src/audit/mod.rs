@@ -12,12 +12,16 @@
 //! `report` renders text or JSON. This module must not touch netlink sockets itself.
 
 pub mod collect;
+pub mod fix;
 pub mod report;
 pub mod rules;
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::PathBuf;
+
+use fix::{Dialect, Lang};
 
 use crate::model::{Expectation, Flow};
 use crate::risk::classify::MasterEnds;
@@ -25,8 +29,8 @@ use crate::risk::finding::{related_rule_in, Finding, FindingKind};
 use crate::risk::{Assessor, Config, HelperTable, Listeners};
 
 pub use report::{
-    ExpectReport, HelperUse, ModuleOption, RelatedFlowReport, RelatedRule, Report, RpFilter,
-    Unreadable,
+    ExpectReport, HelperUse, ModuleOption, ParamState, RelatedFlowReport, RelatedRule, Report,
+    RpFilter, Unreadable,
 };
 pub use rules::{Origin, Rule};
 
@@ -80,6 +84,12 @@ pub struct AuditInput {
     pub flows: Vec<Flow>,
     /// Listening sockets of the namespace, when they could be read.
     pub listeners: Option<Listeners>,
+    /// The namespace's own addresses, when they could be read: traffic to them is
+    /// filtered in INPUT, anything else in FORWARD (where a fix belongs).
+    pub local_addrs: Option<Vec<IpAddr>>,
+    /// Widening module parameters of loaded modules that could not be read:
+    /// (module, param, why). Their value is unknown, never assumed safe.
+    pub params_unread: Vec<(String, String, String)>,
     /// The freedom table with live module parameters.
     pub table: HelperTable,
     pub config: Config,
@@ -97,12 +107,14 @@ pub fn run(input: &AuditInput) -> Report {
     let mut all_rules: Vec<Rule> = Vec::new();
     let mut ruleset_read = false;
     let mut xt_tables = Default::default();
+    let mut base_chains = BTreeMap::new();
     match &input.nft_json {
         Ok(j) => match rules::parse_nft(j, input.nft_text.as_deref()) {
             Ok(r) => {
                 ruleset_read = true;
                 all_rules.extend(r.rules);
                 xt_tables = r.xt_tables;
+                base_chains = r.base_chains;
             }
             Err(e) => rep.unreadable.push(Unreadable::new("nftables", e)),
         },
@@ -165,6 +177,15 @@ pub fn run(input: &AuditInput) -> Report {
         }
     }
 
+    // The firewall's own language for every fix: nftables when the rules are native nft
+    // only, else iptables (also when nothing could be read: the authors' form).
+    let dialect = dialect_of(&all_rules, &base_chains);
+    rep.language = match dialect.lang {
+        Lang::Nft => "nftables",
+        Lang::Iptables => "iptables",
+    }
+    .to_string();
+
     // Live expectations and flows.
     let expectations: &[Expectation] = match &input.expectations {
         Ok(v) => v,
@@ -187,7 +208,7 @@ pub fn run(input: &AuditInput) -> Report {
     }
     for r in &all_rules {
         if let Some(h) = &r.facts.assigns_helper {
-            use_of(&mut helpers, h).assigned_by.push(r.text.clone());
+            use_of(&mut helpers, h).assigned_by.push(r.command());
         }
     }
     for f in &input.flows {
@@ -206,7 +227,7 @@ pub fn run(input: &AuditInput) -> Report {
             findings.push(Finding::new(
                 FindingKind::AutomaticHelperAssignment,
                 "nf_conntrack_helper=1: every loaded helper parses its default ports on all traffic, for every address",
-                "echo 0 > /proc/sys/net/netfilter/nf_conntrack_helper (or modprobe nf_conntrack nf_conntrack_helper=0) and assign each helper explicitly with the CT target, e.g. `iptables -t raw -A PREROUTING -p tcp --dport 21 -d $FTP_SERVER -j CT --helper ftp`; then `conntrack -F`, since flows keep the helper they already have",
+                fix::localize("echo 0 > /proc/sys/net/netfilter/nf_conntrack_helper (or modprobe nf_conntrack nf_conntrack_helper=0) and assign each helper explicitly, e.g. `iptables -t raw -A PREROUTING -p tcp --dport 21 -d $FTP_SERVER -j CT --helper ftp`; then `conntrack -F`, since flows keep the helper they already have", &dialect),
             ));
             true
         }
@@ -241,6 +262,21 @@ pub fn run(input: &AuditInput) -> Report {
     // Module options that widen helpers.
     for (module, param, value, widens) in input.table.widening_options() {
         let widened = value.as_deref() == Some(widens.as_str());
+        let unread = input
+            .params_unread
+            .iter()
+            .find(|(m, p, _)| *m == module && *p == param);
+        let state = match (&value, unread) {
+            (Some(_), _) => ParamState::Read,
+            (None, Some((_, _, why))) => {
+                rep.unreadable.push(Unreadable::new(
+                    "module parameter",
+                    format!("/sys/module/{module}/parameters/{param}: {why}"),
+                ));
+                ParamState::Unknown
+            }
+            (None, None) => ParamState::NotLoaded,
+        };
         if widened {
             findings.push(Finding::new(
                 FindingKind::ThirdPartyAddress,
@@ -257,6 +293,7 @@ pub fn run(input: &AuditInput) -> Report {
             value,
             widens_at: widens,
             widened,
+            state,
         });
     }
 
@@ -272,17 +309,18 @@ pub fn run(input: &AuditInput) -> Report {
                 FindingKind::UnrestrictedRelated,
                 format!(
                     "{} {} {} chain {}: `{}` accepts RELATED from every helper, so a forged command opens ports the rules never opened",
-                    r.origin.name(),
+                    r.tool(),
                     r.family,
                     r.table,
                     r.chain,
                     r.text
                 ),
-                related_advice(&input.table, &in_use, r),
+                related_advice(&input.table, &in_use, r, &dialect, &base_chains),
             ));
         }
         rep.related_rules.push(RelatedRule {
             origin: r.origin,
+            tool: r.tool(),
             family: r.family.clone(),
             table: r.table.clone(),
             chain: r.chain.clone(),
@@ -298,7 +336,7 @@ pub fn run(input: &AuditInput) -> Report {
         .iter()
         .any(|r| r.facts.antispoof && r.facts.antispoof_iface.is_none() && r.family != "ip6");
     for r in all_rules.iter().filter(|r| r.facts.antispoof) {
-        rep.antispoof_rules.push(r.text.clone());
+        rep.antispoof_rules.push(r.command());
     }
     rep.ipv6_antispoof = all_rules
         .iter()
@@ -330,7 +368,10 @@ pub fn run(input: &AuditInput) -> Report {
                 findings.push(Finding::new(
                     FindingKind::NoReversePathFilter,
                     format!("interface {iface}: rp_filter is 0 (all={all}) and no raw-table anti-spoofing rule: helpers will parse commands from spoofed sources"),
-                    format!("echo 1 > /proc/sys/net/ipv4/conf/{iface}/rp_filter (2 with asymmetric routing), or `iptables -t raw -A PREROUTING -m rpfilter --invert -j DROP`; IPv6 has no rp_filter: add `ip6tables -t raw -A PREROUTING -m rpfilter --invert -j DROP`"),
+                    match dialect.lang {
+                        Lang::Iptables => format!("echo 1 > /proc/sys/net/ipv4/conf/{iface}/rp_filter (2 with asymmetric routing), or `iptables -t raw -A PREROUTING -m rpfilter --invert -j DROP`; IPv6 has no rp_filter: add `ip6tables -t raw -A PREROUTING -m rpfilter --invert -j DROP`"),
+                        Lang::Nft => format!("echo 1 > /proc/sys/net/ipv4/conf/{iface}/rp_filter (2 with asymmetric routing), or, for IPv4 and IPv6 at once (IPv6 has no rp_filter), `{}`", fix::command("iptables -t raw -A PREROUTING -m rpfilter --invert -j DROP", &dialect).unwrap_or_default()),
+                    },
                 ));
             }
         }
@@ -375,9 +416,12 @@ pub fn run(input: &AuditInput) -> Report {
                 f.orig,
                 normal.join(", ")
             ),
-            format!(
-                "if this server is meant to use '{name}' there, assign it for that server only: `{}`; otherwise remove the CT rule (or module `ports` option) that attaches it",
-                crate::risk::finding::ct_assignment(name, pname, port)
+            fix::localize(
+                &format!(
+                    "if this server is meant to use '{name}' there, assign it for that server only: `{}`; otherwise remove the CT rule (or module `ports` option) that attaches it",
+                    crate::risk::finding::ct_assignment(name, pname, port)
+                ),
+                &dialect.with(f.orig.family == crate::model::Family::Ipv6, None),
             ),
         ));
     }
@@ -397,12 +441,26 @@ pub fn run(input: &AuditInput) -> Report {
             .iter()
             .filter(|x| x.master == e.master && x.zone == e.zone)
             .count();
-        let a = assessor.assess(
+        let mut a = assessor.assess(
             e,
             &MasterEnds::new(e.master, master.map(Flow::reply)),
             siblings,
             None,
         );
+        // In the firewall's language, the expectation's family, and the chain its
+        // RELATED packets take: INPUT to this host's own address, FORWARD otherwise.
+        let chain = match &input.local_addrs {
+            Some(local) if !e.dst_is_any() => Some(if local.contains(&e.tuple.dst_ip()) {
+                "INPUT"
+            } else {
+                "FORWARD"
+            }),
+            _ => None,
+        };
+        let d = dialect.with(e.tuple.family == crate::model::Family::Ipv6, chain);
+        for f in &mut a.findings {
+            f.fix = fix::localize(&f.fix, &d);
+        }
         findings.extend(a.findings.iter().cloned());
         rep.expectations.push(ExpectReport::new(e, &a));
     }
@@ -446,15 +504,55 @@ pub fn run(input: &AuditInput) -> Report {
     rep
 }
 
+/// The firewall's language for this ruleset: nftables when every rule read is native nft,
+/// iptables otherwise. `base_chains` maps the admin's nft base chains to their hooks.
+fn dialect_of(rules: &[Rule], base_chains: &BTreeMap<(String, String, String), String>) -> Dialect {
+    let native = rules.iter().any(|r| r.origin == Origin::Nftables);
+    let xt = rules.iter().any(|r| r.origin != Origin::Nftables);
+    let mut d = Dialect::iptables(false);
+    if native && !xt {
+        d.lang = Lang::Nft;
+        // Per hook, the admin's own chain; inet tables first (they cover both families).
+        let mut chains: Vec<_> = base_chains.iter().collect();
+        chains.sort_by_key(|((f, _, _), _)| f != "inet");
+        for ((f, t, c), hook) in chains {
+            d.nft_chains
+                .entry(hook.clone())
+                .or_insert_with(|| (f.clone(), t.clone(), c.clone()));
+        }
+    }
+    d
+}
+
 /// The fix for an unrestricted RELATED rule: the authors' per-helper rules for the helpers
-/// in use, or (none in use) dropping RELATED except for ICMP errors.
-fn related_advice(table: &HelperTable, in_use: &[&str], r: &Rule) -> String {
-    // iptables rules get the fix in their own chain; nftables ones the authors' FORWARD
-    // form next to the nft spelling.
-    let chain = if r.origin == Origin::Nftables {
-        "FORWARD"
+/// in use, or (none in use) dropping RELATED except for ICMP errors, written for the rule
+/// itself: its language, its family, its chain (an nft rule's fix goes in its own table
+/// and chain).
+fn related_advice(
+    table: &HelperTable,
+    in_use: &[&str],
+    r: &Rule,
+    dialect: &Dialect,
+    base_chains: &BTreeMap<(String, String, String), String>,
+) -> String {
+    let v6 = r.family == "ip6";
+    let (chain, d) = if r.origin == Origin::Nftables {
+        // The hook of the rule's chain (a regular chain jumped to has none: its name).
+        let hook = base_chains
+            .get(&(r.family.clone(), r.table.clone(), r.chain.clone()))
+            .cloned()
+            .unwrap_or_else(|| r.chain.clone());
+        let mut d = dialect.with(v6, None);
+        d.lang = Lang::Nft;
+        d.nft_chains.insert(
+            hook.clone(),
+            (r.family.clone(), r.table.clone(), r.chain.clone()),
+        );
+        (hook.to_ascii_uppercase(), d)
     } else {
-        r.chain.as_str()
+        let mut d = Dialect::iptables(v6);
+        d.chain = None;
+        (r.chain.clone(), d)
     };
     let mut lines = Vec::new();
     for h in in_use {
@@ -464,22 +562,33 @@ fn related_advice(table: &HelperTable, in_use: &[&str], r: &Rule) -> String {
             .find(|e| e.kernel_names.iter().any(|n| n.eq_ignore_ascii_case(h)))
             .map(|e| e.restrict.clone())
             .unwrap_or_else(|| crate::risk::finding::generic_restrict(h));
-        let rule = related_rule_in(chain, &restrict);
+        let rule = related_rule_in(&chain, &restrict);
+        let rule = fix::command(&rule, &d).unwrap_or(rule);
         if !lines.contains(&rule) {
             lines.push(rule);
         }
     }
-    let per_helper = if lines.is_empty() {
+    let cmd = |c: String| fix::command(&c, &d).unwrap_or(c);
+    let established = cmd(format!(
+        "iptables -A {chain} -m conntrack --ctstate ESTABLISHED -j ACCEPT"
+    ));
+    if lines.is_empty() {
+        let icmp = cmd(format!(
+            "iptables -A {chain} -p icmp -m conntrack --ctstate RELATED -j ACCEPT"
+        ));
+        let example = cmd(related_rule_in(
+            &chain,
+            "-m helper --helper ftp -d $FTP_SERVER -p tcp --dport 1024:",
+        ));
         format!(
-            "no helper is in use: accept only ESTABLISHED (`-m conntrack --ctstate ESTABLISHED`) and ICMP errors (`-p icmp -m conntrack --ctstate RELATED`); if a helper is needed, narrow RELATED per helper, e.g. `{}`",
-            related_rule_in(chain, "-m helper --helper ftp -d $FTP_SERVER -p tcp --dport 1024:")
+            "no helper is in use: replace this rule, accepting only ESTABLISHED (`{established}`) and ICMP errors (`{icmp}`); if a helper is needed, narrow RELATED per helper, e.g. `{example}`"
         )
     } else {
-        format!("narrow RELATED per helper: `{}`", lines.join("`; `"))
-    };
-    format!(
-        "{per_helper}; keep ESTABLISHED in its own rule; in nftables: `ct state established accept` and `ct state related ct helper \"ftp\" ip daddr $FTP_SERVER tcp dport 1024-65535 accept`"
-    )
+        format!(
+            "replace this rule: narrow RELATED per helper, `{}`, and keep ESTABLISHED in its own rule, `{established}`",
+            lines.join("`; `")
+        )
+    }
 }
 
 /// Run the whole audit (collect, judge, print) and return the exit code:

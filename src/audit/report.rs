@@ -1,11 +1,17 @@
 //! The audit report: plain data built by `audit::run`, rendered as text for people or as
 //! one JSON object for scripts. Rendering only; no judging and no system access here.
+//!
+//! Nearly every string here came from outside: rule text and comments, chain, table, set
+//! and interface names, helper names, module parameter values, tools' error output. The
+//! text form passes each through `escape::Escaped` (a ruleset in a container must not be
+//! able to drive the host admin's terminal); JSON keeps them exact.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
 use super::rules::Origin;
+use crate::escape::Escaped as E;
 use crate::model::tuple::{proto, Endpoint};
 use crate::model::{Expectation, Tuple};
 use crate::risk::{Assessment, Finding, Freedom};
@@ -24,22 +30,39 @@ pub struct HelperUse {
     pub expectations: usize,
 }
 
+/// Whether a module parameter's live value is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamState {
+    /// Read from /sys/module.
+    Read,
+    /// The module is not loaded (or not built): no helper of it runs now, and its value
+    /// will be whatever modprobe gives it.
+    NotLoaded,
+    /// The module is loaded but the parameter could not be read: unknown, never assumed
+    /// safe (see "Could not read").
+    Unknown,
+}
+
 /// A module option that widens a helper, with its live value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModuleOption {
     pub module: String,
     pub param: String,
-    /// `None` when the module is not loaded (or not built).
+    /// `None` when the module is not loaded or the value could not be read (`state`).
     pub value: Option<String>,
     /// The value that widens the helper.
     pub widens_at: String,
     pub widened: bool,
+    pub state: ParamState,
 }
 
 /// A rule accepting RELATED.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RelatedRule {
     pub origin: Origin,
+    /// The tool by family (`ip6tables-nft`), so ip and ip6 twins read apart.
+    pub tool: &'static str,
     pub family: String,
     pub table: String,
     pub chain: String,
@@ -200,6 +223,8 @@ pub struct Report {
     pub helpers: Vec<HelperUse>,
     /// `on`, `off`, `unavailable (…)` or `unknown`.
     pub automatic_assignment: String,
+    /// The firewall language fixes are written in: `nftables` or `iptables`.
+    pub language: String,
     pub module_options: Vec<ModuleOption>,
     pub related_rules: Vec<RelatedRule>,
     pub rp_filter: Vec<RpFilter>,
@@ -246,7 +271,7 @@ impl Report {
             "ctscope audit{}",
             self.netns
                 .as_deref()
-                .map(|n| format!(" (network namespace '{n}')"))
+                .map(|n| format!(" (network namespace '{}')", E(n)))
                 .unwrap_or_default()
         );
         if !self.complete {
@@ -266,7 +291,7 @@ impl Report {
             let _ = writeln!(
                 s,
                 "  {}: {} live flows, {} expectations{}",
-                h.name,
+                E(&h.name),
                 h.flows,
                 h.expectations,
                 if h.automatic {
@@ -276,7 +301,7 @@ impl Report {
                 }
             );
             for r in &h.assigned_by {
-                let _ = writeln!(s, "    assigned by: {r}");
+                let _ = writeln!(s, "    assigned by: {}", E(r));
             }
             if h.assigned_by.is_empty() && !h.automatic {
                 let _ = writeln!(s, "    assigned by: no rule seen (another namespace's template, a userspace helper, or an expectation)");
@@ -285,14 +310,19 @@ impl Report {
         let _ = writeln!(s, "  automatic assignment: {}", self.automatic_assignment);
         let _ = writeln!(s, "\nModule options that widen helpers");
         for o in &self.module_options {
+            let (mark, value) = match (o.state, o.value.as_deref()) {
+                (_, Some(v)) => (if o.widened { "[!]" } else { "[ok]" }, v),
+                (ParamState::Unknown, None) => ("[?]", "unknown (could not be read)"),
+                (_, None) => ("[-]", "(module not loaded)"),
+            };
             let _ = writeln!(
                 s,
                 "  {} {} {}={} (widens at {})",
-                if o.widened { "[!]" } else { "[ok]" },
-                o.module,
-                o.param,
-                o.value.as_deref().unwrap_or("(module not loaded)"),
-                o.widens_at
+                mark,
+                E(&o.module),
+                E(&o.param),
+                E(value),
+                E(&o.widens_at)
             );
         }
         let _ = writeln!(s, "\nRELATED accept rules");
@@ -301,7 +331,7 @@ impl Report {
         }
         for r in &self.related_rules {
             let how = if !r.narrowed_by.is_empty() {
-                format!("narrowed to helper {}", r.narrowed_by.join(", "))
+                format!("narrowed to helper {}", E(&r.narrowed_by.join(", ")))
             } else if r.icmp_only {
                 "ICMP only".to_string()
             } else {
@@ -311,11 +341,11 @@ impl Report {
                 s,
                 "  {} {} {} {} {}: {}\n      {how}",
                 if r.restricted { "[ok]" } else { "[!]" },
-                r.origin.name(),
-                r.family,
-                r.table,
-                r.chain,
-                r.text
+                r.tool,
+                E(&r.family),
+                E(&r.table),
+                E(&r.chain),
+                E(&r.text)
             );
         }
         let _ = writeln!(s, "\nReverse-path filtering");
@@ -323,14 +353,16 @@ impl Report {
             let _ = writeln!(
                 s,
                 "  {} rp_filter={} (effective {})",
-                r.iface, r.value, r.effective
+                E(&r.iface),
+                r.value,
+                r.effective
             );
         }
         if self.antispoof_rules.is_empty() {
             let _ = writeln!(s, "  raw-table anti-spoofing rules: none");
         }
         for r in &self.antispoof_rules {
-            let _ = writeln!(s, "  anti-spoofing rule: {r}");
+            let _ = writeln!(s, "  anti-spoofing rule: {}", E(r));
         }
         let _ = writeln!(
             s,
@@ -338,7 +370,11 @@ impl Report {
             if self.ipv6_antispoof {
                 "covered by an anti-spoofing rule"
             } else {
-                "no anti-spoofing rule; add `ip6tables -t raw -A PREROUTING -m rpfilter --invert -j DROP` where helpers see IPv6"
+                if self.language == "nftables" {
+                    "no anti-spoofing rule; add `fib saddr . iif oif missing drop` to a prerouting chain of an inet or ip6 table where helpers see IPv6"
+                } else {
+                    "no anti-spoofing rule; add `ip6tables -t raw -A PREROUTING -m rpfilter --invert -j DROP` where helpers see IPv6"
+                }
             }
         );
         let _ = writeln!(s, "\nLive expectations");
@@ -351,22 +387,22 @@ impl Report {
                 s,
                 "  {} {} {}  helper={} class={}  master {}\n      freedom src={} sport={} dst={} dport={}{}",
                 if e.findings.is_empty() { "[ok]" } else { "[!]" },
-                e.proto,
-                e.tuple,
-                e.helper.as_deref().unwrap_or("-"),
+                E(&e.proto),
+                E(&e.tuple),
+                E(e.helper.as_deref().unwrap_or("-")),
                 e.class,
-                e.master,
+                E(&e.master),
                 f.src,
                 f.sport,
                 f.dst,
                 f.dport,
                 e.row
                     .as_deref()
-                    .map(|r| format!("  (table: {r})"))
+                    .map(|r| format!("  (table: {})", E(r)))
                     .unwrap_or_default()
             );
             if let Some(n) = &e.note {
-                let _ = writeln!(s, "      note: {n}");
+                let _ = writeln!(s, "      note: {}", E(n));
             }
         }
         let _ = writeln!(s, "\nLive RELATED flows");
@@ -399,12 +435,19 @@ impl Report {
         }
         let _ = writeln!(s, "\nFindings: {}", self.findings.len());
         for f in &self.findings {
-            let _ = writeln!(s, "  [{}] {}\n      fix: {}", f.kind, f.detail, f.fix);
+            let _ = writeln!(
+                s,
+                "  [{}] {}\n      fix: {}",
+                f.kind,
+                E(&f.detail),
+                E(&f.fix)
+            );
         }
         if !self.unreadable.is_empty() {
             let _ = writeln!(s, "\nCould not read");
             for u in &self.unreadable {
-                let _ = writeln!(s, "  {}: {}", u.what, u.why.replace('\n', "\n      "));
+                let why: Vec<String> = u.why.lines().map(|l| E(l).to_string()).collect();
+                let _ = writeln!(s, "  {}: {}", E(&u.what), why.join("\n      "));
             }
         }
         s

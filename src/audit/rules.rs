@@ -66,12 +66,57 @@ pub struct Rule {
     pub facts: Facts,
 }
 
+impl Rule {
+    /// The tool that shows and changes this rule, by family: `ip6tables-nft` for an IPv6
+    /// iptables rule, so ip and ip6 rules with the same text never read as duplicates.
+    pub fn tool(&self) -> &'static str {
+        let v6 = self.family == "ip6";
+        match (self.origin, v6) {
+            (Origin::Nftables, _) => "nftables",
+            (Origin::IptablesNft, false) => "iptables-nft",
+            (Origin::IptablesNft, true) => "ip6tables-nft",
+            (Origin::IptablesLegacy, false) => "iptables-legacy",
+            (Origin::IptablesLegacy, true) => "ip6tables-legacy",
+        }
+    }
+
+    /// The rule as the command that adds it, in its own language and family:
+    /// `ip6tables -t raw -A PREROUTING …`, `nft add rule inet fw pre …`.
+    pub fn command(&self) -> String {
+        match self.origin {
+            Origin::Nftables if self.text.starts_with("(rule handle") => format!(
+                "{} {} {}: {}",
+                self.family, self.table, self.chain, self.text
+            ),
+            Origin::Nftables => format!(
+                "nft add rule {} {} {} {}",
+                self.family, self.table, self.chain, self.text
+            ),
+            _ => {
+                let tool = if self.family == "ip6" {
+                    "ip6tables"
+                } else {
+                    "iptables"
+                };
+                if self.table == "filter" || self.table.is_empty() {
+                    format!("{tool} {}", self.text)
+                } else {
+                    format!("{tool} -t {} {}", self.table, self.text)
+                }
+            }
+        }
+    }
+}
+
 /// What an nftables ruleset yields.
 #[derive(Debug, Default)]
 pub struct NftRuleset {
     pub rules: Vec<Rule>,
     /// (family, table) pairs holding `xt` expressions, to be read from iptables-nft-save.
     pub xt_tables: BTreeSet<(String, String)>,
+    /// Native base chains: (family, table, chain) → hook (`input`, `forward`, …), so a
+    /// fix lands in the admin's own chain on the right hook.
+    pub base_chains: BTreeMap<(String, String, String), String>,
 }
 
 /// Parse `nft -j list ruleset`; `text` is `nft -a list ruleset` for the exact rule text
@@ -93,6 +138,15 @@ pub fn parse_nft(json: &str, text: Option<&str>) -> Result<NftRuleset, String> {
         }
     }
     let mut out = NftRuleset::default();
+    for it in items {
+        if let Some(c) = it.get("chain") {
+            let hook = s(c, "hook");
+            if !hook.is_empty() {
+                out.base_chains
+                    .insert((s(c, "family"), s(c, "table"), s(c, "name")), hook);
+            }
+        }
+    }
     let mut pending = Vec::new();
     for it in items {
         let Some(r) = it.get("rule") else { continue };
@@ -124,6 +178,8 @@ pub fn parse_nft(json: &str, text: Option<&str>) -> Result<NftRuleset, String> {
         .into_iter()
         .filter(|r| !out.xt_tables.contains(&(r.family.clone(), r.table.clone())))
         .collect();
+    out.base_chains
+        .retain(|(f, t, _), _| !out.xt_tables.contains(&(f.clone(), t.clone())));
     Ok(out)
 }
 
@@ -442,6 +498,17 @@ COMMIT
         assert!(r[5].facts.related_accept && r[5].facts.icmp_only);
         assert!(!r[6].facts.related_accept);
         assert!(!r[7].facts.related_accept);
+        assert_eq!(
+            r[0].command(),
+            "iptables -t raw -A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp"
+        );
+        assert_eq!(r[3].tool(), "iptables-nft");
+        let v6 = parse_iptables_save(SAVE, Origin::IptablesLegacy, "ip6", None);
+        assert_eq!(v6[3].tool(), "ip6tables-legacy");
+        assert_eq!(
+            v6[3].command(),
+            "ip6tables -A INPUT -m state --state RELATED,ESTABLISHED -j ACCEPT"
+        );
         let only: BTreeSet<_> = [("ip".to_string(), "raw".to_string())].into();
         assert_eq!(
             parse_iptables_save(SAVE, Origin::IptablesNft, "ip", Some(&only)).len(),
@@ -495,6 +562,16 @@ COMMIT
         assert!(by("icmp").facts.icmp_only);
         assert!(!by("!= related").facts.related_accept);
         assert_eq!(r.rules.len(), 7);
+        assert_eq!(
+            r.base_chains
+                .get(&("inet".into(), "fw".into(), "input".into()))
+                .map(String::as_str),
+            Some("input")
+        );
+        assert_eq!(
+            by("ct helper set").command(),
+            "nft add rule inet fw pre tcp dport 21 ct helper set \"ftp-std\""
+        );
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         count: Option<u64>,
         /// Stop after this long (e.g. 30s, 5m).
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
         duration: Option<std::time::Duration>,
         #[command(flatten)]
         filter: FilterArgs,
@@ -185,8 +185,11 @@ pub enum Command {
         /// Output file.
         file: PathBuf,
         /// Stop after this long (e.g. 30s); default: until Ctrl-C.
-        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
         duration: Option<std::time::Duration>,
+        /// Overwrite FILE if it exists (it is never followed through a symlink).
+        #[arg(long)]
+        force: bool,
     },
     /// Audit helper exposure: helper assignment, RELATED rules, rp_filter, live expectations.
     /// Exit 0 clean, 1 findings, 2 could not look.
@@ -210,4 +213,17 @@ pub struct ActArgs {
     /// a local sshd is spared unless this is given.
     #[arg(long)]
     pub include_own_ssh: bool,
+}
+
+/// The longest `--duration` accepted: far beyond any session, far below where adding it to
+/// the clock would overflow (`watch --duration 300000000000y` used to panic there).
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(100 * 366 * 86_400);
+
+/// `--duration`: a humantime span (`30s`, `5m`, `2h`), at most 100 years.
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > MAX_DURATION {
+        return Err("longer than 100 years; leave --duration out to run until stopped".into());
+    }
+    Ok(d)
 }

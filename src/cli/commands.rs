@@ -56,7 +56,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             filter,
             act,
         }) => flush(&g, expect, &filter, act),
-        Some(Command::Record { file, duration }) => record(&g, &file, duration),
+        Some(Command::Record {
+            file,
+            duration,
+            force,
+        }) => record(&g, &file, duration, force),
         Some(Command::Audit { opts }) => super::audit_main(&g, opts),
     }
 }
@@ -463,7 +467,8 @@ fn check_helper(name: &str) -> Result<()> {
         return Ok(());
     }
     Err(Usage(format!(
-        "unknown helper '{name}'\nhint: kernel helpers are {}",
+        "unknown helper '{}'\nhint: kernel helpers are {}",
+        crate::escape::Escaped(name),
         KNOWN_HELPERS.join(", ")
     ))
     .into())
@@ -501,7 +506,10 @@ fn confirm_and_execute(
     verb: Verb,
 ) -> Result<ExitCode> {
     let mut err = io::stderr().lock();
-    writeln!(err, "{}", plan.describe())?;
+    // Plans and reports quote helper names from the kernel: escaped, line by line.
+    for line in plan.describe().lines() {
+        writeln!(err, "{}", crate::escape::Escaped(line))?;
+    }
     if plan.is_empty() {
         writeln!(err, "ctscope: nothing to remove")?;
         return Ok(match verb {
@@ -533,7 +541,9 @@ fn confirm_and_execute(
     }
     source.conn().context("cannot act")?;
     let report = actions::execute_watched(source.as_mut(), &mut plan);
-    writeln!(err, "{report}")?;
+    for line in report.to_string().lines() {
+        writeln!(err, "{}", crate::escape::Escaped(line))?;
+    }
     let nothing_deleted = verb == Verb::Delete && report.removed == 0;
     Ok(if report.is_ok() && !nothing_deleted {
         ExitCode::SUCCESS
@@ -542,12 +552,17 @@ fn confirm_and_execute(
     })
 }
 
-fn record(g: &Global, file: &std::path::Path, duration: Option<Duration>) -> Result<ExitCode> {
+fn record(
+    g: &Global,
+    file: &std::path::Path,
+    duration: Option<Duration>,
+    force: bool,
+) -> Result<ExitCode> {
     if g.replay.is_some() {
         return Err(Usage("record reads the live kernel; drop --replay".into()).into());
     }
     let source = open_source(g, true, Speed::Fast)?;
-    let writer = engine::record::Writer::create(file)?;
+    let writer = engine::record::Writer::create(file, force)?;
     catch_stop_signals();
     let opts = Options {
         record: Some(writer),

@@ -90,10 +90,10 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
             // The file name only: a long path would push the counts off the header.
             (Some(p), _) => Some(format!(
                 "replay {}",
-                p.file_name().map_or_else(
+                crate::escape::Escaped(&p.file_name().map_or_else(
                     || p.display().to_string(),
                     |f| f.to_string_lossy().into_owned()
-                )
+                ))
             )),
             (None, Some(n)) => Some(n.clone()),
             (None, None) => None,

@@ -113,14 +113,12 @@ pub(crate) fn be64(ctx: &'static str, attr: u16, p: &[u8]) -> Result<u64, Decode
     Ok(u64::from_be_bytes(b))
 }
 
-/// A NUL-terminated string (`nla_put_string`); the terminator is optional.
-pub(crate) fn string<'a>(
-    ctx: &'static str,
-    attr: u16,
-    p: &'a [u8],
-) -> Result<&'a str, DecodeError> {
+/// A NUL-terminated string (`nla_put_string`); the terminator is optional. The kernel
+/// does not promise UTF-8 (a userspace cthelper names itself), so invalid bytes are kept
+/// as `\xNN` (`escape::lossless`) rather than dropping the whole entry.
+pub(crate) fn string(p: &[u8]) -> std::borrow::Cow<'_, str> {
     let end = p.iter().position(|b| *b == 0).unwrap_or(p.len());
-    std::str::from_utf8(&p[..end]).map_err(|_| bad(ctx, attr, "not UTF-8"))
+    crate::escape::lossless(&p[..end])
 }
 
 /// An error for a payload whose shape is wrong, for callers outside this file.
@@ -176,7 +174,8 @@ mod tests {
         assert!(be16("t", 1, &[1]).is_err());
         assert!(be32("t", 1, &[1, 2, 3]).is_err());
         assert_eq!(be64("t", 1, &[0, 0, 0, 0, 0, 0, 1, 0]).unwrap(), 256);
-        assert_eq!(string("t", 1, b"ftp\0\0").unwrap(), "ftp");
+        assert_eq!(string(b"ftp\0\0"), "ftp");
+        assert_eq!(string(b"f\xfftp\0"), "f\\xfftp");
         assert!(u8_of("t", 1, &[]).is_err());
     }
 }

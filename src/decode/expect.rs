@@ -23,12 +23,12 @@ pub(crate) fn expectation(family: Family, body: &[u8]) -> Result<Expectation, De
             CTA_EXPECT_MASK => mask = Some(tuple("CTA_EXPECT_MASK", family, p)?.tuple),
             CTA_EXPECT_TIMEOUT => e.timeout = be32(CTX, kind, p)?,
             CTA_EXPECT_ID => e.id = be32(CTX, kind, p)?,
-            CTA_EXPECT_HELP_NAME => e.helper = helper::intern(string(CTX, kind, p)?),
+            CTA_EXPECT_HELP_NAME => e.helper = helper::intern(&string(p)),
             CTA_EXPECT_ZONE => e.zone = be16(CTX, kind, p)?,
             CTA_EXPECT_FLAGS => e.flags = be32(CTX, kind, p)?,
             CTA_EXPECT_CLASS => e.class = be32(CTX, kind, p)?,
             CTA_EXPECT_NAT => e.nat = Some(nat(family, p)?),
-            CTA_EXPECT_FN => e.func = Some(string(CTX, kind, p)?.into()),
+            CTA_EXPECT_FN => e.func = Some(string(p).into()),
             _ => {}
         }
     }

@@ -39,7 +39,7 @@ pub(crate) fn flow(family: Family, body: &[u8]) -> Result<Flow, DecodeError> {
                 for h in Attrs::new(p, "CTA_HELP") {
                     let (k, v) = h?;
                     if k == CTA_HELP_NAME {
-                        f.helper = helper::intern(string("CTA_HELP", k, v)?);
+                        f.helper = helper::intern(&string(v));
                     }
                 }
             }
@@ -59,7 +59,7 @@ pub(crate) fn flow(family: Family, body: &[u8]) -> Result<Flow, DecodeError> {
                 for s in Attrs::new(p, "CTA_SECCTX") {
                     let (k, v) = s?;
                     if k == CTA_SECCTX_NAME {
-                        extra.secctx = Some(string("CTA_SECCTX", k, v)?.into());
+                        extra.secctx = Some(string(v).into());
                     }
                 }
             }

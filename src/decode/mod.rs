@@ -344,6 +344,31 @@ mod tests {
         assert!(message(&msg(CT_NEW, 0, 2, &odd)).is_err());
     }
 
+    /// A userspace cthelper may name itself with any bytes: a name that is not UTF-8 keeps
+    /// the flow (it used to drop it), with the bad bytes spelled `\xNN`.
+    #[test]
+    fn non_utf8_helper_name_keeps_the_flow() {
+        let n = |k: u16, b: &[u8]| nla(k | NLA_F_NESTED, b);
+        let body = [
+            orig(),
+            n(CTA_HELP, &nla(CTA_HELP_NAME, b"ev\xffl\x1b[2J\0")),
+        ]
+        .concat();
+        let Message::Record {
+            record: Record::Flow(f),
+            ..
+        } = message(&msg(CT_NEW, 0, 2, &body)).unwrap().0
+        else {
+            panic!()
+        };
+        // Stored exactly (control bytes are escaped at the terminal, not here).
+        assert_eq!(f.helper.name(), Some("ev\\xffl\x1b[2J"));
+        assert_eq!(
+            crate::escape::escape(f.helper.name().unwrap()),
+            "ev\\xffl\\x1b[2J"
+        );
+    }
+
     #[test]
     fn synthetic_expectation_flags_class_zone() {
         let t = |k: u16| {

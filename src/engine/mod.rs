@@ -923,7 +923,7 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("ctscope-engine-test-{}.rec", std::process::id()));
         let opts = Options {
-            record: Some(record::Writer::create(&path).unwrap()),
+            record: Some(record::Writer::create(&path, true).unwrap()),
             ..Options::default()
         };
         let (rx, handle) = Engine::spawn(Box::new(src), opts).unwrap();
@@ -973,7 +973,7 @@ mod tests {
         let path =
             std::env::temp_dir().join(format!("ctscope-engine-recheck-{}.rec", std::process::id()));
         let opts = Options {
-            record: Some(record::Writer::create(&path).unwrap()),
+            record: Some(record::Writer::create(&path, false).unwrap()),
             ..Options::default()
         };
         let before = record::now_epoch_ns();

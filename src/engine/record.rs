@@ -80,10 +80,48 @@ pub struct Writer<W: Write = BufWriter<File>> {
 }
 
 impl Writer<BufWriter<File>> {
-    /// Create (truncate) `path` and write the header, stamped with the current time.
-    pub fn create(path: &Path) -> Result<Writer> {
-        let name = path.display().to_string();
-        let file = File::create(path).map_err(|e| rec_err(&name, format!("cannot create: {e}")))?;
+    /// Create `path` and write the header, stamped with the current time.
+    ///
+    /// A recording holds every flow of the table (who talks to whom), so it is created
+    /// 0600, and the path is never followed through a symlink (`O_NOFOLLOW`): a link
+    /// planted in a shared directory must not redirect a root-run recorder onto another
+    /// file. An existing file is refused unless `force`; with `force` a regular file is
+    /// truncated and narrowed to 0600.
+    pub fn create(path: &Path, force: bool) -> Result<Writer> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let name = shown(path);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        if force {
+            opts.create(true);
+        } else {
+            // O_CREAT|O_EXCL: fails on any existing name, a symlink (even dangling) included.
+            opts.create_new(true);
+        }
+        let file = opts.open(path).map_err(|e| {
+            let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            let reason = if is_link {
+                "is a symbolic link: refused, a recording is never written through a link\nhint: give the real path".to_string()
+            } else if e.kind() == io::ErrorKind::AlreadyExists {
+                "already exists\nhint: pass --force to overwrite it, or choose another name".to_string()
+            } else {
+                format!("cannot create: {e}")
+            };
+            rec_err(&name, reason)
+        })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| rec_err(&name, format!("cannot create: {e}")))?;
+        if !meta.is_file() {
+            return Err(rec_err(&name, "is not a regular file: refused".into()));
+        }
+        if force {
+            file.set_len(0)
+                .and_then(|_| file.set_permissions(std::fs::Permissions::from_mode(0o600)))
+                .map_err(|e| rec_err(&name, format!("cannot overwrite: {e}")))?;
+        }
         Writer::new(BufWriter::new(file), name, now_epoch_ns())
     }
 }
@@ -139,7 +177,7 @@ pub struct Reader<R: Read = BufReader<File>> {
 impl Reader<BufReader<File>> {
     /// Open `path` and check its header.
     pub fn open(path: &Path) -> Result<Reader> {
-        let name = path.display().to_string();
+        let name = shown(path);
         let file = File::open(path).map_err(|e| rec_err(&name, format!("cannot open: {e}")))?;
         Reader::new(BufReader::new(file), name)
     }
@@ -215,8 +253,27 @@ impl<R: Read> Reader<R> {
     }
 
     fn err(&self, offset: u64, reason: String) -> Error {
-        rec_err(&self.path, format!("at offset {offset}: {reason}"))
+        rec_err(&self.path, format!("{OFFSET_WORDS}{offset}: {reason}"))
     }
+}
+
+/// The byte offset named by a reader error (`… at offset N: …`), for the dashboard's
+/// header: the engine hands errors on as text (`EngineEvent::Fatal`), and this is the one
+/// place that knows how the reader spells the offset.
+pub fn damaged_at(message: &str) -> Option<u64> {
+    let rest = &message[message.find(OFFSET_WORDS)? + OFFSET_WORDS.len()..];
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..digits].parse().ok()
+}
+
+const OFFSET_WORDS: &str = "at offset ";
+
+/// A file name for messages: names are chosen by whoever wrote the directory, so they
+/// are escaped like any outside string.
+fn shown(path: &Path) -> String {
+    crate::escape::escape(&path.display().to_string()).into_owned()
 }
 
 fn rec_err(path: &str, reason: String) -> Error {
@@ -307,6 +364,47 @@ mod tests {
         }
         let e = r.next_frame().unwrap_err().to_string();
         assert!(e.contains("'rec.bin'") && e.contains("offset 65"), "{e}");
+        assert_eq!(damaged_at(&e), Some(65));
+        assert_eq!(damaged_at("engine stopped: socket closed"), None);
+    }
+
+    /// Recordings are private, never written through a link, never overwritten unasked.
+    #[test]
+    fn files_are_created_0600_without_following_links_or_overwriting() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ctscope-rec-create-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("a.ctrec");
+        Writer::create(&path, false).unwrap().into_inner().unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        let e = Writer::create(&path, false).err().unwrap().to_string();
+        assert!(e.contains("already exists") && e.contains("--force"), "{e}");
+
+        // --force truncates and narrows an existing world-readable file.
+        std::fs::write(&path, vec![7u8; 1000]).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Writer::create(&path, true).unwrap().into_inner().unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), HEADER_LEN);
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+
+        // A planted link is refused, with and without --force, and its target untouched.
+        let target = dir.join("victim");
+        std::fs::write(&target, b"precious").unwrap();
+        let link = dir.join("link.ctrec");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        for force in [false, true] {
+            let e = Writer::create(&link, force).err().unwrap().to_string();
+            assert!(e.contains("symbolic link"), "{e}");
+        }
+        let dangling = dir.join("dangling.ctrec");
+        std::os::unix::fs::symlink(dir.join("nowhere"), &dangling).unwrap();
+        assert!(Writer::create(&dangling, false).is_err());
+        assert!(!dir.join("nowhere").exists());
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

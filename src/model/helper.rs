@@ -18,8 +18,20 @@ impl HelperId {
         self.0 == 0
     }
 
-    /// The helper's kernel name, or `None` for `HelperId::NONE`.
+    /// The helper's kernel name, exact (for JSON, filters and requests to the kernel), or
+    /// `None` for `HelperId::NONE`.
     pub fn name(self) -> Option<&'static str> {
+        self.slot().map(|s| s.name)
+    }
+
+    /// The name as a terminal may show it (`escape::escape`): a userspace helper names
+    /// itself, so its name is outside data. Interned with the name, so screens that show
+    /// it on every row allocate nothing.
+    pub fn shown(self) -> Option<&'static str> {
+        self.slot().map(|s| s.shown)
+    }
+
+    fn slot(self) -> Option<Slot> {
         if self.is_none() {
             return None;
         }
@@ -28,8 +40,26 @@ impl HelperId {
     }
 }
 
-fn table() -> &'static RwLock<Vec<&'static str>> {
-    static T: OnceLock<RwLock<Vec<&'static str>>> = OnceLock::new();
+/// One interned name and its terminal-safe form (the same `&str` when nothing needs escaping).
+#[derive(Clone, Copy)]
+struct Slot {
+    name: &'static str,
+    shown: &'static str,
+}
+
+impl Slot {
+    fn leak(name: &str) -> Slot {
+        let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        let shown = match crate::escape::escape(name) {
+            std::borrow::Cow::Borrowed(b) => b,
+            std::borrow::Cow::Owned(o) => Box::leak(o.into_boxed_str()),
+        };
+        Slot { name, shown }
+    }
+}
+
+fn table() -> &'static RwLock<Vec<Slot>> {
+    static T: OnceLock<RwLock<Vec<Slot>>> = OnceLock::new();
     T.get_or_init(|| RwLock::new(Vec::new()))
 }
 
@@ -44,19 +74,22 @@ pub fn intern(name: &str) -> HelperId {
     }
     {
         let t = table().read().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = t.iter().position(|n| *n == name) {
+        if let Some(i) = t.iter().position(|n| n.name == name) {
             return HelperId(i as u8 + 1);
         }
     }
     let mut t = table().write().unwrap_or_else(|e| e.into_inner());
-    if let Some(i) = t.iter().position(|n| *n == name) {
+    if let Some(i) = t.iter().position(|n| n.name == name) {
         return HelperId(i as u8 + 1);
     }
     if t.len() >= 254 {
-        t.push("(too many helpers)");
+        // One overflow slot, pushed once: the table must not grow with each new name.
+        if t.len() == 254 {
+            t.push(Slot::leak("(too many helpers)"));
+        }
         return HelperId(255);
     }
-    t.push(Box::leak(name.to_owned().into_boxed_str()));
+    t.push(Slot::leak(name));
     HelperId(t.len() as u8)
 }
 
@@ -64,7 +97,7 @@ pub fn intern(name: &str) -> HelperId {
 pub fn lookup(name: &str) -> Option<HelperId> {
     let t = table().read().unwrap_or_else(|e| e.into_inner());
     t.iter()
-        .position(|n| n.eq_ignore_ascii_case(name))
+        .position(|n| n.name.eq_ignore_ascii_case(name))
         .map(|i| HelperId(i as u8 + 1))
 }
 
@@ -80,5 +113,9 @@ mod tests {
         assert_eq!(a.name(), Some("ftp"));
         assert_eq!(HelperId::NONE.name(), None);
         assert_eq!(lookup("FTP"), Some(a));
+        let odd = intern("x\x1b]0;t\x07");
+        assert_eq!(odd.name(), Some("x\x1b]0;t\x07"));
+        assert_eq!(odd.shown(), Some("x\\x1b]0;t\\x07"));
+        assert_eq!(a.shown(), Some("ftp"));
     }
 }

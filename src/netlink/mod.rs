@@ -99,9 +99,15 @@ pub fn split(datagram: &[u8]) -> impl Iterator<Item = Result<(NlHeader, &[u8])>>
 }
 
 /// The errno carried by an `NLMSG_ERROR` message (0 is an ACK), as a positive number.
+/// `i32::MIN` has no positive counterpart (no kernel sends it, a fuzzer did); it reads as
+/// `i32::MAX`, an errno no one knows, as `decode::message` does.
 pub fn error_code(msg: &[u8]) -> Option<i32> {
     let b = msg.get(NLMSG_HDRLEN..NLMSG_HDRLEN + 4)?;
-    Some(-i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    Some(
+        i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+            .checked_neg()
+            .unwrap_or(i32::MAX),
+    )
 }
 
 /// A ctnetlink request socket bound in one network namespace.
@@ -265,5 +271,8 @@ mod tests {
         let mut m = vec![0u8; 20];
         m[16..20].copy_from_slice(&(-libc::ENOENT).to_ne_bytes());
         assert_eq!(error_code(&m), Some(libc::ENOENT));
+        m[16..20].copy_from_slice(&i32::MIN.to_ne_bytes());
+        assert_eq!(error_code(&m), Some(i32::MAX));
+        assert_eq!(error_code(&m[..19]), None);
     }
 }

@@ -7,7 +7,12 @@
 //! `[ASSURED]`, mark, secctx, zone, helper, use, id, labels. Counters follow each tuple when
 //! present. A protocol without ports (igmp, esp, 40, …) prints only addresses.
 
+//!
+//! Strings from outside (helper names, security contexts, expectation functions) go through
+//! `escape::Escaped`: this is a terminal, and they are data (JSON keeps them exact).
+
 use super::view::{EntryView, ExpectView, FlowView, ResyncLine, TupleView, WatchLine};
+use crate::escape::Escaped;
 use std::fmt::Write;
 
 fn tuple(out: &mut String, t: &TupleView, prefix: &str) {
@@ -61,13 +66,13 @@ pub fn flow(v: &FlowView) -> String {
     }
     let _ = write!(s, "mark={} ", v.mark);
     if let Some(c) = &v.secctx {
-        let _ = write!(s, "secctx={c} ");
+        let _ = write!(s, "secctx={} ", Escaped(c));
     }
     if v.zone != 0 {
         let _ = write!(s, "zone={} ", v.zone);
     }
     if let Some(h) = v.helper {
-        let _ = write!(s, "helper={h} ");
+        let _ = write!(s, "helper={} ", Escaped(h));
     }
     if let Some(m) = &v.master {
         s.push_str("master: ");
@@ -76,8 +81,15 @@ pub fn flow(v: &FlowView) -> String {
     let _ = write!(s, "use={} id={}", v.use_count, v.id);
     // Last, as conntrack -o labels prints them: names from connlabel.conf; a bit the map
     // does not name shows as its number (conntrack(8) would hide it).
+    // Names come from a file on the host: escaped like every outside string.
     for (i, l) in v.labels.named().enumerate() {
-        let _ = write!(s, "{}{l}", if i == 0 { " labels=" } else { "," });
+        let l = l.to_string();
+        let _ = write!(
+            s,
+            "{}{}",
+            if i == 0 { " labels=" } else { "," },
+            Escaped(&l)
+        );
     }
     s
 }
@@ -98,7 +110,7 @@ pub fn expectation(v: &ExpectView) -> String {
     }
     let _ = write!(s, "class={}", v.class);
     if let Some(h) = v.helper {
-        let _ = write!(s, " helper={h}");
+        let _ = write!(s, " helper={}", Escaped(h));
     }
     if let Some(n) = &v.nat {
         let dir = if n.dir.0 == 0 { "original" } else { "reply" };
@@ -107,7 +119,7 @@ pub fn expectation(v: &ExpectView) -> String {
         s.pop();
     }
     if let Some(f) = &v.func {
-        let _ = write!(s, " fn={f}");
+        let _ = write!(s, " fn={}", Escaped(f));
     }
     s
 }
@@ -158,4 +170,30 @@ pub fn resync(r: &ResyncLine) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{helper, Flow};
+
+    /// A helper name and security context chosen by someone else reach a conntrack-style
+    /// line escaped; the JSON view keeps them exact.
+    #[test]
+    fn outside_strings_are_escaped_in_lines_and_exact_in_json() {
+        let mut f = Flow::new(Default::default());
+        f.helper = helper::intern("h\x1b[2J");
+        f.extra = Some(Box::new(crate::model::flow::Extra {
+            secctx: Some("ctx\u{202e}\x07".into()),
+            ..Default::default()
+        }));
+        let v = FlowView::of(&f, 0);
+        let line = flow(&v);
+        assert!(!line.chars().any(crate::escape::is_unsafe), "{line:?}");
+        assert!(line.contains(r"helper=h\x1b[2J "), "{line}");
+        assert!(line.contains(r"secctx=ctx\u{202e}\x07 "), "{line}");
+        let j = serde_json::to_value(&v).unwrap();
+        assert_eq!(j["helper"], "h\x1b[2J");
+        assert_eq!(j["secctx"], "ctx\u{202e}\x07");
+    }
 }

@@ -311,6 +311,10 @@ pub struct App<M: Model> {
     assessor: Option<Box<dyn Assess>>,
     /// The engine's channel closed (a replay reached its end).
     pub(crate) ended: bool,
+    /// Why the engine stopped, when it stopped on an error (a damaged recording: the
+    /// message names the file and the byte offset). Shown in the header and the status
+    /// line, and the dashboard's exit is a failure (`failure`).
+    pub(crate) fatal: Option<String>,
     pub(crate) filter: Option<ActiveFilter>,
     pub(crate) bar: Option<FilterBar>,
     pub(crate) overlay: Overlay,
@@ -371,6 +375,7 @@ impl<M: Model> App<M> {
             risk: RiskCache::default(),
             assessor: None,
             ended: false,
+            fatal: None,
             filter: None,
             bar: None,
             overlay: Overlay::None,
@@ -425,6 +430,13 @@ impl<M: Model> App<M> {
 
     pub fn should_quit(&self) -> bool {
         self.quit
+    }
+
+    /// Why the engine stopped, if it stopped on an error (e.g. a damaged recording, with
+    /// its byte offset); the caller turns it into a failing exit after the terminal is
+    /// restored.
+    pub fn failure(&self) -> Option<&str> {
+        self.fatal.as_deref()
     }
 
     /// Whether something changed since the last frame.
@@ -529,11 +541,22 @@ impl<M: Model> App<M> {
                     self.dirty = true;
                 }
                 Applied::Fatal(m) => {
-                    self.set_status(StatusKind::Error, format!("engine stopped: {m}"));
+                    let what = if self.opts.recorded_start.is_some() {
+                        "recording damaged"
+                    } else {
+                        "engine stopped"
+                    };
+                    self.set_status(StatusKind::Error, format!("{what}: {m} (q quits)"));
+                    self.fatal = Some(m);
                 }
             },
             AppEvent::SourceEnded => {
                 self.ended = true;
+                if self.fatal.is_some() {
+                    // Keep the error on screen: a damaged recording did not simply end.
+                    self.dirty = true;
+                    return;
+                }
                 let text = if self.opts.recorded_start.is_some() {
                     "replay ended: the last state stays on screen (q quits)"
                 } else {
@@ -570,7 +593,13 @@ impl<M: Model> App<M> {
         self.set_status(kind, text);
     }
 
+    /// Status lines can quote outside strings (helper names in flush results, kernel
+    /// errors), so they are escaped here for every caller.
     fn set_status(&mut self, kind: StatusKind, text: String) {
+        let text = match crate::escape::escape(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(o) => o,
+        };
         self.status = Some(Status { kind, text });
         self.dirty = true;
     }
@@ -689,7 +718,7 @@ impl<M: Model> App<M> {
         });
         let mut helpers: Vec<(&'static str, usize, usize)> = per
             .into_iter()
-            .map(|(h, f, e)| (h.name().unwrap_or("?"), f, e))
+            .map(|(h, f, e)| (h.shown().unwrap_or("?"), f, e))
             .collect();
         helpers.sort_unstable();
         self.summary = Summary {
@@ -1120,7 +1149,7 @@ impl<M: Model> App<M> {
             if sample.len() < 5 {
                 sample.push(format!(
                     "{} {}",
-                    e.helper.name().unwrap_or("-"),
+                    e.helper.shown().unwrap_or("-"),
                     text::expect_tuple(e)
                 ));
             }
@@ -1330,8 +1359,9 @@ impl<M: Model> App<M> {
             }
         });
         keys.sort_unstable();
+        let shown = h.shown().unwrap_or("?");
         let mut c =
-            self.expects_confirm(format!("Flush the expectations of helper '{name}'"), keys);
+            self.expects_confirm(format!("Flush the expectations of helper '{shown}'"), keys);
         c.pending = Pending::HelperExpects(name);
         self.open(c);
     }

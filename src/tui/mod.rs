@@ -48,7 +48,9 @@ pub use theme::ThemeKind;
 ///   no risk badges or findings.
 ///
 /// When the engine's channel closes (a replay reached its end) the dashboard stays open
-/// on the last state and says so; only the user, a signal or a lost terminal end it.
+/// on the last state and says so; only the user, a signal or a lost terminal end it. If
+/// the engine stopped on an error (a damaged recording), that stays in the header and the
+/// status line, and `run` returns it as an error after the terminal is restored.
 ///
 /// The terminal is restored on every exit path: normal return, error, panic (ratatui's
 /// panic hook) and SIGINT/SIGTERM/SIGHUP (a self-pipe turns them into `AppEvent::Signal`).
@@ -81,7 +83,12 @@ pub fn run<M: Model>(
     let result = event_loop(&mut app, &mut terminal, &rx, tick);
     ratatui::restore();
     drop(signals);
-    result
+    result?;
+    // A damaged recording (or a failed engine) is an error once the admin has seen it.
+    match app.failure() {
+        Some(m) => Err(anyhow::anyhow!("{m}")),
+        None => Ok(()),
+    }
 }
 
 /// The last of SIGINT/SIGTERM/SIGHUP received by `run` (0: none), so a caller can choose an

@@ -106,7 +106,15 @@ fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         l1.push(Span::styled(" PAUSED ", t.paused));
         l1.push(Span::raw(" "));
     }
-    if app.ended {
+    if let Some(m) = &app.fatal {
+        let what = match crate::engine::record::damaged_at(m) {
+            Some(at) if app.opts.recorded_start.is_some() => format!(" DAMAGED at byte {at} "),
+            _ if app.opts.recorded_start.is_some() => " RECORDING DAMAGED ".to_string(),
+            _ => " ENGINE FAILED ".to_string(),
+        };
+        l1.push(Span::styled(what, t.error));
+        l1.push(Span::raw(" "));
+    } else if app.ended {
         let what = if app.opts.recorded_start.is_some() {
             " REPLAY ENDED "
         } else {
@@ -359,7 +367,7 @@ fn flows_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
             continue;
         };
         let helper = display_helper(&app.model, key, fl);
-        let hname = helper.name().unwrap_or("");
+        let hname = helper.shown().unwrap_or("");
         let related = fl.is_related();
         let risk = if related { app.risk.flow(key) } else { None };
         let cells = cols.iter().map(|c| match c {
@@ -459,7 +467,7 @@ fn expects_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
             rows.push(Row::new(vec![Cell::from("gone")]).style(t.dim));
             continue;
         };
-        let hname = e.helper.name().unwrap_or("");
+        let hname = e.helper.shown().unwrap_or("");
         let risk = app.risk.expect(key);
         let cells = cols.iter().map(|c| match c {
             ExpectCol::Left => Cell::from(text::dur_short(e.remaining(now))),
@@ -519,7 +527,7 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
                         text::proto_name(k.orig.proto),
                         text::conn(&k.orig)
                     ),
-                    m.helper.name().unwrap_or(""),
+                    m.helper.shown().unwrap_or(""),
                     None,
                     text::dur_short(m.remaining(now)),
                     Style::new().bold(),
@@ -536,7 +544,7 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
                 let corner = if *last { "└─" } else { "├─" };
                 match app.model.expectation(key) {
                     Some(e) => {
-                        let h = e.helper.name().unwrap_or("");
+                        let h = e.helper.shown().unwrap_or("");
                         (
                             format!("{corner} expect {}", text::expect_tuple(e)),
                             h,
@@ -560,7 +568,7 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
                 let corner = if *last { "└─" } else { "├─" };
                 match app.model.flow(key) {
                     Some(fl) => {
-                        let h = display_helper(&app.model, key, fl).name().unwrap_or("");
+                        let h = display_helper(&app.model, key, fl).shown().unwrap_or("");
                         (
                             format!(
                                 "{corner} RELATED {} {} {}",
@@ -632,8 +640,21 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
     f.render_stateful_widget(table, area, &mut TableState::default().with_selected(sel));
 }
 
+/// A detail-pane line. Values may carry outside strings (secctx, labels, notes naming
+/// processes), so they are escaped here, once for every caller.
 fn kv(t: &Theme, k: &str, v: String) -> Line<'static> {
-    Line::from(vec![Span::styled(format!("{k:>10} "), t.dim), Span::raw(v)])
+    Line::from(vec![
+        Span::styled(format!("{k:>10} "), t.dim),
+        Span::raw(escaped(v)),
+    ])
+}
+
+/// `v` with outside-data characters escaped (`escape::escape`), reusing it when clean.
+fn escaped(v: String) -> String {
+    match crate::escape::escape(&v) {
+        std::borrow::Cow::Borrowed(_) => v,
+        std::borrow::Cow::Owned(o) => o,
+    }
 }
 
 fn when<M: Model>(app: &App<M>, store_secs: u32) -> String {
@@ -739,7 +760,7 @@ fn flow_detail<M: Model>(app: &App<M>, key: &FlowKey, fl: &Flow) -> Vec<Line<'st
     l.push(kv(
         t,
         "helper",
-        match (fl.helper.name(), h.name()) {
+        match (fl.helper.shown(), h.shown()) {
             (Some(own), _) => own.to_owned(),
             (None, Some(via)) => format!("- (created by {via})"),
             _ => "-".into(),
@@ -858,7 +879,7 @@ fn expect_detail<M: Model>(app: &App<M>, e: &Expectation) -> Vec<Line<'static>> 
     l.push(kv(t, "raw tuple", text::conn(&e.tuple)));
     l.push(kv(t, "mask", text::conn(&e.mask)));
     l.push(kv(t, "master", text::conn(&e.master)));
-    l.push(kv(t, "helper", e.helper.name().unwrap_or("-").to_owned()));
+    l.push(kv(t, "helper", e.helper.shown().unwrap_or("-").to_owned()));
     if let Some(a) = app.risk.expect(&ExpectKey::of(e)) {
         risk_lines(t, a, &mut l);
     }
@@ -949,7 +970,7 @@ fn subject_text<M: Model>(app: &App<M>, s: &Subject) -> (String, &'static str) {
         Subject::Expect(k) => match app.model.expectation(k) {
             Some(e) => (
                 format!("expect {}", text::expect_tuple(e)),
-                e.helper.name().unwrap_or(""),
+                e.helper.shown().unwrap_or(""),
             ),
             None => (format!("expect {} (gone)", text::conn(&k.tuple)), ""),
         },
@@ -960,7 +981,7 @@ fn subject_text<M: Model>(app: &App<M>, s: &Subject) -> (String, &'static str) {
                     text::proto_name(k.orig.proto),
                     text::conn(&k.orig)
                 ),
-                display_helper(&app.model, k, fl).name().unwrap_or(""),
+                display_helper(&app.model, k, fl).shown().unwrap_or(""),
             ),
             None => (format!("RELATED {} (gone)", text::conn(&k.orig)), ""),
         },
@@ -1073,8 +1094,11 @@ fn finding_lines<M: Model>(app: &App<M>, t: &Theme, r: &FindingRow) -> Option<Ve
                     .unwrap_or_default()
             )),
         ]),
-        Line::from(vec![label("detail"), Span::raw(fd.detail.clone())]),
-        Line::from(vec![label("fix"), Span::styled(fd.fix.clone(), t.ok)]),
+        Line::from(vec![label("detail"), Span::raw(escaped(fd.detail.clone()))]),
+        Line::from(vec![
+            label("fix"),
+            Span::styled(escaped(fd.fix.clone()), t.ok),
+        ]),
     ];
     l.push(Line::from(Span::styled(
         "Enter: go to the entry · d: delete it · H: flush its helper's expectations",
@@ -1295,7 +1319,7 @@ fn confirm<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         )));
     }
     if let Some(n) = &c.note {
-        lines.push(Line::from(Span::styled(n.clone(), t.dim)));
+        lines.push(Line::from(Span::styled(escaped(n.clone()), t.dim)));
     }
     if !c.sample.is_empty() {
         lines.push(Line::from(Span::styled("sample:", t.dim)));
