@@ -255,6 +255,9 @@ fn a_background_resync_in_the_middle_of_watch_keeps_the_stream_complete() {
         resync_ends(l).len() > seen
     });
     let lines = watch.stop();
+    // `record` re-dumps on its own schedule (every 300 ms at the least here): give it a few
+    // of its own re-dumps after watch's quiet one, so its last one saw the final table too.
+    std::thread::sleep(std::time::Duration::from_secs(2));
     let _ = record.stop();
 
     assert!(
