@@ -759,6 +759,7 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
     let range = app.chains.window(height);
     let t = app.theme.clone();
     let now = app.now;
+    let narrow = area.width < 60;
     let mut rows = Vec::new();
     for r in &app.chains.keys[range.clone()] {
         let (tree, hname, risk, left, style): (String, &str, (String, Style), String, Style) =
@@ -813,13 +814,24 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
                     match app.model.flow(key) {
                         Some(fl) => {
                             let h = display_helper(&app.model, key, fl).name().unwrap_or("");
-                            (
+                            // Narrow screens keep the tuple whole rather than the words
+                            // around it: `R` (as in the flows table) and no state.
+                            let tree = if narrow {
+                                format!(
+                                    "{corner} R {} {}",
+                                    text::proto_name(key.orig.proto),
+                                    text::conn(&key.orig)
+                                )
+                            } else {
                                 format!(
                                     "{corner} RELATED {} {} {}",
                                     text::proto_name(key.orig.proto),
                                     text::conn(&key.orig),
                                     fl.state_name().unwrap_or("")
-                                ),
+                                )
+                            };
+                            (
+                                tree,
                                 h,
                                 risk_text(&t, app.risk.flow(key), key.orig.dport, true),
                                 text::dur_short(fl.remaining(now)),
