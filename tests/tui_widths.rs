@@ -557,3 +557,26 @@ fn the_risk_column_is_never_dropped() {
         }
     }
 }
+
+/// The header's lost-event counter is whole at every width, with no helper in use (the
+/// case that once printed `resyn`) and after resyncs.
+#[test]
+fn the_resync_counter_is_always_whole() {
+    let mut h = Harness::new(Store::new(), opts(), 40, 24);
+    for overruns in [0u32, 12] {
+        for _ in 0..overruns {
+            h.app
+                .handle(ctscope::tui::AppEvent::Engine(EngineEvent::Overrun));
+        }
+        for width in 40u16..=240 {
+            h.resize(width, 24);
+            let s = h.screen();
+            let line = s.lines().nth(1).unwrap_or("");
+            let want = format!("resyncs {overruns}");
+            assert!(
+                line.ends_with(&want) && line.contains("findings 0"),
+                "{width} cols, {overruns} resyncs:\n{s}"
+            );
+        }
+    }
+}

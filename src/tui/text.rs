@@ -1,8 +1,9 @@
 //! Plain-text formatting of model records for the TUI: endpoints, tuples with wildcards,
 //! NAT as `pre → post`, durations, byte counts, status letters.
 //!
-//! Pure functions over model types so every screen (and the tests) formats the same way.
-//! It must not style (see `theme`) or decide layout (see `ui`).
+//! Pure functions over model types so every screen (and the tests) formats the same way,
+//! and `fit`, the one way text is shortened to a width: addresses elide their middle,
+//! numbers are never cut. It must not style (see `theme`) or decide layout (see `view`).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -443,11 +444,6 @@ pub fn fit(s: &str, width: usize) -> String {
         .collect()
 }
 
-/// `s` in at most `width` cells, by `fit` (kept under this name for callers that clip).
-pub fn clip(s: &str, width: usize) -> String {
-    fit(s, width)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,7 +521,7 @@ mod tests {
         );
         assert_eq!(bytes(512), "512");
         assert_eq!(bytes(4710), "4.6K");
-        assert_eq!(clip("abcdef", 4), "…");
+        assert_eq!(fit("abcdef", 4), "…");
         assert_eq!(fit("a bb", 3), "a …");
     }
 

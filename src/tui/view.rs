@@ -3,7 +3,9 @@
 //!
 //! A view keeps only keys (`FlowKey`/`ExpectKey`) and rebuilds them when the store's
 //! generation, the filter or the sort changes, never per frame; a frame turns only the
-//! visible window into rows. This module must not draw or style.
+//! visible window into rows. `layout` picks the columns that fit a width, dropping whole
+//! columns by priority (never an essential one such as Risk). This module must not draw
+//! or style.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +16,8 @@ use super::model::{Model, RowFilter};
 use super::risk::{headline, FindingRow, RiskCache, Subject};
 use crate::risk::Assessment;
 
-/// Flow table columns. A new column is one variant here and one arm in each `match`.
+/// Flow table columns. A new column is one variant here, its `Column` arms beside it, and
+/// its cell in the screen's row builder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowCol {
     Proto,
