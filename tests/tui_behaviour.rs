@@ -417,7 +417,7 @@ fn every_colour_theme_colours_helpers_apart_and_t_cycles_them() {
 #[test]
 fn monochrome_theme_uses_no_colour_at_all() {
     let o = TuiOptions {
-        theme: ThemeKind::choose("auto", None, Some("1")),
+        theme: ThemeKind::choose("auto", None, Some("1"), Default::default()),
         ..opts()
     };
     let mut h = Harness::new(lab(), o, 100, 24);

@@ -135,7 +135,7 @@ fn a_related_flow_inherits_the_finding_of_the_expectation_that_made_it() {
 #[test]
 fn badges_are_text_in_the_monochrome_theme() {
     let o = TuiOptions {
-        theme: ThemeKind::choose("auto", None, Some("1")),
+        theme: ThemeKind::choose("auto", None, Some("1"), Default::default()),
         ..opts()
     };
     let mut h = Harness::new(lab(), o, 100, 24);

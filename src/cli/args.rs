@@ -45,9 +45,9 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
-    /// Dashboard theme.
-    #[arg(long, global = true, value_enum, default_value_t = Theme::Dark)]
-    pub theme: Theme,
+    /// Dashboard theme [default: dark, or 16 where TERM/COLORTERM do not say 256 colours].
+    #[arg(long, global = true, value_enum)]
+    pub theme: Option<Theme>,
 
     /// Remove every delete and flush action from the dashboard.
     #[arg(long, global = true)]

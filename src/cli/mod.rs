@@ -78,13 +78,18 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
         args::ColorChoice::Always => "always",
         args::ColorChoice::Never => "never",
     };
-    let theme = match g.theme {
+    let theme = g.theme.map(|t| match t {
         args::Theme::Dark => "dark",
         args::Theme::Light => "light",
         args::Theme::Ansi16 => "16",
         args::Theme::Mono => "mono",
-    };
+    });
     let no_color = std::env::var("NO_COLOR").ok();
+    let (term, colorterm) = (std::env::var("TERM").ok(), std::env::var("COLORTERM").ok());
+    let terminal = tui::theme::Terminal {
+        term: term.as_deref(),
+        colorterm: colorterm.as_deref(),
+    };
     let opts = tui::TuiOptions {
         namespace: match (&g.replay, &g.netns) {
             // The file name only: a long path would push the counts off the header.
@@ -106,7 +111,7 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
         },
         tcp_loose: ctx.tcp_loose,
         read_only: g.read_only,
-        theme: ThemeKind::choose(color, Some(theme), no_color.as_deref()),
+        theme: ThemeKind::choose(color, theme, no_color.as_deref(), terminal),
         ssh: ctx.ssh,
         sshd: ctx.sshd.clone(),
         recorded_start,

@@ -1,8 +1,9 @@
 //! Plain-text formatting of model records for the TUI: endpoints, tuples with wildcards,
 //! NAT as `pre → post`, durations, byte counts, status letters.
 //!
-//! Pure functions over model types so every screen (and the tests) formats the same way.
-//! It must not style (see `theme`) or decide layout (see `ui`).
+//! Pure functions over model types so every screen (and the tests) formats the same way,
+//! and `fit`, the one way text is shortened to a width: addresses elide their middle,
+//! numbers are never cut. It must not style (see `theme`) or decide layout (see `view`).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -258,17 +259,189 @@ pub fn counters(f: &Flow) -> Option<String> {
     ))
 }
 
-/// Cut `s` to at most `width` characters, marking the cut with `…`.
-pub fn clip(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
+/// Display width of `s` in cells (the TUI's text is single-width: ASCII, arrows, `…`).
+pub fn width(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// The shortest an address becomes when elided: its first and last character around `…`.
+const ADDR_MIN: usize = 3;
+
+/// One token of a cell, by how it may shrink. Numbers are never cut: a cut port reads as
+/// another valid port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token<'a> {
+    /// Spaces and arrows between words: kept as they are.
+    Gap(&'a str),
+    /// A word (a number, a name, a state): whole or absent.
+    Word(&'a str),
+    /// A word holding an address, `pre` + `addr` + `post` (`[`, `fd00::1`, `]:3306`): the
+    /// address may elide its middle (`fd00:…:1`), `pre` and `post` (the `:port`) stay.
+    Addr {
+        pre: &'a str,
+        addr: &'a str,
+        post: &'a str,
+    },
+}
+
+impl Token<'_> {
+    fn natural(&self) -> usize {
+        match self {
+            Token::Gap(s) | Token::Word(s) => width(s),
+            Token::Addr { pre, addr, post } => width(pre) + addr.len() + width(post),
+        }
+    }
+}
+
+/// Whether `c` separates words: white space and the TUI's arrows.
+fn is_gap(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '→' | '⇒')
+}
+
+/// The address inside a word, if it holds one: `[v6]…`, or a leading v4/v6 address
+/// (`10.0.0.1:80`, `fd00::1`). Anything that does not parse as an address is a plain word.
+fn addr_token(w: &str) -> Option<Token<'_>> {
+    if let Some(inner) = w.strip_prefix('[') {
+        let end = inner.find(']')?;
+        // A masked address keeps its `/len` with the port.
+        let a = inner[..end].split(['/', '&']).next()?;
+        a.parse::<std::net::Ipv6Addr>().ok()?;
+        return Some(Token::Addr {
+            pre: &w[..1],
+            addr: a,
+            post: &inner[a.len()..],
+        });
+    }
+    let run = w
+        .find(|c: char| !(c.is_ascii_hexdigit() || c == '.' || c == ':'))
+        .unwrap_or(w.len());
+    let cand = &w[..run];
+    // IPv4 carries its port after a colon; a bare IPv6 address carries none.
+    let a = if cand.contains('.') {
+        cand.split(':').next()?
+    } else {
+        cand
+    };
+    a.parse::<IpAddr>().ok()?;
+    if a.len() <= ADDR_MIN {
+        return None;
+    }
+    Some(Token::Addr {
+        pre: "",
+        addr: a,
+        post: &w[a.len()..],
+    })
+}
+
+fn tokens(s: &str) -> Vec<Token<'_>> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let gap = rest.find(|c: char| !is_gap(c)).unwrap_or(rest.len());
+        if gap > 0 {
+            out.push(Token::Gap(&rest[..gap]));
+            rest = &rest[gap..];
+            continue;
+        }
+        let end = rest.find(is_gap).unwrap_or(rest.len());
+        let w = &rest[..end];
+        out.push(addr_token(w).unwrap_or(Token::Word(w)));
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// `addr` in `k` characters: head and tail around `…`.
+fn elide(addr: &str, k: usize) -> String {
+    if k >= addr.len() {
+        return addr.to_owned();
+    }
+    let keep = k.saturating_sub(1);
+    let head = keep.div_ceil(2);
+    let tail = keep - head;
+    format!("{}…{}", &addr[..head], &addr[addr.len() - tail..])
+}
+
+/// The narrowest `s` can be drawn without losing a word: every address elided to its
+/// shortest, every number and name whole. A column narrower than this drops words.
+pub fn min_width(s: &str) -> usize {
+    tokens(s)
+        .iter()
+        .map(|t| match t {
+            Token::Addr { pre, addr, post } => width(pre) + addr.len().min(ADDR_MIN) + width(post),
+            t => t.natural(),
+        })
+        .sum()
+}
+
+/// `s` in at most `width` cells, never cutting a number or a name: first the longest
+/// addresses elide their middle (`fd00:…:1`, keeping `:port`), down to `ADDR_MIN`; if that
+/// is not enough, whole words are dropped from the end and `…` marks the loss.
+///
+/// This is the one place the TUI shortens text, so every screen keeps the rule that a
+/// port, id, count or duration is printed whole or not at all.
+pub fn fit(s: &str, width: usize) -> String {
+    let natural = self::width(s);
+    if natural <= width {
         return s.to_owned();
     }
-    if width == 0 {
-        return String::new();
+    if min_width(s) > width {
+        // Even every address elided is too wide: keep the longest run of whole tokens
+        // from the start that fits with ` …` (the space keeps the mark off the last
+        // number, which would read as cut), eliding only as much as that run needs.
+        let toks = tokens(s);
+        let mut end = s.len();
+        for t in toks.iter().rev() {
+            let len = match t {
+                Token::Gap(x) | Token::Word(x) => x.len(),
+                Token::Addr { pre, addr, post } => pre.len() + addr.len() + post.len(),
+            };
+            end -= len;
+            let kept = s[..end].trim_end();
+            if kept.is_empty() {
+                break;
+            }
+            let cand = format!("{kept} …");
+            if min_width(&cand) <= width {
+                return fit(&cand, width);
+            }
+        }
+        return if width == 0 {
+            String::new()
+        } else {
+            "…".into()
+        };
     }
-    let mut out: String = s.chars().take(width - 1).collect();
-    out.push('…');
-    out
+    let toks = tokens(s);
+    // Shrink the longest address by one, again and again (water-filling), so the
+    // addresses of a row keep similar lengths.
+    let mut lens: Vec<usize> = toks
+        .iter()
+        .map(|t| match t {
+            Token::Addr { addr, .. } => addr.len(),
+            _ => 0,
+        })
+        .collect();
+    let mut excess = natural - width;
+    while excess > 0 {
+        let Some((i, _)) = lens
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l > ADDR_MIN)
+            .max_by_key(|(i, l)| (**l, std::cmp::Reverse(*i)))
+        else {
+            break;
+        };
+        lens[i] -= 1;
+        excess -= 1;
+    }
+    toks.iter()
+        .zip(&lens)
+        .map(|(t, k)| match t {
+            Token::Gap(s) | Token::Word(s) => (*s).to_owned(),
+            Token::Addr { pre, addr, post } => format!("{pre}{}{post}", elide(addr, *k)),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -348,6 +521,33 @@ mod tests {
         );
         assert_eq!(bytes(512), "512");
         assert_eq!(bytes(4710), "4.6K");
-        assert_eq!(clip("abcdef", 4), "abc…");
+        assert_eq!(fit("abcdef", 4), "…");
+        assert_eq!(fit("a bb", 3), "a …");
+    }
+
+    #[test]
+    fn fitting_elides_addresses_and_keeps_numbers_whole() {
+        let s = "10.213.6.2:36252 → 10.213.6.1:50040";
+        assert_eq!(fit(s, 80), s);
+        assert_eq!(fit(s, 31), "10.2…6.2:36252 → 10.2…6.1:50040");
+        assert_eq!(fit(s, 23), "10…2:36252 → 10…1:50040");
+        assert_eq!(fit(s, 21), "1…2:36252 → 1…1:50040");
+        assert_eq!(min_width(s), 21);
+        // Narrower than every address elided: whole words are dropped, never digits.
+        assert_eq!(fit(s, 12), "10…2:36252 …");
+        assert_eq!(fit(s, 11), "1…2:36252 …");
+        assert_eq!(fit(s, 10), "…");
+        let tree = "└─ RELATED tcp 10.213.4.2:40002 → 10.213.4.1:50000 ESTABLISHED";
+        assert_eq!(fit(tree, 40), "└─ RELATED tcp 10…2:40002 → 10…1:50000 …");
+        let v6 = "[fd00:213:6::1]:33090 → [fd00:213:6::2]:3306";
+        assert_eq!(fit(v6, 36), "[fd00…6::1]:33090 → [fd00…6::2]:3306");
+        assert_eq!(fit("t8/c0 id 4242", 10), "t8/c0 id …");
+        assert_eq!(fit("netbios-ns", 6), "…");
+        assert_eq!(fit("4days 23h", 8), "4days …");
+        // Times are not addresses; bare IPv6 (ICMP) is.
+        assert_eq!(
+            fit("fd00:213:6::1 → fd00:213:6::2 t128/c0 id 7", 30),
+            "fd0…::1 → fd0…::2 t128/c0 id 7"
+        );
     }
 }

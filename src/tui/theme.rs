@@ -37,22 +37,55 @@ impl ThemeKind {
 
     /// The theme for `--color auto|always|never` and a `--theme` name, honouring NO_COLOR
     /// (https://no-color.org: set and non-empty disables colour) unless colour is forced.
-    pub fn choose(color: &str, theme: Option<&str>, no_color_env: Option<&str>) -> ThemeKind {
+    /// With no theme named, a terminal that does not say it shows 256 colours (`TERM`,
+    /// `COLORTERM`, see `Terminal::has_256`) gets the 16-colour theme: the dark theme's
+    /// 256-colour indexes would be guessed at, or dropped, by such a terminal.
+    pub fn choose(
+        color: &str,
+        theme: Option<&str>,
+        no_color_env: Option<&str>,
+        term: Terminal<'_>,
+    ) -> ThemeKind {
         let no_color = no_color_env.is_some_and(|v| !v.is_empty());
         if color == "never" || (color != "always" && no_color) {
             return ThemeKind::Mono;
         }
         match theme {
+            Some("dark") => ThemeKind::Dark,
             Some("light") => ThemeKind::Light,
             Some("16") | Some("ansi16") => ThemeKind::Ansi16,
             Some("mono") | Some("monochrome") => ThemeKind::Mono,
-            _ => ThemeKind::Dark,
+            _ if term.has_256() => ThemeKind::Dark,
+            _ => ThemeKind::Ansi16,
         }
     }
 
     pub fn next(self) -> ThemeKind {
         let i = ThemeKind::ALL.iter().position(|k| *k == self).unwrap_or(0);
         ThemeKind::ALL[(i + 1) % ThemeKind::ALL.len()]
+    }
+}
+
+/// What the environment says about the terminal's colours: `TERM` and `COLORTERM`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Terminal<'a> {
+    pub term: Option<&'a str>,
+    pub colorterm: Option<&'a str>,
+}
+
+impl Terminal<'_> {
+    /// 256 colours or more: `COLORTERM` is `truecolor` or `24bit` (the convention of
+    /// terminals with direct colour), or the terminfo name says so (`xterm-256color`,
+    /// `tmux-256color`, `*-direct`). `xterm`, `linux`, `screen`, `vt100` or no `TERM` at
+    /// all: 16 colours.
+    pub fn has_256(self) -> bool {
+        let direct = self
+            .colorterm
+            .is_some_and(|c| matches!(c.to_ascii_lowercase().as_str(), "truecolor" | "24bit"));
+        let named = self
+            .term
+            .is_some_and(|t| t.contains("256color") || t.ends_with("-direct"));
+        direct || named
     }
 }
 
@@ -316,18 +349,141 @@ impl Theme {
 mod tests {
     use super::*;
 
+    fn term<'a>(term: &'a str, colorterm: Option<&'a str>) -> Terminal<'a> {
+        Terminal {
+            term: Some(term),
+            colorterm,
+        }
+    }
+
+    const XTERM256: Terminal<'static> = Terminal {
+        term: Some("xterm-256color"),
+        colorterm: None,
+    };
+
     #[test]
     fn no_color_env_selects_monochrome() {
-        assert_eq!(ThemeKind::choose("auto", None, Some("1")), ThemeKind::Mono);
-        assert_eq!(ThemeKind::choose("auto", None, Some("")), ThemeKind::Dark);
+        let auto = |nc| ThemeKind::choose("auto", None, nc, XTERM256);
+        assert_eq!(auto(Some("1")), ThemeKind::Mono);
+        assert_eq!(auto(Some("")), ThemeKind::Dark);
         assert_eq!(
-            ThemeKind::choose("never", Some("light"), None),
+            ThemeKind::choose("never", Some("light"), None, XTERM256),
             ThemeKind::Mono
         );
         assert_eq!(
-            ThemeKind::choose("always", Some("16"), Some("1")),
+            ThemeKind::choose("always", Some("16"), Some("1"), XTERM256),
             ThemeKind::Ansi16
         );
+        // NO_COLOR wins over a 16-colour terminal too.
+        assert_eq!(
+            ThemeKind::choose("auto", None, Some("1"), term("linux", None)),
+            ThemeKind::Mono
+        );
+    }
+
+    #[test]
+    fn terminals_without_256_colours_get_the_16_colour_theme() {
+        for t in ["xterm", "linux", "screen", "vt100", "xterm-color", "tmux"] {
+            assert_eq!(
+                ThemeKind::choose("auto", None, None, term(t, None)),
+                ThemeKind::Ansi16,
+                "{t}"
+            );
+        }
+        assert_eq!(
+            ThemeKind::choose("auto", None, None, Terminal::default()),
+            ThemeKind::Ansi16
+        );
+        for (t, ct) in [
+            ("xterm-256color", None),
+            ("screen-256color", None),
+            ("tmux-256color", None),
+            ("xterm-direct", None),
+            ("xterm", Some("truecolor")),
+            ("linux", Some("24bit")),
+        ] {
+            assert_eq!(
+                ThemeKind::choose("auto", None, None, term(t, ct)),
+                ThemeKind::Dark,
+                "{t} {ct:?}"
+            );
+        }
+        // A named theme is what the admin asked for, whatever the terminal.
+        assert_eq!(
+            ThemeKind::choose("auto", Some("dark"), None, term("linux", None)),
+            ThemeKind::Dark
+        );
+        assert_eq!(
+            ThemeKind::choose("auto", Some("16"), None, XTERM256),
+            ThemeKind::Ansi16
+        );
+    }
+
+    /// Every colour a style of `t` can carry, helpers and risk levels included.
+    fn colours(t: &Theme) -> Vec<Color> {
+        let mut styles = vec![
+            t.base,
+            t.title,
+            t.dim,
+            t.header_cell,
+            t.tab,
+            t.tab_active,
+            t.selected,
+            t.related,
+            t.paused,
+            t.error,
+            t.error_span,
+            t.ok,
+            t.warn,
+            t.gauge,
+            t.border,
+            t.finding,
+        ];
+        styles.extend(t.freedom);
+        for name in [
+            "ftp", "sip", "irc", "tftp", "h323", "pptp", "sane", "snmp", "x-custom",
+        ] {
+            styles.push(t.helper(name));
+        }
+        styles
+            .iter()
+            .flat_map(|s| [s.fg, s.bg, s.underline_color])
+            .flatten()
+            .collect()
+    }
+
+    #[test]
+    fn the_16_colour_theme_uses_only_the_16_ansi_colours() {
+        use Color::*;
+        // SGR 30–37 / 40–47 and their bright forms 90–97 / 100–107, as ratatui names them.
+        let ansi = [
+            Black,
+            Red,
+            Green,
+            Yellow,
+            Blue,
+            Magenta,
+            Cyan,
+            Gray,
+            DarkGray,
+            LightRed,
+            LightGreen,
+            LightYellow,
+            LightBlue,
+            LightMagenta,
+            LightCyan,
+            White,
+        ];
+        let used = colours(&Theme::new(ThemeKind::Ansi16));
+        assert!(!used.is_empty());
+        for c in used {
+            assert!(ansi.contains(&c), "{c:?} is not one of the 16 ANSI colours");
+        }
+        assert!(colours(&Theme::new(ThemeKind::Mono)).is_empty());
+        // The dark theme does use the 256-colour palette (what 16-colour terminals lack).
+        assert!(colours(&Theme::new(ThemeKind::Dark))
+            .iter()
+            .any(|c| matches!(c, Indexed(_))));
     }
 
     #[test]

@@ -32,8 +32,12 @@ use super::model::Model;
 use super::risk::{self as trisk, FindingRow, Subject};
 use super::text;
 use super::theme::Theme;
-use super::view::{self, ChainRow, ExpectCol, FlowCol};
+use super::view::{self, ChainCol, ChainRow, Column, ExpectCol, FindingCol, FlowCol, Need};
 use crate::risk::{Assessment, Freedom};
+
+/// Long lines wrap at word boundaries, so a number is never split across the edge
+/// (a word wider than the whole pane is the only exception, and none of ours is).
+const WRAP: ratatui::widgets::Wrap = ratatui::widgets::Wrap { trim: false };
 
 /// Draw the whole screen.
 pub fn draw<M: Model>(f: &mut Frame, app: &mut App<M>) {
@@ -98,13 +102,92 @@ fn sep(t: &Theme) -> Span<'static> {
     Span::styled(" │ ", t.dim)
 }
 
+/// One item of a header line: its spans and how long it is kept when the line is short
+/// (lower is kept longer). Items are dropped whole, so every count in them stays whole.
+struct Item {
+    prio: u8,
+    spans: Vec<Span<'static>>,
+    /// Joined to the previous item by one space instead of the separator.
+    glue: bool,
+}
+
+impl Item {
+    fn new(prio: u8, spans: Vec<Span<'static>>) -> Item {
+        Item {
+            prio,
+            spans,
+            glue: false,
+        }
+    }
+
+    fn glued(mut self) -> Item {
+        self.glue = true;
+        self
+    }
+
+    fn width(&self) -> usize {
+        self.spans.iter().map(Span::width).sum()
+    }
+}
+
+/// Drop whole items, least important first, until they fit `width` with `gap` cells
+/// between neighbours (one for glued items); returns which are kept.
+fn keep_items(items: &[Item], width: usize, gap: usize) -> Vec<bool> {
+    let mut keep = vec![true; items.len()];
+    let used = |keep: &[bool]| -> usize {
+        let mut total = 0;
+        for (i, item) in items
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .map(|(i, _)| i)
+            .enumerate()
+        {
+            if i > 0 {
+                total += if item.glue { 1 } else { gap };
+            }
+            total += item.width();
+        }
+        total
+    };
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse((items[*i].prio, *i)));
+    for i in order {
+        if used(&keep) <= width {
+            break;
+        }
+        keep[i] = false;
+    }
+    keep
+}
+
+/// Items joined by `sep`, without those `keep_items` dropped.
+fn join_items(items: Vec<Item>, keep: &[bool], sep: &Span<'static>) -> Vec<Span<'static>> {
+    let mut out = Vec::new();
+    for (item, _) in items.into_iter().zip(keep).filter(|(_, k)| **k) {
+        if !out.is_empty() {
+            out.push(if item.glue {
+                Span::raw(" ")
+            } else {
+                sep.clone()
+            });
+        }
+        out.extend(item.spans);
+    }
+    out
+}
+
+/// The two header lines. Each is a list of items with priorities; a narrow terminal drops
+/// whole items (the gauge, the rate, the helper list…) and never cuts a count: findings
+/// and lost-event resyncs are the last to go.
 fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     let t = &app.theme;
     let s = &app.summary;
-    let mut l1: Vec<Span> = Vec::new();
+    let width = usize::from(area.width);
+    let mut l1: Vec<Item> = Vec::new();
+    let mut title: Vec<Span> = Vec::new();
     if app.paused {
-        l1.push(Span::styled(" PAUSED ", t.paused));
-        l1.push(Span::raw(" "));
+        title.push(Span::styled(" PAUSED ", t.paused));
     }
     if let Some(m) = &app.fatal {
         let what = match crate::engine::record::damaged_at(m) {
@@ -112,108 +195,165 @@ fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
             _ if app.opts.recorded_start.is_some() => " RECORDING DAMAGED ".to_string(),
             _ => " ENGINE FAILED ".to_string(),
         };
-        l1.push(Span::styled(what, t.error));
-        l1.push(Span::raw(" "));
+        if !title.is_empty() {
+            title.push(Span::raw(" "));
+        }
+        title.push(Span::styled(what, t.error));
     } else if app.ended {
         let what = if app.opts.recorded_start.is_some() {
             " REPLAY ENDED "
         } else {
             " ENGINE STOPPED "
         };
-        l1.push(Span::styled(what, t.paused));
-        l1.push(Span::raw(" "));
+        if !title.is_empty() {
+            title.push(Span::raw(" "));
+        }
+        title.push(Span::styled(what, t.paused));
+    }
+    if !title.is_empty() {
+        l1.push(Item::new(0, title));
     }
     if !app.paused {
-        l1.push(Span::styled("ctscope ", t.title));
+        l1.push(Item::new(6, vec![Span::styled("ctscope", t.title)]).glued());
     }
     if let Some(ns) = &app.opts.namespace {
-        l1.push(Span::styled(format!("ns:{ns}"), t.dim));
+        l1.push(Item::new(7, vec![Span::styled(format!("ns:{ns}"), t.dim)]).glued());
     }
-    l1.push(sep(t));
     match app.opts.conntrack_max {
         Some(max) if max > 0 => {
             let ratio = (s.flows as f64 / max as f64).min(1.0);
             let cells = 6usize;
             let filled = (ratio * cells as f64).round() as usize;
-            l1.push(Span::raw(format!(
-                "flows {}/{} ",
-                thousands(s.flows),
-                thousands(max as usize)
-            )));
-            l1.push(Span::styled("█".repeat(filled), t.gauge));
-            l1.push(Span::styled("░".repeat(cells - filled), t.dim));
+            l1.push(Item::new(
+                1,
+                vec![Span::raw(format!(
+                    "flows {}/{}",
+                    thousands(s.flows),
+                    thousands(max as usize)
+                ))],
+            ));
             let pct_style = if ratio >= 0.9 { t.error } else { t.base };
-            l1.push(Span::styled(format!(" {:.0}%", ratio * 100.0), pct_style));
+            l1.push(
+                Item::new(
+                    4,
+                    vec![
+                        Span::styled("█".repeat(filled), t.gauge),
+                        Span::styled("░".repeat(cells - filled), t.dim),
+                        Span::styled(format!(" {:.0}%", ratio * 100.0), pct_style),
+                    ],
+                )
+                .glued(),
+            );
         }
-        _ => l1.push(Span::raw(format!("flows {}", thousands(s.flows)))),
+        _ => l1.push(Item::new(
+            1,
+            vec![Span::raw(format!("flows {}", thousands(s.flows)))],
+        )),
     }
     if app.dumping {
-        l1.push(Span::styled(" dumping…", t.warn));
+        l1.push(Item::new(2, vec![Span::styled("dumping…", t.warn)]).glued());
     }
-    l1.push(sep(t));
-    l1.push(Span::raw(format!("{:.0} ev/s", app.rate)));
-    l1.push(sep(t));
-    l1.push(Span::raw(format!("exp {}", thousands(s.expects))));
-    l1.push(sep(t));
-    l1.push(Span::styled(
-        format!("RELATED {}", thousands(s.related)),
-        t.related,
+    l1.push(Item::new(
+        5,
+        vec![Span::raw(format!("{:.0} ev/s", app.rate))],
     ));
+    l1.push(Item::new(
+        3,
+        vec![Span::raw(format!("exp {}", thousands(s.expects)))],
+    ));
+    l1.push(Item::new(
+        2,
+        vec![Span::styled(
+            format!("RELATED {}", thousands(s.related)),
+            t.related,
+        )],
+    ));
+    let keep = keep_items(&l1, width, 3);
+    let line1 = join_items(l1, &keep, &sep(t));
 
     // Findings, lost-event resyncs (and decode errors) sit at the right of the second
-    // line; they are never cut: the helper list gives way first.
+    // line and go last; the helper list gives way first, one whole helper at a time.
     let resync_style = if s.stats.resyncs > 0 { t.warn } else { t.base };
     let n = app.risk.count();
-    let mut right = vec![
-        if n > 0 {
+    let mut right: Vec<Item> = Vec::new();
+    if app.decode_errors > 0 {
+        right.push(Item::new(
+            0,
+            vec![Span::styled(
+                format!("decode errors {}", app.decode_errors),
+                t.error,
+            )],
+        ));
+    }
+    right.push(Item::new(
+        0,
+        vec![if n > 0 {
             Span::styled(format!("findings !{}", thousands(n)), t.finding)
         } else {
             Span::raw("findings 0")
-        },
-        Span::styled(" · ", t.dim),
-        Span::styled(format!("resyncs {}", s.stats.resyncs), resync_style),
-    ];
-    if app.decode_errors > 0 {
-        right.insert(
-            0,
-            Span::styled(format!("decode errors {} · ", app.decode_errors), t.error),
-        );
-    }
-    let right_w: usize = right.iter().map(|x| x.width()).sum();
-    let room = (area.width as usize).saturating_sub(right_w + 1);
+        }],
+    ));
+    right.push(Item::new(
+        1,
+        vec![Span::styled(
+            format!("resyncs {}", thousands(s.stats.resyncs as usize)),
+            resync_style,
+        )],
+    ));
+    let right_keep = keep_items(&right, width, 3);
+    let right_w = right
+        .iter()
+        .zip(&right_keep)
+        .filter(|(_, k)| **k)
+        .map(|(i, _)| i.width() + 3)
+        .sum::<usize>()
+        .saturating_sub(3);
+    let room = width.saturating_sub(right_w + 1);
     let label = if room >= 60 {
-        "helpers (flows/exp): "
+        "helpers (flows/exp):"
     } else {
-        "helpers: "
+        "helpers:"
     };
-    let mut l2: Vec<Span> = vec![Span::styled(label, t.dim)];
+    let mut left: Vec<Item> = vec![Item::new(0, vec![Span::styled(label, t.dim)])];
     if s.helpers.is_empty() {
-        l2.push(Span::styled("none", t.dim));
+        left.push(Item::new(1, vec![Span::styled("none", t.dim)]));
     }
-    let mut used = label.chars().count();
     for (i, (name, fl, ex)) in s.helpers.iter().enumerate() {
-        let counts = format!(" {fl}/{ex}");
-        let dot = if i > 0 { 3 } else { 0 };
-        let w = dot + name.chars().count() + counts.chars().count();
-        // Keep room for an ellipsis when more helpers follow.
-        let more = if i + 1 < s.helpers.len() { 2 } else { 0 };
-        if used + w + more > room {
-            l2.push(Span::styled(if i > 0 { " …" } else { "…" }, t.dim));
-            used += 2;
-            break;
-        }
-        if i > 0 {
-            l2.push(Span::styled(" · ", t.dim));
-        }
-        l2.push(Span::styled((*name).to_owned(), t.helper(name)));
-        l2.push(Span::raw(counts));
-        used += w;
+        let dot = if i > 0 {
+            Some(Span::styled("· ", t.dim))
+        } else {
+            None
+        };
+        left.push(Item::new(
+            // Later helpers give way first.
+            (2 + i).min(usize::from(u8::MAX)) as u8,
+            dot.into_iter()
+                .chain([
+                    Span::styled((*name).to_owned(), t.helper(name)),
+                    Span::raw(format!(" {fl}/{ex}")),
+                ])
+                .collect(),
+        ));
     }
-    l2.push(Span::raw(" ".repeat(
-        (area.width as usize).saturating_sub(used + right_w).max(1),
-    )));
-    l2.extend(right);
-    f.render_widget(Paragraph::new(vec![Line::from(l1), Line::from(l2)]), area);
+    // Room for the `…` that says helpers were left out.
+    let mut left_keep = keep_items(&left, room, 1);
+    if left_keep.iter().any(|k| !k) {
+        left_keep = keep_items(&left, room.saturating_sub(2), 1);
+    }
+    let dropped = left_keep.iter().any(|k| !k);
+    let mut line2 = join_items(left, &left_keep, &Span::raw(" "));
+    if dropped {
+        line2.push(Span::styled(" …", t.dim));
+    }
+    let used: usize = line2.iter().map(Span::width).sum();
+    line2.push(Span::raw(
+        " ".repeat(width.saturating_sub(used + right_w).max(1)),
+    ));
+    line2.extend(join_items(right, &right_keep, &Span::styled(" · ", t.dim)));
+    f.render_widget(
+        Paragraph::new(vec![Line::from(line1), Line::from(line2)]),
+        area,
+    );
 }
 
 fn tab_line<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
@@ -265,8 +405,15 @@ fn tab_line<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         ),
         None => format!("{} shown", thousands(shown)),
     };
+    // The match count goes whole or not at all; the filter text gives way first.
     let left_w: usize = spans.iter().map(|s| s.width()).sum();
-    let pad = (area.width as usize).saturating_sub(left_w + right.chars().count() + 1);
+    let room = (area.width as usize).saturating_sub(left_w + 1);
+    let short = format!("{}/{}", thousands(shown), thousands(total));
+    let right = [right, short]
+        .into_iter()
+        .find(|r| text::width(r) <= room)
+        .unwrap_or_default();
+    let pad = room.saturating_sub(text::width(&right));
     spans.push(Span::raw(" ".repeat(pad.max(1))));
     spans.push(Span::styled(right, t.dim));
     f.render_widget(Paragraph::new(Line::from(spans)), area);
@@ -295,16 +442,13 @@ fn risk_badge(t: &Theme, a: &Assessment, port: u16) -> (String, Style) {
     (trisk::badge(a, port), style)
 }
 
-/// A table cell with the risk badge; `?` for a RELATED entry nobody could assess (no
+/// The risk cell's text and style; `?` for a RELATED entry nobody could assess (no
 /// assessor: every RELATED flow is assessed otherwise, from the flow if need be).
-fn risk_cell(t: &Theme, a: Option<&Assessment>, port: u16, related: bool) -> Cell<'static> {
+fn risk_text(t: &Theme, a: Option<&Assessment>, port: u16, related: bool) -> (String, Style) {
     match a {
-        Some(a) => {
-            let (text, style) = risk_badge(t, a, port);
-            Cell::from(Span::styled(text, style))
-        }
-        None if related => Cell::from(Span::styled("?", t.dim)),
-        None => Cell::from(""),
+        Some(a) => risk_badge(t, a, port),
+        None if related => ("?".into(), t.dim),
+        None => (String::new(), Style::new()),
     }
 }
 
@@ -316,115 +460,240 @@ fn sort_title(title: &str, sorted: bool, desc: bool) -> String {
     }
 }
 
-fn widths<C: Copy>(cols: &[C], w: impl Fn(C) -> u16, flex: impl Fn(C) -> bool) -> Vec<Constraint> {
+/// One table row before layout: its text per column (with the cell's style) and the
+/// row's style. Widths are chosen from these, so nothing is cut afterwards.
+struct TextRow {
+    cells: Vec<(String, Style)>,
+    style: Style,
+}
+
+impl TextRow {
+    /// A row of plain cells.
+    fn plain(cells: Vec<String>, style: Style) -> TextRow {
+        TextRow {
+            cells: cells.into_iter().map(|c| (c, Style::new())).collect(),
+            style,
+        }
+    }
+}
+
+/// What each column needs for these titles and rows: natural width (everything whole)
+/// and minimum (addresses elided). A flexible column's minimum is capped at its preferred
+/// width: below that its cells drop whole words at the end instead.
+fn column_needs<C: Column>(cols: &[C], heads: &[String], rows: &[TextRow]) -> Vec<Need> {
     cols.iter()
-        .map(|c| {
-            if flex(*c) {
-                Constraint::Min(w(*c))
+        .enumerate()
+        .map(|(i, c)| {
+            let head = heads.get(i).map_or("", String::as_str);
+            let cells = rows.iter().filter_map(|r| r.cells.get(i));
+            let natural = cells
+                .clone()
+                .map(|(s, _)| text::width(s))
+                .chain([text::width(head)])
+                .max()
+                .unwrap_or(0);
+            let first = head.split(' ').next().map_or(0, text::width);
+            let min = if c.flexible() {
+                cells
+                    .map(|(s, _)| text::min_width(s))
+                    .max()
+                    .unwrap_or(0)
+                    .min(usize::from(c.width()))
+                    .max(first)
             } else {
-                Constraint::Length(w(*c))
+                natural
+            };
+            let floor = if c.flexible() { first } else { natural };
+            let clamp = |x: usize| x.min(usize::from(u16::MAX)) as u16;
+            Need {
+                natural: clamp(natural),
+                min: clamp(min.min(natural)),
+                floor: clamp(floor.min(natural)),
             }
         })
         .collect()
 }
 
-fn flows_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
-    let height = area.height.saturating_sub(1) as usize;
-    let range = app.flows.window(height);
-    let t = app.theme.clone();
-    let now = app.now;
-    let visible = &app.flows.keys[range.clone()];
-    let accounting = visible.iter().any(|k| {
-        app.model
-            .flow(k)
-            .is_some_and(|x| x.extra.as_ref().is_some_and(|e| e.counters.is_some()))
-    });
-    let cols: Vec<FlowCol> =
-        view::fit(&FlowCol::ALL, area.width, FlowCol::width, FlowCol::priority)
-            .into_iter()
-            .filter(|c| *c != FlowCol::Counters || accounting)
-            .collect();
-    let sorted = FlowCol::ALL[app.flows.sort];
-    // Narrow terminals drop the ctstate column; its first letter (N/E/R) then leads the
-    // connection so RELATED stays readable as text, not only as colour.
-    let has_ct = cols.contains(&FlowCol::Ct);
-    let has_nat = cols.contains(&FlowCol::Nat);
-    let head = Row::new(cols.iter().map(|c| {
-        let title = sort_title(c.title(), *c == sorted, app.flows.desc);
-        if *c == FlowCol::Conn && !has_ct {
-            Cell::from(format!("C {title}"))
-        } else {
-            Cell::from(title)
-        }
-    }))
+/// The table tail every screen shares: lay out the columns for these rows (dropping whole
+/// columns by priority), fit every cell to its column with `text::fit`, draw with the
+/// selection. Returns the columns shown.
+fn draw_table<C: Column>(
+    f: &mut Frame,
+    t: &Theme,
+    area: Rect,
+    cols: &[C],
+    heads: &[String],
+    rows: Vec<TextRow>,
+    sel: Option<usize>,
+) -> Vec<C> {
+    let spacing = 1;
+    let needs = column_needs(cols, heads, &rows);
+    let lay = view::layout(cols, &needs, area.width, spacing);
+    let idx: Vec<(usize, usize)> = lay
+        .iter()
+        .filter_map(|(c, w)| {
+            cols.iter()
+                .position(|x| x == c)
+                .map(|i| (i, usize::from(*w)))
+        })
+        .collect();
+    let head = Row::new(
+        idx.iter()
+            .map(|(i, w)| Cell::from(text::fit(heads.get(*i).map_or("", String::as_str), *w))),
+    )
     .style(t.header_cell);
-    let mut rows: Vec<Row> = Vec::with_capacity(visible.len());
-    for key in visible {
+    let body: Vec<Row> = rows
+        .into_iter()
+        .map(|r| {
+            Row::new(idx.iter().map(|(i, w)| match r.cells.get(*i) {
+                Some((s, st)) => Cell::from(Span::styled(text::fit(s, *w), *st)),
+                None => Cell::from(""),
+            }))
+            .style(r.style)
+        })
+        .collect();
+    let table = Table::new(body, lay.iter().map(|(_, w)| Constraint::Length(*w)))
+        .header(head)
+        .row_highlight_style(t.selected)
+        .column_spacing(spacing);
+    f.render_stateful_widget(table, area, &mut TableState::default().with_selected(sel));
+    lay.into_iter().map(|(c, _)| c).collect()
+}
+
+/// The flow table's rows for the visible keys. Without the ctstate column its first
+/// letter (N/E/R) leads the connection, so RELATED stays readable as text; without the NAT
+/// column NAT is folded into the connection (pre ⇒ post).
+fn flow_rows<M: Model>(
+    app: &App<M>,
+    t: &Theme,
+    keys: &[FlowKey],
+    cols: &[FlowCol],
+    has_ct: bool,
+    has_nat: bool,
+) -> Vec<TextRow> {
+    let now = app.now;
+    let mut rows = Vec::with_capacity(keys.len());
+    for key in keys {
         let Some(fl) = app.model.flow(key) else {
-            rows.push(
-                Row::new(vec![Cell::from("gone"), Cell::from(text::conn(&key.orig))]).style(t.dim),
-            );
+            let cells = cols
+                .iter()
+                .map(|c| match c {
+                    FlowCol::Proto => "gone".to_owned(),
+                    FlowCol::Conn => text::conn(&key.orig),
+                    _ => String::new(),
+                })
+                .collect();
+            rows.push(TextRow::plain(cells, t.dim));
             continue;
         };
         let helper = display_helper(&app.model, key, fl);
         let hname = helper.shown().unwrap_or("");
         let related = fl.is_related();
         let risk = if related { app.risk.flow(key) } else { None };
-        let cells = cols.iter().map(|c| match c {
-            FlowCol::Proto => Cell::from(text::proto_name(fl.orig.proto)),
-            FlowCol::Conn => {
-                // Without the NAT column, NAT is folded into the connection (pre ⇒ post).
-                let c = if has_nat {
-                    text::conn(&fl.orig)
-                } else {
-                    text::conn_nat(fl)
-                };
-                if has_ct {
-                    Cell::from(c)
-                } else {
-                    Cell::from(format!("{} {c}", &fl.ctstate()[..1]))
+        let cells = cols
+            .iter()
+            .map(|c| match c {
+                FlowCol::Proto => (text::proto_name(fl.orig.proto), Style::new()),
+                FlowCol::Conn => {
+                    let c = if has_nat {
+                        text::conn(&fl.orig)
+                    } else {
+                        text::conn_nat(fl)
+                    };
+                    if has_ct {
+                        (c, Style::new())
+                    } else {
+                        (format!("{} {c}", &fl.ctstate()[..1]), Style::new())
+                    }
                 }
-            }
-            FlowCol::Nat => Cell::from(text::nat(fl).unwrap_or_default()),
-            FlowCol::State => Cell::from(fl.state_name().unwrap_or("-")),
-            FlowCol::Ct => {
-                let ct = fl.ctstate();
-                let st = if ct == "RELATED" {
-                    t.related
-                } else {
-                    Style::new()
-                };
-                Cell::from(Span::styled(ct, st))
-            }
-            FlowCol::Flags => Cell::from(text::status_letters(fl.status)),
-            FlowCol::Helper => Cell::from(Span::styled(hname.to_owned(), t.helper(hname))),
-            FlowCol::Risk => risk_cell(&t, risk, fl.orig.dport, related),
-            FlowCol::Zone => Cell::from(fl.zone.to_string()),
-            FlowCol::Mark => Cell::from(if fl.mark == 0 {
-                "-".to_owned()
-            } else {
-                format!("{:#x}", fl.mark)
-            }),
-            FlowCol::Left => Cell::from(text::dur_short(fl.remaining(now))),
-            FlowCol::Counters => Cell::from(text::counters(fl).unwrap_or_default()),
-        });
-        let mut row = Row::new(cells.collect::<Vec<_>>());
-        if related {
-            row = row.style(t.related.patch(t.helper(hname)));
-        }
-        rows.push(row);
+                FlowCol::Nat => (text::nat(fl).unwrap_or_default(), Style::new()),
+                FlowCol::State => (fl.state_name().unwrap_or("-").to_owned(), Style::new()),
+                FlowCol::Ct => {
+                    let ct = fl.ctstate();
+                    let st = if ct == "RELATED" {
+                        t.related
+                    } else {
+                        Style::new()
+                    };
+                    (ct.to_owned(), st)
+                }
+                FlowCol::Flags => (text::status_letters(fl.status), Style::new()),
+                FlowCol::Helper => (hname.to_owned(), t.helper(hname)),
+                FlowCol::Risk => risk_text(t, risk, fl.orig.dport, related),
+                FlowCol::Zone => (fl.zone.to_string(), Style::new()),
+                FlowCol::Mark => (
+                    if fl.mark == 0 {
+                        "-".to_owned()
+                    } else {
+                        format!("{:#x}", fl.mark)
+                    },
+                    Style::new(),
+                ),
+                FlowCol::Left => (text::dur_short(fl.remaining(now)), Style::new()),
+                FlowCol::Counters => (text::counters(fl).unwrap_or_default(), Style::new()),
+            })
+            .collect();
+        let style = if related {
+            t.related.patch(t.helper(hname))
+        } else {
+            Style::new()
+        };
+        rows.push(TextRow { cells, style });
     }
-    app.frame.table_rows = rows.len();
-    app.frame.table_height = height;
+    rows
+}
+
+fn flows_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
+    let height = area.height.saturating_sub(1) as usize;
+    let range = app.flows.window(height);
+    let t = app.theme.clone();
+    let visible = &app.flows.keys[range.clone()];
+    let accounting = visible.iter().any(|k| {
+        app.model
+            .flow(k)
+            .is_some_and(|x| x.extra.as_ref().is_some_and(|e| e.counters.is_some()))
+    });
+    let mut cols: Vec<FlowCol> = FlowCol::ALL
+        .into_iter()
+        .filter(|c| *c != FlowCol::Counters || accounting)
+        .collect();
+    let sorted = FlowCol::ALL[app.flows.sort];
+    let heads = |cols: &[FlowCol], has_ct: bool| -> Vec<String> {
+        cols.iter()
+            .map(|c| {
+                let title = sort_title(c.title(), *c == sorted, app.flows.desc);
+                if *c == FlowCol::Conn && !has_ct {
+                    format!("C {title}")
+                } else {
+                    title
+                }
+            })
+            .collect()
+    };
+    // Lay out with the full cells first; when that leaves out ctstate or NAT, the
+    // connection carries them itself, so lay out again with those cells.
+    let rows = flow_rows(app, &t, visible, &cols, true, true);
+    let needs = column_needs(&cols, &heads(&cols, true), &rows);
+    let shown: Vec<FlowCol> = view::layout(&cols, &needs, area.width, 1)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    let has_ct = shown.contains(&FlowCol::Ct);
+    let has_nat = shown.contains(&FlowCol::Nat);
+    let rows = if has_ct && has_nat {
+        rows
+    } else {
+        cols.retain(|c| (has_ct || *c != FlowCol::Ct) && (has_nat || *c != FlowCol::Nat));
+        flow_rows(app, &t, visible, &cols, has_ct, has_nat)
+    };
+    let n = rows.len();
     let sel = (!app.flows.keys.is_empty()).then(|| app.flows.sel - range.start);
-    let table = Table::new(rows, widths(&cols, FlowCol::width, FlowCol::flexible))
-        .header(head)
-        .row_highlight_style(t.selected)
-        .column_spacing(1);
     if app.flows.keys.is_empty() {
         empty(f, &t, area, app.flows.total, "flows");
     }
-    f.render_stateful_widget(table, area, &mut TableState::default().with_selected(sel));
+    draw_table(f, &t, area, &cols, &heads(&cols, has_ct), rows, sel);
+    app.frame.table_rows = n;
+    app.frame.table_height = height;
 }
 
 fn empty(f: &mut Frame, t: &Theme, area: Rect, total: usize, what: &str) {
@@ -441,6 +710,7 @@ fn empty(f: &mut Frame, t: &Theme, area: Rect, total: usize, what: &str) {
         height: 1,
         ..area
     };
+    let msg = text::fit(&msg, usize::from(area.width));
     f.render_widget(Paragraph::new(Span::styled(msg, t.dim)).centered(), a);
 }
 
@@ -449,38 +719,41 @@ fn expects_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
     let range = app.expects.window(height);
     let t = app.theme.clone();
     let now = app.now;
-    let cols = view::fit(
-        &ExpectCol::ALL,
-        area.width,
-        ExpectCol::width,
-        ExpectCol::priority,
-    );
+    let cols = ExpectCol::ALL;
     let sorted = ExpectCol::ALL[app.expects.sort];
-    let head = Row::new(
-        cols.iter()
-            .map(|c| Cell::from(sort_title(c.title(), *c == sorted, app.expects.desc))),
-    )
-    .style(t.header_cell);
+    let heads: Vec<String> = cols
+        .iter()
+        .map(|c| sort_title(c.title(), *c == sorted, app.expects.desc))
+        .collect();
     let mut rows = Vec::new();
     for key in &app.expects.keys[range.clone()] {
         let Some(e) = app.model.expectation(key) else {
-            rows.push(Row::new(vec![Cell::from("gone")]).style(t.dim));
+            let mut cells = vec![String::new(); cols.len()];
+            cells[0] = "gone".into();
+            rows.push(TextRow::plain(cells, t.dim));
             continue;
         };
         let hname = e.helper.shown().unwrap_or("");
         let risk = app.risk.expect(key);
-        let cells = cols.iter().map(|c| match c {
-            ExpectCol::Left => Cell::from(text::dur_short(e.remaining(now))),
-            ExpectCol::Helper => Cell::from(Span::styled(hname.to_owned(), t.helper(hname))),
-            ExpectCol::Risk => risk_cell(&t, risk, e.tuple.dport, true),
-            ExpectCol::Tuple => Cell::from(text::expect_tuple(e)),
-            ExpectCol::Master if area.width < 120 => Cell::from(text::conn_short(&e.master)),
-            ExpectCol::Master => Cell::from(text::conn(&e.master)),
-            ExpectCol::Flags => Cell::from(eflags::names(e.flags).collect::<Vec<_>>().join(",")),
-            ExpectCol::Class => Cell::from(e.class.to_string()),
-            ExpectCol::Zone => Cell::from(e.zone.to_string()),
+        let plain = |s: String| (s, Style::new());
+        let cells = cols
+            .iter()
+            .map(|c| match c {
+                ExpectCol::Left => plain(text::dur_short(e.remaining(now))),
+                ExpectCol::Helper => (hname.to_owned(), t.helper(hname)),
+                ExpectCol::Risk => risk_text(&t, risk, e.tuple.dport, true),
+                ExpectCol::Tuple => plain(text::expect_tuple(e)),
+                ExpectCol::Master if area.width < 120 => plain(text::conn_short(&e.master)),
+                ExpectCol::Master => plain(text::conn(&e.master)),
+                ExpectCol::Flags => plain(eflags::names(e.flags).collect::<Vec<_>>().join(",")),
+                ExpectCol::Class => plain(e.class.to_string()),
+                ExpectCol::Zone => plain(e.zone.to_string()),
+            })
+            .collect();
+        rows.push(TextRow {
+            cells,
+            style: t.helper(hname),
         });
-        rows.push(Row::new(cells.collect::<Vec<_>>()).style(t.helper(hname)));
     }
     app.frame.table_rows = rows.len();
     app.frame.table_height = height;
@@ -488,10 +761,7 @@ fn expects_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
     if app.expects.keys.is_empty() {
         empty(f, &t, area, app.expects.total, "expectations");
     }
-    let table = Table::new(rows, widths(&cols, ExpectCol::width, ExpectCol::flexible))
-        .header(head)
-        .row_highlight_style(t.selected);
-    f.render_stateful_widget(table, area, &mut TableState::default().with_selected(sel));
+    draw_table(f, &t, area, &cols, &heads, rows, sel);
 }
 
 fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
@@ -500,123 +770,104 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
     let t = app.theme.clone();
     let now = app.now;
     let narrow = area.width < 60;
-    let head = if narrow {
-        Row::new(vec!["master → expectations → RELATED flows"])
-    } else {
-        Row::new(vec![
-            "master → expectations → RELATED flows",
-            "Helper",
-            "Risk",
-            "Left",
-        ])
-    }
-    .style(t.header_cell);
     let mut rows = Vec::new();
     for r in &app.chains.keys[range.clone()] {
-        let (tree, hname, risk, left, style): (
-            String,
-            &str,
-            Option<(String, Style)>,
-            String,
-            Style,
-        ) = match r {
-            ChainRow::Master(k) => match app.model.flow(k) {
-                Some(m) => (
-                    format!(
-                        "● {} {}",
-                        text::proto_name(k.orig.proto),
-                        text::conn(&k.orig)
+        let (tree, hname, risk, left, style): (String, &str, (String, Style), String, Style) =
+            match r {
+                ChainRow::Master(k) => match app.model.flow(k) {
+                    Some(m) => (
+                        format!(
+                            "● {} {}",
+                            text::proto_name(k.orig.proto),
+                            text::conn(&k.orig)
+                        ),
+                        m.helper.shown().unwrap_or(""),
+                        (String::new(), Style::new()),
+                        text::dur_short(m.remaining(now)),
+                        Style::new().bold(),
                     ),
-                    m.helper.shown().unwrap_or(""),
-                    None,
-                    text::dur_short(m.remaining(now)),
-                    Style::new().bold(),
-                ),
-                None => (
-                    format!("○ {} (master gone)", text::conn(&k.orig)),
-                    "",
-                    None,
-                    String::new(),
-                    t.dim,
-                ),
-            },
-            ChainRow::Expect { key, last } => {
-                let corner = if *last { "└─" } else { "├─" };
-                match app.model.expectation(key) {
-                    Some(e) => {
-                        let h = e.helper.shown().unwrap_or("");
-                        (
-                            format!("{corner} expect {}", text::expect_tuple(e)),
-                            h,
-                            app.risk
-                                .expect(key)
-                                .map(|a| risk_badge(&t, a, e.tuple.dport)),
-                            text::dur_short(e.remaining(now)),
-                            t.helper(h),
-                        )
-                    }
                     None => (
-                        format!("{corner} expect (gone)"),
+                        format!("○ {} (master gone)", text::conn(&k.orig)),
                         "",
-                        None,
+                        (String::new(), Style::new()),
                         String::new(),
                         t.dim,
                     ),
-                }
-            }
-            ChainRow::Related { key, last } => {
-                let corner = if *last { "└─" } else { "├─" };
-                match app.model.flow(key) {
-                    Some(fl) => {
-                        let h = display_helper(&app.model, key, fl).shown().unwrap_or("");
-                        (
-                            format!(
-                                "{corner} RELATED {} {} {}",
-                                text::proto_name(key.orig.proto),
-                                text::conn(&key.orig),
-                                fl.state_name().unwrap_or("")
-                            ),
-                            h,
-                            app.risk
-                                .flow(key)
-                                .map(|a| risk_badge(&t, a, key.orig.dport)),
-                            text::dur_short(fl.remaining(now)),
-                            t.related.patch(t.helper(h)),
-                        )
-                    }
-                    None => (
-                        format!("{corner} RELATED (gone)"),
-                        "",
-                        None,
-                        String::new(),
-                        t.dim,
-                    ),
-                }
-            }
-        };
-        let row = if narrow {
-            // The badge goes right after the tree's corner, where a narrow screen still
-            // shows it (the tuple behind it is cut first).
-            let line = match (&risk, tree.split_once(' ')) {
-                (Some((b, _)), Some((corner, rest))) => format!("{corner} [{b}] {rest}"),
-                _ => tree,
-            };
-            Row::new(vec![Cell::from(line)])
-        } else {
-            Row::new(vec![
-                Cell::from(tree),
-                Cell::from(Span::styled(hname.to_owned(), t.helper(hname))),
-                match risk {
-                    Some((b, st)) => Cell::from(Span::styled(b, st)),
-                    None if matches!(r, ChainRow::Related { .. }) => {
-                        Cell::from(Span::styled("?", t.dim))
-                    }
-                    None => Cell::from(""),
                 },
-                Cell::from(left),
-            ])
-        };
-        rows.push(row.style(style));
+                ChainRow::Expect { key, last } => {
+                    let corner = if *last { "└─" } else { "├─" };
+                    match app.model.expectation(key) {
+                        Some(e) => {
+                            let h = e.helper.shown().unwrap_or("");
+                            (
+                                format!("{corner} expect {}", text::expect_tuple(e)),
+                                h,
+                                app.risk
+                                    .expect(key)
+                                    .map(|a| risk_badge(&t, a, e.tuple.dport))
+                                    .unwrap_or_default(),
+                                text::dur_short(e.remaining(now)),
+                                t.helper(h),
+                            )
+                        }
+                        None => (
+                            format!("{corner} expect (gone)"),
+                            "",
+                            (String::new(), Style::new()),
+                            String::new(),
+                            t.dim,
+                        ),
+                    }
+                }
+                ChainRow::Related { key, last } => {
+                    let corner = if *last { "└─" } else { "├─" };
+                    match app.model.flow(key) {
+                        Some(fl) => {
+                            let h = display_helper(&app.model, key, fl).shown().unwrap_or("");
+                            // Narrow screens keep the tuple whole rather than the words
+                            // around it: `R` (as in the flows table) and no state.
+                            let tree = if narrow {
+                                format!(
+                                    "{corner} R {} {}",
+                                    text::proto_name(key.orig.proto),
+                                    text::conn(&key.orig)
+                                )
+                            } else {
+                                format!(
+                                    "{corner} RELATED {} {} {}",
+                                    text::proto_name(key.orig.proto),
+                                    text::conn(&key.orig),
+                                    fl.state_name().unwrap_or("")
+                                )
+                            };
+                            (
+                                tree,
+                                h,
+                                risk_text(&t, app.risk.flow(key), key.orig.dport, true),
+                                text::dur_short(fl.remaining(now)),
+                                t.related.patch(t.helper(h)),
+                            )
+                        }
+                        None => (
+                            format!("{corner} RELATED (gone)"),
+                            "",
+                            (String::new(), Style::new()),
+                            String::new(),
+                            t.dim,
+                        ),
+                    }
+                }
+            };
+        let cells = ChainCol::ALL
+            .iter()
+            .map(|c| match c {
+                ChainCol::Tree => (tree.clone(), Style::new()),
+                ChainCol::Helper => (hname.to_owned(), t.helper(hname)),
+                ChainCol::Risk => risk.clone(),
+                ChainCol::Left => (left.clone(), Style::new()),
+            })
+            .collect();
+        rows.push(TextRow { cells, style });
     }
     app.frame.table_rows = rows.len();
     app.frame.table_height = height;
@@ -624,20 +875,8 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
     if app.chains.keys.is_empty() {
         empty(f, &t, area, app.chains.total, "RELATED chains");
     }
-    let w: Vec<Constraint> = if narrow {
-        vec![Constraint::Min(10)]
-    } else {
-        vec![
-            Constraint::Min(30),
-            Constraint::Length(6),
-            Constraint::Length(7),
-            Constraint::Length(8),
-        ]
-    };
-    let table = Table::new(rows, w)
-        .header(head)
-        .row_highlight_style(t.selected);
-    f.render_stateful_widget(table, area, &mut TableState::default().with_selected(sel));
+    let heads: Vec<String> = ChainCol::ALL.iter().map(|c| c.title().to_owned()).collect();
+    draw_table(f, &t, area, &ChainCol::ALL, &heads, rows, sel);
 }
 
 /// A detail-pane line. Values may carry outside strings (secctx, labels, notes naming
@@ -1004,47 +1243,44 @@ fn findings_screen<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
         Layout::vertical([Constraint::Min(2), Constraint::Length(pane_h)]).areas(area);
     let height = list.height.saturating_sub(1) as usize;
     let range = app.findings.window(height);
+    // Narrow screens read one line per finding: its kind, then its entry.
     let narrow = list.width < 60;
-    let head = if narrow {
-        Row::new(vec!["Finding → entry"])
+    let cols: &[FindingCol] = if narrow {
+        &[FindingCol::Entry]
     } else {
-        Row::new(vec!["Kind", "Helper", "Entry"])
-    }
-    .style(t.header_cell);
+        &FindingCol::ALL
+    };
+    let heads: Vec<String> = if narrow {
+        vec!["Finding → entry".into()]
+    } else {
+        cols.iter().map(|c| c.title().to_owned()).collect()
+    };
     let mut rows = Vec::new();
     for r in &app.findings.keys[range.clone()] {
         let Some((_, fd)) = app.risk.finding(r) else {
-            rows.push(Row::new(vec![Cell::from("gone")]).style(t.dim));
+            rows.push(TextRow::plain(vec!["gone".into()], t.dim));
             continue;
         };
         let (entry, h) = subject_text(app, &r.subject);
         let kind = format!("!{}", trisk::kind_label(fd.kind));
-        rows.push(if narrow {
-            Row::new(vec![Cell::from(format!("{kind} {entry}"))])
+        let cells = if narrow {
+            vec![(format!("{kind} {entry}"), Style::new())]
         } else {
-            Row::new(vec![
-                Cell::from(Span::styled(kind, t.warn)),
-                Cell::from(Span::styled(h.to_owned(), t.helper(h))),
-                Cell::from(entry),
-            ])
+            vec![
+                (kind, t.warn),
+                (h.to_owned(), t.helper(h)),
+                (entry, Style::new()),
+            ]
+        };
+        rows.push(TextRow {
+            cells,
+            style: Style::new(),
         });
     }
     app.frame.table_rows = rows.len();
     app.frame.table_height = height;
     let sel = (!app.findings.keys.is_empty()).then(|| app.findings.sel - range.start);
-    let w: Vec<Constraint> = if narrow {
-        vec![Constraint::Min(10)]
-    } else {
-        vec![
-            Constraint::Length(20),
-            Constraint::Length(6),
-            Constraint::Min(20),
-        ]
-    };
-    let table = Table::new(rows, w)
-        .header(head)
-        .row_highlight_style(t.selected);
-    f.render_stateful_widget(table, list, &mut TableState::default().with_selected(sel));
+    draw_table(f, &t, list, cols, &heads, rows, sel);
     if app.findings.keys.is_empty() {
         let msg = if app.risk.count() == 0 {
             "no findings: no expectation or RELATED flow looks abused"
@@ -1136,10 +1372,10 @@ fn detail_body(f: &mut Frame, t: &Theme, title: &str, lines: Vec<Line<'static>>,
             .areas(inner);
         let mut left = lines;
         let right = left.split_off(half);
-        f.render_widget(Paragraph::new(left), a);
-        f.render_widget(Paragraph::new(right), b);
+        f.render_widget(Paragraph::new(left).wrap(WRAP), a);
+        f.render_widget(Paragraph::new(right).wrap(WRAP), b);
     } else {
-        f.render_widget(Paragraph::new(lines), inner);
+        f.render_widget(Paragraph::new(lines).wrap(WRAP), inner);
     }
 }
 
@@ -1223,7 +1459,7 @@ fn footer<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
                 StatusKind::Warn => t.warn,
                 StatusKind::Error => t.error,
             };
-            Span::styled(s.text.clone(), st)
+            Span::styled(text::fit(&s.text, usize::from(area.width)), st)
         }
         None => Span::styled(
             "? help · / filter · space pause · Enter detail · q quit",
@@ -1241,12 +1477,24 @@ fn footer<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn popup(area: Rect, w: u16, h: u16) -> Rect {
+/// A centred popup of `w`×`h`. The whole band of rows it covers is cleared, so no cell
+/// of the screen below peeks out beside it with a number cut by the popup's edge.
+fn popup(f: &mut Frame, area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
+    let y = area.y + (area.height - h) / 2;
+    f.render_widget(
+        Clear,
+        Rect {
+            x: area.x,
+            y,
+            width: area.width,
+            height: h,
+        },
+    );
     Rect {
         x: area.x + (area.width - w) / 2,
-        y: area.y + (area.height - h) / 2,
+        y,
         width: w,
         height: h,
     }
@@ -1269,8 +1517,7 @@ fn help<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         .map(|(_, c, n)| format!("{c} {}", n.split(' ').next().unwrap_or(n)))
         .collect::<Vec<_>>()
         .join(" · ");
-    let rect = popup(area, 80, 24);
-    f.render_widget(Clear, rect);
+    let rect = popup(f, area, 80, 24);
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.border)
@@ -1283,10 +1530,10 @@ fn help<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         let right = lines.split_off(half);
         let [a, b] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
             .areas(body);
-        f.render_widget(Paragraph::new(lines), a);
-        f.render_widget(Paragraph::new(right), b);
+        f.render_widget(Paragraph::new(lines).wrap(WRAP), a);
+        f.render_widget(Paragraph::new(right).wrap(WRAP), b);
     } else {
-        f.render_widget(Paragraph::new(lines), body);
+        f.render_widget(Paragraph::new(lines).wrap(WRAP), body);
     }
     f.render_widget(
         Paragraph::new(format!(
@@ -1368,12 +1615,17 @@ fn confirm<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     ]));
     let w = (area.width.saturating_sub(4)).min(84);
     let h = (lines.len() as u16 + 2).min(area.height);
-    let rect = popup(area, w, h);
-    f.render_widget(Clear, rect);
+    let rect = popup(f, area, w, h);
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(t.warn)
-        .title(Span::styled(format!(" {} ", c.title), t.warn.bold()));
+        .title(Span::styled(
+            format!(
+                " {} ",
+                text::fit(&c.title, usize::from(w.saturating_sub(4)))
+            ),
+            t.warn.bold(),
+        ));
     f.render_widget(
         Paragraph::new(lines)
             .block(block)

@@ -3,7 +3,9 @@
 //!
 //! A view keeps only keys (`FlowKey`/`ExpectKey`) and rebuilds them when the store's
 //! generation, the filter or the sort changes, never per frame; a frame turns only the
-//! visible window into rows. This module must not draw or style.
+//! visible window into rows. `layout` picks the columns that fit a width, dropping whole
+//! columns by priority (never an essential one such as Risk). This module must not draw
+//! or style.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +16,8 @@ use super::model::{Model, RowFilter};
 use super::risk::{headline, FindingRow, RiskCache, Subject};
 use crate::risk::Assessment;
 
-/// Flow table columns. A new column is one variant here and one arm in each `match`.
+/// Flow table columns. A new column is one variant here, its `Column` arms beside it, and
+/// its cell in the screen's row builder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlowCol {
     Proto,
@@ -47,8 +50,10 @@ impl FlowCol {
         FlowCol::Left,
         FlowCol::Counters,
     ];
+}
 
-    pub fn title(self) -> &'static str {
+impl Column for FlowCol {
+    fn title(self) -> &'static str {
         match self {
             FlowCol::Proto => "Proto",
             FlowCol::Conn => "Original src:port → dst:port",
@@ -65,8 +70,9 @@ impl FlowCol {
         }
     }
 
-    /// Width in cells; `Conn` and `Nat` are flexible with this minimum.
-    pub fn width(self) -> u16 {
+    /// Preferred width in cells: a fixed column grows to its widest cell, `Conn` and
+    /// `Nat` flex around it.
+    fn width(self) -> u16 {
         match self {
             FlowCol::Proto => 6,
             FlowCol::Conn => 36,
@@ -83,12 +89,12 @@ impl FlowCol {
         }
     }
 
-    pub fn flexible(self) -> bool {
+    fn flexible(self) -> bool {
         matches!(self, FlowCol::Conn | FlowCol::Nat)
     }
 
     /// Lower is kept longer when the terminal is narrow.
-    pub fn priority(self) -> u8 {
+    fn priority(self) -> u8 {
         match self {
             FlowCol::Conn => 0,
             FlowCol::Proto => 1,
@@ -103,6 +109,11 @@ impl FlowCol {
             FlowCol::Mark => 10,
             FlowCol::Counters => 11,
         }
+    }
+
+    /// The Risk badge is the tool's verdict: never dropped for width.
+    fn essential(self) -> bool {
+        self == FlowCol::Risk
     }
 }
 
@@ -130,8 +141,10 @@ impl ExpectCol {
         ExpectCol::Class,
         ExpectCol::Zone,
     ];
+}
 
-    pub fn title(self) -> &'static str {
+impl Column for ExpectCol {
+    fn title(self) -> &'static str {
         match self {
             ExpectCol::Left => "Left",
             ExpectCol::Helper => "Helper",
@@ -144,7 +157,7 @@ impl ExpectCol {
         }
     }
 
-    pub fn width(self) -> u16 {
+    fn width(self) -> u16 {
         match self {
             ExpectCol::Left => 7,
             ExpectCol::Helper => 6,
@@ -157,11 +170,11 @@ impl ExpectCol {
         }
     }
 
-    pub fn flexible(self) -> bool {
+    fn flexible(self) -> bool {
         matches!(self, ExpectCol::Tuple | ExpectCol::Master)
     }
 
-    pub fn priority(self) -> u8 {
+    fn priority(self) -> u8 {
         match self {
             ExpectCol::Tuple => 0,
             ExpectCol::Helper => 1,
@@ -173,26 +186,223 @@ impl ExpectCol {
             ExpectCol::Zone => 7,
         }
     }
+
+    fn essential(self) -> bool {
+        self == ExpectCol::Risk
+    }
 }
 
-/// Pick the columns that fit `width`, by priority, keeping display order.
-pub fn fit<C: Copy>(all: &[C], width: u16, w: impl Fn(C) -> u16, prio: impl Fn(C) -> u8) -> Vec<C> {
-    let mut order: Vec<usize> = (0..all.len()).collect();
-    order.sort_by_key(|i| prio(all[*i]));
-    let mut used = 0u32;
-    let mut keep = vec![false; all.len()];
-    for i in order {
-        let need = u32::from(w(all[i])) + u32::from(used > 0);
-        if used + need <= u32::from(width) || used == 0 {
-            used += need;
-            keep[i] = true;
+/// Columns of the RELATED chains screen: the tree, then what each line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainCol {
+    Tree,
+    Helper,
+    Risk,
+    Left,
+}
+
+impl ChainCol {
+    pub const ALL: [ChainCol; 4] = [
+        ChainCol::Tree,
+        ChainCol::Helper,
+        ChainCol::Risk,
+        ChainCol::Left,
+    ];
+}
+
+impl Column for ChainCol {
+    fn title(self) -> &'static str {
+        match self {
+            ChainCol::Tree => "master → expectations → RELATED flows",
+            ChainCol::Helper => "Helper",
+            ChainCol::Risk => "Risk",
+            ChainCol::Left => "Left",
         }
     }
-    all.iter()
-        .zip(keep)
-        .filter(|(_, k)| *k)
-        .map(|(c, _)| *c)
-        .collect()
+
+    fn width(self) -> u16 {
+        match self {
+            ChainCol::Tree => 30,
+            ChainCol::Helper => 6,
+            ChainCol::Risk => 7,
+            ChainCol::Left => 8,
+        }
+    }
+
+    fn flexible(self) -> bool {
+        self == ChainCol::Tree
+    }
+
+    fn priority(self) -> u8 {
+        match self {
+            ChainCol::Tree => 0,
+            ChainCol::Risk => 1,
+            ChainCol::Helper => 2,
+            ChainCol::Left => 3,
+        }
+    }
+
+    fn essential(self) -> bool {
+        self == ChainCol::Risk
+    }
+}
+
+/// Columns of the findings list (the selected finding is shown in full below it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingCol {
+    Kind,
+    Helper,
+    Entry,
+}
+
+impl FindingCol {
+    pub const ALL: [FindingCol; 3] = [FindingCol::Kind, FindingCol::Helper, FindingCol::Entry];
+}
+
+impl Column for FindingCol {
+    fn title(self) -> &'static str {
+        match self {
+            FindingCol::Kind => "Kind",
+            FindingCol::Helper => "Helper",
+            FindingCol::Entry => "Entry",
+        }
+    }
+
+    fn width(self) -> u16 {
+        match self {
+            FindingCol::Kind => 20,
+            FindingCol::Helper => 6,
+            FindingCol::Entry => 20,
+        }
+    }
+
+    fn flexible(self) -> bool {
+        self == FindingCol::Entry
+    }
+
+    fn priority(self) -> u8 {
+        match self {
+            FindingCol::Entry => 0,
+            FindingCol::Kind => 1,
+            FindingCol::Helper => 2,
+        }
+    }
+}
+
+/// A table column: one enum variant per column, its title, width and priority beside it;
+/// its cell is built by the screen that owns the table.
+pub trait Column: Copy + PartialEq {
+    fn title(self) -> &'static str;
+    /// Preferred width in cells. A fixed column grows to its widest cell; a flexible one
+    /// shrinks (addresses elide) or grows around it.
+    fn width(self) -> u16;
+    fn flexible(self) -> bool;
+    /// Lower is kept longer when the terminal is narrow.
+    fn priority(self) -> u8;
+    /// Kept whenever the table's minimum widths allow it, even if a higher-priority
+    /// flexible column must shrink for it (the Risk badge).
+    fn essential(self) -> bool {
+        false
+    }
+}
+
+/// What a column needs on this screen: its natural width (title and every visible cell
+/// whole) and its minimum (addresses elided, every number and name still whole).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Need {
+    pub natural: u16,
+    pub min: u16,
+    /// Narrower still, a flexible column's cells drop whole words at their end (`…`);
+    /// an essential column may push it down to this (its title's first word).
+    pub floor: u16,
+}
+
+/// Choose the columns that fit `width` and their widths, keeping display order.
+///
+/// Columns are taken by priority at their preferred width; a column that does not fit is
+/// dropped whole, never cut. Essential columns left out are then let in by shrinking
+/// flexible columns toward their minimum. Spare room goes to flexible columns up to their
+/// natural width, then to the first of them. `spacing` cells separate columns.
+pub fn layout<C: Column>(cols: &[C], needs: &[Need], width: u16, spacing: u16) -> Vec<(C, u16)> {
+    let n = cols.len().min(needs.len());
+    let pref = |i: usize| -> u16 {
+        let (c, nd) = (cols[i], needs[i]);
+        if c.flexible() {
+            c.width().min(nd.natural).max(nd.min)
+        } else {
+            c.width().max(nd.natural)
+        }
+    };
+    let floor = |i: usize| -> u16 {
+        if cols[i].flexible() {
+            needs[i].min
+        } else {
+            pref(i)
+        }
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|i| cols[*i].priority());
+    let mut w: Vec<Option<u16>> = vec![None; n];
+    let total = |w: &[Option<u16>]| -> u32 {
+        let kept = w.iter().flatten().count() as u32;
+        w.iter().flatten().map(|x| u32::from(*x)).sum::<u32>()
+            + kept.saturating_sub(1) * u32::from(spacing)
+    };
+    for &i in &order {
+        let mut t = w.clone();
+        t[i] = Some(pref(i));
+        if total(&t) <= u32::from(width) || w.iter().all(Option::is_none) {
+            w = t;
+        }
+    }
+    for &i in order.iter().filter(|i| cols[**i].essential()) {
+        if w[i].is_some() {
+            continue;
+        }
+        let mut t = w.clone();
+        t[i] = Some(floor(i));
+        // Shrink flexible columns, lowest priority first, toward their minimum (addresses
+        // elided), then toward their floor (trailing words dropped).
+        for least in [|n: &Need| n.min, |n: &Need| n.floor.min(n.min)] {
+            for &j in order.iter().rev() {
+                let over = total(&t).saturating_sub(u32::from(width));
+                if over == 0 {
+                    break;
+                }
+                if let Some(cur) = t[j].filter(|_| cols[j].flexible()) {
+                    let give = (cur - least(&needs[j]).min(cur)).min(over as u16);
+                    t[j] = Some(cur - give);
+                }
+            }
+        }
+        if total(&t) <= u32::from(width) {
+            w = t;
+        }
+    }
+    // Spare room: flexible columns up to their natural width, by priority, then the rest
+    // to the first flexible column (the table spans the screen).
+    let mut spare = u32::from(width).saturating_sub(total(&w));
+    for &i in &order {
+        if let Some(cur) = w[i].filter(|_| cols[i].flexible()) {
+            let give = u32::from(needs[i].natural.saturating_sub(cur)).min(spare);
+            w[i] = Some(cur + give as u16);
+            spare -= give;
+        }
+    }
+    if let Some(&i) = order
+        .iter()
+        .find(|i| cols[**i].flexible() && w[**i].is_some())
+    {
+        w[i] = w[i].map(|x| x + spare as u16);
+    }
+    // A single column wider than the screen gets the screen (its cells drop words).
+    if total(&w) > u32::from(width) {
+        if let Some(&i) = order.iter().find(|i| w[**i].is_some()) {
+            let others = total(&w) - u32::from(w[i].unwrap_or(0));
+            w[i] = Some(u32::from(width).saturating_sub(others) as u16);
+        }
+    }
+    (0..n).filter_map(|i| w[i].map(|x| (cols[i], x))).collect()
 }
 
 /// A sort value: numbers or static names, cheap to build for a million rows.
@@ -541,13 +751,44 @@ pub fn build_chains<M: Model + ?Sized>(
 mod tests {
     use super::*;
 
+    /// Needs of the flow columns for a plain IPv4 table (no counters): natural widths
+    /// like the lab's, flexible columns able to elide addresses.
+    fn flow_needs() -> Vec<Need> {
+        FlowCol::ALL
+            .iter()
+            .map(|c| match c {
+                FlowCol::Conn => Need {
+                    natural: 38,
+                    min: 23,
+                    floor: 8,
+                },
+                FlowCol::Nat => Need {
+                    natural: 14,
+                    min: 14,
+                    floor: 3,
+                },
+                c => Need {
+                    natural: c.width(),
+                    min: c.width(),
+                    floor: c.width(),
+                },
+            })
+            .collect()
+    }
+
     #[test]
-    fn narrow_terminals_drop_low_priority_columns() {
-        let wide = fit(&FlowCol::ALL, 200, FlowCol::width, FlowCol::priority);
+    fn narrow_terminals_drop_whole_columns_and_keep_the_risk_badge() {
+        let needs = flow_needs();
+        let wide = layout(&FlowCol::ALL, &needs, 240, 1);
         assert_eq!(wide.len(), FlowCol::ALL.len());
-        let std = fit(&FlowCol::ALL, 80, FlowCol::width, FlowCol::priority);
+        let cols = |w| -> Vec<FlowCol> {
+            layout(&FlowCol::ALL, &needs, w, 1)
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect()
+        };
         assert_eq!(
-            std,
+            cols(80),
             vec![
                 FlowCol::Proto,
                 FlowCol::Conn,
@@ -557,10 +798,16 @@ mod tests {
                 FlowCol::Left
             ]
         );
-        let narrow = fit(&FlowCol::ALL, 40, FlowCol::width, FlowCol::priority);
-        assert_eq!(narrow, vec![FlowCol::Conn]);
-        let tiny = fit(&FlowCol::ALL, 10, FlowCol::width, FlowCol::priority);
-        assert_eq!(tiny, vec![FlowCol::Conn]);
+        // At 40 columns the connection shrinks (addresses elide) to keep the badge.
+        let narrow = layout(&FlowCol::ALL, &needs, 40, 1);
+        assert_eq!(narrow, vec![(FlowCol::Conn, 32), (FlowCol::Risk, 7)]);
+        let tiny = layout(&FlowCol::ALL, &needs, 10, 1);
+        assert_eq!(tiny, vec![(FlowCol::Conn, 10)]);
+        for w in 10..=300 {
+            let l = layout(&FlowCol::ALL, &needs, w, 1);
+            let used: u32 = l.iter().map(|(_, x)| u32::from(*x)).sum::<u32>() + l.len() as u32 - 1;
+            assert!(used <= u32::from(w), "{w}: {l:?}");
+        }
     }
 
     #[test]
