@@ -58,6 +58,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }) => flush(&g, expect, &filter, act),
         Some(Command::Record { file, duration }) => record(&g, &file, duration),
         Some(Command::Audit { opts }) => super::audit_main(&g, opts),
+        Some(Command::Recent { action, json }) => super::recent::main(&g, action, json),
     }
 }
 

@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 use super::RecentError;
 
-/// Where the kernel exposes the lists of the reading thread's namespace.
-pub const DIR: &str = "/proc/net/xt_recent";
+/// Where the kernel exposes the lists of the reading thread's namespace. Not
+/// `/proc/net/…`: that is a link to `/proc/self/net`, which shows the namespace of the
+/// process's main thread, not of the thread that entered `--netns`.
+pub const DIR: &str = "/proc/thread-self/net/xt_recent";
 
 /// One address of a list, as the kernel prints it (times in jiffies).
 #[derive(Debug, Clone, PartialEq, Eq)]
