@@ -282,14 +282,61 @@ fn iptables_seed_knock_progress_links_and_actions() {
         Some(2),
         "no --yes with stdin not a terminal"
     );
-    let out = ctscope(&[
-        "--netns", &srv, "recent", "delete", "seenping", &cli4, "--yes",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The admin's own SSH address is never removed without asking: here the session is
+    // named by SSH_CONNECTION (honoured when no sshd is among ctscope's ancestors; under a
+    // real SSH login the process tree names the session and this part is not checked).
+    if ctscope::ssh::session().is_none() {
+        let own = format!("{cli4} 40000 {} 22", lab.srv4);
+        for args in [
+            vec![
+                "--netns", &srv, "recent", "delete", "seenping", &cli4, "--yes",
+            ],
+            vec!["--netns", &srv, "recent", "flush", "seenping", "--yes"],
+        ] {
+            let out = Command::new(BIN)
+                .args(&args)
+                .env("SSH_CONNECTION", &own)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("your own SSH session"),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(xt(&lab, "seenping").contains(&cli4), "{args:?} removed it");
+        }
+        let out = Command::new(BIN)
+            .args([
+                "--netns",
+                &srv,
+                "recent",
+                "delete",
+                "seenping",
+                &cli4,
+                "--yes",
+                "--include-own-ssh",
+            ])
+            .env("SSH_CONNECTION", &own)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        let out = ctscope(&[
+            "--netns", &srv, "recent", "delete", "seenping", &cli4, "--yes",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     assert!(!xt(&lab, "seenping").contains(&cli4));
 
     // Bad names touch nothing and say why.

@@ -297,6 +297,49 @@ COMMIT
         );
     }
 
+    /// `nft -j list ruleset` (nft 1.0.6, Linux 6.18) after loading `SEED_NFT` of
+    /// tests/recent_kernel.rs: seed 004 in native nftables with a 2 s seenecho window.
+    const SEED_NFT_JSON: &str = include_str!("../../tests/fixtures/recent/seed-knock.nft.json");
+
+    #[test]
+    fn seed_scheme_in_nft_rebuilds_and_gets_nft_fixes() {
+        let rs = Rulesets {
+            iptables: vec![],
+            nft_json: Some(SEED_NFT_JSON.into()),
+        };
+        let ms = machine::build(&rs.rules());
+        assert_eq!(ms.len(), 1, "{ms:#?}");
+        let m = &ms[0];
+        assert_eq!(m.lang, Lang::Nft);
+        assert_eq!(m.table, "inet knock");
+        let lists: Vec<_> = m.stages.iter().map(|s| s.list.as_str()).collect();
+        assert_eq!(lists, ["seenping", "seenecho", "seenbackend"]);
+        assert_eq!(m.stages[2].entered_by[0].within, Some(2));
+        assert_eq!(
+            m.stages[2].entered_by[0].path[1],
+            "add_backend: add @seenbackend { ip saddr } accept"
+        );
+        assert_eq!(m.opens[0].packet.port(), Some(3306));
+        assert!(m.purged.contains("seenecho"));
+        let f = findings(&rs, &[3306]);
+        let never: Vec<_> = f
+            .iter()
+            .filter(|x| x.kind == FindingKind::KnockNeverPurged)
+            .collect();
+        assert_eq!(never.len(), 2, "{f:#?}");
+        assert!(never[0].detail.contains("'seenping'"));
+        assert!(
+            never[0].fix.contains("timeout"),
+            "an nft fix: {}",
+            never[0].fix
+        );
+        assert!(f.iter().all(|x| !x.fix.contains("iptables")), "{f:#?}");
+        assert!(f.iter().any(|x| x.kind == FindingKind::KnockScanCompletes));
+        assert!(f
+            .iter()
+            .any(|x| x.kind == FindingKind::KnockOpensSensitivePort));
+    }
+
     #[test]
     fn no_rules_no_findings() {
         assert!(findings(&Rulesets::default(), &[22]).is_empty());
