@@ -5,11 +5,12 @@
 //! Layout: `clock` (HZ and jiffies), `procfs` (xt_recent lists, the only writer to
 //! /proc/net/xt_recent), `nftset` (stateful sets, `nft delete element`/`flush set`),
 //! `machine` (the knock model from iptables-save and nft JSON, and progress), `audit`
-//! (findings). This file gathers a `Snapshot` inside a namespace and turns it into the
-//! JSON contract of `ctscope recent --json`. No terminal code: names and elements stay raw
+//! (findings), `changes` (what moved between two looks; the polling period). This file
+//! gathers a `Snapshot` inside a namespace and turns it into the JSON contract of `ctscope recent --json`. No terminal code: names and elements stay raw
 //! here and are escaped by whatever prints them to a terminal.
 
 pub mod audit;
+pub mod changes;
 pub mod clock;
 pub mod machine;
 pub mod nftset;
