@@ -165,6 +165,26 @@ fn xt(lab: &Lab, list: &str) -> String {
     lab.sh_ok(&lab.srv, &format!("cat /proc/net/xt_recent/{list}"))
 }
 
+/// Bad input is refused before anything is read or touched (no root needed).
+#[test]
+fn bad_names_and_replay_are_usage_errors() {
+    for bad in ["../seenping", "a/b", "..", "/proc/net/xt_recent/x"] {
+        let out = ctscope(&["recent", "flush", bad, "--yes"]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not a plain name"), "{err}");
+        let out = ctscope(&["recent", "delete", bad, "10.0.0.1", "--yes"]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+    }
+    let out = ctscope(&["recent", "delete", "seenping", "10.0.0.999", "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("'10.0.0.999' is not an IPv4 or IPv6 address"));
+    let out = ctscope(&["--replay", "/nonexistent.ctrec", "recent"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("drop --replay"));
+}
+
 #[test]
 fn iptables_seed_knock_progress_links_and_actions() {
     if !privileged("iptables_seed_knock_progress_links_and_actions") {

@@ -6,8 +6,9 @@
 //! /proc/net/xt_recent), `nftset` (stateful sets, `nft delete element`/`flush set`),
 //! `machine` (the knock model from iptables-save and nft JSON, and progress), `audit`
 //! (findings), `changes` (what moved between two looks; the polling period). This file
-//! gathers a `Snapshot` inside a namespace and turns it into the JSON contract of `ctscope recent --json`. No terminal code: names and elements stay raw
-//! here and are escaped by whatever prints them to a terminal.
+//! gathers a `Snapshot` inside a namespace and turns it into the JSON contract of
+//! `ctscope recent --json`. No terminal code: names and elements stay raw here and are
+//! escaped by whatever prints them to a terminal.
 
 pub mod audit;
 pub mod changes;
