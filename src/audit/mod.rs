@@ -455,7 +455,7 @@ fn knock_findings(input: &AuditInput) -> Vec<crate::recent::audit::Finding> {
             .iptables_nft
             .iter()
             .chain(&input.iptables_legacy)
-            .filter_map(|(_, s)| ok(s))
+            .filter_map(|(f, s)| Some((f.clone(), ok(s)?)))
             .collect(),
         nft_json: ok(&input.nft_json),
     };

@@ -77,8 +77,13 @@ const SCANNED: &[u16] = &[
 pub fn findings(rs: &Rulesets, sensitive: &[u16]) -> Vec<Finding> {
     let rules = rs.rules();
     let mut out = Vec::new();
-    for m in machine::build(&rules) {
-        of_machine(&m, &rules, sensitive, &mut out);
+    // A list scheme that opens nothing is not a knock (e.g. xt_recent(8)'s `badguy` ban
+    // list, which scans are meant to fill): it is not judged as one.
+    for m in machine::build(&rules)
+        .iter()
+        .filter(|m| !m.opens.is_empty())
+    {
+        of_machine(m, &rules, sensitive, &mut out);
     }
     out.dedup();
     out
@@ -263,7 +268,7 @@ COMMIT
     #[test]
     fn seed_scheme_findings() {
         let rs = Rulesets {
-            iptables: vec![SEED.into()],
+            iptables: vec![("ip".into(), SEED.into())],
             nft_json: None,
         };
         let f = findings(&rs, &[22, 3306]);
@@ -286,7 +291,7 @@ COMMIT
         );
         let f = findings(
             &Rulesets {
-                iptables: vec![more],
+                iptables: vec![("ip".into(), more)],
                 nft_json: None,
             },
             &[3306],
@@ -338,6 +343,32 @@ COMMIT
         assert!(f
             .iter()
             .any(|x| x.kind == FindingKind::KnockOpensSensitivePort));
+    }
+
+    #[test]
+    fn ban_lists_and_dual_stack_copies_are_not_weak_knocks() {
+        // xt_recent(8)'s example: whoever touches port 139 is dropped for 60 s.
+        let ban = "*filter
+-A FORWARD -m recent --rcheck --seconds 60 --name badguy -j DROP
+-A FORWARD -i eth0 -p tcp -m tcp --dport 139 -m recent --set --name badguy -j DROP
+COMMIT
+";
+        let rs = Rulesets {
+            iptables: vec![("ip".into(), ban.into())],
+            nft_json: None,
+        };
+        assert!(findings(&rs, &[139]).is_empty());
+        // The seed in iptables and ip6tables is two schemes, not two paths into one.
+        let rs = Rulesets {
+            iptables: vec![("ip".into(), SEED.into()), ("ip6".into(), SEED.into())],
+            nft_json: None,
+        };
+        let f = findings(&rs, &[3306]);
+        assert!(
+            !kinds(&f).contains(&FindingKind::KnockMultiplePaths),
+            "{f:#?}"
+        );
+        assert!(f.iter().any(|x| x.detail.contains("iptables ip6 filter")));
     }
 
     #[test]

@@ -235,9 +235,9 @@ fn words(line: &str) -> Vec<String> {
     out
 }
 
-/// The rules of `iptables-save` output that matter to knocks: every rule of a table that
-/// uses `-m recent`, keyed by chain in order.
-pub fn parse_iptables(text: &str) -> Vec<RuleInfo> {
+/// The rules of `iptables-save` output (`family` `ip` for iptables, `ip6` for ip6tables),
+/// in order; tables are named `FAMILY TABLE` so IPv4 and IPv6 schemes stay apart.
+pub fn parse_iptables(text: &str, family: &str) -> Vec<RuleInfo> {
     let mut out = Vec::new();
     let mut table = String::new();
     for line in text.lines() {
@@ -345,7 +345,7 @@ pub fn parse_iptables(text: &str) -> Vec<RuleInfo> {
         }
         out.push(RuleInfo {
             lang: Lang::Iptables,
-            table: format!("ip {table}"),
+            table: format!("{family} {table}"),
             chain,
             text: line.to_owned(),
             packet,
@@ -827,7 +827,7 @@ COMMIT
 
     #[test]
     fn seed_knock_rebuilds_as_four_stages() {
-        let ms = build(&parse_iptables(SEED));
+        let ms = build(&parse_iptables(SEED, "ip"));
         assert_eq!(ms.len(), 1, "{ms:#?}");
         let m = &ms[0];
         let lists: Vec<_> = m.stages.iter().map(|s| s.list.as_str()).collect();
@@ -846,7 +846,7 @@ COMMIT
 
     #[test]
     fn progress_reads_like_the_issue() {
-        let m = &build(&parse_iptables(SEED))[0];
+        let m = &build(&parse_iptables(SEED, "ip"))[0];
         let a: IpAddr = "10.0.0.5".parse().unwrap();
         let b: IpAddr = "10.0.0.6".parse().unwrap();
         let pres = |list: &str, addr: IpAddr| match (list, addr == a) {
@@ -879,12 +879,12 @@ COMMIT
             "-A X -j",
             "-A X ! --rcheck -m recent --seconds x",
         ] {
-            let _ = build(&parse_iptables(t));
+            let _ = build(&parse_iptables(t, "ip"));
         }
         assert!(parse_nft("nope").is_empty());
         // A chain that jumps to itself ends.
         let loops =
             "*filter\n-A L -m recent --name a --rcheck -j L\n-A L -m recent --name b --set -j L\n";
-        let _ = build(&parse_iptables(loops));
+        let _ = build(&parse_iptables(loops, "ip"));
     }
 }

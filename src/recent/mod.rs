@@ -78,7 +78,8 @@ pub struct Snapshot {
 /// Rule texts to rebuild machines from: iptables-save outputs and `nft -j list ruleset`.
 #[derive(Debug, Clone, Default)]
 pub struct Rulesets {
-    pub iptables: Vec<String>,
+    /// `(family, iptables-save output)`, family `ip` or `ip6`.
+    pub iptables: Vec<(String, String)>,
     pub nft_json: Option<String>,
 }
 
@@ -88,7 +89,7 @@ impl Rulesets {
         let mut out: Vec<_> = self
             .iptables
             .iter()
-            .flat_map(|t| machine::parse_iptables(t))
+            .flat_map(|(f, t)| machine::parse_iptables(t, f))
             .collect();
         if let Some(j) = &self.nft_json {
             out.extend(machine::parse_nft(j));
@@ -117,14 +118,14 @@ fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
 /// skipped silently (the machine simply has no such backend).
 pub fn read_rulesets(unreadable: &mut Vec<String>) -> Rulesets {
     let mut r = Rulesets::default();
-    for cmd in [
-        "iptables-nft-save",
-        "ip6tables-nft-save",
-        "iptables-legacy-save",
-        "ip6tables-legacy-save",
+    for (family, cmd) in [
+        ("ip", "iptables-nft-save"),
+        ("ip6", "ip6tables-nft-save"),
+        ("ip", "iptables-legacy-save"),
+        ("ip6", "ip6tables-legacy-save"),
     ] {
         match run(cmd, &[]) {
-            Ok(t) => r.iptables.push(t),
+            Ok(t) => r.iptables.push((family.to_owned(), t)),
             Err(e) if e.contains("No such file") => {}
             Err(e) => unreadable.push(format!("{cmd}: {e}")),
         }
