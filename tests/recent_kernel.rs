@@ -226,6 +226,20 @@ fn iptables_seed_knock_progress_links_and_actions() {
         p["text"].as_str().unwrap().contains("s left to knock 8000"),
         "{p:#}"
     );
+    // The text report says the same.
+    let out = ctscope(&["--netns", &srv, "recent"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("{cli4}: stage 2/4 (seenecho), "))
+            && text.contains("s left to knock 8000"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "ping → seenping → 7 → seenecho → 8000 within 2 s → seenbackend → 3306 opens"
+        ),
+        "{text}"
+    );
     // Entries carry hits and ages converted from jiffies (seconds, not ticks).
     let v = recent_json(&srv);
     let seenping = v["xt_recent"]["lists"]

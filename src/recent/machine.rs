@@ -159,6 +159,7 @@ pub struct Opening {
     pub from: String,
     pub packet: Packet,
     pub within: Option<u64>,
+    pub hitcount: Option<u32>,
     pub path: Vec<String>,
 }
 
@@ -185,6 +186,20 @@ impl Machine {
     /// Stages plus the opening, the count a user knocks (seed 004: 4).
     pub fn total(&self) -> usize {
         self.stages.len() + usize::from(!self.opens.is_empty())
+    }
+
+    /// `--hitcount` required on the way out of stage `i`.
+    pub fn hitcount_of(&self, i: usize) -> Option<u32> {
+        let list = &self.stages.get(i)?.list;
+        match self.stages.get(i + 1) {
+            Some(next) => {
+                next.entered_by
+                    .iter()
+                    .find(|e| e.from.as_deref() == Some(list))?
+                    .hitcount
+            }
+            None => self.opens.iter().find(|o| &o.from == list)?.hitcount,
+        }
     }
 
     /// The time limit and packet that lead out of stage `i` (the next stage's entry, or the
@@ -647,6 +662,7 @@ pub fn build(rules: &[RuleInfo]) -> Vec<Machine> {
                         from: c.list.clone(),
                         packet: merged(path),
                         within: c.seconds,
+                        hitcount: c.hitcount,
                         path: path_text(path),
                     },
                 ));
@@ -718,8 +734,9 @@ pub fn build(rules: &[RuleInfo]) -> Vec<Machine> {
 /// there (nft: the element's expiry).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Presence {
-    /// Seconds since the source was last recorded.
-    Age(f64),
+    /// Seconds since the source was last recorded, and how many packets the list holds
+    /// for it (what `--hitcount` counts).
+    Age { secs: f64, hits: usize },
     /// Seconds until the kernel drops the element (`None`: never).
     Expires(Option<f64>),
 }
@@ -769,12 +786,23 @@ pub fn progress(
             None => (None, "nothing (no rule leads on)".into()),
         };
         let left = match (pres, limit) {
-            (Presence::Age(age), Some(l)) => Some(l as f64 - age),
-            (Presence::Age(_), None) => None,
+            (Presence::Age { secs, .. }, Some(l)) => Some(l as f64 - secs),
+            (Presence::Age { .. }, None) => None,
             (Presence::Expires(e), _) => e,
         };
         let expired = left.is_some_and(|l| l <= 0.0);
-        let head = format!("{addr}: stage {}/{} ({list})", i + 1, m.total());
+        // `--hitcount N` on the way out: the knock into this stage must be repeated.
+        let hits_needed = match (pres, m.hitcount_of(i)) {
+            (Presence::Age { hits, .. }, Some(n)) if hits < n as usize => {
+                format!(" (needs {n} hits in {list}, has {hits})")
+            }
+            _ => String::new(),
+        };
+        let head = format!(
+            "{addr}: stage {}/{} ({list}){hits_needed}",
+            i + 1,
+            m.total()
+        );
         let text = match (open, left) {
             (true, Some(l)) if l > 0.0 => {
                 format!("{head}, open: {l:.0} s left to connect to {packet}")
@@ -850,8 +878,11 @@ COMMIT
         let a: IpAddr = "10.0.0.5".parse().unwrap();
         let b: IpAddr = "10.0.0.6".parse().unwrap();
         let pres = |list: &str, addr: IpAddr| match (list, addr == a) {
-            ("seenping" | "seenecho", true) => Some(Presence::Age(3.0)),
-            ("seenping" | "seenecho", false) => Some(Presence::Age(12.0)),
+            ("seenping" | "seenecho", true) => Some(Presence::Age { secs: 3.0, hits: 1 }),
+            ("seenping" | "seenecho", false) => Some(Presence::Age {
+                secs: 12.0,
+                hits: 1,
+            }),
             _ => None,
         };
         let p = progress(m, &pres, &[a, b].into_iter().collect());
@@ -861,12 +892,30 @@ COMMIT
         );
         assert!(p[1].expired);
         assert!(p[1].text.contains("too slow"), "{}", p[1].text);
-        let open = |list: &str, _| (list == "seenbackend").then_some(Presence::Age(1.0));
+        let open =
+            |list: &str, _| (list == "seenbackend").then_some(Presence::Age { secs: 1.0, hits: 1 });
         let p = progress(m, &open, &[a].into_iter().collect());
         assert!(p[0].open);
         assert_eq!(
             p[0].text,
             "10.0.0.5: stage 3/4 (seenbackend), open: may connect to 3306 (no time limit)"
+        );
+    }
+
+    #[test]
+    fn hitcount_on_the_way_out_is_shown() {
+        let rules = "*filter
+-A INPUT -p tcp -m tcp --dport 1111 -m recent --set --name k1 -j DROP
+-A INPUT -p tcp -m tcp --dport 22 -m recent --rcheck --seconds 10 --hitcount 3 --name k1 -j ACCEPT
+";
+        let m = &build(&parse_iptables(rules, "ip"))[0];
+        assert_eq!(m.hitcount_of(0), Some(3));
+        let a: IpAddr = "10.0.0.7".parse().unwrap();
+        let pres = |_: &str, _| Some(Presence::Age { secs: 2.0, hits: 1 });
+        let p = progress(m, &pres, &[a].into_iter().collect());
+        assert_eq!(
+            p[0].text,
+            "10.0.0.7: stage 1/2 (k1) (needs 3 hits in k1, has 1), open: 8 s left to connect to 22"
         );
     }
 

@@ -170,7 +170,10 @@ impl Snapshot {
             Lang::Iptables => {
                 let l = self.lists.as_ref().ok()?.iter().find(|l| l.name == list)?;
                 let e = l.entries.iter().find(|e| e.addr == addr)?;
-                Some(Presence::Age(self.clock.age(e.last_seen).as_secs_f64()))
+                Some(Presence::Age {
+                    secs: self.clock.age(e.last_seen).as_secs_f64(),
+                    hits: e.stamps.len(),
+                })
             }
             Lang::Nft => {
                 let s = self.set_of(m, list)?;
