@@ -117,15 +117,31 @@ fn progress_of(v: &Value, addr: &str) -> Option<Value> {
         .cloned()
 }
 
-fn setup(lab: &mut Lab) -> String {
-    let script = std::env::temp_dir().join(format!("ctscope-knock-{}.py", std::process::id()));
-    std::fs::write(&script, KNOCK_PY).unwrap();
+/// The knock client on disk for the lab's lifetime; removed on drop.
+struct Script(std::path::PathBuf);
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+impl Script {
+    fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+fn setup(lab: &mut Lab) -> Script {
+    // One file per lab: the tests of this file run in parallel.
+    let script = Script(std::env::temp_dir().join(format!("{}-knock.py", lab.srv)));
+    std::fs::write(&script.0, KNOCK_PY).unwrap();
     lab.spawn(
         &lab.srv.clone(),
         "/usr/bin/python3 -c \"import socket,time\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 3306)); s.listen(16)\nc=[]\nwhile True: c.append(s.accept())\"",
     );
     lab.wait_listen(&lab.srv.clone(), 3306);
-    script.display().to_string()
+    script
 }
 
 fn knock(lab: &Lab, script: &str, steps: &str) -> String {
@@ -193,7 +209,8 @@ fn iptables_seed_knock_progress_links_and_actions() {
     let mut lab = Lab::new("rcx", 61);
     let srv = lab.srv.clone();
     lab.sh_ok(&srv, SEED_IPTABLES);
-    let script = setup(&mut lab);
+    let script_file = setup(&mut lab);
+    let script = script_file.path();
     let cli4 = lab.cli4.clone();
 
     // The machine as rebuilt from the rules.
@@ -478,7 +495,8 @@ fn nft_dynamic_set_knock_progress_links_and_actions() {
     assert_eq!(out.status.code(), Some(1));
 
     lab.sh_ok(&srv, &format!("nft -f - <<'EOF'\n{SEED_NFT}\nEOF"));
-    let script = setup(&mut lab);
+    let script_file = setup(&mut lab);
+    let script = script_file.path();
     let cli4 = lab.cli4.clone();
     let v = recent_json(&srv);
     let m = &v["machines"][0];
