@@ -501,6 +501,7 @@ pub fn run(input: &AuditInput) -> Report {
         ));
     }
     rep.findings = findings;
+    rep.knock_findings = knock_findings(input);
     rep
 }
 
@@ -522,6 +523,21 @@ fn dialect_of(rules: &[Rule], base_chains: &BTreeMap<(String, String, String), S
         }
     }
     d
+}
+
+/// The port-knock findings over every ruleset text collected (`recent::audit`).
+fn knock_findings(input: &AuditInput) -> Vec<crate::recent::audit::Finding> {
+    let ok = |s: &Source| s.as_ref().ok().cloned();
+    let rs = crate::recent::Rulesets {
+        iptables: input
+            .iptables_nft
+            .iter()
+            .chain(&input.iptables_legacy)
+            .filter_map(|(f, s)| Some((f.clone(), ok(s)?)))
+            .collect(),
+        nft_json: ok(&input.nft_json),
+    };
+    crate::recent::audit::findings(&rs, &input.config.sensitive_ports)
 }
 
 /// The fix for an unrestricted RELATED rule: the authors' per-helper rules for the helpers

@@ -237,6 +237,8 @@ pub struct Report {
     pub related_flows: Vec<RelatedFlowReport>,
     /// Every finding, the expectations' and RELATED flows' included.
     pub findings: Vec<Finding>,
+    /// Port-knock scheme findings (xt_recent and nft dynamic sets; see `recent::audit`).
+    pub knock_findings: Vec<crate::recent::audit::Finding>,
     pub unreadable: Vec<Unreadable>,
     /// Whether both the ruleset and the expectation table could be read.
     pub complete: bool,
@@ -248,7 +250,7 @@ impl Report {
     pub fn exit_code(&self) -> i32 {
         if !self.complete {
             2
-        } else if !self.findings.is_empty() {
+        } else if !self.findings.is_empty() || !self.knock_findings.is_empty() {
             1
         } else {
             0
@@ -442,6 +444,18 @@ impl Report {
                 E(&f.detail),
                 E(&f.fix)
             );
+        }
+        if !self.knock_findings.is_empty() {
+            let _ = writeln!(s, "\nPort-knock findings: {}", self.knock_findings.len());
+            for f in &self.knock_findings {
+                let _ = writeln!(
+                    s,
+                    "  [{}] {}\n      fix: {}",
+                    f.kind,
+                    E(&f.detail),
+                    E(&f.fix)
+                );
+            }
         }
         if !self.unreadable.is_empty() {
             let _ = writeln!(s, "\nCould not read");

@@ -197,6 +197,34 @@ pub enum Command {
         #[command(flatten)]
         opts: crate::audit::Options,
     },
+    /// Port-knock state: xt_recent lists, nft dynamic sets, the knock sequence rebuilt from
+    /// the rules, each source's progress and the flows the last stage let in.
+    Recent {
+        #[command(subcommand)]
+        action: Option<RecentAction>,
+        /// One JSON object (lists, sets, machines, progress, admitted flows).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `ctscope recent` changes (without one, it shows).
+#[derive(Debug, Subcommand)]
+pub enum RecentAction {
+    /// Remove one address from an xt_recent list (echo -ADDR > /proc/net/xt_recent/NAME)
+    /// or an nft set (nft delete element); NAME may be FAMILY:TABLE:SET.
+    Delete {
+        name: String,
+        addr: String,
+        #[command(flatten)]
+        act: ActArgs,
+    },
+    /// Empty an xt_recent list (echo / > /proc/net/xt_recent/NAME) or an nft set.
+    Flush {
+        name: String,
+        #[command(flatten)]
+        act: ActArgs,
+    },
 }
 
 /// Confirmation switches for delete and flush.

@@ -62,6 +62,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             force,
         }) => record(&g, &file, duration, force),
         Some(Command::Audit { opts }) => super::audit_main(&g, opts),
+        Some(Command::Recent { action, json }) => super::recent::main(&g, action, json),
     }
 }
 
