@@ -345,7 +345,10 @@ fn a_background_resync_in_the_middle_of_watch_keeps_the_stream_complete() {
             .iter()
             .flat_map(|c| {
                 if c == &("update".to_string(), 9003, 5) {
-                    vec![("add".to_string(), 9003, 5), ("remove".to_string(), 9003, 0)]
+                    vec![
+                        ("add".to_string(), 9003, 5),
+                        ("remove".to_string(), 9003, 0),
+                    ]
                 } else {
                     vec![c.clone()]
                 }

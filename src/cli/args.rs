@@ -137,6 +137,8 @@ pub enum Command {
         #[arg(long)]
         expect: bool,
         #[command(flatten)]
+        special: SpecialListArgs,
+        #[command(flatten)]
         filter: FilterArgs,
         #[command(flatten)]
         format: FormatArgs,
@@ -194,6 +196,24 @@ pub enum Command {
         #[command(flatten)]
         opts: crate::audit::Options,
     },
+    /// Per-CPU counters (conntrack -S; --expect for -S expect) and the table's count and max.
+    Stats {
+        /// Print the expectation counters (conntrack -S expect) instead.
+        #[arg(long)]
+        expect: bool,
+        /// One JSON object with every counter, the per-CPU sums and the global count.
+        #[arg(long)]
+        json: bool,
+    },
+    /// How many entries the table holds (conntrack -C; --expect for -C expect).
+    Count {
+        /// Count expectations (both families) instead of flows.
+        #[arg(long)]
+        expect: bool,
+        /// {"count":N,"max":M} (max only for flows).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Confirmation switches for delete and flush.
@@ -210,4 +230,17 @@ pub struct ActArgs {
     /// a local sshd is spared unless this is given.
     #[arg(long)]
     pub include_own_ssh: bool,
+}
+
+// ---- Table pressure: the kernel's special lists (conntrack -L dying / unconfirmed) ----
+
+/// The kernel's special connection lists, read-only.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct SpecialListArgs {
+    /// The dying list (conntrack -L dying): entries being destroyed.
+    #[arg(long, conflicts_with_all = ["expect", "unconfirmed"])]
+    pub dying: bool,
+    /// The unconfirmed list (conntrack -L unconfirmed); exit 3 when this kernel keeps none.
+    #[arg(long, conflicts_with = "expect")]
+    pub unconfirmed: bool,
 }

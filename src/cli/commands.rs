@@ -26,9 +26,23 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         None => super::tui_main(&g),
         Some(Command::List {
+            special,
+            filter,
+            format,
+            ..
+        }) if special.dying || special.unconfirmed => {
+            let which = if special.dying {
+                crate::netlink::special::List::Dying
+            } else {
+                crate::netlink::special::List::Unconfirmed
+            };
+            super::pressure::list_special(&g, which, &filter, format)
+        }
+        Some(Command::List {
             expect,
             filter,
             format,
+            ..
         }) => list(&g, expect, &filter, format),
         Some(Command::Watch {
             flows_only,
@@ -58,6 +72,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }) => flush(&g, expect, &filter, act),
         Some(Command::Record { file, duration }) => record(&g, &file, duration),
         Some(Command::Audit { opts }) => super::audit_main(&g, opts),
+        Some(Command::Stats { expect, json }) => super::pressure::stats(&g, expect, json),
+        Some(Command::Count { expect, json }) => super::pressure::count(&g, expect, json),
     }
 }
 
@@ -143,7 +159,7 @@ pub fn compile_filter(f: &FilterArgs) -> Result<Filter> {
     Ok(from_flags.and(expr).with_text(PRINTED))
 }
 
-fn format_of(f: FormatArgs) -> output::Format {
+pub(super) fn format_of(f: FormatArgs) -> output::Format {
     if f.json {
         output::Format::Json
     } else if f.ndjson {

@@ -7,6 +7,7 @@
 
 pub mod args;
 mod commands;
+mod pressure;
 pub mod watch;
 
 use std::process::ExitCode;

@@ -16,6 +16,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod stats;
 pub mod text;
 pub mod view;
 
