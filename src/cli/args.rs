@@ -1,9 +1,9 @@
 //! Command-line grammar: one place that says what every command accepts.
 //!
-//! Filter flags mirror conntrack(8) and mean what they mean there (`-f` family, `-p -s -d
-//! --sport --dport --zone --mark --status -l`), plus ctscope's own (`--helper`, `--related`,
-//! `-F/--filter EXPR`); all of them compile into the one filter language the TUI uses. This
-//! module parses; it does no work.
+//! Filter flags mirror conntrack(8) and mean what they mean there; they come from the one
+//! selector table (`filter::selectors`, see `cli::selectors`), plus `-F/--filter EXPR`; all
+//! of them compile into the one filter language the TUI uses. This module parses; it does
+//! no work.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -72,51 +72,8 @@ pub enum Theme {
     Mono,
 }
 
-/// conntrack(8)-style selection, compiled into the filter language.
-#[derive(Debug, Args, Clone, Default)]
-pub struct FilterArgs {
-    /// Filter expression, e.g. "helper=ftp and dport=3306" (the dashboard's `/` language;
-    /// a /regex/ or bare word searches the line ctscope prints for the entry).
-    #[arg(long, short = 'F', value_name = "EXPR")]
-    pub filter: Option<String>,
-    /// Address family, as conntrack -f: ipv4 or ipv6 (default: both).
-    #[arg(long, short = 'f', value_name = "ipv4|ipv6")]
-    pub family: Option<String>,
-    /// Layer 4 protocol: a name from /etc/protocols (tcp, udp, igmp, esp, …) or a number.
-    #[arg(long = "proto", short = 'p', value_name = "PROTO")]
-    pub proto: Option<String>,
-    /// Original source address or CIDR.
-    #[arg(long = "src", short = 's', value_name = "ADDR[/LEN]")]
-    pub src: Option<String>,
-    /// Original destination address or CIDR.
-    #[arg(long = "dst", short = 'd', value_name = "ADDR[/LEN]")]
-    pub dst: Option<String>,
-    /// Original source port.
-    #[arg(long, value_name = "PORT")]
-    pub sport: Option<u16>,
-    /// Original destination port.
-    #[arg(long, value_name = "PORT")]
-    pub dport: Option<u16>,
-    /// Conntrack zone.
-    #[arg(long, value_name = "ZONE")]
-    pub zone: Option<u16>,
-    /// Mark, as conntrack(8) takes it: MARK or MARK/MASK, decimal or 0x hex.
-    #[arg(long, value_name = "MARK[/MASK]")]
-    pub mark: Option<String>,
-    /// Status bits, comma separated (ASSURED, SEEN_REPLY, EXPECTED, UNREPLIED, …).
-    #[arg(long, value_name = "STATUS,…")]
-    pub status: Option<String>,
-    /// Entries handled by this helper (ftp, sip, irc, tftp, …).
-    #[arg(long, value_name = "NAME")]
-    pub helper: Option<String>,
-    /// Conntrack labels, all required: connlabel.conf names or bit numbers, comma separated
-    /// or repeated (`-l a,b` is `-l a -l b`, as in conntrack).
-    #[arg(long, short = 'l', value_name = "LABEL,…")]
-    pub label: Vec<String>,
-    /// Only RELATED flows (created by an expectation).
-    #[arg(long)]
-    pub related: bool,
-}
+// conntrack(8)-style selection: built from the selector table (`cli::selectors`).
+pub use super::selectors::FilterArgs;
 
 /// Output format of headless commands.
 #[derive(Debug, Args, Clone, Copy, Default)]
@@ -157,6 +114,9 @@ pub enum Command {
         /// Stop after this long (e.g. 30s, 5m).
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         duration: Option<std::time::Duration>,
+        /// Only these events, as conntrack -e: NEW,UPDATES,DESTROY or ALL.
+        #[arg(long, short = 'e', value_name = "EVENT,…", value_parser = super::selectors::EventMask::parse)]
+        event_mask: Option<super::selectors::EventMask>,
         #[command(flatten)]
         filter: FilterArgs,
         #[command(flatten)]
@@ -219,8 +179,9 @@ pub enum Command {
 /// Confirmation switches for delete and flush.
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct ActArgs {
-    /// Print exactly what would be removed, remove nothing.
-    #[arg(long, short = 'n')]
+    /// Print exactly what would be removed, remove nothing. (No `-n`: in conntrack(8)
+    /// that is `--src-nat`.)
+    #[arg(long)]
     pub dry_run: bool,
     /// Proceed without asking (required when stdin is not a terminal).
     #[arg(long, short = 'y')]

@@ -15,7 +15,7 @@ use super::Usage;
 use crate::actions::{self, Context, Plan};
 use crate::decode::Event;
 use crate::engine::{self, Engine, EngineEvent, Live, Options, Replay, Source, Speed};
-use crate::filter::{self, ConntrackFlags, Filter, TextSource};
+use crate::filter::{self, Filter, TextSource};
 use crate::model::Store;
 use crate::netlink::Namespace;
 use crate::output::{self, ExpectView, FlowView, Outcome};
@@ -49,6 +49,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             expect_only,
             count,
             duration,
+            event_mask,
             filter,
             format,
         }) => watch(
@@ -57,6 +58,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             !flows_only,
             count,
             duration,
+            event_mask.unwrap_or_default(),
             &filter,
             format,
         ),
@@ -126,21 +128,7 @@ const PRINTED: TextSource = TextSource {
 /// Compile the conntrack-style flags and `--filter` into one filter; errors are usage errors
 /// shown with a caret under the bad span.
 pub fn compile_filter(f: &FilterArgs) -> Result<Filter> {
-    let flags = ConntrackFlags {
-        proto: f.proto.clone(),
-        family: f.family.clone(),
-        src: f.src.clone(),
-        dst: f.dst.clone(),
-        sport: f.sport.map(|p| p.to_string()),
-        dport: f.dport.map(|p| p.to_string()),
-        zone: f.zone.map(|z| z.to_string()),
-        mark: f.mark.clone(),
-        status: f.status.clone(),
-        helper: f.helper.clone(),
-        label: (!f.label.is_empty()).then(|| f.label.join(",")),
-        related: f.related,
-    };
-    let from_flags = filter::from_conntrack_flags(&flags).map_err(|e| {
+    let from_flags = filter::from_conntrack_flags(&f.flags).map_err(|e| {
         // `-f` meant the filter expression before it meant the family, as in conntrack(8).
         if e.message.starts_with("-f: unknown family") {
             Usage(format!(
@@ -270,6 +258,7 @@ fn watch(
     expects: bool,
     count: Option<u64>,
     duration: Option<Duration>,
+    mask: super::selectors::EventMask,
     f: &FilterArgs,
     format: FormatArgs,
 ) -> Result<ExitCode> {
@@ -294,6 +283,7 @@ fn watch(
             return;
         }
         *state = match &o {
+            Out::Line(l) if !mask.allows(l.event, l.change) => return,
             Out::Line(l) => {
                 let r = w.watch(l);
                 if l.is_kernel_event() && matches!(r, Ok(Outcome::Continue)) {
@@ -392,7 +382,7 @@ fn delete(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<Exit
 }
 
 fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
-    if let Some(h) = &f.helper {
+    if let Some(h) = f.helper() {
         check_helper(h)?;
     }
     let filter = compile_filter(f)?;
@@ -400,8 +390,8 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
     let lost = catch_up(g, source.as_mut(), &mut store, now)?;
     let ctx = context(g, act);
     let mut plan = if expect {
-        match (&f.helper, filter.is_empty()) {
-            (Some(h), _) if only_helper(f) => Plan::flush_helper(&store, h),
+        match (f.helper(), filter.is_empty()) {
+            (Some(h), _) if f.only_helper() => Plan::flush_helper(&store, h),
             (_, true) => Plan::flush_expects(&store),
             _ => {
                 return Err(Usage(
@@ -430,22 +420,6 @@ fn catch_up(g: &Global, source: &mut dyn Source, store: &mut Store, now: u32) ->
         return Ok(false);
     }
     Ok(actions::catch_up(source, store, now)?)
-}
-
-/// Whether `--helper` is the only selection given.
-fn only_helper(f: &FilterArgs) -> bool {
-    f.filter.is_none()
-        && f.family.is_none()
-        && f.label.is_empty()
-        && f.proto.is_none()
-        && f.src.is_none()
-        && f.dst.is_none()
-        && f.sport.is_none()
-        && f.dport.is_none()
-        && f.zone.is_none()
-        && f.mark.is_none()
-        && f.status.is_none()
-        && !f.related
 }
 
 /// Kernel helper names (net/netfilter/nf_conntrack_*.c); userspace cthelpers may add more,

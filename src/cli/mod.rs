@@ -8,6 +8,7 @@
 pub mod args;
 mod commands;
 mod pressure;
+mod selectors;
 pub mod watch;
 
 use std::process::ExitCode;
