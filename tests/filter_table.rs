@@ -656,7 +656,10 @@ fn counters_nat_and_reply_fields() {
     ]);
     let m = |src: &str| Filter::parse(src).unwrap().match_flow(&f, 0);
     assert!(m("bytes>1M") && !m("bytes>2M") && m("bytes=1M-2M") && m("packets>=1100"));
-    assert!(m("packets>1K") && !m("packets>2K"), "1100 is more than 1024");
+    assert!(
+        m("packets>1K") && !m("packets>2K"),
+        "1100 is more than 1024"
+    );
     // Without accounting a counter term matches nothing, and `!=` does not match either.
     assert!(!Filter::parse("bytes>0").unwrap().match_flow(&ftp_ctl(), 0));
     assert!(!Filter::parse("bytes!=5").unwrap().match_flow(&ftp_ctl(), 0));

@@ -78,12 +78,26 @@ pub use super::selectors::FilterArgs;
 /// Output format of headless commands.
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct FormatArgs {
-    /// One JSON array.
-    #[arg(long, conflicts_with = "ndjson")]
+    /// One JSON array (same as -o json).
+    #[arg(long, conflicts_with_all = ["ndjson", "output"])]
     pub json: bool,
-    /// One JSON object per line.
-    #[arg(long)]
+    /// One JSON object per line (same as -o ndjson).
+    #[arg(long, conflicts_with = "output")]
     pub ndjson: bool,
+    /// Output format, as conntrack -o: text (default), extended, json, ndjson, or save
+    /// (`conntrack -I` lines for `conntrack -R`; flows only).
+    #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputKind>,
+}
+
+/// `-o/--output` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputKind {
+    Text,
+    Extended,
+    Json,
+    Ndjson,
+    Save,
 }
 
 #[derive(Debug, Subcommand)]

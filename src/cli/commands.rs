@@ -148,13 +148,29 @@ pub fn compile_filter(f: &FilterArgs) -> Result<Filter> {
 }
 
 pub(super) fn format_of(f: FormatArgs) -> output::Format {
-    if f.json {
-        output::Format::Json
-    } else if f.ndjson {
-        output::Format::Ndjson
-    } else {
-        output::Format::Text
+    use super::args::OutputKind as O;
+    match f.output {
+        Some(O::Text) => output::Format::Text,
+        Some(O::Extended) => output::Format::Extended,
+        Some(O::Json) => output::Format::Json,
+        Some(O::Ndjson) => output::Format::Ndjson,
+        Some(O::Save) => output::Format::Save,
+        None if f.json => output::Format::Json,
+        None if f.ndjson => output::Format::Ndjson,
+        None => output::Format::Text,
     }
+}
+
+/// `-o save` writes flows only (conntrack -R cannot recreate an expectation or replay
+/// events): a usage error elsewhere.
+fn refuse_save(format: FormatArgs, what: &str) -> Result<()> {
+    if format_of(format) == output::Format::Save {
+        return Err(Usage(format!(
+            "-o save writes flows only, not {what}\nhint: use -o json to keep them"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Fill a fresh store: live, one dump of both tables (the `list`, `delete` and `flush`
@@ -203,6 +219,9 @@ fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Source>)> {
 }
 
 fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<ExitCode> {
+    if expect {
+        refuse_save(format, "expectations")?;
+    }
     let filter = compile_filter(f)?;
     let (store, now, _source) = load(g, false)?;
     let stdout = io::stdout().lock();
@@ -227,7 +246,7 @@ fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<
         }
     }
     let _ = w.finish()?;
-    if matches!(format_of(format), output::Format::Text) {
+    if format_of(format).is_line() {
         let what = if expect { "expectation" } else { "flow" };
         eprintln!("ctscope: {} {what} entries have been shown.", w.count());
     }
@@ -262,6 +281,7 @@ fn watch(
     f: &FilterArgs,
     format: FormatArgs,
 ) -> Result<ExitCode> {
+    refuse_save(format, "events")?;
     let filter = compile_filter(f)?;
     let source = open_source(g, true, Speed::Fast)?;
     let epoch = source.start_epoch_ns();

@@ -157,7 +157,7 @@ pub fn list_special(
     if undecodable > 0 {
         eprintln!("ctscope: {undecodable} message(s) could not be decoded and are not shown");
     }
-    if matches!(format_of(format), output::Format::Text) {
+    if format_of(format).is_line() {
         eprintln!(
             "ctscope: {} {} entries have been shown.",
             w.count(),
