@@ -686,3 +686,23 @@ fn counters_nat_and_reply_fields() {
         Filter::parse(good).unwrap_or_else(|e| panic!("{good}: {}", e.message));
     }
 }
+
+/// `--tuple-src`/`--tuple-dst` select expectations by their expected tuple and never a
+/// flow; a flow-only selector (`-r`) never matches an expectation.
+#[test]
+fn expectation_selectors_apply_to_expectations_only() {
+    let f = ftp_ctl();
+    let exp = Expectation::new(f.orig, f.orig, f.orig);
+    let src = f.orig.src_ip().to_string();
+    let t =
+        from_conntrack_flags(&ConntrackFlags::default().with("tuple-src", src.clone())).unwrap();
+    assert!(t.match_expect(&exp, 0));
+    assert!(
+        !t.match_flow(&f, 0),
+        "a tuple selector is about expectations"
+    );
+    assert_eq!(t.source(), format!("expect and src={src}"));
+    let r = from_conntrack_flags(&ConntrackFlags::default().with("reply-dst", src)).unwrap();
+    assert!(r.match_flow(&f, 0));
+    assert!(!r.match_expect(&exp, 0));
+}

@@ -99,6 +99,36 @@ impl Stats {
         t
     }
 
+    /// What each summed counter grew by since `prev` (an earlier reading of the same
+    /// table): the numerator of the per-second rates a dashboard shows. The kernel's
+    /// per-CPU counters are 32-bit and wrap, so each CPU's difference is taken modulo 2^32
+    /// before summing; a CPU missing from `prev` counts from zero.
+    pub fn since(&self, prev: &Stats) -> CpuCounters {
+        let mut d = CpuCounters::default();
+        for c in &self.cpus {
+            let p = prev
+                .cpus
+                .iter()
+                .find(|p| p.cpu == c.cpu)
+                .copied()
+                .unwrap_or_default();
+            let add = |acc: &mut u32, now: u32, then: u32| {
+                *acc = acc.saturating_add(now.wrapping_sub(then));
+            };
+            add(&mut d.found, c.found, p.found);
+            add(&mut d.invalid, c.invalid, p.invalid);
+            add(&mut d.insert, c.insert, p.insert);
+            add(&mut d.insert_failed, c.insert_failed, p.insert_failed);
+            add(&mut d.drop, c.drop, p.drop);
+            add(&mut d.early_drop, c.early_drop, p.early_drop);
+            add(&mut d.error, c.error, p.error);
+            add(&mut d.search_restart, c.search_restart, p.search_restart);
+            add(&mut d.clash_resolve, c.clash_resolve, p.clash_resolve);
+            add(&mut d.chaintoolong, c.chaintoolong, p.chaintoolong);
+        }
+        d
+    }
+
     /// The expectation counters summed over all CPUs.
     pub fn expect_total(&self) -> ExpectCpuCounters {
         let mut t = ExpectCpuCounters::default();
@@ -142,5 +172,25 @@ mod tests {
         let t = s.total();
         assert_eq!((t.insert, t.drop), (7, u32::MAX));
         assert_eq!(s.expect_total().expect_new, 2);
+    }
+
+    #[test]
+    fn since_takes_each_cpus_growth_across_a_wrap() {
+        let at = |cpu, drop| CpuCounters {
+            cpu,
+            drop,
+            ..Default::default()
+        };
+        let prev = Stats {
+            cpus: vec![at(0, u32::MAX - 1), at(1, 5)],
+            ..Default::default()
+        };
+        let now = Stats {
+            cpus: vec![at(0, 3), at(1, 9), at(2, 1)],
+            ..Default::default()
+        };
+        // cpu0 wrapped: +5; cpu1: +4; cpu2 new: +1.
+        assert_eq!(now.since(&prev).drop, 10);
+        assert_eq!(now.since(&now).drop, 0);
     }
 }
