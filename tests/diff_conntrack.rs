@@ -451,8 +451,17 @@ fn expectations_agree_with_conntrack_list_expect() {
             assert!(close(&o["timeout"], &t["timeout"], 2), "timeout{}", ctx());
         }
     }
-    // The text output is conntrack -L expect's own line, timeouts aside.
-    let ours = sorted_lines(list_text(&lab.srv, true), 0);
+    // The text output is conntrack -L expect's own line, timeouts aside, followed by
+    // ctscope's verdict (` freedom=… finding=…`).
+    let ours: Vec<String> = list_text(&lab.srv, true)
+        .into_iter()
+        .map(|l| {
+            let (line, verdict) = l.split_once(" freedom=").expect("verdict on the line");
+            assert!(verdict.starts_with("src:"), "{verdict}");
+            line.to_owned()
+        })
+        .collect();
+    let ours = sorted_lines(ours, 0);
     let mut theirs = conntrack(&lab, "-L expect -f ipv4");
     theirs.extend(conntrack(&lab, "-L expect -f ipv6"));
     let theirs = sorted_lines(theirs, 0);

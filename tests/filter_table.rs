@@ -423,15 +423,13 @@ fn source_and_emptiness() {
 
 #[test]
 fn conntrack_flags_compile_to_the_same_tests() {
-    let flags = ConntrackFlags {
-        proto: Some("tcp".into()),
-        src: Some("10.0.0.0/8".into()),
-        dport: Some("21".into()),
-        status: Some("ASSURED".into()),
-        helper: Some("ftp".into()),
-        mark: Some("0x10/0xf0".into()),
-        ..ConntrackFlags::default()
-    };
+    let flags = ConntrackFlags::default()
+        .with("proto", "tcp")
+        .with("orig-src", "10.0.0.0/8")
+        .with("dport", "21")
+        .with("mark", "0x10/0xf0")
+        .with("status", "ASSURED")
+        .with("helper", "ftp");
     let f = from_conntrack_flags(&flags).unwrap();
     assert_eq!(
         f.source(),
@@ -444,11 +442,11 @@ fn conntrack_flags_compile_to_the_same_tests() {
     assert!(matches(&f, "ftp_ctl", 0));
     assert!(!matches(&f, "ftp_data", 0));
 
-    let rel = from_conntrack_flags(&ConntrackFlags {
-        related: true,
-        zone: Some("0".into()),
-        ..ConntrackFlags::default()
-    })
+    let rel = from_conntrack_flags(
+        &ConntrackFlags::default()
+            .with("zone", "0")
+            .switch("related"),
+    )
     .unwrap();
     assert!(rel.match_flow(&ftp_data(), 0));
     assert!(!rel.match_flow(&ftp_ctl(), 0));
@@ -461,21 +459,14 @@ fn conntrack_flags_compile_to_the_same_tests() {
     assert_eq!(both.source(), "(zone=0 and related) and (dport=50000)");
     assert!(both.match_flow(&ftp_data(), 0));
 
-    let e = from_conntrack_flags(&ConntrackFlags {
-        dport: Some("2x".into()),
-        ..ConntrackFlags::default()
-    })
-    .unwrap_err();
+    let e = from_conntrack_flags(&ConntrackFlags::default().with("dport", "2x")).unwrap_err();
     assert_eq!(
         (e.pos, e.len, e.message.as_str()),
-        (0, 2, "--dport: invalid port '2x'")
+        (0, 2, "--orig-port-dst: invalid port '2x'")
     );
     // Values cannot smuggle in operators: the whole value is one value.
-    let e = from_conntrack_flags(&ConntrackFlags {
-        proto: Some("tcp or related".into()),
-        ..ConntrackFlags::default()
-    })
-    .unwrap_err();
+    let e = from_conntrack_flags(&ConntrackFlags::default().with("proto", "tcp or related"))
+        .unwrap_err();
     assert!(
         e.message.starts_with("-p: unknown protocol"),
         "{}",
@@ -602,37 +593,24 @@ fn text_terms_search_the_front_ends_text() {
 #[test]
 fn conntrack_flags_family_and_labels() {
     let err = |f: ConntrackFlags| from_conntrack_flags(&f).unwrap_err().message;
-    let m = err(ConntrackFlags {
-        src: Some("::1".into()),
-        dst: Some("2.2.2.2".into()),
-        ..ConntrackFlags::default()
-    });
+    let m = err(ConntrackFlags::default()
+        .with("orig-src", "::1")
+        .with("orig-dst", "2.2.2.2"));
     assert!(m.starts_with("mismatched address family"), "{m}");
-    let m = err(ConntrackFlags {
-        family: Some("ipv4".into()),
-        dst: Some("fd00::/8".into()),
-        ..ConntrackFlags::default()
-    });
+    let m = err(ConntrackFlags::default()
+        .with("family", "ipv4")
+        .with("orig-dst", "fd00::/8"));
     assert!(
         m.contains("'-f ipv4' is IPv4") && m.contains("'-d fd00::/8' is IPv6"),
         "{m}"
     );
-    let v6 = from_conntrack_flags(&ConntrackFlags {
-        family: Some("ipv6".into()),
-        ..ConntrackFlags::default()
-    })
-    .unwrap();
+    let v6 = from_conntrack_flags(&ConntrackFlags::default().with("family", "ipv6")).unwrap();
     assert!(v6.match_flow(&dns6(), 0));
     assert!(!v6.match_flow(&ftp_ctl(), 0));
 
     let mut labelled = ftp_ctl();
     labelled.extra_mut().labels = (1 << 3) | (1 << 64);
-    let l = |v: &str| {
-        from_conntrack_flags(&ConntrackFlags {
-            label: Some(v.into()),
-            ..ConntrackFlags::default()
-        })
-    };
+    let l = |v: &str| from_conntrack_flags(&ConntrackFlags::default().with("label", v));
     assert!(l("3").unwrap().match_flow(&labelled, 0));
     assert!(l("3,64").unwrap().match_flow(&labelled, 0));
     assert!(
@@ -645,7 +623,7 @@ fn conntrack_flags_family_and_labels() {
         0
     ));
     let e = l("128").unwrap_err().message;
-    assert!(e.starts_with("--label: unknown label '128'"), "{e}");
+    assert!(e.starts_with("-l: unknown label '128'"), "{e}");
 }
 
 /// `proto=` knows the system's protocol names, not only conntrack's own.
@@ -658,4 +636,73 @@ fn proto_takes_system_names() {
     assert!(!Filter::parse("proto=tcp").unwrap().match_flow(&igmp, 0));
     // Ports do not exist on igmp: no port term applies.
     assert!(!Filter::parse("dport=0").unwrap().match_flow(&igmp, 0));
+}
+
+/// The fields added with conntrack's remaining selectors: counters with suffixes, NAT
+/// targets (bare, address, address:port, bracketed IPv6), reply ports, and their errors.
+#[test]
+fn counters_nat_and_reply_fields() {
+    use ctscope::model::Counter;
+    let mut f = ftp_ctl();
+    f.extra_mut().counters = Some([
+        Counter {
+            packets: 600,
+            bytes: 1 << 20,
+        },
+        Counter {
+            packets: 500,
+            bytes: 1,
+        },
+    ]);
+    let m = |src: &str| Filter::parse(src).unwrap().match_flow(&f, 0);
+    assert!(m("bytes>1M") && !m("bytes>2M") && m("bytes=1M-2M") && m("packets>=1100"));
+    assert!(
+        m("packets>1K") && !m("packets>2K"),
+        "1100 is more than 1024"
+    );
+    // Without accounting a counter term matches nothing, and `!=` does not match either.
+    assert!(!Filter::parse("bytes>0").unwrap().match_flow(&ftp_ctl(), 0));
+    assert!(!Filter::parse("bytes!=5").unwrap().match_flow(&ftp_ctl(), 0));
+    // Not NATed: no NAT selector matches; the reply tuple is the inverse of the original.
+    assert!(!m("snat") && !m("dnat") && !m("anynat"));
+    let o = f.orig;
+    assert!(m(&format!("reply_sport={}", o.dport)) && m(&format!("reply_dport={}", o.sport)));
+    for (bad, why) in [
+        ("bytes>1X", "invalid bytes"),
+        ("snat=10.0.0.1:99999", "invalid port"),
+        ("snat=[fd00::1", "missing ']'"),
+        ("dnat=nothere", "invalid address"),
+    ] {
+        let e = Filter::parse(bad).unwrap_err();
+        assert!(e.message.contains(why), "{bad}: {}", e.message);
+    }
+    for good in [
+        "snat=10.0.0.1",
+        "dnat=[fd00::1]:53",
+        "anynat=:80",
+        "dnat=fd00::1",
+        "snat=10.0.0.0/8:1",
+    ] {
+        Filter::parse(good).unwrap_or_else(|e| panic!("{good}: {}", e.message));
+    }
+}
+
+/// `--tuple-src`/`--tuple-dst` select expectations by their expected tuple and never a
+/// flow; a flow-only selector (`-r`) never matches an expectation.
+#[test]
+fn expectation_selectors_apply_to_expectations_only() {
+    let f = ftp_ctl();
+    let exp = Expectation::new(f.orig, f.orig, f.orig);
+    let src = f.orig.src_ip().to_string();
+    let t =
+        from_conntrack_flags(&ConntrackFlags::default().with("tuple-src", src.clone())).unwrap();
+    assert!(t.match_expect(&exp, 0));
+    assert!(
+        !t.match_flow(&f, 0),
+        "a tuple selector is about expectations"
+    );
+    assert_eq!(t.source(), format!("expect and src={src}"));
+    let r = from_conntrack_flags(&ConntrackFlags::default().with("reply-dst", src)).unwrap();
+    assert!(r.match_flow(&f, 0));
+    assert!(!r.match_expect(&exp, 0));
 }

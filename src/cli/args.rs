@@ -1,9 +1,9 @@
 //! Command-line grammar: one place that says what every command accepts.
 //!
-//! Filter flags mirror conntrack(8) and mean what they mean there (`-f` family, `-p -s -d
-//! --sport --dport --zone --mark --status -l`), plus ctscope's own (`--helper`, `--related`,
-//! `-F/--filter EXPR`); all of them compile into the one filter language the TUI uses. This
-//! module parses; it does no work.
+//! Filter flags mirror conntrack(8) and mean what they mean there; they come from the one
+//! selector table (`filter::selectors`, see `cli::selectors`), plus `-F/--filter EXPR`; all
+//! of them compile into the one filter language the TUI uses. This module parses; it does
+//! no work.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -72,61 +72,32 @@ pub enum Theme {
     Mono,
 }
 
-/// conntrack(8)-style selection, compiled into the filter language.
-#[derive(Debug, Args, Clone, Default)]
-pub struct FilterArgs {
-    /// Filter expression, e.g. "helper=ftp and dport=3306" (the dashboard's `/` language;
-    /// a /regex/ or bare word searches the line ctscope prints for the entry).
-    #[arg(long, short = 'F', value_name = "EXPR")]
-    pub filter: Option<String>,
-    /// Address family, as conntrack -f: ipv4 or ipv6 (default: both).
-    #[arg(long, short = 'f', value_name = "ipv4|ipv6")]
-    pub family: Option<String>,
-    /// Layer 4 protocol: a name from /etc/protocols (tcp, udp, igmp, esp, …) or a number.
-    #[arg(long = "proto", short = 'p', value_name = "PROTO")]
-    pub proto: Option<String>,
-    /// Original source address or CIDR.
-    #[arg(long = "src", short = 's', value_name = "ADDR[/LEN]")]
-    pub src: Option<String>,
-    /// Original destination address or CIDR.
-    #[arg(long = "dst", short = 'd', value_name = "ADDR[/LEN]")]
-    pub dst: Option<String>,
-    /// Original source port.
-    #[arg(long, value_name = "PORT")]
-    pub sport: Option<u16>,
-    /// Original destination port.
-    #[arg(long, value_name = "PORT")]
-    pub dport: Option<u16>,
-    /// Conntrack zone.
-    #[arg(long, value_name = "ZONE")]
-    pub zone: Option<u16>,
-    /// Mark, as conntrack(8) takes it: MARK or MARK/MASK, decimal or 0x hex.
-    #[arg(long, value_name = "MARK[/MASK]")]
-    pub mark: Option<String>,
-    /// Status bits, comma separated (ASSURED, SEEN_REPLY, EXPECTED, UNREPLIED, …).
-    #[arg(long, value_name = "STATUS,…")]
-    pub status: Option<String>,
-    /// Entries handled by this helper (ftp, sip, irc, tftp, …).
-    #[arg(long, value_name = "NAME")]
-    pub helper: Option<String>,
-    /// Conntrack labels, all required: connlabel.conf names or bit numbers, comma separated
-    /// or repeated (`-l a,b` is `-l a -l b`, as in conntrack).
-    #[arg(long, short = 'l', value_name = "LABEL,…")]
-    pub label: Vec<String>,
-    /// Only RELATED flows (created by an expectation).
-    #[arg(long)]
-    pub related: bool,
-}
+// conntrack(8)-style selection: built from the selector table (`cli::selectors`).
+pub use super::selectors::FilterArgs;
 
 /// Output format of headless commands.
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct FormatArgs {
-    /// One JSON array.
-    #[arg(long, conflicts_with = "ndjson")]
+    /// One JSON array (same as -o json).
+    #[arg(long, conflicts_with_all = ["ndjson", "output"])]
     pub json: bool,
-    /// One JSON object per line.
-    #[arg(long)]
+    /// One JSON object per line (same as -o ndjson).
+    #[arg(long, conflicts_with = "output")]
     pub ndjson: bool,
+    /// Output format, as conntrack -o: text (default), extended, json, ndjson, or save
+    /// (`conntrack -I` lines for `conntrack -R`; flows only).
+    #[arg(long, short = 'o', value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputKind>,
+}
+
+/// `-o/--output` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputKind {
+    Text,
+    Extended,
+    Json,
+    Ndjson,
+    Save,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +107,8 @@ pub enum Command {
         /// The expectation table instead of flows.
         #[arg(long)]
         expect: bool,
+        #[command(flatten)]
+        special: SpecialListArgs,
         #[command(flatten)]
         filter: FilterArgs,
         #[command(flatten)]
@@ -155,6 +128,9 @@ pub enum Command {
         /// Stop after this long (e.g. 30s, 5m).
         #[arg(long, value_name = "DURATION", value_parser = duration)]
         duration: Option<std::time::Duration>,
+        /// Only these events, as conntrack -e: NEW,UPDATES,DESTROY or ALL.
+        #[arg(long, short = 'e', value_name = "EVENT,…", value_parser = super::selectors::EventMask::parse)]
+        event_mask: Option<super::selectors::EventMask>,
         #[command(flatten)]
         filter: FilterArgs,
         #[command(flatten)]
@@ -197,6 +173,24 @@ pub enum Command {
         #[command(flatten)]
         opts: crate::audit::Options,
     },
+    /// Per-CPU counters (conntrack -S; --expect for -S expect) and the table's count and max.
+    Stats {
+        /// Print the expectation counters (conntrack -S expect) instead.
+        #[arg(long)]
+        expect: bool,
+        /// One JSON object with every counter, the per-CPU sums and the global count.
+        #[arg(long)]
+        json: bool,
+    },
+    /// How many entries the table holds (conntrack -C; --expect for -C expect).
+    Count {
+        /// Count expectations (both families) instead of flows.
+        #[arg(long)]
+        expect: bool,
+        /// {"count":N,"max":M} (max only for flows).
+        #[arg(long)]
+        json: bool,
+    },
     /// Port-knock state: xt_recent lists, nft dynamic sets, the knock sequence rebuilt from
     /// the rules, each source's progress and the flows the last stage let in.
     Recent {
@@ -230,8 +224,9 @@ pub enum RecentAction {
 /// Confirmation switches for delete and flush.
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct ActArgs {
-    /// Print exactly what would be removed, remove nothing.
-    #[arg(long, short = 'n')]
+    /// Print exactly what would be removed, remove nothing. (No `-n`: in conntrack(8)
+    /// that is `--src-nat`.)
+    #[arg(long)]
     pub dry_run: bool,
     /// Proceed without asking (required when stdin is not a terminal).
     #[arg(long, short = 'y')]
@@ -254,4 +249,17 @@ fn duration(s: &str) -> Result<std::time::Duration, String> {
         return Err("longer than 100 years; leave --duration out to run until stopped".into());
     }
     Ok(d)
+}
+
+// ---- Table pressure: the kernel's special lists (conntrack -L dying / unconfirmed) ----
+
+/// The kernel's special connection lists, read-only.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct SpecialListArgs {
+    /// The dying list (conntrack -L dying): entries being destroyed.
+    #[arg(long, conflicts_with_all = ["expect", "unconfirmed"])]
+    pub dying: bool,
+    /// The unconfirmed list (conntrack -L unconfirmed); exit 3 when this kernel keeps none.
+    #[arg(long, conflicts_with = "expect")]
+    pub unconfirmed: bool,
 }

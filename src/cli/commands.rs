@@ -15,7 +15,7 @@ use super::Usage;
 use crate::actions::{self, Context, Plan};
 use crate::decode::Event;
 use crate::engine::{self, Engine, EngineEvent, Live, Options, Replay, Source, Speed};
-use crate::filter::{self, ConntrackFlags, Filter, TextSource};
+use crate::filter::{self, Filter, TextSource};
 use crate::model::Store;
 use crate::netlink::Namespace;
 use crate::output::{self, ExpectView, FlowView, Outcome};
@@ -26,15 +26,30 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         None => super::tui_main(&g),
         Some(Command::List {
+            special,
+            filter,
+            format,
+            ..
+        }) if special.dying || special.unconfirmed => {
+            let which = if special.dying {
+                crate::netlink::special::List::Dying
+            } else {
+                crate::netlink::special::List::Unconfirmed
+            };
+            super::pressure::list_special(&g, which, &filter, format)
+        }
+        Some(Command::List {
             expect,
             filter,
             format,
+            ..
         }) => list(&g, expect, &filter, format),
         Some(Command::Watch {
             flows_only,
             expect_only,
             count,
             duration,
+            event_mask,
             filter,
             format,
         }) => watch(
@@ -43,6 +58,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             !flows_only,
             count,
             duration,
+            event_mask.unwrap_or_default(),
             &filter,
             format,
         ),
@@ -63,6 +79,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }) => record(&g, &file, duration, force),
         Some(Command::Audit { opts }) => super::audit_main(&g, opts),
         Some(Command::Recent { action, json }) => super::recent::main(&g, action, json),
+        Some(Command::Stats { expect, json }) => super::pressure::stats(&g, expect, json),
+        Some(Command::Count { expect, json }) => super::pressure::count(&g, expect, json),
     }
 }
 
@@ -115,21 +133,7 @@ const PRINTED: TextSource = TextSource {
 /// Compile the conntrack-style flags and `--filter` into one filter; errors are usage errors
 /// shown with a caret under the bad span.
 pub fn compile_filter(f: &FilterArgs) -> Result<Filter> {
-    let flags = ConntrackFlags {
-        proto: f.proto.clone(),
-        family: f.family.clone(),
-        src: f.src.clone(),
-        dst: f.dst.clone(),
-        sport: f.sport.map(|p| p.to_string()),
-        dport: f.dport.map(|p| p.to_string()),
-        zone: f.zone.map(|z| z.to_string()),
-        mark: f.mark.clone(),
-        status: f.status.clone(),
-        helper: f.helper.clone(),
-        label: (!f.label.is_empty()).then(|| f.label.join(",")),
-        related: f.related,
-    };
-    let from_flags = filter::from_conntrack_flags(&flags).map_err(|e| {
+    let from_flags = filter::from_conntrack_flags(&f.flags).map_err(|e| {
         // `-f` meant the filter expression before it meant the family, as in conntrack(8).
         if e.message.starts_with("-f: unknown family") {
             Usage(format!(
@@ -148,14 +152,30 @@ pub fn compile_filter(f: &FilterArgs) -> Result<Filter> {
     Ok(from_flags.and(expr).with_text(PRINTED))
 }
 
-fn format_of(f: FormatArgs) -> output::Format {
-    if f.json {
-        output::Format::Json
-    } else if f.ndjson {
-        output::Format::Ndjson
-    } else {
-        output::Format::Text
+pub(super) fn format_of(f: FormatArgs) -> output::Format {
+    use super::args::OutputKind as O;
+    match f.output {
+        Some(O::Text) => output::Format::Text,
+        Some(O::Extended) => output::Format::Extended,
+        Some(O::Json) => output::Format::Json,
+        Some(O::Ndjson) => output::Format::Ndjson,
+        Some(O::Save) => output::Format::Save,
+        None if f.json => output::Format::Json,
+        None if f.ndjson => output::Format::Ndjson,
+        None => output::Format::Text,
     }
+}
+
+/// `-o save` writes flows only (conntrack -R cannot recreate an expectation or replay
+/// events): a usage error elsewhere.
+fn refuse_save(format: FormatArgs, what: &str) -> Result<()> {
+    if format_of(format) == output::Format::Save {
+        return Err(Usage(format!(
+            "-o save writes flows only, not {what}\nhint: use -o json to keep them"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// Fill a fresh store: live, one dump of both tables (the `list`, `delete` and `flush`
@@ -204,6 +224,9 @@ fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Source>)> {
 }
 
 fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<ExitCode> {
+    if expect {
+        refuse_save(format, "expectations")?;
+    }
     let filter = compile_filter(f)?;
     let (store, now, _source) = load(g, false)?;
     let stdout = io::stdout().lock();
@@ -228,7 +251,7 @@ fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<
         }
     }
     let _ = w.finish()?;
-    if matches!(format_of(format), output::Format::Text) {
+    if format_of(format).is_line() {
         let what = if expect { "expectation" } else { "flow" };
         eprintln!("ctscope: {} {what} entries have been shown.", w.count());
     }
@@ -259,9 +282,11 @@ fn watch(
     expects: bool,
     count: Option<u64>,
     duration: Option<Duration>,
+    mask: super::selectors::EventMask,
     f: &FilterArgs,
     format: FormatArgs,
 ) -> Result<ExitCode> {
+    refuse_save(format, "events")?;
     let filter = compile_filter(f)?;
     let source = open_source(g, true, Speed::Fast)?;
     let epoch = source.start_epoch_ns();
@@ -283,6 +308,7 @@ fn watch(
             return;
         }
         *state = match &o {
+            Out::Line(l) if !mask.allows(l.event, l.change) => return,
             Out::Line(l) => {
                 let r = w.watch(l);
                 if l.is_kernel_event() && matches!(r, Ok(Outcome::Continue)) {
@@ -381,7 +407,7 @@ fn delete(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<Exit
 }
 
 fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
-    if let Some(h) = &f.helper {
+    if let Some(h) = f.helper() {
         check_helper(h)?;
     }
     let filter = compile_filter(f)?;
@@ -389,8 +415,8 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
     let lost = catch_up(g, source.as_mut(), &mut store, now)?;
     let ctx = context(g, act);
     let mut plan = if expect {
-        match (&f.helper, filter.is_empty()) {
-            (Some(h), _) if only_helper(f) => Plan::flush_helper(&store, h),
+        match (f.helper(), filter.is_empty()) {
+            (Some(h), _) if f.only_helper() => Plan::flush_helper(&store, h),
             (_, true) => Plan::flush_expects(&store),
             _ => {
                 return Err(Usage(
@@ -419,22 +445,6 @@ fn catch_up(g: &Global, source: &mut dyn Source, store: &mut Store, now: u32) ->
         return Ok(false);
     }
     Ok(actions::catch_up(source, store, now)?)
-}
-
-/// Whether `--helper` is the only selection given.
-fn only_helper(f: &FilterArgs) -> bool {
-    f.filter.is_none()
-        && f.family.is_none()
-        && f.label.is_empty()
-        && f.proto.is_none()
-        && f.src.is_none()
-        && f.dst.is_none()
-        && f.sport.is_none()
-        && f.dport.is_none()
-        && f.zone.is_none()
-        && f.mark.is_none()
-        && f.status.is_none()
-        && !f.related
 }
 
 /// Kernel helper names (net/netfilter/nf_conntrack_*.c); userspace cthelpers may add more,

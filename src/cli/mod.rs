@@ -7,7 +7,9 @@
 
 pub mod args;
 mod commands;
+mod pressure;
 mod recent;
+mod selectors;
 pub mod watch;
 
 use std::process::ExitCode;

@@ -13,6 +13,7 @@ use crate::netlink::consts::*;
 mod attr;
 mod expect;
 mod flow;
+pub mod stats;
 mod tuple;
 
 /// What a message says happened.

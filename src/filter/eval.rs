@@ -43,6 +43,32 @@ pub enum Side {
     Dst,
     /// Either endpoint, of the original and of a NATed reply tuple (`host`, `addr`, `port`).
     Any,
+    /// The reply tuple's source (`reply_src`, `reply_sport`), as conntrack's `-r` and
+    /// `--reply-port-src`; flows only.
+    ReplySrc,
+    /// The reply tuple's destination (`reply_dst`, `reply_dport`), conntrack's `-q`.
+    ReplyDst,
+}
+
+/// Which ICMP field an `icmp_*` term reads (`--icmp-type`, `--icmp-code`, `--icmp-id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpField {
+    Type,
+    Code,
+    Id,
+}
+
+/// A NAT selector as conntrack(8) applies it (`filter_nat` in conntrack.c): a flow is
+/// source-NATed when it has `SRC_NAT` and its reply destination address (or port) differs
+/// from its original source; the optional address and port must then equal the reply
+/// destination (the address the source was translated to). Destination NAT mirrors it on
+/// the reply source. `-j` (any) is either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatSel {
+    pub snat: bool,
+    pub dnat: bool,
+    pub addr: Option<Cidr>,
+    pub port: Option<u16>,
 }
 
 /// An address prefix; a plain address is a full-length prefix.
@@ -116,6 +142,14 @@ pub enum Term {
     Flow,
     /// `nat`: a NATed flow, or an expectation with a NAT part.
     Nat,
+    /// conntrack's `-n`, `-g`, `-j` (flows only): see [`NatSel`].
+    NatTo(NatSel),
+    /// An ICMP/ICMPv6 field of the original tuple (flows of those protocols only).
+    Icmp(IcmpField, Cmp),
+    /// Bytes or packets, both directions summed (flows with accounting only;
+    /// `nf_conntrack_acct=1`).
+    Bytes(Cmp),
+    Packets(Cmp),
     /// A bare word or `/regex/` searched in the entry's text rendering.
     Text(Regex),
 }
@@ -246,8 +280,21 @@ fn applies(node: &Node, item: Item<'_>) -> bool {
         Node::Not(n) | Node::Ne(n) => applies(n, item),
         Node::Term(t) => match (t, item) {
             (Term::Class(_) | Term::ExpectFlags(_), Item::Flow(_)) => false,
+            (Term::Icmp(..), Item::Flow(f)) => f.orig.is_icmp(),
+            (Term::Bytes(_) | Term::Packets(_), Item::Flow(f)) => {
+                f.extra.as_ref().is_some_and(|e| e.counters.is_some())
+            }
             (
-                Term::Status(_)
+                Term::Port(Side::ReplySrc | Side::ReplyDst, _)
+                | Term::Addr(Side::ReplySrc | Side::ReplyDst, _),
+                Item::Expect(_),
+            ) => false,
+            (
+                Term::NatTo(_)
+                | Term::Icmp(..)
+                | Term::Bytes(_)
+                | Term::Packets(_)
+                | Term::Status(_)
                 | Term::Unreplied
                 | Term::State(_)
                 | Term::CtState(_)
@@ -263,13 +310,13 @@ fn applies(node: &Node, item: Item<'_>) -> bool {
                     && match side {
                         Side::Src => !e.sport_is_any(),
                         Side::Dst => !e.dport_is_any(),
-                        Side::Any => true,
+                        _ => true,
                     }
             }
             (Term::Addr(side, _), Item::Expect(e)) => match side {
                 Side::Src => !e.src_is_any(),
                 Side::Dst => !e.dst_is_any(),
-                Side::Any => true,
+                _ => true,
             },
             _ => true,
         },
@@ -298,6 +345,8 @@ fn flow_term(t: &Term, f: &Flow, now: u32) -> bool {
                 Side::Src => cmp.test(o.sport.into()),
                 Side::Dst => cmp.test(o.dport.into()),
                 Side::Any => hit(o) || (f.is_nat() && hit(&f.reply())),
+                Side::ReplySrc => cmp.test(f.reply().sport.into()),
+                Side::ReplyDst => cmp.test(f.reply().dport.into()),
             }
         }
         Term::Addr(side, net) => {
@@ -306,6 +355,14 @@ fn flow_term(t: &Term, f: &Flow, now: u32) -> bool {
                 Side::Src => net.contains(o.family, &o.src),
                 Side::Dst => net.contains(o.family, &o.dst),
                 Side::Any => hit(o) || (f.is_nat() && hit(&f.reply())),
+                Side::ReplySrc => {
+                    let r = f.reply();
+                    net.contains(r.family, &r.src)
+                }
+                Side::ReplyDst => {
+                    let r = f.reply();
+                    net.contains(r.family, &r.dst)
+                }
             }
         }
         Term::Helper(name) => helper_is(f.helper, name),
@@ -331,8 +388,49 @@ fn flow_term(t: &Term, f: &Flow, now: u32) -> bool {
         Term::Related => f.is_related(),
         Term::Flow => true,
         Term::Nat => f.is_nat(),
+        Term::NatTo(sel) => nat_matches(f, sel),
+        Term::Icmp(which, c) => {
+            o.is_icmp()
+                && c.test(match which {
+                    IcmpField::Type => o.icmp_type().into(),
+                    IcmpField::Code => o.icmp_code().into(),
+                    IcmpField::Id => o.icmp_id().into(),
+                })
+        }
+        Term::Bytes(c) => counters(f).is_some_and(|[a, b]| c.test(a.bytes.saturating_add(b.bytes))),
+        Term::Packets(c) => {
+            counters(f).is_some_and(|[a, b]| c.test(a.packets.saturating_add(b.packets)))
+        }
         Term::Text(_) => false,
     }
+}
+
+fn counters(f: &Flow) -> Option<[crate::model::Counter; 2]> {
+    f.extra.as_ref().and_then(|e| e.counters)
+}
+
+/// conntrack(8)'s `filter_nat`: see [`NatSel`]. With an address and a port both must hold.
+fn nat_matches(f: &Flow, sel: &NatSel) -> bool {
+    let (o, r) = (&f.orig, f.reply());
+    let ports = has_ports(o.proto);
+    let side =
+        |bit: u32, nat_addr: &[u8; 16], nat_port: u16, was_addr: &[u8; 16], was_port: u16| {
+            if f.status & bit == 0 {
+                return false;
+            }
+            let addr_moved = nat_addr != was_addr;
+            let port_moved = ports && nat_port != was_port;
+            match (sel.addr, sel.port) {
+                (None, None) => addr_moved || port_moved,
+                (Some(a), None) => addr_moved && a.contains(r.family, nat_addr),
+                (None, Some(p)) => port_moved && nat_port == p,
+                (Some(a), Some(p)) => {
+                    addr_moved && a.contains(r.family, nat_addr) && port_moved && nat_port == p
+                }
+            }
+        };
+    (sel.snat && side(status::SRC_NAT, &r.dst, r.dport, &o.src, o.sport))
+        || (sel.dnat && side(status::DST_NAT, &r.src, r.sport, &o.dst, o.dport))
 }
 
 /// `state=NAME`: the protocol state by name; `NEW` and `RELATED` (no protocol has them)
@@ -364,6 +462,7 @@ fn expect_term(t: &Term, e: &Expectation, now: u32) -> bool {
                 Side::Src => s,
                 Side::Dst => d,
                 Side::Any => s || d,
+                Side::ReplySrc | Side::ReplyDst => false,
             }
         }
         Term::Addr(side, net) => {
@@ -373,6 +472,7 @@ fn expect_term(t: &Term, e: &Expectation, now: u32) -> bool {
                 Side::Src => s,
                 Side::Dst => d,
                 Side::Any => s || d,
+                Side::ReplySrc | Side::ReplyDst => false,
             }
         }
         Term::Helper(name) => helper_is(e.helper, name),
@@ -393,6 +493,10 @@ fn expect_term(t: &Term, e: &Expectation, now: u32) -> bool {
         | Term::Labels(_)
         | Term::Related
         | Term::Flow
+        | Term::NatTo(_)
+        | Term::Icmp(..)
+        | Term::Bytes(_)
+        | Term::Packets(_)
         | Term::Text(_) => false,
     }
 }

@@ -1,6 +1,6 @@
 //! The filter language: one small expression language for the TUI filter bar and for
 //! `--filter` on headless commands, plus the compilation of conntrack(8)-style flags
-//! (`-p -s -d --sport --dport --zone --mark --status --helper --related`) into the same tree.
+//! (every selector in [`selectors::SELECTORS`]) into the same tree.
 //!
 //! It owns parsing, errors with spans, and evaluation of one flow or expectation. It must
 //! not know about the store's linkage, the terminal or netlink.
@@ -33,6 +33,11 @@
 //! | `mark` | `0x10`, `16`, `0x10/0xff` (value/mask) | | never |
 //! | `label` | connlabel.conf names or bits 0-127, `blue,"red team"` (all) | | never |
 //! | `class`, `flags` | number; `PERMANENT,INACTIVE,USERSPACE` (all) | never | |
+//! | `reply_src`, `reply_dst` | as `src` | reply tuple | never |
+//! | `reply_sport`, `reply_dport` | as `sport` | reply tuple | never |
+//! | `snat`, `dnat`, `anynat` | bare, or `ADDR[:PORT]`, `[V6]:PORT` | conntrack's `-n -g -j` | never |
+//! | `icmp_type`, `icmp_code`, `icmp_id` | number, range or comparison | icmp/icmpv6 only | never |
+//! | `bytes`, `packets` | number with `K M G T` (1024s); `bytes>1M` | both directions, acct on | never |
 //!
 //! Flags: `related` (a RELATED flow), `expect` (any expectation), `flow` (any flow), `nat`.
 //! `state=NEW`/`state=RELATED` mean the ctstate (no protocol has such a state), and
@@ -47,6 +52,7 @@
 mod eval;
 mod lex;
 mod parse;
+pub mod selectors;
 
 use std::fmt;
 
@@ -55,7 +61,6 @@ pub use eval::{expect_text, flow_text, TextSource};
 use crate::model::{Expectation, Flow};
 use eval::{Item, Node};
 use lex::Op;
-use parse::Field;
 
 /// A filter expression that could not be compiled: `pos` and `len` are byte offsets into
 /// the source (for `from_conntrack_flags`, into the flag's value), so the TUI can mark the
@@ -200,34 +205,40 @@ impl Filter {
     }
 }
 
-/// conntrack(8)-style selection flags as given on a headless command line. Each value is
-/// the flag's argument, parsed exactly as the same field in the expression language.
+/// conntrack(8)-style selection flags as given on a headless command line: which
+/// [`selectors::Selector`] was given and its value (`None` for a switch, or an optional
+/// value left out). Each value is parsed exactly as the same field in the expression
+/// language.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConntrackFlags {
-    /// `-p`, `--proto`: `tcp`, `udp`, … or a number.
-    pub proto: Option<String>,
-    /// `-f`, `--family`: `ipv4` or `ipv6`.
-    pub family: Option<String>,
-    /// `-s`, `--src`: original source address or prefix.
-    pub src: Option<String>,
-    /// `-d`, `--dst`: original destination address or prefix.
-    pub dst: Option<String>,
-    /// `--sport`: original source port or range.
-    pub sport: Option<String>,
-    /// `--dport`: original destination port or range.
-    pub dport: Option<String>,
-    /// `--zone`.
-    pub zone: Option<String>,
-    /// `--mark`: `value` or `value/mask`.
-    pub mark: Option<String>,
-    /// `--status`: comma-separated status names, all required (`UNREPLIED` allowed).
-    pub status: Option<String>,
-    /// `--helper`: helper name.
-    pub helper: Option<String>,
-    /// `-l`, `--label`: comma-separated label names or bit numbers, all required.
-    pub label: Option<String>,
-    /// `--related`: only RELATED flows.
-    pub related: bool,
+    pub given: Vec<(&'static selectors::Selector, Option<String>)>,
+}
+
+impl ConntrackFlags {
+    /// Add `--long VALUE` (`long` as conntrack spells it, or an alias). Panics on a name
+    /// that is not in [`selectors::SELECTORS`]: callers pass names from that table.
+    pub fn with(mut self, long: &str, value: impl Into<String>) -> ConntrackFlags {
+        self.given.push((lookup(long), Some(value.into())));
+        self
+    }
+
+    /// Add a switch (`--related`) or a flag whose value is optional given bare (`-n`).
+    pub fn switch(mut self, long: &str) -> ConntrackFlags {
+        self.given.push((lookup(long), None));
+        self
+    }
+
+    /// The value given for the selector named `long`, if any.
+    pub fn value(&self, long: &str) -> Option<&str> {
+        self.given
+            .iter()
+            .find(|(s, _)| s.long == long)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+fn lookup(long: &str) -> &'static selectors::Selector {
+    selectors::by_long(long).unwrap_or_else(|| panic!("'--{long}' is not a conntrack selector"))
 }
 
 /// Compile conntrack-style flags into a filter (all given flags must match). An error's
@@ -239,40 +250,46 @@ pub struct ConntrackFlags {
 /// quietly matches nothing.
 pub fn from_conntrack_flags(flags: &ConntrackFlags) -> Result<Filter, FilterError> {
     check_families(flags)?;
-    let pairs: [(&str, &str, Field, &Option<String>); 11] = [
-        ("-p", "proto", Field::Proto, &flags.proto),
-        ("-f", "family", Field::Family, &flags.family),
-        ("-s", "src", Field::Src, &flags.src),
-        ("-d", "dst", Field::Dst, &flags.dst),
-        ("--sport", "sport", Field::Sport, &flags.sport),
-        ("--dport", "dport", Field::Dport, &flags.dport),
-        ("--zone", "zone", Field::Zone, &flags.zone),
-        ("--mark", "mark", Field::Mark, &flags.mark),
-        ("--status", "status", Field::Status, &flags.status),
-        ("--helper", "helper", Field::Helper, &flags.helper),
-        ("--label", "label", Field::Label, &flags.label),
-    ];
     let mut nodes = Vec::new();
     let mut source = Vec::new();
-    for (flag, name, field, value) in pairs {
-        let Some(v) = value else { continue };
-        let node = parse::term(field, Op::Eq, v, 0, (0, 0)).map_err(|e| FilterError {
-            message: format!("{flag}: {}", e.message),
-            ..e
-        })?;
+    for (sel, value) in &flags.given {
+        let flag = match sel.short {
+            Some(c) => format!("-{c}"),
+            None => format!("--{}", sel.long),
+        };
+        let (node, text) = match value {
+            None => {
+                let node = parse::parse(sel.field).map_err(|e| FilterError {
+                    message: format!("{flag}: {}", e.message),
+                    ..e
+                })?;
+                (node, sel.field.to_owned())
+            }
+            Some(v) => {
+                let field = parse::field(sel.field)
+                    .ok_or_else(|| FilterError::new(0, 0, format!("{flag}: takes no value")))?;
+                let node = parse::term(field, Op::Eq, v, 0, (0, 0)).map_err(|e| FilterError {
+                    message: format!("{flag}: {}", e.message),
+                    ..e
+                })?;
+                let text = if v.contains([' ', '"']) || v.is_empty() {
+                    format!(
+                        "{}=\"{}\"",
+                        sel.field,
+                        v.replace('\\', "\\\\").replace('"', "\\\"")
+                    )
+                } else {
+                    format!("{}={v}", sel.field)
+                };
+                (node, text)
+            }
+        };
+        if sel.applies == selectors::Applies::Expects {
+            nodes.push(Node::Term(eval::Term::Expect));
+            source.push("expect".to_owned());
+        }
         nodes.push(node);
-        source.push(if v.contains([' ', '"']) {
-            format!(
-                "{name}=\"{}\"",
-                v.replace('\\', "\\\\").replace('"', "\\\"")
-            )
-        } else {
-            format!("{name}={v}")
-        });
-    }
-    if flags.related {
-        nodes.push(Node::Term(eval::Term::Related));
-        source.push("related".to_owned());
+        source.push(text);
     }
     let root = match nodes.len() {
         0 => Node::All,
@@ -309,17 +326,32 @@ fn check_families(flags: &ConntrackFlags) -> Result<(), FilterError> {
         (
             "-f",
             flags
-                .family
-                .as_deref()
+                .value("family")
                 .and_then(|v| family(v).map(|f| (v, f))),
         ),
         (
             "-s",
-            flags.src.as_deref().and_then(|v| addr(v).map(|f| (v, f))),
+            flags
+                .value("orig-src")
+                .and_then(|v| addr(v).map(|f| (v, f))),
         ),
         (
             "-d",
-            flags.dst.as_deref().and_then(|v| addr(v).map(|f| (v, f))),
+            flags
+                .value("orig-dst")
+                .and_then(|v| addr(v).map(|f| (v, f))),
+        ),
+        (
+            "-r",
+            flags
+                .value("reply-src")
+                .and_then(|v| addr(v).map(|f| (v, f))),
+        ),
+        (
+            "-q",
+            flags
+                .value("reply-dst")
+                .and_then(|v| addr(v).map(|f| (v, f))),
         ),
     ]
     .into_iter()

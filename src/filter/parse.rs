@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use regex::RegexBuilder;
 
-use super::eval::{Cidr, Cmp, Node, Side, Term};
+use super::eval::{Cidr, Cmp, IcmpField, NatSel, Node, Side, Term};
 use super::lex::{tokens, Kind, Op, Token};
 use super::FilterError;
 use crate::model::expect;
@@ -37,6 +37,18 @@ pub enum Field {
     Id,
     Class,
     Flags,
+    ReplySrc,
+    ReplyDst,
+    ReplySport,
+    ReplyDport,
+    SNat,
+    DNat,
+    AnyNat,
+    IcmpType,
+    IcmpCode,
+    IcmpId,
+    Bytes,
+    Packets,
 }
 
 /// Field names as typed (case-insensitive), including aliases.
@@ -67,6 +79,21 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("id", Field::Id),
     ("class", Field::Class),
     ("flags", Field::Flags),
+    ("reply_src", Field::ReplySrc),
+    ("rsrc", Field::ReplySrc),
+    ("reply_dst", Field::ReplyDst),
+    ("rdst", Field::ReplyDst),
+    ("reply_sport", Field::ReplySport),
+    ("reply_dport", Field::ReplyDport),
+    ("snat", Field::SNat),
+    ("dnat", Field::DNat),
+    ("anynat", Field::AnyNat),
+    ("any_nat", Field::AnyNat),
+    ("icmp_type", Field::IcmpType),
+    ("icmp_code", Field::IcmpCode),
+    ("icmp_id", Field::IcmpId),
+    ("bytes", Field::Bytes),
+    ("packets", Field::Packets),
 ];
 
 /// Bare words that are tests rather than text.
@@ -75,7 +102,29 @@ const FLAGS: &[(&str, Term)] = &[
     ("expect", Term::Expect),
     ("flow", Term::Flow),
     ("nat", Term::Nat),
+    ("snat", Term::NatTo(NAT_ANY_SRC)),
+    ("dnat", Term::NatTo(NAT_ANY_DST)),
+    ("anynat", Term::NatTo(NAT_ANY)),
 ];
+
+const NAT_ANY_SRC: NatSel = NatSel {
+    snat: true,
+    dnat: false,
+    addr: None,
+    port: None,
+};
+const NAT_ANY_DST: NatSel = NatSel {
+    snat: false,
+    dnat: true,
+    addr: None,
+    port: None,
+};
+const NAT_ANY: NatSel = NatSel {
+    snat: true,
+    dnat: true,
+    addr: None,
+    port: None,
+};
 
 pub fn field(name: &str) -> Option<Field> {
     FIELDS
@@ -376,6 +425,13 @@ pub fn term(
             | Field::Timeout
             | Field::Id
             | Field::Class
+            | Field::ReplySport
+            | Field::ReplyDport
+            | Field::IcmpType
+            | Field::IcmpCode
+            | Field::IcmpId
+            | Field::Bytes
+            | Field::Packets
     );
     if !numeric && !matches!(op, Op::Eq | Op::Ne) {
         return Err(FilterError::new(
@@ -473,6 +529,18 @@ pub fn term(
             }
             Term::ExpectFlags(bits)
         }
+        Field::ReplySrc => Term::Addr(Side::ReplySrc, cidr(value, vpos)?),
+        Field::ReplyDst => Term::Addr(Side::ReplyDst, cidr(value, vpos)?),
+        Field::ReplySport => Term::Port(Side::ReplySrc, cmp(65535, "port")?),
+        Field::ReplyDport => Term::Port(Side::ReplyDst, cmp(65535, "port")?),
+        Field::SNat => Term::NatTo(nat_target(NAT_ANY_SRC, value, vpos)?),
+        Field::DNat => Term::NatTo(nat_target(NAT_ANY_DST, value, vpos)?),
+        Field::AnyNat => Term::NatTo(nat_target(NAT_ANY, value, vpos)?),
+        Field::IcmpType => Term::Icmp(IcmpField::Type, cmp(255, "icmp type")?),
+        Field::IcmpCode => Term::Icmp(IcmpField::Code, cmp(255, "icmp code")?),
+        Field::IcmpId => Term::Icmp(IcmpField::Id, cmp(65535, "icmp id")?),
+        Field::Bytes => Term::Bytes(scaled_cmp(op, value, vpos, "bytes")?),
+        Field::Packets => Term::Packets(scaled_cmp(op, value, vpos, "packets")?),
     };
     Ok(negate_if(op, Node::Term(t)))
 }
@@ -680,4 +748,81 @@ fn cidr(value: &str, vpos: usize) -> Result<Cidr, FilterError> {
         addr: octets(ip),
         prefix,
     })
+}
+
+/// `ADDR`, `ADDR:PORT`, `[V6ADDR]:PORT`, `:PORT` or empty (any NAT of that kind): the
+/// target of conntrack's `-n`/`-g`/`-j`. An address may be a prefix (`10.0.0.0/8`).
+fn nat_target(mut sel: NatSel, value: &str, vpos: usize) -> Result<NatSel, FilterError> {
+    let (addr, port, port_at) = if let Some(rest) = value.strip_prefix('[') {
+        let Some((a, p)) = rest.split_once(']') else {
+            return Err(FilterError::new(
+                vpos,
+                value.len(),
+                "missing ']' after the address",
+            ));
+        };
+        let port = match p.strip_prefix(':') {
+            Some(port) => Some(port),
+            None if p.is_empty() => None,
+            None => {
+                return Err(FilterError::new(
+                    vpos + a.len() + 2,
+                    p.len(),
+                    "expected ':PORT' after ']'",
+                ))
+            }
+        };
+        (a, port, vpos + a.len() + 3)
+    } else if value.matches(':').count() == 1 {
+        let (a, p) = value.split_once(':').unwrap_or((value, ""));
+        (a, Some(p), vpos + a.len() + 1)
+    } else {
+        (value, None, 0)
+    };
+    if !addr.is_empty() && !addr.eq_ignore_ascii_case("any") {
+        let at = if value.starts_with('[') {
+            vpos + 1
+        } else {
+            vpos
+        };
+        sel.addr = Some(cidr(addr, at)?);
+    }
+    if let Some(p) = port {
+        let n = parse_num(p)
+            .filter(|n| *n <= 65535)
+            .ok_or_else(|| FilterError::new(port_at, p.len(), format!("invalid port '{p}'")))?;
+        sel.port = Some(n as u16);
+    }
+    Ok(sel)
+}
+
+/// A count with an optional binary suffix (`K`, `M`, `G`, `T`: powers of 1024), e.g.
+/// `bytes>1M`; ranges as for other numbers.
+fn scaled_cmp(op: Op, value: &str, vpos: usize, what: &str) -> Result<Cmp, FilterError> {
+    let scale = |s: &str| -> Option<String> {
+        let (digits, mul) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
+            Some('K') => (&s[..s.len() - 1], 1u64 << 10),
+            Some('M') => (&s[..s.len() - 1], 1 << 20),
+            Some('G') => (&s[..s.len() - 1], 1 << 30),
+            Some('T') => (&s[..s.len() - 1], 1 << 40),
+            _ => (s, 1),
+        };
+        parse_num(digits)
+            .and_then(|n| n.checked_mul(mul))
+            .map(|n| n.to_string())
+    };
+    // Scale each end first, then compare as plain numbers (spans stay on the whole value).
+    let plain: Option<String> = match value.split_once('-') {
+        Some((lo, hi)) => scale(lo).zip(scale(hi)).map(|(a, b)| format!("{a}-{b}")),
+        None => scale(value),
+    };
+    match plain {
+        Some(p) => number_cmp(op, &p, vpos, u64::MAX, what)
+            .map_err(|e| FilterError::new(vpos, value.len(), e.message)),
+        None => Err(FilterError::new(
+            vpos,
+            value.len(),
+            format!("invalid {what} '{value}' (a number, optionally with K, M, G or T)"),
+        )),
+    }
 }

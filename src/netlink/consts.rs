@@ -132,3 +132,31 @@ pub const CTA_EXPECT_FN: u16 = 11;
 // enum ctattr_expect_nat
 pub const CTA_EXPECT_NAT_DIR: u16 = 1;
 pub const CTA_EXPECT_NAT_TUPLE: u16 = 2;
+
+// Statistics and the special lists (enum cntl_msg_types / ctnl_exp_msg_types).
+pub const IPCTNL_MSG_CT_GET_STATS_CPU: u8 = 4;
+pub const IPCTNL_MSG_CT_GET_STATS: u8 = 5;
+pub const IPCTNL_MSG_CT_GET_DYING: u8 = 6;
+pub const IPCTNL_MSG_CT_GET_UNCONFIRMED: u8 = 7;
+pub const IPCTNL_MSG_EXP_GET_STATS_CPU: u8 = 3;
+
+// enum ctattr_stats_cpu (all be32)
+pub const CTA_STATS_FOUND: u16 = 2;
+pub const CTA_STATS_INVALID: u16 = 4;
+pub const CTA_STATS_INSERT: u16 = 8;
+pub const CTA_STATS_INSERT_FAILED: u16 = 9;
+pub const CTA_STATS_DROP: u16 = 10;
+pub const CTA_STATS_EARLY_DROP: u16 = 11;
+pub const CTA_STATS_ERROR: u16 = 12;
+pub const CTA_STATS_SEARCH_RESTART: u16 = 13;
+pub const CTA_STATS_CLASH_RESOLVE: u16 = 14;
+pub const CTA_STATS_CHAIN_TOOLONG: u16 = 15;
+
+// enum ctattr_stats_global (be32)
+pub const CTA_STATS_GLOBAL_ENTRIES: u16 = 1;
+pub const CTA_STATS_GLOBAL_MAX_ENTRIES: u16 = 2;
+
+// enum ctattr_expect_stats (be32)
+pub const CTA_STATS_EXP_NEW: u16 = 1;
+pub const CTA_STATS_EXP_CREATE: u16 = 2;
+pub const CTA_STATS_EXP_DELETE: u16 = 3;

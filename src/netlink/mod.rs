@@ -14,6 +14,8 @@ pub mod flush;
 pub mod get;
 pub mod netns;
 pub mod request;
+pub mod special;
+pub mod stats;
 
 use std::io;
 

@@ -16,7 +16,11 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+pub mod extended;
+pub mod save;
+pub mod stats;
 pub mod text;
+pub mod verdict;
 pub mod view;
 
 pub use view::{EntryView, ExpectView, FlowView, ResyncLine, Stamp, TupleView, WatchLine};
@@ -32,6 +36,17 @@ pub enum Format {
     Json,
     /// One JSON object per line (`--ndjson`).
     Ndjson,
+    /// `-o extended`: the text line with the layer-3 name and number in front.
+    Extended,
+    /// `-o save`: `conntrack -I` lines that `conntrack -R` loads (flows only).
+    Save,
+}
+
+impl Format {
+    /// One line per entry (text, extended, save) rather than JSON.
+    pub fn is_line(self) -> bool {
+        matches!(self, Format::Text | Format::Extended | Format::Save)
+    }
 }
 
 /// Whether the reader is still there.
@@ -66,24 +81,37 @@ impl<W: Write> Writer<W> {
         }
     }
 
-    /// Write one flow (`conntrack -L` line, or a JSON object).
+    /// Write one flow (`conntrack -L` line, or a JSON object). Text and extended lines of
+    /// a judged (RELATED) flow end with ctscope's verdict (`verdict::suffix`).
     pub fn flow(&mut self, v: &FlowView) -> io::Result<Outcome> {
-        self.item(v, || text::flow(v))
+        let format = self.format;
+        self.item(v, || flow_line(format, v))
     }
 
-    /// Write one expectation (`conntrack -L expect` line, or a JSON object).
+    /// Write one expectation (`conntrack -L expect` line with the verdict, or a JSON
+    /// object). `save` has no expectation form: callers refuse it first.
     pub fn expectation(&mut self, v: &ExpectView) -> io::Result<Outcome> {
-        self.item(v, || text::expectation(v))
+        self.item(v, || expect_line(v))
     }
 
     /// Write either kind.
     pub fn entry(&mut self, v: &EntryView) -> io::Result<Outcome> {
-        self.item(v, || text::entry(v))
+        let format = self.format;
+        self.item(v, || match v {
+            EntryView::Flow(f) => flow_line(format, f),
+            EntryView::Expect(e) => expect_line(e),
+        })
     }
 
     /// Write one watch event (`conntrack -E` line, or an object with `event` and `kind`).
     pub fn watch(&mut self, w: &WatchLine) -> io::Result<Outcome> {
-        let r = self.item(w, || text::watch(w))?;
+        let r = self.item(w, || {
+            let (freedom, findings) = match &w.entry {
+                EntryView::Flow(f) => (f.freedom.as_ref(), f.findings.as_ref()),
+                EntryView::Expect(e) => (e.freedom.as_ref(), e.findings.as_ref()),
+            };
+            text::watch(w) + &verdict::suffix(freedom, findings)
+        })?;
         // Events are read as they happen: do not leave them in a buffer.
         if r == Outcome::Continue && self.format != Format::Json {
             return self.guard(|out| out.flush());
@@ -131,7 +159,7 @@ impl<W: Write> Writer<W> {
         }
         self.scratch.clear();
         match self.format {
-            Format::Text => {
+            Format::Text | Format::Extended | Format::Save => {
                 self.scratch.extend_from_slice(line().as_bytes());
                 self.scratch.push(b'\n');
             }
@@ -169,6 +197,22 @@ impl<W: Write> Writer<W> {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The line of a flow in a line format (JSON formats never call this).
+fn flow_line(format: Format, v: &FlowView) -> String {
+    match format {
+        Format::Save => save::flow(v),
+        Format::Extended => {
+            extended::flow(v) + &verdict::suffix(v.freedom.as_ref(), v.findings.as_ref())
+        }
+        _ => text::flow(v) + &verdict::suffix(v.freedom.as_ref(), v.findings.as_ref()),
+    }
+}
+
+/// An expectation's text line with ctscope's verdict at the end.
+fn expect_line(v: &ExpectView) -> String {
+    text::expectation(v) + &verdict::suffix(v.freedom.as_ref(), v.findings.as_ref())
 }
 
 #[cfg(test)]
