@@ -58,6 +58,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }) => flush(&g, expect, &filter, act),
         Some(Command::Record { file, duration }) => record(&g, &file, duration),
         Some(Command::Audit { opts }) => super::audit_main(&g, opts),
+        Some(Command::Completions { shell }) => {
+            super::docs::run_completions(shell).map(|()| ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => super::docs::run_man().map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod args;
 mod commands;
+pub mod docs;
 
 use std::process::ExitCode;
 
