@@ -5,6 +5,7 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -224,19 +225,16 @@ fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<
 
 /// Set by SIGINT/SIGTERM/SIGHUP in headless follow modes, so `watch` and `record` end
 /// cleanly (flushing their output) instead of dying mid-line.
-static STOP: AtomicBool = AtomicBool::new(false);
+static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-fn catch_stop_signals() {
+/// signal-hook installs the handlers with sigaction (no `signal(2)` semantics to worry
+/// about) and its handler only stores to the flag, which is async-signal-safe.
+fn catch_stop_signals() -> Result<()> {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
-        }
+        signal_hook::flag::register(sig, Arc::clone(&STOP))
+            .with_context(|| format!("cannot catch signal {sig}"))?;
     }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -251,7 +249,7 @@ fn watch(
 ) -> Result<ExitCode> {
     let filter = compile_filter(f)?;
     let source = open_source(g, true, Speed::Fast)?;
-    catch_stop_signals();
+    catch_stop_signals()?;
     let (rx, handle) = Engine::spawn(source, Options::default())?;
     let mut store = Store::new();
     let stdout = io::stdout().lock();
@@ -562,7 +560,7 @@ fn record(g: &Global, file: &std::path::Path, duration: Option<Duration>) -> Res
     }
     let source = open_source(g, true, Speed::Fast)?;
     let writer = engine::record::Writer::create(file)?;
-    catch_stop_signals();
+    catch_stop_signals()?;
     let opts = Options {
         record: Some(writer),
         ..Options::default()
