@@ -40,21 +40,31 @@ echo "ctscope store load: cpu ${C_}s; resident ${R_} B/flow (RSS delta), structu
 
 echo
 echo "== flush burst of $E entries: events received"
+# Under the default nf_conntrack_events=2, entries created while no listener exists get no
+# event cache and send no DESTROY, so the flush would deliver nothing to anyone: turn
+# events on in this namespace (the sysctl is per namespace) before the burst is loaded.
+ip netns exec "$NS" sysctl -qw net.netfilter.nf_conntrack_events=1
+echo "events: nf_conntrack_events=$(ip netns exec "$NS" sysctl -n net.netfilter.nf_conntrack_events) in $NS"
 ip netns exec "$NS" conntrack -F >/dev/null 2>&1 || true
 head -n "$E" "$TMP/entries" > "$TMP/burst"
 ip netns exec "$NS" conntrack -R "$TMP/burst" >/dev/null 2>&1 || true
 burst=$(ip netns exec "$NS" conntrack -C)
-$B events "$NS" 3 > "$TMP/ev.out" &
+# Every wait below has a deadline; a missed one says what happened instead of hanging.
+DEADLINE=$(( 60 + E / 2000 ))
+timeout "$DEADLINE" $B events "$NS" 3 > "$TMP/ev.out" &
 evpid=$!
-ip netns exec "$NS" conntrack -E -e DESTROY > "$TMP/ct.out" 2>/dev/null &
+timeout "$DEADLINE" ip netns exec "$NS" conntrack -E -e DESTROY > "$TMP/ct.out" 2>/dev/null &
 ctpid=$!
-until grep -q ready "$TMP/ev.out" 2>/dev/null; do sleep 0.1; done
+for _ in $(seq 300); do grep -q ready "$TMP/ev.out" 2>/dev/null && break; sleep 0.1; done
+grep -q ready "$TMP/ev.out" || { echo "events: ctscope's listener not ready after 30s"; cat "$TMP/ev.out"; }
 sleep 0.5
 ip netns exec "$NS" conntrack -F >/dev/null 2>&1
-wait "$evpid"
+evrc=0; wait "$evpid" || evrc=$?
+[ "$evrc" -eq 124 ] && echo "events: ctscope's listener still receiving after ${DEADLINE}s; killed"
+grep -q "no events" "$TMP/ev.out" && echo "events: ctscope received no event from the flush"
 sleep 1; kill "$ctpid" 2>/dev/null || true; wait "$ctpid" 2>/dev/null || true
 ev=$(field received < "$TMP/ev.out"); ovr=$(field overruns < "$TMP/ev.out")
-cpe=$(field cpu_per_event < "$TMP/ev.out"); ctn=$(wc -l < "$TMP/ct.out")
+cpe=$(field cpu_per_event < "$TMP/ev.out"); ev=${ev:-none}; ovr=${ovr:-?}; cpe=${cpe:-?}; ctn=$(wc -l < "$TMP/ct.out")
 printf '%-44s %10s %10s\n' "who" "received" "of"
 printf '%-44s %10s %10s\n' "ctscope engine (64 MiB rcvbuf)" "$ev" "$burst"
 printf '%-44s %10s %10s\n' "conntrack -E -e DESTROY" "$ctn" "$burst"

@@ -36,11 +36,14 @@ bench_setup() {
   ip netns exec "$NS" sysctl -qw net.netfilter.nf_conntrack_max="$need" 2>/dev/null || true
 }
 
-# bench_build: the release binaries every benchmark uses ($B: examples/bench, $CT: ctscope).
+# bench_build: the binaries every benchmark uses ($B: examples/bench, $CT: ctscope), built
+# with the `profiling` profile (release code plus line tables, so `perf report` can name
+# source lines; `[profile.release]` carries no debug info, to keep `cargo install` small).
 bench_build() {
-  cargo build -q --release --example bench --bin ctscope
-  B=target/release/examples/bench
-  CT=target/release/ctscope
+  cargo build -q --profile profiling --example bench --bin ctscope
+  local dir="${CARGO_TARGET_DIR:-target}/profiling"
+  B=$dir/examples/bench
+  CT=$dir/ctscope
 }
 
 # bench_load N [TIMEOUT]: write N generated entries to $TMP/entries, load them into $NS

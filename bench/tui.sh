@@ -4,7 +4,7 @@
 #   - first full frame: launch in tmux (COLSxROWS, default 160x50) until the screen shows
 #     the complete table (ctscope: header `flows N`, no `dumping…`, tab line `N shown`;
 #     iptstate: the first entry row), against the bare netlink dump
-#     (target/release/examples/bench dump) as the reference; and ctscope's first frame on
+#     (examples/bench dump, `profiling` build) as the reference; and ctscope's first frame on
 #     the still empty namespace, the fixed part (tmux, process start, an empty dump);
 #   - keypress latency while events stream (a bounded churn in the namespace: entries
 #     inserted with a 1 s timeout, then expired by the kernel: NEW and DESTROY events): move the selection (j/k) and reverse the sort (r, a full re-sort),
@@ -157,7 +157,7 @@ ipt_ratio=-
 [ "$IPT_FIRST" != - ] && ipt_ratio=$(ratio "$IPT_FIRST" "$BARE")
 
 echo
-echo "== TUI over tmux $SIZE, $LOADED entries, release build, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== TUI over tmux $SIZE, $LOADED entries, profiling build, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 f='%-48s %16s %8s %10s\n'
 printf "$f" "what" "value" "vs bare" "target"
 printf "$f" "bare netlink dump (median of $RUNS)" "${BARE} s" "1.00x" "reference"

@@ -72,6 +72,7 @@ fn main() {
             let (mut events, mut overruns, mut started) = (0u64, 0u64, None);
             let mut c0 = cpu();
             println!("ready rcvbuf={rcvbuf:?}");
+            let waited = Instant::now();
             loop {
                 match rx.recv_timeout(Duration::from_secs(idle)) {
                     Ok(EngineEvent::Records(b)) => {
@@ -91,6 +92,13 @@ fn main() {
                         engine::apply(&mut store, ev, 0);
                     }
                     Err(_) if started.is_some() => break,
+                    // No event at all for 10 idle periods: say so rather than wait forever
+                    // (at nf_conntrack_events=2, entries loaded before any listener send
+                    // no DESTROY).
+                    Err(_) if waited.elapsed() > Duration::from_secs(10 * idle) => {
+                        println!("no events within {}s", 10 * idle);
+                        break;
+                    }
                     Err(_) => {}
                 }
             }

@@ -26,6 +26,10 @@ const AFTER_HELP: &str = "\
 Privileges: reading and changing the conntrack table needs CAP_NET_ADMIN (sudo, or
 `sudo setcap cap_net_admin+ep $(command -v ctscope)`). --replay needs none.";
 
+/// The help heading of the options that change only the dashboard (and --fast, which also
+/// paces `watch --replay`), so they do not crowd the options of the headless commands.
+const DASHBOARD: &str = "Dashboard";
+
 /// Options every command accepts.
 #[derive(Debug, Args, Clone, Default)]
 pub struct Global {
@@ -38,19 +42,19 @@ pub struct Global {
     pub replay: Option<PathBuf>,
 
     /// Replay as fast as possible instead of at recorded speed (TUI and watch).
-    #[arg(long, global = true, requires = "replay")]
+    #[arg(long, global = true, help_heading = DASHBOARD, requires = "replay")]
     pub fast: bool,
 
     /// Colour: auto honours NO_COLOR and whether stdout is a terminal.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    #[arg(long, global = true, help_heading = DASHBOARD, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
     /// Dashboard theme [default: dark, or 16 where TERM/COLORTERM do not say 256 colours].
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, help_heading = DASHBOARD, value_enum)]
     pub theme: Option<Theme>,
 
     /// Remove every delete and flush action from the dashboard.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = DASHBOARD)]
     pub read_only: bool,
 }
 
@@ -200,6 +204,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (e.g. `ctscope completions bash > /etc/bash_completion.d/ctscope`).
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page, ctscope(1), in roff (`ctscope man > ctscope.1`).
+    Man,
 }
 
 /// What `ctscope recent` changes (without one, it shows).
@@ -219,6 +231,14 @@ pub enum RecentAction {
         #[command(flatten)]
         act: ActArgs,
     },
+}
+
+/// Shells `ctscope completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// Confirmation switches for delete and flush.

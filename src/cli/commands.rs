@@ -5,6 +5,7 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -81,6 +82,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Command::Recent { action, json }) => super::recent::main(&g, action, json),
         Some(Command::Stats { expect, json }) => super::pressure::stats(&g, expect, json),
         Some(Command::Count { expect, json }) => super::pressure::count(&g, expect, json),
+        Some(Command::Completions { shell }) => {
+            super::docs::run_completions(shell).map(|()| ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => super::docs::run_man().map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -260,19 +265,16 @@ fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<
 
 /// Set by SIGINT/SIGTERM/SIGHUP in headless follow modes, so `watch` and `record` end
 /// cleanly (flushing their output) instead of dying mid-line.
-static STOP: AtomicBool = AtomicBool::new(false);
+static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-fn catch_stop_signals() {
+/// signal-hook installs the handlers with sigaction (no `signal(2)` semantics to worry
+/// about) and its handler only stores to the flag, which is async-signal-safe.
+fn catch_stop_signals() -> Result<()> {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
-        }
+        signal_hook::flag::register(sig, Arc::clone(&STOP))
+            .with_context(|| format!("cannot catch signal {sig}"))?;
     }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -290,7 +292,7 @@ fn watch(
     let filter = compile_filter(f)?;
     let source = open_source(g, true, Speed::Fast)?;
     let epoch = source.start_epoch_ns();
-    catch_stop_signals();
+    catch_stop_signals()?;
     let (rx, handle) = Engine::spawn(source, engine_options())?;
     let clock = handle.clock();
     // A recording does not say which host it was made on: a replay names none.
@@ -574,7 +576,7 @@ fn record(
     }
     let source = open_source(g, true, Speed::Fast)?;
     let writer = engine::record::Writer::create(file, force)?;
-    catch_stop_signals();
+    catch_stop_signals()?;
     let opts = Options {
         record: Some(writer),
         ..engine_options()

@@ -7,6 +7,7 @@
 
 pub mod args;
 mod commands;
+pub mod docs;
 mod pressure;
 mod recent;
 mod selectors;

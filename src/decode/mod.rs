@@ -3,9 +3,12 @@
 //!
 //! netlink-packet-netfilter 0.4 types only tuples, status, protoinfo, timeout and mark and
 //! has no expectation subsystem, and its owned message types cost ~2000 bytes per flow, so
-//! we walk attributes ourselves with netlink-packet-core's `NlaBuffer`/`NlasIterator`:
-//! borrowed slices, no allocation per attribute. Malformed or truncated input is an
-//! `Err(DecodeError)`, never a panic.
+//! we frame messages with netlink-packet-core's `NetlinkBuffer` and walk attributes with its
+//! `NlasIterator` (`attr.rs`): borrowed slices, no allocation per attribute. The tests use
+//! netlink-packet-netfilter as an independent oracle (tests/decode_fixtures.rs). Malformed
+//! or truncated input is an `Err(DecodeError)`, never a panic.
+
+use netlink_packet_core::NetlinkBuffer;
 
 use crate::model::{Expectation, Family, Flow};
 use crate::netlink::consts::*;
@@ -76,25 +79,14 @@ pub enum DecodeError {
 /// Decode the first netlink message in `buf`, returning it and the number of bytes it
 /// occupies (aligned), so a caller can walk a receive buffer holding many messages.
 pub fn message(buf: &[u8]) -> Result<(Message, usize), DecodeError> {
-    let hdr = buf.get(..NLMSG_HDRLEN).ok_or(DecodeError::Truncated {
-        need: NLMSG_HDRLEN,
-        have: buf.len(),
-    })?;
-    let word = |i: usize| u32::from_ne_bytes([hdr[i], hdr[i + 1], hdr[i + 2], hdr[i + 3]]);
-    let len = word(0) as usize;
-    let nl_type = u16::from_ne_bytes([hdr[4], hdr[5]]);
-    let flags = u16::from_ne_bytes([hdr[6], hdr[7]]);
-    if len < NLMSG_HDRLEN {
-        return Err(DecodeError::Other(
-            "nlmsg_len shorter than the netlink header",
-        ));
-    }
-    let msg = buf.get(..len).ok_or(DecodeError::Truncated {
-        need: len,
-        have: buf.len(),
-    })?;
+    // netlink-packet-core frames the message (nlmsg_len within the buffer and at least a
+    // header); the header fields are read through its `NetlinkBuffer`, which borrows.
+    let nl = NetlinkBuffer::new_checked(buf).map_err(|_| framing_error(buf))?;
+    let len = nl.length() as usize;
+    let nl_type = nl.message_type();
+    let flags = nl.flags();
+    let payload = nl.payload();
     let used = attr::align4(len).min(buf.len());
-    let payload = &msg[NLMSG_HDRLEN..];
     let m = match nl_type {
         NLMSG_DONE => Message::Done,
         NLMSG_ERROR => {
@@ -135,6 +127,26 @@ pub fn message(buf: &[u8]) -> Result<(Message, usize), DecodeError> {
         }
     };
     Ok((m, used))
+}
+
+/// Why `NetlinkBuffer::new_checked` refused `buf`, as a `DecodeError` that says how many
+/// bytes were needed (its own error is a formatted string meant for logs).
+fn framing_error(buf: &[u8]) -> DecodeError {
+    let Some(hdr) = buf.get(..NLMSG_HDRLEN) else {
+        return DecodeError::Truncated {
+            need: NLMSG_HDRLEN,
+            have: buf.len(),
+        };
+    };
+    let len = u32::from_ne_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
+    if len < NLMSG_HDRLEN {
+        DecodeError::Other("nlmsg_len shorter than the netlink header")
+    } else {
+        DecodeError::Truncated {
+            need: len,
+            have: buf.len(),
+        }
+    }
 }
 
 /// The event kind of a ctnetlink/ctnetlink_exp NEW or DELETE message.
