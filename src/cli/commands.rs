@@ -500,6 +500,36 @@ fn context(g: &Global, act: ActArgs) -> Context {
     ctx
 }
 
+/// The one confirmation step of every command that removes something, after its plan was
+/// printed: `--dry-run` stops, `--yes` proceeds, otherwise the terminal is asked (and a
+/// non-terminal stdin is refused). `Ok(false)`: nothing is to be removed (already said).
+pub(super) fn confirmed(act: ActArgs, err: &mut impl Write) -> Result<bool> {
+    if act.dry_run {
+        writeln!(err, "ctscope: dry run, nothing removed")?;
+        return Ok(false);
+    }
+    if act.yes {
+        return Ok(true);
+    }
+    if !io::stdin().is_terminal() {
+        return Err(Usage(
+            "refusing to remove without confirmation: stdin is not a terminal\n\
+             hint: add --yes, or --dry-run to see what would go"
+                .into(),
+        )
+        .into());
+    }
+    write!(err, "Proceed? [y/N] ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    io::stdin().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        writeln!(err, "ctscope: nothing removed")?;
+        return Ok(false);
+    }
+    Ok(true)
+}
+
 /// Which command runs a plan: their exit statuses differ as in conntrack(8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verb {
@@ -530,27 +560,8 @@ fn confirm_and_execute(
             Verb::Flush => ExitCode::SUCCESS,
         });
     }
-    if act.dry_run {
-        writeln!(err, "ctscope: dry run, nothing removed")?;
+    if !confirmed(act, &mut err)? {
         return Ok(ExitCode::SUCCESS);
-    }
-    if !act.yes {
-        if !io::stdin().is_terminal() {
-            return Err(Usage(
-                "refusing to remove without confirmation: stdin is not a terminal\n\
-                 hint: add --yes, or --dry-run to see what would go"
-                    .into(),
-            )
-            .into());
-        }
-        write!(err, "Proceed? [y/N] ")?;
-        err.flush()?;
-        let mut answer = String::new();
-        io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            writeln!(err, "ctscope: nothing removed")?;
-            return Ok(ExitCode::SUCCESS);
-        }
     }
     source.conn().context("cannot act")?;
     let report = actions::execute_watched(source.as_mut(), &mut plan);

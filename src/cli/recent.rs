@@ -9,7 +9,7 @@
 //! (`shown`); JSON keeps them exact.
 
 use std::collections::BTreeSet;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -355,26 +355,8 @@ fn act_on(ns: &Namespace, name: &str, addr: Option<IpAddr>, act: ActArgs) -> Res
         ),
     };
     writeln!(err, "{plan}")?;
-    if act.dry_run {
-        writeln!(err, "ctscope: dry run, nothing removed")?;
+    if !super::commands::confirmed(act, &mut err)? {
         return Ok(ExitCode::SUCCESS);
-    }
-    if !act.yes {
-        if !io::stdin().is_terminal() {
-            return Err(Usage(
-                "refusing to remove without confirmation: stdin is not a terminal\nhint: add --yes, or --dry-run to see what would go"
-                    .into(),
-            )
-            .into());
-        }
-        write!(err, "Proceed? [y/N] ")?;
-        err.flush()?;
-        let mut answer = String::new();
-        io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            writeln!(err, "ctscope: nothing removed")?;
-            return Ok(ExitCode::SUCCESS);
-        }
     }
     // Execute the plan shown: the same list or set, inside the namespace.
     let done = netns::run_in(ns, move || {
