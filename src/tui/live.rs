@@ -11,13 +11,14 @@ use std::time::{Duration, SystemTime};
 
 use crate::actions::{Context, Plan};
 use crate::decode::{Event, Record};
-use crate::engine::{self, Command, EngineEvent, EngineHandle};
+use crate::engine::{self, Command, EngineEvent, EngineHandle, ReplayControl};
 use crate::filter::Filter;
 use crate::model::store::{ExpectKey, FlowKey, Stats};
 use crate::model::{Expectation, Flow, Store};
 
 use super::model::{
-    Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, Request, RowFilter,
+    Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, ReplayRequest, Request,
+    RowFilter,
 };
 use super::TuiOptions;
 
@@ -157,6 +158,7 @@ impl PlanSink {
                 flows_plan(flows, &what)
             }
             Request::FlushHelperExpects(name) => Plan::flush_helper(store, &name),
+            Request::Replay(_) => return Err("a replay control removes nothing".into()),
             Request::FlushAll { flows, expects } => {
                 let mut plan = flows_plan(flows, "every flow and expectation shown");
                 let e = expects_plan(expects, "");
@@ -172,6 +174,18 @@ impl PlanSink {
 
 impl CommandSink<LiveModel> for PlanSink {
     fn send(&mut self, model: &LiveModel, request: Request) -> Result<(), String> {
+        if let Request::Replay(r) = request {
+            let c = match r {
+                ReplayRequest::TogglePause => ReplayControl::TogglePause,
+                ReplayRequest::Step => ReplayControl::Step,
+                ReplayRequest::End => ReplayControl::End,
+                ReplayRequest::Speed(s) => ReplayControl::Speed(s.engine()),
+            };
+            return model
+                .engine
+                .send(Command::Replay(c))
+                .map_err(|e| e.to_string());
+        }
         let mut plan = self.plan(&model.store, request, model.engine.now())?;
         plan.after = Some(model.applied);
         if plan.is_empty() {

@@ -32,8 +32,8 @@ use ratatui::crossterm::event::{self, Event as TermEvent};
 
 pub use app::{App, AppEvent, SshSession, Tab, TuiOptions};
 pub use model::{
-    ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, Request,
-    RowFilter, SystemClock,
+    ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, ReplayRequest,
+    ReplaySpeed, Request, RowFilter, SystemClock,
 };
 pub use theme::ThemeKind;
 
