@@ -1511,7 +1511,7 @@ fn popup(f: &mut Frame, area: Rect, w: u16, h: u16) -> Rect {
 fn help<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     let t = &app.theme;
     let mut lines: Vec<Line> = Vec::new();
-    for (title, rows) in keymap::help_sections(app.opts.read_only) {
+    for (title, rows) in keymap::help_sections(app.opts.read_only, app.replay.is_some()) {
         lines.push(Line::from(Span::styled(title, t.title)));
         for (keys, h) in rows {
             lines.push(Line::from(vec![
