@@ -271,3 +271,49 @@ fn replay_keys_hold_and_jump_to_the_end_of_an_hour_long_recording() {
     assert!(s.contains("exp 1"), "{s}");
     assert!(s.contains("at 3600s fast"), "{s}");
 }
+
+/// The real signal path: SIGTERM, SIGHUP and SIGINT sent to the dashboard's process each
+/// end it through the app's loop, so the terminal is restored (the alternate screen is
+/// left: the shell's line after it is visible) and the exit status is 128 + the signal.
+#[test]
+fn a_signal_ends_the_dashboard_and_restores_the_terminal() {
+    if !have_tmux() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "tmux is required under CI=true"
+        );
+        println!("skipped: needs tmux");
+        return;
+    }
+    let rec = Recording::write_with(true);
+    for (name, sig) in [("TERM", 15), ("HUP", 1), ("INT", 2)] {
+        let pidfile =
+            std::env::temp_dir().join(format!("ctscope-tu2-sig-{}-{name}.pid", std::process::id()));
+        let _ = std::fs::remove_file(&pidfile);
+        // The shell records ctscope's pid, waits for it and prints its status afterwards.
+        let cmd = format!(
+            "sh -c 'env NO_COLOR=1 {} --replay {} & echo $! > {}; wait $!; echo exit=$?; sleep 60'",
+            env!("CARGO_BIN_EXE_ctscope"),
+            rec.0.display(),
+            pidfile.display()
+        );
+        let t = Tmux::start(&format!("sig{name}"), &cmd, 100, 30);
+        t.wait_for("the dashboard", |s| s.contains("1x"));
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), pid.trim()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let want = format!("exit={}", 128 + sig);
+        let s = t.wait_for(&want, |s| s.contains("exit="));
+        assert!(s.contains(&want), "SIG{name}:\n{s}");
+        // The dashboard's screen is gone: the terminal is back to the shell's.
+        assert!(
+            !s.contains("1x"),
+            "SIG{name}: the dashboard is still shown:\n{s}"
+        );
+        let _ = std::fs::remove_file(&pidfile);
+    }
+}
