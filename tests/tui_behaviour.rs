@@ -13,7 +13,7 @@ use ctscope::model::Flow;
 use ctscope::risk::Level;
 use ctscope::tui::app::{Overlay, Pending};
 use ctscope::tui::theme::{Theme, ThemeKind};
-use ctscope::tui::{ActionReport, AppEvent, Request, TuiOptions};
+use ctscope::tui::{ActionReport, AppEvent, ReplayRequest, ReplaySpeed, Request, TuiOptions};
 use ratatui::crossterm::event::KeyCode;
 use ratatui::style::{Color, Modifier};
 use tui_support::{lab, opts, tuple, Harness, MemEvent, MemModel};
@@ -630,4 +630,110 @@ fn without_a_session_flows_to_the_local_sshd_are_spared() {
         panic!()
     };
     assert!(flows.contains(&ssh_key()));
+}
+
+/// Options for a replay: the recording's start makes the app a replay viewer.
+fn replay_opts() -> TuiOptions {
+    TuiOptions {
+        recorded_start: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_763_701_200)),
+        ..opts()
+    }
+}
+
+fn replay_requests(h: &Harness) -> Vec<ReplayRequest> {
+    h.sent
+        .borrow()
+        .iter()
+        .map(|r| match r {
+            Request::Replay(q) => *q,
+            other => panic!("not a replay request: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn replay_keys_steer_the_replay_clock_and_the_header_shows_position_and_pace() {
+    let mut h = Harness::new(lab(), replay_opts(), 100, 24);
+    h.tick(4);
+    let first = h.screen().lines().next().unwrap_or_default().to_owned();
+    // The manual clock stands at 5 s: whole seconds and the starting pace.
+    assert!(first.contains("at 5s 1x"), "{first}");
+    assert!(!first.contains("held"), "{first}");
+
+    // p holds the replay clock; the view is not paused (that is space).
+    h.ch('p');
+    let first = h.screen().lines().next().unwrap_or_default().to_owned();
+    assert!(first.contains("at 5s 1x held"), "{first}");
+    assert!(!first.contains("PAUSED"), "{first}");
+    assert_eq!(replay_requests(&h), [ReplayRequest::TogglePause]);
+
+    // . steps one frame while held; x cycles the pace 1x → 10x → fast → 1x.
+    h.ch('.').ch('x');
+    h.draw();
+    assert!(h.screen().contains("at 5s 10x held"), "{}", h.screen());
+    h.ch('x');
+    h.draw();
+    assert!(h.screen().contains("at 5s fast held"), "{}", h.screen());
+    h.ch('x');
+    // p again lets it run.
+    h.ch('p');
+    h.tick(1);
+    let first = h.screen().lines().next().unwrap_or_default().to_owned();
+    assert!(first.contains("at 6s 1x"), "{first}");
+    assert!(!first.contains("held"), "{first}");
+
+    // e plays the rest at once.
+    h.ch('e');
+    h.draw();
+    assert!(h.screen().contains("at 6s fast"), "{}", h.screen());
+    assert_eq!(
+        replay_requests(&h),
+        [
+            ReplayRequest::TogglePause,
+            ReplayRequest::Step,
+            ReplayRequest::Speed(ReplaySpeed::Ten),
+            ReplayRequest::Speed(ReplaySpeed::Fast),
+            ReplayRequest::Speed(ReplaySpeed::Normal),
+            ReplayRequest::TogglePause,
+            ReplayRequest::End,
+        ]
+    );
+
+    // Space still pauses the view only: no request, and the clock stays as it was.
+    h.ch(' ');
+    h.draw();
+    assert!(h.screen().contains("PAUSED"), "{}", h.screen());
+    assert_eq!(replay_requests(&h).len(), 7);
+
+    // After the end, the keys say so instead of sending to an engine that is gone.
+    h.app.handle(AppEvent::SourceEnded);
+    h.ch('p');
+    assert_eq!(replay_requests(&h).len(), 7);
+    let status = format!("{:?}", h.app.status());
+    assert!(status.contains("the replay has ended"), "{status}");
+}
+
+#[test]
+fn a_step_while_the_replay_runs_holds_it_first() {
+    let mut h = Harness::new(lab(), replay_opts(), 100, 24);
+    h.ch('.');
+    h.draw();
+    assert!(h.screen().contains("1x held"), "{}", h.screen());
+    assert_eq!(
+        replay_requests(&h),
+        [ReplayRequest::TogglePause, ReplayRequest::Step]
+    );
+}
+
+#[test]
+fn replay_keys_on_the_live_table_send_nothing_and_say_why() {
+    let mut h = Harness::lab();
+    for c in ['p', '.', 'e', 'x'] {
+        h.ch(c);
+        let status = format!("{:?}", h.app.status());
+        assert!(status.contains("not a replay"), "{c}: {status}");
+    }
+    assert!(h.sent.borrow().is_empty());
+    h.draw();
+    assert!(!h.screen().contains(" 1x"), "{}", h.screen());
 }

@@ -1,7 +1,7 @@
 //! The `ctscope` binary's dashboard on a recording, in tmux (no root needed): absolute times
 //! are those of the recorded session (its start, not "now minus elapsed"), the helper-risk
 //! badge comes from `crate::risk`, and the end of the recording leaves the dashboard open
-//! with "REPLAY ENDED" in the header.
+//! with "REPLAY ENDED" in the header; the replay clock keys hold, speed up and jump to the end.
 //!
 //! The recording is written here from byte fixtures captured from the kernel (the ftp
 //! control connection and the PASV expectation it created). Needs tmux; skips with one
@@ -32,6 +32,12 @@ struct Recording(PathBuf);
 impl Recording {
     /// One dump of both tables at the recording's start: the ftp master and its expectation.
     fn write() -> Recording {
+        Recording::write_with(false)
+    }
+
+    /// With `late`: the expectation only appears in a re-dump an hour into the recording
+    /// (at the recorded pace, an hour of "exp 0").
+    fn write_with(late: bool) -> Recording {
         // One file per test: the tests of this binary run in parallel.
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -50,8 +56,19 @@ impl Recording {
         w.frame(0, Kind::DumpBegin, &tables).unwrap();
         w.frame(0, Kind::DumpMsg, &fixture("helper_master.bin"))
             .unwrap();
-        w.frame(0, Kind::DumpMsg, &fixture("expect.bin")).unwrap();
-        w.frame(0, Kind::DumpEnd, &tables).unwrap();
+        if late {
+            const HOUR: u64 = 3_600_000_000_000;
+            w.frame(0, Kind::DumpEnd, &tables).unwrap();
+            w.frame(HOUR, Kind::DumpBegin, &tables).unwrap();
+            w.frame(HOUR, Kind::DumpMsg, &fixture("helper_master.bin"))
+                .unwrap();
+            w.frame(HOUR, Kind::DumpMsg, &fixture("expect.bin"))
+                .unwrap();
+            w.frame(HOUR, Kind::DumpEnd, &tables).unwrap();
+        } else {
+            w.frame(0, Kind::DumpMsg, &fixture("expect.bin")).unwrap();
+            w.frame(0, Kind::DumpEnd, &tables).unwrap();
+        }
         w.into_inner().unwrap();
         Recording(path)
     }
@@ -220,4 +237,83 @@ fn a_helper_name_with_an_escape_sequence_is_shown_escaped() {
     t.keys(&["q"]);
     assert_eq!(wait_file(&code).trim(), "0");
     let _ = std::fs::remove_file(code);
+}
+
+/// The replay clock keys in a real terminal: `p` holds the recorded pace, `x` changes it,
+/// `e` plays the hour left at once, and the header says where the replay stands.
+#[test]
+fn replay_keys_hold_and_jump_to_the_end_of_an_hour_long_recording() {
+    if !have_tmux() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "tmux is required under CI=true"
+        );
+        println!("skipped: needs tmux");
+        return;
+    }
+    let rec = Recording::write_with(true);
+    let cmd = format!(
+        "exec env NO_COLOR=1 {} --replay {}",
+        env!("CARGO_BIN_EXE_ctscope"),
+        rec.0.display()
+    );
+    let t = Tmux::start("replaykeys", &cmd, 100, 30);
+    let s = t.wait_for("the replay at its recorded pace", |s| s.contains(" 1x"));
+    assert!(s.contains("exp 0"), "{s}");
+    t.keys(&["p"]);
+    t.wait_for("the held clock", |s| s.contains("1x held"));
+    t.keys(&["x"]);
+    t.wait_for("the 10x pace", |s| s.contains("10x held"));
+    assert!(t.screen().contains("exp 0"));
+    t.keys(&["e"]);
+    let s = t.wait_for("the end of the replay", |s| s.contains("REPLAY ENDED"));
+    assert!(s.contains("exp 1"), "{s}");
+    assert!(s.contains("at 3600s fast"), "{s}");
+}
+
+/// The real signal path: SIGTERM, SIGHUP and SIGINT sent to the dashboard's process each
+/// end it through the app's loop, so the terminal is restored (the alternate screen is
+/// left: the shell's line after it is visible) and the exit status is 128 + the signal.
+#[test]
+fn a_signal_ends_the_dashboard_and_restores_the_terminal() {
+    if !have_tmux() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "tmux is required under CI=true"
+        );
+        println!("skipped: needs tmux");
+        return;
+    }
+    let rec = Recording::write_with(true);
+    for (name, sig) in [("TERM", 15), ("HUP", 1), ("INT", 2)] {
+        let pidfile =
+            std::env::temp_dir().join(format!("ctscope-tu2-sig-{}-{name}.pid", std::process::id()));
+        let _ = std::fs::remove_file(&pidfile);
+        // The shell records ctscope's pid, waits for it and prints its status afterwards.
+        let cmd = format!(
+            "sh -c 'env NO_COLOR=1 {} --replay {} & echo $! > {}; wait $!; echo exit=$?; sleep 60'",
+            env!("CARGO_BIN_EXE_ctscope"),
+            rec.0.display(),
+            pidfile.display()
+        );
+        let t = Tmux::start(&format!("sig{name}"), &cmd, 100, 30);
+        t.wait_for("the dashboard", |s| s.contains("1x"));
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), pid.trim()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let want = format!("exit={}", 128 + sig);
+        let s = t.wait_for(&want, |s| s.contains("exit="));
+        assert!(s.contains(&want), "SIG{name}:\n{s}");
+        // The dashboard's screen is gone: the terminal is back to the shell's.
+        assert!(
+            !s.contains("1x"),
+            "SIG{name}: the dashboard is still shown:\n{s}"
+        );
+        let _ = std::fs::remove_file(&pidfile);
+    }
 }

@@ -57,6 +57,29 @@ fn help_overlay() {
     assert_snapshot!("help_80x24", h.screen());
 }
 
+/// A replay's help lists the replay clock keys in place of the deletes and flushes it
+/// refuses, and still fits 80x24 whole.
+#[test]
+fn help_overlay_of_a_replay() {
+    let opts = ctscope::tui::TuiOptions {
+        recorded_start: Some(std::time::UNIX_EPOCH),
+        ..tui_support::opts()
+    };
+    let mut h = Harness::new(tui_support::lab(), opts, 80, 24);
+    h.ch('?');
+    let s = h.screen();
+    for k in [
+        "replay: hold/run clock",
+        "replay: next frame",
+        "replay: to the end",
+    ] {
+        assert!(s.contains(k), "{k}:\n{s}");
+    }
+    // The last rows of the keymap are still there: nothing fell off the bottom.
+    assert!(s.contains("close the bar"), "{s}");
+    assert_snapshot!("help_replay_80x24", s);
+}
+
 #[test]
 fn confirmation_of_flush_everything() {
     let mut h = Harness::lab();

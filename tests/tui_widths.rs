@@ -258,7 +258,7 @@ impl Legit {
         // Resyncs and decode errors of this replay, tab numbers, family names
         // (ipv4/ipv6), the help's static text and its legend.
         l.nums.extend([0, 1, 2, 3, 4, 6]);
-        for (title, rows) in ctscope::tui::keymap::help_sections(false) {
+        for (title, rows) in ctscope::tui::keymap::help_sections(false, false) {
             l.digits_of(title);
             for (k, h) in rows {
                 l.digits_of(&k);

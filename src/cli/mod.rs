@@ -119,6 +119,11 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
         ssh: ctx.ssh,
         sshd: ctx.sshd.clone(),
         recorded_start,
+        replay_speed: if g.fast {
+            tui::ReplaySpeed::Fast
+        } else {
+            tui::ReplaySpeed::Normal
+        },
         ..tui::TuiOptions::default()
     };
     // Built once here; the app reassesses only when the store changes.

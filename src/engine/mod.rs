@@ -39,7 +39,7 @@ use crate::decode::{self, Event, Message, Record};
 use crate::error::{Error, Result};
 use crate::model::store::FlowKey;
 use crate::model::Store;
-pub use source::{Clock, Item, Live, Poll, Replay, Source, Speed, EXPECTS, FLOWS};
+pub use source::{Clock, Item, Live, Poll, Replay, ReplayControl, Source, Speed, EXPECTS, FLOWS};
 
 /// What the engine tells the store's owner.
 #[derive(Debug)]
@@ -98,6 +98,8 @@ pub enum Command {
     Recheck(Vec<FlowKey>),
     /// Re-dump both tables now.
     Redump,
+    /// Steer a replay's clock (pause, step, jump to the end, speed); a live source ignores it.
+    Replay(ReplayControl),
     /// End the engine thread.
     Stop,
 }
@@ -693,6 +695,12 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                 Ok(Command::Redump) => {
                     if live {
                         pump.overrun = true; // same path as a resync, without counting one
+                    }
+                }
+                Ok(Command::Replay(c)) => {
+                    if let Err(e) = source.control(c) {
+                        pump.send(EngineEvent::Fatal(e.to_string()));
+                        return;
                     }
                 }
                 Err(TryRecvError::Empty) => break,

@@ -115,6 +115,12 @@ pub trait Source: Send {
     fn discard_events(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// Act on a viewer's request to the replay clock. A live source has no clock to
+    /// steer: it ignores every request.
+    fn control(&mut self, _c: ReplayControl) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The live kernel in one namespace.
@@ -275,7 +281,26 @@ pub struct Replay<R: std::io::Read + Send = std::io::BufReader<std::fs::File>> {
     ended: bool,
     speed: Speed,
     clock: Arc<AtomicU64>,
-    started: Option<Instant>,
+    /// Recorded time (ns) the pace is measured from: the playback position when the
+    /// replay started, was paused, resumed or changed speed.
+    base_ns: u64,
+    /// Wall time at `base_ns`; `None` until the first poll, so opening is not playing.
+    base_at: Option<Instant>,
+    /// Held by the viewer: nothing later than `base_ns` is delivered.
+    paused: bool,
+}
+
+/// A viewer's request to a replay's clock (`Command::Replay`); a live source ignores it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReplayControl {
+    /// Hold the replay clock where it is, or let it run again.
+    TogglePause,
+    /// While paused: play the next recorded frame (and any recorded at the same instant).
+    Step,
+    /// Play the rest of the recording at once.
+    End,
+    /// Play at this pace from here on.
+    Speed(Speed),
 }
 
 /// The message shown when an action is attempted on a replay.
@@ -298,7 +323,9 @@ impl<R: std::io::Read + Send> Replay<R> {
             ended: false,
             speed,
             clock: Arc::new(AtomicU64::new(0)),
-            started: None,
+            base_ns: 0,
+            base_at: None,
+            paused: false,
         }
     }
 
@@ -322,15 +349,37 @@ impl<R: std::io::Read + Send> Replay<R> {
         Some(f)
     }
 
-    /// Virtual "now" for real-time replays: wall time since playback began, scaled.
+    /// Virtual "now": frames up to it are due. Paused, the held position; real time,
+    /// wall time since the last rebase, scaled, on top of the position then.
     fn due_limit(&mut self) -> u64 {
+        if self.paused {
+            return self.base_ns;
+        }
         match self.speed {
             Speed::Fast => u64::MAX,
             Speed::RealTime(factor) => {
-                let start = *self.started.get_or_insert_with(Instant::now);
-                (start.elapsed().as_nanos() as f64 * factor.max(0.0)) as u64
+                let at = *self.base_at.get_or_insert_with(Instant::now);
+                let played = (at.elapsed().as_nanos() as f64 * factor.max(0.0)) as u64;
+                self.base_ns.saturating_add(played)
             }
         }
+    }
+
+    /// Measure the pace from the current position from now on (before a pause or a change
+    /// of speed), so the replay neither jumps nor replays what was already shown.
+    fn rebase(&mut self) {
+        let played = self.clock.load(Ordering::Relaxed);
+        let limit = match self.speed {
+            Speed::Fast if !self.paused => played,
+            _ => self.due_limit(),
+        };
+        self.base_ns = limit.max(played);
+        self.base_at = Some(Instant::now());
+    }
+
+    /// Whether the viewer holds the replay clock.
+    pub fn paused(&self) -> bool {
+        self.paused
     }
 }
 
@@ -386,7 +435,11 @@ impl<R: std::io::Read + Send> Source for Replay<R> {
                 if n > 0 {
                     return Ok(Poll::Items);
                 }
-                if let Speed::RealTime(factor) = self.speed {
+                if self.paused {
+                    // Held: nothing is due until the viewer acts (a command ends the wait
+                    // at the engine's next look, at most `timeout` later).
+                    std::thread::sleep(timeout);
+                } else if let Speed::RealTime(factor) = self.speed {
                     self.clock.fetch_max(limit, Ordering::Relaxed);
                     let wait_ns = ((next_t - limit) as f64 / factor.max(1e-3)) as u64;
                     std::thread::sleep(timeout.min(Duration::from_nanos(wait_ns)));
@@ -421,6 +474,31 @@ impl<R: std::io::Read + Send> Source for Replay<R> {
 
     fn start_epoch_ns(&self) -> u64 {
         self.reader.start()
+    }
+
+    fn control(&mut self, c: ReplayControl) -> Result<()> {
+        match c {
+            ReplayControl::TogglePause => {
+                self.rebase();
+                self.paused = !self.paused;
+            }
+            ReplayControl::Step => {
+                if self.paused {
+                    if let Some(t) = self.peek()?.map(|f| f.t) {
+                        self.base_ns = self.base_ns.max(t);
+                    }
+                }
+            }
+            ReplayControl::End => {
+                self.paused = false;
+                self.speed = Speed::Fast;
+            }
+            ReplayControl::Speed(speed) => {
+                self.rebase();
+                self.speed = speed;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -570,6 +648,63 @@ mod tests {
             }
         }
         assert_eq!(n, 6);
+    }
+
+    #[test]
+    fn a_paused_replay_holds_steps_one_frame_and_jumps_to_the_end() {
+        let bytes = recording();
+        let mut r = Replay::new(
+            Reader::new(&bytes[..], "mem".into()).unwrap(),
+            Speed::RealTime(1.0),
+        );
+        let clock = r.clock();
+        let mut got = Vec::new();
+        assert!(r.dump(FLOWS | EXPECTS, &mut collect(&mut got)).unwrap());
+        got.clear();
+        r.control(ReplayControl::TogglePause).unwrap();
+        assert!(r.paused());
+        // Even at full speed, a held replay delivers nothing.
+        r.control(ReplayControl::Speed(Speed::Fast)).unwrap();
+        assert_eq!(
+            r.poll(Duration::ZERO, 100, &mut collect(&mut got)).unwrap(),
+            Poll::Timeout
+        );
+        assert!(got.is_empty());
+        // One step: the next frame only (the event 2 s in), and the clock moves to it.
+        r.control(ReplayControl::Step).unwrap();
+        while r.poll(Duration::ZERO, 100, &mut collect(&mut got)).unwrap() == Poll::Items {}
+        assert_eq!(got, [Got::Event(b"e1".to_vec())]);
+        assert_eq!(clock.now(), 2);
+        assert!(r.paused());
+        // Resumed at 1x from where it was held: the next frame is a second away.
+        r.control(ReplayControl::Speed(Speed::RealTime(1.0)))
+            .unwrap();
+        r.control(ReplayControl::TogglePause).unwrap();
+        assert!(!r.paused());
+        got.clear();
+        assert_eq!(
+            r.poll(Duration::ZERO, 100, &mut collect(&mut got)).unwrap(),
+            Poll::Timeout
+        );
+        assert!(got.is_empty());
+        // The end: everything left, then the end of the recording.
+        r.control(ReplayControl::End).unwrap();
+        while r.poll(Duration::ZERO, 100, &mut collect(&mut got)).unwrap() == Poll::Items {}
+        assert_eq!(
+            got,
+            [
+                Got::Overrun,
+                Got::Begin(3),
+                Got::Msg(b"c".to_vec()),
+                Got::End(3),
+                Got::Event(b"e2".to_vec())
+            ]
+        );
+        assert_eq!(
+            r.poll(Duration::ZERO, 100, &mut collect(&mut got)).unwrap(),
+            Poll::End
+        );
+        assert_eq!(clock.now(), 4);
     }
 
     #[test]

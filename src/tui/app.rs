@@ -20,8 +20,8 @@ use crate::model::{Flow, HelperId};
 
 use super::keymap::{self, Action, Context};
 use super::model::{
-    ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, Request,
-    RowFilter,
+    ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, ReplayRequest,
+    ReplaySpeed, Request, RowFilter,
 };
 use super::risk::{Assess, FindingRow, RiskCache, Subject};
 use super::text;
@@ -78,6 +78,8 @@ pub struct TuiOptions {
     /// For a replay: when the recording started. Absolute times count from it (the
     /// clock's epoch), and the end of the recording is reported as "replay ended".
     pub recorded_start: Option<std::time::SystemTime>,
+    /// For a replay: the pace it starts at (`--fast`, else the recorded pace).
+    pub replay_speed: ReplaySpeed,
 }
 
 impl Default for TuiOptions {
@@ -92,6 +94,7 @@ impl Default for TuiOptions {
             sshd: Vec::new(),
             tick: Duration::from_secs(1),
             recorded_start: None,
+            replay_speed: ReplaySpeed::Normal,
         }
     }
 }
@@ -293,6 +296,14 @@ pub struct FrameStats {
     pub frames: u64,
 }
 
+/// A replay's clock as the viewer set it: the header shows it with the position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayState {
+    pub speed: ReplaySpeed,
+    /// The replay clock is held (`p`); distinct from `paused`, which freezes the view.
+    pub held: bool,
+}
+
 /// The application.
 pub struct App<M: Model> {
     pub model: M,
@@ -320,6 +331,8 @@ pub struct App<M: Model> {
     pub(crate) overlay: Overlay,
     pub(crate) detail: bool,
     pub(crate) paused: bool,
+    /// A replay's clock as the viewer last set it (`None` on the live table).
+    pub(crate) replay: Option<ReplayState>,
     pub(crate) status: Option<Status>,
     pub(crate) summary: Summary,
     pub(crate) now: u32,
@@ -351,6 +364,10 @@ impl<M: Model> App<M> {
         filters: FilterFactory,
     ) -> App<M> {
         let now = clock.now();
+        let replay = opts.recorded_start.map(|_| ReplayState {
+            speed: opts.replay_speed,
+            held: false,
+        });
         let events = model.stats().events;
         let conn = FlowCol::ALL
             .iter()
@@ -381,6 +398,7 @@ impl<M: Model> App<M> {
             overlay: Overlay::None,
             detail: false,
             paused: false,
+            replay,
             status: None,
             summary: Summary::default(),
             now,
@@ -900,6 +918,9 @@ impl<M: Model> App<M> {
                     self.invalidate_views();
                 }
             }
+            Action::ReplayPause | Action::ReplayStep | Action::ReplayEnd | Action::ReplaySpeed => {
+                self.replay_control(a)
+            }
             Action::Filter => {
                 let text = self.filter_text().unwrap_or("").to_owned();
                 let cursor = text.chars().count();
@@ -1383,6 +1404,52 @@ impl<M: Model> App<M> {
         self.open(c);
     }
 
+    /// Send a replay clock request to the engine and remember what the header shows.
+    /// A step while the clock runs holds it first, so the step is visible.
+    fn replay_control(&mut self, a: Action) {
+        let Some(mut r) = self.replay else {
+            return self.set_status(
+                StatusKind::Info,
+                "not a replay: the live table has no clock to steer".into(),
+            );
+        };
+        if self.ended || self.fatal.is_some() {
+            return self.set_status(
+                StatusKind::Info,
+                "the replay has ended: the last state stays on screen".into(),
+            );
+        }
+        let mut reqs = Vec::with_capacity(2);
+        match a {
+            Action::ReplayPause => {
+                r.held = !r.held;
+                reqs.push(ReplayRequest::TogglePause);
+            }
+            Action::ReplayStep => {
+                if !r.held {
+                    r.held = true;
+                    reqs.push(ReplayRequest::TogglePause);
+                }
+                reqs.push(ReplayRequest::Step);
+            }
+            Action::ReplayEnd => {
+                r.held = false;
+                r.speed = ReplaySpeed::Fast;
+                reqs.push(ReplayRequest::End);
+            }
+            _ => {
+                r.speed = r.speed.next();
+                reqs.push(ReplayRequest::Speed(r.speed));
+            }
+        }
+        for q in reqs {
+            if let Err(e) = self.sink.send(&self.model, Request::Replay(q)) {
+                return self.set_status(StatusKind::Error, format!("replay: {e}"));
+            }
+        }
+        self.replay = Some(r);
+    }
+
     fn confirm(&mut self) {
         let Overlay::Confirm(c) = std::mem::replace(&mut self.overlay, Overlay::None) else {
             return;
@@ -1393,6 +1460,7 @@ impl<M: Model> App<M> {
             Request::DeleteExpects(e) => (0, e.len()),
             Request::FlushHelperExpects(_) => (0, c.expects),
             Request::FlushAll { flows, expects } => (flows.len(), expects.len()),
+            Request::Replay(_) => (0, 0),
         };
         let changed = match (gone, recreated) {
             (0, 0) => String::new(),

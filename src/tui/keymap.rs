@@ -45,6 +45,10 @@ pub enum Action {
     Bottom,
     Detail,
     Pause,
+    ReplayPause,
+    ReplayStep,
+    ReplayEnd,
+    ReplaySpeed,
     Filter,
     Back,
     SortNext,
@@ -233,6 +237,28 @@ pub const KEYMAP: &[Binding] = &[
         "pause view; store updates",
         false,
     ),
+    b(
+        M,
+        &[k('p')],
+        Action::ReplayPause,
+        "replay: hold/run clock",
+        false,
+    ),
+    b(
+        M,
+        &[k('.')],
+        Action::ReplayStep,
+        "replay: next frame",
+        false,
+    ),
+    b(M, &[k('e')], Action::ReplayEnd, "replay: to the end", false),
+    b(
+        M,
+        &[k('x')],
+        Action::ReplaySpeed,
+        "replay: 1x/10x/fast",
+        false,
+    ),
     b(M, &[k('/')], Action::Filter, "filter bar", false),
     b(
         M,
@@ -354,13 +380,29 @@ pub fn is_disabled(ctx: Context, ev: &KeyEvent, read_only: bool) -> bool {
             .any(|b| b.ctx == ctx && b.destructive && b.keys.iter().any(|k| k.matches(ev)))
 }
 
+impl Action {
+    /// Whether this steers a replay's clock (listed in the help of a replay only).
+    pub fn is_replay(self) -> bool {
+        matches!(
+            self,
+            Action::ReplayPause | Action::ReplayStep | Action::ReplayEnd | Action::ReplaySpeed
+        )
+    }
+}
+
 /// The help overlay's lines: `(context title, [(keys, help)])`, generated from `KEYMAP`.
-pub fn help_sections(read_only: bool) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
+/// The replay keys are listed for a replay only; a replay lists no deletes or flushes in
+/// their place (it refuses them all, and the help must fit 80x24).
+pub fn help_sections(
+    read_only: bool,
+    replay: bool,
+) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
     let mut out: Vec<(&'static str, Vec<(String, &'static str)>)> = Vec::new();
     for ctx in [Context::Main, Context::Confirm, Context::FilterBar] {
         let rows: Vec<_> = KEYMAP
             .iter()
-            .filter(|b| b.ctx == ctx && !(read_only && b.destructive))
+            .filter(|b| b.ctx == ctx && !((read_only || replay) && b.destructive))
+            .filter(|b| replay || !b.action.is_replay())
             .map(|b| {
                 let keys: Vec<String> = b.keys.iter().map(Key::label).collect();
                 (keys.join(" "), b.help)
@@ -405,9 +447,30 @@ mod tests {
         assert_eq!(lookup(Context::Main, &shifted, true), Some(Action::Bottom));
         let cc = ev(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert_eq!(lookup(Context::Main, &cc, true), Some(Action::Quit));
-        let help = help_sections(true);
+        let help = help_sections(true, false);
         assert!(help
             .iter()
             .all(|(_, rows)| rows.iter().all(|(_, h)| !h.contains("flush"))));
+    }
+
+    #[test]
+    fn the_replay_keys_are_listed_for_a_replay_only() {
+        let listed = |replay| {
+            help_sections(false, replay)
+                .into_iter()
+                .flat_map(|(_, rows)| rows)
+                .map(|(_, h)| h)
+                .collect::<Vec<_>>()
+        };
+        let live = listed(false);
+        let replay = listed(true);
+        assert!(live.iter().all(|h| !h.starts_with("replay:")), "{live:?}");
+        assert_eq!(
+            replay.iter().filter(|h| h.starts_with("replay:")).count(),
+            4
+        );
+        // A replay refuses every delete and flush: they give the replay keys their room.
+        assert!(replay.iter().all(|h| !h.contains("flush")), "{replay:?}");
+        assert!(live.iter().any(|h| h.contains("flush")), "{live:?}");
     }
 }

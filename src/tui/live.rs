@@ -11,13 +11,14 @@ use std::time::{Duration, SystemTime};
 
 use crate::actions::{Context, Plan};
 use crate::decode::{Event, Record};
-use crate::engine::{self, Command, EngineEvent, EngineHandle};
+use crate::engine::{self, Command, EngineEvent, EngineHandle, ReplayControl};
 use crate::filter::Filter;
 use crate::model::store::{ExpectKey, FlowKey, Stats};
 use crate::model::{Expectation, Flow, Store};
 
 use super::model::{
-    Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, Request, RowFilter,
+    Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, ReplayRequest, Request,
+    RowFilter,
 };
 use super::TuiOptions;
 
@@ -157,6 +158,7 @@ impl PlanSink {
                 flows_plan(flows, &what)
             }
             Request::FlushHelperExpects(name) => Plan::flush_helper(store, &name),
+            Request::Replay(_) => return Err("a replay control removes nothing".into()),
             Request::FlushAll { flows, expects } => {
                 let mut plan = flows_plan(flows, "every flow and expectation shown");
                 let e = expects_plan(expects, "");
@@ -172,6 +174,18 @@ impl PlanSink {
 
 impl CommandSink<LiveModel> for PlanSink {
     fn send(&mut self, model: &LiveModel, request: Request) -> Result<(), String> {
+        if let Request::Replay(r) = request {
+            let c = match r {
+                ReplayRequest::TogglePause => ReplayControl::TogglePause,
+                ReplayRequest::Step => ReplayControl::Step,
+                ReplayRequest::End => ReplayControl::End,
+                ReplayRequest::Speed(s) => ReplayControl::Speed(s.engine()),
+            };
+            return model
+                .engine
+                .send(Command::Replay(c))
+                .map_err(|e| e.to_string());
+        }
         let mut plan = self.plan(&model.store, request, model.engine.now())?;
         plan.after = Some(model.applied);
         if plan.is_empty() {
@@ -291,6 +305,62 @@ mod tests {
         // Live: the epoch is "now minus elapsed", i.e. close to today.
         let live = EngineClock::new(engine::Clock::Wall(std::time::Instant::now()));
         assert!(live.epoch() > start);
+    }
+
+    /// The whole path of a replay key below the app: the sink turns the request into a
+    /// `Command::Replay` and the engine's replay obeys it. A recording whose last frame is
+    /// an hour in ends at once after `End`, and a held replay delivers nothing.
+    #[test]
+    fn replay_requests_reach_the_engines_replay_clock() {
+        use crate::engine::record::{Kind, Reader, Writer};
+        use crate::engine::{Engine, Options, Replay, Speed, EXPECTS, FLOWS};
+        use std::sync::mpsc::RecvTimeoutError;
+        let mut w = Writer::new(Vec::new(), "mem".into(), 0).unwrap();
+        w.frame(0, Kind::DumpBegin, &[FLOWS | EXPECTS]).unwrap();
+        w.frame(0, Kind::DumpEnd, &[FLOWS | EXPECTS]).unwrap();
+        w.frame(3_600_000_000_000, Kind::Overrun, &[]).unwrap();
+        let bytes = w.into_inner().unwrap();
+        let reader = Reader::new(std::io::Cursor::new(bytes), "mem".into()).unwrap();
+        let replay = Replay::new(reader, Speed::RealTime(1.0));
+        let (events, engine) = Engine::spawn(Box::new(replay), Options::default()).unwrap();
+        let clock = engine.clock();
+        let model = LiveModel {
+            store: Store::new(),
+            engine,
+            applied: 0,
+        };
+        let mut sink = PlanSink {
+            ctx: Context::default(),
+        };
+        // Deadlines only bound a failure; a passing run never waits for them.
+        let until_closed = |events: &Receiver<EngineEvent>| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match events.recv_timeout(left) {
+                    Ok(_) => {}
+                    Err(RecvTimeoutError::Disconnected) => return true,
+                    Err(RecvTimeoutError::Timeout) => return false,
+                }
+            }
+        };
+        sink.send(&model, Request::Replay(ReplayRequest::TogglePause))
+            .unwrap();
+        sink.send(
+            &model,
+            Request::Replay(ReplayRequest::Speed(super::super::ReplaySpeed::Fast)),
+        )
+        .unwrap();
+        // Held, even at full pace: the hour-later frame is not played.
+        assert!(matches!(
+            events.recv_timeout(Duration::from_millis(100)),
+            Ok(_) | Err(RecvTimeoutError::Timeout)
+        ));
+        assert!(clock.now() < 3600, "held at {}", clock.now());
+        sink.send(&model, Request::Replay(ReplayRequest::End))
+            .unwrap();
+        assert!(until_closed(&events), "the replay did not end after End");
+        assert_eq!(clock.now(), 3600);
     }
 
     #[test]

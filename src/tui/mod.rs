@@ -32,8 +32,8 @@ use ratatui::crossterm::event::{self, Event as TermEvent};
 
 pub use app::{App, AppEvent, SshSession, Tab, TuiOptions};
 pub use model::{
-    ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, Request,
-    RowFilter, SystemClock,
+    ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, ReplayRequest,
+    ReplaySpeed, Request, RowFilter, SystemClock,
 };
 pub use theme::ThemeKind;
 
@@ -53,7 +53,8 @@ pub use theme::ThemeKind;
 /// status line, and `run` returns it as an error after the terminal is restored.
 ///
 /// The terminal is restored on every exit path: normal return, error, panic (ratatui's
-/// panic hook) and SIGINT/SIGTERM/SIGHUP (a self-pipe turns them into `AppEvent::Signal`).
+/// panic hook) and SIGINT/SIGTERM/SIGHUP (signal-hook's self-pipe turns them into
+/// `AppEvent::Signal`).
 pub fn run<M: Model>(
     opts: TuiOptions,
     model: M,
@@ -64,8 +65,7 @@ pub fn run<M: Model>(
     assessor: Option<Box<dyn risk::Assess>>,
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel::<AppEvent<M::Event>>();
-    let signals = SignalPipe::install()?;
-    spawn_signal_reader(signals.read_fd, tx.clone());
+    let signals = SignalThread::spawn(tx.clone())?;
     spawn_forwarder(engine, tx.clone());
     spawn_input(tx.clone());
     let tick = opts.tick;
@@ -170,101 +170,50 @@ fn spawn_input<E: Send + 'static>(tx: Sender<AppEvent<E>>) {
 }
 
 static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
-static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
 
-extern "C" fn on_signal(sig: libc::c_int) {
-    LAST_SIGNAL.store(sig, Ordering::Relaxed);
-    let fd = PIPE_WRITE.load(Ordering::Relaxed);
-    if fd >= 0 {
-        let b = sig as u8;
-        // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
-        unsafe {
-            libc::write(fd, (&b as *const u8).cast(), 1);
-        }
-    }
+/// SIGINT/SIGTERM/SIGHUP → `AppEvent::Signal` on the app's channel, so the main loop
+/// wakes, leaves normally and restores the terminal.
+///
+/// `signal_hook::iterator::Signals` is the same self-pipe this module used to hand-roll
+/// (an async-signal-safe handler writes a byte, a thread reads it), kept by the crate the
+/// `watch` and `record` commands already use for their flags: no `unsafe` here, and one
+/// signal registry in the process. Dropping it closes the iterator (its thread ends) and
+/// unregisters our actions; unlike the old code it does not reinstate the previous
+/// handler (signal-hook never does), which matters only in the instant between the
+/// dashboard's end and the process's exit.
+struct SignalThread {
+    handle: signal_hook::iterator::Handle,
 }
 
-/// SIGINT/SIGTERM/SIGHUP → one byte on a pipe, read by a thread that turns it into
-/// `AppEvent::Signal`, so the main loop leaves normally and restores the terminal.
-/// Dropping it restores the previous handlers.
-struct SignalPipe {
-    read_fd: i32,
-    write_fd: i32,
-    old: Vec<(i32, libc::sigaction)>,
-}
+const SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
 
-const SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
-
-impl SignalPipe {
-    fn install() -> io::Result<SignalPipe> {
-        let mut fds = [0i32; 2];
-        // SAFETY: pipe2 writes two fds into the array we own.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        PIPE_WRITE.store(fds[1], Ordering::Relaxed);
-        let mut old = Vec::new();
-        for sig in SIGNALS {
-            // SAFETY: a zeroed sigaction is a valid starting value; we set the handler and
-            // an empty mask before installing it, and keep the previous one to restore.
-            unsafe {
-                let mut sa: libc::sigaction = std::mem::zeroed();
-                sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-                libc::sigemptyset(&mut sa.sa_mask);
-                sa.sa_flags = libc::SA_RESTART;
-                let mut prev: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, &sa, &mut prev) == 0 {
-                    old.push((sig, prev));
-                }
-            }
-        }
-        Ok(SignalPipe {
-            read_fd: fds[0],
-            write_fd: fds[1],
-            old,
-        })
-    }
-}
-
-impl Drop for SignalPipe {
-    fn drop(&mut self) {
-        for (sig, prev) in &self.old {
-            // SAFETY: restoring the handler we replaced.
-            unsafe {
-                libc::sigaction(*sig, prev, std::ptr::null_mut());
-            }
-        }
-        PIPE_WRITE.store(-1, Ordering::Relaxed);
-        // SAFETY: closing the write end wakes the reader thread with EOF; both fds are ours.
-        unsafe {
-            libc::close(self.write_fd);
-        }
-    }
-}
-
-fn spawn_signal_reader<E: Send + 'static>(fd: i32, tx: Sender<AppEvent<E>>) {
-    thread::Builder::new()
-        .name("tui-signals".into())
-        .spawn(move || {
-            let mut b = 0u8;
-            loop {
-                // SAFETY: reading one byte into a local from the pipe we created.
-                let n = unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) };
-                if n == 1 {
-                    if tx.send(AppEvent::Signal(i32::from(b))).is_err() {
+impl SignalThread {
+    fn spawn<E: Send + 'static>(tx: Sender<AppEvent<E>>) -> io::Result<SignalThread> {
+        let mut signals = signal_hook::iterator::Signals::new(SIGNALS)?;
+        let handle = signals.handle();
+        thread::Builder::new()
+            .name("tui-signals".into())
+            .spawn(move || {
+                // `forever` ends when the handle is closed.
+                for sig in signals.forever() {
+                    LAST_SIGNAL.store(sig, Ordering::Relaxed);
+                    if tx.send(AppEvent::Signal(sig)).is_err() {
                         break;
                     }
-                } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted
-                {
-                    break;
                 }
-            }
-            // SAFETY: the read end is only used by this thread.
-            unsafe {
-                libc::close(fd);
-            }
-        })
-        .ok();
+            })?;
+        Ok(SignalThread { handle })
+    }
+}
+
+impl Drop for SignalThread {
+    fn drop(&mut self) {
+        self.handle.close();
+    }
 }
 
 #[cfg(test)]

@@ -211,10 +211,13 @@ pub struct FilterFault {
 /// Compiles the filter bar's text (the filter module's `Filter::parse` in production).
 pub type FilterFactory = Box<dyn Fn(&str) -> Result<Box<dyn RowFilter>, FilterFault>>;
 
-/// A destructive request the user confirmed; the engine (through the lead's adapter to
-/// `actions::Plan`) executes it. The TUI never touches sockets.
+/// A request to the engine: a destructive one the user confirmed, which the engine
+/// executes (through the lead's adapter to `actions::Plan`), or a replay clock control.
+/// The TUI never touches sockets or files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
+    /// Steer a replay's clock (`engine::Command::Replay`); no confirmation, nothing removed.
+    Replay(ReplayRequest),
     /// Delete these flows (the selected one, or a master's RELATED children).
     DeleteFlows(Vec<FlowKey>),
     /// Delete these expectations.
@@ -233,6 +236,60 @@ pub enum Request {
         flows: Vec<FlowKey>,
         expects: Vec<ExpectKey>,
     },
+}
+
+/// What a replay viewer asks of the replay's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayRequest {
+    /// Hold the clock, or let it run again.
+    TogglePause,
+    /// While held: play the next recorded frame.
+    Step,
+    /// Play the rest of the recording at once.
+    End,
+    /// Play at this pace from here on.
+    Speed(ReplaySpeed),
+}
+
+/// The replay paces the dashboard offers (the `x` key cycles them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplaySpeed {
+    /// The recorded pace.
+    #[default]
+    Normal,
+    /// Ten times the recorded pace.
+    Ten,
+    /// As fast as the recording can be read (`--fast`).
+    Fast,
+}
+
+impl ReplaySpeed {
+    /// The next pace in the `x` cycle: 1x, 10x, fast, 1x…
+    pub fn next(self) -> ReplaySpeed {
+        match self {
+            ReplaySpeed::Normal => ReplaySpeed::Ten,
+            ReplaySpeed::Ten => ReplaySpeed::Fast,
+            ReplaySpeed::Fast => ReplaySpeed::Normal,
+        }
+    }
+
+    /// How the header spells it.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReplaySpeed::Normal => "1x",
+            ReplaySpeed::Ten => "10x",
+            ReplaySpeed::Fast => "fast",
+        }
+    }
+
+    /// The engine's pace for it.
+    pub fn engine(self) -> engine::Speed {
+        match self {
+            ReplaySpeed::Normal => engine::Speed::RealTime(1.0),
+            ReplaySpeed::Ten => engine::Speed::RealTime(10.0),
+            ReplaySpeed::Fast => engine::Speed::Fast,
+        }
+    }
 }
 
 /// Where confirmed requests go: in production `live::PlanSink` turns them into an

@@ -219,6 +219,14 @@ fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     if let Some(ns) = &app.opts.namespace {
         l1.push(Item::new(7, vec![Span::styled(format!("ns:{ns}"), t.dim)]).glued());
     }
+    if let Some(r) = app.replay {
+        // The replay's position (whole recorded seconds) and pace; "held" when `p` holds it.
+        let mut spans = vec![Span::raw(format!("at {}s {}", app.now, r.speed.label()))];
+        if r.held {
+            spans.push(Span::styled(" held", t.paused));
+        }
+        l1.push(Item::new(3, spans));
+    }
     match app.opts.conntrack_max {
         Some(max) if max > 0 => {
             let ratio = (s.flows as f64 / max as f64).min(1.0);
@@ -1503,7 +1511,7 @@ fn popup(f: &mut Frame, area: Rect, w: u16, h: u16) -> Rect {
 fn help<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     let t = &app.theme;
     let mut lines: Vec<Line> = Vec::new();
-    for (title, rows) in keymap::help_sections(app.opts.read_only) {
+    for (title, rows) in keymap::help_sections(app.opts.read_only, app.replay.is_some()) {
         lines.push(Line::from(Span::styled(title, t.title)));
         for (keys, h) in rows {
             lines.push(Line::from(vec![
