@@ -24,6 +24,7 @@ use common::tmux::Tmux;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Who runs a command and where.
 #[derive(Clone, Copy, Debug)]
@@ -338,12 +339,10 @@ fn check(world: &World, cmd: &str, plan: Plan) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(" ");
             // `; echo EXITED $?` leaves the exit status on the screen after `q`.
-            let tm = Tmux::start(
-                "readme",
-                &format!("{line}; echo EXITED $?; sleep 30"),
-                120,
-                40,
-            );
+            // A tmux server per dashboard: reusing one socket races the previous server's exit.
+            static SEQ: AtomicU32 = AtomicU32::new(0);
+            let tag = format!("readme{}", SEQ.fetch_add(1, Ordering::SeqCst));
+            let tm = Tmux::start(&tag, &format!("{line}; echo EXITED $?; sleep 30"), 120, 40);
             tm.wait_for(&format!("a first screen showing '{shows}'"), |s| {
                 s.contains(shows) && !s.contains("EXITED")
             });
