@@ -16,8 +16,13 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("network namespace '{name}': {reason}\nhint: list them with 'ip netns list', or pass /proc/PID/ns/net")]
-    Netns { name: String, reason: String },
+    /// `--netns` could not be entered; `hint` names the fix for this particular failure.
+    #[error("network namespace '{name}': {reason}\n{hint}")]
+    Netns {
+        name: String,
+        reason: String,
+        hint: &'static str,
+    },
     #[error("recording '{path}': {reason}")]
     Recording { path: String, reason: String },
     #[error(transparent)]
@@ -43,21 +48,18 @@ fn errno_text(errno: i32) -> String {
     io::Error::from_raw_os_error(errno).to_string()
 }
 
-const PRIV_HINT: &str =
-    "\nhint: ctscope needs CAP_NET_ADMIN: run it with sudo, or once: sudo setcap cap_net_admin+ep $(command -v ctscope)";
-
-fn errno_hint(errno: i32) -> &'static str {
+fn errno_hint(errno: i32) -> String {
     if errno == libc::EPERM || errno == libc::EACCES {
-        PRIV_HINT
+        format!("\n{}", crate::privilege::NET_ADMIN_HINT)
     } else {
-        ""
+        String::new()
     }
 }
 
-fn io_hint(e: &io::Error) -> &'static str {
+fn io_hint(e: &io::Error) -> String {
     if e.kind() == io::ErrorKind::PermissionDenied {
-        PRIV_HINT
+        format!("\n{}", crate::privilege::NET_ADMIN_HINT)
     } else {
-        ""
+        String::new()
     }
 }

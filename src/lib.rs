@@ -15,6 +15,7 @@ pub mod filter;
 pub mod model;
 pub mod netlink;
 pub mod output;
+pub mod privilege;
 pub mod recent;
 pub mod risk;
 pub mod ssh;

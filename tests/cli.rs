@@ -619,3 +619,109 @@ fn labels_use_connlabel_names() {
     );
     let _ = std::fs::remove_file(&conf);
 }
+
+/// A copy of the binary carrying file capabilities `caps`, in a directory `nobody` can
+/// reach (the target directory may not be). Removed on drop.
+struct CapCopy {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+}
+
+impl CapCopy {
+    fn new(tag: &str, caps: &str) -> CapCopy {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("ctscope-caps-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.join("ctscope");
+        std::fs::copy(env!("CARGO_BIN_EXE_ctscope"), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = Command::new("setcap")
+            .arg(caps)
+            .arg(&bin)
+            .output()
+            .expect("setcap (package libcap2-bin)");
+        assert!(out.status.success(), "setcap: {}", text(&out.stderr));
+        CapCopy { dir, bin }
+    }
+
+    /// Run the copy as `nobody` with no inherited capabilities: only the file's count.
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(&self.bin)
+            .args(args)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv")
+    }
+}
+
+impl Drop for CapCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// What `setcap cap_net_admin+ep` covers, tried as `nobody`: reading this host's table
+/// (read-only: `count`, `list`) works, `audit` reads the nftables ruleset through its `nft`
+/// child (CAP_NET_ADMIN passed on as an ambient capability), and `--netns` fails naming
+/// CAP_SYS_ADMIN with the exact setcap line that adds it. With that line, `--netns` works.
+#[test]
+fn file_capabilities_cover_what_the_readme_says() {
+    if !privileged("file_capabilities_cover_what_the_readme_says") {
+        return;
+    }
+    let net = CapCopy::new("net", "cap_net_admin+ep");
+    // Host table: read only.
+    let out = net.run(&["count"]);
+    assert!(out.status.success(), "count: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).trim().parse::<u64>().is_ok(),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = net.run(&["list", "--json"]);
+    assert!(out.status.success(), "list: {}", text(&out.stderr));
+
+    let out = net.run(&["audit"]);
+    let report = text(&out.stdout);
+    assert!(
+        !report.contains("'nft -j list ruleset' failed"),
+        "nft did not get CAP_NET_ADMIN:\n{report}"
+    );
+
+    let lab = Lab::new("caps", 61);
+    lab.restore(
+        &lab.srv.clone(),
+        "-I -p tcp -s 10.213.61.2 -d 10.213.61.1 --sport 40000 --dport 22 --state ESTABLISHED -t 300",
+    );
+    let out = net.run(&["--netns", &lab.srv, "count"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("CAP_SYS_ADMIN") && err.contains("setcap cap_net_admin,cap_sys_admin+ep"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 2, "one line and a hint: {err}");
+
+    let both = CapCopy::new("both", "cap_net_admin,cap_sys_admin+ep");
+    let out = both.run(&["--netns", &lab.srv, "count"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "1");
+    // audit inside the namespace: nft runs from the namespace thread, so the ambient
+    // capability must be raised there too.
+    lab.sh_ok(&lab.srv, "nft add table inet capsprobe");
+    let out = both.run(&["--netns", &lab.srv, "audit"]);
+    let report = text(&out.stdout);
+    assert!(
+        !report.contains("'nft -j list ruleset' failed"),
+        "nft inside the namespace did not get CAP_NET_ADMIN:\n{report}"
+    );
+}

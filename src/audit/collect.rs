@@ -71,6 +71,10 @@ pub fn unread_params(
                 let f = dir.join("parameters").join(&param);
                 match std::fs::read_to_string(&f) {
                     Ok(_) => "read failed earlier".to_string(),
+                    // 0600 root files: no capability short of CAP_DAC_OVERRIDE reads them.
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                        format!("{}: readable by root only (run with sudo)", f.display())
+                    }
                     Err(e) => format!("{}: {e}", f.display()),
                 }
             }
@@ -209,6 +213,7 @@ fn live_tables() -> (Result<Vec<Expectation>, String>, Vec<Flow>) {
 
 /// Run a command, returning stdout, or a short reason it could not be read.
 fn command(cmd: &str, args: &[&str]) -> Source {
+    crate::privilege::pass_net_admin_to_children();
     let out = Command::new(cmd)
         .args(args)
         .stdin(Stdio::null())
@@ -225,10 +230,14 @@ fn command(cmd: &str, args: &[&str]) -> Source {
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
         let err = err.trim();
-        let hint = if err.contains("Operation not permitted") || err.contains("Permission denied") {
-            "\nhint: reading the ruleset and conntrack tables needs CAP_NET_ADMIN: run with sudo"
+        let hint = if err.contains("Operation not permitted") {
+            format!("\n{}", crate::privilege::NET_ADMIN_HINT)
+        } else if err.contains("Permission denied") {
+            // iptables-legacy-save reads root-only /proc/net/ip_tables_names: a file mode,
+            // which no capability short of CAP_DAC_OVERRIDE gets past.
+            "\nhint: this file is readable by root only: run with sudo".to_owned()
         } else {
-            ""
+            String::new()
         };
         let line = std::iter::once(cmd)
             .chain(args.iter().copied())

@@ -24,7 +24,8 @@ pub struct Cli {
 
 const AFTER_HELP: &str = "\
 Privileges: reading and changing the conntrack table needs CAP_NET_ADMIN (sudo, or
-`sudo setcap cap_net_admin+ep $(command -v ctscope)`). --replay needs none.";
+`sudo setcap cap_net_admin+ep $(command -v ctscope)`); --netns also needs CAP_SYS_ADMIN
+(cap_net_admin,cap_sys_admin+ep). --replay needs none.";
 
 /// The help heading of the options that change only the dashboard (and --fast, which also
 /// paces `watch --replay`), so they do not crowd the options of the headless commands.

@@ -49,9 +49,17 @@ impl Namespace {
     }
 
     fn error(&self, reason: String) -> Error {
+        self.error_hint(
+            reason,
+            "hint: list them with 'ip netns list', or pass /proc/PID/ns/net",
+        )
+    }
+
+    fn error_hint(&self, reason: String, hint: &'static str) -> Error {
         Error::Netns {
             name: self.name().to_owned(),
             reason,
+            hint,
         }
     }
 }
@@ -71,10 +79,10 @@ where
         let reason = match e.kind() {
             io::ErrorKind::NotFound => format!("'{}' does not exist", path.display()),
             io::ErrorKind::PermissionDenied => {
-                format!(
-                    "cannot open '{}': permission denied (needs root)",
-                    path.display()
-                )
+                return ns.error_hint(
+                    format!("cannot open '{}': permission denied", path.display()),
+                    crate::privilege::NETNS_OPEN_HINT,
+                );
             }
             _ => format!("cannot open '{}': {e}", path.display()),
         };
@@ -88,16 +96,16 @@ where
                 let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
                 if r != 0 {
                     let e = io::Error::last_os_error();
-                    let reason = match e.raw_os_error() {
+                    return Err(match e.raw_os_error() {
                         Some(libc::EINVAL) => {
-                            format!("'{}' is not a network namespace", path.display())
+                            ns.error(format!("'{}' is not a network namespace", path.display()))
                         }
-                        Some(libc::EPERM) => {
-                            "entering it needs CAP_SYS_ADMIN (run with sudo)".into()
-                        }
-                        _ => format!("setns failed: {e}"),
-                    };
-                    return Err(ns.error(reason));
+                        Some(libc::EPERM) => ns.error_hint(
+                            "entering it (setns) is not permitted without CAP_SYS_ADMIN".into(),
+                            crate::privilege::SYS_ADMIN_HINT,
+                        ),
+                        _ => ns.error(format!("setns failed: {e}")),
+                    });
                 }
                 f()
             })

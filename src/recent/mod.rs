@@ -99,6 +99,7 @@ impl Rulesets {
 }
 
 fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
+    crate::privilege::pass_net_admin_to_children();
     let out = Command::new(cmd)
         .args(args)
         .stdin(Stdio::null())

@@ -196,6 +196,7 @@ fn filled_sets(items: &[Value]) -> BTreeSet<(String, String, String)> {
 
 /// Run `nft ARGS`, stdout on success.
 pub fn nft(args: &[&str]) -> Result<String, RecentError> {
+    crate::privilege::pass_net_admin_to_children();
     let out = Command::new("nft")
         .args(args)
         .stdin(Stdio::null())

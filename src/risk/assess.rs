@@ -599,7 +599,7 @@ impl Assessor {
                 findings.push(Finding::new(
                     FindingKind::ListeningSocket,
                     format!(
-                        "{what} of helper '{name}' toward {pname} {}: a local service listens on :{port}, outside the ephemeral range, and no process holding it could be found to compare with the master connection's owner (a kernel socket, or fds unreadable without root) (dport {}; hint: run as root to name it)",
+                        "{what} of helper '{name}' toward {pname} {}: a local service listens on :{port}, outside the ephemeral range, and no process holding it could be found to compare with the master connection's owner (a kernel socket, or another user's /proc/PID/fd, which only root reads; CAP_NET_ADMIN does not open it) (dport {}; hint: run with sudo to name it)",
                         toward(*port),
                         freedom.dport
                     ),
