@@ -93,7 +93,7 @@ fn run() -> Result<(), String> {
                     return false;
                 }
                 if let Some(bit) = o.status_bit {
-                    if !status(m).is_some_and(|s| s & (1 << bit) != 0) {
+                    if status(m).is_none_or(|s| s & (1 << bit) == 0) {
                         return true;
                     }
                 }

@@ -41,7 +41,7 @@ impl Listener {
             return false;
         }
         let hit = |ip: IpAddr, port: u16| {
-            port == self.port && self.addr.map_or(true, |a| a == ip.to_canonical())
+            port == self.port && self.addr.is_none_or(|a| a == ip.to_canonical())
         };
         let reply = f.reply();
         hit(f.orig.dst_ip(), f.orig.dport) || hit(reply.src_ip(), reply.sport)

@@ -132,7 +132,7 @@ fn timestamp(body: &[u8]) -> Result<(u64, u64), DecodeError> {
 /// `CTA_LABELS`: the kernel copies its `unsigned long bits[]` (host order,
 /// `ctnetlink_dump_labels`), at most 128 bits. Bit n of the result is label n.
 fn labels(p: &[u8]) -> Result<u128, DecodeError> {
-    if p.len() > 16 || p.len() % 4 != 0 {
+    if p.len() > 16 || !p.len().is_multiple_of(4) {
         return Err(malformed(
             CTX,
             CTA_LABELS,

@@ -331,7 +331,7 @@ impl HelperTable {
     pub fn lookup(&self, name: &str, class: u32) -> Option<&Arc<Entry>> {
         self.live().find(|e| {
             e.kernel_names.iter().any(|n| n.eq_ignore_ascii_case(name))
-                && e.classes.as_ref().map_or(true, |c| c.contains(&class))
+                && e.classes.as_ref().is_none_or(|c| c.contains(&class))
         })
     }
 
@@ -363,7 +363,7 @@ impl HelperTable {
             (None, None) => true,
             _ => false,
         };
-        let proto_ok = |e: &Entry| e.protocol.map_or(true, |x| x == p);
+        let proto_ok = |e: &Entry| e.protocol.is_none_or(|x| x == p);
         let master: &'a str = match master_helper {
             Some(m) => m,
             None => {

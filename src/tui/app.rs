@@ -1329,7 +1329,7 @@ impl<M: Model> App<M> {
         let model = &self.model;
         let c = self.tally(title, Pending::FlushFiltered(text), &|f| {
             model.for_each_flow(&mut |x| {
-                if filter.map_or(true, |p| p.match_flow(x, now)) {
+                if filter.is_none_or(|p| p.match_flow(x, now)) {
                     f(x)
                 }
             })

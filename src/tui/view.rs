@@ -573,7 +573,7 @@ pub fn build_flows<M: Model + ?Sized>(
         keys = Vec::with_capacity(m.flow_count());
         m.for_each_flow(&mut |f| {
             total += 1;
-            if filter.map_or(true, |x| x.match_flow(f, now)) {
+            if filter.is_none_or(|x| x.match_flow(f, now)) {
                 keys.push(FlowKey::of(f));
             }
         });
@@ -582,7 +582,7 @@ pub fn build_flows<M: Model + ?Sized>(
         let mut pairs: Vec<(SortVal, FlowKey)> = Vec::with_capacity(m.flow_count());
         m.for_each_flow(&mut |f| {
             total += 1;
-            if filter.map_or(true, |x| x.match_flow(f, now)) {
+            if filter.is_none_or(|x| x.match_flow(f, now)) {
                 pairs.push((flow_sort_val(risk, col, f, now), FlowKey::of(f)));
             }
         });
@@ -615,7 +615,7 @@ pub fn build_expects<M: Model + ?Sized>(
     )> = Vec::new();
     m.for_each_expectation(&mut |e| {
         total += 1;
-        if filter.map_or(true, |x| x.match_expect(e, now)) {
+        if filter.is_none_or(|x| x.match_expect(e, now)) {
             let second = if col == ExpectCol::Master {
                 (e.master, e.tuple, e.zone)
             } else {
@@ -703,7 +703,7 @@ pub fn build_chains<M: Model + ?Sized>(
         let mk = FlowKey::new(e.zone, e.master);
         let g = groups.entry(mk).or_default();
         g.expects.push(ExpectKey::of(e));
-        g.hit |= filter.map_or(true, |x| x.match_expect(e, now));
+        g.hit |= filter.is_none_or(|x| x.match_expect(e, now));
     });
     m.for_each_flow(&mut |f| {
         if !f.is_related() {
@@ -720,7 +720,7 @@ pub fn build_chains<M: Model + ?Sized>(
         if let Some(mk) = master {
             let g = groups.entry(mk).or_default();
             g.related.push(key);
-            g.hit |= filter.map_or(true, |x| x.match_flow(f, now));
+            g.hit |= filter.is_none_or(|x| x.match_flow(f, now));
         }
     });
     let total = groups.len();
