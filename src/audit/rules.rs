@@ -333,8 +333,9 @@ pub fn nft_text_by_handle(text: &str) -> BTreeMap<(String, String, String, u64),
     out
 }
 
-/// Split an iptables-save rule line into words, honouring double quotes (comments).
-fn words(line: &str) -> Vec<String> {
+/// Split an iptables-save rule line into words, honouring double quotes (comments) and the
+/// backslash escapes iptables-save writes inside them. Also `recent`'s rule reader.
+pub(crate) fn words(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;

@@ -223,33 +223,6 @@ impl Machine {
 // ---------------------------------------------------------------------------------------
 // iptables-save
 
-/// Split a rule line into words, honouring double quotes.
-fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut any = false;
-    for c in line.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                any = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if any || !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if any || !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
 /// The rules of `iptables-save` output (`family` `ip` for iptables, `ip6` for ip6tables),
 /// in order; tables are named `FAMILY TABLE` so IPv4 and IPv6 schemes stay apart.
 pub fn parse_iptables(text: &str, family: &str) -> Vec<RuleInfo> {
@@ -264,7 +237,7 @@ pub fn parse_iptables(text: &str, family: &str) -> Vec<RuleInfo> {
         if !line.starts_with("-A ") {
             continue;
         }
-        let w = words(line);
+        let w = crate::audit::rules::words(line);
         let chain = w.get(1).cloned().unwrap_or_default();
         let mut packet = Packet::default();
         let mut ops = Vec::new();
