@@ -490,16 +490,18 @@ impl Pump {
     fn decode(&mut self, m: &[u8], recheck: bool, dumped: bool) {
         match decode::message(m) {
             Ok((Message::Record { event, record }, _)) => {
-                let at = self.clock.now_ns();
+                // Dump entries share their batch's time: the clock is read per message only
+                // for events, not a million times during a dump.
+                let at = (!dumped || self.batch.is_empty()).then(|| self.clock.now_ns());
                 if !self.batch.is_empty()
                     && (self.batch_recheck != recheck
-                        || (!dumped && at.saturating_sub(self.batch_at) > BATCH_SPAN_NS))
+                        || at.is_some_and(|at| at.saturating_sub(self.batch_at) > BATCH_SPAN_NS))
                 {
                     self.flush();
                 }
                 if self.batch.is_empty() {
                     self.batch_recheck = recheck;
-                    self.batch_at = at;
+                    self.batch_at = at.unwrap_or_else(|| self.clock.now_ns());
                     if dumped {
                         // A dump fills whole batches: size it once.
                         self.batch.reserve(self.batch_max.min(4096));
