@@ -93,26 +93,20 @@ fn replay(w: u16, h: u16) -> Harness<Store> {
         hs.clock.0.set(last);
         let tables = f.bytes.first().copied().unwrap_or(FLOWS | EXPECTS);
         let (flows, expects) = (tables & FLOWS != 0, tables & EXPECTS != 0);
+        let records = || {
+            decode::messages(&f.bytes)
+                .filter_map(|m| match m {
+                    Ok(Message::Record { event, record }) => Some((event, record)),
+                    _ => None,
+                })
+                .collect()
+        };
         let ev = match f.kind {
             Kind::DumpBegin => EngineEvent::DumpBegin { flows, expects },
             Kind::DumpEnd => EngineEvent::DumpEnd { flows, expects },
             Kind::Overrun => EngineEvent::Overrun,
-            Kind::DumpMsg | Kind::EventMsg => EngineEvent::Records(
-                decode::messages(&f.bytes)
-                    .filter_map(|m| match m {
-                        Ok(Message::Record { event, record }) => Some((event, record)),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
-            Kind::RecheckMsg => EngineEvent::Rechecked(
-                decode::messages(&f.bytes)
-                    .filter_map(|m| match m {
-                        Ok(Message::Record { event, record }) => Some((event, record)),
-                        _ => None,
-                    })
-                    .collect(),
-            ),
+            Kind::DumpMsg | Kind::EventMsg => EngineEvent::Records(records()),
+            Kind::RecheckMsg => EngineEvent::Rechecked(records()),
         };
         hs.app.handle(ctscope::tui::AppEvent::Engine(ev));
     }

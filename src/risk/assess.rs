@@ -867,6 +867,19 @@ mod tests {
         l.with_owners(o)
     }
 
+    /// A store holding `flows` as one dump reported them.
+    fn dumped<const N: usize>(flows: [Flow; N]) -> Store {
+        let mut store = Store::new();
+        for f in flows {
+            store.apply(
+                crate::decode::Event::Dump,
+                crate::decode::Record::Flow(f),
+                0,
+            );
+        }
+        store
+    }
+
     fn related(orig: Tuple, master: Tuple) -> Flow {
         let mut f = Flow::new(orig);
         f.status = crate::model::flow::status::EXPECTED | crate::model::flow::status::CONFIRMED;
@@ -882,17 +895,7 @@ mod tests {
         let mut mf = Flow::new(master);
         mf.helper = intern("ftp");
         let f = related(v4(SERVER, 47000, CLIENT, 3306, proto::TCP), master);
-        let mut store = Store::new();
-        store.apply(
-            crate::decode::Event::Dump,
-            crate::decode::Record::Flow(mf),
-            0,
-        );
-        store.apply(
-            crate::decode::Event::Dump,
-            crate::decode::Record::Flow(f.clone()),
-            0,
-        );
+        let store = dumped([mf, f.clone()]);
         let asr = Assessor::new(
             HelperTable::embedded().unwrap(),
             Config::default(),
@@ -932,12 +935,7 @@ mod tests {
         assert_eq!(j.listener["listener"]["pid"], 812);
 
         // The master gone too: the flow names no helper, so no row; still judged.
-        let mut bare = Store::new();
-        bare.apply(
-            crate::decode::Event::Dump,
-            crate::decode::Record::Flow(f.clone()),
-            0,
-        );
+        let bare = dumped([f.clone()]);
         let a = asr.flow(&bare, &FlowKey::of(&f)).expect("assessed");
         assert_eq!(a.row, None);
         assert!(a
@@ -989,17 +987,7 @@ mod tests {
         let mut mf = Flow::new(master);
         mf.helper = intern("ftp");
         let f = related(v4(SERVER, 20, CLIENT, 20000, proto::TCP), master);
-        let mut store = Store::new();
-        store.apply(
-            crate::decode::Event::Dump,
-            crate::decode::Record::Flow(mf),
-            0,
-        );
-        store.apply(
-            crate::decode::Event::Dump,
-            crate::decode::Record::Flow(f.clone()),
-            0,
-        );
+        let store = dumped([mf, f.clone()]);
         let asr = Assessor::new(
             HelperTable::embedded().unwrap(),
             Config::default(),
