@@ -171,6 +171,10 @@ pub enum Command {
         /// Overwrite FILE if it exists (it is never followed through a symlink).
         #[arg(long)]
         force: bool,
+        /// Leave out recency snapshots (xt_recent lists, nft sets, knock progress), which
+        /// are otherwise recorded every 1-10 s for `recent --replay`.
+        #[arg(long)]
+        no_recent: bool,
     },
     /// Audit helper exposure: helper assignment, RELATED rules, rp_filter, live expectations.
     /// Exit 0 clean, 1 findings, 2 could not look.
