@@ -196,9 +196,20 @@ fn bad_names_and_replay_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("'10.0.0.999' is not an IPv4 or IPv6 address"));
-    let out = ctscope(&["--replay", "/nonexistent.ctrec", "recent"]);
+    // A recording cannot be changed; reading one that is missing names it.
+    let out = ctscope(&[
+        "--replay",
+        "/nonexistent.ctrec",
+        "recent",
+        "flush",
+        "x",
+        "--yes",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("drop --replay"));
+    let out = ctscope(&["--replay", "/nonexistent.ctrec", "recent"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'/nonexistent.ctrec'"));
 }
 
 #[test]

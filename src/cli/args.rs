@@ -208,6 +208,10 @@ pub enum Command {
         /// One JSON object (lists, sets, machines, progress, admitted flows).
         #[arg(long)]
         json: bool,
+        /// With --replay: the state as of this far into the recording (e.g. 12s); default:
+        /// its end.
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        at: Option<std::time::Duration>,
     },
     /// Print a shell completion script (e.g. `ctscope completions bash > /etc/bash_completion.d/ctscope`).
     Completions {

@@ -80,7 +80,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             no_recent,
         }) => record(&g, &file, duration, force, !no_recent),
         Some(Command::Audit { opts }) => super::audit_main(&g, opts),
-        Some(Command::Recent { action, json }) => super::recent::main(&g, action, json),
+        Some(Command::Recent { action, json, at }) => super::recent::main(&g, action, json, at),
         Some(Command::Stats { expect, json }) => super::pressure::stats(&g, expect, json),
         Some(Command::Count { expect, json }) => super::pressure::count(&g, expect, json),
         Some(Command::Completions { shell }) => {
