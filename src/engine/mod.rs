@@ -1057,6 +1057,83 @@ mod tests {
         std::fs::remove_file(&path).ok();
     }
 
+    /// A recency snapshot keeps its place among the events: the records before it are
+    /// delivered first, it is dated, recorded as its own frame, and a damaged one is one
+    /// message that stops nothing.
+    #[test]
+    fn recency_snapshots_keep_their_place_and_a_damaged_one_stops_nothing() {
+        let snap = crate::recent::recorded::encode(
+            &crate::recent::Snapshot {
+                clock: crate::recent::Clock::fixed(250, 1, std::time::UNIX_EPOCH),
+                lists: Ok(Vec::new()),
+                sets: Ok(Vec::new()),
+                machines: Vec::new(),
+                unreadable: Vec::new(),
+            },
+            None,
+        );
+        let ev = source::synthetic_destroy(&FlowKey::of(&crate::model::Flow::new(
+            crate::model::Tuple::default(),
+        )));
+        let snap: &'static [u8] = Box::leak(snap.into_boxed_slice());
+        let ev: &'static [u8] = Box::leak(ev.into_boxed_slice());
+        let (src, _) = fake(
+            false,
+            vec![
+                Some(Item::Event(ev)),
+                Some(Item::Recent(snap)),
+                Some(Item::Recent(b"{damaged")),
+                Some(Item::Event(ev)),
+            ],
+        );
+        let path =
+            std::env::temp_dir().join(format!("ctscope-engine-recent-{}.rec", std::process::id()));
+        let opts = Options {
+            record: Some(record::Writer::create(&path, true).unwrap()),
+            ..Options::default()
+        };
+        let (rx, _handle) = Engine::spawn(Box::new(src), opts).unwrap();
+        let mut names = Vec::new();
+        let mut damaged = String::new();
+        for e in rx.iter() {
+            if let EngineEvent::RecentDamaged(m) = &e {
+                damaged = m.clone();
+            }
+            names.push(name(&e));
+        }
+        assert_eq!(
+            names,
+            [
+                "received",
+                "begin",
+                "received",
+                "end",
+                "received",
+                "records",
+                "received",
+                "recent",
+                "received",
+                "recent-damaged",
+                "received",
+                "records"
+            ]
+        );
+        assert!(
+            damaged.contains("is damaged and skipped") && !damaged.contains('\n'),
+            "{damaged}"
+        );
+        let mut r = record::Reader::open(&path).unwrap();
+        let kinds: Vec<record::Kind> = std::iter::from_fn(|| r.next_frame().unwrap())
+            .map(|f| f.kind)
+            .collect();
+        use record::Kind::*;
+        assert_eq!(
+            kinds,
+            [DumpBegin, DumpEnd, EventMsg, Recent, Recent, EventMsg]
+        );
+        std::fs::remove_file(&path).ok();
+    }
+
     #[test]
     fn redump_interval_adapts_to_table_size() {
         let min = Duration::from_secs(10);

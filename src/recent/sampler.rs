@@ -53,17 +53,27 @@ impl Drop for Sampler {
 
 fn run(ns: &Namespace, name: Option<&str>, tx: &Sender<Vec<u8>>, stopped: &Receiver<()>) {
     loop {
-        let (bytes, wait) = match netns::run_in(ns, || Ok(super::snapshot_here())) {
-            Ok(s) => (
-                super::recorded::encode(&s, name),
-                super::changes::interval(&s),
-            ),
-            // The namespace went away: nothing more to sample.
-            Err(_) => return,
+        let snap = match netns::run_in(ns, || Ok(super::snapshot_here())) {
+            Ok(s) => s,
+            Err(e) => {
+                // The namespace cannot be entered (it went away): record why, once, so a
+                // replay says so instead of showing the last state as if it still held.
+                let why = e.to_string();
+                let s = super::Snapshot {
+                    clock: super::Clock::read(),
+                    lists: Err(why.clone()),
+                    sets: Err(why),
+                    machines: Vec::new(),
+                    unreadable: Vec::new(),
+                };
+                let _ = tx.send(super::recorded::encode(&s, name));
+                return;
+            }
         };
-        if tx.send(bytes).is_err() {
+        if tx.send(super::recorded::encode(&snap, name)).is_err() {
             return;
         }
+        let wait = super::changes::interval(&snap);
         match stopped.recv_timeout(wait) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
