@@ -597,7 +597,9 @@ fn a_recorded_knock_replays_with_the_same_progress() {
     let mut lab = Lab::new("rcr", 64);
     let srv = lab.srv.clone();
     lab.sh_ok(&srv, "sysctl -qw net.netfilter.nf_conntrack_events=1");
-    lab.sh_ok(&srv, SEED_IPTABLES);
+    // The seed's own 10 s window: room for a snapshot to land between the knocks even on a
+    // loaded machine (the sampler takes one about every second).
+    lab.sh_ok(&srv, &SEED_IPTABLES.replace("--seconds 2", "--seconds 10"));
     let script_file = setup(&mut lab);
     let script = script_file.path();
     let cli4 = lab.cli4.clone();
@@ -605,7 +607,7 @@ fn a_recorded_knock_replays_with_the_same_progress() {
     let _ = std::fs::remove_file(&rec);
     let rec_s = rec.display().to_string();
     let recorder = Command::new(BIN)
-        .args(["--netns", &srv, "record", &rec_s, "--duration", "9s"])
+        .args(["--netns", &srv, "record", &rec_s, "--duration", "11s"])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -619,7 +621,7 @@ fn a_recorded_knock_replays_with_the_same_progress() {
             .as_nanos() as u64
     };
     knock(&lab, &script, "ping 7");
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(3000));
     let halfway_at = unix();
     let live_half = progress_of(&recent_json(&srv), &cli4).expect("live progress halfway");
     assert_eq!(live_half["stage"], 2, "{live_half:#}");
@@ -652,7 +654,7 @@ fn a_recorded_knock_replays_with_the_same_progress() {
     }
     let left = |p: &Value| p["seconds_left"].as_f64().unwrap();
     assert!(
-        (left(&r) - left(&live_half)).abs() <= 2.5,
+        (-0.2..=3.0).contains(&(left(&r) - left(&live_half))),
         "replay {r:#} live {live_half:#}"
     );
 
