@@ -799,7 +799,7 @@ pub fn drain_events(source: &mut dyn Source, lives: &mut Lives) {
                 }
             }
             Item::Overrun => overrun = true,
-            Item::DumpBegin(_) | Item::DumpEnd(_) => {}
+            Item::DumpBegin(_) | Item::DumpEnd(_) | Item::Recent(_) => {}
         });
         lives.lost |= overrun;
         if !matches!(r, Ok(Poll::Items)) {

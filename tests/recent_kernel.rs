@@ -196,9 +196,20 @@ fn bad_names_and_replay_are_usage_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("'10.0.0.999' is not an IPv4 or IPv6 address"));
-    let out = ctscope(&["--replay", "/nonexistent.ctrec", "recent"]);
+    // A recording cannot be changed; reading one that is missing names it.
+    let out = ctscope(&[
+        "--replay",
+        "/nonexistent.ctrec",
+        "recent",
+        "flush",
+        "x",
+        "--yes",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("drop --replay"));
+    let out = ctscope(&["--replay", "/nonexistent.ctrec", "recent"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'/nonexistent.ctrec'"));
 }
 
 #[test]
@@ -573,4 +584,109 @@ fn nft_dynamic_set_knock_progress_links_and_actions() {
     assert_eq!(p["stage"], 1, "{p:#}");
     assert_eq!(knock_and_hold(&mut lab, &script, "8000"), "refused");
     assert!(!list(&lab, "seenbackend").contains(&cli4));
+}
+
+/// Record while a knock happens, then replay without the lab: the recording's snapshots
+/// show the progress the live `recent --json` showed at the same moments (stage 2 halfway,
+/// then the open last stage with its ESTABLISHED 3306 flow linked to seenbackend).
+#[test]
+fn a_recorded_knock_replays_with_the_same_progress() {
+    if !privileged("a_recorded_knock_replays_with_the_same_progress") {
+        return;
+    }
+    let mut lab = Lab::new("rcr", 64);
+    let srv = lab.srv.clone();
+    lab.sh_ok(&srv, "sysctl -qw net.netfilter.nf_conntrack_events=1");
+    // The seed's own 10 s window: room for a snapshot to land between the knocks even on a
+    // loaded machine (the sampler takes one about every second).
+    lab.sh_ok(&srv, &SEED_IPTABLES.replace("--seconds 2", "--seconds 10"));
+    let script_file = setup(&mut lab);
+    let script = script_file.path();
+    let cli4 = lab.cli4.clone();
+    let rec = std::env::temp_dir().join(format!("{srv}.ctrec"));
+    let _ = std::fs::remove_file(&rec);
+    let rec_s = rec.display().to_string();
+    let recorder = Command::new(BIN)
+        .args(["--netns", &srv, "record", &rec_s, "--duration", "11s"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the recorder");
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let unix = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    };
+    knock(&lab, &script, "ping 7");
+    std::thread::sleep(Duration::from_millis(3000));
+    let halfway_at = unix();
+    let live_half = progress_of(&recent_json(&srv), &cli4).expect("live progress halfway");
+    assert_eq!(live_half["stage"], 2, "{live_half:#}");
+    assert_eq!(knock_and_hold(&mut lab, &script, "8000"), "connected");
+    std::thread::sleep(Duration::from_millis(1500));
+    let live_open = recent_json(&srv);
+    let p = progress_of(&live_open, &cli4).unwrap();
+    assert_eq!(
+        (p["stage"].as_u64(), p["open"].as_bool()),
+        (Some(3), Some(true))
+    );
+
+    let out = recorder.wait_with_output().expect("recorder");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start = ctscope::engine::record::Reader::open(&rec).unwrap().start();
+
+    // Halfway, as of the last snapshot taken by then: the same stage and list, and the
+    // time left within the sampling interval of what the live command said.
+    let at = format!("{}ms", (halfway_at - start) / 1_000_000);
+    let v = ctscope(&["--replay", &rec_s, "recent", "--json", "--at", &at]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let v: Value = serde_json::from_slice(&v.stdout).unwrap();
+    let r = progress_of(&v, &cli4).expect("replayed progress halfway");
+    for k in ["stage", "of", "list", "next", "open", "expired"] {
+        assert_eq!(r[k], live_half[k], "{k}: replay {r:#} live {live_half:#}");
+    }
+    let left = |p: &Value| p["seconds_left"].as_f64().unwrap();
+    assert!(
+        (-0.2..=3.0).contains(&(left(&r) - left(&live_half))),
+        "replay {r:#} live {live_half:#}"
+    );
+
+    // At the end: the open stage and the same admitted flow, linked to seenbackend.
+    let v = ctscope(&["--replay", &rec_s, "recent", "--json"]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let v: Value = serde_json::from_slice(&v.stdout).unwrap();
+    let r = progress_of(&v, &cli4).unwrap();
+    for k in ["stage", "of", "list", "open"] {
+        assert_eq!(r[k], p[k], "{k}: replay {r:#} live {p:#}");
+    }
+    let flows = |v: &Value| -> Vec<(String, String, String)> {
+        v["admitted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["list"].as_str().unwrap_or_default().to_owned(),
+                    a["flow"].as_str().unwrap_or_default().to_owned(),
+                    a["state"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let live_flows = flows(&live_open);
+    assert!(
+        live_flows
+            .iter()
+            .any(|(l, _, s)| l == "seenbackend" && s == "ESTABLISHED"),
+        "{live_open:#}"
+    );
+    assert_eq!(flows(&v), live_flows);
+    std::fs::remove_file(&rec).ok();
 }

@@ -107,6 +107,8 @@ fn replay(w: u16, h: u16) -> Harness<Store> {
             Kind::Overrun => EngineEvent::Overrun,
             Kind::DumpMsg | Kind::EventMsg => EngineEvent::Records(records()),
             Kind::RecheckMsg => EngineEvent::Rechecked(records()),
+            // No screen shows recency state yet.
+            Kind::Recent => continue,
         };
         hs.app.handle(ctscope::tui::AppEvent::Engine(ev));
     }

@@ -171,6 +171,10 @@ pub enum Command {
         /// Overwrite FILE if it exists (it is never followed through a symlink).
         #[arg(long)]
         force: bool,
+        /// Leave out recency snapshots (xt_recent lists, nft sets, knock progress), which
+        /// are otherwise recorded every 1-10 s for `recent --replay`.
+        #[arg(long)]
+        no_recent: bool,
     },
     /// Audit helper exposure: helper assignment, RELATED rules, rp_filter, live expectations.
     /// Exit 0 clean, 1 findings, 2 could not look.
@@ -204,6 +208,10 @@ pub enum Command {
         /// One JSON object (lists, sets, machines, progress, admitted flows).
         #[arg(long)]
         json: bool,
+        /// With --replay: the state as of this far into the recording (e.g. 12s); default:
+        /// its end.
+        #[arg(long, value_name = "DURATION", value_parser = duration)]
+        at: Option<std::time::Duration>,
     },
     /// Print a shell completion script (e.g. `ctscope completions bash > /etc/bash_completion.d/ctscope`).
     Completions {

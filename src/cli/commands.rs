@@ -77,9 +77,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             file,
             duration,
             force,
-        }) => record(&g, &file, duration, force),
+            no_recent,
+        }) => record(&g, &file, duration, force, !no_recent),
         Some(Command::Audit { opts }) => super::audit_main(&g, opts),
-        Some(Command::Recent { action, json }) => super::recent::main(&g, action, json),
+        Some(Command::Recent { action, json, at }) => super::recent::main(&g, action, json, at),
         Some(Command::Stats { expect, json }) => super::pressure::stats(&g, expect, json),
         Some(Command::Count { expect, json }) => super::pressure::count(&g, expect, json),
         Some(Command::Completions { shell }) => {
@@ -117,15 +118,20 @@ pub fn open_source(g: &Global, follow: bool, speed: Speed) -> Result<Box<dyn Sou
     if let Some(path) = &g.replay {
         return Ok(Box::new(Replay::open(path, speed)?));
     }
+    Ok(Box::new(open_live(g, follow)?))
+}
+
+/// The live kernel in the namespace `g` names.
+fn open_live(g: &Global, follow: bool) -> Result<Live> {
     // An exact event buffer (bytes, no 8 MiB floor): tests set a tiny one to provoke
     // ENOBUFS and see the resync in the stream.
     if let Some(rcvbuf) = std::env::var("CTSCOPE_RCVBUF")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
     {
-        return Ok(Box::new(Live::open_exact(&namespace(g), follow, rcvbuf)?));
+        return Ok(Live::open_exact(&namespace(g), follow, rcvbuf)?);
     }
-    Ok(Box::new(Live::open(&namespace(g), follow)?))
+    Ok(Live::open(&namespace(g), follow)?)
 }
 
 /// On the command line a text term (`/regex/`, bare word) searches the line ctscope prints
@@ -581,11 +587,17 @@ fn record(
     file: &std::path::Path,
     duration: Option<Duration>,
     force: bool,
+    recent: bool,
 ) -> Result<ExitCode> {
     if g.replay.is_some() {
         return Err(Usage("record reads the live kernel; drop --replay".into()).into());
     }
-    let source = open_source(g, true, Speed::Fast)?;
+    let mut source = open_live(g, true)?;
+    if recent {
+        // Recency state has no events: snapshots go into the recording on a timer.
+        source.sample_recent(g.netns.clone())?;
+    }
+    let source = Box::new(source);
     let writer = engine::record::Writer::create(file, force)?;
     catch_stop_signals()?;
     let opts = Options {

@@ -1,5 +1,6 @@
 //! `ctscope recent`: show recency state (xt_recent lists, nft dynamic sets), the knock
-//! machine and each source's progress, with the live flows the last stage let in; and
+//! machine and each source's progress, with the live flows the last stage let in (or, with
+//! `--replay FILE [--at D]`, the same from a recording's snapshots and flows); and
 //! `recent delete NAME ADDR` / `recent flush NAME`, under the same confirmation rules as
 //! `delete` and `flush` (`--dry-run`, `--yes`, the admin's SSH address spared unless
 //! `--include-own-ssh`).
@@ -13,21 +14,37 @@ use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 
 use super::args::{ActArgs, Global, RecentAction};
 use super::Usage;
-use crate::engine::{self, Live};
+use crate::engine::{self, Engine, EngineEvent, Live, Options, Replay, Speed};
+use crate::model::recent::RecentState;
 use crate::model::Store;
 use crate::netlink::{netns, Namespace};
 use crate::recent::{self, procfs, Lang, RecentError, Snapshot};
 
-pub fn main(g: &Global, action: Option<RecentAction>, json: bool) -> Result<ExitCode> {
+pub fn main(
+    g: &Global,
+    action: Option<RecentAction>,
+    json: bool,
+    at: Option<Duration>,
+) -> Result<ExitCode> {
+    if let (Some(path), None) = (&g.replay, &action) {
+        return replayed(path, at, json);
+    }
     if g.replay.is_some() {
         return Err(Usage(
-            "recent reads the live lists, sets and ruleset; a recording holds none of them\nhint: drop --replay"
+            "recent delete and flush change the live lists; a recording cannot be changed\nhint: drop --replay"
                 .into(),
+        )
+        .into());
+    }
+    if at.is_some() {
+        return Err(Usage(
+            "--at picks a moment of a recording\nhint: add --replay FILE, or drop --at".into(),
         )
         .into());
     }
@@ -66,18 +83,103 @@ fn show(g: &Global, ns: &Namespace, json: bool) -> Result<ExitCode> {
     let snap = recent::snapshot(ns)?;
     let (store, ct_err) = flows(ns);
     let admitted = snap.admitted(store.flows());
+    print(
+        &snap,
+        &admitted,
+        ct_err.as_deref(),
+        g.netns.as_deref(),
+        None,
+        json,
+    )
+}
+
+/// `recent --replay FILE [--at D]`: play the recording (flows and recency snapshots, in
+/// recorded order) up to `at` into a store and a `RecentState`, then print the last
+/// snapshot as the live command would, with the flows its last stages let in taken from
+/// the replayed table at that moment. No privilege needed.
+fn replayed(path: &Path, at: Option<Duration>, json: bool) -> Result<ExitCode> {
+    let source = Replay::open(path, Speed::Fast)?;
+    let start = source.recorded_start();
+    let limit = at.map(|d| start.saturating_add(d.as_nanos() as u64));
+    let (rx, handle) = Engine::spawn(Box::new(source), Options::default())?;
+    let mut store = Store::new();
+    let mut state = RecentState::new();
+    let mut received = start;
+    let name = shown(&path.display().to_string());
+    let now = |t: u64| (t.saturating_sub(start) / 1_000_000_000) as u32;
+    for ev in rx.iter() {
+        match ev {
+            EngineEvent::Received(t) => {
+                if limit.is_some_and(|l| t > l) {
+                    break;
+                }
+                received = t;
+            }
+            EngineEvent::Fatal(m) => anyhow::bail!("{m}"),
+            EngineEvent::Recent(s) => state.apply(*s, received),
+            EngineEvent::RecentDamaged(m) => {
+                eprintln!("ctscope: '{name}': {m}");
+                state.note_damaged(m);
+            }
+            EngineEvent::DecodeErrors(n) => {
+                eprintln!("ctscope: {n} message(s) could not be decoded and are not shown")
+            }
+            ev => {
+                engine::apply(&mut store, ev, now(received));
+            }
+        }
+    }
+    handle.stop();
+    let end = limit.map_or(received, |l| l.max(received));
+    store.expire_expectations(now(end));
+    let (Some(snap), Some(taken)) = (state.snapshot(), state.at()) else {
+        let when = at.map_or(String::new(), |d| {
+            format!(" in its first {}", humantime::format_duration(d))
+        });
+        anyhow::bail!(
+            "recording '{name}' holds no recency snapshot{when}\nhint: 'ctscope record' takes them (every 1-10 s) unless given --no-recent; recordings made before version 2 of the format have none"
+        );
+    };
+    let admitted = snap.admitted(store.flows());
+    let offset = taken.saturating_sub(start) as f64 / 1e9;
+    print(snap, &admitted, None, None, Some((&name, offset)), json)
+}
+
+/// Print a snapshot as text or JSON; `replay` is the recording and how far into it the
+/// snapshot was taken.
+fn print(
+    snap: &Snapshot,
+    admitted: &[recent::Admitted],
+    ct_err: Option<&str>,
+    netns: Option<&str>,
+    replay: Option<(&str, f64)>,
+    json: bool,
+) -> Result<ExitCode> {
     let out = io::stdout().lock();
     let mut w = BufWriter::new(out);
     let written = if json {
-        let mut v = recent::to_json(&snap, &admitted, g.netns.as_deref());
-        if let (Some(e), Some(u)) = (&ct_err, v["unreadable"].as_array_mut()) {
+        let mut v = recent::to_json(snap, admitted, netns);
+        if let (Some(e), Some(u)) = (ct_err, v["unreadable"].as_array_mut()) {
             u.push(format!("conntrack: {e}").into());
+        }
+        if let (Some((_, offset)), Some(o)) = (replay, v.as_object_mut()) {
+            o.insert(
+                "replay_offset_s".into(),
+                ((offset * 1000.0).round() / 1000.0).into(),
+            );
         }
         serde_json::to_writer_pretty(&mut w, &v)
             .map_err(io::Error::other)
             .and_then(|_| writeln!(w))
     } else {
-        w.write_all(text(&snap, &admitted, ct_err.as_deref()).as_bytes())
+        let head = replay.map_or(String::new(), |(name, offset)| {
+            format!(
+                "Recorded in '{name}', {offset:.1} s in ({})\n\n",
+                humantime::format_rfc3339_seconds(snap.clock.at)
+            )
+        });
+        w.write_all(head.as_bytes())
+            .and_then(|_| w.write_all(text(snap, admitted, ct_err).as_bytes()))
     };
     match written.and_then(|_| w.flush()) {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),

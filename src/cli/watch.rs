@@ -151,7 +151,11 @@ impl Stream {
                     out(Out::Resync(Box::new(self.marker(&r, "end"))));
                 }
             }
-            EngineEvent::DecodeErrors(_) | EngineEvent::ActionDone(_) | EngineEvent::Fatal(_) => {}
+            EngineEvent::DecodeErrors(_)
+            | EngineEvent::ActionDone(_)
+            | EngineEvent::Fatal(_)
+            | EngineEvent::Recent(_)
+            | EngineEvent::RecentDamaged(_) => {}
         }
     }
 

@@ -68,6 +68,14 @@ pub enum EngineEvent {
     ActionDone(Report),
     /// The engine stopped on an error (e.g. a socket failure); the message is for the user.
     Fatal(String),
+    /// Recency state (xt_recent lists, nft sets, knock machines) as of the `Received`
+    /// time before it: sampled live beside the events, or played back from a recording,
+    /// in order with the flow records either way. Not store state: the owner keeps it
+    /// (`model::recent::RecentState`).
+    Recent(Box<crate::recent::Snapshot>),
+    /// A recorded recency snapshot could not be read; one line for the user. Nothing else
+    /// is lost: the replay goes on.
+    RecentDamaged(String),
 }
 
 /// Why a re-dump runs.
@@ -185,7 +193,9 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
         | EngineEvent::Resync(_)
         | EngineEvent::DecodeErrors(_)
         | EngineEvent::ActionDone(_)
-        | EngineEvent::Fatal(_) => false,
+        | EngineEvent::Fatal(_)
+        | EngineEvent::Recent(_)
+        | EngineEvent::RecentDamaged(_) => false,
     }
 }
 
@@ -301,7 +311,7 @@ pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<Load
                     send(Chunk::Msgs(std::mem::replace(&mut cur, next)));
                 }
             }
-            Item::Overrun => {}
+            Item::Overrun | Item::Recent(_) => {}
         });
         if !cur.is_empty() {
             send(Chunk::Msgs(std::mem::take(&mut cur)));
@@ -619,6 +629,20 @@ impl Pump {
                 self.stamp();
                 self.send(EngineEvent::Overrun);
             }
+            Item::Recent(b) => {
+                // After the records before it, dated by the clock (a replay: its frame).
+                self.flush();
+                self.write(record::Kind::Recent, b);
+                self.stamp();
+                let ev = match crate::recent::recorded::decode(b) {
+                    Ok(s) => EngineEvent::Recent(Box::new(s)),
+                    Err(e) => EngineEvent::RecentDamaged(format!(
+                        "the recency snapshot at {:.3} s is damaged and skipped: {e}",
+                        self.clock.now_ns() as f64 / 1e9
+                    )),
+                };
+                self.send(ev);
+            }
         }
     }
 }
@@ -900,6 +924,8 @@ mod tests {
             EngineEvent::DecodeErrors(_) => "decode-errors",
             EngineEvent::ActionDone(_) => "action",
             EngineEvent::Fatal(_) => "fatal",
+            EngineEvent::Recent(_) => "recent",
+            EngineEvent::RecentDamaged(_) => "recent-damaged",
         }
     }
 
@@ -1027,6 +1053,83 @@ mod tests {
                 record::Kind::DumpEnd,
                 record::Kind::RecheckMsg
             ]
+        );
+        std::fs::remove_file(&path).ok();
+    }
+
+    /// A recency snapshot keeps its place among the events: the records before it are
+    /// delivered first, it is dated, recorded as its own frame, and a damaged one is one
+    /// message that stops nothing.
+    #[test]
+    fn recency_snapshots_keep_their_place_and_a_damaged_one_stops_nothing() {
+        let snap = crate::recent::recorded::encode(
+            &crate::recent::Snapshot {
+                clock: crate::recent::Clock::fixed(250, 1, std::time::UNIX_EPOCH),
+                lists: Ok(Vec::new()),
+                sets: Ok(Vec::new()),
+                machines: Vec::new(),
+                unreadable: Vec::new(),
+            },
+            None,
+        );
+        let ev = source::synthetic_destroy(&FlowKey::of(&crate::model::Flow::new(
+            crate::model::Tuple::default(),
+        )));
+        let snap: &'static [u8] = Box::leak(snap.into_boxed_slice());
+        let ev: &'static [u8] = Box::leak(ev.into_boxed_slice());
+        let (src, _) = fake(
+            false,
+            vec![
+                Some(Item::Event(ev)),
+                Some(Item::Recent(snap)),
+                Some(Item::Recent(b"{damaged")),
+                Some(Item::Event(ev)),
+            ],
+        );
+        let path =
+            std::env::temp_dir().join(format!("ctscope-engine-recent-{}.rec", std::process::id()));
+        let opts = Options {
+            record: Some(record::Writer::create(&path, true).unwrap()),
+            ..Options::default()
+        };
+        let (rx, _handle) = Engine::spawn(Box::new(src), opts).unwrap();
+        let mut names = Vec::new();
+        let mut damaged = String::new();
+        for e in rx.iter() {
+            if let EngineEvent::RecentDamaged(m) = &e {
+                damaged = m.clone();
+            }
+            names.push(name(&e));
+        }
+        assert_eq!(
+            names,
+            [
+                "received",
+                "begin",
+                "received",
+                "end",
+                "received",
+                "records",
+                "received",
+                "recent",
+                "received",
+                "recent-damaged",
+                "received",
+                "records"
+            ]
+        );
+        assert!(
+            damaged.contains("is damaged and skipped") && !damaged.contains('\n'),
+            "{damaged}"
+        );
+        let mut r = record::Reader::open(&path).unwrap();
+        let kinds: Vec<record::Kind> = std::iter::from_fn(|| r.next_frame().unwrap())
+            .map(|f| f.kind)
+            .collect();
+        use record::Kind::*;
+        assert_eq!(
+            kinds,
+            [DumpBegin, DumpEnd, EventMsg, Recent, Recent, EventMsg]
         );
         std::fs::remove_file(&path).ok();
     }

@@ -4,7 +4,7 @@
 //!
 //! Format, all integers little-endian:
 //! ```text
-//! header:  magic "CTSCOPE\0REC" + version u8 (=1) | start u64 (ns since the Unix epoch)
+//! header:  magic "CTSCOPE\0REC" + version u8 (=2) | start u64 (ns since the Unix epoch)
 //! frame:   t u64 (ns since start) | kind u8 | len u32 | len bytes
 //! ```
 //! Kinds: 1 dump-begin and 3 dump-end (payload: one byte, the tables: 1 flows | 2 expects),
@@ -12,7 +12,15 @@
 //! 5 overrun (no payload: the kernel dropped events here),
 //! 6 recheck-msg (payload: one netlink message: the kernel's answer to a re-check of a flow
 //! whose timeout passed, or the DELETE synthesized when it had none; housekeeping, not an
-//! event the kernel multicast).
+//! event the kernel multicast),
+//! 7 recent (payload: one JSON object, a recency snapshot in the shape of
+//! `ctscope recent --json` without `admitted`, which a replay derives from its own flows;
+//! see `recent::recorded`).
+//!
+//! Versions: 1 has kinds 1-6; 2 adds kind 7 and changes nothing else, so this build reads
+//! both (a version-1 file simply has no recency state). Writers stamp 2, so a build that
+//! reads only version 1 refuses a new file at its header, with a message naming the
+//! version, instead of stopping at the first kind-7 frame halfway through a replay.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -21,7 +29,9 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 11] = b"CTSCOPE\0REC";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The oldest version this build reads (see the module doc).
+const OLDEST_VERSION: u8 = 1;
 const HEADER_LEN: u64 = 11 + 1 + 8;
 /// Larger than any ctnetlink message; a bigger length means a corrupt file.
 const MAX_FRAME: u32 = 1 << 20;
@@ -48,6 +58,9 @@ pub enum Kind {
     /// The answer to a re-check (`conntrack -G`), or a synthesized DELETE when the flow
     /// was gone: store housekeeping, kept apart from the kernel's events.
     RecheckMsg = 6,
+    /// A recency snapshot (xt_recent lists, nft sets, knock machines): JSON, see
+    /// `recent::recorded`. Version 2 on.
+    Recent = 7,
 }
 
 impl Kind {
@@ -59,6 +72,7 @@ impl Kind {
             4 => Kind::EventMsg,
             5 => Kind::Overrun,
             6 => Kind::RecheckMsg,
+            7 => Kind::Recent,
             _ => return None,
         })
     }
@@ -195,11 +209,11 @@ impl<R: Read> Reader<R> {
                 "at offset 0: not a ctscope recording (bad magic)".into(),
             ));
         }
-        if h[11] != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&h[11]) {
             return Err(rec_err(
                 &name,
                 format!(
-                    "at offset 11: format version {} is not supported (this build reads {VERSION})",
+                    "at offset 11: format version {} is not supported (this build reads {OLDEST_VERSION} to {VERSION})",
                     h[11]
                 ),
             ));
@@ -405,6 +419,38 @@ mod tests {
         assert!(!dir.join("nowhere").exists());
         assert_eq!(std::fs::read(&target).unwrap(), b"precious");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Version 1 files (no recency frames) still read; a newer version is refused at the
+    /// header, naming it.
+    #[test]
+    fn version_one_reads_and_unknown_versions_are_refused() {
+        let mut bytes = sample();
+        assert_eq!(bytes[11], 2);
+        bytes[11] = 1;
+        let mut r = Reader::new(&bytes[..], "old".into()).unwrap();
+        assert_eq!(r.next_frame().unwrap().unwrap().kind, Kind::DumpBegin);
+        for v in [0u8, 3] {
+            bytes[11] = v;
+            let e = Reader::new(&bytes[..], "x".into())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.contains(&format!("format version {v} is not supported"))
+                    && e.contains("offset 11"),
+                "{e}"
+            );
+        }
+        let mut w = Writer::new(Vec::new(), "mem".into(), 1).unwrap();
+        w.frame(7, Kind::Recent, b"{}").unwrap();
+        let bytes = w.into_inner().unwrap();
+        let f = Reader::new(&bytes[..], "x".into())
+            .unwrap()
+            .next_frame()
+            .unwrap()
+            .unwrap();
+        assert_eq!((f.t, f.kind, &f.bytes[..]), (7, Kind::Recent, &b"{}"[..]));
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub enum Item<'a> {
     Recheck(&'a [u8]),
     /// Events were lost (ENOBUFS).
     Overrun,
+    /// A recency snapshot (xt_recent lists, nft sets, knock machines) as a recording's
+    /// `Recent` payload: taken live by `recent::sampler`, or played back.
+    Recent(&'a [u8]),
 }
 
 /// What a `poll` ended with.
@@ -129,6 +132,8 @@ pub struct Live {
     events: Option<Subscription>,
     start: Instant,
     ns: Namespace,
+    /// Recency snapshots taken beside the events (`sample_recent`).
+    recent: Option<crate::recent::sampler::Sampler>,
 }
 
 impl Live {
@@ -157,7 +162,21 @@ impl Live {
             events,
             start: Instant::now(),
             ns: ns.clone(),
+            recent: None,
         })
+    }
+
+    /// Also deliver recency snapshots of this namespace (`Item::Recent`), at the cadence
+    /// `recent::changes::interval` picks; `name` is the namespace as the user gave it.
+    pub fn sample_recent(&mut self, name: Option<String>) -> Result<()> {
+        let s = crate::recent::sampler::Sampler::spawn(self.ns.clone(), name).map_err(|e| {
+            Error::Io {
+                op: "spawn recency sampler thread",
+                source: e,
+            }
+        })?;
+        self.recent = Some(s);
+        Ok(())
     }
 
     /// The namespace this source watches.
@@ -199,6 +218,11 @@ impl Source for Live {
         max: usize,
         sink: &mut dyn FnMut(Item<'_>),
     ) -> Result<Poll> {
+        // A snapshot is delivered between event batches, so it keeps its place in time.
+        if let Some(b) = self.recent.as_ref().and_then(|r| r.try_next()) {
+            sink(Item::Recent(&b));
+            return Ok(Poll::Items);
+        }
         let Some(events) = self.events.as_mut() else {
             std::thread::sleep(timeout);
             return Ok(Poll::Timeout);
@@ -392,6 +416,7 @@ fn deliver(f: &record::Frame, sink: &mut dyn FnMut(Item<'_>)) {
         Kind::EventMsg => sink(Item::Event(&f.bytes)),
         Kind::Overrun => sink(Item::Overrun),
         Kind::RecheckMsg => sink(Item::Recheck(&f.bytes)),
+        Kind::Recent => sink(Item::Recent(&f.bytes)),
     }
 }
 
@@ -517,6 +542,7 @@ mod tests {
         End(u8),
         Event(Vec<u8>),
         Overrun,
+        Recent(Vec<u8>),
     }
 
     fn collect(out: &mut Vec<Got>) -> impl FnMut(Item<'_>) + '_ {
@@ -527,6 +553,7 @@ mod tests {
                 Item::DumpEnd(t) => Got::End(t),
                 Item::Event(m) | Item::Recheck(m) => Got::Event(m.to_vec()),
                 Item::Overrun => Got::Overrun,
+                Item::Recent(b) => Got::Recent(b.to_vec()),
             })
         }
     }

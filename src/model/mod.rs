@@ -8,6 +8,7 @@ pub mod flow;
 pub mod helper;
 pub mod labels;
 pub mod protocols;
+pub mod recent;
 pub mod stats;
 pub mod store;
 pub mod tuple;

@@ -15,13 +15,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::nftset::render;
 
 /// The rule language a scheme is written in (fixes are given in it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Lang {
     Iptables,
@@ -58,7 +58,7 @@ pub struct ListOp {
 }
 
 /// The packet a rule matches, as far as a knock is concerned.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Packet {
     pub proto: Option<String>,
     /// Destination port(s) as written (`8000`, `7`, `echo`, `1000:2000`).
@@ -141,7 +141,7 @@ pub struct RuleInfo {
 }
 
 /// A transition: a packet that moves a source into `to` (from `from`, if a list was needed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Edge {
     pub from: Option<String>,
     pub to: String,
@@ -154,7 +154,7 @@ pub struct Edge {
 }
 
 /// What the last list lets in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Opening {
     pub from: String,
     pub packet: Packet,
@@ -165,14 +165,14 @@ pub struct Opening {
 
 /// One stage: being in `list`, reached by `entered_by` (every rule path that puts a
 /// source in it, from whatever list: more than one is an audit finding).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stage {
     pub list: String,
     pub entered_by: Vec<Edge>,
 }
 
 /// A whole knock: stages in order, then what the last one opens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Machine {
     pub lang: Lang,
     pub table: String,

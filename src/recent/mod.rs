@@ -5,7 +5,9 @@
 //! Layout: `clock` (HZ and jiffies), `procfs` (xt_recent lists, the only writer to
 //! /proc/net/xt_recent), `nftset` (stateful sets, `nft delete element`/`flush set`),
 //! `machine` (the knock model from iptables-save and nft JSON, and progress), `audit`
-//! (findings), `changes` (what moved between two looks; the polling period). This file
+//! (findings), `changes` (what moved between two looks; the polling period), `recorded`
+//! (a snapshot as a recording's frame and back), `sampler` (snapshots on a timer, for
+//! the recorder). This file
 //! gathers a `Snapshot` inside a namespace and turns it into the JSON contract of
 //! `ctscope recent --json`. No terminal code: names and elements stay raw here and are
 //! escaped by whatever prints them to a terminal.
@@ -16,6 +18,8 @@ pub mod clock;
 pub mod machine;
 pub mod nftset;
 pub mod procfs;
+pub mod recorded;
+pub mod sampler;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -253,6 +257,7 @@ impl Snapshot {
                     }
                     if self.presence(m, &o.from, src).is_some() {
                         out.push(Admitted {
+                            key: crate::model::store::FlowKey::of(f),
                             machine: i,
                             list: o.from.clone(),
                             addr: src,
@@ -271,6 +276,9 @@ impl Snapshot {
 /// A live flow linked to the list entry that let it in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Admitted {
+    /// The flow's identity in the store (a front end selects or acts on it by this).
+    #[serde(skip)]
+    pub key: crate::model::store::FlowKey,
     pub machine: usize,
     pub list: String,
     pub addr: IpAddr,
@@ -307,6 +315,7 @@ pub fn to_json(s: &Snapshot, admitted: &[Admitted], netns: Option<&str>) -> serd
                         "last_seen_ago_s": round1(c.age(e.last_seen).as_secs_f64()),
                         "last_seen_unix": round1(unix(c.when(e.last_seen))),
                         "last_seen_jiffies": e.last_seen,
+                        "packets_jiffies": e.stamps,
                         "packets_ago_s": e.stamps.iter().map(|&j| round1(c.age(j).as_secs_f64())).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
                 })
