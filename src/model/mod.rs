@@ -8,8 +8,10 @@ pub mod flow;
 pub mod helper;
 pub mod labels;
 pub mod protocols;
+pub mod stale;
 pub mod stats;
 pub mod store;
+pub mod top;
 pub mod tuple;
 
 pub use expect::{ExpectNat, Expectation};
