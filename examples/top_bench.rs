@@ -1,7 +1,8 @@
 //! `top` grouping at scale (not a test: it prints numbers; the README quotes them).
 //!
 //! `cargo run --release --example top_bench [FLOWS]` (default 1,000,000) builds a store of
-//! synthetic TCP flows (20,000 sources, 40 destinations, 1% UNREPLIED, 30% DNATed), then
+//! synthetic TCP flows (20,000 sources, 40 destinations, 1% UNREPLIED, 30% DNATed, 20% with
+//! byte counters), then
 //! times one full pass (`Top::rebuild`) per grouping key and the per-event cost of
 //! `Top::observe` (a NEW and a DESTROY, as the engine delivers them) followed by the store's
 //! own `apply`, against `apply` alone.
@@ -12,7 +13,7 @@ use ctscope::decode::{Event, Record};
 use ctscope::model::flow::status;
 use ctscope::model::top::{GroupBy, Sort, Top};
 use ctscope::model::tuple::{proto, Family, Tuple};
-use ctscope::model::{Flow, Store};
+use ctscope::model::{Counter, Flow, Store};
 
 fn flow(i: u32) -> Flow {
     let mut t = Tuple {
@@ -39,6 +40,12 @@ fn flow(i: u32) -> Flow {
         f.set_reply(r);
         f.status |= status::DST_NAT;
     }
+    if i % 5 == 0 {
+        f.extra_mut().counters = Some([Counter {
+            packets: 1,
+            bytes: u64::from(i % 1500),
+        }; 2]);
+    }
     f
 }
 
@@ -53,8 +60,13 @@ fn main() {
         store.apply(Event::Dump, Record::Flow(flow(i)), 0);
     }
     println!("flows: {}", store.flow_count());
-    for by in GroupBy::ALL {
+    for (by, bytes) in GroupBy::ALL
+        .into_iter()
+        .map(|b| (b, true))
+        .chain([(GroupBy::Src, false), (GroupBy::Zone, false)])
+    {
         let mut top = Top::new(by);
+        top.set_bytes(bytes);
         top.rebuild(&store, 0); // warm: the map reaches its size once
         let t0 = Instant::now();
         let passes = 5;
@@ -66,8 +78,9 @@ fn main() {
         let rows = top.rows(Sort::Count, 20, 5);
         let sort = t1.elapsed();
         println!(
-            "by {:<8} pass {:>7.1} ms  groups {:>7}  top-20 rows {:>6.2} ms  (largest {})",
+            "by {:<8} {} pass {:>7.1} ms  groups {:>7}  top-20 rows {:>6.2} ms  (largest {})",
             by.name(),
+            if bytes { "bytes on " } else { "bytes off" },
             pass.as_secs_f64() * 1e3,
             top.groups(),
             sort.as_secs_f64() * 1e3,

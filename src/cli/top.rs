@@ -164,7 +164,7 @@ fn rebuild(top: &mut Top, store: &Store, now: u32, filter: &Filter) {
     if filter.is_empty() {
         top.rebuild(store, now);
     } else {
-        top.rebuild_where(store, now, &|f| filter.match_flow(f, now));
+        top.rebuild_where(store, now, |f| filter.match_flow(f, now));
     }
 }
 

@@ -362,6 +362,8 @@ pub struct Top {
     generation: Option<u64>,
     /// Events observed since construction (NEW and DESTROY of flows).
     observed: u64,
+    /// Whether passes sum bytes (see [`Top::set_bytes`]).
+    bytes: bool,
 }
 
 impl Top {
@@ -377,6 +379,18 @@ impl Top {
             at: 0,
             generation: None,
             observed: 0,
+            bytes: true,
+        }
+    }
+
+    /// Whether passes sum each flow's byte counters for bytes/s (default on). Counters
+    /// sit behind a pointer, so on a big table with accounting on a pass costs about
+    /// twice as much with them (see README, "Top at a million flows"); a view that does
+    /// not show bytes turns them off.
+    pub fn set_bytes(&mut self, on: bool) {
+        self.bytes = on;
+        if !on {
+            self.byte_rates.clear();
         }
     }
 
@@ -435,12 +449,12 @@ impl Top {
     /// Count every flow of `store` at store time `now` (one pass), and compute bytes per
     /// second against the previous pass.
     pub fn rebuild(&mut self, store: &Store, now: u32) {
-        self.rebuild_where(store, now, &|_| true);
+        self.rebuild_where(store, now, |_| true);
     }
 
     /// [`rebuild`](Top::rebuild) over the flows `keep` accepts (a `--filter`); the caller
     /// then passes only accepted records to [`observe`](Top::observe).
-    pub fn rebuild_where(&mut self, store: &Store, now: u32, keep: &dyn Fn(&Flow) -> bool) {
+    pub fn rebuild_where(&mut self, store: &Store, now: u32, keep: impl Fn(&Flow) -> bool) {
         let mut counts = std::mem::take(&mut self.counts);
         counts.clear();
         let by = self.by;
@@ -452,9 +466,13 @@ impl Top {
             if !f.has(status::SEEN_REPLY) {
                 c.unreplied += 1;
             }
-            if let Some(b) = byte_sum(f) {
-                c.bytes += b;
-                c.acct = true;
+            // The one pointer chase of the pass (counters live in the boxed `Extra`): skipped
+            // when the caller does not show bytes.
+            if self.bytes {
+                if let Some(b) = byte_sum(f) {
+                    c.bytes += b;
+                    c.acct = true;
+                }
             }
         }
         self.total = total;
