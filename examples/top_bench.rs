@@ -40,11 +40,13 @@ fn flow(i: u32) -> Flow {
         f.set_reply(r);
         f.status |= status::DST_NAT;
     }
-    if i % 5 == 0 {
-        f.extra_mut().counters = Some([Counter {
-            packets: 1,
-            bytes: u64::from(i % 1500),
-        }; 2]);
+    if i.is_multiple_of(5) {
+        f.extra_mut().counters = Some(
+            [Counter {
+                packets: 1,
+                bytes: u64::from(i % 1500),
+            }; 2],
+        );
     }
     f
 }

@@ -600,6 +600,40 @@ mod tests {
     }
 
     #[test]
+    fn event_terms_select_lines_by_their_event() {
+        let mut s = stream_with(vec![dumped_flow(proto::TCP, 40000)]);
+        s.filter = Filter::parse("event=destroy or (event=new and sport=40002)").unwrap();
+        let out = run(
+            &mut s,
+            vec![EngineEvent::Records(vec![
+                (Event::New, Record::Flow(dumped_flow(proto::TCP, 40001))),
+                (Event::New, Record::Flow(dumped_flow(proto::TCP, 40002))),
+                (
+                    Event::Destroy,
+                    Record::Flow(kernel_destroy(proto::TCP, 40000)),
+                ),
+            ])],
+        );
+        let seen: Vec<_> = out
+            .iter()
+            .map(|o| {
+                let j = json(o);
+                (
+                    j["event"].as_str().unwrap().to_owned(),
+                    j["orig"]["sport"].as_u64(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("new".to_owned(), Some(40002)),
+                ("destroy".to_owned(), Some(40000))
+            ]
+        );
+    }
+
+    #[test]
     fn another_life_of_the_tuple_lends_nothing() {
         let mut s = stream_with(vec![dumped_flow(proto::TCP, 40000)]);
         let mut k = kernel_destroy(proto::TCP, 40000);
