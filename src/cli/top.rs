@@ -87,11 +87,8 @@ pub fn run(g: &Global, a: TopArgs) -> Result<ExitCode> {
     let json = a.json || a.ndjson;
     let mut out = BufWriter::new(io::stdout().lock());
     let Some(every) = a.interval else {
-        let mut store = super::commands::sized_store(g);
-        let mut source = open_source(g, false, Speed::Fast)?;
-        let now = source.clock().now();
-        engine::load(source.as_mut(), &mut store, now)?;
-        let now = source.clock().now();
+        // The table as `list` sees it (a recording: played to its end).
+        let (store, now, _source) = super::commands::load(g, false)?;
         let mut top = Top::new(a.by);
         rebuild(&mut top, &store, now, &filter);
         print(&mut out, &top, &a, now, max, json)?;
@@ -202,10 +199,12 @@ fn print(
     };
     writeln!(
         out,
-        "top by {}: {} flows in {} groups{}",
+        "top by {}: {} flow{} in {} group{}{}",
         top.by().name(),
         top.total(),
+        if top.total() == 1 { "" } else { "s" },
         top.groups(),
+        if top.groups() == 1 { "" } else { "s" },
         max.map_or(String::new(), |m| format!(", nf_conntrack_max {m}"))
     )?;
     let width = rows
