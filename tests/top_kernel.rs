@@ -200,3 +200,39 @@ fn top_groups_rates_and_group_flush() {
     assert!(row(&doc, "10.9.1.1").is_none());
     assert_eq!(row(&doc, "10.9.3.1").unwrap()["flows"], 600);
 }
+
+/// `age` reads the kernel's start timestamp (`nf_conntrack_timestamp=1`): a flow inserted
+/// now is younger than a minute and not older than an hour; without timestamps no flow
+/// has an age, so neither matches.
+#[test]
+fn age_terms_read_the_start_timestamp() {
+    if !privileged("age_terms_read_the_start_timestamp") {
+        return;
+    }
+    let lab = Lab::new("age", SUBNET + 2);
+    let listed = |expr: &str| {
+        let out = ctscope(&lab.srv, &["list", "--filter", expr]);
+        assert!(out.status.success(), "{expr}");
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    lab.restore(&lab.srv, &flows("10.9.4.1", 1000, 3, 0));
+    assert_eq!(
+        (listed("age<1m"), listed("age>=0")),
+        (0, 0),
+        "no timestamps yet"
+    );
+    lab.sh_ok(
+        &lab.srv,
+        "sysctl -qw net.netfilter.nf_conntrack_timestamp=1",
+    );
+    lab.restore(&lab.srv, &flows("10.9.4.2", 1000, 2, 0));
+    assert_eq!(listed("age<1m"), 2);
+    assert_eq!(listed("age>1h"), 0);
+    assert_eq!(
+        listed("not age>1h"),
+        5,
+        "flows without an age are not older than an hour"
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(listed("age>=2 and age<=10"), 2);
+}
