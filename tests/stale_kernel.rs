@@ -242,3 +242,87 @@ fn flush_stale_removes_closed_masters_expectations_and_idle_orphans_only() {
     drop((live, idle, closed));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A SIP phone registers through the sip helper (on the phone's host, whose table is under
+/// test) and goes away: the registration's PERMANENT expectation stays behind. `flush
+/// --stale --helper sip` removes it, with its reason; `--helper ftp` finds nothing.
+#[test]
+fn flush_stale_removes_a_gone_phones_registration_expectation() {
+    if !privileged("flush_stale_removes_a_gone_phones_registration_expectation") {
+        return;
+    }
+    let mut lab = Lab::new("stalesip", SUBNET + 1);
+    let (srv, cli) = (lab.srv.clone(), lab.cli.clone());
+    lab.sh_ok(
+        &cli,
+        "iptables -t raw -A OUTPUT -p udp --dport 5060 -j CT --helper sip",
+    );
+    let (c, s) = (lab.cli4.clone(), lab.srv4.clone());
+    let msg = |first: &str, contact: &str| {
+        let lines = [
+            first.to_owned(),
+            format!("Via: SIP/2.0/UDP {c}:5060;branch=z9hG4bK1"),
+            "Max-Forwards: 70".into(),
+            format!("To: <sip:alice@{s}>"),
+            format!("From: <sip:alice@{s}>;tag=a1"),
+            format!("Call-ID: reg1@{c}"),
+            "CSeq: 1 REGISTER".into(),
+            contact.to_owned(),
+            "Content-Length: 0".into(),
+        ];
+        let m = format!("{}\r\n\r\n", lines.join("\r\n"));
+        m.bytes().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let register = msg(
+        &format!("REGISTER sip:{s} SIP/2.0"),
+        &format!("Contact: <sip:alice@{c}:5060>\r\nExpires: 3600"),
+    );
+    let ok = msg(
+        "SIP/2.0 200 OK",
+        &format!("Contact: <sip:alice@{c}:5060>;expires=3600"),
+    );
+    lab.spawn(
+        &srv,
+        &format!(
+            "/usr/bin/python3 -c \"import socket,time\n\
+             s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('{s}',5060))\n\
+             _,p=s.recvfrom(4096); s.sendto(bytes.fromhex('{ok}'),p); time.sleep(60)\""
+        ),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    // The phone registers, reads the 200 OK and exits: the UA is gone.
+    lab.sh_ok(
+        &cli,
+        &format!(
+            "/usr/bin/python3 -c \"import socket\n\
+             s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('{c}',5060)); s.settimeout(10)\n\
+             s.sendto(bytes.fromhex('{register}'),('{s}',5060)); s.recvfrom(4096)\""
+        ),
+    );
+    let expects = || {
+        lab.sh_ok(&cli, "conntrack -L expect 2>/dev/null")
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    wait_for("the registration's expectation", || expects().len() == 1);
+    assert!(expects()[0].contains("PERMANENT"), "{:?}", expects());
+
+    let out = ctscope(&cli, &["flush", "--stale", "--helper", "ftp", "--dry-run"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to remove"));
+    let out = ctscope(&cli, &["flush", "--stale", "--helper", "sip", "--yes"]);
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("stale helper state of helper 'sip' (reasons: permanent 1)"),
+        "{report}"
+    );
+    assert!(report.contains("1 expectation"), "{report}");
+    assert!(expects().is_empty(), "the registration's expectation went");
+    // The registration's own signalling flow is kept: its master_idle verdict needs an
+    // idle time, and the sip helper re-arms it with the registration's expiry.
+    let flows = lab.sh_ok(&cli, "conntrack -L -p udp --dport 5060 2>/dev/null");
+    assert_eq!(flows.lines().count(), 1, "{flows}");
+    let timeout: u32 = flows.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(timeout > 180, "re-armed beyond udp_timeout_stream: {flows}");
+}

@@ -15,9 +15,10 @@ use serde_json::json;
 use super::args::{FilterArgs, Global};
 use super::commands::{catch_stop_signals, compile_filter, namespace, open_source, STOP};
 use super::Usage;
-use crate::decode::Record;
+use crate::decode::{Event, Record};
 use crate::engine::{self, Engine, EngineEvent, Speed};
 use crate::filter::Filter;
+use crate::model::store::FlowKey;
 use crate::model::top::{GroupBy, Row, Sort, Top};
 use crate::model::Store;
 
@@ -135,7 +136,18 @@ pub fn run(g: &Global, a: TopArgs) -> Result<ExitCode> {
             EngineEvent::Fatal(msg) => anyhow::bail!("{msg}"),
             EngineEvent::Records(batch) => {
                 for (event, record) in batch {
-                    if matches!(&record, Record::Flow(f) if filter.match_flow(f, now)) {
+                    // A DESTROY carries no helper nor master: filter the flow the store
+                    // knew, as `observe` groups it.
+                    let keep = match &record {
+                        Record::Flow(f) => {
+                            let known = store
+                                .flow(&FlowKey::of(f))
+                                .filter(|_| event == Event::Destroy);
+                            filter.match_flow(known.unwrap_or(f), now)
+                        }
+                        Record::Expect(_) => false,
+                    };
+                    if keep {
                         top.observe(&store, event, &record, now);
                     }
                     store.apply(event, record, now);

@@ -15,7 +15,8 @@
 //! kernel re-arms the timeout on every packet, so the difference is the time since the
 //! last one ([`StateTimeouts`] holds the namespace's sysctls). A flow under a custom
 //! timeout policy (nft `ct timeout`) or TCP's shorter `timeout_unacknowledged` reads
-//! idler than it is. This module is pure: no sockets, no clock of its own.
+//! idler than it is; one re-armed beyond its state's timeout (the sip helper gives a
+//! registration's flow the registration's expiry) reads as not idle at all. This module is pure: no sockets, no clock of its own.
 
 use crate::model::expect::flags;
 use crate::model::flow::status;
