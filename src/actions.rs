@@ -639,6 +639,80 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Flush stale helper state (`ctscope flush --stale`, the dashboard's stale key):
+    /// every flow and expectation `judge` finds stale at store time `now`, of helper
+    /// `helper` when given (an expectation's helper; a flow's own, else that of the
+    /// expectation that created it, when the store saw it). Each sample line and the
+    /// summary name the reasons, so the confirmation says why each entry goes.
+    pub fn stale(
+        judge: &crate::model::stale::Staleness<'_>,
+        now: u32,
+        helper: Option<&str>,
+        ctx: &Context,
+    ) -> Plan {
+        use crate::model::stale::Reason;
+        let store = judge.store;
+        let of_helper = |h: crate::model::HelperId| {
+            helper.is_none_or(|want| h.name().is_some_and(|n| n.eq_ignore_ascii_case(want)))
+        };
+        let flow_helper = |f: &Flow| {
+            if f.helper.is_none() {
+                store
+                    .expectation_of(&FlowKey::of(f))
+                    .map_or(f.helper, |e| e.helper)
+            } else {
+                f.helper
+            }
+        };
+        let flow_pred = |f: &Flow| !judge.flow(f, now).is_empty() && of_helper(flow_helper(f));
+        let exp_pred =
+            |e: &Expectation| !judge.expectation(e, now).is_empty() && of_helper(e.helper);
+        let mut plan = Plan::flows(store, &flow_pred, "", ctx);
+        let expects = Plan::expectations(store, &exp_pred, "");
+        plan.expects = expects.expects;
+        plan.targets.extend(expects.targets);
+        plan.lives.extend(expects.lives);
+        // Samples and the summary with reasons.
+        let mut counts = [0usize; Reason::ALL.len()];
+        plan.sample.clear();
+        for f in store.flows().filter(|f| flow_pred(f) && !ctx.spares(f)) {
+            let r = judge.flow(f, now);
+            r.iter().for_each(|x| counts[x as usize] += 1);
+            if plan.sample.len() < SAMPLE {
+                plan.sample
+                    .push(format!("{}  [stale: {}]", flow_line(f), r.names()));
+            }
+        }
+        let mut shown_expects = 0;
+        for e in store.expectations().filter(|e| exp_pred(e)) {
+            let r = judge.expectation(e, now);
+            r.iter().for_each(|x| counts[x as usize] += 1);
+            if shown_expects < SAMPLE {
+                plan.sample
+                    .push(format!("{}  [stale: {}]", expect_line(e), r.names()));
+                shown_expects += 1;
+            }
+        }
+        let reasons: Vec<String> = Reason::ALL
+            .iter()
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| format!("{} {n}", r.name()))
+            .collect();
+        plan.what = format!(
+            "stale helper state{}{}",
+            helper.map_or(String::new(), |h| format!(" of helper '{h}'")),
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" (reasons: {})", reasons.join(", "))
+            }
+        );
+        plan
+    }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""

@@ -135,6 +135,14 @@ const PLAN: &[(&str, Plan)] = &[
         "sudo ctscope --netns fw count --json",
         Plan::Run { who: Who::Root, code: 0 },
     ),
+    (
+        "sudo ctscope --netns fw top --by src --limit 20",
+        Plan::Run { who: Who::Root, code: 0 },
+    ),
+    (
+        "sudo ctscope --netns fw flush --stale --dry-run",
+        Plan::Run { who: Who::Root, code: 0 },
+    ),
 ];
 
 /// The command lines of every ```sh block, in order (`\` continuations joined).

@@ -151,15 +151,22 @@ pub enum Command {
         #[command(flatten)]
         act: ActArgs,
     },
-    /// Flush flows (conntrack -F), expectations (-F expect) or one helper's entries.
+    /// Flush flows (conntrack -F), expectations (-F expect), a helper's or stale entries.
     Flush {
         /// Flush the expectation table (with --helper: only that helper's expectations).
         #[arg(long)]
         expect: bool,
         #[command(flatten)]
+        stale: super::stale::StaleArgs,
+        #[command(flatten)]
         filter: FilterArgs,
         #[command(flatten)]
         act: ActArgs,
+    },
+    /// Who fills the table: flows grouped by a key, with counts and rates.
+    Top {
+        #[command(flatten)]
+        opts: super::top::TopArgs,
     },
     /// Save the raw netlink messages (initial dump and events) with timestamps.
     Record {

@@ -69,10 +69,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             act,
         }) => delete(&g, expect, &filter, act),
         Some(Command::Flush {
+            stale, filter, act, ..
+        }) if stale.stale => super::stale::flush(&g, &filter, act, stale),
+        Some(Command::Flush {
             expect,
             filter,
             act,
+            ..
         }) => flush(&g, expect, &filter, act),
+        Some(Command::Top { opts }) => super::top::run(&g, opts),
         Some(Command::Record {
             file,
             duration,
@@ -197,7 +202,7 @@ fn refuse_save(format: FormatArgs, what: &str) -> Result<()> {
 /// `watch` opens the event subscription before the dump and keeps it in the returned
 /// source, so a delete can tell which planned entries were destroyed or re-created since
 /// (see `catch_up`).
-fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Source>)> {
+pub(super) fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Source>)> {
     if g.replay.is_some() {
         let mut store = Store::new();
         let source = open_source(g, true, Speed::Fast)?;
@@ -239,12 +244,14 @@ fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<
         refuse_save(format, "expectations")?;
     }
     let filter = compile_filter(f)?;
+    refuse_event(&filter, "list")?;
     let (store, now, _source) = load(g, false)?;
+    let ctx = super::stale::store_context(g, &store, Default::default());
     let stdout = io::stdout().lock();
     let mut w = output::Writer::new(BufWriter::with_capacity(1 << 16, stdout), format_of(format));
     if expect {
         for e in store.expectations() {
-            if filter.match_expect(e, now) {
+            if filter.match_expect_in(e, now, &ctx) {
                 let v = super::annotate_expect(&store, ExpectView::of(e, now), e);
                 if w.expectation(&v)? == Outcome::Closed {
                     return Ok(ExitCode::SUCCESS);
@@ -253,7 +260,7 @@ fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<
         }
     } else {
         for fl in store.flows() {
-            if filter.match_flow(fl, now) {
+            if filter.match_flow_in(fl, now, &ctx) {
                 let v = super::annotate_flow(&store, FlowView::of(fl, now), fl);
                 if w.flow(&v)? == Outcome::Closed {
                     return Ok(ExitCode::SUCCESS);
@@ -271,11 +278,12 @@ fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<
 
 /// Set by SIGINT/SIGTERM/SIGHUP in headless follow modes, so `watch` and `record` end
 /// cleanly (flushing their output) instead of dying mid-line.
-static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+pub(super) static STOP: LazyLock<Arc<AtomicBool>> =
+    LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 /// signal-hook installs the handlers with sigaction (no `signal(2)` semantics to worry
 /// about) and its handler only stores to the flag, which is async-signal-safe.
-fn catch_stop_signals() -> Result<()> {
+pub(super) fn catch_stop_signals() -> Result<()> {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         signal_hook::flag::register(sig, Arc::clone(&STOP))
             .with_context(|| format!("cannot catch signal {sig}"))?;
@@ -296,6 +304,14 @@ fn watch(
 ) -> Result<ExitCode> {
     refuse_save(format, "events")?;
     let filter = compile_filter(f)?;
+    if super::stale::needs_store(&filter) {
+        return Err(Usage(
+            "'stale' judges a whole table; watch shows events
+hint: ctscope list --filter stale"
+                .into(),
+        )
+        .into());
+    }
     let source = open_source(g, true, Speed::Fast)?;
     let epoch = source.start_epoch_ns();
     catch_stop_signals()?;
@@ -400,15 +416,22 @@ fn delete(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<Exit
         )
         .into());
     }
+    refuse_event(&filter, "delete")?;
     let (mut store, now, mut source) = load(g, true)?;
     let lost = catch_up(g, source.as_mut(), &mut store, now)?;
     let ctx = context(g, act);
+    let sctx = super::stale::store_context(g, &store, Default::default());
     let mut plan = if expect {
         let what = format!("expectations matching '{}'", filter.source());
-        Plan::expectations(&store, &|e| filter.match_expect(e, now), &what)
+        Plan::expectations(&store, &|e| filter.match_expect_in(e, now, &sctx), &what)
     } else {
         let what = format!("flows matching '{}'", filter.source());
-        Plan::flows(&store, &|fl| filter.match_flow(fl, now), &what, &ctx)
+        Plan::flows(
+            &store,
+            &|fl| filter.match_flow_in(fl, now, &sctx),
+            &what,
+            &ctx,
+        )
     };
     plan.lives.lost |= lost;
     confirm_and_execute(plan, act, source, Verb::Delete)
@@ -419,9 +442,11 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
         check_helper(h)?;
     }
     let filter = compile_filter(f)?;
+    refuse_event(&filter, "flush")?;
     let (mut store, now, mut source) = load(g, true)?;
     let lost = catch_up(g, source.as_mut(), &mut store, now)?;
     let ctx = context(g, act);
+    let sctx = super::stale::store_context(g, &store, Default::default());
     let mut plan = if expect {
         match (f.helper(), filter.is_empty()) {
             (Some(h), _) if f.only_helper() => Plan::flush_helper(&store, h),
@@ -439,16 +464,37 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
         Plan::flush_flows(&store, &ctx)
     } else {
         let what = format!("flows matching '{}'", filter.source());
-        Plan::flows(&store, &|fl| filter.match_flow(fl, now), &what, &ctx)
+        Plan::flows(
+            &store,
+            &|fl| filter.match_flow_in(fl, now, &sctx),
+            &what,
+            &ctx,
+        )
     };
     plan.lives.lost |= lost;
     confirm_and_execute(plan, act, source, Verb::Flush)
 }
 
+/// `event=` terms describe a watch line; elsewhere they would match nothing.
+fn refuse_event(filter: &Filter, cmd: &str) -> Result<()> {
+    if filter.needs_context().1 {
+        return Err(Usage(format!(
+            "'event' selects watch lines; '{cmd}' has no events\nhint: ctscope watch --filter 'event=destroy'"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// Live: apply the events queued since the subscription opened (before the dump), so the
 /// plan is made from the newest state (`actions::catch_up`); returns whether events were
 /// lost. A recording has nothing queued.
-fn catch_up(g: &Global, source: &mut dyn Source, store: &mut Store, now: u32) -> Result<bool> {
+pub(super) fn catch_up(
+    g: &Global,
+    source: &mut dyn Source,
+    store: &mut Store,
+    now: u32,
+) -> Result<bool> {
     if g.replay.is_some() {
         return Ok(false);
     }
@@ -493,7 +539,7 @@ fn check_helper(name: &str) -> Result<()> {
     .into())
 }
 
-fn context(g: &Global, act: ActArgs) -> Context {
+pub(super) fn context(g: &Global, act: ActArgs) -> Context {
     let mut ctx = if g.replay.is_some() {
         Context {
             ssh: actions::SshSession::from_env(),
@@ -538,7 +584,7 @@ pub(super) fn confirmed(act: ActArgs, err: &mut impl Write) -> Result<bool> {
 
 /// Which command runs a plan: their exit statuses differ as in conntrack(8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verb {
+pub(super) enum Verb {
     /// `conntrack -D`: exit 1 when nothing matched or nothing was deleted.
     Delete,
     /// `conntrack -F`: exit 0 unless the kernel refused.
@@ -548,7 +594,7 @@ enum Verb {
 /// Print the plan, ask (or require `--yes`), run it while reading the events that arrived
 /// since the dump (so entries destroyed or re-created meanwhile are skipped), print the
 /// report.
-fn confirm_and_execute(
+pub(super) fn confirm_and_execute(
     mut plan: Plan,
     act: ActArgs,
     mut source: Box<dyn Source>,

@@ -11,6 +11,8 @@ pub mod docs;
 mod pressure;
 mod recent;
 mod selectors;
+mod stale;
+mod top;
 pub mod watch;
 
 use std::process::ExitCode;

@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::decode::{Event, Record};
 use crate::engine::{self, EngineEvent, ResyncReason};
-use crate::filter::Filter;
+use crate::filter::{EventKind, Filter, NoContext, WithEvent};
 use crate::model::store::{complete_expect, complete_flow, Change, ExpectKey, FlowKey};
 use crate::model::{Expectation, Flow, Store};
 use crate::output::view::source;
@@ -204,7 +204,7 @@ impl Stream {
                 shown.seen = now;
                 if event == Event::Destroy {
                     // Shown as the store knew it while it lived (its risk, its master).
-                    let line = self.flow_line(&shown, now, |stamp, entry| {
+                    let line = self.flow_line(&shown, now, kind_of(event), |stamp, entry| {
                         WatchLine::kernel(stamp, event, entry)
                     });
                     self.store.apply(event, Record::Flow(f), now);
@@ -215,7 +215,7 @@ impl Stream {
                 } else {
                     self.store.apply(event, Record::Flow(f), now);
                     self.forget_gone(&key);
-                    if let Some(l) = self.flow_line(&shown, now, |stamp, entry| {
+                    if let Some(l) = self.flow_line(&shown, now, kind_of(event), |stamp, entry| {
                         WatchLine::kernel(stamp, event, entry)
                     }) {
                         out(Out::Line(Box::new(l)));
@@ -230,14 +230,14 @@ impl Stream {
                 };
                 shown.seen = now;
                 let line = if event == Event::Destroy {
-                    let l = self.expect_line(&shown, now, |stamp, entry| {
+                    let l = self.expect_line(&shown, now, kind_of(event), |stamp, entry| {
                         WatchLine::kernel(stamp, event, entry)
                     });
                     self.store.apply(event, Record::Expect(e), now);
                     l
                 } else {
                     self.store.apply(event, Record::Expect(e), now);
-                    self.expect_line(&shown, now, |stamp, entry| {
+                    self.expect_line(&shown, now, kind_of(event), |stamp, entry| {
                         WatchLine::kernel(stamp, event, entry)
                     })
                 };
@@ -271,7 +271,7 @@ impl Stream {
                     _ => return,
                 };
                 let after = after.clone();
-                if let Some(l) = self.flow_line(&after, now, |stamp, entry| {
+                if let Some(l) = self.flow_line(&after, now, sweep_kind(what), |stamp, entry| {
                     WatchLine::sweep(stamp, what, from, entry)
                 }) {
                     self.count(what);
@@ -291,7 +291,7 @@ impl Stream {
                     _ => return,
                 };
                 let after = after.clone();
-                if let Some(l) = self.expect_line(&after, now, |stamp, entry| {
+                if let Some(l) = self.expect_line(&after, now, sweep_kind(what), |stamp, entry| {
                     WatchLine::sweep(stamp, what, from, entry)
                 }) {
                     self.count(what);
@@ -318,7 +318,7 @@ impl Stream {
         let Some(known) = self.store.flow(&key).cloned() else {
             return;
         };
-        let line = self.flow_line(&known, now, |stamp, entry| {
+        let line = self.flow_line(&known, now, EventKind::Destroy, |stamp, entry| {
             WatchLine::sweep(stamp, "remove", source::RECHECK, entry)
         });
         self.store.sweep_flow(&key);
@@ -331,13 +331,13 @@ impl Stream {
     fn line_removed(&mut self, record: Record, from: &'static str, now: u32) -> Option<WatchLine> {
         match record {
             Record::Flow(f) => {
-                let line = self.flow_line(&f, now, |stamp, entry| {
+                let line = self.flow_line(&f, now, EventKind::Destroy, |stamp, entry| {
                     WatchLine::sweep(stamp, "remove", from, entry)
                 });
                 self.remember_gone(FlowKey::of(&f), f);
                 line
             }
-            Record::Expect(e) => self.expect_line(&e, now, |stamp, entry| {
+            Record::Expect(e) => self.expect_line(&e, now, EventKind::Destroy, |stamp, entry| {
                 WatchLine::sweep(stamp, "remove", from, entry)
             }),
         }
@@ -364,9 +364,14 @@ impl Stream {
         &self,
         f: &Flow,
         now: u32,
+        kind: EventKind,
         make: impl FnOnce(Stamp, EntryView) -> WatchLine,
     ) -> Option<WatchLine> {
-        if !self.flows || !self.filter.match_flow(f, now) {
+        if !self.flows
+            || !self
+                .filter
+                .match_flow_in(f, now, &WithEvent(&NoContext, kind))
+        {
             return None;
         }
         let v = super::annotate_flow(&self.store, FlowView::of(f, now), f);
@@ -377,9 +382,14 @@ impl Stream {
         &self,
         e: &Expectation,
         now: u32,
+        kind: EventKind,
         make: impl FnOnce(Stamp, EntryView) -> WatchLine,
     ) -> Option<WatchLine> {
-        if !self.expects || !self.filter.match_expect(e, now) {
+        if !self.expects
+            || !self
+                .filter
+                .match_expect_in(e, now, &WithEvent(&NoContext, kind))
+        {
             return None;
         }
         let v = super::annotate_expect(&self.store, ExpectView::of(e, now), e);
@@ -443,6 +453,24 @@ pub fn hostname() -> Option<String> {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     let name = String::from_utf8_lossy(&buf[..end]).into_owned();
     (!name.is_empty()).then_some(name)
+}
+
+/// The `event=` kind of a kernel event (a dump entry counts as an update).
+fn kind_of(event: Event) -> EventKind {
+    match event {
+        Event::New => EventKind::New,
+        Event::Destroy => EventKind::Destroy,
+        Event::Update | Event::Dump => EventKind::Update,
+    }
+}
+
+/// The `event=` kind of a sweep line by its change (`add` or `update`).
+fn sweep_kind(what: &str) -> EventKind {
+    if what == "add" {
+        EventKind::New
+    } else {
+        EventKind::Update
+    }
 }
 
 #[cfg(test)]
@@ -573,6 +601,40 @@ mod tests {
         assert_eq!(j["helper"], "ftp");
         assert_eq!(j["labels"], serde_json::json!([0, 2]));
         assert_eq!(s.store.flow_count(), 0);
+    }
+
+    #[test]
+    fn event_terms_select_lines_by_their_event() {
+        let mut s = stream_with(vec![dumped_flow(proto::TCP, 40000)]);
+        s.filter = Filter::parse("event=destroy or (event=new and sport=40002)").unwrap();
+        let out = run(
+            &mut s,
+            vec![EngineEvent::Records(vec![
+                (Event::New, Record::Flow(dumped_flow(proto::TCP, 40001))),
+                (Event::New, Record::Flow(dumped_flow(proto::TCP, 40002))),
+                (
+                    Event::Destroy,
+                    Record::Flow(kernel_destroy(proto::TCP, 40000)),
+                ),
+            ])],
+        );
+        let seen: Vec<_> = out
+            .iter()
+            .map(|o| {
+                let j = json(o);
+                (
+                    j["event"].as_str().unwrap().to_owned(),
+                    j["orig"]["sport"].as_u64(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("new".to_owned(), Some(40002)),
+                ("destroy".to_owned(), Some(40000))
+            ]
+        );
     }
 
     #[test]

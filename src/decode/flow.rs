@@ -55,6 +55,7 @@ pub(crate) fn flow(family: Family, body: &[u8]) -> Result<Flow, DecodeError> {
             }
             CTA_TIMESTAMP => extra.timestamp = Some(timestamp(p)?),
             CTA_LABELS => extra.labels = labels(p)?,
+            CTA_SECMARK => extra.secmark = be32(CTX, kind, p)?,
             CTA_SECCTX => {
                 for s in Attrs::new(p, "CTA_SECCTX") {
                     let (k, v) = s?;

@@ -8,6 +8,7 @@ use std::fmt::Write;
 
 use regex::Regex;
 
+use super::context::Context;
 use crate::model::flow::status;
 use crate::model::tuple::{proto, Family, Tuple};
 use crate::model::{expect, Expectation, Flow};
@@ -150,6 +151,14 @@ pub enum Term {
     /// `nf_conntrack_acct=1`).
     Bytes(Cmp),
     Packets(Cmp),
+    /// Any of these `model::stale::Reasons` bits (asks the context; none: no match).
+    Stale(u8),
+    /// Seconds since `CTA_TIMESTAMP_START` (flows with `nf_conntrack_timestamp=1` only).
+    Age(Cmp),
+    /// `CTA_SECMARK`, 0 when not reported (flows only), as conntrack's `-c`.
+    Secmark(Cmp),
+    /// The event shown, a bit set (1 new, 2 update, 4 destroy); asks the context.
+    Event(u8),
     /// A bare word or `/regex/` searched in the entry's text rendering.
     Text(Regex),
 }
@@ -176,6 +185,23 @@ impl Node {
             Node::Not(n) | Node::Ne(n) => n.has_text(),
             Node::Term(t) => matches!(t, Term::Text(_)),
         }
+    }
+
+    fn any_term(&self, pred: &dyn Fn(&Term) -> bool) -> bool {
+        match self {
+            Node::All => false,
+            Node::And(v) | Node::Or(v) => v.iter().any(|n| n.any_term(pred)),
+            Node::Not(n) | Node::Ne(n) => n.any_term(pred),
+            Node::Term(t) => pred(t),
+        }
+    }
+
+    pub fn has_stale(&self) -> bool {
+        self.any_term(&|t| matches!(t, Term::Stale(_)))
+    }
+
+    pub fn has_event(&self) -> bool {
+        self.any_term(&|t| matches!(t, Term::Event(_)))
     }
 }
 
@@ -210,9 +236,16 @@ thread_local! {
 }
 
 /// Evaluate `node` on `item` at store time `now`; text terms search what `texts` renders.
-pub fn eval(node: &Node, item: Item<'_>, now: u32, has_text: bool, texts: &TextSource) -> bool {
+pub fn eval(
+    node: &Node,
+    item: Item<'_>,
+    now: u32,
+    has_text: bool,
+    texts: &TextSource,
+    ctx: &dyn Context,
+) -> bool {
     if !has_text {
-        return eval_in(node, item, now, &mut None);
+        return eval_in(node, item, now, &mut None, ctx);
     }
     TEXT.with(|buf| match buf.try_borrow_mut() {
         Ok(mut b) => {
@@ -222,7 +255,7 @@ pub fn eval(node: &Node, item: Item<'_>, now: u32, has_text: bool, texts: &TextS
                 done: false,
                 texts,
             });
-            eval_in(node, item, now, &mut text)
+            eval_in(node, item, now, &mut text, ctx)
         }
         // Only reachable through re-entrancy, which eval never does; stay correct anyway.
         Err(_) => {
@@ -232,7 +265,7 @@ pub fn eval(node: &Node, item: Item<'_>, now: u32, has_text: bool, texts: &TextS
                 done: false,
                 texts,
             });
-            eval_in(node, item, now, &mut text)
+            eval_in(node, item, now, &mut text, ctx)
         }
     })
 }
@@ -243,13 +276,37 @@ struct Text<'b> {
     texts: &'b TextSource,
 }
 
-fn eval_in(node: &Node, item: Item<'_>, now: u32, text: &mut Option<Text<'_>>) -> bool {
+fn eval_in(
+    node: &Node,
+    item: Item<'_>,
+    now: u32,
+    text: &mut Option<Text<'_>>,
+    ctx: &dyn Context,
+) -> bool {
     match node {
         Node::All => true,
-        Node::And(v) => v.iter().all(|n| eval_in(n, item, now, text)),
-        Node::Or(v) => v.iter().any(|n| eval_in(n, item, now, text)),
-        Node::Not(n) => !eval_in(n, item, now, text),
-        Node::Ne(n) => applies(n, item) && !eval_in(n, item, now, text),
+        Node::And(v) => v.iter().all(|n| eval_in(n, item, now, text, ctx)),
+        Node::Or(v) => v.iter().any(|n| eval_in(n, item, now, text, ctx)),
+        Node::Not(n) => !eval_in(n, item, now, text, ctx),
+        Node::Ne(n) => applies(n, item) && !eval_in(n, item, now, text, ctx),
+        Node::Term(Term::Stale(mask)) => {
+            let bits = match item {
+                Item::Flow(f) => ctx.flow_stale(f, now),
+                Item::Expect(e) => ctx.expect_stale(e, now),
+            };
+            bits.is_some_and(|b| b & mask != 0)
+        }
+        Node::Term(Term::Event(mask)) => ctx.event().is_some_and(|e| e.bit() & mask != 0),
+        Node::Term(Term::Age(c)) => match item {
+            Item::Flow(f) => {
+                let start = f.extra.as_ref().and_then(|e| e.timestamp).map(|t| t.0);
+                match (start, ctx.wall_ns()) {
+                    (Some(s), Some(w)) if s > 0 => c.test(w.saturating_sub(s) / 1_000_000_000),
+                    _ => false,
+                }
+            }
+            Item::Expect(_) => false,
+        },
         Node::Term(Term::Text(re)) => match text {
             Some(t) => {
                 if !t.done {
@@ -281,6 +338,12 @@ fn applies(node: &Node, item: Item<'_>) -> bool {
         Node::Term(t) => match (t, item) {
             (Term::Class(_) | Term::ExpectFlags(_), Item::Flow(_)) => false,
             (Term::Icmp(..), Item::Flow(f)) => f.orig.is_icmp(),
+            (Term::Age(_), Item::Flow(f)) => f
+                .extra
+                .as_ref()
+                .and_then(|e| e.timestamp)
+                .is_some_and(|t| t.0 > 0),
+            (Term::Age(_) | Term::Secmark(_), Item::Expect(_)) => false,
             (Term::Bytes(_) | Term::Packets(_), Item::Flow(f)) => {
                 f.extra.as_ref().is_some_and(|e| e.counters.is_some())
             }
@@ -401,6 +464,9 @@ fn flow_term(t: &Term, f: &Flow, now: u32) -> bool {
         Term::Packets(c) => {
             counters(f).is_some_and(|[a, b]| c.test(a.packets.saturating_add(b.packets)))
         }
+        Term::Secmark(c) => c.test(f.extra.as_ref().map_or(0, |e| e.secmark).into()),
+        // Asked of the context in `eval_in`.
+        Term::Stale(_) | Term::Age(_) | Term::Event(_) => false,
         Term::Text(_) => false,
     }
 }
@@ -497,6 +563,10 @@ fn expect_term(t: &Term, e: &Expectation, now: u32) -> bool {
         | Term::Icmp(..)
         | Term::Bytes(_)
         | Term::Packets(_)
+        | Term::Secmark(_)
+        | Term::Stale(_)
+        | Term::Age(_)
+        | Term::Event(_)
         | Term::Text(_) => false,
     }
 }

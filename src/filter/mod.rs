@@ -49,6 +49,7 @@
 //! text is only rendered when the expression has such a term, so other filters cost no
 //! allocation per entry.
 
+pub mod context;
 mod eval;
 mod lex;
 mod parse;
@@ -56,6 +57,7 @@ pub mod selectors;
 
 use std::fmt;
 
+pub use context::{Context, EventKind, NoContext, StoreContext, WithEvent};
 pub use eval::{expect_text, flow_text, TextSource};
 
 use crate::model::{Expectation, Flow};
@@ -152,26 +154,46 @@ impl Filter {
         Filter { texts, ..self }
     }
 
-    /// Whether `flow` matches at store time `now` (used by `timeout`).
+    /// Whether `flow` matches at store time `now` (used by `timeout`), with no context:
+    /// `stale` and `event` terms match nothing (see [`Filter::needs_context`]).
     pub fn match_flow(&self, flow: &Flow, now: u32) -> bool {
+        self.match_flow_in(flow, now, &NoContext)
+    }
+
+    /// Whether expectation `exp` matches at store time `now`, with no context.
+    pub fn match_expect(&self, exp: &Expectation, now: u32) -> bool {
+        self.match_expect_in(exp, now, &NoContext)
+    }
+
+    /// Whether `flow` matches at store time `now`, asking `ctx` for what the entry
+    /// cannot say (staleness, the wall clock, the event shown).
+    pub fn match_flow_in(&self, flow: &Flow, now: u32, ctx: &dyn Context) -> bool {
         eval::eval(
             &self.root,
             Item::Flow(flow),
             now,
             self.has_text,
             &self.texts,
+            ctx,
         )
     }
 
-    /// Whether expectation `exp` matches at store time `now`.
-    pub fn match_expect(&self, exp: &Expectation, now: u32) -> bool {
+    /// Whether expectation `exp` matches at store time `now`, with `ctx`.
+    pub fn match_expect_in(&self, exp: &Expectation, now: u32, ctx: &dyn Context) -> bool {
         eval::eval(
             &self.root,
             Item::Expect(exp),
             now,
             self.has_text,
             &self.texts,
+            ctx,
         )
+    }
+
+    /// Whether the expression has a `stale` term (needs the store: a [`StoreContext`])
+    /// and whether it has an `event` term (needs the event shown: `watch` only).
+    pub fn needs_context(&self) -> (bool, bool) {
+        (self.root.has_stale(), self.root.has_event())
     }
 
     /// Whether this filter matches everything (nothing was typed).

@@ -49,6 +49,10 @@ pub enum Field {
     IcmpId,
     Bytes,
     Packets,
+    Secmark,
+    Age,
+    Stale,
+    Event,
 }
 
 /// Field names as typed (case-insensitive), including aliases.
@@ -94,6 +98,10 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("icmp_id", Field::IcmpId),
     ("bytes", Field::Bytes),
     ("packets", Field::Packets),
+    ("secmark", Field::Secmark),
+    ("age", Field::Age),
+    ("stale", Field::Stale),
+    ("event", Field::Event),
 ];
 
 /// Bare words that are tests rather than text.
@@ -102,6 +110,7 @@ const FLAGS: &[(&str, Term)] = &[
     ("expect", Term::Expect),
     ("flow", Term::Flow),
     ("nat", Term::Nat),
+    ("stale", Term::Stale(u8::MAX)),
     ("snat", Term::NatTo(NAT_ANY_SRC)),
     ("dnat", Term::NatTo(NAT_ANY_DST)),
     ("anynat", Term::NatTo(NAT_ANY)),
@@ -432,6 +441,8 @@ pub fn term(
             | Field::IcmpId
             | Field::Bytes
             | Field::Packets
+            | Field::Secmark
+            | Field::Age
     );
     if !numeric && !matches!(op, Op::Eq | Op::Ne) {
         return Err(FilterError::new(
@@ -541,6 +552,44 @@ pub fn term(
         Field::IcmpId => Term::Icmp(IcmpField::Id, cmp(65535, "icmp id")?),
         Field::Bytes => Term::Bytes(scaled_cmp(op, value, vpos, "bytes")?),
         Field::Packets => Term::Packets(scaled_cmp(op, value, vpos, "packets")?),
+        Field::Secmark => Term::Secmark(cmp(u64::from(u32::MAX), "secmark")?),
+        Field::Age => Term::Age(age_cmp(op, value, vpos)?),
+        Field::Stale => {
+            let mut bits = 0u8;
+            for (name, at) in list(value, vpos) {
+                let r = crate::model::stale::Reason::parse(name).ok_or_else(|| {
+                    let names: Vec<_> = crate::model::stale::Reason::ALL
+                        .iter()
+                        .map(|r| r.name())
+                        .collect();
+                    FilterError::new(
+                        at,
+                        name.len(),
+                        format!("unknown stale reason '{name}' ({})", names.join(", ")),
+                    )
+                })?;
+                bits |= r.bit();
+            }
+            Term::Stale(bits)
+        }
+        Field::Event => {
+            let mut bits = 0u8;
+            for (name, at) in list(value, vpos) {
+                bits |= match name.to_ascii_lowercase().as_str() {
+                    "new" => 1,
+                    "update" | "updates" => 2,
+                    "destroy" => 4,
+                    _ => {
+                        return Err(FilterError::new(
+                            at,
+                            name.len(),
+                            format!("unknown event '{name}' (new, update or destroy)"),
+                        ))
+                    }
+                };
+            }
+            Term::Event(bits)
+        }
     };
     Ok(negate_if(op, Node::Term(t)))
 }
@@ -666,6 +715,48 @@ fn parse_num(s: &str) -> Option<u64> {
 }
 
 /// A number or, with `=`/`!=`, a range `lo-hi` (also `lo:hi`, as iptables writes it).
+/// `age>5m`: a duration in seconds (`300`) or with units (`5m`, `1h30m`), compared in
+/// whole seconds; a range is `age=1m-1h`.
+fn age_cmp(op: Op, value: &str, vpos: usize) -> Result<Cmp, FilterError> {
+    let secs = |s: &str, at: usize| -> Result<u64, FilterError> {
+        s.parse::<u64>()
+            .ok()
+            .or_else(|| humantime::parse_duration(s).ok().map(|d| d.as_secs()))
+            .ok_or_else(|| {
+                FilterError::new(at, s.len(), format!("invalid age '{s}' (e.g. 300, 5m, 1h)"))
+            })
+    };
+    match (op, value.split_once('-')) {
+        (Op::Eq | Op::Ne, Some((lo, hi))) => {
+            let a = secs(lo, vpos)?;
+            let b = secs(hi, vpos + lo.len() + 1)?;
+            if a > b {
+                return Err(FilterError::new(
+                    vpos,
+                    value.len(),
+                    format!("range start {a} is above its end {b}"),
+                ));
+            }
+            Ok(Cmp::Range(a, b))
+        }
+        (_, Some(_)) => Err(FilterError::new(
+            vpos,
+            value.len(),
+            format!("a range needs '=' or '!=', not '{}'", op.text()),
+        )),
+        (op, None) => {
+            let n = secs(value, vpos)?;
+            Ok(match op {
+                Op::Eq | Op::Ne => Cmp::Range(n, n),
+                Op::Lt => Cmp::Lt(n),
+                Op::Le => Cmp::Le(n),
+                Op::Gt => Cmp::Gt(n),
+                Op::Ge => Cmp::Ge(n),
+            })
+        }
+    }
+}
+
 fn number_cmp(op: Op, value: &str, vpos: usize, max: u64, what: &str) -> Result<Cmp, FilterError> {
     let one = |s: &str, at: usize| -> Result<u64, FilterError> {
         let n = parse_num(s)

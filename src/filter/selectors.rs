@@ -218,6 +218,15 @@ pub const SELECTORS: &[Selector] = &[
         Flows,
         "mark, decimal or 0x hex, with an optional mask",
     ),
+    sel(
+        "secmark",
+        Some('c'),
+        &[],
+        "secmark",
+        "SECMARK",
+        Flows,
+        "security mark (CTA_SECMARK; 0 where the kernel reports none)",
+    ),
     repeat(sel(
         "label",
         Some('l'),

@@ -124,6 +124,8 @@ pub struct Extra {
     pub labels: u128,
     /// `CTA_SECCTX_NAME`.
     pub secctx: Option<Box<str>>,
+    /// `CTA_SECMARK`, 0 when not reported (conntrack's `-c`).
+    pub secmark: u32,
     /// Per-direction zones (`CTA_TUPLE_ZONE` inside orig/reply), when set.
     pub zone_orig: Option<u16>,
     pub zone_reply: Option<u16>,

@@ -9,8 +9,10 @@ pub mod helper;
 pub mod labels;
 pub mod protocols;
 pub mod recent;
+pub mod stale;
 pub mod stats;
 pub mod store;
+pub mod top;
 pub mod tuple;
 
 pub use expect::{ExpectNat, Expectation};

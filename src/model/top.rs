@@ -1,0 +1,953 @@
+//! Who fills the table: live flows grouped by one key (source, destination, destination
+//! port, source network, zone, mark, helper, protocol and state, NAT target), with per
+//! group the count, the UNREPLIED count (what early drop takes first), new and destroyed
+//! flows per second over the last 10 s, and bytes per second where accounting is on.
+//!
+//! Two inputs, each used for what it is exact about:
+//! - **Counts come from a pass over the store** ([`Top::rebuild`]), never from counters
+//!   kept by event. The store changes by events, re-dump sweeps, re-checks and expiry;
+//!   counting from its slab needs the previous version of every changed flow on each of
+//!   those paths, and any missed path drifts forever. A pass cannot drift, and it is cheap:
+//!   one key computation and one hash-map increment per flow (measured in
+//!   `examples/top_bench.rs`: see README, "Top at a million flows").
+//! - **Rates come from the event stream** ([`Top::observe`]), one hash-map update per
+//!   NEW or DESTROY into a 10-slot per-second ring. A DESTROY carries neither helper nor
+//!   master, so its group is read from the store before the store applies it.
+//!
+//! Every group maps to a filter expression the planner understands
+//! ([`Top::filter_of`]), so flushing a group is `ctscope flush --filter EXPR` (or the
+//! dashboard's plan from the same filter); the expression selects exactly the group's
+//! members (tested below), or is `None` when the language cannot say it exactly.
+//!
+//! This module is model-side only: no rendering, no sockets, no clock of its own (the
+//! caller passes store seconds).
+
+use std::fmt::Write as _;
+
+use hashbrown::HashMap;
+
+use crate::decode::{Event, Record};
+use crate::model::flow::{status, NO_STATE};
+use crate::model::store::FlowKey;
+use crate::model::tuple::{proto, Family, Tuple};
+use crate::model::{Flow, HelperId, Store};
+
+/// Seconds the new/destroyed rates look back over.
+pub const WINDOW: u32 = 10;
+
+/// The key flows are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupBy {
+    /// Original source address.
+    Src,
+    /// Original destination address.
+    Dst,
+    /// Protocol and original destination port (protocols without ports: the protocol).
+    Dport,
+    /// Original source network: /24 for IPv4, /64 for IPv6.
+    SrcNet,
+    /// `CTA_ZONE`.
+    Zone,
+    /// Connection mark.
+    Mark,
+    /// Helper name.
+    Helper,
+    /// Protocol and its state (TCP/SCTP/DCCP state; otherwise the ctstate).
+    State,
+    /// The NAT target: the DNAT backend (reply source address and port), else the SNAT
+    /// address (reply destination), else "no NAT".
+    Nat,
+}
+
+impl GroupBy {
+    /// Every key, in the order `--by` lists them.
+    pub const ALL: [GroupBy; 9] = [
+        GroupBy::Src,
+        GroupBy::Dst,
+        GroupBy::Dport,
+        GroupBy::SrcNet,
+        GroupBy::Zone,
+        GroupBy::Mark,
+        GroupBy::Helper,
+        GroupBy::State,
+        GroupBy::Nat,
+    ];
+
+    /// The name `--by` takes and JSON prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Src => "src",
+            GroupBy::Dst => "dst",
+            GroupBy::Dport => "dport",
+            GroupBy::SrcNet => "src-net",
+            GroupBy::Zone => "zone",
+            GroupBy::Mark => "mark",
+            GroupBy::Helper => "helper",
+            GroupBy::State => "state",
+            GroupBy::Nat => "nat",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GroupBy> {
+        let s = s.to_ascii_lowercase();
+        let s = match s.as_str() {
+            "src24" | "src64" | "net" | "src_net" => "src-net",
+            "port" => "dport",
+            "proto" | "proto-state" => "state",
+            other => other,
+        };
+        GroupBy::ALL.into_iter().find(|g| g.name() == s)
+    }
+}
+
+/// A protocol's state within a [`GroupKey::State`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StateKey {
+    /// The protocol's own state number (`Flow::state`).
+    Proto(u8),
+    /// A protocol without states: its ctstate (`NEW`, `ESTABLISHED`, `RELATED`).
+    Ct(&'static str),
+    /// A stateful protocol whose state is not known yet.
+    Unknown,
+}
+
+/// Where a flow is translated to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NatTarget {
+    None,
+    /// Destination NAT: the reply source (the backend), address and port (0 without ports).
+    Dnat(Family, [u8; 16], u16),
+    /// Source NAT only: the reply destination address (ports are usually randomised).
+    Snat(Family, [u8; 16]),
+}
+
+/// One group's identity. Which endpoint an `Addr` is depends on the [`GroupBy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupKey {
+    Addr(Family, [u8; 16]),
+    Net(Family, [u8; 16], u8),
+    /// Protocol and port; `None` for a protocol without ports.
+    Port(u8, Option<u16>),
+    Zone(u16),
+    Mark(u32),
+    Helper(HelperId),
+    State(u8, StateKey),
+    Nat(NatTarget),
+}
+
+/// The group of `f` under `by`. Pure and allocation-free: called once per flow per pass.
+pub fn key_of(by: GroupBy, f: &Flow) -> GroupKey {
+    let o = &f.orig;
+    match by {
+        GroupBy::Src => GroupKey::Addr(o.family, o.src),
+        GroupBy::Dst => GroupKey::Addr(o.family, o.dst),
+        GroupBy::SrcNet => {
+            let prefix = match o.family {
+                Family::Ipv4 => 24,
+                Family::Ipv6 => 64,
+            };
+            GroupKey::Net(o.family, masked(&o.src, prefix), prefix)
+        }
+        GroupBy::Dport => GroupKey::Port(o.proto, proto::has_ports(o.proto).then_some(o.dport)),
+        GroupBy::Zone => GroupKey::Zone(f.zone),
+        GroupBy::Mark => GroupKey::Mark(f.mark),
+        GroupBy::Helper => GroupKey::Helper(f.helper),
+        GroupBy::State => GroupKey::State(o.proto, state_key(f)),
+        GroupBy::Nat => GroupKey::Nat(nat_target(f)),
+    }
+}
+
+fn masked(a: &[u8; 16], prefix: u8) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let full = usize::from(prefix / 8);
+    out[..full].copy_from_slice(&a[..full]);
+    let rest = prefix % 8;
+    if rest != 0 {
+        out[full] = a[full] & (0xffu8 << (8 - rest));
+    }
+    out
+}
+
+fn stateful(p: u8) -> bool {
+    matches!(p, proto::TCP | proto::SCTP | proto::DCCP)
+}
+
+fn state_key(f: &Flow) -> StateKey {
+    if stateful(f.orig.proto) {
+        if f.state == NO_STATE || f.state_name().is_none() {
+            StateKey::Unknown
+        } else {
+            StateKey::Proto(f.state)
+        }
+    } else {
+        StateKey::Ct(f.ctstate())
+    }
+}
+
+/// The NAT target as conntrack(8)'s `-g`/`-n` decide NAT (`filter_nat`): the status bit
+/// set and the address (or, with ports, the port) actually changed.
+fn nat_target(f: &Flow) -> NatTarget {
+    if !f.is_nat() {
+        return NatTarget::None;
+    }
+    let (o, r) = (&f.orig, f.reply());
+    let ports = proto::has_ports(o.proto);
+    if f.has(status::DST_NAT) && (r.src != o.dst || (ports && r.sport != o.dport)) {
+        return NatTarget::Dnat(r.family, r.src, if ports { r.sport } else { 0 });
+    }
+    if f.has(status::SRC_NAT) && (r.dst != o.src || (ports && r.dport != o.sport)) {
+        return NatTarget::Snat(r.family, r.dst);
+    }
+    NatTarget::None
+}
+
+fn ip(family: Family, a: &[u8; 16]) -> std::net::IpAddr {
+    let mut t = Tuple {
+        family,
+        ..Tuple::default()
+    };
+    t.src = *a;
+    t.src_ip()
+}
+
+/// What a column is sorted by (largest first; `Key` ascending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    /// Flow count (also the share of `nf_conntrack_max`).
+    #[default]
+    Count,
+    /// UNREPLIED flows.
+    Unreplied,
+    /// New flows per second.
+    New,
+    /// Destroyed flows per second.
+    Destroyed,
+    /// Bytes per second.
+    Bytes,
+    /// The group key itself.
+    Key,
+}
+
+impl Sort {
+    pub const NAMES: [&'static str; 6] = ["count", "unreplied", "new", "destroyed", "bytes", "key"];
+
+    pub fn parse(s: &str) -> Option<Sort> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "count" | "share" => Sort::Count,
+            "unreplied" => Sort::Unreplied,
+            "new" => Sort::New,
+            "destroyed" | "destroy" => Sort::Destroyed,
+            "bytes" => Sort::Bytes,
+            "key" => Sort::Key,
+            _ => return None,
+        })
+    }
+}
+
+/// One slot of a group's per-second ring: the store second it counts and its counts.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    sec: u32,
+    new: u32,
+    destroyed: u32,
+}
+
+/// Per-group event counts over the last [`WINDOW`] seconds.
+#[derive(Debug, Clone, Default)]
+struct Rates {
+    slots: [Slot; WINDOW as usize],
+    /// Bytes the group's destroyed flows had when they went, since the last pass: what the
+    /// pass no longer sees in the store but the group moved.
+    destroyed_bytes: u64,
+}
+
+impl Rates {
+    fn slot(&mut self, now: u32) -> &mut Slot {
+        let s = &mut self.slots[(now % WINDOW) as usize];
+        if s.sec != now {
+            *s = Slot {
+                sec: now,
+                ..Slot::default()
+            };
+        }
+        s
+    }
+
+    /// (new, destroyed) summed over the slots within the window ending at `now`.
+    fn sums(&self, now: u32) -> (u64, u64) {
+        self.slots
+            .iter()
+            .filter(|s| now.wrapping_sub(s.sec) < WINDOW && s.sec <= now)
+            .fold((0, 0), |(n, d), s| {
+                (n + u64::from(s.new), d + u64::from(s.destroyed))
+            })
+    }
+
+    fn is_idle(&self, now: u32) -> bool {
+        self.sums(now) == (0, 0) && self.destroyed_bytes == 0
+    }
+}
+
+/// What a pass counted for one group.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    flows: u64,
+    unreplied: u64,
+    /// Bytes of both directions over the members that have counters.
+    bytes: u64,
+    /// Whether any member has counters (`nf_conntrack_acct=1`).
+    acct: bool,
+}
+
+/// One group as a screen or a headless mode shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub key: GroupKey,
+    /// The key as text (`10.0.0.1`, `10.0.0.0/24`, `tcp/80`, `tcp ESTABLISHED`, `ftp`, …).
+    pub label: String,
+    pub flows: u64,
+    /// Flows without `SEEN_REPLY`: those go first under early drop.
+    pub unreplied: u64,
+    /// New flows per second over the last [`WINDOW`] seconds (events seen only).
+    pub new_per_s: f64,
+    /// Destroyed flows per second over the last [`WINDOW`] seconds (events seen only).
+    pub destroyed_per_s: f64,
+    /// Bytes per second between the last two passes; `None` without accounting or before
+    /// a second pass.
+    pub bytes_per_s: Option<f64>,
+    /// The filter expression that selects exactly this group, when there is one.
+    pub filter: Option<String>,
+}
+
+impl Row {
+    /// The group's share of `nf_conntrack_max` (0.0–1.0).
+    pub fn share_of(&self, max: u64) -> f64 {
+        if max == 0 {
+            0.0
+        } else {
+            self.flows as f64 / max as f64
+        }
+    }
+
+    /// The share of the group's flows that are UNREPLIED (0.0–1.0).
+    pub fn unreplied_share(&self) -> f64 {
+        if self.flows == 0 {
+            0.0
+        } else {
+            self.unreplied as f64 / self.flows as f64
+        }
+    }
+}
+
+/// Flows grouped by one key, kept live from a store and its event stream.
+///
+/// Use: construct with [`Top::new`]; for every record the engine delivers, call
+/// [`Top::observe`] *before* `Store::apply`; call [`Top::rebuild`] when the view should
+/// refresh (e.g. once a second, or when `store.generation()` moved); read [`Top::rows`].
+#[derive(Debug, Clone)]
+pub struct Top {
+    by: GroupBy,
+    counts: HashMap<GroupKey, Counts>,
+    rates: HashMap<GroupKey, Rates>,
+    /// Bytes per group at the previous pass, and when it ran.
+    prev_bytes: HashMap<GroupKey, u64>,
+    prev_at: Option<u32>,
+    /// Bytes per second per group computed by the last pass.
+    byte_rates: HashMap<GroupKey, f64>,
+    /// Flows counted by the last pass.
+    total: u64,
+    /// The last pass's store time.
+    at: u32,
+    /// The store generation of the last pass.
+    generation: Option<u64>,
+    /// Events observed since construction (NEW and DESTROY of flows).
+    observed: u64,
+    /// Whether passes sum bytes (see [`Top::set_bytes`]).
+    bytes: bool,
+}
+
+impl Top {
+    pub fn new(by: GroupBy) -> Top {
+        Top {
+            by,
+            counts: HashMap::new(),
+            rates: HashMap::new(),
+            prev_bytes: HashMap::new(),
+            prev_at: None,
+            byte_rates: HashMap::new(),
+            total: 0,
+            at: 0,
+            generation: None,
+            observed: 0,
+            bytes: true,
+        }
+    }
+
+    /// Whether passes sum each flow's byte counters for bytes/s (default on). Counters
+    /// sit behind a pointer, so on a big table with accounting on a pass costs about
+    /// twice as much with them (see README, "Top at a million flows"); a view that does
+    /// not show bytes turns them off.
+    pub fn set_bytes(&mut self, on: bool) {
+        self.bytes = on;
+        if !on {
+            self.byte_rates.clear();
+        }
+    }
+
+    pub fn by(&self) -> GroupBy {
+        self.by
+    }
+
+    /// Group by another key. Counts need a new pass; the event rates of the old key are
+    /// dropped (they cannot be re-keyed), so the rates restart from zero.
+    pub fn set_by(&mut self, by: GroupBy) {
+        if by != self.by {
+            *self = Top::new(by);
+        }
+    }
+
+    /// Flows counted by the last pass.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Groups found by the last pass.
+    pub fn groups(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Flow NEW/DESTROY events observed so far: zero means the rates are not known (a
+    /// one-shot dump), not that nothing happened.
+    pub fn observed(&self) -> u64 {
+        self.observed
+    }
+
+    /// Note one record before the store applies it (the store still has a destroyed
+    /// flow, so its helper and mark, which a DESTROY does not carry, are known). Cost:
+    /// one key computation, at most one store lookup, one hash-map update.
+    pub fn observe(&mut self, store: &Store, event: Event, record: &Record, now: u32) {
+        let Record::Flow(f) = record else { return };
+        match event {
+            Event::New => {
+                self.observed += 1;
+                let key = key_of(self.by, f);
+                self.rates.entry(key).or_default().slot(now).new += 1;
+            }
+            Event::Destroy => {
+                self.observed += 1;
+                let known = store.flow(&FlowKey::of(f));
+                let key = key_of(self.by, known.unwrap_or(f));
+                let bytes = byte_sum(f).or_else(|| known.and_then(byte_sum));
+                let r = self.rates.entry(key).or_default();
+                r.slot(now).destroyed += 1;
+                r.destroyed_bytes += bytes.unwrap_or(0);
+            }
+            Event::Update | Event::Dump => {}
+        }
+    }
+
+    /// Count every flow of `store` at store time `now` (one pass), and compute bytes per
+    /// second against the previous pass.
+    pub fn rebuild(&mut self, store: &Store, now: u32) {
+        self.rebuild_where(store, now, |_| true);
+    }
+
+    /// [`rebuild`](Top::rebuild) over the flows `keep` accepts (a `--filter`); the caller
+    /// then passes only accepted records to [`observe`](Top::observe).
+    pub fn rebuild_where(&mut self, store: &Store, now: u32, keep: impl Fn(&Flow) -> bool) {
+        let mut counts = std::mem::take(&mut self.counts);
+        counts.clear();
+        let by = self.by;
+        let mut total = 0;
+        for f in store.flow_slice().iter().filter(|f| keep(f)) {
+            total += 1;
+            let c = counts.entry(key_of(by, f)).or_default();
+            c.flows += 1;
+            if !f.has(status::SEEN_REPLY) {
+                c.unreplied += 1;
+            }
+            // The one pointer chase of the pass (counters live in the boxed `Extra`): skipped
+            // when the caller does not show bytes.
+            if self.bytes {
+                if let Some(b) = byte_sum(f) {
+                    c.bytes += b;
+                    c.acct = true;
+                }
+            }
+        }
+        self.total = total;
+        self.byte_rates.clear();
+        if let Some(prev) = self.prev_at.filter(|p| now > *p) {
+            let dt = f64::from(now - prev);
+            for (k, c) in counts.iter().filter(|(_, c)| c.acct) {
+                let before = self.prev_bytes.get(k).copied().unwrap_or(0);
+                let gone = self.rates.get(k).map_or(0, |r| r.destroyed_bytes);
+                let moved = (c.bytes + gone).saturating_sub(before);
+                self.byte_rates.insert(*k, moved as f64 / dt);
+            }
+        }
+        if self.prev_at.is_none_or(|p| now > p) {
+            self.prev_bytes.clear();
+            self.prev_bytes.extend(
+                counts
+                    .iter()
+                    .filter(|(_, c)| c.acct)
+                    .map(|(k, c)| (*k, c.bytes)),
+            );
+            self.prev_at = Some(now);
+            for r in self.rates.values_mut() {
+                r.destroyed_bytes = 0;
+            }
+        }
+        // Groups that have neither members nor recent events are forgotten.
+        self.rates
+            .retain(|k, r| counts.contains_key(k) || !r.is_idle(now));
+        self.counts = counts;
+        self.at = now;
+        self.generation = Some(store.generation());
+    }
+
+    /// [`rebuild`](Top::rebuild) unless the store has not changed since the last pass and
+    /// no time passed: what a screen calls on every tick. Returns whether it ran.
+    pub fn refresh(&mut self, store: &Store, now: u32) -> bool {
+        if self.generation == Some(store.generation()) && self.at == now {
+            return false;
+        }
+        self.rebuild(store, now);
+        true
+    }
+
+    /// The groups sorted by `sort` (largest first, ties by key), at most `limit`, with
+    /// rates as of store time `now`. Groups that lost every member but had events in the
+    /// window are listed with zero flows (a source whose flows all went is news).
+    pub fn rows(&self, sort: Sort, limit: usize, now: u32) -> Vec<Row> {
+        let mut keys: Vec<GroupKey> = self.counts.keys().copied().collect();
+        keys.extend(
+            self.rates
+                .iter()
+                .filter(|(k, r)| !self.counts.contains_key(*k) && r.sums(now) != (0, 0))
+                .map(|(k, _)| *k),
+        );
+        let metric = |k: &GroupKey| -> f64 {
+            let c = self.counts.get(k).copied().unwrap_or_default();
+            let (n, d) = self.rates.get(k).map_or((0, 0), |r| r.sums(now));
+            match sort {
+                Sort::Count | Sort::Key => c.flows as f64,
+                Sort::Unreplied => c.unreplied as f64,
+                Sort::New => n as f64,
+                Sort::Destroyed => d as f64,
+                Sort::Bytes => self.byte_rates.get(k).copied().unwrap_or(0.0),
+            }
+        };
+        let order = |a: &GroupKey, b: &GroupKey| {
+            if sort == Sort::Key {
+                a.cmp(b)
+            } else {
+                metric(b).total_cmp(&metric(a)).then_with(|| a.cmp(b))
+            }
+        };
+        if limit < keys.len() {
+            keys.select_nth_unstable_by(limit, order);
+            keys.truncate(limit);
+        }
+        keys.sort_unstable_by(order);
+        keys.into_iter().map(|k| self.row(k, now)).collect()
+    }
+
+    /// The row of one group (zero counts when the group is unknown).
+    pub fn row(&self, key: GroupKey, now: u32) -> Row {
+        let c = self.counts.get(&key).copied().unwrap_or_default();
+        let (n, d) = self.rates.get(&key).map_or((0, 0), |r| r.sums(now));
+        Row {
+            key,
+            label: self.label_of(&key),
+            flows: c.flows,
+            unreplied: c.unreplied,
+            new_per_s: n as f64 / f64::from(WINDOW),
+            destroyed_per_s: d as f64 / f64::from(WINDOW),
+            bytes_per_s: self.byte_rates.get(&key).copied(),
+            filter: self.filter_of(&key),
+        }
+    }
+
+    /// The group key as text.
+    pub fn label_of(&self, key: &GroupKey) -> String {
+        match *key {
+            GroupKey::Addr(f, a) => ip(f, &a).to_string(),
+            GroupKey::Net(f, a, p) => format!("{}/{p}", ip(f, &a)),
+            GroupKey::Port(p, Some(port)) => format!("{}/{port}", proto_name(p)),
+            GroupKey::Port(p, None) => proto_name(p),
+            GroupKey::Zone(z) => z.to_string(),
+            GroupKey::Mark(m) => format!("{m:#x}"),
+            GroupKey::Helper(h) => h.name().unwrap_or("-").to_owned(),
+            GroupKey::State(p, s) => format!("{} {}", proto_name(p), state_label(p, s)),
+            GroupKey::Nat(NatTarget::None) => "-".to_owned(),
+            GroupKey::Nat(NatTarget::Dnat(f, a, port)) => {
+                let ip = ip(f, &a);
+                match (port, ip) {
+                    (0, ip) => format!("dnat {ip}"),
+                    (p, std::net::IpAddr::V6(v6)) => format!("dnat [{v6}]:{p}"),
+                    (p, ip) => format!("dnat {ip}:{p}"),
+                }
+            }
+            GroupKey::Nat(NatTarget::Snat(f, a)) => format!("snat {}", ip(f, &a)),
+        }
+    }
+
+    /// The filter expression (the `--filter` language) that selects exactly this group's
+    /// flows, or `None` where the language cannot say it exactly: flows without a helper,
+    /// and a stateful protocol's flows whose state is not known.
+    pub fn filter_of(&self, key: &GroupKey) -> Option<String> {
+        let mut s = String::new();
+        match (*key, self.by) {
+            (GroupKey::Addr(f, a), GroupBy::Dst) => {
+                let _ = write!(s, "flow and dst={}", ip(f, &a));
+            }
+            (GroupKey::Addr(f, a), _) => {
+                let _ = write!(s, "flow and src={}", ip(f, &a));
+            }
+            (GroupKey::Net(f, a, p), _) => {
+                let _ = write!(s, "flow and src={}/{p}", ip(f, &a));
+            }
+            (GroupKey::Port(p, port), _) => {
+                let _ = write!(s, "flow and proto={}", proto_word(p));
+                if let Some(port) = port {
+                    let _ = write!(s, " and dport={port}");
+                }
+            }
+            (GroupKey::Zone(z), _) => {
+                let _ = write!(s, "flow and zone={z}");
+            }
+            (GroupKey::Mark(m), _) => {
+                let _ = write!(s, "flow and mark={m:#x}");
+            }
+            (GroupKey::Helper(h), _) => {
+                let _ = write!(s, "flow and helper={}", h.name()?);
+            }
+            (GroupKey::State(p, st), _) => {
+                let _ = write!(s, "flow and proto={} and ", proto_word(p));
+                match st {
+                    StateKey::Proto(_) => {
+                        let _ = write!(s, "state={}", state_label(p, st));
+                    }
+                    StateKey::Ct(c) => {
+                        let _ = write!(s, "ctstate={c}");
+                    }
+                    StateKey::Unknown => return None,
+                }
+            }
+            (GroupKey::Nat(NatTarget::None), _) => s.push_str("flow and not anynat"),
+            (GroupKey::Nat(NatTarget::Dnat(f, a, port)), _) => {
+                let _ = write!(s, "dnat and reply_src={}", ip(f, &a));
+                if port != 0 {
+                    let _ = write!(s, " and reply_sport={port}");
+                }
+            }
+            (GroupKey::Nat(NatTarget::Snat(f, a)), _) => {
+                let _ = write!(s, "snat and not dnat and reply_dst={}", ip(f, &a));
+            }
+        }
+        Some(s)
+    }
+}
+
+/// A protocol as the filter language reads it back: its name when that name parses to
+/// the same number, else the number.
+fn proto_word(p: u8) -> String {
+    proto::name(p)
+        .filter(|n| proto::parse(n) == Some(p))
+        .map_or_else(|| p.to_string(), str::to_owned)
+}
+
+fn proto_name(p: u8) -> String {
+    proto::name(p).map_or_else(|| p.to_string(), str::to_owned)
+}
+
+fn state_label(p: u8, s: StateKey) -> String {
+    match s {
+        StateKey::Proto(n) => {
+            let mut f = Flow::new(Tuple {
+                proto: p,
+                ..Tuple::default()
+            });
+            f.state = n;
+            f.state_name().unwrap_or("?").to_owned()
+        }
+        StateKey::Ct(c) => c.to_owned(),
+        StateKey::Unknown => "?".to_owned(),
+    }
+}
+
+/// Bytes of both directions, when the flow has counters.
+fn byte_sum(f: &Flow) -> Option<u64> {
+    f.extra
+        .as_ref()
+        .and_then(|e| e.counters)
+        .map(|[a, b]| a.bytes.saturating_add(b.bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::Filter;
+    use crate::model::Counter;
+
+    fn tcp(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Flow {
+        let mut t = Tuple {
+            proto: proto::TCP,
+            sport,
+            dport,
+            family: Family::Ipv4,
+            ..Tuple::default()
+        };
+        t.src[..4].copy_from_slice(&src);
+        t.dst[..4].copy_from_slice(&dst);
+        let mut f = Flow::new(t);
+        f.state = 3; // ESTABLISHED
+        f.status = status::SEEN_REPLY | status::ASSURED | status::CONFIRMED;
+        f.timeout = 100;
+        f
+    }
+
+    /// A varied table: sources with known counts, UNREPLIED flows, udp, icmp, IPv6, zones,
+    /// marks, a helper, DNAT and SNAT.
+    fn table() -> (Store, Vec<Flow>) {
+        let mut flows = Vec::new();
+        for i in 0..50u16 {
+            flows.push(tcp([10, 0, 0, 1], 1000 + i, [10, 0, 1, 1], 80));
+        }
+        for s in 2..6u8 {
+            for i in 0..5u16 {
+                let mut f = tcp([10, 0, 0, s], 2000 + i, [10, 0, 1, 2], 443);
+                if i % 2 == 0 {
+                    f.status = status::CONFIRMED;
+                    f.state = 1; // SYN_SENT
+                }
+                f.mark = u32::from(s % 2);
+                f.zone = u16::from(s % 3);
+                flows.push(f);
+            }
+        }
+        let mut udp = tcp([10, 0, 2, 9], 53000, [10, 0, 1, 53], 53);
+        udp.orig.proto = proto::UDP;
+        udp.state = NO_STATE;
+        flows.push(udp.clone());
+        udp.orig.sport = 53001;
+        udp.status = 0;
+        flows.push(udp);
+        let mut icmp = tcp([10, 0, 2, 9], 7, [10, 0, 1, 1], 0x0800);
+        icmp.orig.proto = proto::ICMP;
+        icmp.state = NO_STATE;
+        flows.push(icmp);
+        let mut v6 = tcp([0; 4], 5000, [0; 4], 22);
+        v6.orig.family = Family::Ipv6;
+        v6.orig.src = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        v6.orig.dst = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        flows.push(v6);
+        let mut ftp = tcp([10, 0, 0, 1], 3000, [10, 0, 1, 3], 21);
+        ftp.helper = crate::model::helper::intern("ftp");
+        flows.push(ftp);
+        // DNAT to a backend, with counters.
+        let mut dnat = tcp([10, 0, 3, 1], 4000, [10, 96, 0, 1], 80);
+        let mut r = dnat.orig.inverted();
+        r.src[..4].copy_from_slice(&[10, 244, 0, 7]);
+        r.sport = 8080;
+        dnat.set_reply(r);
+        dnat.status |= status::DST_NAT;
+        dnat.extra_mut().counters = Some([
+            Counter {
+                packets: 1,
+                bytes: 100,
+            },
+            Counter {
+                packets: 1,
+                bytes: 50,
+            },
+        ]);
+        flows.push(dnat);
+        // SNAT (masquerade).
+        let mut snat = tcp([10, 0, 3, 2], 4001, [8, 8, 8, 8], 443);
+        let mut r = snat.orig.inverted();
+        r.dst[..4].copy_from_slice(&[192, 0, 2, 1]);
+        r.dport = 61000;
+        snat.set_reply(r);
+        snat.status |= status::SRC_NAT;
+        flows.push(snat);
+        let mut store = Store::new();
+        for f in &flows {
+            store.apply(Event::New, Record::Flow(f.clone()), 1);
+        }
+        (store, flows)
+    }
+
+    #[test]
+    fn counts_per_source_with_unreplied() {
+        let (store, _) = table();
+        let mut top = Top::new(GroupBy::Src);
+        top.rebuild(&store, 1);
+        let rows = top.rows(Sort::Count, 3, 1);
+        assert_eq!(rows[0].label, "10.0.0.1");
+        assert_eq!(rows[0].flows, 51);
+        assert_eq!(rows[0].unreplied, 0);
+        assert_eq!(rows[1].flows, 5);
+        assert_eq!(rows[1].unreplied, 3);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(top.total(), store.flow_count() as u64);
+        let by_unreplied = top.rows(Sort::Unreplied, 1, 1);
+        assert_eq!(by_unreplied[0].unreplied, 3);
+        assert!((rows[0].share_of(102) - 0.5).abs() < 1e-9);
+    }
+
+    /// Every group's filter selects exactly the group's members, for every key.
+    #[test]
+    fn each_group_filter_selects_exactly_its_members() {
+        let (store, flows) = table();
+        for by in GroupBy::ALL {
+            let mut top = Top::new(by);
+            top.rebuild(&store, 1);
+            let rows = top.rows(Sort::Key, usize::MAX, 1);
+            assert_eq!(
+                rows.iter().map(|r| r.flows).sum::<u64>(),
+                flows.len() as u64,
+                "{by:?}"
+            );
+            for row in rows {
+                let Some(expr) = &row.filter else {
+                    assert!(
+                        matches!(row.key, GroupKey::Helper(h) if h.is_none()),
+                        "{by:?} {row:?} has no filter"
+                    );
+                    continue;
+                };
+                let filter = Filter::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+                let selected = store.flows().filter(|f| filter.match_flow(f, 1)).count();
+                let members = store.flows().filter(|f| key_of(by, f) == row.key).count();
+                assert_eq!(selected as u64, row.flows, "{by:?} '{expr}'");
+                assert_eq!(selected, members, "{by:?} '{expr}'");
+                assert!(store
+                    .flows()
+                    .filter(|f| filter.match_flow(f, 1))
+                    .all(|f| key_of(by, f) == row.key));
+            }
+        }
+    }
+
+    #[test]
+    fn labels_name_the_key() {
+        let (store, _) = table();
+        let labels = |by| {
+            let mut top = Top::new(by);
+            top.rebuild(&store, 1);
+            top.rows(Sort::Count, usize::MAX, 1)
+                .into_iter()
+                .map(|r| r.label)
+                .collect::<Vec<_>>()
+        };
+        assert!(labels(GroupBy::SrcNet).contains(&"10.0.0.0/24".to_owned()));
+        assert!(labels(GroupBy::SrcNet).contains(&"fd00::/64".to_owned()));
+        assert!(labels(GroupBy::Dport).contains(&"tcp/80".to_owned()));
+        assert!(labels(GroupBy::Dport).contains(&"icmp".to_owned()));
+        assert!(labels(GroupBy::State).contains(&"tcp SYN_SENT".to_owned()));
+        assert!(labels(GroupBy::State).contains(&"udp NEW".to_owned()));
+        assert!(labels(GroupBy::Nat).contains(&"dnat 10.244.0.7:8080".to_owned()));
+        assert!(labels(GroupBy::Nat).contains(&"snat 192.0.2.1".to_owned()));
+        assert!(labels(GroupBy::Helper).contains(&"ftp".to_owned()));
+    }
+
+    #[test]
+    fn rates_count_events_in_the_last_ten_seconds() {
+        let mut store = Store::new();
+        let mut top = Top::new(GroupBy::Src);
+        // 3 NEW a second from .1 during seconds 0..20, each destroyed the next second.
+        for now in 0..20u32 {
+            for i in 0..3u16 {
+                let f = tcp([10, 0, 0, 1], (now as u16) * 10 + i, [10, 0, 1, 1], 80);
+                let rec = Record::Flow(f);
+                top.observe(&store, Event::New, &rec, now);
+                store.apply(Event::New, rec, now);
+            }
+            if now > 0 {
+                for i in 0..3u16 {
+                    let mut f = tcp(
+                        [10, 0, 0, 1],
+                        ((now - 1) as u16) * 10 + i,
+                        [10, 0, 1, 1],
+                        80,
+                    );
+                    // A DESTROY carries no mark: the group comes from the store.
+                    f.mark = 0;
+                    let rec = Record::Flow(f);
+                    top.observe(&store, Event::Destroy, &rec, now);
+                    store.apply(Event::Destroy, rec, now);
+                }
+            }
+        }
+        top.rebuild(&store, 19);
+        let row = &top.rows(Sort::New, 1, 19)[0];
+        assert_eq!(row.flows, 3);
+        assert!((row.new_per_s - 3.0).abs() < 1e-9, "{row:?}");
+        assert!((row.destroyed_per_s - 3.0).abs() < 1e-9, "{row:?}");
+        // Nothing more for 5 s: half the window; after 10 s, nothing.
+        let row = top.row(row.key, 24);
+        assert!((row.new_per_s - 1.5).abs() < 1e-9, "{row:?}");
+        assert_eq!(top.row(row.key, 29).new_per_s, 0.0);
+        assert_eq!(top.observed(), 3 * 20 + 3 * 19);
+    }
+
+    #[test]
+    fn destroy_takes_the_group_from_the_store() {
+        let mut store = Store::new();
+        let mut top = Top::new(GroupBy::Mark);
+        let mut f = tcp([10, 0, 0, 1], 1, [10, 0, 1, 1], 80);
+        f.mark = 7;
+        store.apply(Event::New, Record::Flow(f.clone()), 0);
+        f.mark = 0;
+        top.observe(&store, Event::Destroy, &Record::Flow(f), 1);
+        let row = top.row(GroupKey::Mark(7), 1);
+        assert!(row.destroyed_per_s > 0.0);
+    }
+
+    #[test]
+    fn bytes_per_second_between_passes_counts_destroyed_members() {
+        let (mut store, _) = table();
+        let mut top = Top::new(GroupBy::Nat);
+        top.rebuild(&store, 1);
+        let key = top
+            .rows(Sort::Count, usize::MAX, 1)
+            .into_iter()
+            .find(|r| r.label.starts_with("dnat"))
+            .unwrap()
+            .key;
+        assert_eq!(top.row(key, 1).bytes_per_s, None, "no previous pass");
+        // The DNAT flow moves 1000 bytes, then goes with 2000.
+        let mut f = store
+            .flows()
+            .find(|f| key_of(GroupBy::Nat, f) == key)
+            .unwrap()
+            .clone();
+        f.extra_mut().counters.as_mut().unwrap()[0].bytes += 1000;
+        store.apply(Event::Update, Record::Flow(f.clone()), 2);
+        top.rebuild(&store, 3);
+        assert_eq!(top.row(key, 3).bytes_per_s, Some(500.0));
+        f.extra_mut().counters.as_mut().unwrap()[0].bytes += 2000;
+        let rec = Record::Flow(f);
+        top.observe(&store, Event::Destroy, &rec, 4);
+        store.apply(Event::Destroy, rec, 4);
+        top.rebuild(&store, 5);
+        // The group is empty now; its destroyed flow moved 2000 bytes in 2 s. No members
+        // with counters left: no byte rate, but the DESTROY keeps the row listed.
+        let row = top.row(key, 5);
+        assert_eq!(row.flows, 0);
+        assert!(top.rows(Sort::Destroyed, 1, 5)[0].key == key);
+    }
+
+    #[test]
+    fn group_by_names_parse() {
+        for by in GroupBy::ALL {
+            assert_eq!(GroupBy::parse(by.name()), Some(by));
+        }
+        assert_eq!(GroupBy::parse("src24"), Some(GroupBy::SrcNet));
+        assert_eq!(GroupBy::parse("bogus"), None);
+        assert_eq!(Sort::parse("destroyed"), Some(Sort::Destroyed));
+    }
+}
