@@ -4,7 +4,7 @@
 //! handling one only changes state and sets dirty flags; `App::prepare` rebuilds the views
 //! that are stale (store generation, filter or sort changed) and `ui::draw` turns only the
 //! visible window into rows. This module must not touch the terminal or sockets: confirmed
-//! actions go to an injected `CommandSink`, time comes from an injected `Clock`.
+//! plans go to the injected `Commands`, time comes from the injected `Clock`.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -13,16 +13,16 @@ use ratatui::backend::Backend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::Terminal;
 
-use crate::actions::{Entry, Fate, Lives};
+use crate::actions::{self, Entry, Fate, Plan, Target};
+use crate::engine::EngineEvent;
+use crate::filter::Filter;
 use crate::model::store::{ExpectKey, FlowKey, Stats};
-use crate::model::tuple::proto;
-use crate::model::{Flow, HelperId};
+use crate::model::{Flow, HelperId, Store};
 
-use super::keymap::{self, Action, Context};
-use super::model::{
-    ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, ReplayRequest,
-    ReplaySpeed, Request, RowFilter,
+use super::inputs::{
+    self, ActionReport, Applied, Clock, Commands, FilterFault, ReplayRequest, ReplaySpeed, Request,
 };
+use super::keymap::{self, Action, Context};
 use super::risk::{Assess, FindingRow, RiskCache, Subject};
 use super::text;
 use super::theme::{Theme, ThemeKind};
@@ -39,12 +39,12 @@ pub const REBUILD_FLOWS_PER_SECOND: usize = 250_000;
 
 /// Everything that reaches the app, on one channel.
 #[derive(Debug)]
-pub enum AppEvent<E> {
+pub enum AppEvent {
     Key(KeyEvent),
     Resize(u16, u16),
     /// Once a second: countdowns move, events/s is measured, big views may rebuild.
     Tick,
-    Engine(E),
+    Engine(EngineEvent),
     /// The engine's channel closed: a replay reached its end (or the engine stopped).
     /// The dashboard stays open on the last state and says so.
     SourceEnded,
@@ -150,7 +150,7 @@ pub struct Status {
 /// The active filter: its text (shown, and passed to flush requests) and compiled form.
 pub struct ActiveFilter {
     pub text: String,
-    pub filter: Box<dyn RowFilter>,
+    pub filter: Filter,
 }
 
 /// The filter bar while it is being edited.
@@ -163,104 +163,49 @@ pub struct FilterBar {
     pub error: Option<FilterFault>,
 }
 
-/// Calls its argument once per flow of a target set (a list of keys, or a scan).
-type Visit<'a> = &'a dyn Fn(&mut dyn FnMut(&Flow));
-
-/// What a confirmed dialog will send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pending {
-    Flows(Vec<FlowKey>),
-    Expects(Vec<ExpectKey>),
-    FlushFiltered(Option<String>),
-    HelperExpects(String),
-    All,
-}
-
-/// A confirmation dialog: what will go, stated before anything is sent.
+/// A confirmation dialog: one `actions::Plan`, shown field by field and sent as it is.
 ///
-/// Frozen when it opens: the exact flows and expectations it counted, each in the life it
-/// had then (`lives`). While it is open, engine events mark entries destroyed or
-/// re-created (`actions::Lives::observe`); `y` sends exactly the frozen entries that are
-/// left, and never looks at the table again.
+/// The plan is made when the dialog opens, by the same planner the CLI's `delete` and
+/// `flush` use, and it freezes the exact entries it counted, each in the life it had then
+/// (`plan.lives`). While the dialog is open, engine events mark entries destroyed or
+/// re-created (`actions::Lives::observe`). `i` plans the same entries again with the SSH
+/// flow taken in (or left out again, `Plan::replan`); `y` sends that very plan, without
+/// the entries an event showed gone, and never looks at the table again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirm {
     pub title: String,
-    pub pending: Pending,
-    /// The flows counted when the dialog opened (the SSH flow included).
-    pub flow_keys: Vec<FlowKey>,
-    /// The expectations counted when the dialog opened.
-    pub expect_keys: Vec<ExpectKey>,
-    /// The life of every frozen entry and what happened to it since.
-    pub lives: Lives,
-    /// Flows targeted (before the SSH exclusion).
-    pub flows: usize,
-    pub related: usize,
-    pub masters: usize,
-    pub expects: usize,
-    pub sample: Vec<String>,
-    /// The user's SSH flow among the targets (the first of `spared`), excluded unless
-    /// `include_ssh`.
-    pub ssh: Option<FlowKey>,
-    /// Every flow left out unless `include_ssh`: the session's, or, when the session is
-    /// unknown, every flow to a local sshd (`spared_sshd`).
+    pub plan: Plan,
+    /// The flows the first plan left out for the user's SSH session (`i` takes them in).
     pub spared: Vec<FlowKey>,
+    /// The session is unknown: the spared flows are every flow to a local sshd.
     pub spared_sshd: bool,
+    /// The spared flows are in the plan (`i` pressed an odd number of times).
     pub include_ssh: bool,
-    /// Targets include TCP flows and `nf_conntrack_tcp_loose=0`.
-    pub tcp_warning: bool,
-    /// A note about what stays (e.g. RELATED flows after an expectation flush).
-    pub note: Option<String>,
+    /// A note about what stays (e.g. RELATED flows after an expectation delete).
+    pub note: Option<&'static str>,
 }
 
 impl Confirm {
-    /// Flows that will actually be sent for deletion.
-    pub fn effective_flows(&self) -> usize {
-        if self.include_ssh {
-            self.flows
-        } else {
-            self.flows - self.spared.len()
-        }
+    /// The user's SSH flow among the targets (the first spared flow), if any.
+    pub fn ssh(&self) -> Option<FlowKey> {
+        self.spared.first().copied()
     }
 
-    /// The request for the frozen entries that are still in the life they had when the
-    /// dialog opened, and how many were (destroyed, re-created) since.
-    fn request(&self) -> (Request, (usize, usize)) {
-        let mut changed = (0, 0);
-        let mut alive = |e: Entry| match self.lives.fate(&e) {
-            Some(Fate::Destroyed) => {
-                changed.0 += 1;
-                false
-            }
-            Some(Fate::Recreated) => {
-                changed.1 += 1;
-                false
-            }
-            None => true,
-        };
-        let skip_ssh = |k: &FlowKey| !self.include_ssh && self.spared.contains(k);
-        let flows: Vec<FlowKey> = self
-            .flow_keys
+    /// Flows that will actually be sent for deletion.
+    pub fn effective_flows(&self) -> usize {
+        self.plan.flows
+    }
+
+    /// Flow keys the plan deletes one by one, in plan order.
+    pub fn flow_keys(&self) -> Vec<FlowKey> {
+        self.plan
+            .targets
             .iter()
-            .filter(|k| !skip_ssh(k) && alive(Entry::Flow(**k)))
-            .copied()
-            .collect();
-        let expects: Vec<ExpectKey> = self
-            .expect_keys
-            .iter()
-            .filter(|k| alive(Entry::Expect(**k)))
-            .copied()
-            .collect();
-        let req = match &self.pending {
-            Pending::Flows(_) => Request::DeleteFlows(flows),
-            Pending::Expects(_) => Request::DeleteExpects(expects),
-            Pending::FlushFiltered(f) => Request::FlushFlows {
-                filter: f.clone(),
-                flows,
-            },
-            Pending::HelperExpects(h) => Request::FlushHelperExpects(h.clone()),
-            Pending::All => Request::FlushAll { flows, expects },
-        };
-        (req, changed)
+            .filter_map(|t| match t {
+                Target::Flow { key, .. } => Some(*key),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -305,12 +250,15 @@ pub struct ReplayState {
 }
 
 /// The application.
-pub struct App<M: Model> {
-    pub model: M,
+pub struct App {
+    /// The store, fed by the engine's events on the app's channel.
+    pub store: Store,
+    /// Records applied from the engine so far: a plan says up to where it saw them
+    /// (`Plan::after`), and the engine shows it the rest.
+    applied: u64,
     pub(crate) opts: TuiOptions,
     clock: Box<dyn Clock>,
-    sink: Box<dyn CommandSink<M>>,
-    filters: FilterFactory,
+    commands: Box<dyn Commands>,
     pub(crate) theme: Theme,
     pub(crate) tab: Tab,
     pub(crate) flows: TableView<FlowKey>,
@@ -355,20 +303,21 @@ pub struct App<M: Model> {
     dirty: bool,
 }
 
-impl<M: Model> App<M> {
+impl App {
+    /// The app over `store` (holding the initial load, or empty: events fill it), with
+    /// the clock and the command sender of its `Inputs`.
     pub fn new(
-        model: M,
+        store: Store,
         opts: TuiOptions,
         clock: Box<dyn Clock>,
-        sink: Box<dyn CommandSink<M>>,
-        filters: FilterFactory,
-    ) -> App<M> {
+        commands: Box<dyn Commands>,
+    ) -> App {
         let now = clock.now();
         let replay = opts.recorded_start.map(|_| ReplayState {
             speed: opts.replay_speed,
             held: false,
         });
-        let events = model.stats().events;
+        let events = store.stats().events;
         let conn = FlowCol::ALL
             .iter()
             .position(|c| *c == FlowCol::Conn)
@@ -378,12 +327,12 @@ impl<M: Model> App<M> {
             .position(|c| *c == ExpectCol::Left)
             .unwrap_or(0);
         App {
-            model,
+            store,
+            applied: 0,
             theme: Theme::new(opts.theme),
             opts,
             clock,
-            sink,
-            filters,
+            commands,
             tab: Tab::Flows,
             flows: TableView::new(conn),
             expects: TableView::new(left),
@@ -419,7 +368,7 @@ impl<M: Model> App<M> {
 
     /// Show helper risk from `assessor` (built once by the caller: `risk::Assessor` in
     /// production). Assessments are recomputed only when the store's generation moves.
-    pub fn with_assessor(mut self, assessor: Box<dyn Assess>) -> App<M> {
+    pub fn with_assessor(mut self, assessor: Box<dyn Assess>) -> App {
         self.assessor = Some(assessor);
         self.risk.built = None;
         self.dirty = true;
@@ -504,12 +453,16 @@ impl<M: Model> App<M> {
     }
 
     /// Handle one event: state changes only; drawing happens later, once.
-    pub fn handle(&mut self, ev: AppEvent<M::Event>) {
+    pub fn handle(&mut self, ev: AppEvent) {
         self.now = self.clock.now();
-        // An open dialog learns from every record before the store merges it.
-        if let (AppEvent::Engine(e), Overlay::Confirm(c)) = (&ev, &mut self.overlay) {
-            self.model
-                .observe(e, &mut |event, record| c.lives.observe(event, record));
+        if let AppEvent::Engine(EngineEvent::Records(batch)) = &ev {
+            self.applied += batch.len() as u64;
+            // An open dialog learns from every record before the store merges it.
+            if let Overlay::Confirm(c) = &mut self.overlay {
+                for (event, record) in batch {
+                    c.plan.lives.observe(*event, record);
+                }
+            }
         }
         match ev {
             AppEvent::Key(k) => {
@@ -521,17 +474,17 @@ impl<M: Model> App<M> {
             }
             AppEvent::Resize(..) => self.dirty = true,
             AppEvent::Tick => {
-                let events = self.model.stats().events;
+                let events = self.store.stats().events;
                 let (t0, e0) = self.rate_mark;
                 if self.now > t0 {
                     self.rate = events.saturating_sub(e0) as f64 / f64::from(self.now - t0);
                     self.rate_mark = (self.now, events);
                 }
-                self.model.tick(self.now);
+                self.housekeeping();
                 self.tick_due = true;
                 self.dirty = true;
             }
-            AppEvent::Engine(e) => match self.model.apply(e, self.now) {
+            AppEvent::Engine(e) => match inputs::apply(&mut self.store, e, self.now) {
                 Applied::Nothing => {}
                 Applied::Changed => self.dirty = true,
                 Applied::DumpStarted => {
@@ -586,6 +539,17 @@ impl<M: Model> App<M> {
         }
     }
 
+    /// Once a second (`engine::tick`): expire expectations, and ask the engine to re-check
+    /// flows whose timeout passed without a DESTROY (pre-existing flows under
+    /// `nf_conntrack_events=2`). A finished engine simply has nothing to ask.
+    fn housekeeping(&mut self) {
+        self.store.expire_expectations_with(self.now, &mut |_| {});
+        let stale = self.store.expired_flows(self.now);
+        if !stale.is_empty() {
+            let _ = self.commands.send(Request::Recheck(stale));
+        }
+    }
+
     fn report(&mut self, r: ActionReport) {
         let kind = if r.refused > 0 {
             StatusKind::Warn
@@ -624,8 +588,8 @@ impl<M: Model> App<M> {
 
     /// Bring stale views up to date. Cheap when nothing changed: one generation compare.
     pub fn prepare(&mut self) {
-        let gen = self.model.generation();
-        let n = self.model.flow_count();
+        let gen = self.store.generation();
+        let n = self.store.flow_count();
         let gap = (n / REBUILD_FLOWS_PER_SECOND) as u32;
         let throttled = n > LIVE_REBUILD_LIMIT
             && !self.force_rebuild
@@ -644,21 +608,21 @@ impl<M: Model> App<M> {
                 a.refresh();
             }
             self.risk
-                .rebuild(&self.model, self.assessor.as_deref(), gen);
+                .rebuild(&self.store, self.assessor.as_deref(), gen);
             self.findings.built = None;
             rebuilt = true;
         }
         let paused = self.paused;
         let frozen = |built: Option<u64>| built.is_some() && paused;
         let now = self.now;
-        let filter = self.filter.as_ref().map(|f| f.filter.as_ref());
+        let filter = self.filter.as_ref().map(|f| &f.filter);
         let risk = &self.risk;
         match self.tab {
             Tab::Flows => {
                 if live(self.flows.built) && !frozen(self.flows.built) {
                     let col = FlowCol::ALL[self.flows.sort];
                     let (keys, total) =
-                        view::build_flows(&self.model, risk, filter, col, self.flows.desc, now);
+                        view::build_flows(&self.store, risk, filter, col, self.flows.desc, now);
                     self.flows.set_keys(keys, total);
                     self.flows.built = Some(gen);
                     rebuilt = true;
@@ -668,7 +632,7 @@ impl<M: Model> App<M> {
                 if live(self.expects.built) && !frozen(self.expects.built) {
                     let col = ExpectCol::ALL[self.expects.sort];
                     let (keys, total) =
-                        view::build_expects(&self.model, risk, filter, col, self.expects.desc, now);
+                        view::build_expects(&self.store, risk, filter, col, self.expects.desc, now);
                     self.expects.set_keys(keys, total);
                     self.expects.built = Some(gen);
                     rebuilt = true;
@@ -676,7 +640,7 @@ impl<M: Model> App<M> {
             }
             Tab::Chains => {
                 if live(self.chains.built) && !frozen(self.chains.built) {
-                    let (rows, total) = view::build_chains(&self.model, filter, now);
+                    let (rows, total) = view::build_chains(&self.store, filter, now);
                     self.chains.set_keys(rows, total);
                     self.chains.built = Some(gen);
                     rebuilt = true;
@@ -685,7 +649,7 @@ impl<M: Model> App<M> {
             Tab::Findings => {
                 // Its rows point into the risk cache: rebuilt whenever the cache is.
                 if self.findings.built.is_none() {
-                    let (rows, total) = view::build_findings(&self.model, risk, filter, now);
+                    let (rows, total) = view::build_findings(&self.store, risk, filter, now);
                     self.findings.set_keys(rows, total);
                     self.findings.built = Some(gen);
                     rebuilt = true;
@@ -720,7 +684,7 @@ impl<M: Model> App<M> {
             }
         };
         let mut masters: HashSet<FlowKey> = HashSet::new();
-        self.model.for_each_flow(&mut |f| {
+        self.store.flows().for_each(|f| {
             related += usize::from(f.is_related());
             bump(f.helper, true);
             if let Some(t) = f.master() {
@@ -730,7 +694,7 @@ impl<M: Model> App<M> {
                 });
             }
         });
-        self.model.for_each_expectation(&mut |e| {
+        self.store.expectations().for_each(|e| {
             bump(e.helper, false);
             masters.insert(FlowKey::new(e.zone, e.master));
         });
@@ -740,12 +704,12 @@ impl<M: Model> App<M> {
             .collect();
         helpers.sort_unstable();
         self.summary = Summary {
-            flows: self.model.flow_count(),
-            expects: self.model.expect_count(),
+            flows: self.store.flow_count(),
+            expects: self.store.expect_count(),
             related,
             chains: masters.len(),
             helpers,
-            stats: self.model.stats(),
+            stats: self.store.stats(),
             built: Some(gen),
         };
     }
@@ -777,13 +741,7 @@ impl<M: Model> App<M> {
                         self.overlay = Overlay::None;
                         self.set_status(StatusKind::Info, "cancelled: nothing was sent".into());
                     }
-                    Some(Action::ToggleSsh) => {
-                        if let Overlay::Confirm(c) = &mut self.overlay {
-                            if c.ssh.is_some() {
-                                c.include_ssh = !c.include_ssh;
-                            }
-                        }
-                    }
+                    Some(Action::ToggleSsh) => self.toggle_ssh(),
                     _ => {}
                 }
                 return;
@@ -852,15 +810,15 @@ impl<M: Model> App<M> {
             self.invalidate_views();
             return;
         }
-        match (self.filters)(&text) {
+        match Filter::parse(&text) {
             Ok(filter) => {
                 self.bar = None;
                 self.filter = Some(ActiveFilter { text, filter });
                 self.invalidate_views();
             }
-            Err(fault) => {
+            Err(e) => {
                 // Keep the bar open with the span marked; the previous filter stays active.
-                bar.error = Some(fault);
+                bar.error = Some(FilterFault::of(&text, e));
             }
         }
     }
@@ -987,13 +945,13 @@ impl<M: Model> App<M> {
 
     /// The master key of a RELATED flow: from its master tuple, else the store's link.
     fn master_key(&self, key: &FlowKey) -> Option<FlowKey> {
-        let f = self.model.flow(key)?;
+        let f = self.store.flow(key)?;
         f.master()
             .map(|t| FlowKey {
                 orig: *t,
                 ..FlowKey::of(f)
             })
-            .or_else(|| self.model.master_of(key).map(FlowKey::of))
+            .or_else(|| self.store.master_of(key).map(FlowKey::of))
     }
 
     fn jump_master(&mut self) {
@@ -1010,7 +968,7 @@ impl<M: Model> App<M> {
                 let Some(ek) = self.expects.selected() else {
                     return;
                 };
-                let Some(e) = self.model.expectation(&ek) else {
+                let Some(e) = self.store.expectation(&ek) else {
                     return;
                 };
                 let mk = FlowKey::new(e.zone, e.master);
@@ -1026,7 +984,7 @@ impl<M: Model> App<M> {
             }
         };
         let Some(cur) = current else { return };
-        let is_related = self.model.flow(&cur).is_some_and(Flow::is_related);
+        let is_related = self.store.flow(&cur).is_some_and(Flow::is_related);
         let (target, back) = if is_related {
             match self.master_key(&cur) {
                 Some(m) => (m, Some(cur)),
@@ -1075,165 +1033,79 @@ impl<M: Model> App<M> {
 
     // ----- actions: every destructive request goes through a confirmation -----
 
-    /// Count what a set of flows holds: RELATED, masters, TCP, the SSH flow, a sample.
-    fn tally(&self, title: String, pending: Pending, visit: Visit<'_>) -> Confirm {
-        let mut masters_set: HashSet<FlowKey> = HashSet::new();
-        self.model.for_each_expectation(&mut |e| {
-            masters_set.insert(FlowKey::new(e.zone, e.master));
-        });
-        self.model.for_each_flow(&mut |f| {
-            if let Some(t) = f.master() {
-                masters_set.insert(FlowKey {
-                    orig: *t,
-                    ..FlowKey::of(f)
-                });
-            }
-        });
-        let mut c = Confirm {
-            title,
-            pending,
-            flows: 0,
-            related: 0,
-            masters: 0,
-            expects: 0,
-            sample: Vec::new(),
-            ssh: None,
-            include_ssh: false,
-            tcp_warning: false,
-            note: None,
-            flow_keys: Vec::new(),
-            expect_keys: Vec::new(),
-            lives: Lives::default(),
-            spared: Vec::new(),
-            spared_sshd: false,
-        };
-        let ssh = self.opts.ssh;
-        let sshd = &self.opts.sshd;
-        let mut tcp = false;
-        visit(&mut |f| {
-            c.flows += 1;
-            c.flow_keys.push(FlowKey::of(f));
-            c.lives.plan_flow(f);
-            c.related += usize::from(f.is_related());
-            c.masters += usize::from(masters_set.contains(&FlowKey::of(f)));
-            // Established TCP sessions are the ones tcp_loose=0 would cut.
-            tcp |= f.orig.proto == proto::TCP && f.state_name() == Some("ESTABLISHED");
-            let spare = match ssh {
-                Some(s) => s.matches(f),
-                None => sshd.iter().any(|l| l.matches(f)),
-            };
-            if spare {
-                c.ssh.get_or_insert(FlowKey::of(f));
-                c.spared.push(FlowKey::of(f));
-                c.spared_sshd = ssh.is_none();
-            } else if c.sample.len() < 5 {
-                c.sample.push(format!(
-                    "{} {}",
-                    text::proto_name(f.orig.proto),
-                    text::conn(&f.orig)
-                ));
-            }
-        });
-        c.tcp_warning = tcp && self.opts.tcp_loose == Some(false);
-        c
+    /// The planner's view of this dashboard: the SSH session (or sshd listeners) to spare
+    /// and `nf_conntrack_tcp_loose` for the warning.
+    fn plan_context(&self, include_ssh: bool) -> actions::Context {
+        actions::Context {
+            ssh: self.opts.ssh,
+            sshd: self.opts.sshd.clone(),
+            include_ssh,
+            tcp_loose: self.opts.tcp_loose,
+        }
     }
 
-    fn open(&mut self, c: Confirm) {
-        if c.flows == 0 && c.expects == 0 {
+    /// Open a confirmation for `plan`, or say there is nothing to remove.
+    fn open(&mut self, title: String, plan: Plan, note: Option<&'static str>) {
+        if plan.flows == 0 && plan.expects == 0 && plan.spared.is_empty() {
             return self.set_status(StatusKind::Info, "nothing to remove".into());
         }
+        let c = Confirm {
+            title,
+            spared: plan.spared.clone(),
+            spared_sshd: plan.excluded_sshd > 0,
+            include_ssh: false,
+            note,
+            plan,
+        };
         self.overlay = Overlay::Confirm(Box::new(c));
     }
 
-    fn flows_confirm(&self, title: String, keys: Vec<FlowKey>) -> Confirm {
-        let model = &self.model;
-        let ks = keys.clone();
-        self.tally(title, Pending::Flows(keys), &|f| {
-            for k in &ks {
-                if let Some(x) = model.flow(k) {
-                    f(x);
-                }
-            }
-        })
+    fn confirm_flows(&mut self, title: String, keys: &[FlowKey]) {
+        let set: HashSet<FlowKey> = keys.iter().copied().collect();
+        let what = if keys.len() == 1 {
+            "the selected flow"
+        } else {
+            "the selected flows"
+        };
+        let plan = Plan::flows(
+            &self.store,
+            &|f| set.contains(&FlowKey::of(f)),
+            what,
+            &self.plan_context(false),
+        );
+        self.open(title, plan, None);
     }
 
-    fn expects_confirm(&self, title: String, keys: Vec<ExpectKey>) -> Confirm {
-        let mut sample = Vec::new();
-        let mut lives = Lives::default();
-        let mut expect_keys = Vec::with_capacity(keys.len());
-        for k in &keys {
-            let Some(e) = self.model.expectation(k) else {
-                continue;
-            };
-            expect_keys.push(*k);
-            lives.plan_expect(e);
-            if sample.len() < 5 {
-                sample.push(format!(
-                    "{} {}",
-                    e.helper.shown().unwrap_or("-"),
-                    text::expect_tuple(e)
-                ));
-            }
-        }
-        Confirm {
-            flow_keys: Vec::new(),
-            expect_keys,
-            lives,
-            spared: Vec::new(),
-            spared_sshd: false,
-            title,
-            flows: 0,
-            related: 0,
-            masters: 0,
-            expects: keys.len(),
-            sample,
-            ssh: None,
-            include_ssh: false,
-            tcp_warning: false,
-            note: Some("RELATED flows already created by them stay".into()),
-            pending: Pending::Expects(keys),
+    fn confirm_expect(&mut self, key: ExpectKey) {
+        let plan = Plan::expectation(&self.store, &key);
+        self.open(
+            "Delete the selected expectation".into(),
+            plan,
+            Some(RELATED_STAY),
+        );
+    }
+
+    /// The entry the selection of the current screen is about.
+    fn selected_entry(&self) -> Option<Entry> {
+        match self.tab {
+            Tab::Flows => self.flows.selected().map(Entry::Flow),
+            Tab::Expects => self.expects.selected().map(Entry::Expect),
+            Tab::Chains => match self.chains.selected()? {
+                ChainRow::Expect { key, .. } => Some(Entry::Expect(key)),
+                r => r.flow_key().map(Entry::Flow),
+            },
+            Tab::Findings => self.findings.selected().map(|r| match r.subject {
+                Subject::Expect(k) => Entry::Expect(k),
+                Subject::Flow(k) => Entry::Flow(k),
+            }),
         }
     }
 
     fn ask_delete(&mut self) {
-        match self.tab {
-            Tab::Flows => {
-                if let Some(k) = self.flows.selected() {
-                    let c = self.flows_confirm("Delete the selected flow".into(), vec![k]);
-                    self.open(c);
-                }
-            }
-            Tab::Expects => {
-                if let Some(k) = self.expects.selected() {
-                    let c = self.expects_confirm("Delete the selected expectation".into(), vec![k]);
-                    self.open(c);
-                }
-            }
-            Tab::Chains => match self.chains.selected() {
-                Some(ChainRow::Expect { key, .. }) => {
-                    let c =
-                        self.expects_confirm("Delete the selected expectation".into(), vec![key]);
-                    self.open(c);
-                }
-                Some(r) => {
-                    if let Some(k) = r.flow_key().filter(|k| self.model.flow(k).is_some()) {
-                        let c = self.flows_confirm("Delete the selected flow".into(), vec![k]);
-                        self.open(c);
-                    }
-                }
-                None => {}
-            },
-            Tab::Findings => match self.finding_subject() {
-                Some(Subject::Expect(k)) => {
-                    let c = self.expects_confirm("Delete the selected expectation".into(), vec![k]);
-                    self.open(c);
-                }
-                Some(Subject::Flow(k)) if self.model.flow(&k).is_some() => {
-                    let c = self.flows_confirm("Delete the selected flow".into(), vec![k]);
-                    self.open(c);
-                }
-                _ => {}
-            },
+        match self.selected_entry() {
+            Some(Entry::Expect(k)) => self.confirm_expect(k),
+            Some(Entry::Flow(k)) => self.confirm_flows("Delete the selected flow".into(), &[k]),
+            None => {}
         }
     }
 
@@ -1275,95 +1147,68 @@ impl<M: Model> App<M> {
     }
 
     fn ask_delete_related(&mut self) {
-        let sel = match self.tab {
-            Tab::Flows => self.flows.selected(),
-            Tab::Chains => self.chains.selected().and_then(|r| match r {
-                ChainRow::Expect { key, .. } => self
-                    .model
-                    .expectation(&key)
-                    .map(|e| FlowKey::new(e.zone, e.master)),
-                other => other.flow_key(),
-            }),
-            Tab::Expects => self
-                .expects
-                .selected()
-                .and_then(|k| self.model.expectation(&k))
+        let sel = match self.selected_entry() {
+            Some(Entry::Flow(k)) => Some(k),
+            Some(Entry::Expect(k)) => self
+                .store
+                .expectation(&k)
                 .map(|e| FlowKey::new(e.zone, e.master)),
-            Tab::Findings => match self.finding_subject() {
-                Some(Subject::Flow(k)) => Some(k),
-                Some(Subject::Expect(k)) => self
-                    .model
-                    .expectation(&k)
-                    .map(|e| FlowKey::new(e.zone, e.master)),
-                None => None,
-            },
+            None => None,
         };
         let Some(sel) = sel else { return };
-        let master = if self.model.flow(&sel).is_some_and(Flow::is_related) {
+        let master = if self.store.flow(&sel).is_some_and(Flow::is_related) {
             self.master_key(&sel).unwrap_or(sel)
         } else {
             sel
         };
-        let children = self.model.related_of(&master);
-        if children.is_empty() {
+        let plan = Plan::related_of(&self.store, &master, &self.plan_context(false));
+        if plan.flows == 0 && plan.spared.is_empty() {
             return self.set_status(StatusKind::Info, "this master has no RELATED flows".into());
         }
-        let c = self.flows_confirm(
-            format!(
-                "Delete the RELATED children of {}",
-                text::conn(&master.orig)
-            ),
-            children,
+        let title = format!(
+            "Delete the RELATED children of {}",
+            text::conn(&master.orig)
         );
-        self.open(c);
+        self.open(title, plan, None);
     }
 
     fn ask_flush_filtered(&mut self) {
         let now = self.now;
-        let filter = self.filter.as_ref().map(|f| f.filter.as_ref());
-        let text = self.filter_text().map(str::to_owned);
-        let title = match &text {
-            Some(t) => format!("Flush flows matching '{t}'"),
-            None => "Flush every flow (no filter is set)".into(),
+        let (title, what) = match self.filter_text() {
+            Some(t) => (
+                format!("Flush flows matching '{t}'"),
+                format!("flows matching '{t}' (as shown)"),
+            ),
+            None => (
+                "Flush every flow (no filter is set)".into(),
+                "every flow shown".into(),
+            ),
         };
-        let model = &self.model;
-        let c = self.tally(title, Pending::FlushFiltered(text), &|f| {
-            model.for_each_flow(&mut |x| {
-                if filter.is_none_or(|p| p.match_flow(x, now)) {
-                    f(x)
-                }
-            })
-        });
-        self.open(c);
+        let filter = self.filter.as_ref().map(|f| &f.filter);
+        let plan = Plan::flows(
+            &self.store,
+            &|f| filter.is_none_or(|x| x.match_flow(f, now)),
+            &what,
+            &self.plan_context(false),
+        );
+        self.open(title, plan, None);
     }
 
     fn selected_helper(&self) -> Option<HelperId> {
-        let of_flow = |k: &FlowKey| -> Option<HelperId> {
-            let f = self.model.flow(k)?;
-            [
-                Some(f.helper),
-                self.model.expectation_of(k).map(|e| e.helper),
-                self.model.master_of(k).map(|m| m.helper),
-            ]
-            .into_iter()
-            .flatten()
-            .find(|h| !h.is_none())
-        };
-        match self.tab {
-            Tab::Flows => self.flows.selected().and_then(|k| of_flow(&k)),
-            Tab::Expects => self
-                .expects
-                .selected()
-                .and_then(|k| self.model.expectation(&k))
-                .map(|e| e.helper),
-            Tab::Chains => match self.chains.selected()? {
-                ChainRow::Expect { key, .. } => self.model.expectation(&key).map(|e| e.helper),
-                r => r.flow_key().and_then(|k| of_flow(&k)),
-            },
-            Tab::Findings => match self.finding_subject()? {
-                Subject::Expect(k) => self.model.expectation(&k).map(|e| e.helper),
-                Subject::Flow(k) => of_flow(&k),
-            },
+        let store = &self.store;
+        match self.selected_entry()? {
+            Entry::Expect(k) => store.expectation(&k).map(|e| e.helper),
+            Entry::Flow(k) => {
+                let f = store.flow(&k)?;
+                [
+                    Some(f.helper),
+                    store.expectation_of(&k).map(|e| e.helper),
+                    store.master_of(&k).map(|m| m.helper),
+                ]
+                .into_iter()
+                .flatten()
+                .find(|h| !h.is_none())
+            }
         }
         .filter(|h| !h.is_none())
     }
@@ -1372,36 +1217,39 @@ impl<M: Model> App<M> {
         let Some(h) = self.selected_helper() else {
             return self.set_status(StatusKind::Info, "the selected entry has no helper".into());
         };
-        let name = h.name().unwrap_or("?").to_owned();
-        let mut keys = Vec::new();
-        self.model.for_each_expectation(&mut |e| {
-            if e.helper == h {
-                keys.push(ExpectKey::of(e));
-            }
-        });
-        keys.sort_unstable();
+        let plan = Plan::flush_helper(&self.store, h.name().unwrap_or("?"));
         let shown = h.shown().unwrap_or("?");
-        let mut c =
-            self.expects_confirm(format!("Flush the expectations of helper '{shown}'"), keys);
-        c.pending = Pending::HelperExpects(name);
-        self.open(c);
+        self.open(
+            format!("Flush the expectations of helper '{shown}'"),
+            plan,
+            Some(RELATED_STAY),
+        );
     }
 
     fn ask_flush_all(&mut self) {
-        let model = &self.model;
-        let mut c = self.tally(
+        let plan = Plan::each(&self.store, &self.plan_context(false));
+        self.open(
             "Flush everything: every flow and every expectation".into(),
-            Pending::All,
-            &|f| model.for_each_flow(f),
+            plan,
+            None,
         );
-        let mut keys = Vec::new();
-        self.model.for_each_expectation(&mut |e| {
-            keys.push(ExpectKey::of(e));
-            c.lives.plan_expect(e);
-        });
-        c.expects = keys.len();
-        c.expect_keys = keys;
-        self.open(c);
+    }
+
+    /// `i` in a confirmation: the same entries planned again with the SSH flow taken in
+    /// (or left out again).
+    fn toggle_ssh(&mut self) {
+        let Overlay::Confirm(c) = &self.overlay else {
+            return;
+        };
+        if c.spared.is_empty() {
+            return;
+        }
+        let include = !c.include_ssh;
+        let plan = c.plan.replan(&self.store, &self.plan_context(include));
+        if let Overlay::Confirm(c) = &mut self.overlay {
+            c.plan = plan;
+            c.include_ssh = include;
+        }
     }
 
     /// Send a replay clock request to the engine and remember what the header shows.
@@ -1443,25 +1291,44 @@ impl<M: Model> App<M> {
             }
         }
         for q in reqs {
-            if let Err(e) = self.sink.send(&self.model, Request::Replay(q)) {
+            if let Err(e) = self.commands.send(Request::Replay(q)) {
                 return self.set_status(StatusKind::Error, format!("replay: {e}"));
             }
         }
         self.replay = Some(r);
     }
 
+    /// `y`: send the confirmation's plan, without the entries an event showed destroyed
+    /// or re-created since it was made (they are counted in the status line).
     fn confirm(&mut self) {
         let Overlay::Confirm(c) = std::mem::replace(&mut self.overlay, Overlay::None) else {
             return;
         };
-        let (req, (gone, recreated)) = c.request();
-        let (flows, expects) = match &req {
-            Request::DeleteFlows(f) | Request::FlushFlows { flows: f, .. } => (f.len(), 0),
-            Request::DeleteExpects(e) => (0, e.len()),
-            Request::FlushHelperExpects(_) => (0, c.expects),
-            Request::FlushAll { flows, expects } => (flows.len(), expects.len()),
-            Request::Replay(_) => (0, 0),
-        };
+        let mut plan = c.plan;
+        let (mut gone, mut recreated) = (0usize, 0usize);
+        let lives = &plan.lives;
+        plan.targets.retain(|t| {
+            let entry = match t {
+                Target::Flow { key, .. } => Entry::Flow(*key),
+                Target::Expect { key, .. } => Entry::Expect(*key),
+                _ => return true,
+            };
+            match lives.fate(&entry) {
+                Some(Fate::Destroyed) => gone += 1,
+                Some(Fate::Recreated) => recreated += 1,
+                None => return true,
+            }
+            false
+        });
+        let (mut flows, mut expects) = (0, 0);
+        for t in &plan.targets {
+            match t {
+                Target::Flow { .. } => flows += 1,
+                Target::Expect { .. } => expects += 1,
+                Target::FlushFlows => flows += plan.flows,
+                Target::FlushExpects | Target::FlushHelper(_) => expects += plan.expects,
+            }
+        }
         let changed = match (gone, recreated) {
             (0, 0) => String::new(),
             (g, r) => format!("; skipped {r} re-created, {g} gone since shown"),
@@ -1473,7 +1340,9 @@ impl<M: Model> App<M> {
                 format!("nothing sent: nothing shown is left as it was{changed}"),
             );
         }
-        if let Err(e) = self.sink.send(&self.model, req) {
+        // The engine shows the plan every record after those this app has applied.
+        plan.after = Some(self.applied);
+        if let Err(e) = self.commands.send(Request::Execute(Box::new(plan))) {
             return self.set_status(StatusKind::Error, format!("not sent: {e}"));
         }
         self.skipped = Some((gone, recreated));
@@ -1488,3 +1357,6 @@ impl<M: Model> App<M> {
         );
     }
 }
+
+/// The confirmation's note for expectation deletes.
+const RELATED_STAY: &str = "RELATED flows already created by them stay";

@@ -24,11 +24,10 @@ use ratatui::Frame;
 use crate::model::expect::flags as eflags;
 use crate::model::flow::status;
 use crate::model::store::{ExpectKey, FlowKey};
-use crate::model::{Expectation, Flow, HelperId};
+use crate::model::{Expectation, Flow, HelperId, Store};
 
 use super::app::{App, Overlay, StatusKind, Tab};
 use super::keymap;
-use super::model::Model;
 use super::risk::{self as trisk, FindingRow, Subject};
 use super::text;
 use super::theme::Theme;
@@ -40,7 +39,7 @@ use crate::risk::{Assessment, Freedom};
 const WRAP: ratatui::widgets::Wrap = ratatui::widgets::Wrap { trim: false };
 
 /// Draw the whole screen.
-pub fn draw<M: Model>(f: &mut Frame, app: &mut App<M>) {
+pub fn draw(f: &mut Frame, app: &mut App) {
     let area = f.area();
     let bar_lines = match &app.bar {
         Some(b) if b.error.is_some() => 2,
@@ -180,7 +179,7 @@ fn join_items(items: Vec<Item>, keep: &[bool], sep: &Span<'static>) -> Vec<Span<
 /// The two header lines. Each is a list of items with priorities; a narrow terminal drops
 /// whole items (the gauge, the rate, the helper list…) and never cuts a count: findings
 /// and lost-event resyncs are the last to go.
-fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
+fn header(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let s = &app.summary;
     let width = usize::from(area.width);
@@ -364,7 +363,7 @@ fn header<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     );
 }
 
-fn tab_line<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
+fn tab_line(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let counts = [
         app.summary.flows,
@@ -429,7 +428,7 @@ fn tab_line<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
 
 /// The helper a flow is shown under: its own, else the one whose expectation created it,
 /// else its master's (a RELATED FTP data flow carries no helper itself).
-fn display_helper<M: Model>(m: &M, key: &FlowKey, fl: &Flow) -> HelperId {
+fn display_helper(m: &Store, key: &FlowKey, fl: &Flow) -> HelperId {
     if !fl.helper.is_none() || !fl.is_related() {
         return fl.helper;
     }
@@ -571,8 +570,8 @@ fn draw_table<C: Column>(
 /// The flow table's rows for the visible keys. Without the ctstate column its first
 /// letter (N/E/R) leads the connection, so RELATED stays readable as text; without the NAT
 /// column NAT is folded into the connection (pre ⇒ post).
-fn flow_rows<M: Model>(
-    app: &App<M>,
+fn flow_rows(
+    app: &App,
     t: &Theme,
     keys: &[FlowKey],
     cols: &[FlowCol],
@@ -582,7 +581,7 @@ fn flow_rows<M: Model>(
     let now = app.now;
     let mut rows = Vec::with_capacity(keys.len());
     for key in keys {
-        let Some(fl) = app.model.flow(key) else {
+        let Some(fl) = app.store.flow(key) else {
             let cells = cols
                 .iter()
                 .map(|c| match c {
@@ -594,7 +593,7 @@ fn flow_rows<M: Model>(
             rows.push(TextRow::plain(cells, t.dim));
             continue;
         };
-        let helper = display_helper(&app.model, key, fl);
+        let helper = display_helper(&app.store, key, fl);
         let hname = helper.shown().unwrap_or("");
         let related = fl.is_related();
         let risk = if related { app.risk.flow(key) } else { None };
@@ -651,13 +650,13 @@ fn flow_rows<M: Model>(
     rows
 }
 
-fn flows_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
+fn flows_table(f: &mut Frame, app: &mut App, area: Rect) {
     let height = area.height.saturating_sub(1) as usize;
     let range = app.flows.window(height);
     let t = app.theme.clone();
     let visible = &app.flows.keys[range.clone()];
     let accounting = visible.iter().any(|k| {
-        app.model
+        app.store
             .flow(k)
             .is_some_and(|x| x.extra.as_ref().is_some_and(|e| e.counters.is_some()))
     });
@@ -722,7 +721,7 @@ fn empty(f: &mut Frame, t: &Theme, area: Rect, total: usize, what: &str) {
     f.render_widget(Paragraph::new(Span::styled(msg, t.dim)).centered(), a);
 }
 
-fn expects_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
+fn expects_table(f: &mut Frame, app: &mut App, area: Rect) {
     let height = area.height.saturating_sub(1) as usize;
     let range = app.expects.window(height);
     let t = app.theme.clone();
@@ -735,7 +734,7 @@ fn expects_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
         .collect();
     let mut rows = Vec::new();
     for key in &app.expects.keys[range.clone()] {
-        let Some(e) = app.model.expectation(key) else {
+        let Some(e) = app.store.expectation(key) else {
             let mut cells = vec![String::new(); cols.len()];
             cells[0] = "gone".into();
             rows.push(TextRow::plain(cells, t.dim));
@@ -772,7 +771,7 @@ fn expects_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
     draw_table(f, &t, area, &cols, &heads, rows, sel);
 }
 
-fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
+fn chains_table(f: &mut Frame, app: &mut App, area: Rect) {
     let height = area.height.saturating_sub(1) as usize;
     let range = app.chains.window(height);
     let t = app.theme.clone();
@@ -782,7 +781,7 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
     for r in &app.chains.keys[range.clone()] {
         let (tree, hname, risk, left, style): (String, &str, (String, Style), String, Style) =
             match r {
-                ChainRow::Master(k) => match app.model.flow(k) {
+                ChainRow::Master(k) => match app.store.flow(k) {
                     Some(m) => (
                         format!(
                             "● {} {}",
@@ -804,7 +803,7 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
                 },
                 ChainRow::Expect { key, last } => {
                     let corner = if *last { "└─" } else { "├─" };
-                    match app.model.expectation(key) {
+                    match app.store.expectation(key) {
                         Some(e) => {
                             let h = e.helper.shown().unwrap_or("");
                             (
@@ -829,9 +828,9 @@ fn chains_table<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
                 }
                 ChainRow::Related { key, last } => {
                     let corner = if *last { "└─" } else { "├─" };
-                    match app.model.flow(key) {
+                    match app.store.flow(key) {
                         Some(fl) => {
-                            let h = display_helper(&app.model, key, fl).shown().unwrap_or("");
+                            let h = display_helper(&app.store, key, fl).shown().unwrap_or("");
                             // Narrow screens keep the tuple whole rather than the words
                             // around it: `R` (as in the flows table) and no state.
                             let tree = if narrow {
@@ -904,12 +903,12 @@ fn escaped(v: String) -> String {
     }
 }
 
-fn when<M: Model>(app: &App<M>, store_secs: u32) -> String {
+fn when(app: &App, store_secs: u32) -> String {
     let wall = app_wall(app, store_secs);
     humantime::format_rfc3339_seconds(wall).to_string()
 }
 
-fn app_wall<M: Model>(app: &App<M>, store_secs: u32) -> std::time::SystemTime {
+fn app_wall(app: &App, store_secs: u32) -> std::time::SystemTime {
     app.wall(store_secs)
 }
 
@@ -970,10 +969,10 @@ fn risk_lines(t: &Theme, a: &Assessment, l: &mut Vec<Line<'static>>) {
     }
 }
 
-fn flow_detail<M: Model>(app: &App<M>, key: &FlowKey, fl: &Flow) -> Vec<Line<'static>> {
+fn flow_detail(app: &App, key: &FlowKey, fl: &Flow) -> Vec<Line<'static>> {
     let t = &app.theme;
     let now = app.now;
-    let m = &app.model;
+    let m = &app.store;
     let mut l = Vec::new();
     l.push(kv(
         t,
@@ -1109,7 +1108,7 @@ fn flow_detail<M: Model>(app: &App<M>, key: &FlowKey, fl: &Flow) -> Vec<Line<'st
     l
 }
 
-fn expect_detail<M: Model>(app: &App<M>, e: &Expectation) -> Vec<Line<'static>> {
+fn expect_detail(app: &App, e: &Expectation) -> Vec<Line<'static>> {
     let t = &app.theme;
     let now = app.now;
     let mut l = Vec::new();
@@ -1166,20 +1165,20 @@ fn expect_detail<M: Model>(app: &App<M>, e: &Expectation) -> Vec<Line<'static>> 
     l
 }
 
-fn detail_len<M: Model>(app: &App<M>) -> usize {
+fn detail_len(app: &App) -> usize {
     detail_lines(app).1.len()
 }
 
-fn detail<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
+fn detail(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let (title, lines) = detail_lines(app);
     detail_body(f, t, title, lines, area);
 }
 
-fn detail_lines<M: Model>(app: &App<M>) -> (&'static str, Vec<Line<'static>>) {
+fn detail_lines(app: &App) -> (&'static str, Vec<Line<'static>>) {
     match app.tab {
         Tab::Flows => match app.flows.selected() {
-            Some(k) => match app.model.flow(&k) {
+            Some(k) => match app.store.flow(&k) {
                 Some(fl) => ("Flow", flow_detail(app, &k, fl)),
                 None => ("Flow", vec![Line::from("(gone from the store)")]),
             },
@@ -1188,19 +1187,19 @@ fn detail_lines<M: Model>(app: &App<M>) -> (&'static str, Vec<Line<'static>>) {
         Tab::Expects => match app
             .expects
             .selected()
-            .and_then(|k| app.model.expectation(&k))
+            .and_then(|k| app.store.expectation(&k))
         {
             Some(e) => ("Expectation", expect_detail(app, e)),
             None => ("Detail", vec![]),
         },
         Tab::Chains => match app.chains.selected() {
-            Some(ChainRow::Expect { key, .. }) => match app.model.expectation(&key) {
+            Some(ChainRow::Expect { key, .. }) => match app.store.expectation(&key) {
                 Some(e) => ("Expectation", expect_detail(app, e)),
                 None => ("Expectation", vec![Line::from("(gone)")]),
             },
             Some(r) => match r
                 .flow_key()
-                .and_then(|k| app.model.flow(&k).map(|x| (k, x)))
+                .and_then(|k| app.store.flow(&k).map(|x| (k, x)))
             {
                 Some((k, fl)) => ("Flow", flow_detail(app, &k, fl)),
                 None => ("Flow", vec![Line::from("(gone)")]),
@@ -1212,23 +1211,23 @@ fn detail_lines<M: Model>(app: &App<M>) -> (&'static str, Vec<Line<'static>>) {
 }
 
 /// How a finding's entry is named in the findings screen.
-fn subject_text<M: Model>(app: &App<M>, s: &Subject) -> (String, &'static str) {
+fn subject_text(app: &App, s: &Subject) -> (String, &'static str) {
     match s {
-        Subject::Expect(k) => match app.model.expectation(k) {
+        Subject::Expect(k) => match app.store.expectation(k) {
             Some(e) => (
                 format!("expect {}", text::expect_tuple(e)),
                 e.helper.shown().unwrap_or(""),
             ),
             None => (format!("expect {} (gone)", text::conn(&k.tuple)), ""),
         },
-        Subject::Flow(k) => match app.model.flow(k) {
+        Subject::Flow(k) => match app.store.flow(k) {
             Some(fl) => (
                 format!(
                     "RELATED {} {}",
                     text::proto_name(k.orig.proto),
                     text::conn(&k.orig)
                 ),
-                display_helper(&app.model, k, fl).shown().unwrap_or(""),
+                display_helper(&app.store, k, fl).shown().unwrap_or(""),
             ),
             None => (format!("RELATED {} (gone)", text::conn(&k.orig)), ""),
         },
@@ -1244,7 +1243,7 @@ fn subject_text<M: Model>(app: &App<M>, s: &Subject) -> (String, &'static str) {
 /// ┌ Finding ─────────────────────────────────────────────────────────────────┐
 /// │ detail …  fix …   (Enter: go to the entry)                                │
 /// ```
-fn findings_screen<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
+fn findings_screen(f: &mut Frame, app: &mut App, area: Rect) {
     let t = app.theme.clone();
     let pane_h = (area.height * 11 / 20).max(6.min(area.height));
     let [list, pane] =
@@ -1314,7 +1313,7 @@ fn findings_screen<M: Model>(f: &mut Frame, app: &mut App<M>, area: Rect) {
     );
 }
 
-fn finding_lines<M: Model>(app: &App<M>, t: &Theme, r: &FindingRow) -> Option<Vec<Line<'static>>> {
+fn finding_lines(app: &App, t: &Theme, r: &FindingRow) -> Option<Vec<Line<'static>>> {
     let (a, fd) = app.risk.finding(r)?;
     let (entry, _) = subject_text(app, &r.subject);
     let label = |k: &str| Span::styled(format!("{k}: "), t.dim);
@@ -1387,7 +1386,7 @@ fn detail_body(f: &mut Frame, t: &Theme, title: &str, lines: Vec<Line<'static>>,
     }
 }
 
-fn footer<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
+fn footer(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     if let Some(bar) = &app.bar {
         let mut lines = Vec::new();
@@ -1508,7 +1507,7 @@ fn popup(f: &mut Frame, area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-fn help<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
+fn help(f: &mut Frame, app: &App, area: Rect) {
     let t = &app.theme;
     let mut lines: Vec<Line> = Vec::new();
     for (title, rows) in keymap::help_sections(app.opts.read_only, app.replay.is_some()) {
@@ -1553,36 +1552,38 @@ fn help<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
     );
 }
 
-fn confirm<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
+fn confirm(f: &mut Frame, app: &App, area: Rect) {
     let Overlay::Confirm(c) = &app.overlay else {
         return;
     };
     let t = &app.theme;
+    let plan = &c.plan;
     let mut lines: Vec<Line> = Vec::new();
-    if c.flows > 0 {
+    if plan.flows > 0 || !c.spared.is_empty() {
         lines.push(Line::from(format!(
             "{} flow(s): {} RELATED, {} master(s)",
-            thousands(c.effective_flows()),
-            thousands(c.related),
-            thousands(c.masters)
+            thousands(plan.flows),
+            thousands(plan.related),
+            thousands(plan.masters)
         )));
     }
-    if c.expects > 0 {
+    if plan.expects > 0 {
         lines.push(Line::from(format!(
             "{} expectation(s)",
-            thousands(c.expects)
+            thousands(plan.expects)
         )));
     }
-    if let Some(n) = &c.note {
-        lines.push(Line::from(Span::styled(escaped(n.clone()), t.dim)));
+    if let Some(n) = c.note {
+        lines.push(Line::from(Span::styled(n, t.dim)));
     }
-    if !c.sample.is_empty() {
+    let sample = plan_sample(app, plan);
+    if !sample.is_empty() {
         lines.push(Line::from(Span::styled("sample:", t.dim)));
-        for s in &c.sample {
-            lines.push(Line::from(format!("  {s}")));
+        for s in sample {
+            lines.push(Line::from(format!("  {}", escaped(s))));
         }
     }
-    match (c.ssh, c.include_ssh) {
+    match (c.ssh(), c.include_ssh) {
         (Some(_), false) if c.spared_sshd => lines.push(Line::from(Span::styled(
             format!(
                 "{} flow(s) to the local sshd EXCLUDED: your session is unknown (i: include)",
@@ -1598,21 +1599,17 @@ fn confirm<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
             "your SSH session's flow is INCLUDED: this cuts your own session (i: exclude)",
             t.error,
         ))),
-        (None, _) if app.opts.ssh.is_some() && c.flows > 0 => lines.push(Line::from(Span::styled(
-            "your SSH session's flow is not among these",
-            t.dim,
-        ))),
+        (None, _) if app.opts.ssh.is_some() && plan.flows > 0 => lines.push(Line::from(
+            Span::styled("your SSH session's flow is not among these", t.dim),
+        )),
         _ => {}
     }
-    if c.tcp_warning {
-        lines.push(Line::from(Span::styled(
-            "nf_conntrack_tcp_loose=0: live TCP sessions through this host will be cut",
-            t.warn,
-        )));
-        lines.push(Line::from(Span::styled(
-            "(a deleted TCP flow is not picked up again mid-stream)",
-            t.warn,
-        )));
+    let w = (area.width.saturating_sub(4)).min(84);
+    // The planner's warnings are long sentences: wrapped here so the height is known.
+    for warning in &plan.warnings {
+        for l in text::wrap(&escaped(warning.clone()), usize::from(w.saturating_sub(2))) {
+            lines.push(Line::from(Span::styled(l, t.warn)));
+        }
     }
     lines.push(Line::from(""));
     lines.push(Line::from(vec![
@@ -1621,7 +1618,6 @@ fn confirm<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
         Span::styled("n", t.header_cell),
         Span::raw("/Esc cancel"),
     ]));
-    let w = (area.width.saturating_sub(4)).min(84);
     let h = (lines.len() as u16 + 2).min(area.height);
     let rect = popup(f, area, w, h);
     let block = Block::default()
@@ -1640,6 +1636,43 @@ fn confirm<M: Model>(f: &mut Frame, app: &App<M>, area: Rect) {
             .wrap(ratatui::widgets::Wrap { trim: false }),
         rect,
     );
+}
+
+/// Up to five of the plan's entries as the tables show them (`proto src → dst`, or an
+/// expectation's helper and tuple); a plan of kernel flushes shows the planner's own lines.
+fn plan_sample(app: &App, plan: &crate::actions::Plan) -> Vec<String> {
+    use crate::actions::Target;
+    let mut out = Vec::new();
+    for target in &plan.targets {
+        if out.len() == 5 {
+            break;
+        }
+        match target {
+            Target::Flow { key, .. } => {
+                if let Some(f) = app.store.flow(key) {
+                    out.push(format!(
+                        "{} {}",
+                        text::proto_name(f.orig.proto),
+                        text::conn(&f.orig)
+                    ));
+                }
+            }
+            Target::Expect { key, .. } => {
+                if let Some(e) = app.store.expectation(key) {
+                    out.push(format!(
+                        "{} {}",
+                        e.helper.shown().unwrap_or("-"),
+                        text::expect_tuple(e)
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        out = plan.sample.clone();
+    }
+    out
 }
 
 #[cfg(test)]

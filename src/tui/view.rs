@@ -9,10 +9,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::filter::Filter;
 use crate::model::store::{ExpectKey, FlowKey};
-use crate::model::{Expectation, Flow};
+use crate::model::{Expectation, Flow, Store};
 
-use super::model::{Model, RowFilter};
 use super::risk::{headline, FindingRow, RiskCache, Subject};
 use crate::risk::Assessment;
 
@@ -559,10 +559,10 @@ impl<K: Copy + PartialEq> TableView<K> {
 }
 
 /// Rebuild the flow keys: filter, then sort by `col` (ties by key, so the order is total).
-pub fn build_flows<M: Model + ?Sized>(
-    m: &M,
+pub fn build_flows(
+    m: &Store,
     risk: &RiskCache,
-    filter: Option<&dyn RowFilter>,
+    filter: Option<&Filter>,
     col: FlowCol,
     desc: bool,
     now: u32,
@@ -571,7 +571,7 @@ pub fn build_flows<M: Model + ?Sized>(
     let mut keys: Vec<FlowKey>;
     if col == FlowCol::Conn {
         keys = Vec::with_capacity(m.flow_count());
-        m.for_each_flow(&mut |f| {
+        m.flows().for_each(|f| {
             total += 1;
             if filter.is_none_or(|x| x.match_flow(f, now)) {
                 keys.push(FlowKey::of(f));
@@ -580,7 +580,7 @@ pub fn build_flows<M: Model + ?Sized>(
         keys.sort_unstable_by_key(|k| (k.orig, k.zone));
     } else {
         let mut pairs: Vec<(SortVal, FlowKey)> = Vec::with_capacity(m.flow_count());
-        m.for_each_flow(&mut |f| {
+        m.flows().for_each(|f| {
             total += 1;
             if filter.is_none_or(|x| x.match_flow(f, now)) {
                 pairs.push((flow_sort_val(risk, col, f, now), FlowKey::of(f)));
@@ -599,10 +599,10 @@ pub fn build_flows<M: Model + ?Sized>(
 }
 
 /// Rebuild the expectation keys.
-pub fn build_expects<M: Model + ?Sized>(
-    m: &M,
+pub fn build_expects(
+    m: &Store,
     risk: &RiskCache,
-    filter: Option<&dyn RowFilter>,
+    filter: Option<&Filter>,
     col: ExpectCol,
     desc: bool,
     now: u32,
@@ -613,7 +613,7 @@ pub fn build_expects<M: Model + ?Sized>(
         (crate::model::Tuple, crate::model::Tuple, u16),
         ExpectKey,
     )> = Vec::new();
-    m.for_each_expectation(&mut |e| {
+    m.expectations().for_each(|e| {
         total += 1;
         if filter.is_none_or(|x| x.match_expect(e, now)) {
             let second = if col == ExpectCol::Master {
@@ -634,10 +634,10 @@ pub fn build_expects<M: Model + ?Sized>(
 
 /// Rebuild the findings rows: the risk cache's order (most severe kind first), keeping
 /// those whose entry matches the filter.
-pub fn build_findings<M: Model + ?Sized>(
-    m: &M,
+pub fn build_findings(
+    m: &Store,
     risk: &RiskCache,
-    filter: Option<&dyn RowFilter>,
+    filter: Option<&Filter>,
     now: u32,
 ) -> (Vec<FindingRow>, usize) {
     let rows = risk.rows();
@@ -687,11 +687,7 @@ impl ChainRow {
 /// Build the chains tree: every master with expectations or RELATED children, sorted by
 /// master key, expectations first, then RELATED flows. With a filter, a chain is kept
 /// when any member matches (a chain is read as a whole).
-pub fn build_chains<M: Model + ?Sized>(
-    m: &M,
-    filter: Option<&dyn RowFilter>,
-    now: u32,
-) -> (Vec<ChainRow>, usize) {
+pub fn build_chains(m: &Store, filter: Option<&Filter>, now: u32) -> (Vec<ChainRow>, usize) {
     #[derive(Default)]
     struct Group {
         expects: Vec<ExpectKey>,
@@ -699,13 +695,13 @@ pub fn build_chains<M: Model + ?Sized>(
         hit: bool,
     }
     let mut groups: BTreeMap<FlowKey, Group> = BTreeMap::new();
-    m.for_each_expectation(&mut |e| {
+    m.expectations().for_each(|e| {
         let mk = FlowKey::new(e.zone, e.master);
         let g = groups.entry(mk).or_default();
         g.expects.push(ExpectKey::of(e));
         g.hit |= filter.is_none_or(|x| x.match_expect(e, now));
     });
-    m.for_each_flow(&mut |f| {
+    m.flows().for_each(|f| {
         if !f.is_related() {
             return;
         }
