@@ -579,7 +579,7 @@ fn chains_keep_a_whole_chain_when_any_member_matches_the_filter() {
         h.app
             .chain_rows()
             .iter()
-            .filter(|r| matches!(r, ctscope::tui::view::ChainRow::Master(_)))
+            .filter(|r| matches!(r, ctscope::tui::screens::chains::ChainRow::Master(_)))
             .count(),
         5
     );

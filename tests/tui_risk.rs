@@ -11,7 +11,7 @@ use ctscope::model::tuple::proto;
 use ctscope::model::{Expectation, Flow};
 use ctscope::risk::{Assessor, Config, FindingKind, HelperTable};
 use ctscope::tui::theme::ThemeKind;
-use ctscope::tui::{AppEvent, Tab, TuiOptions};
+use ctscope::tui::{AppEvent, TuiOptions};
 use ratatui::crossterm::event::KeyCode;
 use ratatui::style::{Color, Modifier};
 use tui_support::{ev, lab, opts, tuple, Harness, Scene};
@@ -40,7 +40,7 @@ fn findings_screen_lists_the_forged_port_to_3306_with_its_fix_and_goes_to_it() {
     h.draw();
     assert!(h.screen().contains("findings !2"), "{}", h.screen());
     h.ch('4');
-    assert_eq!(h.app.tab(), Tab::Findings);
+    assert_eq!(h.app.tab(), "Findings");
     let s = h.screen();
     assert!(s.contains("!sensitive port"), "{s}");
     assert!(s.contains("expect 10.213.4.1:any → 10.213.4.7:3306"), "{s}");
@@ -79,7 +79,7 @@ fn findings_screen_lists_the_forged_port_to_3306_with_its_fix_and_goes_to_it() {
 
     // Enter goes to the entry: the expectation is selected, its detail pane open.
     h.key(KeyCode::Enter);
-    assert_eq!(h.app.tab(), Tab::Expects);
+    assert_eq!(h.app.tab(), "Expectations");
     assert_eq!(h.app.selected_expect(), Some(ExpectKey::of(&e)));
     let s = h.screen();
     assert!(s.contains("!2 sensitive port, third-party address"), "{s}");
@@ -96,7 +96,7 @@ fn help_lists_the_findings_key() {
         h.screen()
     );
     h.ch('x').ch('!');
-    assert_eq!(h.app.tab(), Tab::Findings);
+    assert_eq!(h.app.tab(), "Findings");
 }
 
 #[test]
@@ -228,7 +228,7 @@ fn a_replay_reaching_its_end_leaves_the_dashboard_open() {
     );
     // Still usable: keys answer, the table is there.
     h.ch('2');
-    assert_eq!(h.app.tab(), Tab::Expects);
+    assert_eq!(h.app.tab(), "Expectations");
     assert!(h.screen().contains("10.213.4.7:3306"));
     h.ch('q');
     assert!(h.app.should_quit());

@@ -23,10 +23,12 @@ use super::inputs::{
     self, ActionReport, Applied, Clock, Commands, FilterFault, ReplayRequest, ReplaySpeed, Request,
 };
 use super::keymap::{self, Action, Context};
-use super::risk::{Assess, FindingRow, RiskCache, Subject};
+pub use super::popups::confirm::Confirm;
+pub use super::popups::filter::FilterBar;
+use super::risk::{Assess, FindingRow, RiskCache};
+use super::screens::{self, chains, expectations, findings, flows, Ctx, Jump, Screen};
 use super::text;
 use super::theme::{Theme, ThemeKind};
-use super::view::{self, ChainRow, ExpectCol, FlowCol, TableView};
 
 /// Above this many flows, views rebuild at most once per tick instead of after every
 /// engine batch: a million-row sort per batch would starve key handling.
@@ -99,39 +101,6 @@ impl Default for TuiOptions {
     }
 }
 
-/// The four screens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tab {
-    Flows,
-    Expects,
-    Chains,
-    /// Helper-risk findings, each with its fix; Enter goes to the entry.
-    Findings,
-}
-
-impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Flows, Tab::Expects, Tab::Chains, Tab::Findings];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Tab::Flows => "Flows",
-            Tab::Expects => "Expectations",
-            Tab::Chains => "Chains",
-            Tab::Findings => "Findings",
-        }
-    }
-
-    /// The tab line's label below 100 columns.
-    pub fn short_title(self) -> &'static str {
-        match self {
-            Tab::Flows => "Flows",
-            Tab::Expects => "Exp",
-            Tab::Chains => "Chains",
-            Tab::Findings => "Risk",
-        }
-    }
-}
-
 /// Severity of the status line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusKind {
@@ -151,62 +120,6 @@ pub struct Status {
 pub struct ActiveFilter {
     pub text: String,
     pub filter: Filter,
-}
-
-/// The filter bar while it is being edited.
-#[derive(Debug, Clone, Default)]
-pub struct FilterBar {
-    pub text: String,
-    /// Cursor position in chars.
-    pub cursor: usize,
-    /// The last parse error; the previous filter stays active while this is set.
-    pub error: Option<FilterFault>,
-}
-
-/// A confirmation dialog: one `actions::Plan`, shown field by field and sent as it is.
-///
-/// The plan is made when the dialog opens, by the same planner the CLI's `delete` and
-/// `flush` use, and it freezes the exact entries it counted, each in the life it had then
-/// (`plan.lives`). While the dialog is open, engine events mark entries destroyed or
-/// re-created (`actions::Lives::observe`). `i` plans the same entries again with the SSH
-/// flow taken in (or left out again, `Plan::replan`); `y` sends that very plan, without
-/// the entries an event showed gone, and never looks at the table again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Confirm {
-    pub title: String,
-    pub plan: Plan,
-    /// The flows the first plan left out for the user's SSH session (`i` takes them in).
-    pub spared: Vec<FlowKey>,
-    /// The session is unknown: the spared flows are every flow to a local sshd.
-    pub spared_sshd: bool,
-    /// The spared flows are in the plan (`i` pressed an odd number of times).
-    pub include_ssh: bool,
-    /// A note about what stays (e.g. RELATED flows after an expectation delete).
-    pub note: Option<&'static str>,
-}
-
-impl Confirm {
-    /// The user's SSH flow among the targets (the first spared flow), if any.
-    pub fn ssh(&self) -> Option<FlowKey> {
-        self.spared.first().copied()
-    }
-
-    /// Flows that will actually be sent for deletion.
-    pub fn effective_flows(&self) -> usize {
-        self.plan.flows
-    }
-
-    /// Flow keys the plan deletes one by one, in plan order.
-    pub fn flow_keys(&self) -> Vec<FlowKey> {
-        self.plan
-            .targets
-            .iter()
-            .filter_map(|t| match t {
-                Target::Flow { key, .. } => Some(*key),
-                _ => None,
-            })
-            .collect()
-    }
 }
 
 /// What covers the tables.
@@ -257,14 +170,13 @@ pub struct App {
     /// (`Plan::after`), and the engine shows it the rest.
     applied: u64,
     pub(crate) opts: TuiOptions,
-    clock: Box<dyn Clock>,
+    pub(crate) clock: Box<dyn Clock>,
     commands: Box<dyn Commands>,
     pub(crate) theme: Theme,
-    pub(crate) tab: Tab,
-    pub(crate) flows: TableView<FlowKey>,
-    pub(crate) expects: TableView<ExpectKey>,
-    pub(crate) chains: TableView<ChainRow>,
-    pub(crate) findings: TableView<FindingRow>,
+    /// The screens, in tab order (`screens::all`).
+    pub(crate) screens: Vec<Box<dyn Screen>>,
+    /// Index of the current screen.
+    pub(crate) tab: usize,
     /// Assessments of the current store generation (badges, findings, detail).
     pub(crate) risk: RiskCache,
     assessor: Option<Box<dyn Assess>>,
@@ -318,14 +230,6 @@ impl App {
             held: false,
         });
         let events = store.stats().events;
-        let conn = FlowCol::ALL
-            .iter()
-            .position(|c| *c == FlowCol::Conn)
-            .unwrap_or(0);
-        let left = ExpectCol::ALL
-            .iter()
-            .position(|c| *c == ExpectCol::Left)
-            .unwrap_or(0);
         App {
             store,
             applied: 0,
@@ -333,11 +237,8 @@ impl App {
             opts,
             clock,
             commands,
-            tab: Tab::Flows,
-            flows: TableView::new(conn),
-            expects: TableView::new(left),
-            chains: TableView::new(0),
-            findings: TableView::new(0),
+            screens: screens::all(),
+            tab: 0,
             risk: RiskCache::default(),
             assessor: None,
             ended: false,
@@ -387,7 +288,7 @@ impl App {
 
     /// Rows of the findings screen, in display order.
     pub fn finding_rows(&self) -> &[FindingRow] {
-        &self.findings.keys
+        &self.screen::<findings::Findings>().view.keys
     }
 
     /// Wall time of a store second (for absolute times in the detail pane).
@@ -419,8 +320,9 @@ impl App {
         self.status.as_ref()
     }
 
-    pub fn tab(&self) -> Tab {
-        self.tab
+    /// The current screen's title ("Flows", "Findings"…).
+    pub fn tab(&self) -> &'static str {
+        self.screens[self.tab].title()
     }
 
     pub fn is_paused(&self) -> bool {
@@ -435,21 +337,57 @@ impl App {
         &self.overlay
     }
 
+    /// The first screen of type `S` in the list.
+    fn screen<S: 'static>(&self) -> &S {
+        self.screens
+            .iter()
+            .find_map(|s| s.as_any().downcast_ref::<S>())
+            .expect("the screen list holds every screen type")
+    }
+
     /// Row keys of the flows view, in display order.
     pub fn flow_keys(&self) -> &[FlowKey] {
-        &self.flows.keys
+        &self.screen::<flows::Flows>().view.keys
     }
 
     pub fn selected_flow(&self) -> Option<FlowKey> {
-        self.flows.selected()
+        self.screen::<flows::Flows>().view.selected()
     }
 
     pub fn selected_expect(&self) -> Option<ExpectKey> {
-        self.expects.selected()
+        self.screen::<expectations::Expectations>().view.selected()
     }
 
-    pub fn chain_rows(&self) -> &[ChainRow] {
-        &self.chains.keys
+    pub fn chain_rows(&self) -> &[chains::ChainRow] {
+        &self.screen::<chains::Chains>().view.keys
+    }
+
+    /// The current screen, and what screens read (every other part of the app): split
+    /// so a screen can change its own state while reading the store.
+    pub(crate) fn split(&mut self) -> (&mut Box<dyn Screen>, Ctx<'_>) {
+        let cx = Ctx {
+            store: &self.store,
+            risk: &self.risk,
+            theme: &self.theme,
+            now: self.now,
+            clock: self.clock.as_ref(),
+            filter: self.filter.as_ref().map(|x| &x.filter),
+            summary: &self.summary,
+        };
+        (&mut self.screens[self.tab], cx)
+    }
+
+    /// What screens read, for reading only.
+    pub(crate) fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            store: &self.store,
+            risk: &self.risk,
+            theme: &self.theme,
+            now: self.now,
+            clock: self.clock.as_ref(),
+            filter: self.filter.as_ref().map(|x| &x.filter),
+            summary: &self.summary,
+        }
     }
 
     /// Handle one event: state changes only; drawing happens later, once.
@@ -609,53 +547,16 @@ impl App {
             }
             self.risk
                 .rebuild(&self.store, self.assessor.as_deref(), gen);
-            self.findings.built = None;
+            for screen in &mut self.screens {
+                screen.risk_rebuilt();
+            }
             rebuilt = true;
         }
         let paused = self.paused;
-        let frozen = |built: Option<u64>| built.is_some() && paused;
-        let now = self.now;
-        let filter = self.filter.as_ref().map(|f| &f.filter);
-        let risk = &self.risk;
-        match self.tab {
-            Tab::Flows => {
-                if live(self.flows.built) && !frozen(self.flows.built) {
-                    let col = FlowCol::ALL[self.flows.sort];
-                    let (keys, total) =
-                        view::build_flows(&self.store, risk, filter, col, self.flows.desc, now);
-                    self.flows.set_keys(keys, total);
-                    self.flows.built = Some(gen);
-                    rebuilt = true;
-                }
-            }
-            Tab::Expects => {
-                if live(self.expects.built) && !frozen(self.expects.built) {
-                    let col = ExpectCol::ALL[self.expects.sort];
-                    let (keys, total) =
-                        view::build_expects(&self.store, risk, filter, col, self.expects.desc, now);
-                    self.expects.set_keys(keys, total);
-                    self.expects.built = Some(gen);
-                    rebuilt = true;
-                }
-            }
-            Tab::Chains => {
-                if live(self.chains.built) && !frozen(self.chains.built) {
-                    let (rows, total) = view::build_chains(&self.store, filter, now);
-                    self.chains.set_keys(rows, total);
-                    self.chains.built = Some(gen);
-                    rebuilt = true;
-                }
-            }
-            Tab::Findings => {
-                // Its rows point into the risk cache: rebuilt whenever the cache is.
-                if self.findings.built.is_none() {
-                    let (rows, total) = view::build_findings(&self.store, risk, filter, now);
-                    self.findings.set_keys(rows, total);
-                    self.findings.built = Some(gen);
-                    rebuilt = true;
-                }
-            }
-        }
+        // Data moved (within the size budget) and the view is not frozen by a pause.
+        let due = |built: Option<u64>| live(built) && !(built.is_some() && paused);
+        let (screen, cx) = self.split();
+        rebuilt |= screen.prepare(&cx, gen, &due);
         if rebuilt && n > LIVE_REBUILD_LIMIT {
             self.last_rebuild = self.now;
         }
@@ -771,33 +672,8 @@ impl App {
             }
             _ => {}
         }
-        let Some(bar) = self.bar.as_mut() else { return };
-        let len = bar.text.chars().count();
-        let byte_at = |s: &str, c: usize| s.char_indices().nth(c).map_or(s.len(), |(i, _)| i);
-        match k.code {
-            KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => {
-                bar.text.clear();
-                bar.cursor = 0;
-            }
-            KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
-                let at = byte_at(&bar.text, bar.cursor);
-                bar.text.insert(at, c);
-                bar.cursor += 1;
-            }
-            KeyCode::Backspace if bar.cursor > 0 => {
-                let at = byte_at(&bar.text, bar.cursor - 1);
-                bar.text.remove(at);
-                bar.cursor -= 1;
-            }
-            KeyCode::Delete if bar.cursor < len => {
-                let at = byte_at(&bar.text, bar.cursor);
-                bar.text.remove(at);
-            }
-            KeyCode::Left => bar.cursor = bar.cursor.saturating_sub(1),
-            KeyCode::Right => bar.cursor = (bar.cursor + 1).min(len),
-            KeyCode::Home => bar.cursor = 0,
-            KeyCode::End => bar.cursor = len,
-            _ => {}
+        if let Some(bar) = self.bar.as_mut() {
+            bar.edit(&k);
         }
     }
 
@@ -824,10 +700,9 @@ impl App {
     }
 
     fn invalidate_views(&mut self) {
-        self.flows.built = None;
-        self.expects.built = None;
-        self.chains.built = None;
-        self.findings.built = None;
+        for screen in &mut self.screens {
+            screen.invalidate();
+        }
         self.dirty = true;
     }
 
@@ -836,12 +711,7 @@ impl App {
     }
 
     fn move_sel(&mut self, delta: isize) {
-        match self.tab {
-            Tab::Flows => self.flows.move_by(delta),
-            Tab::Expects => self.expects.move_by(delta),
-            Tab::Chains => self.chains.move_by(delta),
-            Tab::Findings => self.findings.move_by(delta),
-        }
+        self.screens[self.tab].move_by(delta);
     }
 
     fn act(&mut self, a: Action) {
@@ -849,20 +719,17 @@ impl App {
             Action::Quit => self.quit = true,
             Action::Help => self.overlay = Overlay::Help,
             Action::NextTab | Action::PrevTab => {
-                let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
-                let n = Tab::ALL.len();
+                let n = self.screens.len();
                 let j = if a == Action::NextTab {
-                    i + 1
+                    self.tab + 1
                 } else {
-                    i + n - 1
+                    self.tab + n - 1
                 };
-                self.tab = Tab::ALL[j % n];
+                self.tab = j % n;
             }
-            Action::ShowFlows => self.tab = Tab::Flows,
-            Action::ShowExpects => self.tab = Tab::Expects,
-            Action::ShowChains => self.tab = Tab::Chains,
-            Action::ShowFindings => self.tab = Tab::Findings,
-            Action::Detail if self.tab == Tab::Findings => self.goto_finding(),
+            Action::Show(i) if i < self.screens.len() => self.tab = i,
+            Action::Show(_) => {}
+            Action::Detail if !self.screens[self.tab].has_detail() => self.goto_finding(),
             Action::Up => self.move_sel(-1),
             Action::Down => self.move_sel(1),
             Action::PageUp => self.move_sel(-self.page()),
@@ -880,13 +747,7 @@ impl App {
                 self.replay_control(a)
             }
             Action::Filter => {
-                let text = self.filter_text().unwrap_or("").to_owned();
-                let cursor = text.chars().count();
-                self.bar = Some(FilterBar {
-                    text,
-                    cursor,
-                    error: None,
-                });
+                self.bar = Some(FilterBar::new(self.filter_text().unwrap_or("")));
             }
             Action::Back => {
                 if self.detail {
@@ -917,30 +778,10 @@ impl App {
     }
 
     fn sort(&mut self, a: Action) {
-        let (sort, desc, n) =
-            match self.tab {
-                Tab::Flows => (
-                    &mut self.flows.sort,
-                    &mut self.flows.desc,
-                    FlowCol::ALL.len(),
-                ),
-                Tab::Expects => (
-                    &mut self.expects.sort,
-                    &mut self.expects.desc,
-                    ExpectCol::ALL.len(),
-                ),
-                Tab::Chains | Tab::Findings => return self.set_status(
-                    StatusKind::Info,
-                    "chains are ordered by master and findings by kind; sort applies to the tables"
-                        .into(),
-                ),
-            };
-        match a {
-            Action::SortNext => *sort = (*sort + 1) % n,
-            Action::SortPrev => *sort = (*sort + n - 1) % n,
-            _ => *desc = !*desc,
+        match self.screens[self.tab].sort(a) {
+            Ok(()) => self.invalidate_views(),
+            Err(why) => self.set_status(StatusKind::Info, why.into()),
         }
-        self.invalidate_views();
     }
 
     /// The master key of a RELATED flow: from its master tuple, else the store's link.
@@ -954,27 +795,15 @@ impl App {
             .or_else(|| self.store.master_of(key).map(FlowKey::of))
     }
 
+    /// `m`: from a RELATED flow to its master and back, or from an expectation to its
+    /// master on the flows screen (`Screen::jump` says which).
     fn jump_master(&mut self) {
-        let (current, in_chains) = match self.tab {
-            Tab::Flows => (self.flows.selected(), false),
-            Tab::Findings => {
-                return self.set_status(
-                    StatusKind::Info,
-                    "Enter goes to the finding's entry; m works from there".into(),
-                )
-            }
-            Tab::Chains => (self.chains.selected().and_then(|r| r.flow_key()), true),
-            Tab::Expects => {
-                let Some(ek) = self.expects.selected() else {
-                    return;
-                };
-                let Some(e) = self.store.expectation(&ek) else {
-                    return;
-                };
-                let mk = FlowKey::new(e.zone, e.master);
-                self.tab = Tab::Flows;
-                self.prepare();
-                if !self.flows.select_key(mk) {
+        let cur = match self.screens[self.tab].jump(&self.ctx()) {
+            Jump::Nothing => return,
+            Jump::Refuse(why) => return self.set_status(StatusKind::Info, why.into()),
+            Jump::ToMaster(mk) => {
+                let found = self.show_entry(Entry::Flow(mk));
+                if !found {
                     self.set_status(
                         StatusKind::Warn,
                         "the master is not in the flows view".into(),
@@ -982,8 +811,8 @@ impl App {
                 }
                 return;
             }
+            Jump::Within(cur) => cur,
         };
-        let Some(cur) = current else { return };
         let is_related = self.store.flow(&cur).is_some_and(Flow::is_related);
         let (target, back) = if is_related {
             match self.master_key(&cur) {
@@ -1003,25 +832,7 @@ impl App {
                 "m jumps from a RELATED flow to its master and back".into(),
             );
         };
-        let found = if in_chains {
-            let row = if back.is_some() {
-                ChainRow::Master(target)
-            } else {
-                match self
-                    .chains
-                    .keys
-                    .iter()
-                    .find(|r| matches!(r, ChainRow::Related { key, .. } if *key == target))
-                {
-                    Some(r) => *r,
-                    None => ChainRow::Master(target),
-                }
-            };
-            self.chains.select_key(row)
-        } else {
-            self.flows.select_key(target)
-        };
-        if found {
+        if self.screens[self.tab].select(Entry::Flow(target)) {
             self.jump_back = back;
         } else {
             self.set_status(
@@ -1029,6 +840,22 @@ impl App {
                 "not in the current view (filtered out or gone)".into(),
             );
         }
+    }
+
+    /// Switch to the screen that lists `e`'s kind, bring it up to date and select `e`
+    /// there. Returns whether it is shown; if not, the screen stays as it was.
+    fn show_entry(&mut self, e: Entry) -> bool {
+        let Some(i) = self.screens.iter().position(|s| s.lists(&e)) else {
+            return false;
+        };
+        let back = self.tab;
+        self.tab = i;
+        self.prepare();
+        let found = self.screens[i].select(e);
+        if !found {
+            self.tab = back;
+        }
+        found
     }
 
     // ----- actions: every destructive request goes through a confirmation -----
@@ -1087,18 +914,7 @@ impl App {
 
     /// The entry the selection of the current screen is about.
     fn selected_entry(&self) -> Option<Entry> {
-        match self.tab {
-            Tab::Flows => self.flows.selected().map(Entry::Flow),
-            Tab::Expects => self.expects.selected().map(Entry::Expect),
-            Tab::Chains => match self.chains.selected()? {
-                ChainRow::Expect { key, .. } => Some(Entry::Expect(key)),
-                r => r.flow_key().map(Entry::Flow),
-            },
-            Tab::Findings => self.findings.selected().map(|r| match r.subject {
-                Subject::Expect(k) => Entry::Expect(k),
-                Subject::Flow(k) => Entry::Flow(k),
-            }),
-        }
+        self.screens[self.tab].selected()
     }
 
     fn ask_delete(&mut self) {
@@ -1109,34 +925,15 @@ impl App {
         }
     }
 
-    /// The entry the selected finding is about.
-    fn finding_subject(&self) -> Option<Subject> {
-        self.findings.selected().map(|r| r.subject)
-    }
-
-    /// Go to the selected finding's entry (its table, selected, detail pane open). An entry
-    /// hidden by the filter or gone is reported, and the findings screen stays.
+    /// Enter on findings: go to the finding's entry (its screen, selected, detail pane
+    /// open). An entry hidden by the filter or gone is reported, and the screen stays.
     fn goto_finding(&mut self) {
-        let Some(subject) = self.finding_subject() else {
+        let Some(e) = self.screens[self.tab].goto() else {
             return;
         };
-        let back = self.tab;
-        let found = match subject {
-            Subject::Expect(k) => {
-                self.tab = Tab::Expects;
-                self.prepare();
-                self.expects.select_key(k)
-            }
-            Subject::Flow(k) => {
-                self.tab = Tab::Flows;
-                self.prepare();
-                self.flows.select_key(k)
-            }
-        };
-        if found {
+        if self.show_entry(e) {
             self.detail = true;
         } else {
-            self.tab = back;
             let why = if self.filter.is_some() {
                 "hidden by the filter (Esc clears it)"
             } else {

@@ -16,11 +16,14 @@ pub mod app;
 pub mod inputs;
 pub mod keymap;
 pub mod live;
+pub mod popups;
 pub mod risk;
+pub mod screens;
 pub mod text;
 pub mod theme;
 pub mod ui;
 pub mod view;
+pub mod widgets;
 
 use std::io::{self, IsTerminal};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -33,7 +36,7 @@ use ratatui::crossterm::event::Event as TermEvent;
 use crate::engine::EngineEvent;
 use crate::model::Store;
 
-pub use app::{App, AppEvent, SshSession, Tab, TuiOptions};
+pub use app::{App, AppEvent, SshSession, TuiOptions};
 pub use inputs::{
     ActionReport, Applied, Clock, Commands, FilterFault, Inputs, ReplayRequest, ReplaySpeed,
     Request, SystemClock, TerminalSource,

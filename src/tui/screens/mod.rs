@@ -1,0 +1,229 @@
+//! The screens: one module per screen, each owning its columns, its rows, its selection,
+//! sort, detail pane and drawing. The app holds them as one list (`all`) and talks to the
+//! current one through the `Screen` trait only: no `match` on the screen anywhere else.
+//!
+//! ```text
+//! ┌ header (widgets::header) ────────────────────────────────────────────────────┐
+//! │ tab line: one tab per entry of `all()`, in order      filter · 12/1,234 match │
+//! ├ the current screen: Screen::draw ─────────────────────────────────────────────┤
+//! │ Proto Original src:port → dst:port   ctstate  Helper Risk  Left   (columns:   │
+//! │ …only the visible window becomes rows (widgets::table)…            the screen)│
+//! ├ Screen::detail, when Enter opened it (popups::detail) ────────────────────────┤
+//! └ status line or filter bar (widgets::status, popups::filter) ──────────────────┘
+//! ```
+//!
+//! Inside a screen module:
+//! - a column enum: a new column is one variant, with its `Column` arms (title, width,
+//!   priority) and its cell and sort value beside it in the same file;
+//! - `build`: the pure "filter + sort the row keys" over `(&Store, &Spec)`, returning the
+//!   keys and the count before filtering. It takes no app state, so it can run anywhere
+//!   (a background view builder runs exactly these);
+//! - the `Screen` impl: selection (a `view::TableView` that follows its entry by key),
+//!   sort keys, the detail pane's lines (built once per frame) and drawing through the
+//!   shared table tail (`widgets::table`).
+//!
+//! To add a screen (e.g. "Top"): write `screens/top.rs` with a type implementing `Screen`,
+//! add `pub mod top;` and one line to `all()`. Its tab, Tab/BackTab cycling, selection
+//! keys, sort keys, detail pane, deletes (through `Screen::selected`) and the footer's
+//! sort label then work; a digit key of its own is one more line in `keymap`.
+//!
+//! Screens must not touch the terminal outside `draw`, nor the engine.
+
+pub mod chains;
+pub mod expectations;
+pub mod findings;
+pub mod flows;
+
+use std::any::Any;
+
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::Line;
+use ratatui::Frame;
+
+use crate::actions::Entry;
+use crate::filter::Filter;
+use crate::model::store::FlowKey;
+use crate::model::{Flow, HelperId, Store};
+use crate::risk::Assessment;
+
+use super::app::Summary;
+use super::inputs::Clock;
+use super::keymap::Action;
+use super::risk::{self as trisk, RiskCache};
+use super::theme::Theme;
+
+/// The screen list, in tab order (keys 1, 2, 3…). A new screen is one line here.
+pub fn all() -> Vec<Box<dyn Screen>> {
+    vec![
+        Box::new(flows::Flows::new()),
+        Box::new(expectations::Expectations::new()),
+        Box::new(chains::Chains::new()),
+        Box::new(findings::Findings::new()),
+    ]
+}
+
+/// What a screen reads to build, describe and draw: never the app itself.
+pub struct Ctx<'a> {
+    pub store: &'a Store,
+    /// Helper-risk assessments of the current store generation.
+    pub risk: &'a RiskCache,
+    pub theme: &'a Theme,
+    /// Store seconds now.
+    pub now: u32,
+    /// For absolute times in the detail pane.
+    pub clock: &'a dyn Clock,
+    /// The active filter.
+    pub filter: Option<&'a Filter>,
+    /// Header numbers (the tab line's counts).
+    pub summary: &'a Summary,
+}
+
+impl Ctx<'_> {
+    /// Wall time of a store second.
+    pub fn wall(&self, store_secs: u32) -> std::time::SystemTime {
+        self.clock.wall(store_secs)
+    }
+}
+
+/// What drawing a screen measured, for paging and the frame statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drawn {
+    /// Rows handed to the table widget (the visible window, never the whole table).
+    pub rows: usize,
+    /// Height of the table body.
+    pub height: usize,
+}
+
+/// What `m` (jump to the master and back) does from a screen's selection.
+pub enum Jump {
+    /// From this flow, within this screen.
+    Within(FlowKey),
+    /// To this master, on the screen that lists flows.
+    ToMaster(FlowKey),
+    /// Not here; the status line says why.
+    Refuse(&'static str),
+    Nothing,
+}
+
+/// One screen. The app calls these for the current screen only.
+pub trait Screen {
+    /// The tab's name (100 columns and wider).
+    fn title(&self) -> &'static str;
+    /// The tab's name below 100 columns (its first letter below 60).
+    fn short_title(&self) -> &'static str;
+    /// The count on its tab.
+    fn tab_count(&self, cx: &Ctx) -> String;
+    /// Rows shown and entries before the filter, for the tab line's "12/1,234 match".
+    fn shown(&self) -> (usize, usize);
+    /// The footer's sort label ("sort Left▲", "by master").
+    fn sort_label(&self) -> String;
+    /// `s`/`S`/`r`: change the sort. `Err`: this screen has a fixed order, and why.
+    fn sort(&mut self, a: Action) -> Result<(), &'static str>;
+    /// Rebuild the rows if they are stale. `due(built)` says whether rows built from
+    /// store generation `built` should be rebuilt now (data moved and the size budget
+    /// allows it, not paused). Returns whether it rebuilt.
+    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool;
+    /// Settings changed (filter, sort, unpause): rebuild at the next `prepare`.
+    fn invalidate(&mut self);
+    /// The risk cache was rebuilt (rows that point into it must follow).
+    fn risk_rebuilt(&mut self) {}
+    fn move_by(&mut self, delta: isize);
+    /// The entry the selection is about (what `d`, `D`, `H` act on).
+    fn selected(&self) -> Option<Entry>;
+    /// Select the row of this entry; `false` if it is not shown.
+    fn select(&mut self, e: Entry) -> bool;
+    /// Whether this is the screen that lists this kind of entry (jumps land there).
+    fn lists(&self, e: &Entry) -> bool {
+        let _ = e;
+        false
+    }
+    /// What `m` does here.
+    fn jump(&self, cx: &Ctx) -> Jump {
+        let _ = cx;
+        match self.selected() {
+            Some(Entry::Flow(k)) => Jump::Within(k),
+            _ => Jump::Nothing,
+        }
+    }
+    /// Whether Enter toggles a detail pane below the table; `false`: Enter goes to the
+    /// entry `goto` names instead (findings).
+    fn has_detail(&self) -> bool {
+        true
+    }
+    /// The entry Enter goes to on a screen without a detail pane.
+    fn goto(&self) -> Option<Entry> {
+        None
+    }
+    /// The detail pane's title and lines for the selection; `None`: this screen has no
+    /// detail pane (findings shows its own).
+    fn detail(&self, cx: &Ctx) -> Option<(&'static str, Vec<Line<'static>>)>;
+    /// Draw the table (and any pane of its own) into `area`.
+    fn draw(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn;
+    /// For typed access (`App::flow_keys` and the like, used by tests).
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The helper a flow is shown under: its own, else the one whose expectation created it,
+/// else its master's (a RELATED FTP data flow carries no helper itself).
+pub fn display_helper(m: &Store, key: &FlowKey, fl: &Flow) -> HelperId {
+    if !fl.helper.is_none() || !fl.is_related() {
+        return fl.helper;
+    }
+    m.expectation_of(key)
+        .map(|e| e.helper)
+        .or_else(|| m.master_of(key).map(|x| x.helper))
+        .unwrap_or(HelperId::NONE)
+}
+
+/// The risk badge of an assessed entry as text and style: the finding badge (`!3306`) in
+/// the finding style, else the freedom badge (`IN-CMD`) in that freedom's style.
+pub fn risk_badge(t: &Theme, a: &Assessment, port: u16) -> (String, Style) {
+    let style = if a.findings.is_empty() {
+        t.freedom(trisk::headline(&a.freedom))
+    } else {
+        t.finding
+    };
+    (trisk::badge(a, port), style)
+}
+
+/// The risk cell's text and style; `?` for a RELATED entry nobody could assess (no
+/// assessor: every RELATED flow is assessed otherwise, from the flow if need be).
+pub fn risk_text(t: &Theme, a: Option<&Assessment>, port: u16, related: bool) -> (String, Style) {
+    match a {
+        Some(a) => risk_badge(t, a, port),
+        None if related => ("?".into(), t.dim),
+        None => (String::new(), Style::new()),
+    }
+}
+
+/// A column title with the sort arrow when the table is sorted by it.
+pub fn sort_title(title: &str, sorted: bool, desc: bool) -> String {
+    if sorted {
+        format!("{title}{}", if desc { "▼" } else { "▲" })
+    } else {
+        title.to_owned()
+    }
+}
+
+/// The footer's label for a sortable table: the column title's first word and the arrow.
+pub fn sort_label(title: &str, desc: bool) -> String {
+    format!(
+        "sort {}{}",
+        title.split(' ').next().unwrap_or(""),
+        if desc { "▼" } else { "▲" }
+    )
+}
+
+/// Cycle a sort column index: `s` next, `S` previous, `r` reverses.
+pub fn cycle_sort(a: Action, sort: &mut usize, desc: &mut bool, n: usize) {
+    match a {
+        Action::SortNext => *sort = (*sort + 1) % n,
+        Action::SortPrev => *sort = (*sort + n - 1) % n,
+        _ => *desc = !*desc,
+    }
+}
+
+/// Why chains and findings keep their order (the same words on both).
+pub const FIXED_ORDER: &str =
+    "chains are ordered by master and findings by kind; sort applies to the tables";
