@@ -53,6 +53,36 @@ pub enum Entry {
     Expect(ExpectKey),
 }
 
+impl Entry {
+    /// The flow, if this entry is one.
+    pub fn flow(self) -> Option<FlowKey> {
+        match self {
+            Entry::Flow(k) => Some(k),
+            Entry::Expect(_) => None,
+        }
+    }
+
+    /// The expectation, if this entry is one.
+    pub fn expect(self) -> Option<ExpectKey> {
+        match self {
+            Entry::Expect(k) => Some(k),
+            Entry::Flow(_) => None,
+        }
+    }
+}
+
+impl From<FlowKey> for Entry {
+    fn from(k: FlowKey) -> Entry {
+        Entry::Flow(k)
+    }
+}
+
+impl From<ExpectKey> for Entry {
+    fn from(k: ExpectKey) -> Entry {
+        Entry::Expect(k)
+    }
+}
+
 /// One life of an entry: what tells a re-created entry under the same identity from the
 /// one that was planned. `CTA_ID` alone cannot: `nf_ct_get_id` hashes the object's
 /// address, so an entry re-created in the same slab slot gets the same id. The start
@@ -528,12 +558,7 @@ impl Plan {
     /// so the plan never widens beyond what the confirmation first counted.
     pub fn replan(&self, store: &Store, ctx: &Context) -> Plan {
         let keys: HashSet<FlowKey> = self
-            .targets
-            .iter()
-            .filter_map(|t| match t {
-                Target::Flow { key, .. } => Some(*key),
-                _ => None,
-            })
+            .flow_keys()
             .chain(self.spared.iter().copied())
             .collect();
         let mut plan = Plan::flows(store, &|f| keys.contains(&FlowKey::of(f)), &self.what, ctx);
@@ -643,6 +668,14 @@ impl Plan {
                  (the kernel will not pick them up again mid-stream)"
             ));
         }
+    }
+
+    /// The flows this plan deletes one by one, in plan order.
+    pub fn flow_keys(&self) -> impl Iterator<Item = FlowKey> + '_ {
+        self.targets.iter().filter_map(|t| match t {
+            Target::Flow { key, .. } => Some(*key),
+            _ => None,
+        })
     }
 
     /// Whether there is nothing to do.
@@ -1084,14 +1117,7 @@ mod tests {
                 ..ctx.clone()
             },
         );
-        let keys: Vec<FlowKey> = with
-            .targets
-            .iter()
-            .filter_map(|t| match t {
-                Target::Flow { key, .. } => Some(*key),
-                _ => None,
-            })
-            .collect();
+        let keys: Vec<FlowKey> = with.flow_keys().collect();
         assert_eq!(with.flows, 2);
         assert!(keys.contains(&FlowKey::of(&own)));
         assert!(

@@ -30,6 +30,22 @@ use super::screens::{self, chains, expectations, findings, flows, Ctx, Jump, Scr
 use super::text;
 use super::theme::{Theme, ThemeKind};
 
+/// What screens read, borrowed field by field from an app, so it can stand beside a
+/// mutable borrow of the app's screens.
+macro_rules! ctx {
+    ($app:expr) => {
+        Ctx {
+            store: &$app.store,
+            risk: &$app.risk,
+            theme: &$app.theme,
+            now: $app.now,
+            clock: $app.clock.as_ref(),
+            filter: $app.filter.as_ref().map(|x| &x.filter),
+            summary: &$app.summary,
+        }
+    };
+}
+
 /// Above this many flows, views rebuild at most once per tick instead of after every
 /// engine batch: a million-row sort per batch would starve key handling.
 pub const LIVE_REBUILD_LIMIT: usize = 20_000;
@@ -322,7 +338,7 @@ impl App {
 
     /// The current screen's title ("Flows", "Findings"…).
     pub fn tab(&self) -> &'static str {
-        self.screens[self.tab].title()
+        self.screens[self.tab].titles().0
     }
 
     pub fn is_paused(&self) -> bool {
@@ -365,29 +381,13 @@ impl App {
     /// The current screen, and what screens read (every other part of the app): split
     /// so a screen can change its own state while reading the store.
     pub(crate) fn split(&mut self) -> (&mut Box<dyn Screen>, Ctx<'_>) {
-        let cx = Ctx {
-            store: &self.store,
-            risk: &self.risk,
-            theme: &self.theme,
-            now: self.now,
-            clock: self.clock.as_ref(),
-            filter: self.filter.as_ref().map(|x| &x.filter),
-            summary: &self.summary,
-        };
+        let cx = ctx!(self);
         (&mut self.screens[self.tab], cx)
     }
 
     /// What screens read, for reading only.
     pub(crate) fn ctx(&self) -> Ctx<'_> {
-        Ctx {
-            store: &self.store,
-            risk: &self.risk,
-            theme: &self.theme,
-            now: self.now,
-            clock: self.clock.as_ref(),
-            filter: self.filter.as_ref().map(|x| &x.filter),
-            summary: &self.summary,
-        }
+        ctx!(self)
     }
 
     /// Handle one event: state changes only; drawing happens later, once.

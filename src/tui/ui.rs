@@ -58,16 +58,8 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         None => body,
     };
     let drawn = {
-        let cx = super::screens::Ctx {
-            store: &app.store,
-            risk: &app.risk,
-            theme: &app.theme,
-            now: app.now,
-            clock: app.clock.as_ref(),
-            filter: app.filter.as_ref().map(|x| &x.filter),
-            summary: &app.summary,
-        };
-        app.screens[app.tab].draw(f, &cx, table_area)
+        let (screen, cx) = app.split();
+        screen.draw(f, &cx, table_area)
     };
     app.frame.table_rows = drawn.rows;
     app.frame.table_height = drawn.height;

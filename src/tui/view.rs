@@ -142,6 +142,27 @@ pub fn risk_rank(a: Option<&Assessment>) -> u64 {
     })
 }
 
+/// What the app does to any screen's table, whatever its key type.
+pub trait Rows {
+    fn move_by(&mut self, delta: isize);
+    /// Rebuild at the next chance (settings changed).
+    fn invalidate(&mut self);
+    /// Rows shown and entries before filtering.
+    fn shown(&self) -> (usize, usize);
+}
+
+impl<K: Copy + PartialEq> Rows for TableView<K> {
+    fn move_by(&mut self, delta: isize) {
+        TableView::move_by(self, delta);
+    }
+    fn invalidate(&mut self) {
+        self.built = None;
+    }
+    fn shown(&self) -> (usize, usize) {
+        (self.keys.len(), self.total)
+    }
+}
+
 /// Sort and selection state plus the row keys of one table.
 #[derive(Debug, Clone)]
 pub struct TableView<K> {
@@ -172,6 +193,23 @@ impl<K: Copy + PartialEq> TableView<K> {
             built: None,
             total: 0,
         }
+    }
+
+    /// When `due(built)` says so, replace the keys with what `build` returns (keys and the
+    /// count before filtering) and remember `gen`. Returns whether it rebuilt.
+    pub fn refresh(
+        &mut self,
+        gen: u64,
+        due: &dyn Fn(Option<u64>) -> bool,
+        build: impl FnOnce() -> (Vec<K>, usize),
+    ) -> bool {
+        if !due(self.built) {
+            return false;
+        }
+        let (keys, total) = build();
+        self.set_keys(keys, total);
+        self.built = Some(gen);
+        true
     }
 
     /// Replace the keys, keeping the selection on the same entry when it is still there,

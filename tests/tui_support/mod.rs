@@ -81,19 +81,24 @@ pub fn expects_of(store: &Store) -> Vec<Expectation> {
 pub mod ev {
     use super::*;
 
+    /// One record as the engine delivers it.
+    pub fn record(event: Event, record: Record) -> EngineEvent {
+        EngineEvent::Records(vec![(event, record)])
+    }
+
     /// A flow created (or reported again) by the kernel.
     pub fn flow(f: Flow) -> EngineEvent {
-        EngineEvent::Records(vec![(Event::New, Record::Flow(f))])
+        record(Event::New, Record::Flow(f))
     }
 
     /// A flow destroyed by the kernel.
     pub fn destroy(f: Flow) -> EngineEvent {
-        EngineEvent::Records(vec![(Event::Destroy, Record::Flow(f))])
+        record(Event::Destroy, Record::Flow(f))
     }
 
     /// An expectation created by a helper.
     pub fn expect(e: Expectation) -> EngineEvent {
-        EngineEvent::Records(vec![(Event::New, Record::Expect(e))])
+        record(Event::New, Record::Expect(e))
     }
 
     /// The engine's report of an executed plan.
@@ -119,13 +124,7 @@ pub mod ev {
 
 /// The flow keys a sent plan deletes one by one.
 pub fn plan_flows(p: &Plan) -> Vec<FlowKey> {
-    p.targets
-        .iter()
-        .filter_map(|t| match t {
-            Target::Flow { key, .. } => Some(*key),
-            _ => None,
-        })
-        .collect()
+    p.flow_keys().collect()
 }
 
 /// The expectation keys a sent plan deletes one by one.

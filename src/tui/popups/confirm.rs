@@ -54,14 +54,7 @@ impl Confirm {
 
     /// Flow keys the plan deletes one by one, in plan order.
     pub fn flow_keys(&self) -> Vec<FlowKey> {
-        self.plan
-            .targets
-            .iter()
-            .filter_map(|t| match t {
-                Target::Flow { key, .. } => Some(*key),
-                _ => None,
-            })
-            .collect()
+        self.plan.flow_keys().collect()
     }
 }
 

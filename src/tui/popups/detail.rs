@@ -43,6 +43,35 @@ fn when(cx: &Ctx, store_secs: u32) -> String {
     humantime::format_rfc3339_seconds(cx.wall(store_secs)).to_string()
 }
 
+/// The first line: what the entry is, its family and protocol (`flow ipv4 tcp`).
+fn first_line(t: &Theme, what: &str, tuple: &crate::model::Tuple) -> Line<'static> {
+    kv(
+        t,
+        what,
+        format!("{} {}", tuple.family.name(), text::proto_name(tuple.proto)),
+    )
+}
+
+/// The `timeout` and `reported` lines of an entry with `left` seconds to live, last
+/// reported at store second `seen`.
+fn times(cx: &Ctx, left: u32, seen: u32, l: &mut Vec<Line<'static>>) {
+    let (t, now) = (cx.theme, cx.now);
+    l.push(kv(
+        t,
+        "timeout",
+        format!("{} left, until {}", text::dur(left), when(cx, now + left)),
+    ));
+    l.push(kv(
+        t,
+        "reported",
+        format!(
+            "{}, at {}",
+            text::ago(now.saturating_sub(seen)),
+            when(cx, seen)
+        ),
+    ));
+}
+
 pub fn fields_line(x: &Freedom) -> String {
     format!(
         "src {} · sport {} · dst {} · dport {} → {}",
@@ -106,15 +135,7 @@ pub fn flow(cx: &Ctx, key: &FlowKey, fl: &Flow) -> Vec<Line<'static>> {
     let now = cx.now;
     let m = &cx.store;
     let mut l = Vec::new();
-    l.push(kv(
-        t,
-        "flow",
-        format!(
-            "{} {}",
-            fl.orig.family.name(),
-            text::proto_name(fl.orig.proto)
-        ),
-    ));
+    l.push(first_line(t, "flow", &fl.orig));
     l.push(kv(t, "original", text::conn(&fl.orig)));
     l.push(kv(t, "reply", text::conn(&fl.reply())));
     if let Some(n) = text::nat(fl) {
@@ -144,21 +165,7 @@ pub fn flow(cx: &Ctx, key: &FlowKey, fl: &Flow) -> Vec<Line<'static>> {
             _ => "-".into(),
         },
     ));
-    let rem = fl.remaining(now);
-    l.push(kv(
-        t,
-        "timeout",
-        format!("{} left, until {}", text::dur(rem), when(cx, now + rem)),
-    ));
-    l.push(kv(
-        t,
-        "reported",
-        format!(
-            "{}, at {}",
-            text::ago(now.saturating_sub(fl.seen)),
-            when(cx, fl.seen)
-        ),
-    ));
+    times(cx, fl.remaining(now), fl.seen, &mut l);
     let mut ids = format!("{}", fl.zone);
     if let Some(e) = &fl.extra {
         if let Some(o) = e.zone_orig {
@@ -244,39 +251,18 @@ pub fn flow(cx: &Ctx, key: &FlowKey, fl: &Flow) -> Vec<Line<'static>> {
 pub fn expectation(cx: &Ctx, e: &Expectation) -> Vec<Line<'static>> {
     let t = &cx.theme;
     let now = cx.now;
-    let mut l = Vec::new();
-    l.push(kv(
-        t,
-        "expect",
-        format!(
-            "{} {}",
-            e.tuple.family.name(),
-            text::proto_name(e.tuple.proto)
-        ),
-    ));
-    l.push(kv(t, "tuple", text::expect_tuple(e)));
-    l.push(kv(t, "raw tuple", text::conn(&e.tuple)));
-    l.push(kv(t, "mask", text::conn(&e.mask)));
-    l.push(kv(t, "master", text::conn(&e.master)));
-    l.push(kv(t, "helper", e.helper.shown().unwrap_or("-").to_owned()));
+    let mut l = vec![
+        first_line(t, "expect", &e.tuple),
+        kv(t, "tuple", text::expect_tuple(e)),
+        kv(t, "raw tuple", text::conn(&e.tuple)),
+        kv(t, "mask", text::conn(&e.mask)),
+        kv(t, "master", text::conn(&e.master)),
+        kv(t, "helper", e.helper.shown().unwrap_or("-").to_owned()),
+    ];
     if let Some(a) = cx.risk.expect(&ExpectKey::of(e)) {
         risk_lines(t, a, &mut l);
     }
-    let rem = e.remaining(now);
-    l.push(kv(
-        t,
-        "timeout",
-        format!("{} left, until {}", text::dur(rem), when(cx, now + rem)),
-    ));
-    l.push(kv(
-        t,
-        "reported",
-        format!(
-            "{}, at {}",
-            text::ago(now.saturating_sub(e.seen)),
-            when(cx, e.seen)
-        ),
-    ));
+    times(cx, e.remaining(now), e.seen, &mut l);
     l.push(kv(
         t,
         "flags",

@@ -17,14 +17,13 @@ use crate::actions::Entry;
 use crate::filter::Filter;
 use crate::model::store::{ExpectKey, FlowKey};
 use crate::model::Store;
-use crate::tui::keymap::Action;
 use crate::tui::popups::detail;
 use crate::tui::text;
-use crate::tui::view::{Column, TableView};
+use crate::tui::view::{Column, Rows, TableView};
 use crate::tui::widgets::table::{self, TextRow};
 use crate::tui::widgets::thousands;
 
-use super::{display_helper, risk_badge, risk_text, Ctx, Drawn, Screen, FIXED_ORDER};
+use super::{display_helper, risk_badge, risk_text, Ctx, Drawn, Screen};
 
 /// Columns of the RELATED chains screen: the tree, then what each line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,27 +180,25 @@ pub struct Chains {
     pub view: TableView<ChainRow>,
 }
 
-impl Chains {
-    pub fn new() -> Chains {
+impl Default for Chains {
+    fn default() -> Chains {
         Chains {
             view: TableView::new(0),
         }
     }
 }
 
-impl Default for Chains {
-    fn default() -> Chains {
-        Chains::new()
-    }
-}
-
 impl Screen for Chains {
-    fn title(&self) -> &'static str {
-        "Chains"
+    fn titles(&self) -> (&'static str, &'static str) {
+        ("Chains", "Chains")
     }
 
-    fn short_title(&self) -> &'static str {
-        "Chains"
+    fn rows(&self) -> &dyn Rows {
+        &self.view
+    }
+
+    fn rows_mut(&mut self) -> &mut dyn Rows {
+        &mut self.view
     }
 
     fn tab_count(&self, cx: &Ctx) -> String {
@@ -223,26 +220,9 @@ impl Screen for Chains {
         "by master".into()
     }
 
-    fn sort(&mut self, _a: Action) -> Result<(), &'static str> {
-        Err(FIXED_ORDER)
-    }
-
     fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool {
-        if !due(self.view.built) {
-            return false;
-        }
-        let (rows, total) = build(cx.store, cx.filter, cx.now);
-        self.view.set_keys(rows, total);
-        self.view.built = Some(gen);
-        true
-    }
-
-    fn invalidate(&mut self) {
-        self.view.built = None;
-    }
-
-    fn move_by(&mut self, delta: isize) {
-        self.view.move_by(delta);
+        self.view
+            .refresh(gen, due, || build(cx.store, cx.filter, cx.now))
     }
 
     fn selected(&self) -> Option<Entry> {

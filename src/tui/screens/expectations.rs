@@ -5,27 +5,22 @@
 //!
 //! This module must not change the store or reach the engine.
 
-use std::any::Any;
-
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::Frame;
 
 use crate::actions::Entry;
-use crate::filter::Filter;
 use crate::model::expect::flags as eflags;
 use crate::model::store::{ExpectKey, FlowKey};
 use crate::model::{Expectation, Store};
-use crate::tui::keymap::Action;
 use crate::tui::popups::detail;
 use crate::tui::risk::RiskCache;
 use crate::tui::text;
 use crate::tui::view::{risk_rank, Column, SortVal, TableView};
 use crate::tui::widgets::table::{self, TextRow};
-use crate::tui::widgets::thousands;
 
-use super::{risk_text, sort_title, Ctx, Drawn, Jump, Screen};
+use super::{risk_text, sort_title, Ctx, Drawn, Jump, SortedTable, Spec};
 
 /// Expectation table columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,20 +112,10 @@ fn sort_value(risk: &RiskCache, col: ExpectCol, e: &Expectation, now: u32) -> So
     }
 }
 
-/// What the expectation rows are built from: everything `build` reads besides the store.
-pub struct Spec<'a> {
-    pub filter: Option<&'a Filter>,
-    /// Risk badges, for sorting by Risk.
-    pub risk: &'a RiskCache,
-    pub sort: ExpectCol,
-    pub desc: bool,
-    pub now: u32,
-}
-
 /// The expectation keys: filter, then sort (ties by tuple, so the order is total).
 /// Returns the keys and the number before filtering. A pure function of the store and
 /// `spec`.
-pub fn build(m: &Store, spec: &Spec) -> (Vec<ExpectKey>, usize) {
+pub fn build(m: &Store, spec: &Spec<ExpectCol>) -> (Vec<ExpectKey>, usize) {
     let (filter, risk, col, desc, now) = (spec.filter, spec.risk, spec.sort, spec.desc, spec.now);
     let mut total = 0usize;
     let mut pairs: Vec<(
@@ -162,8 +147,8 @@ pub struct Expectations {
     pub view: TableView<ExpectKey>,
 }
 
-impl Expectations {
-    pub fn new() -> Expectations {
+impl Default for Expectations {
+    fn default() -> Expectations {
         let left = ExpectCol::ALL
             .iter()
             .position(|c| *c == ExpectCol::Left)
@@ -174,82 +159,34 @@ impl Expectations {
     }
 }
 
-impl Default for Expectations {
-    fn default() -> Expectations {
-        Expectations::new()
-    }
-}
+impl SortedTable for Expectations {
+    type Key = ExpectKey;
+    type Col = ExpectCol;
+    const TITLES: (&'static str, &'static str) = ("Expectations", "Exp");
+    const COLUMNS: &'static [ExpectCol] = &ExpectCol::ALL;
 
-impl Screen for Expectations {
-    fn title(&self) -> &'static str {
-        "Expectations"
-    }
-
-    fn short_title(&self) -> &'static str {
-        "Exp"
+    fn view(&self) -> &TableView<ExpectKey> {
+        &self.view
     }
 
-    fn tab_count(&self, cx: &Ctx) -> String {
-        thousands(cx.summary.expects)
+    fn view_mut(&mut self) -> &mut TableView<ExpectKey> {
+        &mut self.view
     }
 
-    fn shown(&self) -> (usize, usize) {
-        (self.view.keys.len(), self.view.total)
+    fn count(cx: &Ctx) -> usize {
+        cx.summary.expects
     }
 
-    fn sort_label(&self) -> String {
-        super::sort_label(ExpectCol::ALL[self.view.sort].title(), self.view.desc)
+    fn build(store: &Store, spec: &Spec<ExpectCol>) -> (Vec<ExpectKey>, usize) {
+        build(store, spec)
     }
 
-    fn sort(&mut self, a: Action) -> Result<(), &'static str> {
-        let n = ExpectCol::ALL.len();
-        super::cycle_sort(a, &mut self.view.sort, &mut self.view.desc, n);
-        self.view.built = None;
-        Ok(())
-    }
-
-    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool {
-        if !due(self.view.built) {
-            return false;
-        }
-        let spec = Spec {
-            filter: cx.filter,
-            risk: cx.risk,
-            sort: ExpectCol::ALL[self.view.sort],
-            desc: self.view.desc,
-            now: cx.now,
-        };
-        let (keys, total) = build(cx.store, &spec);
-        self.view.set_keys(keys, total);
-        self.view.built = Some(gen);
-        true
-    }
-
-    fn invalidate(&mut self) {
-        self.view.built = None;
-    }
-
-    fn move_by(&mut self, delta: isize) {
-        self.view.move_by(delta);
-    }
-
-    fn selected(&self) -> Option<Entry> {
-        self.view.selected().map(Entry::Expect)
-    }
-
-    fn select(&mut self, e: Entry) -> bool {
-        match e {
-            Entry::Expect(k) => self.view.select_key(k),
-            Entry::Flow(_) => false,
-        }
-    }
-
-    fn lists(&self, e: &Entry) -> bool {
-        matches!(e, Entry::Expect(_))
+    fn key(e: Entry) -> Option<ExpectKey> {
+        e.expect()
     }
 
     /// `m` goes to the expectation's master on the flows screen.
-    fn jump(&self, cx: &Ctx) -> Jump {
+    fn jump_from(&self, cx: &Ctx) -> Jump {
         self.view
             .selected()
             .and_then(|k| cx.store.expectation(&k))
@@ -258,16 +195,14 @@ impl Screen for Expectations {
             })
     }
 
-    fn detail(&self, cx: &Ctx) -> Option<(&'static str, Vec<Line<'static>>)> {
-        Some(
-            match self.view.selected().and_then(|k| cx.store.expectation(&k)) {
-                Some(e) => ("Expectation", detail::expectation(cx, e)),
-                None => ("Detail", vec![]),
-            },
-        )
+    fn detail_lines(&self, cx: &Ctx) -> (&'static str, Vec<Line<'static>>) {
+        match self.view.selected().and_then(|k| cx.store.expectation(&k)) {
+            Some(e) => ("Expectation", detail::expectation(cx, e)),
+            None => ("Detail", vec![]),
+        }
     }
 
-    fn draw(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn {
+    fn draw_rows(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn {
         let range = self.view.window(table::body_height(area));
         let t = cx.theme;
         let now = cx.now;
@@ -320,9 +255,5 @@ impl Screen for Expectations {
             rows,
         );
         drawn
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }

@@ -24,16 +24,15 @@ use ratatui::Frame;
 use crate::actions::Entry;
 use crate::filter::Filter;
 use crate::model::Store;
-use crate::tui::keymap::Action;
 use crate::tui::popups::detail::{escaped, fields_line};
 use crate::tui::risk::{self as trisk, FindingRow, RiskCache, Subject};
 use crate::tui::text;
 use crate::tui::theme::Theme;
-use crate::tui::view::{Column, TableView};
+use crate::tui::view::{Column, Rows, TableView};
 use crate::tui::widgets::table::{self, TextRow};
 use crate::tui::widgets::thousands;
 
-use super::{display_helper, Ctx, Drawn, Jump, Screen, FIXED_ORDER};
+use super::{display_helper, Ctx, Drawn, Jump, Screen};
 
 /// Columns of the findings list (the selected finding is shown in full below it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,27 +162,25 @@ pub struct Findings {
     pub view: TableView<FindingRow>,
 }
 
-impl Findings {
-    pub fn new() -> Findings {
+impl Default for Findings {
+    fn default() -> Findings {
         Findings {
             view: TableView::new(0),
         }
     }
 }
 
-impl Default for Findings {
-    fn default() -> Findings {
-        Findings::new()
-    }
-}
-
 impl Screen for Findings {
-    fn title(&self) -> &'static str {
-        "Findings"
+    fn titles(&self) -> (&'static str, &'static str) {
+        ("Findings", "Risk")
     }
 
-    fn short_title(&self) -> &'static str {
-        "Risk"
+    fn rows(&self) -> &dyn Rows {
+        &self.view
+    }
+
+    fn rows_mut(&mut self) -> &mut dyn Rows {
+        &mut self.view
     }
 
     fn tab_count(&self, cx: &Ctx) -> String {
@@ -193,39 +190,19 @@ impl Screen for Findings {
         }
     }
 
-    fn shown(&self) -> (usize, usize) {
-        (self.view.keys.len(), self.view.total)
-    }
-
     fn sort_label(&self) -> String {
         "by kind".into()
     }
 
-    fn sort(&mut self, _a: Action) -> Result<(), &'static str> {
-        Err(FIXED_ORDER)
-    }
-
     /// Rebuilt whenever the risk cache is (or the filter changes), also while paused.
     fn prepare(&mut self, cx: &Ctx, gen: u64, _due: &dyn Fn(Option<u64>) -> bool) -> bool {
-        if self.view.built.is_some() {
-            return false;
-        }
-        let (rows, total) = build(cx.store, cx.risk, cx.filter, cx.now);
-        self.view.set_keys(rows, total);
-        self.view.built = Some(gen);
-        true
-    }
-
-    fn invalidate(&mut self) {
-        self.view.built = None;
+        let stale = |built: Option<u64>| built.is_none();
+        self.view
+            .refresh(gen, &stale, || build(cx.store, cx.risk, cx.filter, cx.now))
     }
 
     fn risk_rebuilt(&mut self) {
         self.view.built = None;
-    }
-
-    fn move_by(&mut self, delta: isize) {
-        self.view.move_by(delta);
     }
 
     fn selected(&self) -> Option<Entry> {

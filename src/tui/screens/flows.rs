@@ -5,27 +5,22 @@
 //!
 //! This module must not change the store or reach the engine.
 
-use std::any::Any;
-
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::Line;
 use ratatui::Frame;
 
 use crate::actions::Entry;
-use crate::filter::Filter;
 use crate::model::store::FlowKey;
 use crate::model::{Flow, Store};
-use crate::tui::keymap::Action;
 use crate::tui::popups::detail;
 use crate::tui::risk::RiskCache;
 use crate::tui::text;
 use crate::tui::theme::Theme;
 use crate::tui::view::{self, risk_rank, Column, SortVal, TableView};
 use crate::tui::widgets::table::{self, TextRow};
-use crate::tui::widgets::thousands;
 
-use super::{display_helper, risk_text, sort_title, Ctx, Drawn, Jump, Screen};
+use super::{display_helper, risk_text, sort_title, Ctx, Drawn, Jump, SortedTable, Spec};
 
 /// Flow table columns. A new column is one variant here, its `Column` arms beside it, its
 /// cell in `flow_rows` and its sort value in `sort_value`.
@@ -156,19 +151,9 @@ fn sort_value(risk: &RiskCache, col: FlowCol, f: &Flow, now: u32) -> SortVal {
     }
 }
 
-/// What the flow rows are built from: everything `build` reads besides the store.
-pub struct Spec<'a> {
-    pub filter: Option<&'a Filter>,
-    /// Risk badges, for sorting by Risk.
-    pub risk: &'a RiskCache,
-    pub sort: FlowCol,
-    pub desc: bool,
-    pub now: u32,
-}
-
 /// The flow keys: filter, then sort (ties by key, so the order is total). Returns the keys
 /// and the number of flows before filtering. A pure function of the store and `spec`.
-pub fn build(m: &Store, spec: &Spec) -> (Vec<FlowKey>, usize) {
+pub fn build(m: &Store, spec: &Spec<FlowCol>) -> (Vec<FlowKey>, usize) {
     let (filter, risk, col, desc, now) = (spec.filter, spec.risk, spec.sort, spec.desc, spec.now);
     let mut total = 0usize;
     let mut keys: Vec<FlowKey>;
@@ -289,8 +274,8 @@ pub struct Flows {
     pub view: TableView<FlowKey>,
 }
 
-impl Flows {
-    pub fn new() -> Flows {
+impl Default for Flows {
+    fn default() -> Flows {
         let conn = FlowCol::ALL
             .iter()
             .position(|c| *c == FlowCol::Conn)
@@ -301,98 +286,50 @@ impl Flows {
     }
 }
 
-impl Default for Flows {
-    fn default() -> Flows {
-        Flows::new()
-    }
-}
+impl SortedTable for Flows {
+    type Key = FlowKey;
+    type Col = FlowCol;
+    const TITLES: (&'static str, &'static str) = ("Flows", "Flows");
+    const COLUMNS: &'static [FlowCol] = &FlowCol::ALL;
 
-impl Screen for Flows {
-    fn title(&self) -> &'static str {
-        "Flows"
-    }
-
-    fn short_title(&self) -> &'static str {
-        "Flows"
+    fn view(&self) -> &TableView<FlowKey> {
+        &self.view
     }
 
-    fn tab_count(&self, cx: &Ctx) -> String {
-        thousands(cx.summary.flows)
+    fn view_mut(&mut self) -> &mut TableView<FlowKey> {
+        &mut self.view
     }
 
-    fn shown(&self) -> (usize, usize) {
-        (self.view.keys.len(), self.view.total)
+    fn count(cx: &Ctx) -> usize {
+        cx.summary.flows
     }
 
-    fn sort_label(&self) -> String {
-        super::sort_label(FlowCol::ALL[self.view.sort].title(), self.view.desc)
+    fn build(store: &Store, spec: &Spec<FlowCol>) -> (Vec<FlowKey>, usize) {
+        build(store, spec)
     }
 
-    fn sort(&mut self, a: Action) -> Result<(), &'static str> {
-        let n = FlowCol::ALL.len();
-        super::cycle_sort(a, &mut self.view.sort, &mut self.view.desc, n);
-        self.view.built = None;
-        Ok(())
+    fn key(e: Entry) -> Option<FlowKey> {
+        e.flow()
     }
 
-    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool {
-        if !due(self.view.built) {
-            return false;
-        }
-        let spec = Spec {
-            filter: cx.filter,
-            risk: cx.risk,
-            sort: FlowCol::ALL[self.view.sort],
-            desc: self.view.desc,
-            now: cx.now,
-        };
-        let (keys, total) = build(cx.store, &spec);
-        self.view.set_keys(keys, total);
-        self.view.built = Some(gen);
-        true
-    }
-
-    fn invalidate(&mut self) {
-        self.view.built = None;
-    }
-
-    fn move_by(&mut self, delta: isize) {
-        self.view.move_by(delta);
-    }
-
-    fn selected(&self) -> Option<Entry> {
-        self.view.selected().map(Entry::Flow)
-    }
-
-    fn select(&mut self, e: Entry) -> bool {
-        match e {
-            Entry::Flow(k) => self.view.select_key(k),
-            Entry::Expect(_) => false,
-        }
-    }
-
-    fn lists(&self, e: &Entry) -> bool {
-        matches!(e, Entry::Flow(_))
-    }
-
-    fn jump(&self, _cx: &Ctx) -> Jump {
+    fn jump_from(&self, _cx: &Ctx) -> Jump {
         match self.view.selected() {
             Some(k) => Jump::Within(k),
             None => Jump::Nothing,
         }
     }
 
-    fn detail(&self, cx: &Ctx) -> Option<(&'static str, Vec<Line<'static>>)> {
-        Some(match self.view.selected() {
+    fn detail_lines(&self, cx: &Ctx) -> (&'static str, Vec<Line<'static>>) {
+        match self.view.selected() {
             Some(k) => match cx.store.flow(&k) {
                 Some(fl) => ("Flow", detail::flow(cx, &k, fl)),
                 None => ("Flow", vec![Line::from("(gone from the store)")]),
             },
             None => ("Detail", vec![]),
-        })
+        }
     }
 
-    fn draw(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn {
+    fn draw_rows(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn {
         let range = self.view.window(table::body_height(area));
         let t = cx.theme;
         let visible = &self.view.keys[range.clone()];
@@ -448,10 +385,6 @@ impl Screen for Flows {
             rows,
         );
         drawn
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

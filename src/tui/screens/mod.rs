@@ -52,14 +52,16 @@ use super::inputs::Clock;
 use super::keymap::Action;
 use super::risk::{self as trisk, RiskCache};
 use super::theme::Theme;
+use super::view::{Column, Rows, TableView};
+use super::widgets::thousands;
 
 /// The screen list, in tab order (keys 1, 2, 3…). A new screen is one line here.
 pub fn all() -> Vec<Box<dyn Screen>> {
     vec![
-        Box::new(flows::Flows::new()),
-        Box::new(expectations::Expectations::new()),
-        Box::new(chains::Chains::new()),
-        Box::new(findings::Findings::new()),
+        Box::<flows::Flows>::default(),
+        Box::<expectations::Expectations>::default(),
+        Box::<chains::Chains>::default(),
+        Box::<findings::Findings>::default(),
     ]
 }
 
@@ -108,27 +110,38 @@ pub enum Jump {
 
 /// One screen. The app calls these for the current screen only.
 pub trait Screen {
-    /// The tab's name (100 columns and wider).
-    fn title(&self) -> &'static str;
-    /// The tab's name below 100 columns (its first letter below 60).
-    fn short_title(&self) -> &'static str;
+    /// The tab's name (100 columns and wider) and its short form (below 100 columns; its
+    /// first letter below 60).
+    fn titles(&self) -> (&'static str, &'static str);
     /// The count on its tab.
     fn tab_count(&self, cx: &Ctx) -> String;
+    /// Its table (selection moves, invalidation, counts).
+    fn rows(&self) -> &dyn Rows;
+    fn rows_mut(&mut self) -> &mut dyn Rows;
     /// Rows shown and entries before the filter, for the tab line's "12/1,234 match".
-    fn shown(&self) -> (usize, usize);
+    fn shown(&self) -> (usize, usize) {
+        self.rows().shown()
+    }
     /// The footer's sort label ("sort Left▲", "by master").
     fn sort_label(&self) -> String;
     /// `s`/`S`/`r`: change the sort. `Err`: this screen has a fixed order, and why.
-    fn sort(&mut self, a: Action) -> Result<(), &'static str>;
+    fn sort(&mut self, a: Action) -> Result<(), &'static str> {
+        let _ = a;
+        Err(FIXED_ORDER)
+    }
     /// Rebuild the rows if they are stale. `due(built)` says whether rows built from
     /// store generation `built` should be rebuilt now (data moved and the size budget
     /// allows it, not paused). Returns whether it rebuilt.
     fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool;
     /// Settings changed (filter, sort, unpause): rebuild at the next `prepare`.
-    fn invalidate(&mut self);
+    fn invalidate(&mut self) {
+        self.rows_mut().invalidate();
+    }
     /// The risk cache was rebuilt (rows that point into it must follow).
     fn risk_rebuilt(&mut self) {}
-    fn move_by(&mut self, delta: isize);
+    fn move_by(&mut self, delta: isize) {
+        self.rows_mut().move_by(delta);
+    }
     /// The entry the selection is about (what `d`, `D`, `H` act on).
     fn selected(&self) -> Option<Entry>;
     /// Select the row of this entry; `false` if it is not shown.
@@ -162,6 +175,112 @@ pub trait Screen {
     fn draw(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn;
     /// For typed access (`App::flow_keys` and the like, used by tests).
     fn as_any(&self) -> &dyn Any;
+}
+
+/// What a sorted table's rows are built from besides the store: the filter, the risk
+/// badges (for sorting by Risk), the sort column and direction, and the time. Plain
+/// borrowed data: a build can run anywhere.
+pub struct Spec<'a, C> {
+    pub filter: Option<&'a Filter>,
+    pub risk: &'a RiskCache,
+    pub sort: C,
+    pub desc: bool,
+    pub now: u32,
+}
+
+/// A screen that is one table of entries sorted by one of its columns (flows,
+/// expectations). Implementing this is its whole `Screen`: selection, sort keys, the
+/// footer's label and rebuilding come with it.
+pub trait SortedTable: 'static {
+    type Key: Copy + PartialEq + Into<Entry> + 'static;
+    type Col: Column + 'static;
+    /// The tab's names, long and short (see `Screen::titles`).
+    const TITLES: (&'static str, &'static str);
+    /// Columns in display order; the view's `sort` indexes this.
+    const COLUMNS: &'static [Self::Col];
+    fn view(&self) -> &TableView<Self::Key>;
+    fn view_mut(&mut self) -> &mut TableView<Self::Key>;
+    /// The count on its tab.
+    fn count(cx: &Ctx) -> usize;
+    /// The pure row build: keys filtered and sorted, and the count before filtering.
+    fn build(store: &Store, spec: &Spec<Self::Col>) -> (Vec<Self::Key>, usize);
+    /// The row of an entry, if this table lists its kind.
+    fn key(e: Entry) -> Option<Self::Key>;
+    /// What `m` does here.
+    fn jump_from(&self, cx: &Ctx) -> Jump;
+    /// The detail pane for the selection.
+    fn detail_lines(&self, cx: &Ctx) -> (&'static str, Vec<Line<'static>>);
+    /// Draw the visible window.
+    fn draw_rows(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn;
+}
+
+impl<T: SortedTable> Screen for T {
+    fn titles(&self) -> (&'static str, &'static str) {
+        T::TITLES
+    }
+
+    fn tab_count(&self, cx: &Ctx) -> String {
+        thousands(T::count(cx))
+    }
+
+    fn rows(&self) -> &dyn Rows {
+        self.view()
+    }
+
+    fn rows_mut(&mut self) -> &mut dyn Rows {
+        self.view_mut()
+    }
+
+    fn sort_label(&self) -> String {
+        let v = self.view();
+        sort_label(T::COLUMNS[v.sort].title(), v.desc)
+    }
+
+    fn sort(&mut self, a: Action) -> Result<(), &'static str> {
+        cycle_sort(self.view_mut(), a, T::COLUMNS.len());
+        Ok(())
+    }
+
+    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool {
+        let v = self.view();
+        let spec = Spec {
+            filter: cx.filter,
+            risk: cx.risk,
+            sort: T::COLUMNS[v.sort],
+            desc: v.desc,
+            now: cx.now,
+        };
+        self.view_mut()
+            .refresh(gen, due, || T::build(cx.store, &spec))
+    }
+
+    fn selected(&self) -> Option<Entry> {
+        self.view().selected().map(Into::into)
+    }
+
+    fn select(&mut self, e: Entry) -> bool {
+        T::key(e).is_some_and(|k| self.view_mut().select_key(k))
+    }
+
+    fn lists(&self, e: &Entry) -> bool {
+        T::key(*e).is_some()
+    }
+
+    fn jump(&self, cx: &Ctx) -> Jump {
+        self.jump_from(cx)
+    }
+
+    fn detail(&self, cx: &Ctx) -> Option<(&'static str, Vec<Line<'static>>)> {
+        Some(self.detail_lines(cx))
+    }
+
+    fn draw(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn {
+        self.draw_rows(f, cx, area)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 /// The helper a flow is shown under: its own, else the one whose expectation created it,
@@ -215,13 +334,15 @@ pub fn sort_label(title: &str, desc: bool) -> String {
     )
 }
 
-/// Cycle a sort column index: `s` next, `S` previous, `r` reverses.
-pub fn cycle_sort(a: Action, sort: &mut usize, desc: &mut bool, n: usize) {
+/// Change a table's sort among `n` columns: `s` next, `S` previous, `r` reverses. The
+/// view rebuilds at the next `prepare`.
+pub fn cycle_sort<K>(view: &mut TableView<K>, a: Action, n: usize) {
     match a {
-        Action::SortNext => *sort = (*sort + 1) % n,
-        Action::SortPrev => *sort = (*sort + n - 1) % n,
-        _ => *desc = !*desc,
+        Action::SortNext => view.sort = (view.sort + 1) % n,
+        Action::SortPrev => view.sort = (view.sort + n - 1) % n,
+        _ => view.desc = !view.desc,
     }
+    view.built = None;
 }
 
 /// Why chains and findings keep their order (the same words on both).

@@ -283,13 +283,14 @@ pub fn tabs(f: &mut Frame, app: &App, cx: &Ctx, area: Rect) {
         }
         let style = if i == app.tab { t.tab_active } else { t.tab };
         let count = screen.tab_count(cx);
+        let (long, short) = screen.titles();
         let label = if area.width < 60 {
-            let first = screen.short_title().chars().next().unwrap_or(' ');
+            let first = short.chars().next().unwrap_or(' ');
             format!("{} {first}", i + 1)
         } else if area.width < 100 {
-            format!("{} {} {count}", i + 1, screen.short_title())
+            format!("{} {short} {count}", i + 1)
         } else {
-            format!("{} {} {count}", i + 1, screen.title())
+            format!("{} {long} {count}", i + 1)
         };
         spans.push(Span::styled(label, style));
     }
