@@ -391,3 +391,32 @@ impl Screen for Chains {
         self
     }
 }
+
+#[cfg(test)]
+mod stability {
+    use super::*;
+    use crate::tui::screens::testing::{ftp_expect, ftp_master, related, tcp, Fixture};
+
+    /// A chain whose master sorts first arrives above the selected RELATED flow: the
+    /// selection stays on that flow.
+    #[test]
+    fn selection_stays_on_its_row_while_chains_arrive_above() {
+        let mut fx = Fixture::new();
+        let ctl = tcp("10.0.0.5", 40000, "10.0.0.1", 21);
+        fx.new_flow(ftp_master(ctl));
+        let data = related(tcp("10.0.0.5", 40002, "10.0.0.1", 50000), ctl);
+        fx.new_flow(data.clone());
+        let mut s = Chains::default();
+        fx.prepare(&mut s);
+        let key = FlowKey::of(&data);
+        assert!(s.select(Entry::Flow(key)));
+        let before = s.view.sel;
+        // Another master, sorting before, with one expectation: two rows above.
+        let first = tcp("10.0.0.2", 40000, "10.0.0.1", 21);
+        fx.new_flow(ftp_master(first));
+        fx.new_expect(ftp_expect(first, "10.0.0.2", "10.0.0.1", 50010, 300));
+        fx.prepare(&mut s);
+        assert_eq!(s.selected(), Some(Entry::Flow(key)));
+        assert_eq!(s.view.sel, before + 2, "{:?}", s.view.keys);
+    }
+}

@@ -257,3 +257,33 @@ impl SortedTable for Expectations {
         drawn
     }
 }
+
+#[cfg(test)]
+mod stability {
+    use super::*;
+    use crate::tui::screens::testing::{ftp_expect, ftp_master, tcp, Fixture};
+    use crate::tui::screens::Screen;
+
+    /// Expectations with less time left (the default sort) arrive: the selection stays on
+    /// its expectation.
+    #[test]
+    fn selection_stays_on_its_expectation_while_rows_arrive_above() {
+        let mut fx = Fixture::new();
+        let ctl = tcp("10.0.0.2", 40000, "10.0.0.1", 21);
+        fx.new_flow(ftp_master(ctl));
+        let picked = ftp_expect(ctl, "10.0.0.2", "10.0.0.1", 50000, 200);
+        fx.new_expect(ftp_expect(ctl, "10.0.0.2", "10.0.0.1", 50001, 250));
+        fx.new_expect(picked.clone());
+        let mut s = Expectations::default();
+        fx.prepare(&mut s);
+        let key = ExpectKey::of(&picked);
+        assert!(s.select(Entry::Expect(key)));
+        let before = s.view.sel;
+        for port in 50010..50013 {
+            fx.new_expect(ftp_expect(ctl, "10.0.0.2", "10.0.0.1", port, 50));
+        }
+        fx.prepare(&mut s);
+        assert_eq!(s.selected(), Some(Entry::Expect(key)));
+        assert_eq!(s.view.sel, before + 3, "{:?}", s.view.keys);
+    }
+}

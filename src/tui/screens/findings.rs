@@ -318,3 +318,35 @@ impl Screen for Findings {
         self
     }
 }
+
+#[cfg(test)]
+mod stability {
+    use super::*;
+    use crate::model::store::ExpectKey;
+    use crate::tui::screens::testing::{ftp_expect, ftp_master, tcp, Fixture};
+
+    /// A finding that sorts before the selected one appears: the selection stays on the
+    /// finding it was on.
+    #[test]
+    fn selection_stays_on_its_finding_while_findings_arrive_above() {
+        let mut fx = Fixture::new().with_risk();
+        // A forged PORT toward a database on another host (the lab's finding).
+        let evil = tcp("10.213.4.66", 41000, "10.213.4.1", 21);
+        fx.new_flow(ftp_master(evil));
+        let picked = ftp_expect(evil, "10.213.4.1", "10.213.4.7", 3306, 299);
+        fx.new_expect(picked.clone());
+        let mut s = Findings::default();
+        fx.prepare(&mut s);
+        let key = ExpectKey::of(&picked);
+        assert!(!s.view.keys.is_empty(), "the forged PORT is a finding");
+        assert!(s.select(Entry::Expect(key)));
+        let before = s.view.sel;
+        // The same forgery toward a host that sorts first.
+        let other = tcp("10.213.4.65", 41000, "10.213.4.1", 21);
+        fx.new_flow(ftp_master(other));
+        fx.new_expect(ftp_expect(other, "10.213.4.1", "10.213.4.3", 3306, 299));
+        fx.prepare(&mut s);
+        assert_eq!(s.selected(), Some(Entry::Expect(key)));
+        assert!(s.view.sel > before, "{:?}", s.view.keys);
+    }
+}

@@ -452,3 +452,30 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod stability {
+    use super::*;
+    use crate::tui::screens::testing::{flow, tcp, Fixture};
+    use crate::tui::screens::Screen;
+
+    /// Flows that sort above the selected one arrive: the selection stays on its flow.
+    #[test]
+    fn selection_stays_on_its_flow_while_rows_arrive_above() {
+        let mut fx = Fixture::new();
+        let picked = flow(tcp("10.0.0.5", 1000, "10.0.0.9", 80), 100);
+        fx.new_flow(flow(tcp("10.0.0.7", 1000, "10.0.0.9", 80), 100));
+        fx.new_flow(picked.clone());
+        let mut s = Flows::default();
+        fx.prepare(&mut s);
+        let key = FlowKey::of(&picked);
+        assert!(s.select(Entry::Flow(key)));
+        let before = s.view.sel;
+        for i in 1..=3 {
+            fx.new_flow(flow(tcp(&format!("10.0.0.{i}"), 1000, "10.0.0.9", 80), 100));
+        }
+        fx.prepare(&mut s);
+        assert_eq!(s.selected(), Some(Entry::Flow(key)));
+        assert_eq!(s.view.sel, before + 3, "{:?}", s.view.keys);
+    }
+}

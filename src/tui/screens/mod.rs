@@ -348,3 +348,139 @@ pub fn cycle_sort<K>(view: &mut TableView<K>, a: Action, n: usize) {
 /// Why chains and findings keep their order (the same words on both).
 pub const FIXED_ORDER: &str =
     "chains are ordered by master and findings by kind; sort applies to the tables";
+
+/// What the screens' tests share: a real store fed the records the engine makes, and the
+/// context a screen reads.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::time::SystemTime;
+
+    use crate::decode::{Event, Record};
+    use crate::model::flow::status;
+    use crate::model::helper::intern;
+    use crate::model::tuple::{proto, Family, Tuple};
+    use crate::model::{Expectation, Flow, Store};
+    use crate::tui::app::Summary;
+    use crate::tui::inputs::SystemClock;
+    use crate::tui::risk::{Assess, RiskCache};
+    use crate::tui::theme::{Theme, ThemeKind};
+
+    use super::{Ctx, Screen};
+
+    pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
+        let mut t = Tuple {
+            family: Family::Ipv4,
+            proto: proto::TCP,
+            sport,
+            dport,
+            ..Tuple::default()
+        };
+        t.set_src_ip(src.parse().unwrap());
+        t.set_dst_ip(dst.parse().unwrap());
+        t
+    }
+
+    /// A confirmed TCP flow with `timeout` seconds left.
+    pub fn flow(t: Tuple, timeout: u32) -> Flow {
+        let mut f = Flow::new(t);
+        f.status = status::CONFIRMED | status::SEEN_REPLY;
+        f.timeout = timeout;
+        f
+    }
+
+    /// An FTP control flow (the master of what follows).
+    pub fn ftp_master(t: Tuple) -> Flow {
+        let mut f = flow(t, 431_999);
+        f.status |= status::HELPER;
+        f.helper = intern("ftp");
+        f
+    }
+
+    /// An expectation of the ftp helper for `dst:dport`, from `master`.
+    pub fn ftp_expect(
+        master: Tuple,
+        src: &str,
+        dst: &str,
+        dport: u16,
+        timeout: u32,
+    ) -> Expectation {
+        let t = tcp(src, 0, dst, dport);
+        let mask = tcp("255.255.255.255", 0, "255.255.255.255", 0xffff);
+        let mut e = Expectation::new(t, mask, master);
+        e.helper = intern("ftp");
+        e.timeout = timeout;
+        e
+    }
+
+    /// A RELATED flow created by `master`'s expectation.
+    pub fn related(t: Tuple, master: Tuple) -> Flow {
+        let mut f = flow(t, 100);
+        f.status |= status::EXPECTED;
+        f.extra_mut().master = Some(master);
+        f
+    }
+
+    /// A store, its risk assessments and what a screen reads, fed record by record.
+    pub struct Fixture {
+        pub store: Store,
+        pub risk: RiskCache,
+        theme: Theme,
+        clock: SystemClock,
+        summary: Summary,
+        assessor: Option<crate::risk::Assessor>,
+    }
+
+    impl Fixture {
+        pub fn new() -> Fixture {
+            Fixture {
+                store: Store::new(),
+                risk: RiskCache::default(),
+                theme: Theme::new(ThemeKind::Dark),
+                clock: SystemClock {
+                    epoch: SystemTime::UNIX_EPOCH,
+                },
+                summary: Summary::default(),
+                assessor: None,
+            }
+        }
+
+        /// Assess helper risk (the embedded freedom table, no sockets).
+        pub fn with_risk(mut self) -> Fixture {
+            let table = crate::risk::HelperTable::embedded().unwrap();
+            self.assessor = Some(crate::risk::Assessor::new(
+                table,
+                crate::risk::Config::default(),
+                None,
+            ));
+            self
+        }
+
+        pub fn new_flow(&mut self, f: Flow) {
+            self.store.apply(Event::New, Record::Flow(f), 0);
+        }
+
+        pub fn new_expect(&mut self, e: Expectation) {
+            self.store.apply(Event::New, Record::Expect(e), 0);
+        }
+
+        /// Bring `screen` up to date with the store, as the app does.
+        pub fn prepare(&mut self, screen: &mut dyn Screen) {
+            let gen = self.store.generation();
+            if self.risk.built != Some(gen) {
+                let a = self.assessor.as_ref().map(|a| a as &dyn Assess);
+                self.risk.rebuild(&self.store, a, gen);
+                screen.risk_rebuilt();
+            }
+            let cx = Ctx {
+                store: &self.store,
+                risk: &self.risk,
+                theme: &self.theme,
+                now: 1,
+                clock: &self.clock,
+                filter: None,
+                summary: &self.summary,
+            };
+            screen.prepare(&cx, gen, &|built| built != Some(gen));
+        }
+    }
+}
