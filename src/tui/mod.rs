@@ -4,13 +4,28 @@
 //!
 //! Owns the terminal and the app state. It must not touch sockets: the app owns the
 //! `Store`, fed by engine events arriving on the app's channel, and confirmed plans leave
-//! through the `Commands` of its `Inputs`. Layout of the modules:
-//! - `app`: state and event handling (`App::handle`), confirmations;
+//! through the `Commands` of its `Inputs`.
+//!
+//! ```text
+//! engine events ─┐                        ┌─► screens::<current>::draw ─┐
+//! terminal keys ─┼─► App::handle ─► App ──┤   (rows: pure builds over   ├─► frame (ui)
+//! tick, signals ─┘   (one channel)  │     │    the Store)               │
+//!                                    │     └─► widgets, popups ─────────┘
+//!                                    └─► Commands: a confirmed actions::Plan, replay
+//!                                        controls, re-checks (the engine)
+//! ```
+//!
+//! Layout of the modules:
+//! - `app`: state and event handling (`App::handle`); owns the `Store` and the screens;
+//! - `inputs`: the injected outside inputs (engine events, terminal, clock, commands);
+//! - `screens`: one module per screen and the one screen list (see its doc to add one);
+//! - `popups`: confirmation (one `actions::Plan`), help, filter bar, detail pane;
+//! - `widgets`: header and tab line, status line, gauge, the shared table tail;
 //! - `keymap`: the one key table (dispatch and help);
-//! - `view`: row keys, columns, sort, filter, selection;
-//! - `ui`: drawing; `text`: formatting; `theme`: colours;
+//! - `view`: row keys and selection, the `Column` trait and width layout;
+//! - `ui`: the frame's regions; `text`: formatting; `theme`: colours;
 //! - `risk`: the helper-risk assessments of `crate::risk`, cached per store generation;
-//! - `inputs`: the injected outside inputs (engine events, terminal, clock, commands).
+//! - `live`: the production `Inputs` (engine, crossterm, engine clock).
 
 pub mod app;
 pub mod inputs;
