@@ -768,11 +768,11 @@ impl App {
                     format!("theme: {}", self.theme.kind.name()),
                 );
             }
-            Action::Delete => self.ask_delete(),
-            Action::DeleteRelated => self.ask_delete_related(),
-            Action::FlushFiltered => self.ask_flush_filtered(),
-            Action::FlushHelper => self.ask_flush_helper(),
-            Action::FlushAll => self.ask_flush_all(),
+            Action::Delete
+            | Action::DeleteRelated
+            | Action::FlushFiltered
+            | Action::FlushHelper
+            | Action::FlushAll => self.ask(a),
             Action::Confirm | Action::Cancel | Action::ToggleSsh | Action::Apply => {}
         }
     }
@@ -887,42 +887,9 @@ impl App {
         self.overlay = Overlay::Confirm(Box::new(c));
     }
 
-    fn confirm_flows(&mut self, title: String, keys: &[FlowKey]) {
-        let set: HashSet<FlowKey> = keys.iter().copied().collect();
-        let what = if keys.len() == 1 {
-            "the selected flow"
-        } else {
-            "the selected flows"
-        };
-        let plan = Plan::flows(
-            &self.store,
-            &|f| set.contains(&FlowKey::of(f)),
-            what,
-            &self.plan_context(false),
-        );
-        self.open(title, plan, None);
-    }
-
-    fn confirm_expect(&mut self, key: ExpectKey) {
-        let plan = Plan::expectation(&self.store, &key);
-        self.open(
-            "Delete the selected expectation".into(),
-            plan,
-            Some(RELATED_STAY),
-        );
-    }
-
     /// The entry the selection of the current screen is about.
     fn selected_entry(&self) -> Option<Entry> {
         self.screens[self.tab].selected()
-    }
-
-    fn ask_delete(&mut self) {
-        match self.selected_entry() {
-            Some(Entry::Expect(k)) => self.confirm_expect(k),
-            Some(Entry::Flow(k)) => self.confirm_flows("Delete the selected flow".into(), &[k]),
-            None => {}
-        }
     }
 
     /// Enter on findings: go to the finding's entry (its screen, selected, detail pane
@@ -943,52 +910,89 @@ impl App {
         }
     }
 
-    fn ask_delete_related(&mut self) {
-        let sel = match self.selected_entry() {
-            Some(Entry::Flow(k)) => Some(k),
-            Some(Entry::Expect(k)) => self
-                .store
-                .expectation(&k)
-                .map(|e| FlowKey::new(e.zone, e.master)),
-            None => None,
-        };
-        let Some(sel) = sel else { return };
-        let master = if self.store.flow(&sel).is_some_and(Flow::is_related) {
-            self.master_key(&sel).unwrap_or(sel)
-        } else {
-            sel
-        };
-        let plan = Plan::related_of(&self.store, &master, &self.plan_context(false));
-        if plan.flows == 0 && plan.spared.is_empty() {
-            return self.set_status(StatusKind::Info, "this master has no RELATED flows".into());
+    /// A destructive key: plan it with `actions::Plan` (the planner the CLI's `delete`
+    /// and `flush` use) and open the confirmation that shows that plan.
+    fn ask(&mut self, a: Action) {
+        match self.plan_for(a) {
+            Ok(Some((title, plan, note))) => self.open(title, plan, note),
+            Ok(None) => {}
+            Err(why) => self.set_status(StatusKind::Info, why.into()),
         }
-        let title = format!(
-            "Delete the RELATED children of {}",
-            text::conn(&master.orig)
-        );
-        self.open(title, plan, None);
     }
 
-    fn ask_flush_filtered(&mut self) {
-        let now = self.now;
-        let (title, what) = match self.filter_text() {
-            Some(t) => (
-                format!("Flush flows matching '{t}'"),
-                format!("flows matching '{t}' (as shown)"),
+    /// What the key `a` (d, D, F, H, X) would remove, planned: the dialog's title, the
+    /// plan and a note. `Ok(None)`: nothing is selected; `Err`: why there is nothing.
+    fn plan_for(&self, a: Action) -> Result<Option<Asked>, &'static str> {
+        let ctx = self.plan_context(false);
+        let store = &self.store;
+        Ok(Some(match a {
+            Action::Delete => match self.selected_entry() {
+                Some(Entry::Expect(k)) => (
+                    "Delete the selected expectation".into(),
+                    Plan::expectation(store, &k),
+                    Some(RELATED_STAY),
+                ),
+                Some(Entry::Flow(k)) => (
+                    "Delete the selected flow".into(),
+                    Plan::flow(store, &k, &ctx),
+                    None,
+                ),
+                None => return Ok(None),
+            },
+            Action::DeleteRelated => {
+                let sel = match self.selected_entry() {
+                    Some(Entry::Flow(k)) => Some(k),
+                    Some(Entry::Expect(k)) => store
+                        .expectation(&k)
+                        .map(|e| FlowKey::new(e.zone, e.master)),
+                    None => None,
+                };
+                let Some(sel) = sel else { return Ok(None) };
+                let master = if store.flow(&sel).is_some_and(Flow::is_related) {
+                    self.master_key(&sel).unwrap_or(sel)
+                } else {
+                    sel
+                };
+                let plan = Plan::related_of(store, &master, &ctx);
+                if plan.flows == 0 && plan.spared.is_empty() {
+                    return Err("this master has no RELATED flows");
+                }
+                let title = format!(
+                    "Delete the RELATED children of {}",
+                    text::conn(&master.orig)
+                );
+                (title, plan, None)
+            }
+            Action::FlushFiltered => {
+                let (title, what) = match self.filter_text() {
+                    Some(t) => (
+                        format!("Flush flows matching '{t}'"),
+                        format!("flows matching '{t}' (as shown)"),
+                    ),
+                    None => (
+                        "Flush every flow (no filter is set)".into(),
+                        "every flow shown".into(),
+                    ),
+                };
+                let (filter, now) = (self.filter.as_ref().map(|f| &f.filter), self.now);
+                let shown = |f: &Flow| filter.is_none_or(|x| x.match_flow(f, now));
+                (title, Plan::flows(store, &shown, &what, &ctx), None)
+            }
+            Action::FlushHelper => {
+                let h = self
+                    .selected_helper()
+                    .ok_or("the selected entry has no helper")?;
+                let plan = Plan::flush_helper(store, h.name().unwrap_or("?"));
+                let shown = h.shown().unwrap_or("?");
+                let title = format!("Flush the expectations of helper '{shown}'");
+                (title, plan, Some(RELATED_STAY))
+            }
+            _ => (
+                "Flush everything: every flow and every expectation".into(),
+                Plan::each(store, &ctx),
+                None,
             ),
-            None => (
-                "Flush every flow (no filter is set)".into(),
-                "every flow shown".into(),
-            ),
-        };
-        let filter = self.filter.as_ref().map(|f| &f.filter);
-        let plan = Plan::flows(
-            &self.store,
-            &|f| filter.is_none_or(|x| x.match_flow(f, now)),
-            &what,
-            &self.plan_context(false),
-        );
-        self.open(title, plan, None);
+        }))
     }
 
     fn selected_helper(&self) -> Option<HelperId> {
@@ -1008,28 +1012,6 @@ impl App {
             }
         }
         .filter(|h| !h.is_none())
-    }
-
-    fn ask_flush_helper(&mut self) {
-        let Some(h) = self.selected_helper() else {
-            return self.set_status(StatusKind::Info, "the selected entry has no helper".into());
-        };
-        let plan = Plan::flush_helper(&self.store, h.name().unwrap_or("?"));
-        let shown = h.shown().unwrap_or("?");
-        self.open(
-            format!("Flush the expectations of helper '{shown}'"),
-            plan,
-            Some(RELATED_STAY),
-        );
-    }
-
-    fn ask_flush_all(&mut self) {
-        let plan = Plan::each(&self.store, &self.plan_context(false));
-        self.open(
-            "Flush everything: every flow and every expectation".into(),
-            plan,
-            None,
-        );
     }
 
     /// `i` in a confirmation: the same entries planned again with the SSH flow taken in
@@ -1154,6 +1136,9 @@ impl App {
         );
     }
 }
+
+/// A confirmation to open: its title, the plan it shows and a note.
+type Asked = (String, Plan, Option<&'static str>);
 
 /// The confirmation's note for expectation deletes.
 const RELATED_STAY: &str = "RELATED flows already created by them stay";

@@ -420,6 +420,19 @@ pub(crate) mod testing {
         f
     }
 
+    /// The row builds' inputs can go to another thread (a background view builder).
+    #[test]
+    fn build_inputs_are_send() {
+        fn send<T: Send>() {}
+        send::<super::Spec<'static, super::flows::FlowCol>>();
+        send::<super::Spec<'static, super::expectations::ExpectCol>>();
+        send::<(
+            &'static Store,
+            &'static RiskCache,
+            Option<&'static crate::filter::Filter>,
+        )>();
+    }
+
     /// A store, its risk assessments and what a screen reads, fed record by record.
     pub struct Fixture {
         pub store: Store,
