@@ -142,6 +142,13 @@ pub fn risk_rank(a: Option<&Assessment>) -> u64 {
     })
 }
 
+/// No rows yet, sorted by the first column.
+impl<K: Copy + PartialEq> Default for TableView<K> {
+    fn default() -> Self {
+        TableView::new(0)
+    }
+}
+
 /// What the app does to any screen's table, whatever its key type.
 pub trait Rows {
     fn move_by(&mut self, delta: isize);

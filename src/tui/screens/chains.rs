@@ -176,16 +176,9 @@ pub fn build(m: &Store, filter: Option<&Filter>, now: u32) -> (Vec<ChainRow>, us
 }
 
 /// The chains screen's state: its rows and selection.
+#[derive(Default)]
 pub struct Chains {
     pub view: TableView<ChainRow>,
-}
-
-impl Default for Chains {
-    fn default() -> Chains {
-        Chains {
-            view: TableView::new(0),
-        }
-    }
 }
 
 impl Screen for Chains {

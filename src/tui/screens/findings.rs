@@ -158,16 +158,9 @@ fn finding_lines(cx: &Ctx, t: &Theme, r: &FindingRow) -> Option<Vec<Line<'static
 }
 
 /// The findings screen's state: its rows (pointing into the risk cache) and selection.
+#[derive(Default)]
 pub struct Findings {
     pub view: TableView<FindingRow>,
-}
-
-impl Default for Findings {
-    fn default() -> Findings {
-        Findings {
-            view: TableView::new(0),
-        }
-    }
 }
 
 impl Screen for Findings {
