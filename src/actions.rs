@@ -53,6 +53,36 @@ pub enum Entry {
     Expect(ExpectKey),
 }
 
+impl Entry {
+    /// The flow, if this entry is one.
+    pub fn flow(self) -> Option<FlowKey> {
+        match self {
+            Entry::Flow(k) => Some(k),
+            Entry::Expect(_) => None,
+        }
+    }
+
+    /// The expectation, if this entry is one.
+    pub fn expect(self) -> Option<ExpectKey> {
+        match self {
+            Entry::Expect(k) => Some(k),
+            Entry::Flow(_) => None,
+        }
+    }
+}
+
+impl From<FlowKey> for Entry {
+    fn from(k: FlowKey) -> Entry {
+        Entry::Flow(k)
+    }
+}
+
+impl From<ExpectKey> for Entry {
+    fn from(k: ExpectKey) -> Entry {
+        Entry::Expect(k)
+    }
+}
+
 /// One life of an entry: what tells a re-created entry under the same identity from the
 /// one that was planned. `CTA_ID` alone cannot: `nf_ct_get_id` hashes the object's
 /// address, so an entry re-created in the same slab slot gets the same id. The start
@@ -359,6 +389,9 @@ pub struct Plan {
     /// Flows left out because they go to a local sshd and the session itself could not be
     /// determined (0 when the session was known).
     pub excluded_sshd: usize,
+    /// Every flow left out to keep the admin's SSH session, by key (its life is in
+    /// `lives` too), so [`Plan::replan`] can take them in when the user asks.
+    pub spared: Vec<FlowKey>,
     /// Things the user should know before confirming.
     pub warnings: Vec<String>,
     /// The life of every planned entry, and what happened to it since.
@@ -420,6 +453,8 @@ impl Plan {
                     plan.excluded_sshd += 1;
                 }
                 plan.excluded_ssh.get_or_insert_with(|| flow_line(f));
+                plan.spared.push(FlowKey::of(f));
+                plan.lives.plan_flow(f);
                 continue;
             }
             plan.count_flow(f, &m, &mut established);
@@ -488,6 +523,60 @@ impl Plan {
                 plan.sample.push(line);
             }
         }
+        plan
+    }
+
+    /// Every flow and every expectation the store holds now, one delete each (not a
+    /// kernel flush): entries created after planning are not touched. The dashboard's
+    /// "flush everything", which removes exactly what its confirmation counted.
+    pub fn each(store: &Store, ctx: &Context) -> Plan {
+        Plan::flows(store, &|_| true, "every flow and expectation shown", ctx).merge(
+            Plan::expectations(store, &|_| true, "every expectation shown"),
+        )
+    }
+
+    /// This plan followed by `other` (targets, counts, samples, lives); `what` is ours.
+    pub fn merge(mut self, other: Plan) -> Plan {
+        self.targets.extend(other.targets);
+        self.flows += other.flows;
+        self.related += other.related;
+        self.masters += other.masters;
+        self.expects += other.expects;
+        self.sample.extend(other.sample);
+        self.excluded_ssh = self.excluded_ssh.or(other.excluded_ssh);
+        self.excluded_sshd += other.excluded_sshd;
+        self.spared.extend(other.spared);
+        self.warnings.extend(other.warnings);
+        self.lives.extend(other.lives);
+        self
+    }
+
+    /// The same entries planned again under `ctx` (the dashboard's `i`: the SSH flow taken
+    /// in, or left out again). The flows are exactly those this plan targeted or spared,
+    /// as the store holds them now; its other targets stay as they are, and `lives` keeps
+    /// what was observed since the first planning (spared flows were planned there too),
+    /// so the plan never widens beyond what the confirmation first counted.
+    pub fn replan(&self, store: &Store, ctx: &Context) -> Plan {
+        let keys: HashSet<FlowKey> = self
+            .flow_keys()
+            .chain(self.spared.iter().copied())
+            .collect();
+        let mut plan = Plan::flows(store, &|f| keys.contains(&FlowKey::of(f)), &self.what, ctx);
+        plan.targets.extend(
+            self.targets
+                .iter()
+                .filter(|t| !matches!(t, Target::Flow { .. }))
+                .cloned(),
+        );
+        plan.expects = self.expects;
+        plan.sample.extend(
+            self.sample
+                .iter()
+                .filter(|l| l.starts_with("expect "))
+                .cloned(),
+        );
+        plan.lives = self.lives.clone();
+        plan.after = self.after;
         plan
     }
 
@@ -579,6 +668,14 @@ impl Plan {
                  (the kernel will not pick them up again mid-stream)"
             ));
         }
+    }
+
+    /// The flows this plan deletes one by one, in plan order.
+    pub fn flow_keys(&self) -> impl Iterator<Item = FlowKey> + '_ {
+        self.targets.iter().filter_map(|t| match t {
+            Target::Flow { key, .. } => Some(*key),
+            _ => None,
+        })
     }
 
     /// Whether there is nothing to do.
@@ -1063,6 +1160,51 @@ mod tests {
         let mut udp = flow("192.0.2.7", 51000, "10.213.1.1", 22);
         udp.orig.proto = proto::UDP;
         assert!(!s.matches(&udp));
+    }
+
+    /// The dashboard's `i`: the same entries planned again with the SSH flow taken in;
+    /// nothing created after the first planning joins, and what was observed stays.
+    #[test]
+    fn replan_takes_the_spared_flow_in_and_never_widens() {
+        let ssh = SshSession::parse("192.0.2.7 51000 10.213.1.1 22").unwrap();
+        let mut store = Store::new();
+        let own = flow("192.0.2.7", 51000, "10.213.1.1", 22);
+        let other = flow("192.0.2.8", 40000, "10.213.1.1", 80);
+        store.apply(Event::New, Record::Flow(own.clone()), 0);
+        store.apply(Event::New, Record::Flow(other.clone()), 0);
+        let ctx = Context {
+            ssh: Some(ssh),
+            tcp_loose: Some(false),
+            ..Context::default()
+        };
+        let mut plan = Plan::each(&store, &ctx);
+        assert_eq!((plan.flows, plan.spared.len()), (1, 1));
+        assert_eq!(plan.warnings.len(), 1, "one established session is cut");
+        plan.lives
+            .observe(Event::Destroy, &Record::Flow(other.clone()));
+        let late = flow("192.0.2.9", 40001, "10.213.1.1", 80);
+        store.apply(Event::New, Record::Flow(late.clone()), 0);
+        let with = plan.replan(
+            &store,
+            &Context {
+                include_ssh: true,
+                ..ctx.clone()
+            },
+        );
+        let keys: Vec<FlowKey> = with.flow_keys().collect();
+        assert_eq!(with.flows, 2);
+        assert!(keys.contains(&FlowKey::of(&own)));
+        assert!(
+            !keys.contains(&FlowKey::of(&late)),
+            "created after planning"
+        );
+        assert_eq!(
+            with.lives.fate(&Entry::Flow(FlowKey::of(&other))),
+            Some(Fate::Destroyed)
+        );
+        // And back: left out again.
+        let without = with.replan(&store, &ctx);
+        assert_eq!((without.flows, without.spared.len()), (1, 1));
     }
 
     #[test]

@@ -314,14 +314,14 @@ fn after_lost_events_each_flow_is_checked_with_a_get() {
 
 mod dashboard {
     use super::*;
-    use ctscope::tui::live::{filters, EngineClock, LiveModel, PlanSink};
+    use ctscope::tui::live::EngineClock;
     use ctscope::tui::{App, AppEvent, TuiOptions};
     use ratatui::backend::TestBackend;
     use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     use ratatui::Terminal;
     use std::sync::mpsc::Receiver;
 
-    type LiveApp = App<LiveModel>;
+    type LiveApp = App;
 
     fn key(app: &mut LiveApp, term: &mut Terminal<TestBackend>, code: KeyCode) {
         app.handle(AppEvent::Key(KeyEvent::new(code, KeyModifiers::NONE)));
@@ -377,19 +377,12 @@ mod dashboard {
         let (rx, handle) =
             Engine::spawn(Box::new(Live::open(&ns, true).unwrap()), Options::default()).unwrap();
         let clock = Box::new(EngineClock::new(handle.clock()));
-        let model = LiveModel {
-            store: Store::new(),
-            engine: handle,
-            applied: 0,
-        };
         let opts = TuiOptions {
             ssh: None,
             ..TuiOptions::default()
         };
-        let sink = Box::new(PlanSink {
-            ctx: Context::default(),
-        });
-        let mut app = App::new(model, opts, clock, sink, filters());
+        // The engine handle is where the app's confirmed plans go.
+        let mut app = App::new(Store::new(), opts, clock, Box::new(handle));
         let mut term = Terminal::new(TestBackend::new(160, 30)).unwrap();
         pump(&mut app, &rx, &mut |e| {
             matches!(e, EngineEvent::DumpEnd { .. })
@@ -439,7 +432,7 @@ mod dashboard {
                 "the re-created entry survives (id reused: {})",
                 before == after
             );
-            assert!(app.model.store.flow(&k).is_some());
+            assert!(app.store.flow(&k).is_some());
         }
     }
 }

@@ -11,12 +11,12 @@ use ctscope::model::store::FlowKey;
 use ctscope::model::tuple::proto;
 use ctscope::model::Flow;
 use ctscope::risk::Level;
-use ctscope::tui::app::{Overlay, Pending};
+use ctscope::tui::app::Overlay;
 use ctscope::tui::theme::{Theme, ThemeKind};
-use ctscope::tui::{ActionReport, AppEvent, ReplayRequest, ReplaySpeed, Request, TuiOptions};
+use ctscope::tui::{AppEvent, ReplayRequest, ReplaySpeed, Request, TuiOptions};
 use ratatui::crossterm::event::KeyCode;
 use ratatui::style::{Color, Modifier};
-use tui_support::{lab, opts, tuple, Harness, MemEvent, MemModel};
+use tui_support::{ev, expects_of, lab, opts, plan_expects, plan_flows, tuple, Harness, Scene};
 
 fn key_of(src: &str, sport: u16, dst: &str, dport: u16, p: u8) -> FlowKey {
     FlowKey::new(0, tuple(p, src, sport, dst, dport))
@@ -46,7 +46,7 @@ fn selection_follows_its_entry_while_the_table_changes() {
     // New flows that sort before the selection arrive.
     for port in 1..=3 {
         let f = Flow::new(tuple(proto::UDP, "10.0.0.1", port, "10.0.0.2", 53));
-        h.event(MemEvent::Upsert(f));
+        h.event(ev::flow(f));
     }
     let after = h.app.flow_keys().iter().position(|k| *k == ssh_key());
     assert_eq!(after, before.map(|i| i + 3));
@@ -55,7 +55,7 @@ fn selection_follows_its_entry_while_the_table_changes() {
     assert!(st.add_modifier.contains(Modifier::BOLD), "{st:?}");
     assert_eq!(st.bg, Theme::new(ThemeKind::Dark).selected.bg);
     // The selected entry disappears: the selection stays at the same position.
-    h.event(MemEvent::Remove(ssh_key()));
+    h.remove_flow(ssh_key());
     assert!(h.app.selected_flow().is_some());
     assert_ne!(h.app.selected_flow(), Some(ssh_key()));
 }
@@ -67,7 +67,7 @@ fn space_pauses_the_view_while_the_store_keeps_updating() {
     assert!(h.app.is_paused());
     assert!(h.screen().contains("PAUSED"));
     let n = h.app.flow_keys().len();
-    h.event(MemEvent::Upsert(Flow::new(tuple(
+    h.event(ev::flow(Flow::new(tuple(
         proto::UDP,
         "10.0.0.1",
         1,
@@ -94,15 +94,7 @@ fn sort_by_time_left_both_ways() {
         h.app
             .flow_keys()
             .iter()
-            .map(|k| {
-                h.app
-                    .model
-                    .flows
-                    .iter()
-                    .find(|f| FlowKey::of(f) == *k)
-                    .unwrap()
-                    .timeout
-            })
+            .map(|k| h.app.store.flow(k).unwrap().timeout)
             .collect()
     };
     let asc = left(&h);
@@ -199,16 +191,16 @@ fn chains_selection_follows_its_row_when_siblings_arrive() {
     // moves down) and a second RELATED flow sorting after it (it is no longer the last
     // child, so its tree corner changes).
     let ctl = tuple(proto::TCP, "10.213.4.2", 40000, "10.213.4.1", 21);
-    let mut e = h.app.model.expects[0].clone();
+    let mut e = expects_of(&h.app.store)[0].clone();
     e.master = ctl;
     e.tuple = tuple(proto::TCP, "10.213.4.2", 0, "10.213.4.1", 50020);
     e.helper = intern("ftp");
     // Both arrive before the next frame.
-    h.app.handle(AppEvent::Engine(MemEvent::UpsertExpect(e)));
+    h.app.handle(AppEvent::Engine(ev::expect(e)));
     let mut f = Flow::new(tuple(proto::TCP, "10.213.4.2", 40003, "10.213.4.1", 50010));
     f.status = status::EXPECTED | status::CONFIRMED;
     f.extra_mut().master = Some(ctl);
-    h.event(MemEvent::Upsert(f));
+    h.event(ev::flow(f));
     let rows = h.app.chain_rows().to_vec();
     let now_at = rows
         .iter()
@@ -233,21 +225,19 @@ fn delete_selected_flow_goes_through_a_confirmation_and_reports() {
     h.ch('d');
     match h.app.overlay() {
         Overlay::Confirm(c) => {
-            assert_eq!(c.pending, Pending::Flows(vec![dns]));
-            assert_eq!((c.flows, c.related, c.masters), (1, 0, 0));
+            assert_eq!(c.flow_keys(), vec![dns]);
+            assert_eq!((c.plan.flows, c.plan.related, c.plan.masters), (1, 0, 0));
         }
         other => panic!("no confirmation: {other:?}"),
     }
     assert!(h.screen().contains("1 flow(s): 0 RELATED, 0 master(s)"));
     assert!(h.sent.borrow().is_empty(), "nothing goes before confirming");
     h.ch('y');
-    assert_eq!(*h.sent.borrow(), vec![Request::DeleteFlows(vec![dns])]);
-    h.event(MemEvent::Report(ActionReport {
-        removed: 1,
-        already_gone: 0,
-        refused: 0,
-        note: None,
-    }));
+    // The very plan the dialog showed.
+    let plans = h.plans();
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plan_flows(&plans[0]), vec![dns]);
+    h.event(ev::report(1, 0, 0));
     assert!(h.screen().contains("removed 1, already gone 0, refused 0"));
 }
 
@@ -267,25 +257,27 @@ fn flush_everything_leaves_the_ssh_session_out_unless_included() {
     let Overlay::Confirm(c) = h.app.overlay().clone() else {
         panic!()
     };
-    assert_eq!(c.ssh, Some(ssh_key()));
+    assert_eq!(c.ssh(), Some(ssh_key()));
     assert_eq!(
-        (c.effective_flows(), c.related, c.masters, c.expects),
+        (
+            c.effective_flows(),
+            c.plan.related,
+            c.plan.masters,
+            c.plan.expects
+        ),
         (12, 2, 5, 4)
     );
-    assert!(c.tcp_warning);
+    assert!(!c.plan.warnings.is_empty(), "tcp_loose=0 warns");
     h.ch('i');
     assert!(h.screen().contains("INCLUDED: this cuts your own session"));
     h.ch('i').ch('y');
     // Exactly the entries the dialog counted, the SSH flow left out.
-    let Request::FlushAll { flows, expects } = h.sent.borrow()[0].clone() else {
-        panic!("{:?}", h.sent.borrow())
-    };
+    let plans = h.plans();
+    let (flows, expects) = (plan_flows(&plans[0]), plan_expects(&plans[0]));
     assert_eq!((flows.len(), expects.len()), (12, 4));
     assert!(!flows.contains(&ssh_key()));
     h.ch('X').ch('i').ch('y');
-    let Request::FlushAll { flows, .. } = h.sent.borrow()[1].clone() else {
-        panic!()
-    };
+    let flows = plan_flows(&h.plans()[1]);
     assert_eq!(flows.len(), 13);
     assert!(flows.contains(&ssh_key()));
 }
@@ -298,13 +290,13 @@ fn flush_filtered_flows_sends_the_filter_text() {
     let Overlay::Confirm(c) = h.app.overlay().clone() else {
         panic!()
     };
-    assert_eq!(c.flows, 8);
-    assert_eq!(c.related, 1);
+    // Eight TCP flows match; the SSH one is left out.
+    assert_eq!(c.plan.flows + c.spared.len(), 8);
+    assert_eq!(c.plan.related, 1);
     h.ch('y');
-    let Request::FlushFlows { filter, flows } = h.sent.borrow()[0].clone() else {
-        panic!("{:?}", h.sent.borrow())
-    };
-    assert_eq!(filter.as_deref(), Some("proto=tcp"));
+    let plan = &h.plans()[0];
+    assert!(plan.what.contains("'proto=tcp'"), "{}", plan.what);
+    let flows = plan_flows(plan);
     // The flows counted when the dialog opened, the SSH flow left out.
     assert_eq!(flows.len(), 7);
     assert!(!flows.contains(&ssh_key()));
@@ -319,14 +311,14 @@ fn flush_the_selected_helpers_expectations() {
     let Overlay::Confirm(c) = h.app.overlay().clone() else {
         panic!()
     };
-    assert_eq!(c.expects, 2);
+    assert_eq!(c.plan.expects, 2);
     assert!(h
         .screen()
         .contains("Flush the expectations of helper 'ftp'"));
     h.ch('y');
     assert_eq!(
-        *h.sent.borrow(),
-        vec![Request::FlushHelperExpects("ftp".into())]
+        h.plans()[0].targets,
+        vec![ctscope::actions::Target::FlushHelper("ftp".into())]
     );
 }
 
@@ -338,7 +330,7 @@ fn delete_a_masters_related_children() {
     let data = key_of("10.213.4.2", 40002, "10.213.4.1", 50000, proto::TCP);
     select(&mut h, ctl);
     h.ch('D').ch('y');
-    assert_eq!(*h.sent.borrow(), vec![Request::DeleteFlows(vec![data])]);
+    assert_eq!(plan_flows(&h.plans()[0]), vec![data]);
 }
 
 #[test]
@@ -453,7 +445,7 @@ fn an_overrun_shows_in_the_header_and_the_status_line() {
     let mut h = Harness::lab();
     h.draw();
     assert!(h.screen().contains("resyncs 0"));
-    h.event(MemEvent::Overrun);
+    h.event(ctscope::engine::EngineEvent::Overrun);
     let s = h.screen();
     assert!(s.contains("resyncs 1"), "{s}");
     assert!(s.contains("kernel dropped events (ENOBUFS)"), "{s}");
@@ -494,7 +486,7 @@ fn signals_and_quit_key_end_the_app() {
 
 #[test]
 fn a_million_flows_become_only_the_visible_rows() {
-    let mut m = MemModel::default();
+    let mut m = Scene::default();
     let ftp = intern("ftp");
     for i in 0..1_000_000u32 {
         let mut t = tuple(proto::TCP, "10.0.0.1", 0, "10.1.0.1", 80);
@@ -520,7 +512,7 @@ fn a_million_flows_become_only_the_visible_rows() {
     assert!(h.screen().contains("1,000,000 shown"));
     // Above the live-rebuild limit, new data is re-sorted on a tick, not per event, and at
     // a million flows at most every 4 s (1,000,000 / REBUILD_FLOWS_PER_SECOND).
-    h.event(MemEvent::Upsert(Flow::new(tuple(
+    h.event(ev::flow(Flow::new(tuple(
         proto::UDP,
         "10.9.9.9",
         1,
@@ -533,9 +525,9 @@ fn a_million_flows_become_only_the_visible_rows() {
     h.tick(3);
     assert_eq!(h.app.flow_keys().len(), 1_000_001);
     // The end of a dump rebuilds at once (the first full frame follows the initial dump).
-    h.event(MemEvent::Dump(true));
+    h.event(ev::dump(true));
     assert!(h.screen().contains("dumping…"));
-    h.event(MemEvent::Upsert(Flow::new(tuple(
+    h.event(ev::flow(Flow::new(tuple(
         proto::UDP,
         "10.9.9.9",
         2,
@@ -543,7 +535,7 @@ fn a_million_flows_become_only_the_visible_rows() {
         53,
     ))));
     assert_eq!(h.app.flow_keys().len(), 1_000_001);
-    h.event(MemEvent::Dump(false));
+    h.event(ev::dump(false));
     assert_eq!(h.app.flow_keys().len(), 1_000_002);
     assert!(!h.screen().contains("dumping…"));
     // A settings change rebuilds at once.
@@ -587,7 +579,7 @@ fn chains_keep_a_whole_chain_when_any_member_matches_the_filter() {
         h.app
             .chain_rows()
             .iter()
-            .filter(|r| matches!(r, ctscope::tui::view::ChainRow::Master(_)))
+            .filter(|r| matches!(r, ctscope::tui::screens::chains::ChainRow::Master(_)))
             .count(),
         5
     );
@@ -613,23 +605,17 @@ fn without_a_session_flows_to_the_local_sshd_are_spared() {
     assert!(c.spared_sshd);
     assert!(c.spared.contains(&ssh_key()), "{:?}", c.spared);
     assert!(c.spared.iter().all(|k| k.orig.dport == 22));
-    assert_eq!(c.effective_flows(), c.flows - c.spared.len());
+    assert!(c.flow_keys().iter().all(|k| !c.spared.contains(k)));
     assert!(
         h.screen().contains("to the local sshd EXCLUDED"),
         "{}",
         h.screen()
     );
     h.ch('y');
-    let Request::FlushAll { flows, .. } = h.sent.borrow()[0].clone() else {
-        panic!()
-    };
-    assert!(!flows.contains(&ssh_key()));
+    assert!(!plan_flows(&h.plans()[0]).contains(&ssh_key()));
     // `i` includes them.
     h.ch('X').ch('i').ch('y');
-    let Request::FlushAll { flows, .. } = h.sent.borrow()[1].clone() else {
-        panic!()
-    };
-    assert!(flows.contains(&ssh_key()));
+    assert!(plan_flows(&h.plans()[1]).contains(&ssh_key()));
 }
 
 /// Options for a replay: the recording's start makes the app a replay viewer.

@@ -11,19 +11,18 @@ use ctscope::model::tuple::proto;
 use ctscope::model::{Expectation, Flow};
 use ctscope::risk::{Assessor, Config, FindingKind, HelperTable};
 use ctscope::tui::theme::ThemeKind;
-use ctscope::tui::{AppEvent, Tab, TuiOptions};
+use ctscope::tui::{AppEvent, TuiOptions};
 use ratatui::crossterm::event::KeyCode;
 use ratatui::style::{Color, Modifier};
-use tui_support::{lab, opts, tuple, Harness, MemEvent, MemModel};
+use tui_support::{ev, lab, opts, tuple, Harness, Scene};
 
 /// The forged PORT of the lab: 10.213.4.66 made the ftp helper expect a connection from
 /// the server to 10.213.4.7:3306 (a database on another host).
-fn forged(m: &MemModel) -> Expectation {
-    m.expects
-        .iter()
+fn forged(m: &Scene) -> Expectation {
+    m.expects()
+        .into_iter()
         .find(|e| e.tuple.dport == 3306)
         .expect("the lab has the forged PORT")
-        .clone()
 }
 
 /// The screen with the findings pane's wrapped lines joined again.
@@ -41,7 +40,7 @@ fn findings_screen_lists_the_forged_port_to_3306_with_its_fix_and_goes_to_it() {
     h.draw();
     assert!(h.screen().contains("findings !2"), "{}", h.screen());
     h.ch('4');
-    assert_eq!(h.app.tab(), Tab::Findings);
+    assert_eq!(h.app.tab(), "Findings");
     let s = h.screen();
     assert!(s.contains("!sensitive port"), "{s}");
     assert!(s.contains("expect 10.213.4.1:any → 10.213.4.7:3306"), "{s}");
@@ -62,9 +61,9 @@ fn findings_screen_lists_the_forged_port_to_3306_with_its_fix_and_goes_to_it() {
     let model = lab();
     let e = forged(&model);
     let a = Assessor::new(HelperTable::embedded().unwrap(), Config::default(), None);
-    let live = model.mirror.expectation(&ExpectKey::of(&e)).unwrap();
+    let live = model.store.expectation(&ExpectKey::of(&e)).unwrap();
     let want: Vec<FindingKind> = a
-        .expectation(&model.mirror, live)
+        .expectation(&model.store, live)
         .findings
         .iter()
         .map(|f| f.kind)
@@ -74,13 +73,13 @@ fn findings_screen_lists_the_forged_port_to_3306_with_its_fix_and_goes_to_it() {
         vec![FindingKind::SensitivePort, FindingKind::ThirdPartyAddress]
     );
     assert_eq!(h.app.finding_rows().len(), want.len());
-    let (_, findings) = a.expectation_json(&model.mirror, live);
+    let (_, findings) = a.expectation_json(&model.store, live);
     assert_eq!(findings[0]["kind"], "sensitive_port");
     assert!(j.contains(findings[0]["fix"].as_str().unwrap()), "{j}");
 
     // Enter goes to the entry: the expectation is selected, its detail pane open.
     h.key(KeyCode::Enter);
-    assert_eq!(h.app.tab(), Tab::Expects);
+    assert_eq!(h.app.tab(), "Expectations");
     assert_eq!(h.app.selected_expect(), Some(ExpectKey::of(&e)));
     let s = h.screen();
     assert!(s.contains("!2 sensitive port, third-party address"), "{s}");
@@ -97,7 +96,7 @@ fn help_lists_the_findings_key() {
         h.screen()
     );
     h.ch('x').ch('!');
-    assert_eq!(h.app.tab(), Tab::Findings);
+    assert_eq!(h.app.tab(), "Findings");
 }
 
 #[test]
@@ -181,12 +180,12 @@ fn assessments_are_not_recomputed_when_only_the_clock_ticks() {
     // A store change is reassessed once, on the next frame.
     let mut e = forged(&lab());
     e.tuple.dport = 6379;
-    h.event(MemEvent::UpsertExpect(e));
+    h.event(ev::expect(e));
     assert_eq!(h.risk_calls.get(), built + 1);
     // The header counts what the assessor now says of the whole store (a second
     // expectation from one ftp master is also a burst for both).
     let a = Assessor::new(HelperTable::embedded().unwrap(), Config::default(), None);
-    let store = &h.app.model.mirror;
+    let store = &h.app.store;
     let mut want: usize = a
         .all_expectations(store)
         .iter()
@@ -229,7 +228,7 @@ fn a_replay_reaching_its_end_leaves_the_dashboard_open() {
     );
     // Still usable: keys answer, the table is there.
     h.ch('2');
-    assert_eq!(h.app.tab(), Tab::Expects);
+    assert_eq!(h.app.tab(), "Expectations");
     assert!(h.screen().contains("10.213.4.7:3306"));
     h.ch('q');
     assert!(h.app.should_quit());

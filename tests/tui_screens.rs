@@ -5,7 +5,7 @@ mod tui_support;
 
 use insta::assert_snapshot;
 use ratatui::crossterm::event::KeyCode;
-use tui_support::{Harness, MemEvent};
+use tui_support::{ev, Harness};
 
 #[test]
 fn header_and_flows_80x24() {
@@ -114,12 +114,7 @@ fn forty_columns() {
 fn paused_header_and_status_report() {
     let mut h = Harness::lab();
     h.ch(' ');
-    h.event(MemEvent::Overrun);
-    h.event(MemEvent::Report(ctscope::tui::ActionReport {
-        removed: 3,
-        already_gone: 1,
-        refused: 0,
-        note: None,
-    }));
+    h.event(ctscope::engine::EngineEvent::Overrun);
+    h.event(ev::report(3, 1, 0));
     assert_snapshot!("paused_with_report", h.screen());
 }

@@ -1,7 +1,7 @@
-//! The dashboard over the real `Store` fed by `EngineEvent`s: the lab scene replayed as
-//! kernel events must draw exactly the screens the in-memory model draws (the adapter is
-//! thin and the linkage — RELATED → master, RELATED → the expectation that created it, kept
-//! after the kernel dropped it — comes from the store).
+//! The dashboard over the `Store` fed by `EngineEvent`s: the lab scene replayed as kernel
+//! events must draw exactly the screens of the store the scene built directly (the linkage
+//! — RELATED → master, RELATED → the expectation that created it, kept after the kernel
+//! dropped it — comes from the store either way).
 
 mod tui_support;
 
@@ -10,10 +10,10 @@ use ctscope::model::Store;
 use ratatui::crossterm::event::KeyCode;
 use tui_support::{lab, opts, Harness};
 
-fn both() -> (Harness, Harness<Store>) {
+fn both() -> (Harness, Harness) {
     let mem = Harness::new(lab(), opts(), 120, 30);
     let mut store = Harness::new(Store::new(), opts(), 120, 30);
-    // The model's records were reported at store time 0, like a dump at start.
+    // The scene's records were reported at store time 0, like a dump at start.
     store.clock.0.set(0);
     store.event(EngineEvent::Records(lab().log));
     store.clock.0.set(1);
@@ -22,7 +22,7 @@ fn both() -> (Harness, Harness<Store>) {
 }
 
 #[test]
-fn real_store_draws_the_same_screens_as_the_model() {
+fn engine_events_draw_the_same_screens_as_the_scene() {
     let (mut mem, mut store) = both();
     for keys in ["", "2", "3", "1"] {
         for c in keys.chars() {
@@ -86,15 +86,14 @@ fn engine_reports_reach_the_status_line() {
 fn a_dialog_sends_only_the_entries_it_froze() {
     use ctscope::decode::{Event, Record};
     use ctscope::tui::app::Overlay;
-    use ctscope::tui::Request;
     let (_, mut h) = both();
     // Every flow, frozen when X opens.
     h.ch('X');
     let Overlay::Confirm(c) = h.app.overlay().clone() else {
         panic!("no dialog")
     };
-    let first = c.flow_keys[0];
-    let old = h.app.model.flow(&first).cloned().expect("frozen flow");
+    let first = c.flow_keys()[0];
+    let old = h.app.store.flow(&first).cloned().expect("frozen flow");
     // Recycled while the dialog is open: DESTROY, then NEW with the same id.
     h.event(EngineEvent::Records(vec![
         (Event::Destroy, Record::Flow(old.clone())),
@@ -109,16 +108,18 @@ fn a_dialog_sends_only_the_entries_it_froze() {
         Record::Flow(newcomer.clone()),
     )]));
     h.ch('i').ch('y');
-    let sent = h.sent.borrow().clone();
-    let [Request::FlushAll { flows, .. }] = sent.as_slice() else {
-        panic!("{sent:?}")
+    let plans = h.plans();
+    let [plan] = plans.as_slice() else {
+        panic!("{plans:?}")
     };
+    let flows = tui_support::plan_flows(plan);
     assert!(!flows.contains(&first), "the re-created flow is skipped");
     assert!(
         !flows.iter().any(|k| k.orig == newcomer.orig),
         "a flow created after the dialog opened is not added"
     );
-    assert_eq!(flows.len(), c.flow_keys.len() - 1);
+    // Every frozen flow (`i` took the SSH one in) but the re-created one.
+    assert_eq!(flows.len(), c.flow_keys().len() + c.spared.len() - 1);
     let s = h.screen();
     assert!(s.contains("skipped 1 re-created, 0 gone"), "{s}");
     // The engine's report later carries the skip too.

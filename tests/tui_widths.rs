@@ -23,7 +23,6 @@ use ctscope::model::tuple::proto;
 use ctscope::model::{Counter, Flow, Store, Tuple};
 use ctscope::tui::text;
 use ctscope::tui::AppEvent;
-use ctscope::tui::Model;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use regex::Regex;
 use tui_support::{opts, tuple, CountingAssessor, Harness};
@@ -83,7 +82,7 @@ fn edge_entries(now: u32) -> Vec<(Event, Record)> {
 
 /// The lab recording replayed into the real store (as the engine would feed it), the
 /// edge entries added at its end, and the app's clock at the recording's last frame.
-fn replay(w: u16, h: u16) -> Harness<Store> {
+fn replay(w: u16, h: u16) -> Harness {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/lab-helpers.ctrec");
     let mut r = Reader::open(std::path::Path::new(path)).unwrap();
     let mut hs = Harness::new(Store::new(), opts(), w, h);
@@ -165,7 +164,7 @@ impl Legit {
         let assessor = CountingAssessor::embedded().inner;
         let mut helpers: std::collections::HashMap<&str, (u64, u64)> = Default::default();
         let (mut related, mut masters) = (0u64, HashSet::new());
-        store.for_each_flow(&mut |f| {
+        store.flows().for_each(|f| {
             l.tuple(&f.orig);
             l.tuple(&f.reply());
             if let Some(m) = f.master() {
@@ -216,7 +215,7 @@ impl Legit {
                 }
             }
         });
-        store.for_each_expectation(&mut |e| {
+        store.expectations().for_each(|e| {
             l.tuple(&e.tuple);
             l.tuple(&e.mask);
             l.tuple(&e.master);
@@ -447,13 +446,13 @@ const SCREENS: &[(&str, &[KeyCode])] = &[
 ];
 
 /// A key to the app, without drawing (the sweep draws once per screen it looks at).
-fn press(h: &mut Harness<Store>, code: KeyCode) {
+fn press(h: &mut Harness, code: KeyCode) {
     h.app
         .handle(AppEvent::Key(KeyEvent::new(code, KeyModifiers::NONE)));
 }
 
 /// Close overlays and the detail pane, back to the first row of the flows table.
-fn reset(h: &mut Harness<Store>) {
+fn reset(h: &mut Harness) {
     for k in [
         KeyCode::Esc,
         KeyCode::Esc,
@@ -469,7 +468,7 @@ fn reset(h: &mut Harness<Store>) {
 fn sweep(height: u16, step: usize, detail_widths: &[u16]) {
     let mut h = replay(80, height);
     let now = h.clock.0.get();
-    let legit = Legit::collect(&h.app.model, now);
+    let legit = Legit::collect(&h.app.store, now);
     assert!(
         legit.helpers.contains("netbios-ns"),
         "the edge entries are in"
@@ -478,7 +477,7 @@ fn sweep(height: u16, step: usize, detail_widths: &[u16]) {
     let mut problems: Vec<String> = Vec::new();
     let mut screens = 0usize;
     let mut seen = HashSet::new();
-    let mut look = |h: &mut Harness<Store>, what: &str| {
+    let mut look = |h: &mut Harness, what: &str| {
         h.draw();
         screens += 1;
         let w = h.term.backend().buffer().area.width;

@@ -130,14 +130,7 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
     };
     // Built once here; the app reassesses only when the store changes.
     let assessor = build_assessor(g.netns.as_deref(), g.replay.is_some());
-    tui::live::run_live(
-        opts,
-        commands::sized_store(g),
-        events,
-        engine,
-        ctx,
-        assessor,
-    )?;
+    tui::live::run_live(opts, commands::sized_store(g), events, engine, assessor)?;
     Ok(match tui::last_signal() {
         0 => ExitCode::SUCCESS,
         sig => ExitCode::from(128u8.saturating_add(sig as u8)),

@@ -4,7 +4,7 @@
 //! handling one only changes state and sets dirty flags; `App::prepare` rebuilds the views
 //! that are stale (store generation, filter or sort changed) and `ui::draw` turns only the
 //! visible window into rows. This module must not touch the terminal or sockets: confirmed
-//! actions go to an injected `CommandSink`, time comes from an injected `Clock`.
+//! plans go to the injected `Commands`, time comes from the injected `Clock`.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -13,20 +13,38 @@ use ratatui::backend::Backend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::Terminal;
 
-use crate::actions::{Entry, Fate, Lives};
+use crate::actions::{self, Entry, Fate, Plan, Target};
+use crate::engine::EngineEvent;
+use crate::filter::Filter;
 use crate::model::store::{ExpectKey, FlowKey, Stats};
-use crate::model::tuple::proto;
-use crate::model::{Flow, HelperId};
+use crate::model::{Flow, HelperId, Store};
 
-use super::keymap::{self, Action, Context};
-use super::model::{
-    ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, ReplayRequest,
-    ReplaySpeed, Request, RowFilter,
+use super::inputs::{
+    self, ActionReport, Applied, Clock, Commands, FilterFault, ReplayRequest, ReplaySpeed, Request,
 };
-use super::risk::{Assess, FindingRow, RiskCache, Subject};
+use super::keymap::{self, Action, Context};
+pub use super::popups::confirm::Confirm;
+pub use super::popups::filter::FilterBar;
+use super::risk::{Assess, FindingRow, RiskCache};
+use super::screens::{self, chains, expectations, findings, flows, Ctx, Jump, Screen};
 use super::text;
 use super::theme::{Theme, ThemeKind};
-use super::view::{self, ChainRow, ExpectCol, FlowCol, TableView};
+
+/// What screens read, borrowed field by field from an app, so it can stand beside a
+/// mutable borrow of the app's screens.
+macro_rules! ctx {
+    ($app:expr) => {
+        Ctx {
+            store: &$app.store,
+            risk: &$app.risk,
+            theme: &$app.theme,
+            now: $app.now,
+            clock: $app.clock.as_ref(),
+            filter: $app.filter.as_ref().map(|x| &x.filter),
+            summary: &$app.summary,
+        }
+    };
+}
 
 /// Above this many flows, views rebuild at most once per tick instead of after every
 /// engine batch: a million-row sort per batch would starve key handling.
@@ -39,12 +57,12 @@ pub const REBUILD_FLOWS_PER_SECOND: usize = 250_000;
 
 /// Everything that reaches the app, on one channel.
 #[derive(Debug)]
-pub enum AppEvent<E> {
+pub enum AppEvent {
     Key(KeyEvent),
     Resize(u16, u16),
     /// Once a second: countdowns move, events/s is measured, big views may rebuild.
     Tick,
-    Engine(E),
+    Engine(EngineEvent),
     /// The engine's channel closed: a replay reached its end (or the engine stopped).
     /// The dashboard stays open on the last state and says so.
     SourceEnded,
@@ -99,39 +117,6 @@ impl Default for TuiOptions {
     }
 }
 
-/// The four screens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tab {
-    Flows,
-    Expects,
-    Chains,
-    /// Helper-risk findings, each with its fix; Enter goes to the entry.
-    Findings,
-}
-
-impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Flows, Tab::Expects, Tab::Chains, Tab::Findings];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Tab::Flows => "Flows",
-            Tab::Expects => "Expectations",
-            Tab::Chains => "Chains",
-            Tab::Findings => "Findings",
-        }
-    }
-
-    /// The tab line's label below 100 columns.
-    pub fn short_title(self) -> &'static str {
-        match self {
-            Tab::Flows => "Flows",
-            Tab::Expects => "Exp",
-            Tab::Chains => "Chains",
-            Tab::Findings => "Risk",
-        }
-    }
-}
-
 /// Severity of the status line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusKind {
@@ -150,118 +135,7 @@ pub struct Status {
 /// The active filter: its text (shown, and passed to flush requests) and compiled form.
 pub struct ActiveFilter {
     pub text: String,
-    pub filter: Box<dyn RowFilter>,
-}
-
-/// The filter bar while it is being edited.
-#[derive(Debug, Clone, Default)]
-pub struct FilterBar {
-    pub text: String,
-    /// Cursor position in chars.
-    pub cursor: usize,
-    /// The last parse error; the previous filter stays active while this is set.
-    pub error: Option<FilterFault>,
-}
-
-/// Calls its argument once per flow of a target set (a list of keys, or a scan).
-type Visit<'a> = &'a dyn Fn(&mut dyn FnMut(&Flow));
-
-/// What a confirmed dialog will send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Pending {
-    Flows(Vec<FlowKey>),
-    Expects(Vec<ExpectKey>),
-    FlushFiltered(Option<String>),
-    HelperExpects(String),
-    All,
-}
-
-/// A confirmation dialog: what will go, stated before anything is sent.
-///
-/// Frozen when it opens: the exact flows and expectations it counted, each in the life it
-/// had then (`lives`). While it is open, engine events mark entries destroyed or
-/// re-created (`actions::Lives::observe`); `y` sends exactly the frozen entries that are
-/// left, and never looks at the table again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Confirm {
-    pub title: String,
-    pub pending: Pending,
-    /// The flows counted when the dialog opened (the SSH flow included).
-    pub flow_keys: Vec<FlowKey>,
-    /// The expectations counted when the dialog opened.
-    pub expect_keys: Vec<ExpectKey>,
-    /// The life of every frozen entry and what happened to it since.
-    pub lives: Lives,
-    /// Flows targeted (before the SSH exclusion).
-    pub flows: usize,
-    pub related: usize,
-    pub masters: usize,
-    pub expects: usize,
-    pub sample: Vec<String>,
-    /// The user's SSH flow among the targets (the first of `spared`), excluded unless
-    /// `include_ssh`.
-    pub ssh: Option<FlowKey>,
-    /// Every flow left out unless `include_ssh`: the session's, or, when the session is
-    /// unknown, every flow to a local sshd (`spared_sshd`).
-    pub spared: Vec<FlowKey>,
-    pub spared_sshd: bool,
-    pub include_ssh: bool,
-    /// Targets include TCP flows and `nf_conntrack_tcp_loose=0`.
-    pub tcp_warning: bool,
-    /// A note about what stays (e.g. RELATED flows after an expectation flush).
-    pub note: Option<String>,
-}
-
-impl Confirm {
-    /// Flows that will actually be sent for deletion.
-    pub fn effective_flows(&self) -> usize {
-        if self.include_ssh {
-            self.flows
-        } else {
-            self.flows - self.spared.len()
-        }
-    }
-
-    /// The request for the frozen entries that are still in the life they had when the
-    /// dialog opened, and how many were (destroyed, re-created) since.
-    fn request(&self) -> (Request, (usize, usize)) {
-        let mut changed = (0, 0);
-        let mut alive = |e: Entry| match self.lives.fate(&e) {
-            Some(Fate::Destroyed) => {
-                changed.0 += 1;
-                false
-            }
-            Some(Fate::Recreated) => {
-                changed.1 += 1;
-                false
-            }
-            None => true,
-        };
-        let skip_ssh = |k: &FlowKey| !self.include_ssh && self.spared.contains(k);
-        let flows: Vec<FlowKey> = self
-            .flow_keys
-            .iter()
-            .filter(|k| !skip_ssh(k) && alive(Entry::Flow(**k)))
-            .copied()
-            .collect();
-        let expects: Vec<ExpectKey> = self
-            .expect_keys
-            .iter()
-            .filter(|k| alive(Entry::Expect(**k)))
-            .copied()
-            .collect();
-        let req = match &self.pending {
-            Pending::Flows(_) => Request::DeleteFlows(flows),
-            Pending::Expects(_) => Request::DeleteExpects(expects),
-            Pending::FlushFiltered(f) => Request::FlushFlows {
-                filter: f.clone(),
-                flows,
-            },
-            Pending::HelperExpects(h) => Request::FlushHelperExpects(h.clone()),
-            Pending::All => Request::FlushAll { flows, expects },
-        };
-        (req, changed)
-    }
+    pub filter: Filter,
 }
 
 /// What covers the tables.
@@ -305,18 +179,20 @@ pub struct ReplayState {
 }
 
 /// The application.
-pub struct App<M: Model> {
-    pub model: M,
+pub struct App {
+    /// The store, fed by the engine's events on the app's channel.
+    pub store: Store,
+    /// Records applied from the engine so far: a plan says up to where it saw them
+    /// (`Plan::after`), and the engine shows it the rest.
+    applied: u64,
     pub(crate) opts: TuiOptions,
-    clock: Box<dyn Clock>,
-    sink: Box<dyn CommandSink<M>>,
-    filters: FilterFactory,
+    pub(crate) clock: Box<dyn Clock>,
+    commands: Box<dyn Commands>,
     pub(crate) theme: Theme,
-    pub(crate) tab: Tab,
-    pub(crate) flows: TableView<FlowKey>,
-    pub(crate) expects: TableView<ExpectKey>,
-    pub(crate) chains: TableView<ChainRow>,
-    pub(crate) findings: TableView<FindingRow>,
+    /// The screens, in tab order (`screens::all`).
+    pub(crate) screens: Vec<Box<dyn Screen>>,
+    /// Index of the current screen.
+    pub(crate) tab: usize,
     /// Assessments of the current store generation (badges, findings, detail).
     pub(crate) risk: RiskCache,
     assessor: Option<Box<dyn Assess>>,
@@ -355,40 +231,30 @@ pub struct App<M: Model> {
     dirty: bool,
 }
 
-impl<M: Model> App<M> {
+impl App {
+    /// The app over `store` (holding the initial load, or empty: events fill it), with
+    /// the clock and the command sender of its `Inputs`.
     pub fn new(
-        model: M,
+        store: Store,
         opts: TuiOptions,
         clock: Box<dyn Clock>,
-        sink: Box<dyn CommandSink<M>>,
-        filters: FilterFactory,
-    ) -> App<M> {
+        commands: Box<dyn Commands>,
+    ) -> App {
         let now = clock.now();
         let replay = opts.recorded_start.map(|_| ReplayState {
             speed: opts.replay_speed,
             held: false,
         });
-        let events = model.stats().events;
-        let conn = FlowCol::ALL
-            .iter()
-            .position(|c| *c == FlowCol::Conn)
-            .unwrap_or(0);
-        let left = ExpectCol::ALL
-            .iter()
-            .position(|c| *c == ExpectCol::Left)
-            .unwrap_or(0);
+        let events = store.stats().events;
         App {
-            model,
+            store,
+            applied: 0,
             theme: Theme::new(opts.theme),
             opts,
             clock,
-            sink,
-            filters,
-            tab: Tab::Flows,
-            flows: TableView::new(conn),
-            expects: TableView::new(left),
-            chains: TableView::new(0),
-            findings: TableView::new(0),
+            commands,
+            screens: screens::all(),
+            tab: 0,
             risk: RiskCache::default(),
             assessor: None,
             ended: false,
@@ -419,7 +285,7 @@ impl<M: Model> App<M> {
 
     /// Show helper risk from `assessor` (built once by the caller: `risk::Assessor` in
     /// production). Assessments are recomputed only when the store's generation moves.
-    pub fn with_assessor(mut self, assessor: Box<dyn Assess>) -> App<M> {
+    pub fn with_assessor(mut self, assessor: Box<dyn Assess>) -> App {
         self.assessor = Some(assessor);
         self.risk.built = None;
         self.dirty = true;
@@ -438,7 +304,7 @@ impl<M: Model> App<M> {
 
     /// Rows of the findings screen, in display order.
     pub fn finding_rows(&self) -> &[FindingRow] {
-        &self.findings.keys
+        &self.screen::<findings::Findings>().view.keys
     }
 
     /// Wall time of a store second (for absolute times in the detail pane).
@@ -470,8 +336,9 @@ impl<M: Model> App<M> {
         self.status.as_ref()
     }
 
-    pub fn tab(&self) -> Tab {
-        self.tab
+    /// The current screen's title ("Flows", "Findings"…).
+    pub fn tab(&self) -> &'static str {
+        self.screens[self.tab].titles().0
     }
 
     pub fn is_paused(&self) -> bool {
@@ -486,30 +353,54 @@ impl<M: Model> App<M> {
         &self.overlay
     }
 
+    /// The first screen of type `S` in the list.
+    fn screen<S: 'static>(&self) -> &S {
+        self.screens
+            .iter()
+            .find_map(|s| s.as_any().downcast_ref::<S>())
+            .expect("the screen list holds every screen type")
+    }
+
     /// Row keys of the flows view, in display order.
     pub fn flow_keys(&self) -> &[FlowKey] {
-        &self.flows.keys
+        &self.screen::<flows::Flows>().view.keys
     }
 
     pub fn selected_flow(&self) -> Option<FlowKey> {
-        self.flows.selected()
+        self.screen::<flows::Flows>().view.selected()
     }
 
     pub fn selected_expect(&self) -> Option<ExpectKey> {
-        self.expects.selected()
+        self.screen::<expectations::Expectations>().view.selected()
     }
 
-    pub fn chain_rows(&self) -> &[ChainRow] {
-        &self.chains.keys
+    pub fn chain_rows(&self) -> &[chains::ChainRow] {
+        &self.screen::<chains::Chains>().view.keys
+    }
+
+    /// The current screen, and what screens read (every other part of the app): split
+    /// so a screen can change its own state while reading the store.
+    pub(crate) fn split(&mut self) -> (&mut Box<dyn Screen>, Ctx<'_>) {
+        let cx = ctx!(self);
+        (&mut self.screens[self.tab], cx)
+    }
+
+    /// What screens read, for reading only.
+    pub(crate) fn ctx(&self) -> Ctx<'_> {
+        ctx!(self)
     }
 
     /// Handle one event: state changes only; drawing happens later, once.
-    pub fn handle(&mut self, ev: AppEvent<M::Event>) {
+    pub fn handle(&mut self, ev: AppEvent) {
         self.now = self.clock.now();
-        // An open dialog learns from every record before the store merges it.
-        if let (AppEvent::Engine(e), Overlay::Confirm(c)) = (&ev, &mut self.overlay) {
-            self.model
-                .observe(e, &mut |event, record| c.lives.observe(event, record));
+        if let AppEvent::Engine(EngineEvent::Records(batch)) = &ev {
+            self.applied += batch.len() as u64;
+            // An open dialog learns from every record before the store merges it.
+            if let Overlay::Confirm(c) = &mut self.overlay {
+                for (event, record) in batch {
+                    c.plan.lives.observe(*event, record);
+                }
+            }
         }
         match ev {
             AppEvent::Key(k) => {
@@ -521,17 +412,17 @@ impl<M: Model> App<M> {
             }
             AppEvent::Resize(..) => self.dirty = true,
             AppEvent::Tick => {
-                let events = self.model.stats().events;
+                let events = self.store.stats().events;
                 let (t0, e0) = self.rate_mark;
                 if self.now > t0 {
                     self.rate = events.saturating_sub(e0) as f64 / f64::from(self.now - t0);
                     self.rate_mark = (self.now, events);
                 }
-                self.model.tick(self.now);
+                self.housekeeping();
                 self.tick_due = true;
                 self.dirty = true;
             }
-            AppEvent::Engine(e) => match self.model.apply(e, self.now) {
+            AppEvent::Engine(e) => match inputs::apply(&mut self.store, e, self.now) {
                 Applied::Nothing => {}
                 Applied::Changed => self.dirty = true,
                 Applied::DumpStarted => {
@@ -586,6 +477,17 @@ impl<M: Model> App<M> {
         }
     }
 
+    /// Once a second (`engine::tick`): expire expectations, and ask the engine to re-check
+    /// flows whose timeout passed without a DESTROY (pre-existing flows under
+    /// `nf_conntrack_events=2`). A finished engine simply has nothing to ask.
+    fn housekeeping(&mut self) {
+        self.store.expire_expectations_with(self.now, &mut |_| {});
+        let stale = self.store.expired_flows(self.now);
+        if !stale.is_empty() {
+            let _ = self.commands.send(Request::Recheck(stale));
+        }
+    }
+
     fn report(&mut self, r: ActionReport) {
         let kind = if r.refused > 0 {
             StatusKind::Warn
@@ -624,8 +526,8 @@ impl<M: Model> App<M> {
 
     /// Bring stale views up to date. Cheap when nothing changed: one generation compare.
     pub fn prepare(&mut self) {
-        let gen = self.model.generation();
-        let n = self.model.flow_count();
+        let gen = self.store.generation();
+        let n = self.store.flow_count();
         let gap = (n / REBUILD_FLOWS_PER_SECOND) as u32;
         let throttled = n > LIVE_REBUILD_LIMIT
             && !self.force_rebuild
@@ -644,54 +546,17 @@ impl<M: Model> App<M> {
                 a.refresh();
             }
             self.risk
-                .rebuild(&self.model, self.assessor.as_deref(), gen);
-            self.findings.built = None;
+                .rebuild(&self.store, self.assessor.as_deref(), gen);
+            for screen in &mut self.screens {
+                screen.risk_rebuilt();
+            }
             rebuilt = true;
         }
         let paused = self.paused;
-        let frozen = |built: Option<u64>| built.is_some() && paused;
-        let now = self.now;
-        let filter = self.filter.as_ref().map(|f| f.filter.as_ref());
-        let risk = &self.risk;
-        match self.tab {
-            Tab::Flows => {
-                if live(self.flows.built) && !frozen(self.flows.built) {
-                    let col = FlowCol::ALL[self.flows.sort];
-                    let (keys, total) =
-                        view::build_flows(&self.model, risk, filter, col, self.flows.desc, now);
-                    self.flows.set_keys(keys, total);
-                    self.flows.built = Some(gen);
-                    rebuilt = true;
-                }
-            }
-            Tab::Expects => {
-                if live(self.expects.built) && !frozen(self.expects.built) {
-                    let col = ExpectCol::ALL[self.expects.sort];
-                    let (keys, total) =
-                        view::build_expects(&self.model, risk, filter, col, self.expects.desc, now);
-                    self.expects.set_keys(keys, total);
-                    self.expects.built = Some(gen);
-                    rebuilt = true;
-                }
-            }
-            Tab::Chains => {
-                if live(self.chains.built) && !frozen(self.chains.built) {
-                    let (rows, total) = view::build_chains(&self.model, filter, now);
-                    self.chains.set_keys(rows, total);
-                    self.chains.built = Some(gen);
-                    rebuilt = true;
-                }
-            }
-            Tab::Findings => {
-                // Its rows point into the risk cache: rebuilt whenever the cache is.
-                if self.findings.built.is_none() {
-                    let (rows, total) = view::build_findings(&self.model, risk, filter, now);
-                    self.findings.set_keys(rows, total);
-                    self.findings.built = Some(gen);
-                    rebuilt = true;
-                }
-            }
-        }
+        // Data moved (within the size budget) and the view is not frozen by a pause.
+        let due = |built: Option<u64>| live(built) && !(built.is_some() && paused);
+        let (screen, cx) = self.split();
+        rebuilt |= screen.prepare(&cx, gen, &due);
         if rebuilt && n > LIVE_REBUILD_LIMIT {
             self.last_rebuild = self.now;
         }
@@ -720,7 +585,7 @@ impl<M: Model> App<M> {
             }
         };
         let mut masters: HashSet<FlowKey> = HashSet::new();
-        self.model.for_each_flow(&mut |f| {
+        self.store.flows().for_each(|f| {
             related += usize::from(f.is_related());
             bump(f.helper, true);
             if let Some(t) = f.master() {
@@ -730,7 +595,7 @@ impl<M: Model> App<M> {
                 });
             }
         });
-        self.model.for_each_expectation(&mut |e| {
+        self.store.expectations().for_each(|e| {
             bump(e.helper, false);
             masters.insert(FlowKey::new(e.zone, e.master));
         });
@@ -740,12 +605,12 @@ impl<M: Model> App<M> {
             .collect();
         helpers.sort_unstable();
         self.summary = Summary {
-            flows: self.model.flow_count(),
-            expects: self.model.expect_count(),
+            flows: self.store.flow_count(),
+            expects: self.store.expect_count(),
             related,
             chains: masters.len(),
             helpers,
-            stats: self.model.stats(),
+            stats: self.store.stats(),
             built: Some(gen),
         };
     }
@@ -777,13 +642,7 @@ impl<M: Model> App<M> {
                         self.overlay = Overlay::None;
                         self.set_status(StatusKind::Info, "cancelled: nothing was sent".into());
                     }
-                    Some(Action::ToggleSsh) => {
-                        if let Overlay::Confirm(c) = &mut self.overlay {
-                            if c.ssh.is_some() {
-                                c.include_ssh = !c.include_ssh;
-                            }
-                        }
-                    }
+                    Some(Action::ToggleSsh) => self.toggle_ssh(),
                     _ => {}
                 }
                 return;
@@ -813,33 +672,8 @@ impl<M: Model> App<M> {
             }
             _ => {}
         }
-        let Some(bar) = self.bar.as_mut() else { return };
-        let len = bar.text.chars().count();
-        let byte_at = |s: &str, c: usize| s.char_indices().nth(c).map_or(s.len(), |(i, _)| i);
-        match k.code {
-            KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => {
-                bar.text.clear();
-                bar.cursor = 0;
-            }
-            KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
-                let at = byte_at(&bar.text, bar.cursor);
-                bar.text.insert(at, c);
-                bar.cursor += 1;
-            }
-            KeyCode::Backspace if bar.cursor > 0 => {
-                let at = byte_at(&bar.text, bar.cursor - 1);
-                bar.text.remove(at);
-                bar.cursor -= 1;
-            }
-            KeyCode::Delete if bar.cursor < len => {
-                let at = byte_at(&bar.text, bar.cursor);
-                bar.text.remove(at);
-            }
-            KeyCode::Left => bar.cursor = bar.cursor.saturating_sub(1),
-            KeyCode::Right => bar.cursor = (bar.cursor + 1).min(len),
-            KeyCode::Home => bar.cursor = 0,
-            KeyCode::End => bar.cursor = len,
-            _ => {}
+        if let Some(bar) = self.bar.as_mut() {
+            bar.edit(&k);
         }
     }
 
@@ -852,24 +686,23 @@ impl<M: Model> App<M> {
             self.invalidate_views();
             return;
         }
-        match (self.filters)(&text) {
+        match Filter::parse(&text) {
             Ok(filter) => {
                 self.bar = None;
                 self.filter = Some(ActiveFilter { text, filter });
                 self.invalidate_views();
             }
-            Err(fault) => {
+            Err(e) => {
                 // Keep the bar open with the span marked; the previous filter stays active.
-                bar.error = Some(fault);
+                bar.error = Some(FilterFault::of(&text, e));
             }
         }
     }
 
     fn invalidate_views(&mut self) {
-        self.flows.built = None;
-        self.expects.built = None;
-        self.chains.built = None;
-        self.findings.built = None;
+        for screen in &mut self.screens {
+            screen.invalidate();
+        }
         self.dirty = true;
     }
 
@@ -878,12 +711,7 @@ impl<M: Model> App<M> {
     }
 
     fn move_sel(&mut self, delta: isize) {
-        match self.tab {
-            Tab::Flows => self.flows.move_by(delta),
-            Tab::Expects => self.expects.move_by(delta),
-            Tab::Chains => self.chains.move_by(delta),
-            Tab::Findings => self.findings.move_by(delta),
-        }
+        self.screens[self.tab].move_by(delta);
     }
 
     fn act(&mut self, a: Action) {
@@ -891,20 +719,17 @@ impl<M: Model> App<M> {
             Action::Quit => self.quit = true,
             Action::Help => self.overlay = Overlay::Help,
             Action::NextTab | Action::PrevTab => {
-                let i = Tab::ALL.iter().position(|t| *t == self.tab).unwrap_or(0);
-                let n = Tab::ALL.len();
+                let n = self.screens.len();
                 let j = if a == Action::NextTab {
-                    i + 1
+                    self.tab + 1
                 } else {
-                    i + n - 1
+                    self.tab + n - 1
                 };
-                self.tab = Tab::ALL[j % n];
+                self.tab = j % n;
             }
-            Action::ShowFlows => self.tab = Tab::Flows,
-            Action::ShowExpects => self.tab = Tab::Expects,
-            Action::ShowChains => self.tab = Tab::Chains,
-            Action::ShowFindings => self.tab = Tab::Findings,
-            Action::Detail if self.tab == Tab::Findings => self.goto_finding(),
+            Action::Show(i) if i < self.screens.len() => self.tab = i,
+            Action::Show(_) => {}
+            Action::Detail if !self.screens[self.tab].has_detail() => self.goto_finding(),
             Action::Up => self.move_sel(-1),
             Action::Down => self.move_sel(1),
             Action::PageUp => self.move_sel(-self.page()),
@@ -922,13 +747,7 @@ impl<M: Model> App<M> {
                 self.replay_control(a)
             }
             Action::Filter => {
-                let text = self.filter_text().unwrap_or("").to_owned();
-                let cursor = text.chars().count();
-                self.bar = Some(FilterBar {
-                    text,
-                    cursor,
-                    error: None,
-                });
+                self.bar = Some(FilterBar::new(self.filter_text().unwrap_or("")));
             }
             Action::Back => {
                 if self.detail {
@@ -949,74 +768,42 @@ impl<M: Model> App<M> {
                     format!("theme: {}", self.theme.kind.name()),
                 );
             }
-            Action::Delete => self.ask_delete(),
-            Action::DeleteRelated => self.ask_delete_related(),
-            Action::FlushFiltered => self.ask_flush_filtered(),
-            Action::FlushHelper => self.ask_flush_helper(),
-            Action::FlushAll => self.ask_flush_all(),
+            Action::Delete
+            | Action::DeleteRelated
+            | Action::FlushFiltered
+            | Action::FlushHelper
+            | Action::FlushAll => self.ask(a),
             Action::Confirm | Action::Cancel | Action::ToggleSsh | Action::Apply => {}
         }
     }
 
     fn sort(&mut self, a: Action) {
-        let (sort, desc, n) =
-            match self.tab {
-                Tab::Flows => (
-                    &mut self.flows.sort,
-                    &mut self.flows.desc,
-                    FlowCol::ALL.len(),
-                ),
-                Tab::Expects => (
-                    &mut self.expects.sort,
-                    &mut self.expects.desc,
-                    ExpectCol::ALL.len(),
-                ),
-                Tab::Chains | Tab::Findings => return self.set_status(
-                    StatusKind::Info,
-                    "chains are ordered by master and findings by kind; sort applies to the tables"
-                        .into(),
-                ),
-            };
-        match a {
-            Action::SortNext => *sort = (*sort + 1) % n,
-            Action::SortPrev => *sort = (*sort + n - 1) % n,
-            _ => *desc = !*desc,
+        match self.screens[self.tab].sort(a) {
+            Ok(()) => self.invalidate_views(),
+            Err(why) => self.set_status(StatusKind::Info, why.into()),
         }
-        self.invalidate_views();
     }
 
     /// The master key of a RELATED flow: from its master tuple, else the store's link.
     fn master_key(&self, key: &FlowKey) -> Option<FlowKey> {
-        let f = self.model.flow(key)?;
+        let f = self.store.flow(key)?;
         f.master()
             .map(|t| FlowKey {
                 orig: *t,
                 ..FlowKey::of(f)
             })
-            .or_else(|| self.model.master_of(key).map(FlowKey::of))
+            .or_else(|| self.store.master_of(key).map(FlowKey::of))
     }
 
+    /// `m`: from a RELATED flow to its master and back, or from an expectation to its
+    /// master on the flows screen (`Screen::jump` says which).
     fn jump_master(&mut self) {
-        let (current, in_chains) = match self.tab {
-            Tab::Flows => (self.flows.selected(), false),
-            Tab::Findings => {
-                return self.set_status(
-                    StatusKind::Info,
-                    "Enter goes to the finding's entry; m works from there".into(),
-                )
-            }
-            Tab::Chains => (self.chains.selected().and_then(|r| r.flow_key()), true),
-            Tab::Expects => {
-                let Some(ek) = self.expects.selected() else {
-                    return;
-                };
-                let Some(e) = self.model.expectation(&ek) else {
-                    return;
-                };
-                let mk = FlowKey::new(e.zone, e.master);
-                self.tab = Tab::Flows;
-                self.prepare();
-                if !self.flows.select_key(mk) {
+        let cur = match self.screens[self.tab].jump(&self.ctx()) {
+            Jump::Nothing => return,
+            Jump::Refuse(why) => return self.set_status(StatusKind::Info, why.into()),
+            Jump::ToMaster(mk) => {
+                let found = self.show_entry(Entry::Flow(mk));
+                if !found {
                     self.set_status(
                         StatusKind::Warn,
                         "the master is not in the flows view".into(),
@@ -1024,9 +811,9 @@ impl<M: Model> App<M> {
                 }
                 return;
             }
+            Jump::Within(cur) => cur,
         };
-        let Some(cur) = current else { return };
-        let is_related = self.model.flow(&cur).is_some_and(Flow::is_related);
+        let is_related = self.store.flow(&cur).is_some_and(Flow::is_related);
         let (target, back) = if is_related {
             match self.master_key(&cur) {
                 Some(m) => (m, Some(cur)),
@@ -1045,25 +832,7 @@ impl<M: Model> App<M> {
                 "m jumps from a RELATED flow to its master and back".into(),
             );
         };
-        let found = if in_chains {
-            let row = if back.is_some() {
-                ChainRow::Master(target)
-            } else {
-                match self
-                    .chains
-                    .keys
-                    .iter()
-                    .find(|r| matches!(r, ChainRow::Related { key, .. } if *key == target))
-                {
-                    Some(r) => *r,
-                    None => ChainRow::Master(target),
-                }
-            };
-            self.chains.select_key(row)
-        } else {
-            self.flows.select_key(target)
-        };
-        if found {
+        if self.screens[self.tab].select(Entry::Flow(target)) {
             self.jump_back = back;
         } else {
             self.set_status(
@@ -1073,198 +842,65 @@ impl<M: Model> App<M> {
         }
     }
 
-    // ----- actions: every destructive request goes through a confirmation -----
-
-    /// Count what a set of flows holds: RELATED, masters, TCP, the SSH flow, a sample.
-    fn tally(&self, title: String, pending: Pending, visit: Visit<'_>) -> Confirm {
-        let mut masters_set: HashSet<FlowKey> = HashSet::new();
-        self.model.for_each_expectation(&mut |e| {
-            masters_set.insert(FlowKey::new(e.zone, e.master));
-        });
-        self.model.for_each_flow(&mut |f| {
-            if let Some(t) = f.master() {
-                masters_set.insert(FlowKey {
-                    orig: *t,
-                    ..FlowKey::of(f)
-                });
-            }
-        });
-        let mut c = Confirm {
-            title,
-            pending,
-            flows: 0,
-            related: 0,
-            masters: 0,
-            expects: 0,
-            sample: Vec::new(),
-            ssh: None,
-            include_ssh: false,
-            tcp_warning: false,
-            note: None,
-            flow_keys: Vec::new(),
-            expect_keys: Vec::new(),
-            lives: Lives::default(),
-            spared: Vec::new(),
-            spared_sshd: false,
+    /// Switch to the screen that lists `e`'s kind, bring it up to date and select `e`
+    /// there. Returns whether it is shown; if not, the screen stays as it was.
+    fn show_entry(&mut self, e: Entry) -> bool {
+        let Some(i) = self.screens.iter().position(|s| s.lists(&e)) else {
+            return false;
         };
-        let ssh = self.opts.ssh;
-        let sshd = &self.opts.sshd;
-        let mut tcp = false;
-        visit(&mut |f| {
-            c.flows += 1;
-            c.flow_keys.push(FlowKey::of(f));
-            c.lives.plan_flow(f);
-            c.related += usize::from(f.is_related());
-            c.masters += usize::from(masters_set.contains(&FlowKey::of(f)));
-            // Established TCP sessions are the ones tcp_loose=0 would cut.
-            tcp |= f.orig.proto == proto::TCP && f.state_name() == Some("ESTABLISHED");
-            let spare = match ssh {
-                Some(s) => s.matches(f),
-                None => sshd.iter().any(|l| l.matches(f)),
-            };
-            if spare {
-                c.ssh.get_or_insert(FlowKey::of(f));
-                c.spared.push(FlowKey::of(f));
-                c.spared_sshd = ssh.is_none();
-            } else if c.sample.len() < 5 {
-                c.sample.push(format!(
-                    "{} {}",
-                    text::proto_name(f.orig.proto),
-                    text::conn(&f.orig)
-                ));
-            }
-        });
-        c.tcp_warning = tcp && self.opts.tcp_loose == Some(false);
-        c
+        let back = self.tab;
+        self.tab = i;
+        self.prepare();
+        let found = self.screens[i].select(e);
+        if !found {
+            self.tab = back;
+        }
+        found
     }
 
-    fn open(&mut self, c: Confirm) {
-        if c.flows == 0 && c.expects == 0 {
+    // ----- actions: every destructive request goes through a confirmation -----
+
+    /// The planner's view of this dashboard: the SSH session (or sshd listeners) to spare
+    /// and `nf_conntrack_tcp_loose` for the warning.
+    fn plan_context(&self, include_ssh: bool) -> actions::Context {
+        actions::Context {
+            ssh: self.opts.ssh,
+            sshd: self.opts.sshd.clone(),
+            include_ssh,
+            tcp_loose: self.opts.tcp_loose,
+        }
+    }
+
+    /// Open a confirmation for `plan`, or say there is nothing to remove.
+    fn open(&mut self, title: String, plan: Plan, note: Option<&'static str>) {
+        if plan.flows == 0 && plan.expects == 0 && plan.spared.is_empty() {
             return self.set_status(StatusKind::Info, "nothing to remove".into());
         }
+        let c = Confirm {
+            title,
+            spared: plan.spared.clone(),
+            spared_sshd: plan.excluded_sshd > 0,
+            include_ssh: false,
+            note,
+            plan,
+        };
         self.overlay = Overlay::Confirm(Box::new(c));
     }
 
-    fn flows_confirm(&self, title: String, keys: Vec<FlowKey>) -> Confirm {
-        let model = &self.model;
-        let ks = keys.clone();
-        self.tally(title, Pending::Flows(keys), &|f| {
-            for k in &ks {
-                if let Some(x) = model.flow(k) {
-                    f(x);
-                }
-            }
-        })
+    /// The entry the selection of the current screen is about.
+    fn selected_entry(&self) -> Option<Entry> {
+        self.screens[self.tab].selected()
     }
 
-    fn expects_confirm(&self, title: String, keys: Vec<ExpectKey>) -> Confirm {
-        let mut sample = Vec::new();
-        let mut lives = Lives::default();
-        let mut expect_keys = Vec::with_capacity(keys.len());
-        for k in &keys {
-            let Some(e) = self.model.expectation(k) else {
-                continue;
-            };
-            expect_keys.push(*k);
-            lives.plan_expect(e);
-            if sample.len() < 5 {
-                sample.push(format!(
-                    "{} {}",
-                    e.helper.shown().unwrap_or("-"),
-                    text::expect_tuple(e)
-                ));
-            }
-        }
-        Confirm {
-            flow_keys: Vec::new(),
-            expect_keys,
-            lives,
-            spared: Vec::new(),
-            spared_sshd: false,
-            title,
-            flows: 0,
-            related: 0,
-            masters: 0,
-            expects: keys.len(),
-            sample,
-            ssh: None,
-            include_ssh: false,
-            tcp_warning: false,
-            note: Some("RELATED flows already created by them stay".into()),
-            pending: Pending::Expects(keys),
-        }
-    }
-
-    fn ask_delete(&mut self) {
-        match self.tab {
-            Tab::Flows => {
-                if let Some(k) = self.flows.selected() {
-                    let c = self.flows_confirm("Delete the selected flow".into(), vec![k]);
-                    self.open(c);
-                }
-            }
-            Tab::Expects => {
-                if let Some(k) = self.expects.selected() {
-                    let c = self.expects_confirm("Delete the selected expectation".into(), vec![k]);
-                    self.open(c);
-                }
-            }
-            Tab::Chains => match self.chains.selected() {
-                Some(ChainRow::Expect { key, .. }) => {
-                    let c =
-                        self.expects_confirm("Delete the selected expectation".into(), vec![key]);
-                    self.open(c);
-                }
-                Some(r) => {
-                    if let Some(k) = r.flow_key().filter(|k| self.model.flow(k).is_some()) {
-                        let c = self.flows_confirm("Delete the selected flow".into(), vec![k]);
-                        self.open(c);
-                    }
-                }
-                None => {}
-            },
-            Tab::Findings => match self.finding_subject() {
-                Some(Subject::Expect(k)) => {
-                    let c = self.expects_confirm("Delete the selected expectation".into(), vec![k]);
-                    self.open(c);
-                }
-                Some(Subject::Flow(k)) if self.model.flow(&k).is_some() => {
-                    let c = self.flows_confirm("Delete the selected flow".into(), vec![k]);
-                    self.open(c);
-                }
-                _ => {}
-            },
-        }
-    }
-
-    /// The entry the selected finding is about.
-    fn finding_subject(&self) -> Option<Subject> {
-        self.findings.selected().map(|r| r.subject)
-    }
-
-    /// Go to the selected finding's entry (its table, selected, detail pane open). An entry
-    /// hidden by the filter or gone is reported, and the findings screen stays.
+    /// Enter on findings: go to the finding's entry (its screen, selected, detail pane
+    /// open). An entry hidden by the filter or gone is reported, and the screen stays.
     fn goto_finding(&mut self) {
-        let Some(subject) = self.finding_subject() else {
+        let Some(e) = self.screens[self.tab].goto() else {
             return;
         };
-        let back = self.tab;
-        let found = match subject {
-            Subject::Expect(k) => {
-                self.tab = Tab::Expects;
-                self.prepare();
-                self.expects.select_key(k)
-            }
-            Subject::Flow(k) => {
-                self.tab = Tab::Flows;
-                self.prepare();
-                self.flows.select_key(k)
-            }
-        };
-        if found {
+        if self.show_entry(e) {
             self.detail = true;
         } else {
-            self.tab = back;
             let why = if self.filter.is_some() {
                 "hidden by the filter (Esc clears it)"
             } else {
@@ -1274,134 +910,125 @@ impl<M: Model> App<M> {
         }
     }
 
-    fn ask_delete_related(&mut self) {
-        let sel = match self.tab {
-            Tab::Flows => self.flows.selected(),
-            Tab::Chains => self.chains.selected().and_then(|r| match r {
-                ChainRow::Expect { key, .. } => self
-                    .model
-                    .expectation(&key)
-                    .map(|e| FlowKey::new(e.zone, e.master)),
-                other => other.flow_key(),
-            }),
-            Tab::Expects => self
-                .expects
-                .selected()
-                .and_then(|k| self.model.expectation(&k))
-                .map(|e| FlowKey::new(e.zone, e.master)),
-            Tab::Findings => match self.finding_subject() {
-                Some(Subject::Flow(k)) => Some(k),
-                Some(Subject::Expect(k)) => self
-                    .model
-                    .expectation(&k)
-                    .map(|e| FlowKey::new(e.zone, e.master)),
-                None => None,
-            },
-        };
-        let Some(sel) = sel else { return };
-        let master = if self.model.flow(&sel).is_some_and(Flow::is_related) {
-            self.master_key(&sel).unwrap_or(sel)
-        } else {
-            sel
-        };
-        let children = self.model.related_of(&master);
-        if children.is_empty() {
-            return self.set_status(StatusKind::Info, "this master has no RELATED flows".into());
+    /// A destructive key: plan it with `actions::Plan` (the planner the CLI's `delete`
+    /// and `flush` use) and open the confirmation that shows that plan.
+    fn ask(&mut self, a: Action) {
+        match self.plan_for(a) {
+            Ok(Some((title, plan, note))) => self.open(title, plan, note),
+            Ok(None) => {}
+            Err(why) => self.set_status(StatusKind::Info, why.into()),
         }
-        let c = self.flows_confirm(
-            format!(
-                "Delete the RELATED children of {}",
-                text::conn(&master.orig)
-            ),
-            children,
-        );
-        self.open(c);
     }
 
-    fn ask_flush_filtered(&mut self) {
-        let now = self.now;
-        let filter = self.filter.as_ref().map(|f| f.filter.as_ref());
-        let text = self.filter_text().map(str::to_owned);
-        let title = match &text {
-            Some(t) => format!("Flush flows matching '{t}'"),
-            None => "Flush every flow (no filter is set)".into(),
-        };
-        let model = &self.model;
-        let c = self.tally(title, Pending::FlushFiltered(text), &|f| {
-            model.for_each_flow(&mut |x| {
-                if filter.is_none_or(|p| p.match_flow(x, now)) {
-                    f(x)
+    /// What the key `a` (d, D, F, H, X) would remove, planned: the dialog's title, the
+    /// plan and a note. `Ok(None)`: nothing is selected; `Err`: why there is nothing.
+    fn plan_for(&self, a: Action) -> Result<Option<Asked>, &'static str> {
+        let ctx = self.plan_context(false);
+        let store = &self.store;
+        Ok(Some(match a {
+            Action::Delete => match self.selected_entry() {
+                Some(Entry::Expect(k)) => (
+                    "Delete the selected expectation".into(),
+                    Plan::expectation(store, &k),
+                    Some(RELATED_STAY),
+                ),
+                Some(Entry::Flow(k)) => (
+                    "Delete the selected flow".into(),
+                    Plan::flow(store, &k, &ctx),
+                    None,
+                ),
+                None => return Ok(None),
+            },
+            Action::DeleteRelated => {
+                let sel = match self.selected_entry() {
+                    Some(Entry::Flow(k)) => Some(k),
+                    Some(Entry::Expect(k)) => store
+                        .expectation(&k)
+                        .map(|e| FlowKey::new(e.zone, e.master)),
+                    None => None,
+                };
+                let Some(sel) = sel else { return Ok(None) };
+                let master = if store.flow(&sel).is_some_and(Flow::is_related) {
+                    self.master_key(&sel).unwrap_or(sel)
+                } else {
+                    sel
+                };
+                let plan = Plan::related_of(store, &master, &ctx);
+                if plan.flows == 0 && plan.spared.is_empty() {
+                    return Err("this master has no RELATED flows");
                 }
-            })
-        });
-        self.open(c);
+                let title = format!(
+                    "Delete the RELATED children of {}",
+                    text::conn(&master.orig)
+                );
+                (title, plan, None)
+            }
+            Action::FlushFiltered => {
+                let (title, what) = match self.filter_text() {
+                    Some(t) => (
+                        format!("Flush flows matching '{t}'"),
+                        format!("flows matching '{t}' (as shown)"),
+                    ),
+                    None => (
+                        "Flush every flow (no filter is set)".into(),
+                        "every flow shown".into(),
+                    ),
+                };
+                let (filter, now) = (self.filter.as_ref().map(|f| &f.filter), self.now);
+                let shown = |f: &Flow| filter.is_none_or(|x| x.match_flow(f, now));
+                (title, Plan::flows(store, &shown, &what, &ctx), None)
+            }
+            Action::FlushHelper => {
+                let h = self
+                    .selected_helper()
+                    .ok_or("the selected entry has no helper")?;
+                let plan = Plan::flush_helper(store, h.name().unwrap_or("?"));
+                let shown = h.shown().unwrap_or("?");
+                let title = format!("Flush the expectations of helper '{shown}'");
+                (title, plan, Some(RELATED_STAY))
+            }
+            _ => (
+                "Flush everything: every flow and every expectation".into(),
+                Plan::each(store, &ctx),
+                None,
+            ),
+        }))
     }
 
     fn selected_helper(&self) -> Option<HelperId> {
-        let of_flow = |k: &FlowKey| -> Option<HelperId> {
-            let f = self.model.flow(k)?;
-            [
-                Some(f.helper),
-                self.model.expectation_of(k).map(|e| e.helper),
-                self.model.master_of(k).map(|m| m.helper),
-            ]
-            .into_iter()
-            .flatten()
-            .find(|h| !h.is_none())
-        };
-        match self.tab {
-            Tab::Flows => self.flows.selected().and_then(|k| of_flow(&k)),
-            Tab::Expects => self
-                .expects
-                .selected()
-                .and_then(|k| self.model.expectation(&k))
-                .map(|e| e.helper),
-            Tab::Chains => match self.chains.selected()? {
-                ChainRow::Expect { key, .. } => self.model.expectation(&key).map(|e| e.helper),
-                r => r.flow_key().and_then(|k| of_flow(&k)),
-            },
-            Tab::Findings => match self.finding_subject()? {
-                Subject::Expect(k) => self.model.expectation(&k).map(|e| e.helper),
-                Subject::Flow(k) => of_flow(&k),
-            },
+        let store = &self.store;
+        match self.selected_entry()? {
+            Entry::Expect(k) => store.expectation(&k).map(|e| e.helper),
+            Entry::Flow(k) => {
+                let f = store.flow(&k)?;
+                [
+                    Some(f.helper),
+                    store.expectation_of(&k).map(|e| e.helper),
+                    store.master_of(&k).map(|m| m.helper),
+                ]
+                .into_iter()
+                .flatten()
+                .find(|h| !h.is_none())
+            }
         }
         .filter(|h| !h.is_none())
     }
 
-    fn ask_flush_helper(&mut self) {
-        let Some(h) = self.selected_helper() else {
-            return self.set_status(StatusKind::Info, "the selected entry has no helper".into());
+    /// `i` in a confirmation: the same entries planned again with the SSH flow taken in
+    /// (or left out again).
+    fn toggle_ssh(&mut self) {
+        let Overlay::Confirm(c) = &self.overlay else {
+            return;
         };
-        let name = h.name().unwrap_or("?").to_owned();
-        let mut keys = Vec::new();
-        self.model.for_each_expectation(&mut |e| {
-            if e.helper == h {
-                keys.push(ExpectKey::of(e));
-            }
-        });
-        keys.sort_unstable();
-        let shown = h.shown().unwrap_or("?");
-        let mut c =
-            self.expects_confirm(format!("Flush the expectations of helper '{shown}'"), keys);
-        c.pending = Pending::HelperExpects(name);
-        self.open(c);
-    }
-
-    fn ask_flush_all(&mut self) {
-        let model = &self.model;
-        let mut c = self.tally(
-            "Flush everything: every flow and every expectation".into(),
-            Pending::All,
-            &|f| model.for_each_flow(f),
-        );
-        let mut keys = Vec::new();
-        self.model.for_each_expectation(&mut |e| {
-            keys.push(ExpectKey::of(e));
-            c.lives.plan_expect(e);
-        });
-        c.expects = keys.len();
-        c.expect_keys = keys;
-        self.open(c);
+        if c.spared.is_empty() {
+            return;
+        }
+        let include = !c.include_ssh;
+        let plan = c.plan.replan(&self.store, &self.plan_context(include));
+        if let Overlay::Confirm(c) = &mut self.overlay {
+            c.plan = plan;
+            c.include_ssh = include;
+        }
     }
 
     /// Send a replay clock request to the engine and remember what the header shows.
@@ -1443,25 +1070,44 @@ impl<M: Model> App<M> {
             }
         }
         for q in reqs {
-            if let Err(e) = self.sink.send(&self.model, Request::Replay(q)) {
+            if let Err(e) = self.commands.send(Request::Replay(q)) {
                 return self.set_status(StatusKind::Error, format!("replay: {e}"));
             }
         }
         self.replay = Some(r);
     }
 
+    /// `y`: send the confirmation's plan, without the entries an event showed destroyed
+    /// or re-created since it was made (they are counted in the status line).
     fn confirm(&mut self) {
         let Overlay::Confirm(c) = std::mem::replace(&mut self.overlay, Overlay::None) else {
             return;
         };
-        let (req, (gone, recreated)) = c.request();
-        let (flows, expects) = match &req {
-            Request::DeleteFlows(f) | Request::FlushFlows { flows: f, .. } => (f.len(), 0),
-            Request::DeleteExpects(e) => (0, e.len()),
-            Request::FlushHelperExpects(_) => (0, c.expects),
-            Request::FlushAll { flows, expects } => (flows.len(), expects.len()),
-            Request::Replay(_) => (0, 0),
-        };
+        let mut plan = c.plan;
+        let (mut gone, mut recreated) = (0usize, 0usize);
+        let lives = &plan.lives;
+        plan.targets.retain(|t| {
+            let entry = match t {
+                Target::Flow { key, .. } => Entry::Flow(*key),
+                Target::Expect { key, .. } => Entry::Expect(*key),
+                _ => return true,
+            };
+            match lives.fate(&entry) {
+                Some(Fate::Destroyed) => gone += 1,
+                Some(Fate::Recreated) => recreated += 1,
+                None => return true,
+            }
+            false
+        });
+        let (mut flows, mut expects) = (0, 0);
+        for t in &plan.targets {
+            match t {
+                Target::Flow { .. } => flows += 1,
+                Target::Expect { .. } => expects += 1,
+                Target::FlushFlows => flows += plan.flows,
+                Target::FlushExpects | Target::FlushHelper(_) => expects += plan.expects,
+            }
+        }
         let changed = match (gone, recreated) {
             (0, 0) => String::new(),
             (g, r) => format!("; skipped {r} re-created, {g} gone since shown"),
@@ -1473,7 +1119,9 @@ impl<M: Model> App<M> {
                 format!("nothing sent: nothing shown is left as it was{changed}"),
             );
         }
-        if let Err(e) = self.sink.send(&self.model, req) {
+        // The engine shows the plan every record after those this app has applied.
+        plan.after = Some(self.applied);
+        if let Err(e) = self.commands.send(Request::Execute(Box::new(plan))) {
             return self.set_status(StatusKind::Error, format!("not sent: {e}"));
         }
         self.skipped = Some((gone, recreated));
@@ -1488,3 +1136,9 @@ impl<M: Model> App<M> {
         );
     }
 }
+
+/// A confirmation to open: its title, the plan it shows and a note.
+type Asked = (String, Plan, Option<&'static str>);
+
+/// The confirmation's note for expectation deletes.
+const RELATED_STAY: &str = "RELATED flows already created by them stay";

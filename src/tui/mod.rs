@@ -2,25 +2,43 @@
 //! chains), with a filter bar, confirmations for every destructive action, themes, and a
 //! terminal that is always restored (panic, SIGINT, SIGTERM, SIGHUP).
 //!
-//! Owns the terminal and the app state. It must not touch sockets: the store is fed by
-//! engine events arriving on the app's channel, and confirmed actions leave through a
-//! `CommandSink`. Layout of the modules:
-//! - `app`: state and event handling (`App::handle`), confirmations;
+//! Owns the terminal and the app state. It must not touch sockets: the app owns the
+//! `Store`, fed by engine events arriving on the app's channel, and confirmed plans leave
+//! through the `Commands` of its `Inputs`.
+//!
+//! ```text
+//! engine events ─┐                        ┌─► screens::<current>::draw ─┐
+//! terminal keys ─┼─► App::handle ─► App ──┤   (rows: pure builds over   ├─► frame (ui)
+//! tick, signals ─┘   (one channel)  │     │    the Store)               │
+//!                                    │     └─► widgets, popups ─────────┘
+//!                                    └─► Commands: a confirmed actions::Plan, replay
+//!                                        controls, re-checks (the engine)
+//! ```
+//!
+//! Layout of the modules:
+//! - `app`: state and event handling (`App::handle`); owns the `Store` and the screens;
+//! - `inputs`: the injected outside inputs (engine events, terminal, clock, commands);
+//! - `screens`: one module per screen and the one screen list (see its doc to add one);
+//! - `popups`: confirmation (one `actions::Plan`), help, filter bar, detail pane;
+//! - `widgets`: header and tab line, status line, gauge, the shared table tail;
 //! - `keymap`: the one key table (dispatch and help);
-//! - `view`: row keys, columns, sort, filter, selection;
-//! - `ui`: drawing; `text`: formatting; `theme`: colours;
+//! - `view`: row keys and selection, the `Column` trait and width layout;
+//! - `ui`: the frame's regions; `text`: formatting; `theme`: colours;
 //! - `risk`: the helper-risk assessments of `crate::risk`, cached per store generation;
-//! - `model`: the injected seams (store, filter, commands, clock).
+//! - `live`: the production `Inputs` (engine, crossterm, engine clock).
 
 pub mod app;
+pub mod inputs;
 pub mod keymap;
 pub mod live;
-pub mod model;
+pub mod popups;
 pub mod risk;
+pub mod screens;
 pub mod text;
 pub mod theme;
 pub mod ui;
 pub mod view;
+pub mod widgets;
 
 use std::io::{self, IsTerminal};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -28,22 +46,24 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::Duration;
 
-use ratatui::crossterm::event::{self, Event as TermEvent};
+use ratatui::crossterm::event::Event as TermEvent;
 
-pub use app::{App, AppEvent, SshSession, Tab, TuiOptions};
-pub use model::{
-    ActionReport, Applied, Clock, CommandSink, FilterFactory, FilterFault, Model, ReplayRequest,
-    ReplaySpeed, Request, RowFilter, SystemClock,
+use crate::engine::EngineEvent;
+use crate::model::Store;
+
+pub use app::{App, AppEvent, SshSession, TuiOptions};
+pub use inputs::{
+    ActionReport, Applied, Clock, Commands, FilterFault, Inputs, ReplayRequest, ReplaySpeed,
+    Request, SystemClock, TerminalSource,
 };
 pub use theme::ThemeKind;
 
 /// Run the dashboard until the user quits, a signal arrives or the terminal goes away.
 ///
-/// - `model`: the store (already holding the initial dump, or empty: events fill it);
-/// - `engine`: the engine's events; forwarded onto the app's one channel;
-/// - `commands`: where confirmed deletes and flushes go (never called in read-only mode);
-/// - `filters`: compiles the filter bar's text (the filter module's parser);
-/// - `clock`: store seconds, the same clock the store's `seen` values were taken with;
+/// - `store`: already holding the initial dump, or empty (events fill it);
+/// - `inputs`: the engine's events (forwarded onto the app's one channel), the terminal's
+///   events, the clock (store seconds, the same clock the store's `seen` values were
+///   taken with) and where requests go (confirmed plans, never sent in read-only mode);
 /// - `assessor`: helper risk (`risk::Assessor`, built once by the caller); `None` shows
 ///   no risk badges or findings.
 ///
@@ -55,21 +75,24 @@ pub use theme::ThemeKind;
 /// The terminal is restored on every exit path: normal return, error, panic (ratatui's
 /// panic hook) and SIGINT/SIGTERM/SIGHUP (signal-hook's self-pipe turns them into
 /// `AppEvent::Signal`).
-pub fn run<M: Model>(
+pub fn run(
     opts: TuiOptions,
-    model: M,
-    engine: Receiver<M::Event>,
-    commands: Box<dyn CommandSink<M>>,
-    filters: FilterFactory,
-    clock: Box<dyn Clock>,
+    store: Store,
+    inputs: Inputs,
     assessor: Option<Box<dyn risk::Assess>>,
 ) -> anyhow::Result<()> {
-    let (tx, rx) = mpsc::channel::<AppEvent<M::Event>>();
+    let Inputs {
+        engine,
+        terminal,
+        clock,
+        commands,
+    } = inputs;
+    let (tx, rx) = mpsc::channel::<AppEvent>();
     let signals = SignalThread::spawn(tx.clone())?;
     spawn_forwarder(engine, tx.clone());
-    spawn_input(tx.clone());
+    spawn_input(terminal, tx.clone());
     let tick = opts.tick;
-    let mut app = App::new(model, opts, clock, commands, filters);
+    let mut app = App::new(store, opts, clock, commands);
     if let Some(a) = assessor {
         app = app.with_assessor(a);
     }
@@ -100,10 +123,10 @@ pub fn last_signal() -> i32 {
 /// The longest the loop applies queued events before drawing a frame.
 const DRAIN_BUDGET: Duration = Duration::from_millis(30);
 
-fn event_loop<M: Model>(
-    app: &mut App<M>,
+fn event_loop(
+    app: &mut App,
     terminal: &mut ratatui::DefaultTerminal,
-    rx: &Receiver<AppEvent<M::Event>>,
+    rx: &Receiver<AppEvent>,
     tick: Duration,
 ) -> anyhow::Result<()> {
     app.draw(terminal)?;
@@ -135,7 +158,7 @@ fn event_loop<M: Model>(
     Ok(())
 }
 
-fn spawn_forwarder<E: Send + 'static>(engine: Receiver<E>, tx: Sender<AppEvent<E>>) {
+fn spawn_forwarder(engine: Receiver<EngineEvent>, tx: Sender<AppEvent>) {
     thread::Builder::new()
         .name("tui-engine-fwd".into())
         .spawn(move || {
@@ -150,11 +173,11 @@ fn spawn_forwarder<E: Send + 'static>(engine: Receiver<E>, tx: Sender<AppEvent<E
         .ok();
 }
 
-fn spawn_input<E: Send + 'static>(tx: Sender<AppEvent<E>>) {
+fn spawn_input(mut read: TerminalSource, tx: Sender<AppEvent>) {
     thread::Builder::new()
         .name("tui-input".into())
         .spawn(move || loop {
-            let ev = match event::read() {
+            let ev = match read() {
                 Ok(TermEvent::Key(k)) => AppEvent::Key(k),
                 Ok(TermEvent::Resize(w, h)) => AppEvent::Resize(w, h),
                 Ok(_) => continue,
@@ -192,7 +215,7 @@ const SIGNALS: [i32; 3] = [
 ];
 
 impl SignalThread {
-    fn spawn<E: Send + 'static>(tx: Sender<AppEvent<E>>) -> io::Result<SignalThread> {
+    fn spawn(tx: Sender<AppEvent>) -> io::Result<SignalThread> {
         let mut signals = signal_hook::iterator::Signals::new(SIGNALS)?;
         let handle = signals.handle();
         thread::Builder::new()
@@ -222,13 +245,16 @@ mod tests {
 
     #[test]
     fn the_engine_hanging_up_becomes_source_ended_not_a_quit() {
-        let (etx, erx) = mpsc::channel::<u32>();
-        let (tx, rx) = mpsc::channel::<AppEvent<u32>>();
+        let (etx, erx) = mpsc::channel::<EngineEvent>();
+        let (tx, rx) = mpsc::channel::<AppEvent>();
         spawn_forwarder(erx, tx);
-        etx.send(7).unwrap();
+        etx.send(EngineEvent::DecodeErrors(7)).unwrap();
         drop(etx);
         let first = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        assert!(matches!(first, AppEvent::Engine(7)), "{first:?}");
+        assert!(
+            matches!(first, AppEvent::Engine(EngineEvent::DecodeErrors(7))),
+            "{first:?}"
+        );
         let second = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(matches!(second, AppEvent::SourceEnded), "{second:?}");
     }

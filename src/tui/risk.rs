@@ -14,8 +14,6 @@ use crate::risk::{
     Assessment, Assessor, Finding, FindingKind, Freedom, Level, ListenerCheck, RiskFrom,
 };
 
-use super::model::Model;
-
 /// What the app asks of an assessor. Production passes `risk::Assessor` (built once at
 /// startup); tests wrap one to count calls. Both methods take the store because the
 /// assessor reads its linkage (master reply tuple, siblings, the expectation behind a
@@ -167,26 +165,17 @@ impl RiskCache {
     /// Recompute from the model's store with `assessor`. A model without a store, or no
     /// assessor, leaves the cache empty (badges then show `?` on RELATED rows); with both,
     /// every RELATED flow gets an assessment.
-    pub fn rebuild<M: Model + ?Sized>(
-        &mut self,
-        model: &M,
-        assessor: Option<&dyn Assess>,
-        gen: u64,
-    ) {
+    pub fn rebuild(&mut self, store: &Store, assessor: Option<&dyn Assess>, gen: u64) {
         self.built = Some(gen);
         self.expects.clear();
         self.flows.clear();
         self.rows.clear();
-        let (Some(a), Some(store)) = (assessor, model.store()) else {
+        let Some(a) = assessor else {
             return;
         };
         self.expects = a.expectations(store).into_iter().collect();
         let mut related = Vec::new();
-        model.for_each_flow(&mut |f| {
-            if f.is_related() {
-                related.push(FlowKey::of(f));
-            }
-        });
+        related.extend(store.flows().filter(|f| f.is_related()).map(FlowKey::of));
         for k in related {
             if let Some(x) = a.flow(store, &k) {
                 self.flows.insert(k, x);

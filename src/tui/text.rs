@@ -379,6 +379,24 @@ pub fn min_width(s: &str) -> usize {
 /// is not enough, whole words are dropped from the end and `…` marks the loss.
 ///
 /// This is the one place the TUI shortens text, so every screen keeps the rule that a
+/// `s` broken into lines of at most `cells` cells at spaces, words kept whole (a word
+/// wider than `cells` stands alone on its line), so a caller knows the height it needs.
+pub fn wrap(s: &str, cells: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    for word in s.split(' ') {
+        if !cur.is_empty() && width(&cur) + 1 + width(word) > cells.max(1) {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    lines.push(cur);
+    lines
+}
+
 /// port, id, count or duration is printed whole or not at all.
 pub fn fit(s: &str, width: usize) -> String {
     let natural = self::width(s);
@@ -447,6 +465,13 @@ pub fn fit(s: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrap_keeps_words_whole() {
+        assert_eq!(wrap("a bb ccc", 4), vec!["a bb", "ccc"]);
+        assert_eq!(wrap("toolongword x", 4), vec!["toolongword", "x"]);
+        assert_eq!(wrap("", 4), vec![""]);
+    }
     use crate::model::Family;
 
     fn v4(a: [u8; 4]) -> [u8; 16] {

@@ -1,198 +1,141 @@
-//! Test support for the TUI tests: an in-memory `Model` with the store's linkage rules, a
-//! manual clock, a capturing command sink (the filter bar uses the real filter module), and a lab scene
-//! with several helpers (ftp passive and a forged PORT, irc DCC, sip, tftp), NAT, zones,
-//! IPv6, counters and the user's own SSH flow.
+//! Test support for the TUI tests: a scene builder that records what happens as the kernel
+//! would report it (`(Event, Record)` pairs) into the real `Store`, the engine events the
+//! app is fed, a manual clock, a recording command sender (the filter bar uses the real
+//! filter module), and a lab scene with several helpers (ftp passive and a forged PORT, irc
+//! DCC, sip, tftp), NAT, zones, IPv6, counters and the user's own SSH flow.
 //!
 //! It must not reach the kernel; everything is plain data so screens are deterministic.
+//! There is one store: the app's own, fed the same records the engine makes.
 #![allow(dead_code)]
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ctscope::actions::{self, Plan, Target};
 use ctscope::decode::{Event, Record};
+use ctscope::engine::EngineEvent;
 use ctscope::model::flow::status;
 use ctscope::model::helper::intern;
-use ctscope::model::store::{ExpectKey, FlowKey, Stats, Store};
+use ctscope::model::store::{ExpectKey, FlowKey, Store};
 use ctscope::model::tuple::proto;
 use ctscope::model::{Counter, Expectation, Family, Flow, Tuple};
 use ctscope::risk::{Assessment, Assessor, Config, HelperTable};
 use ctscope::tui::risk::Assess;
-use ctscope::tui::{ActionReport, App, AppEvent, Applied, Clock, Model, Request, TuiOptions};
+use ctscope::tui::{App, AppEvent, Clock, Request, TuiOptions};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 
-/// Events the fake engine sends.
-#[derive(Debug)]
-pub enum MemEvent {
-    Upsert(Flow),
-    Remove(FlowKey),
-    UpsertExpect(Expectation),
-    Report(ActionReport),
-    Overrun,
-    /// A full dump begins (`true`) or ends (`false`).
-    Dump(bool),
-}
-
-/// An in-memory model: flows in a Vec with a key index; expectations kept (with the flows
-/// they created) after they expire, like the store does.
+/// A scene: everything done to it, as the kernel would have reported it (`log`), applied
+/// to a real store as it happens.
 #[derive(Default)]
-pub struct MemModel {
-    pub flows: Vec<Flow>,
-    index: HashMap<FlowKey, usize>,
-    pub expects: Vec<Expectation>,
-    /// RELATED flow → the expectation that created it.
-    pub created_by: HashMap<FlowKey, Expectation>,
-    pub gen: u64,
-    pub stats: Stats,
-    /// Everything done to this model, as the kernel would have reported it: replaying it
-    /// into the real store must give the same screens.
+pub struct Scene {
+    pub store: Store,
     pub log: Vec<(Event, Record)>,
-    /// The same log applied to the real store as it happens: what the helper-risk
-    /// assessor reads (it works on the store's linkage, as the JSON views do).
-    pub mirror: Store,
 }
 
-impl MemModel {
+impl Scene {
     fn record(&mut self, event: Event, record: Record) {
-        self.mirror.apply(event, record.clone(), 0);
+        self.store.apply(event, record.clone(), 0);
         self.log.push((event, record));
     }
-}
 
-impl MemModel {
     pub fn add_flow(&mut self, f: Flow) {
-        self.record(Event::New, Record::Flow(f.clone()));
-        let k = FlowKey::of(&f);
-        if f.is_related() {
-            if let Some(e) = self
-                .expects
-                .iter()
-                .find(|e| e.zone == f.zone && e.matches(&f.orig))
-            {
-                self.created_by.insert(k, e.clone());
-            }
-        }
-        match self.index.get(&k) {
-            Some(i) => self.flows[*i] = f,
-            None => {
-                self.index.insert(k, self.flows.len());
-                self.flows.push(f);
-            }
-        }
-        self.gen += 1;
+        self.record(Event::New, Record::Flow(f));
     }
 
     pub fn remove_flow(&mut self, k: &FlowKey) {
-        if let Some(i) = self.index.remove(k) {
-            let gone = self.flows[i].clone();
-            self.record(Event::Destroy, Record::Flow(gone));
-            self.flows.swap_remove(i);
-            if i < self.flows.len() {
-                self.index.insert(FlowKey::of(&self.flows[i]), i);
-            }
-            self.gen += 1;
+        if let Some(f) = self.store.flow(k).cloned() {
+            self.record(Event::Destroy, Record::Flow(f));
         }
     }
 
     pub fn add_expect(&mut self, e: Expectation) {
-        self.record(Event::New, Record::Expect(e.clone()));
-        self.expects
-            .retain(|x| ExpectKey::of(x) != ExpectKey::of(&e));
-        self.expects.push(e);
-        self.gen += 1;
+        self.record(Event::New, Record::Expect(e));
     }
 
     /// The kernel dropped an expectation after it was used; its RELATED flows keep the
-    /// link (the store keeps it too).
+    /// link (the store keeps it).
     pub fn drop_expect(&mut self, k: &ExpectKey) {
-        if let Some(e) = self
-            .expects
-            .iter()
-            .find(|x| ExpectKey::of(x) == *k)
-            .cloned()
-        {
+        if let Some(e) = self.store.expectation(k).cloned() {
             self.record(Event::Destroy, Record::Expect(e));
         }
-        self.expects.retain(|x| ExpectKey::of(x) != *k);
-        self.gen += 1;
+    }
+
+    /// The live expectations, in key order.
+    pub fn expects(&self) -> Vec<Expectation> {
+        expects_of(&self.store)
     }
 }
 
-impl Model for MemModel {
-    type Event = MemEvent;
+/// The live expectations of `store`, in key order.
+pub fn expects_of(store: &Store) -> Vec<Expectation> {
+    let mut v: Vec<Expectation> = store.expectations().cloned().collect();
+    v.sort_by_key(ExpectKey::of);
+    v
+}
 
-    fn apply(&mut self, event: MemEvent, _now: u32) -> Applied {
-        self.stats.events += 1;
-        match event {
-            MemEvent::Upsert(f) => self.add_flow(f),
-            MemEvent::Remove(k) => self.remove_flow(&k),
-            MemEvent::UpsertExpect(e) => self.add_expect(e),
-            MemEvent::Report(r) => return Applied::Report(r),
-            MemEvent::Dump(true) => return Applied::DumpStarted,
-            MemEvent::Dump(false) => return Applied::DumpDone,
-            MemEvent::Overrun => {
-                self.stats.resyncs += 1;
-                return Applied::Overrun;
-            }
-        }
-        Applied::Changed
+/// The engine events a test feeds the app: the same records the engine makes.
+pub mod ev {
+    use super::*;
+
+    /// One record as the engine delivers it.
+    pub fn record(event: Event, record: Record) -> EngineEvent {
+        EngineEvent::Records(vec![(event, record)])
     }
-    fn generation(&self) -> u64 {
-        self.gen
+
+    /// A flow created (or reported again) by the kernel.
+    pub fn flow(f: Flow) -> EngineEvent {
+        record(Event::New, Record::Flow(f))
     }
-    fn stats(&self) -> Stats {
-        self.stats
+
+    /// A flow destroyed by the kernel.
+    pub fn destroy(f: Flow) -> EngineEvent {
+        record(Event::Destroy, Record::Flow(f))
     }
-    fn flow_count(&self) -> usize {
-        self.flows.len()
+
+    /// An expectation created by a helper.
+    pub fn expect(e: Expectation) -> EngineEvent {
+        record(Event::New, Record::Expect(e))
     }
-    fn expect_count(&self) -> usize {
-        self.expects.len()
-    }
-    fn flow(&self, key: &FlowKey) -> Option<&Flow> {
-        self.index.get(key).map(|i| &self.flows[*i])
-    }
-    fn expectation(&self, key: &ExpectKey) -> Option<&Expectation> {
-        self.expects.iter().find(|e| ExpectKey::of(e) == *key)
-    }
-    fn for_each_flow(&self, f: &mut dyn FnMut(&Flow)) {
-        self.flows.iter().for_each(f)
-    }
-    fn for_each_expectation(&self, f: &mut dyn FnMut(&Expectation)) {
-        self.expects.iter().for_each(f)
-    }
-    fn master_of(&self, key: &FlowKey) -> Option<&Flow> {
-        let f = self.flow(key)?;
-        let m = f.master()?;
-        self.flow(&FlowKey {
-            orig: *m,
-            ..FlowKey::of(f)
+
+    /// The engine's report of an executed plan.
+    pub fn report(removed: usize, already_gone: usize, refused: usize) -> EngineEvent {
+        EngineEvent::ActionDone(actions::Report {
+            removed,
+            already_gone,
+            refused,
+            ..actions::Report::default()
         })
     }
-    fn expectation_of(&self, key: &FlowKey) -> Option<&Expectation> {
-        self.created_by.get(key)
+
+    /// A full dump begins (`true`) or ends (`false`); it sweeps nothing here.
+    pub fn dump(begin: bool) -> EngineEvent {
+        let (flows, expects) = (false, false);
+        if begin {
+            EngineEvent::DumpBegin { flows, expects }
+        } else {
+            EngineEvent::DumpEnd { flows, expects }
+        }
     }
-    fn related_of(&self, master: &FlowKey) -> Vec<FlowKey> {
-        self.flows
-            .iter()
-            .filter(|f| f.zone == master.zone && f.master() == Some(&master.orig))
-            .map(FlowKey::of)
-            .collect()
-    }
-    fn expectations_of(&self, master: &FlowKey) -> Vec<ExpectKey> {
-        self.expects
-            .iter()
-            .filter(|e| e.zone == master.zone && e.master == master.orig)
-            .map(ExpectKey::of)
-            .collect()
-    }
-    fn store(&self) -> Option<&Store> {
-        Some(&self.mirror)
-    }
+}
+
+/// The flow keys a sent plan deletes one by one.
+pub fn plan_flows(p: &Plan) -> Vec<FlowKey> {
+    p.flow_keys().collect()
+}
+
+/// The expectation keys a sent plan deletes one by one.
+pub fn plan_expects(p: &Plan) -> Vec<ExpectKey> {
+    p.targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::Expect { key, .. } => Some(*key),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The assessor the dashboard gets in tests: the embedded freedom table, default sensitive
@@ -297,8 +240,8 @@ fn expect(t: Tuple, any_src: bool, master: Tuple, helper: &str, timeout: u32) ->
 pub const SSH_CONNECTION: &str = "10.213.4.100 51000 10.213.4.1 22";
 
 /// The lab: several helpers, a forged FTP PORT toward MySQL, NAT, zones, IPv6, counters.
-pub fn lab() -> MemModel {
-    let mut m = MemModel::default();
+pub fn lab() -> Scene {
+    let mut m = Scene::default();
     let ftp_ctl = tuple(proto::TCP, "10.213.4.2", 40000, "10.213.4.1", 21);
     let mut f = flow(ftp_ctl, EST, LIVE | status::HELPER, 431_999);
     f.helper = intern("ftp");
@@ -453,12 +396,12 @@ pub fn lab() -> MemModel {
     m
 }
 
-/// Captured requests.
+/// Captured requests (re-checks, which are the engine's business, are left out).
 pub type Sent = Rc<RefCell<Vec<Request>>>;
 
 /// A harness: the real `App` over the lab, a TestBackend terminal, a manual clock.
-pub struct Harness<M: Model = MemModel> {
-    pub app: App<M>,
+pub struct Harness {
+    pub app: App,
     pub term: Terminal<TestBackend>,
     pub clock: ManualClock,
     pub sent: Sent,
@@ -476,17 +419,15 @@ pub fn opts() -> TuiOptions {
     }
 }
 
-impl Harness<MemModel> {
+impl Harness {
     pub fn lab() -> Harness {
         Harness::new(lab(), opts(), 80, 24)
     }
-}
 
-impl<M: Model> Harness<M> {
-    pub fn new(model: M, opts: TuiOptions, w: u16, h: u16) -> Harness<M> {
+    pub fn new(scene: impl Into<Store>, opts: TuiOptions, w: u16, h: u16) -> Harness {
         let assessor = CountingAssessor::embedded();
         let risk_calls = assessor.calls.clone();
-        let mut h = Harness::with_assessor(model, opts, w, h, Box::new(assessor));
+        let mut h = Harness::with_assessor(scene, opts, w, h, Box::new(assessor));
         h.risk_calls = risk_calls;
         h
     }
@@ -494,26 +435,27 @@ impl<M: Model> Harness<M> {
     /// Like `new`, with the given assessor (e.g. a real `risk::Assessor` reading a lab
     /// namespace's sockets); `risk_calls` then counts nothing.
     pub fn with_assessor(
-        model: M,
+        scene: impl Into<Store>,
         opts: TuiOptions,
         w: u16,
         h: u16,
         assessor: Box<dyn Assess>,
-    ) -> Harness<M> {
+    ) -> Harness {
         let clock = ManualClock::default();
         clock.0.set(1);
         let sent: Sent = Rc::default();
         let s2 = sent.clone();
         let risk_calls = Rc::default();
         let app = App::new(
-            model,
+            scene.into(),
             opts,
             Box::new(clock.clone()),
-            Box::new(move |_: &M, r: Request| {
-                s2.borrow_mut().push(r);
+            Box::new(move |r: Request| {
+                if !matches!(r, Request::Recheck(_)) {
+                    s2.borrow_mut().push(r);
+                }
                 Ok(())
             }),
-            ctscope::tui::live::filters(),
         )
         .with_assessor(assessor);
         let term = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -543,9 +485,27 @@ impl<M: Model> Harness<M> {
         self
     }
 
-    pub fn event(&mut self, e: M::Event) -> &mut Self {
+    pub fn event(&mut self, e: EngineEvent) -> &mut Self {
         self.app.handle(AppEvent::Engine(e));
         self.draw()
+    }
+
+    /// The kernel destroys the flow `k` (as the store holds it).
+    pub fn remove_flow(&mut self, k: FlowKey) -> &mut Self {
+        let f = self.app.store.flow(&k).cloned().expect("flow to remove");
+        self.event(ev::destroy(f))
+    }
+
+    /// The plans sent so far.
+    pub fn plans(&self) -> Vec<Plan> {
+        self.sent
+            .borrow()
+            .iter()
+            .filter_map(|r| match r {
+                Request::Execute(p) => Some((**p).clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn tick(&mut self, secs: u32) -> &mut Self {
@@ -610,5 +570,11 @@ impl<M: Model> Harness<M> {
         }
         let ci = line[..line.find(needle).unwrap()].chars().count();
         buf[(xs[ci], y)].style()
+    }
+}
+
+impl From<Scene> for Store {
+    fn from(s: Scene) -> Store {
+        s.store
     }
 }

@@ -1,0 +1,499 @@
+//! The screens: one module per screen, each owning its columns, its rows, its selection,
+//! sort, detail pane and drawing. The app holds them as one list (`all`) and talks to the
+//! current one through the `Screen` trait only: no `match` on the screen anywhere else.
+//!
+//! ```text
+//! ┌ header (widgets::header) ────────────────────────────────────────────────────┐
+//! │ tab line: one tab per entry of `all()`, in order      filter · 12/1,234 match │
+//! ├ the current screen: Screen::draw ─────────────────────────────────────────────┤
+//! │ Proto Original src:port → dst:port   ctstate  Helper Risk  Left   (columns:   │
+//! │ …only the visible window becomes rows (widgets::table)…            the screen)│
+//! ├ Screen::detail, when Enter opened it (popups::detail) ────────────────────────┤
+//! └ status line or filter bar (widgets::status, popups::filter) ──────────────────┘
+//! ```
+//!
+//! Inside a screen module:
+//! - a column enum: a new column is one variant, with its `Column` arms (title, width,
+//!   priority) and its cell and sort value beside it in the same file;
+//! - `build`: the pure "filter + sort the row keys" over `(&Store, &Spec)`, returning the
+//!   keys and the count before filtering. It takes no app state, so it can run anywhere
+//!   (a background view builder runs exactly these);
+//! - the `Screen` impl: selection (a `view::TableView` that follows its entry by key),
+//!   sort keys, the detail pane's lines (built once per frame) and drawing through the
+//!   shared table tail (`widgets::table`).
+//!
+//! To add a screen (e.g. "Top"): write `screens/top.rs` with a type implementing `Screen`,
+//! add `pub mod top;` and one line to `all()`. Its tab, Tab/BackTab cycling, selection
+//! keys, sort keys, detail pane, deletes (through `Screen::selected`) and the footer's
+//! sort label then work; a digit key of its own is one more line in `keymap`.
+//!
+//! Screens must not touch the terminal outside `draw`, nor the engine.
+
+pub mod chains;
+pub mod expectations;
+pub mod findings;
+pub mod flows;
+
+use std::any::Any;
+
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::Line;
+use ratatui::Frame;
+
+use crate::actions::Entry;
+use crate::filter::Filter;
+use crate::model::store::FlowKey;
+use crate::model::{Flow, HelperId, Store};
+use crate::risk::Assessment;
+
+use super::app::Summary;
+use super::inputs::Clock;
+use super::keymap::Action;
+use super::risk::{self as trisk, RiskCache};
+use super::theme::Theme;
+use super::view::{Column, Rows, TableView};
+use super::widgets::thousands;
+
+/// The screen list, in tab order (keys 1, 2, 3…). A new screen is one line here.
+pub fn all() -> Vec<Box<dyn Screen>> {
+    vec![
+        Box::<flows::Flows>::default(),
+        Box::<expectations::Expectations>::default(),
+        Box::<chains::Chains>::default(),
+        Box::<findings::Findings>::default(),
+    ]
+}
+
+/// What a screen reads to build, describe and draw: never the app itself.
+pub struct Ctx<'a> {
+    pub store: &'a Store,
+    /// Helper-risk assessments of the current store generation.
+    pub risk: &'a RiskCache,
+    pub theme: &'a Theme,
+    /// Store seconds now.
+    pub now: u32,
+    /// For absolute times in the detail pane.
+    pub clock: &'a dyn Clock,
+    /// The active filter.
+    pub filter: Option<&'a Filter>,
+    /// Header numbers (the tab line's counts).
+    pub summary: &'a Summary,
+}
+
+impl Ctx<'_> {
+    /// Wall time of a store second.
+    pub fn wall(&self, store_secs: u32) -> std::time::SystemTime {
+        self.clock.wall(store_secs)
+    }
+}
+
+/// What drawing a screen measured, for paging and the frame statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drawn {
+    /// Rows handed to the table widget (the visible window, never the whole table).
+    pub rows: usize,
+    /// Height of the table body.
+    pub height: usize,
+}
+
+/// What `m` (jump to the master and back) does from a screen's selection.
+pub enum Jump {
+    /// From this flow, within this screen.
+    Within(FlowKey),
+    /// To this master, on the screen that lists flows.
+    ToMaster(FlowKey),
+    /// Not here; the status line says why.
+    Refuse(&'static str),
+    Nothing,
+}
+
+/// One screen. The app calls these for the current screen only.
+pub trait Screen {
+    /// The tab's name (100 columns and wider) and its short form (below 100 columns; its
+    /// first letter below 60).
+    fn titles(&self) -> (&'static str, &'static str);
+    /// The count on its tab.
+    fn tab_count(&self, cx: &Ctx) -> String;
+    /// Its table (selection moves, invalidation, counts).
+    fn rows(&self) -> &dyn Rows;
+    fn rows_mut(&mut self) -> &mut dyn Rows;
+    /// Rows shown and entries before the filter, for the tab line's "12/1,234 match".
+    fn shown(&self) -> (usize, usize) {
+        self.rows().shown()
+    }
+    /// The footer's sort label ("sort Left▲", "by master").
+    fn sort_label(&self) -> String;
+    /// `s`/`S`/`r`: change the sort. `Err`: this screen has a fixed order, and why.
+    fn sort(&mut self, a: Action) -> Result<(), &'static str> {
+        let _ = a;
+        Err(FIXED_ORDER)
+    }
+    /// Rebuild the rows if they are stale. `due(built)` says whether rows built from
+    /// store generation `built` should be rebuilt now (data moved and the size budget
+    /// allows it, not paused). Returns whether it rebuilt.
+    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool;
+    /// Settings changed (filter, sort, unpause): rebuild at the next `prepare`.
+    fn invalidate(&mut self) {
+        self.rows_mut().invalidate();
+    }
+    /// The risk cache was rebuilt (rows that point into it must follow).
+    fn risk_rebuilt(&mut self) {}
+    fn move_by(&mut self, delta: isize) {
+        self.rows_mut().move_by(delta);
+    }
+    /// The entry the selection is about (what `d`, `D`, `H` act on).
+    fn selected(&self) -> Option<Entry>;
+    /// Select the row of this entry; `false` if it is not shown.
+    fn select(&mut self, e: Entry) -> bool;
+    /// Whether this is the screen that lists this kind of entry (jumps land there).
+    fn lists(&self, e: &Entry) -> bool {
+        let _ = e;
+        false
+    }
+    /// What `m` does here.
+    fn jump(&self, cx: &Ctx) -> Jump {
+        let _ = cx;
+        match self.selected() {
+            Some(Entry::Flow(k)) => Jump::Within(k),
+            _ => Jump::Nothing,
+        }
+    }
+    /// Whether Enter toggles a detail pane below the table; `false`: Enter goes to the
+    /// entry `goto` names instead (findings).
+    fn has_detail(&self) -> bool {
+        true
+    }
+    /// The entry Enter goes to on a screen without a detail pane.
+    fn goto(&self) -> Option<Entry> {
+        None
+    }
+    /// The detail pane's title and lines for the selection; `None`: this screen has no
+    /// detail pane (findings shows its own).
+    fn detail(&self, cx: &Ctx) -> Option<(&'static str, Vec<Line<'static>>)>;
+    /// Draw the table (and any pane of its own) into `area`.
+    fn draw(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn;
+    /// For typed access (`App::flow_keys` and the like, used by tests).
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// What a sorted table's rows are built from besides the store: the filter, the risk
+/// badges (for sorting by Risk), the sort column and direction, and the time. Plain
+/// borrowed data: a build can run anywhere.
+pub struct Spec<'a, C> {
+    pub filter: Option<&'a Filter>,
+    pub risk: &'a RiskCache,
+    pub sort: C,
+    pub desc: bool,
+    pub now: u32,
+}
+
+/// A screen that is one table of entries sorted by one of its columns (flows,
+/// expectations). Implementing this is its whole `Screen`: selection, sort keys, the
+/// footer's label and rebuilding come with it.
+pub trait SortedTable: 'static {
+    type Key: Copy + PartialEq + Into<Entry> + 'static;
+    type Col: Column + 'static;
+    /// The tab's names, long and short (see `Screen::titles`).
+    const TITLES: (&'static str, &'static str);
+    /// Columns in display order; the view's `sort` indexes this.
+    const COLUMNS: &'static [Self::Col];
+    fn view(&self) -> &TableView<Self::Key>;
+    fn view_mut(&mut self) -> &mut TableView<Self::Key>;
+    /// The count on its tab.
+    fn count(cx: &Ctx) -> usize;
+    /// The pure row build: keys filtered and sorted, and the count before filtering.
+    fn build(store: &Store, spec: &Spec<Self::Col>) -> (Vec<Self::Key>, usize);
+    /// The row of an entry, if this table lists its kind.
+    fn key(e: Entry) -> Option<Self::Key>;
+    /// What `m` does here.
+    fn jump_from(&self, cx: &Ctx) -> Jump;
+    /// The detail pane for the selection.
+    fn detail_lines(&self, cx: &Ctx) -> (&'static str, Vec<Line<'static>>);
+    /// Draw the visible window.
+    fn draw_rows(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn;
+}
+
+impl<T: SortedTable> Screen for T {
+    fn titles(&self) -> (&'static str, &'static str) {
+        T::TITLES
+    }
+
+    fn tab_count(&self, cx: &Ctx) -> String {
+        thousands(T::count(cx))
+    }
+
+    fn rows(&self) -> &dyn Rows {
+        self.view()
+    }
+
+    fn rows_mut(&mut self) -> &mut dyn Rows {
+        self.view_mut()
+    }
+
+    fn sort_label(&self) -> String {
+        let v = self.view();
+        sort_label(T::COLUMNS[v.sort].title(), v.desc)
+    }
+
+    fn sort(&mut self, a: Action) -> Result<(), &'static str> {
+        cycle_sort(self.view_mut(), a, T::COLUMNS.len());
+        Ok(())
+    }
+
+    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool {
+        let v = self.view();
+        let spec = Spec {
+            filter: cx.filter,
+            risk: cx.risk,
+            sort: T::COLUMNS[v.sort],
+            desc: v.desc,
+            now: cx.now,
+        };
+        self.view_mut()
+            .refresh(gen, due, || T::build(cx.store, &spec))
+    }
+
+    fn selected(&self) -> Option<Entry> {
+        self.view().selected().map(Into::into)
+    }
+
+    fn select(&mut self, e: Entry) -> bool {
+        T::key(e).is_some_and(|k| self.view_mut().select_key(k))
+    }
+
+    fn lists(&self, e: &Entry) -> bool {
+        T::key(*e).is_some()
+    }
+
+    fn jump(&self, cx: &Ctx) -> Jump {
+        self.jump_from(cx)
+    }
+
+    fn detail(&self, cx: &Ctx) -> Option<(&'static str, Vec<Line<'static>>)> {
+        Some(self.detail_lines(cx))
+    }
+
+    fn draw(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn {
+        self.draw_rows(f, cx, area)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The helper a flow is shown under: its own, else the one whose expectation created it,
+/// else its master's (a RELATED FTP data flow carries no helper itself).
+pub fn display_helper(m: &Store, key: &FlowKey, fl: &Flow) -> HelperId {
+    if !fl.helper.is_none() || !fl.is_related() {
+        return fl.helper;
+    }
+    m.expectation_of(key)
+        .map(|e| e.helper)
+        .or_else(|| m.master_of(key).map(|x| x.helper))
+        .unwrap_or(HelperId::NONE)
+}
+
+/// The risk badge of an assessed entry as text and style: the finding badge (`!3306`) in
+/// the finding style, else the freedom badge (`IN-CMD`) in that freedom's style.
+pub fn risk_badge(t: &Theme, a: &Assessment, port: u16) -> (String, Style) {
+    let style = if a.findings.is_empty() {
+        t.freedom(trisk::headline(&a.freedom))
+    } else {
+        t.finding
+    };
+    (trisk::badge(a, port), style)
+}
+
+/// The risk cell's text and style; `?` for a RELATED entry nobody could assess (no
+/// assessor: every RELATED flow is assessed otherwise, from the flow if need be).
+pub fn risk_text(t: &Theme, a: Option<&Assessment>, port: u16, related: bool) -> (String, Style) {
+    match a {
+        Some(a) => risk_badge(t, a, port),
+        None if related => ("?".into(), t.dim),
+        None => (String::new(), Style::new()),
+    }
+}
+
+/// A column title with the sort arrow when the table is sorted by it.
+pub fn sort_title(title: &str, sorted: bool, desc: bool) -> String {
+    if sorted {
+        format!("{title}{}", if desc { "▼" } else { "▲" })
+    } else {
+        title.to_owned()
+    }
+}
+
+/// The footer's label for a sortable table: the column title's first word and the arrow.
+pub fn sort_label(title: &str, desc: bool) -> String {
+    format!(
+        "sort {}{}",
+        title.split(' ').next().unwrap_or(""),
+        if desc { "▼" } else { "▲" }
+    )
+}
+
+/// Change a table's sort among `n` columns: `s` next, `S` previous, `r` reverses. The
+/// view rebuilds at the next `prepare`.
+pub fn cycle_sort<K>(view: &mut TableView<K>, a: Action, n: usize) {
+    match a {
+        Action::SortNext => view.sort = (view.sort + 1) % n,
+        Action::SortPrev => view.sort = (view.sort + n - 1) % n,
+        _ => view.desc = !view.desc,
+    }
+    view.built = None;
+}
+
+/// Why chains and findings keep their order (the same words on both).
+pub const FIXED_ORDER: &str =
+    "chains are ordered by master and findings by kind; sort applies to the tables";
+
+/// What the screens' tests share: a real store fed the records the engine makes, and the
+/// context a screen reads.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::time::SystemTime;
+
+    use crate::decode::{Event, Record};
+    use crate::model::flow::status;
+    use crate::model::helper::intern;
+    use crate::model::tuple::{proto, Family, Tuple};
+    use crate::model::{Expectation, Flow, Store};
+    use crate::tui::app::Summary;
+    use crate::tui::inputs::SystemClock;
+    use crate::tui::risk::{Assess, RiskCache};
+    use crate::tui::theme::{Theme, ThemeKind};
+
+    use super::{Ctx, Screen};
+
+    pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
+        let mut t = Tuple {
+            family: Family::Ipv4,
+            proto: proto::TCP,
+            sport,
+            dport,
+            ..Tuple::default()
+        };
+        t.set_src_ip(src.parse().unwrap());
+        t.set_dst_ip(dst.parse().unwrap());
+        t
+    }
+
+    /// A confirmed TCP flow with `timeout` seconds left.
+    pub fn flow(t: Tuple, timeout: u32) -> Flow {
+        let mut f = Flow::new(t);
+        f.status = status::CONFIRMED | status::SEEN_REPLY;
+        f.timeout = timeout;
+        f
+    }
+
+    /// An FTP control flow (the master of what follows).
+    pub fn ftp_master(t: Tuple) -> Flow {
+        let mut f = flow(t, 431_999);
+        f.status |= status::HELPER;
+        f.helper = intern("ftp");
+        f
+    }
+
+    /// An expectation of the ftp helper for `dst:dport`, from `master`.
+    pub fn ftp_expect(
+        master: Tuple,
+        src: &str,
+        dst: &str,
+        dport: u16,
+        timeout: u32,
+    ) -> Expectation {
+        let t = tcp(src, 0, dst, dport);
+        let mask = tcp("255.255.255.255", 0, "255.255.255.255", 0xffff);
+        let mut e = Expectation::new(t, mask, master);
+        e.helper = intern("ftp");
+        e.timeout = timeout;
+        e
+    }
+
+    /// A RELATED flow created by `master`'s expectation.
+    pub fn related(t: Tuple, master: Tuple) -> Flow {
+        let mut f = flow(t, 100);
+        f.status |= status::EXPECTED;
+        f.extra_mut().master = Some(master);
+        f
+    }
+
+    /// The row builds' inputs can go to another thread (a background view builder).
+    #[test]
+    fn build_inputs_are_send() {
+        fn send<T: Send>() {}
+        send::<super::Spec<'static, super::flows::FlowCol>>();
+        send::<super::Spec<'static, super::expectations::ExpectCol>>();
+        send::<(
+            &'static Store,
+            &'static RiskCache,
+            Option<&'static crate::filter::Filter>,
+        )>();
+    }
+
+    /// A store, its risk assessments and what a screen reads, fed record by record.
+    pub struct Fixture {
+        pub store: Store,
+        pub risk: RiskCache,
+        theme: Theme,
+        clock: SystemClock,
+        summary: Summary,
+        assessor: Option<crate::risk::Assessor>,
+    }
+
+    impl Fixture {
+        pub fn new() -> Fixture {
+            Fixture {
+                store: Store::new(),
+                risk: RiskCache::default(),
+                theme: Theme::new(ThemeKind::Dark),
+                clock: SystemClock {
+                    epoch: SystemTime::UNIX_EPOCH,
+                },
+                summary: Summary::default(),
+                assessor: None,
+            }
+        }
+
+        /// Assess helper risk (the embedded freedom table, no sockets).
+        pub fn with_risk(mut self) -> Fixture {
+            let table = crate::risk::HelperTable::embedded().unwrap();
+            self.assessor = Some(crate::risk::Assessor::new(
+                table,
+                crate::risk::Config::default(),
+                None,
+            ));
+            self
+        }
+
+        pub fn new_flow(&mut self, f: Flow) {
+            self.store.apply(Event::New, Record::Flow(f), 0);
+        }
+
+        pub fn new_expect(&mut self, e: Expectation) {
+            self.store.apply(Event::New, Record::Expect(e), 0);
+        }
+
+        /// Bring `screen` up to date with the store, as the app does.
+        pub fn prepare(&mut self, screen: &mut dyn Screen) {
+            let gen = self.store.generation();
+            if self.risk.built != Some(gen) {
+                let a = self.assessor.as_ref().map(|a| a as &dyn Assess);
+                self.risk.rebuild(&self.store, a, gen);
+                screen.risk_rebuilt();
+            }
+            let cx = Ctx {
+                store: &self.store,
+                risk: &self.risk,
+                theme: &self.theme,
+                now: 1,
+                clock: &self.clock,
+                filter: None,
+                summary: &self.summary,
+            };
+            screen.prepare(&cx, gen, &|built| built != Some(gen));
+        }
+    }
+}
