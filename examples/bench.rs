@@ -78,7 +78,7 @@ fn main() {
                     Ok(EngineEvent::Records(b)) => {
                         let n = b
                             .iter()
-                            .filter(|(e, _)| *e != ctscope::decode::Event::Dump)
+                            .filter(|(e, _)| *e != ctscope::model::Event::Dump)
                             .count();
                         if n > 0 && started.is_none() {
                             started = Some(Instant::now());

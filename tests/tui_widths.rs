@@ -13,7 +13,7 @@ mod tui_support;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use ctscope::decode::{self, Event, Message, Record};
+use ctscope::decode::{self, Message};
 use ctscope::engine::record::{Kind, Reader};
 use ctscope::engine::{EngineEvent, EXPECTS, FLOWS};
 use ctscope::model::flow::status;
@@ -21,6 +21,7 @@ use ctscope::model::helper::intern;
 use ctscope::model::store::FlowKey;
 use ctscope::model::tuple::proto;
 use ctscope::model::{Counter, Flow, Store, Tuple};
+use ctscope::model::{Event, Record};
 use ctscope::tui::text;
 use ctscope::tui::AppEvent;
 use ctscope::tui::Model;

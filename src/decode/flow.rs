@@ -7,10 +7,10 @@
 use super::attr::{be16, be32, be64, malformed, string, u8_of, Attrs};
 use super::tuple::tuple;
 use super::DecodeError;
+use crate::abi::*;
 use crate::model::flow::{Counter, Extra, Flow};
 use crate::model::helper;
 use crate::model::tuple::Family;
-use crate::netlink::consts::*;
 
 const CTX: &str = "ctnetlink";
 

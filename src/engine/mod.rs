@@ -35,10 +35,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::actions::{self, Plan, Report};
-use crate::decode::{self, Event, Message, Record};
+use crate::decode::{self, Message};
 use crate::error::{Error, Result};
 use crate::model::store::FlowKey;
 use crate::model::Store;
+use crate::model::{Event, Record};
 pub use source::{Clock, Item, Live, Poll, Replay, ReplayControl, Source, Speed, EXPECTS, FLOWS};
 
 /// What the engine tells the store's owner.

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::record::{self, Kind, Reader};
+use crate::abi::*;
 use crate::error::{Error, Result};
 use crate::model::store::FlowKey;
-use crate::netlink::consts::*;
 use crate::netlink::events::{Recv, Subscription, DEFAULT_RCVBUF};
 use crate::netlink::request::{family_of, Request};
 use crate::netlink::{Conn, Namespace, Table};

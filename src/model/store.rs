@@ -39,9 +39,8 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
 
-use crate::decode::{Event, Record};
 use crate::model::flow::NO_STATE;
-use crate::model::{Expectation, Extra, Flow, Tuple};
+use crate::model::{Event, Expectation, Extra, Flow, Record, Tuple};
 
 /// The store's key for a flow: the kernel's identity of a conntrack entry.
 ///

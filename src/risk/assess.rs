@@ -871,11 +871,7 @@ mod tests {
     fn dumped<const N: usize>(flows: [Flow; N]) -> Store {
         let mut store = Store::new();
         for f in flows {
-            store.apply(
-                crate::decode::Event::Dump,
-                crate::decode::Record::Flow(f),
-                0,
-            );
+            store.apply(crate::model::Event::Dump, crate::model::Record::Flow(f), 0);
         }
         store
     }

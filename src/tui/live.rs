@@ -10,10 +10,10 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, SystemTime};
 
 use crate::actions::{Context, Plan};
-use crate::decode::{Event, Record};
 use crate::engine::{self, Command, EngineEvent, EngineHandle, ReplayControl};
 use crate::filter::Filter;
 use crate::model::store::{ExpectKey, FlowKey, Stats};
+use crate::model::{Event, Record};
 use crate::model::{Expectation, Flow, Store};
 
 use super::model::{
@@ -365,8 +365,8 @@ mod tests {
 
     #[test]
     fn plan_for_flush_all_is_the_frozen_entries_only() {
-        use crate::decode::Event;
         use crate::model::tuple::{proto, Tuple};
+        use crate::model::Event;
         let mut store = Store::new();
         let mk = |sport| {
             let mut f = Flow::new(Tuple {

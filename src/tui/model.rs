@@ -9,9 +9,9 @@
 use std::time::{Duration, SystemTime};
 
 use crate::actions;
-use crate::decode::{Event, Record};
 use crate::engine::{self, EngineEvent};
 use crate::model::store::{ExpectKey, FlowKey, Stats};
+use crate::model::{Event, Record};
 use crate::model::{Expectation, Flow, Store};
 
 /// What applying one engine event meant for the UI.

@@ -12,12 +12,12 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ctscope::decode::{Event, Record};
 use ctscope::model::flow::status;
 use ctscope::model::helper::intern;
 use ctscope::model::store::{ExpectKey, FlowKey, Stats, Store};
 use ctscope::model::tuple::proto;
 use ctscope::model::{Counter, Expectation, Family, Flow, Tuple};
+use ctscope::model::{Event, Record};
 use ctscope::risk::{Assessment, Assessor, Config, HelperTable};
 use ctscope::tui::risk::Assess;
 use ctscope::tui::{ActionReport, App, AppEvent, Applied, Clock, Model, Request, TuiOptions};
