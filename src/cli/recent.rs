@@ -17,32 +17,28 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::args::{ActArgs, Global, RecentAction};
-use super::Usage;
 use crate::engine::{self, Live};
+use crate::error::{Error, Hint};
 use crate::model::Store;
 use crate::netlink::{netns, Namespace};
 use crate::recent::{self, procfs, Lang, RecentError, Snapshot};
 
 pub fn main(g: &Global, action: Option<RecentAction>, json: bool) -> Result<ExitCode> {
     if g.replay.is_some() {
-        return Err(Usage(
-            "recent reads the live lists, sets and ruleset; a recording holds none of them\nhint: drop --replay"
-                .into(),
-        )
-        .into());
+        return Err(Error::live_only("recent reads the live lists, sets and ruleset").into());
     }
     let ns = super::commands::namespace(g);
     match action {
         None => show(g, &ns, json),
         Some(RecentAction::Delete { name, addr, act }) => {
-            procfs::check_name(&name).map_err(|e| Usage(e.to_string()))?;
-            let addr: IpAddr = addr
-                .parse()
-                .map_err(|_| Usage(format!("'{}' is not an IPv4 or IPv6 address", shown(&addr))))?;
+            procfs::check_name(&name).map_err(|e| Error::usage(e.to_string()))?;
+            let addr: IpAddr = addr.parse().map_err(|_| {
+                Error::usage(format!("'{}' is not an IPv4 or IPv6 address", shown(&addr)))
+            })?;
             act_on(&ns, &name, Some(addr.to_canonical()), act)
         }
         Some(RecentAction::Flush { name, act }) => {
-            procfs::check_name(&name).map_err(|e| Usage(e.to_string()))?;
+            procfs::check_name(&name).map_err(|e| Error::usage(e.to_string()))?;
             act_on(&ns, &name, None, act)
         }
     }
@@ -275,14 +271,17 @@ fn resolve(snap: &Snapshot, name: &str) -> Result<Place> {
             }
             Err(RecentError::NoSuchList(name.to_owned()).into())
         }
-        many => Err(Usage(format!(
-            "'{}' names a set in several tables: {}\nhint: name one as FAMILY:TABLE:NAME",
-            shown(name),
-            many.iter()
-                .map(|s| shown(&format!("{}:{}:{}", s.family, s.table, s.name)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        many => Err(Error::usage_hint(
+            format!(
+                "'{}' names a set in several tables: {}",
+                shown(name),
+                many.iter()
+                    .map(|s| shown(&format!("{}:{}:{}", s.family, s.table, s.name)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "name one as FAMILY:TABLE:NAME",
+        )
         .into()),
     }
 }
@@ -342,7 +341,8 @@ fn act_on(ns: &Namespace, name: &str, addr: Option<IpAddr>, act: ActArgs) -> Res
         if let Some(m) = hit.first() {
             writeln!(
                 err,
-                "ctscope: refusing: '{m}' in {what} is (or may be) your own SSH session's address; removing it can lock you out of the knock\nhint: add --include-own-ssh if that is what you want"
+                "ctscope: refusing: '{m}' in {what} is (or may be) your own SSH session's address; removing it can lock you out of the knock{}",
+                Hint(Some("add --include-own-ssh if that is what you want"))
             )?;
             return Ok(ExitCode::from(1));
         }

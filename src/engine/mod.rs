@@ -862,7 +862,7 @@ mod tests {
             Ok(())
         }
         fn conn(&mut self) -> Result<&mut Conn> {
-            Err(Error::Other(source::REPLAY_REFUSAL.into()))
+            Err(source::replay_refusal())
         }
         fn clock(&self) -> Clock {
             Clock::Wall(self.start)

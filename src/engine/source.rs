@@ -303,9 +303,12 @@ pub enum ReplayControl {
     Speed(Speed),
 }
 
-/// The message shown when an action is attempted on a replay.
-pub const REPLAY_REFUSAL: &str =
-    "this is a replay of a recording: nothing can be deleted or flushed\nhint: run without --replay to act on the live table";
+/// The refusal of an action (delete, flush) on a replay.
+pub fn replay_refusal() -> Error {
+    Error::Replay {
+        what: "delete and flush act on the live table".into(),
+    }
+}
 
 impl Replay {
     /// Open a recording file.
@@ -461,7 +464,7 @@ impl<R: std::io::Read + Send> Source for Replay<R> {
     }
 
     fn conn(&mut self) -> Result<&mut Conn> {
-        Err(Error::Other(REPLAY_REFUSAL.into()))
+        Err(replay_refusal())
     }
 
     fn clock(&self) -> Clock {
