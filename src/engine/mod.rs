@@ -244,6 +244,13 @@ pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<Load
         End(u8),
     }
 
+    // Size the store for the table once (plus 1/16 for entries created during the dump):
+    // growing by doubling rehashes the index and copies the slab ~20 times on the way to a
+    // million flows (`reserve_rehash` was the top user-space cost of a load), and leaves
+    // up to half of the last doubling unused.
+    if let Some(n) = source.flow_count() {
+        store.reserve_flows((n + n / 16).saturating_sub(store.flow_count()));
+    }
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Chunk>(16);
         // Emptied chunk buffers come back for reuse, so steady state allocates nothing.

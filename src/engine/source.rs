@@ -121,6 +121,12 @@ pub trait Source: Send {
     fn control(&mut self, _c: ReplayControl) -> Result<()> {
         Ok(())
     }
+
+    /// How many flows the table holds now (`nf_conntrack_count`), so a load can size the
+    /// store once. `None` when unknown (a recording).
+    fn flow_count(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The live kernel in one namespace.
@@ -175,6 +181,11 @@ impl Live {
 const DUMP_RETRIES: usize = 3;
 
 impl Source for Live {
+    fn flow_count(&self) -> Option<usize> {
+        crate::netlink::netns::read_sysctl(&self.ns, "net/netfilter/nf_conntrack_count")
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     fn dump(&mut self, tables: u8, sink: &mut dyn FnMut(Item<'_>)) -> Result<bool> {
         for attempt in 0..DUMP_RETRIES {
             sink(Item::DumpBegin(tables));
