@@ -181,7 +181,7 @@ impl Legit {
             l.hex.insert(format!("{:#x}", f.mark));
             l.secs(f.remaining(now));
             l.secs(now.saturating_sub(f.seen));
-            if let Some(e) = &f.extra {
+            if let Some(e) = f.extra.as_deref() {
                 l.nums.extend(e.zone_orig.map(u64::from));
                 l.nums.extend(e.zone_reply.map(u64::from));
                 l.nums

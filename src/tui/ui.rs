@@ -1029,7 +1029,7 @@ fn flow_detail<M: Model>(app: &App<M>, key: &FlowKey, fl: &Flow) -> Vec<Line<'st
         ),
     ));
     let mut ids = format!("{}", fl.zone);
-    if let Some(e) = &fl.extra {
+    if let Some(e) = fl.extra.as_deref() {
         if let Some(o) = e.zone_orig {
             ids.push_str(&format!(" (orig {o})"));
         }
@@ -1063,7 +1063,7 @@ fn flow_detail<M: Model>(app: &App<M>, key: &FlowKey, fl: &Flow) -> Vec<Line<'st
             format!("{exps} expectation(s), {kids} RELATED flow(s)"),
         ));
     }
-    if let Some(e) = &fl.extra {
+    if let Some(e) = fl.extra.as_deref() {
         if let Some(c) = e.counters {
             l.push(kv(
                 t,
