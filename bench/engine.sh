@@ -4,9 +4,10 @@
 # bytes per stored flow; then a flush burst of E entries (default 250,000) followed by
 # ctscope's engine and by `conntrack -E` at the same time. Prints one table.
 #
-# --nat-share S (0..1, or a percentage such as 100%) loads that share of the entries NATed
-# (alternately DNAT and SNAT, over every protocol and family), as on a Kubernetes node or a
-# NAT gateway, to measure the store's bytes per flow there.
+# --nat-share S (0..1, or a percentage such as 100%) loads that share of the TCP and UDP
+# entries NATed (alternately DNAT and SNAT, both families; ICMP entries, 5%, take no reply
+# tuple from conntrack -I), as on a Kubernetes node or a NAT gateway, to measure the
+# store's bytes per flow there.
 #
 # Needs root. Raises the host's nf_conntrack_max (a namespace cannot exceed it) and
 # restores it on exit. Usage: sudo bench/engine.sh [--nat-share S] [N] [E] [RUNS]
