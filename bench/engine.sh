@@ -4,10 +4,32 @@
 # bytes per stored flow; then a flush burst of E entries (default 250,000) followed by
 # ctscope's engine and by `conntrack -E` at the same time. Prints one table.
 #
+# --nat-share S (0..1, or a percentage such as 100%) loads that share of the TCP and UDP
+# entries NATed (alternately DNAT and SNAT, both families; ICMP entries, 5%, take no reply
+# tuple from conntrack -I), as on a Kubernetes node or a NAT gateway, to measure the
+# store's bytes per flow there.
+#
 # Needs root. Raises the host's nf_conntrack_max (a namespace cannot exceed it) and
-# restores it on exit. Usage: sudo bench/engine.sh [N] [E] [RUNS]
+# restores it on exit. Usage: sudo bench/engine.sh [--nat-share S] [N] [E] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+pos=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --nat-share) BENCH_NAT_SHARE=${2:?--nat-share needs a value}; shift 2 ;;
+    --nat-share=*) BENCH_NAT_SHARE=${1#*=}; shift ;;
+    *) pos+=("$1"); shift ;;
+  esac
+done
+set -- ${pos[@]+"${pos[@]}"}
+if [ -n "${BENCH_NAT_SHARE:-}" ]; then
+  BENCH_NAT_SHARE=$(awk -v s="$BENCH_NAT_SHARE" 'BEGIN {
+    pct = sub(/%$/, "", s); v = s + 0
+    if (s !~ /^[0-9]*\.?[0-9]+$/ || (pct ? v > 100 : v > 1)) { print "bad"; exit }
+    print (pct ? v / 100 : v) }')
+  [ "$BENCH_NAT_SHARE" = bad ] && { echo "--nat-share takes 0..1 or 0%..100%" >&2; exit 2; }
+  export BENCH_NAT_SHARE
+fi
 N=${1:-1000000}
 E=${2:-250000}
 RUNS=${3:-3}
@@ -23,6 +45,7 @@ for i in $(seq "$RUNS"); do
   out=$($B load "$NS")
   load+=("$(echo "$out" | field wall)"); cpu+=("$(echo "$out" | field cpu)")
   rss+=("$(echo "$out" | field rss_per_flow)"); struct+=("$(echo "$out" | field structural_per_flow)")
+  NATED=$(echo "$out" | field nat)
   list+=("$(wall "$CT" --netns "$NS" list)")
   ctl+=("$(wall ip netns exec "$NS" conntrack -L)")
 done
@@ -37,6 +60,7 @@ printf '%-44s %8s %8s\n' "ctscope: dump -> decode -> store" "$L_" "$(ratio "$L_"
 printf '%-44s %8s %8s\n' "ctscope list > /dev/null (text output)" "$LI_" "$(ratio "$LI_" "$B_")"
 printf '%-44s %8s %8s\n' "conntrack -L > /dev/null" "$CT_" "$(ratio "$CT_" "$B_")"
 echo "ctscope store load: cpu ${C_}s; resident ${R_} B/flow (RSS delta), structural ${S_} B/flow"
+echo "NATed entries: share ${BENCH_NAT_SHARE:-default (every 50th TCP entry)}; $NATED of the stored flows have a NAT'd reply"
 
 echo
 echo "== flush burst of $E entries: events received"

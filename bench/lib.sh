@@ -47,15 +47,16 @@ bench_build() {
 }
 
 # bench_load N [TIMEOUT]: write N generated entries to $TMP/entries, load them into $NS
-# with `conntrack -R`, set $LOADED to the table's count. With TIMEOUT, every entry gets
+# with `conntrack -R`, set $LOADED to the table's count; $BENCH_NAT_SHARE (0..1), when set,
+# is the share of entries generated NATed (gen_entries.py). With TIMEOUT, every entry gets
 # that timeout in seconds: the generator's 30 s ICMP and 120 s UDP entries would expire
 # during a long run, and their DESTROY events would make a "steady" table anything but.
 bench_load() {
   echo "loading $1 entries (bench/gen_entries.py | conntrack -R)"
   if [ -n "${2:-}" ]; then
-    python3 bench/gen_entries.py "$1" | sed "s/ -t [0-9]*/ -t $2/" > "$TMP/entries"
+    python3 bench/gen_entries.py "$1" ${BENCH_NAT_SHARE:+"$BENCH_NAT_SHARE"} | sed "s/ -t [0-9]*/ -t $2/" > "$TMP/entries"
   else
-    python3 bench/gen_entries.py "$1" > "$TMP/entries"
+    python3 bench/gen_entries.py "$1" ${BENCH_NAT_SHARE:+"$BENCH_NAT_SHARE"} > "$TMP/entries"
   fi
   ip netns exec "$NS" conntrack -R "$TMP/entries" >/dev/null 2>&1 || true
   LOADED=$(ip netns exec "$NS" conntrack -C)

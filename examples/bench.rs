@@ -1,8 +1,9 @@
 //! Benchmark probes for bench/engine.sh (not a test: it prints numbers).
 //!
 //! - `bench dump NS`: bare netlink dump that only counts messages (the floor).
-//! - `bench load NS`: dump → decode → store, the real `list` path; prints time, CPU and
-//!   resident bytes per stored flow (RSS after minus RSS before, over the flow count).
+//! - `bench load NS`: dump → decode → store, the real `list` path; prints time, CPU,
+//!   resident bytes per stored flow (RSS after minus RSS before, over the flow count) and
+//!   how many stored flows are NATed.
 //! - `bench events NS SECS`: follow events into a store until SECS pass with no event;
 //!   prints events received and CPU per event.
 
@@ -55,8 +56,9 @@ fn main() {
             let used = (cpu() - c0).as_secs_f64();
             let n = store.flow_count();
             let after = rss();
+            let nat = store.flows().filter(|f| f.is_nat()).count();
             println!(
-                "store-load entries={n} wall={wall:.3}s cpu={used:.3}s rss_per_flow={:.1}B structural_per_flow={:.1}B",
+                "store-load entries={n} nat={nat} wall={wall:.3}s cpu={used:.3}s rss_per_flow={:.1}B structural_per_flow={:.1}B",
                 (after.saturating_sub(before)) as f64 / n.max(1) as f64,
                 store.memory().total() as f64 / n.max(1) as f64
             );
@@ -78,7 +80,7 @@ fn main() {
                     Ok(EngineEvent::Records(b)) => {
                         let n = b
                             .iter()
-                            .filter(|(e, _)| *e != ctscope::decode::Event::Dump)
+                            .filter(|(e, _)| *e != ctscope::model::Event::Dump)
                             .count();
                         if n > 0 && started.is_none() {
                             started = Some(Instant::now());

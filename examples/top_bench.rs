@@ -9,11 +9,11 @@
 
 use std::time::Instant;
 
-use ctscope::decode::{Event, Record};
 use ctscope::model::flow::status;
 use ctscope::model::top::{GroupBy, Sort, Top};
 use ctscope::model::tuple::{proto, Family, Tuple};
 use ctscope::model::{Counter, Flow, Store};
+use ctscope::model::{Event, Record};
 
 fn flow(i: u32) -> Flow {
     let mut t = Tuple {

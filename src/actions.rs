@@ -18,11 +18,12 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::decode::{self, Event, Message, Record};
+use crate::decode::{self, Message};
 use crate::engine::{Item, Poll, Source};
 use crate::error::Error;
 use crate::model::store::{ExpectKey, FlowKey};
 use crate::model::tuple::{proto, Tuple};
+use crate::model::{Event, Record};
 use crate::model::{Expectation, Flow, Store};
 use crate::netlink::{netns, Conn, Namespace, Table};
 
@@ -1233,7 +1234,7 @@ mod tests {
     fn store_with(flows: Vec<Flow>) -> Store {
         let mut st = Store::new();
         for f in flows {
-            st.apply(crate::decode::Event::New, crate::decode::Record::Flow(f), 0);
+            st.apply(crate::model::Event::New, crate::model::Record::Flow(f), 0);
         }
         st
     }
@@ -1364,7 +1365,7 @@ mod tests {
 
     #[test]
     fn lives_tell_a_recreated_entry_from_the_planned_one() {
-        use crate::decode::{Event, Record};
+        use crate::model::{Event, Record};
         // A million-flow plan keeps 64 bytes a flow for this.
         assert!(std::mem::size_of::<(Entry, Life)>() <= 64);
         let planned = zoned(3, 7);

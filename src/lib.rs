@@ -4,6 +4,7 @@
 //! netlink socket or recording → `decode` → `model::Store` → views → `tui` or `output`.
 //! `netlink` is the only module that touches sockets; `model` never touches ratatui.
 
+pub mod abi;
 pub mod actions;
 pub mod audit;
 pub mod cli;

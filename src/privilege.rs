@@ -12,15 +12,15 @@ const CAP_NET_ADMIN: u32 = 12;
 /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
 const CAP_VERSION_3: u32 = 0x2008_0522;
 
-/// Hint for a refused ctnetlink socket (open, bind, dump, change).
-pub const NET_ADMIN_HINT: &str = "hint: this step needs CAP_NET_ADMIN: run with sudo, or once: sudo setcap cap_net_admin+ep \"$(command -v ctscope)\"";
+/// Advice (rendered by `error::Hint`) for a refused ctnetlink socket (open, bind, dump, change).
+pub const NET_ADMIN_HINT: &str = "this step needs CAP_NET_ADMIN: run with sudo, or once: sudo setcap cap_net_admin+ep \"$(command -v ctscope)\"";
 
 /// Hint for a refused `setns` (`--netns`): the kernel wants CAP_SYS_ADMIN as well.
-pub const SYS_ADMIN_HINT: &str = "hint: entering a namespace needs CAP_SYS_ADMIN: run with sudo, or once: sudo setcap cap_net_admin,cap_sys_admin+ep \"$(command -v ctscope)\"";
+pub const SYS_ADMIN_HINT: &str = "entering a namespace needs CAP_SYS_ADMIN: run with sudo, or once: sudo setcap cap_net_admin,cap_sys_admin+ep \"$(command -v ctscope)\"";
 
 /// Hint for a namespace file only root can open.
 pub const NETNS_OPEN_HINT: &str =
-    "hint: run with sudo, or pass a namespace file you can read (/proc/PID/ns/net of your own process)";
+    "run with sudo, or pass a namespace file you can read (/proc/PID/ns/net of your own process)";
 
 #[repr(C)]
 struct CapHeader {

@@ -3,9 +3,10 @@
 //! set; kernel-chosen values (ids, ephemeral ports) are checked for consistency instead.
 //! Owns nothing else: no kernel access here, so it runs without root.
 
-use ctscope::decode::{self, Event, Message, Record};
+use ctscope::decode::{self, Message};
 use ctscope::model::flow::status;
 use ctscope::model::tuple::{proto, Family, Tuple};
+use ctscope::model::{Event, Record};
 use ctscope::model::{Expectation, Flow};
 use ctscope::output::{text, ExpectView, FlowView};
 use std::net::IpAddr;

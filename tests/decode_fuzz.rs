@@ -4,7 +4,8 @@
 //! progress, and a truncated message must be an `Err`. A small deterministic xorshift
 //! keeps runs reproducible (a failure prints its seed and iteration). No kernel access.
 
-use ctscope::decode::{self, Message, Record};
+use ctscope::decode::{self, Message};
+use ctscope::model::Record;
 use ctscope::output::{text, ExpectView, FlowView};
 
 const FIXTURES: &[&str] = &[

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use common::lab::{privileged, Lab};
 use ctscope::actions::{self, Context, Plan};
-use ctscope::decode::{Event, Record};
 use ctscope::engine::{
     self, Command as EngineCommand, Engine, EngineEvent, EngineHandle, Live, Options,
 };
 use ctscope::model::flow::status;
 use ctscope::model::store::FlowKey;
 use ctscope::model::tuple::{proto, Family};
+use ctscope::model::{Event, Record};
 use ctscope::model::{Expectation, Flow, Store};
 use ctscope::netlink::Namespace;
 

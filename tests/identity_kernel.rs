@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use common::lab::{privileged, Lab};
 use ctscope::actions::{self, Context, Plan};
-use ctscope::decode::{Event, Record};
 use ctscope::engine::{self, Engine, EngineEvent, Live, Options};
 use ctscope::model::store::FlowKey;
 use ctscope::model::Store;
+use ctscope::model::{Event, Record};
 use ctscope::netlink::Namespace;
 
 const SUBNET: u8 = 17;

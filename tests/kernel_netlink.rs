@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::lab::{privileged, Lab};
+use ctscope::abi::*;
 use ctscope::model::tuple::{proto, Family, Tuple};
-use ctscope::netlink::consts::*;
 use ctscope::netlink::events::{Recv, Subscription, MIN_RCVBUF};
 use ctscope::netlink::{Conn, Namespace, NlHeader, Table};
 use ctscope::Error;
@@ -160,8 +160,8 @@ fn dump_counts_match_conntrack_and_cover_both_families() {
             matches!(
                 msg,
                 ctscope::decode::Message::Record {
-                    event: ctscope::decode::Event::Dump,
-                    record: ctscope::decode::Record::Flow(_)
+                    event: ctscope::model::Event::Dump,
+                    record: ctscope::model::Record::Flow(_)
                 }
             ),
             "{msg:?}"
@@ -567,13 +567,13 @@ fn missing_privilege_names_sudo_and_setcap() {
 // The engine over the live kernel, and its recording replayed.
 
 use ctscope::actions::{Context, Plan};
-use ctscope::decode::{Event, Record};
 use ctscope::engine::{
     self, record, Command as EngineCommand, Engine, EngineEvent, Item, Live, Options, Poll, Replay,
     Source, Speed,
 };
 use ctscope::model::store::FlowKey;
 use ctscope::model::Store;
+use ctscope::model::{Event, Record};
 
 /// Receive and apply engine events until `until` holds for one (checked before it is
 /// applied); every record event is also appended to `log` as (event, key).

@@ -113,8 +113,8 @@ fn replay_through_engine(path: &str) -> (Vec<Seen>, Vec<String>) {
                     admin_8000 += b
                         .iter()
                         .filter(|(e, r)| {
-                            *e != ctscope::decode::Event::Dump
-                                && matches!(r, ctscope::decode::Record::Flow(f)
+                            *e != ctscope::model::Event::Dump
+                                && matches!(r, ctscope::model::Record::Flow(f)
                                     if f.orig.dport == 8000 && f.orig.src_ip().to_string() == ADMIN)
                         })
                         .count();

@@ -4,11 +4,11 @@
 //! RELATED flow whose expectation the store never saw reads the same, judged from the flow.
 //! Pure model logic on hand-built records: no kernel.
 
-use ctscope::decode::{Event, Record};
 use ctscope::model::flow::status;
 use ctscope::model::helper;
 use ctscope::model::store::{FlowKey, Store};
 use ctscope::model::tuple::{proto, Family};
+use ctscope::model::{Event, Record};
 use ctscope::model::{Expectation, Flow, Tuple};
 use ctscope::risk::{Assessor, Config, HelperTable};
 use serde_json::json;

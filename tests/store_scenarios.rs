@@ -2,12 +2,12 @@
 //! (master ↔ expectation ↔ RELATED), merging of sparse UPDATEs, resync sweeps and the
 //! memory budget. Pure model logic: no kernel, no sockets.
 
-use ctscope::decode::{Event, Record};
 use ctscope::model::flow::status;
 use ctscope::model::helper;
 use ctscope::model::store::{Change, ExpectKey, FlowKey, Store};
 use ctscope::model::tuple::{proto, Family};
 use ctscope::model::{Counter, Expectation, Flow, Tuple};
+use ctscope::model::{Event, Record};
 
 fn tuple(p: u8, src: &str, dst: &str) -> Tuple {
     let (sa, sp) = src.rsplit_once(':').unwrap();

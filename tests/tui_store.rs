@@ -84,7 +84,7 @@ fn engine_reports_reach_the_status_line() {
 /// left out at `y`, and a flow created meanwhile is not added.
 #[test]
 fn a_dialog_sends_only_the_entries_it_froze() {
-    use ctscope::decode::{Event, Record};
+    use ctscope::model::{Event, Record};
     use ctscope::tui::app::Overlay;
     let (_, mut h) = both();
     // Every flow, frozen when X opens.

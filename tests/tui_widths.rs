@@ -13,7 +13,7 @@ mod tui_support;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use ctscope::decode::{self, Event, Message, Record};
+use ctscope::decode::{self, Message};
 use ctscope::engine::record::{Kind, Reader};
 use ctscope::engine::{EngineEvent, EXPECTS, FLOWS};
 use ctscope::model::flow::status;
@@ -21,6 +21,7 @@ use ctscope::model::helper::intern;
 use ctscope::model::store::FlowKey;
 use ctscope::model::tuple::proto;
 use ctscope::model::{Counter, Flow, Store, Tuple};
+use ctscope::model::{Event, Record};
 use ctscope::tui::text;
 use ctscope::tui::AppEvent;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -181,7 +182,7 @@ impl Legit {
             l.hex.insert(format!("{:#x}", f.mark));
             l.secs(f.remaining(now));
             l.secs(now.saturating_sub(f.seen));
-            if let Some(e) = &f.extra {
+            if let Some(e) = f.extra.as_deref() {
                 l.nums.extend(e.zone_orig.map(u64::from));
                 l.nums.extend(e.zone_reply.map(u64::from));
                 l.nums

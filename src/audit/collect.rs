@@ -14,13 +14,14 @@ use std::process::{Command, Stdio};
 
 use super::{AuditInput, Options, Source};
 use crate::engine::{self, Live};
+use crate::error::Error;
 use crate::model::{Expectation, Flow, Store};
 use crate::netlink::{netns, Namespace};
 use crate::risk::{Config, HelperTable};
 
 /// Collect the inputs for `opts` (namespace, table override, sensitive ports).
-pub fn collect(opts: &Options) -> Result<AuditInput, String> {
-    let table = HelperTable::load(opts.helpers.as_deref()).map_err(|e| e.to_string())?;
+pub fn collect(opts: &Options) -> Result<AuditInput, Error> {
+    let table = HelperTable::load(opts.helpers.as_deref())?;
     let params = table.read_params(Path::new("/sys"));
     let params_unread = unread_params(&table, &params, Path::new("/sys"));
     let table = table.with_params(params);
@@ -40,7 +41,6 @@ pub fn collect(opts: &Options) -> Result<AuditInput, String> {
         input.params_unread = params_unread;
         Ok(input)
     })
-    .map_err(|e| e.to_string())
 }
 
 /// Widening parameters of loaded modules that `read_params` could not read, with why:
@@ -231,18 +231,24 @@ fn command(cmd: &str, args: &[&str]) -> Source {
         let err = String::from_utf8_lossy(&out.stderr);
         let err = err.trim();
         let hint = if err.contains("Operation not permitted") {
-            format!("\n{}", crate::privilege::NET_ADMIN_HINT)
+            Some(crate::privilege::NET_ADMIN_HINT)
         } else if err.contains("Permission denied") {
             // iptables-legacy-save reads root-only /proc/net/ip_tables_names: a file mode,
             // which no capability short of CAP_DAC_OVERRIDE gets past.
-            "\nhint: this file is readable by root only: run with sudo".to_owned()
+            Some("this file is readable by root only: run with sudo")
         } else {
-            String::new()
+            None
         };
         let line = std::iter::once(cmd)
             .chain(args.iter().copied())
             .collect::<Vec<_>>()
             .join(" ");
-        Err(format!("'{line}' failed ({}): {err}{hint}", out.status))
+        // The report keeps this as text: it is a line of its "could not read" list.
+        Err(Error::Audit {
+            step: line,
+            reason: format!("{}: {err}", out.status),
+            hint: hint.map(str::to_owned),
+        }
+        .to_string())
     }
 }

@@ -116,7 +116,9 @@ pub fn run(input: &AuditInput) -> Report {
                 xt_tables = r.xt_tables;
                 base_chains = r.base_chains;
             }
-            Err(e) => rep.unreadable.push(Unreadable::new("nftables", e)),
+            Err(e) => rep
+                .unreadable
+                .push(Unreadable::new("nftables", e.to_string())),
         },
         Err(e) => rep.unreadable.push(Unreadable::new("nftables", e.clone())),
     }

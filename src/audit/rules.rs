@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::error::Error;
+
 /// Where a rule was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -121,13 +123,18 @@ pub struct NftRuleset {
 
 /// Parse `nft -j list ruleset`; `text` is `nft -a list ruleset` for the exact rule text
 /// (by handle). Tables holding `xt` expressions are listed in `xt_tables`, their rules left
-/// out. Errors are messages for the report's "could not read" list.
-pub fn parse_nft(json: &str, text: Option<&str>) -> Result<NftRuleset, String> {
-    let v: Value = serde_json::from_str(json).map_err(|e| format!("nft -j output: {e}"))?;
+/// out. Errors end up in the report's "could not read" list.
+pub fn parse_nft(json: &str, text: Option<&str>) -> Result<NftRuleset, Error> {
+    let bad = |reason: String| Error::Audit {
+        step: "nft -j list ruleset".into(),
+        reason,
+        hint: None,
+    };
+    let v: Value = serde_json::from_str(json).map_err(|e| bad(format!("unreadable JSON: {e}")))?;
     let items = v
         .get("nftables")
         .and_then(Value::as_array)
-        .ok_or("nft -j output has no 'nftables' array")?;
+        .ok_or_else(|| bad("no 'nftables' array".into()))?;
     let texts = text.map(nft_text_by_handle).unwrap_or_default();
     // ct helper objects: (family, table, name) → kernel helper type.
     let mut objects: BTreeMap<(String, String, String), String> = BTreeMap::new();

@@ -279,10 +279,13 @@ pub struct ActArgs {
 const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(100 * 366 * 86_400);
 
 /// `--duration`: a humantime span (`30s`, `5m`, `2h`), at most 100 years.
-fn duration(s: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+fn duration(s: &str) -> Result<std::time::Duration, crate::Error> {
+    let d = humantime::parse_duration(s).map_err(|e| crate::Error::usage(e.to_string()))?;
     if d > MAX_DURATION {
-        return Err("longer than 100 years; leave --duration out to run until stopped".into());
+        return Err(crate::Error::usage_hint(
+            "longer than 100 years",
+            "leave --duration out to run until stopped",
+        ));
     }
     Ok(d)
 }

@@ -12,11 +12,11 @@ use anyhow::{Context as _, Result};
 
 use super::args::{ActArgs, Cli, Command, FilterArgs, FormatArgs, Global};
 use super::watch::{hostname, Out, Stream};
-use super::Usage;
 use crate::actions::{self, Context, Plan};
-use crate::decode::Event;
 use crate::engine::{self, Engine, EngineEvent, Live, Options, Replay, Source, Speed};
+use crate::error::Error;
 use crate::filter::{self, Filter, TextSource};
+use crate::model::Event;
 use crate::model::Store;
 use crate::netlink::Namespace;
 use crate::output::{self, ExpectView, FlowView, Outcome};
@@ -152,17 +152,17 @@ pub fn compile_filter(f: &FilterArgs) -> Result<Filter> {
     let from_flags = filter::from_conntrack_flags(&f.flags).map_err(|e| {
         // `-f` meant the filter expression before it meant the family, as in conntrack(8).
         if e.message.starts_with("-f: unknown family") {
-            Usage(format!(
-                "{}\nhint: -f is the address family, as in conntrack(8); a filter expression is -F/--filter",
-                e.message
-            ))
+            Error::usage_hint(
+                e.message,
+                "-f is the address family, as in conntrack(8); a filter expression is -F/--filter",
+            )
         } else {
-            Usage(e.message)
+            Error::usage(e.message)
         }
     })?;
     let expr = match f.filter.as_deref() {
         Some(src) => Filter::parse(src)
-            .map_err(|e| Usage(format!("bad --filter expression:\n{}", e.render(src))))?,
+            .map_err(|e| Error::usage(format!("bad --filter expression:\n{}", e.render(src))))?,
         None => Filter::all(),
     };
     Ok(from_flags.and(expr).with_text(PRINTED))
@@ -186,9 +186,10 @@ pub(super) fn format_of(f: FormatArgs) -> output::Format {
 /// events): a usage error elsewhere.
 fn refuse_save(format: FormatArgs, what: &str) -> Result<()> {
     if format_of(format) == output::Format::Save {
-        return Err(Usage(format!(
-            "-o save writes flows only, not {what}\nhint: use -o json to keep them"
-        ))
+        return Err(Error::usage_hint(
+            format!("-o save writes flows only, not {what}"),
+            "use -o json to keep them",
+        )
         .into());
     }
     Ok(())
@@ -305,10 +306,9 @@ fn watch(
     refuse_save(format, "events")?;
     let filter = compile_filter(f)?;
     if super::stale::needs_store(&filter) {
-        return Err(Usage(
-            "'stale' judges a whole table; watch shows events
-hint: ctscope list --filter stale"
-                .into(),
+        return Err(Error::usage_hint(
+            "'stale' judges a whole table; watch shows events",
+            "ctscope list --filter stale",
         )
         .into());
     }
@@ -409,10 +409,9 @@ fn engine_options() -> Options {
 fn delete(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitCode> {
     let filter = compile_filter(f)?;
     if filter.is_empty() {
-        return Err(Usage(
-            "delete needs a filter (e.g. -p tcp --dport 21, or --filter EXPR)\n\
-             hint: to remove everything use 'ctscope flush'"
-                .into(),
+        return Err(Error::usage_hint(
+            "delete needs a filter (e.g. -p tcp --dport 21, or --filter EXPR)",
+            "to remove everything use 'ctscope flush'",
         )
         .into());
     }
@@ -452,10 +451,9 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
             (Some(h), _) if f.only_helper() => Plan::flush_helper(&store, h),
             (_, true) => Plan::flush_expects(&store),
             _ => {
-                return Err(Usage(
-                    "flush --expect takes only --helper NAME\n\
-                     hint: to remove selected expectations, use the dashboard or flush by helper"
-                        .into(),
+                return Err(Error::usage_hint(
+                    "flush --expect takes only --helper NAME",
+                    "to remove selected expectations, use the dashboard or flush by helper",
                 )
                 .into())
             }
@@ -478,9 +476,10 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
 /// `event=` terms describe a watch line; elsewhere they would match nothing.
 fn refuse_event(filter: &Filter, cmd: &str) -> Result<()> {
     if filter.needs_context().1 {
-        return Err(Usage(format!(
-            "'event' selects watch lines; '{cmd}' has no events\nhint: ctscope watch --filter 'event=destroy'"
-        ))
+        return Err(Error::usage_hint(
+            format!("'event' selects watch lines; '{cmd}' has no events"),
+            "ctscope watch --filter 'event=destroy'",
+        )
         .into());
     }
     Ok(())
@@ -531,11 +530,10 @@ fn check_helper(name: &str) -> Result<()> {
     if valid && crate::model::helper::lookup(name).is_some() {
         return Ok(());
     }
-    Err(Usage(format!(
-        "unknown helper '{}'\nhint: kernel helpers are {}",
-        crate::escape::Escaped(name),
-        KNOWN_HELPERS.join(", ")
-    ))
+    Err(Error::usage_hint(
+        format!("unknown helper '{}'", crate::escape::Escaped(name)),
+        format!("kernel helpers are {}", KNOWN_HELPERS.join(", ")),
+    )
     .into())
 }
 
@@ -564,10 +562,9 @@ pub(super) fn confirmed(act: ActArgs, err: &mut impl Write) -> Result<bool> {
         return Ok(true);
     }
     if !io::stdin().is_terminal() {
-        return Err(Usage(
-            "refusing to remove without confirmation: stdin is not a terminal\n\
-             hint: add --yes, or --dry-run to see what would go"
-                .into(),
+        return Err(Error::usage_hint(
+            "refusing to remove without confirmation: stdin is not a terminal",
+            "add --yes, or --dry-run to see what would go",
         )
         .into());
     }
@@ -636,7 +633,7 @@ fn record(
     recent: bool,
 ) -> Result<ExitCode> {
     if g.replay.is_some() {
-        return Err(Usage("record reads the live kernel; drop --replay".into()).into());
+        return Err(Error::live_only("record reads the live kernel").into());
     }
     let mut source = open_live(g, true)?;
     if recent {

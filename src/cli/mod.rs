@@ -21,18 +21,6 @@ use clap::Parser;
 
 pub use args::Cli;
 
-/// A failure the user caused by what they typed: exit 2, no "error:" noise.
-#[derive(Debug)]
-pub struct Usage(pub String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
-
 /// Run ctscope with the process's arguments and return its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -41,7 +29,8 @@ pub fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            if let Some(u) = e.downcast_ref::<Usage>() {
+            // A failure the user caused by what they typed: exit 2, the message alone.
+            if let Some(u) = e.downcast_ref::<crate::Error>().filter(|u| u.is_usage()) {
                 eprintln!("ctscope: {u}");
                 return ExitCode::from(2);
             }
@@ -141,16 +130,10 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
 /// ruleset, so `--replay` is refused). Exit 0 clean, 1 findings, 2 could not look.
 fn audit_main(g: &args::Global, mut opts: crate::audit::Options) -> anyhow::Result<ExitCode> {
     if g.replay.is_some() {
-        return Err(Usage(
-            "audit reads the live ruleset and tables; it cannot run on a recording\nhint: drop --replay"
-                .into(),
-        )
-        .into());
+        return Err(crate::Error::live_only("audit reads the live ruleset and tables").into());
     }
     if let Some(p) = &opts.sensitive_ports {
-        if let Err(e) = crate::risk::Config::default().with_ports(p) {
-            return Err(Usage(e).into());
-        }
+        crate::risk::Config::default().with_ports(p)?;
     }
     opts.netns = g.netns.clone();
     let code = crate::audit::execute(&opts, &mut std::io::stdout().lock());

@@ -17,9 +17,10 @@ use anyhow::{Context as _, Result};
 
 use super::args::{FilterArgs, FormatArgs, Global};
 use super::commands::{compile_filter, format_of, namespace};
-use super::Usage;
-use crate::decode::{self, Message, Record};
+use crate::decode::{self, Message};
+use crate::error::{Error, Hint};
 use crate::model::stats::Stats;
+use crate::model::Record;
 use crate::netlink::special::List;
 use crate::netlink::{Conn, Table};
 use crate::output::{self, FlowView, Outcome};
@@ -30,8 +31,8 @@ pub const EXIT_LIST_UNAVAILABLE: u8 = 3;
 
 fn live_conn(g: &Global, what: &str) -> Result<Conn> {
     if g.replay.is_some() {
-        return Err(Usage(format!(
-            "'{what}' reads the live kernel; a recording has no counters or special lists\nhint: drop --replay"
+        return Err(Error::live_only(format!(
+            "'{what}' reads the live kernel's counters and special lists"
         ))
         .into());
     }
@@ -113,12 +114,15 @@ pub fn list_special(
     let mut raw = Vec::new();
     let got = conn.dump_list(list, &mut |m| raw.push(m.to_vec()));
     match got {
-        Err(crate::error::Error::Netlink { errno, .. }) => {
+        Err(Error::Netlink { errno, .. }) => {
             eprintln!(
-                "ctscope: this kernel does not list '{}' entries ({})\nhint: the kernel refused IPCTNL_MSG_CT_GET_{}",
+                "ctscope: this kernel does not list '{}' entries ({}){}",
                 list.name(),
                 std::io::Error::from_raw_os_error(errno),
-                list.name().to_uppercase()
+                Hint(Some(&format!(
+                    "the kernel refused IPCTNL_MSG_CT_GET_{}",
+                    list.name().to_uppercase()
+                )))
             );
             return Ok(ExitCode::from(EXIT_LIST_UNAVAILABLE));
         }
@@ -129,7 +133,8 @@ pub fn list_special(
         // Since Linux 5.19 the kernel keeps no such list and always answers empty: say
         // so, never "0 entries". An older kernel that answers with entries is shown.
         eprintln!(
-            "ctscope: this kernel keeps no 'unconfirmed' list (removed in Linux 5.19); its empty answer says nothing\nhint: an unconfirmed entry lives only on its first packet until that packet is accepted"
+            "ctscope: this kernel keeps no 'unconfirmed' list (removed in Linux 5.19); its empty answer says nothing{}",
+            Hint(Some("an unconfirmed entry lives only on its first packet until that packet is accepted"))
         );
         return Ok(ExitCode::from(EXIT_LIST_UNAVAILABLE));
     }

@@ -19,8 +19,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::args::{ActArgs, Global, RecentAction};
-use super::Usage;
 use crate::engine::{self, Engine, EngineEvent, Live, Options, Replay, Speed};
+use crate::error::{Error, Hint};
 use crate::model::recent::RecentState;
 use crate::model::Store;
 use crate::netlink::{netns, Namespace};
@@ -36,15 +36,16 @@ pub fn main(
         return replayed(path, at, json);
     }
     if g.replay.is_some() {
-        return Err(Usage(
-            "recent delete and flush change the live lists; a recording cannot be changed\nhint: drop --replay"
-                .into(),
+        return Err(Error::usage_hint(
+            "recent delete and flush change the live lists; a recording cannot be changed",
+            "drop --replay",
         )
         .into());
     }
     if at.is_some() {
-        return Err(Usage(
-            "--at picks a moment of a recording\nhint: add --replay FILE, or drop --at".into(),
+        return Err(Error::usage_hint(
+            "--at picks a moment of a recording",
+            "add --replay FILE, or drop --at",
         )
         .into());
     }
@@ -52,14 +53,14 @@ pub fn main(
     match action {
         None => show(g, &ns, json),
         Some(RecentAction::Delete { name, addr, act }) => {
-            procfs::check_name(&name).map_err(|e| Usage(e.to_string()))?;
-            let addr: IpAddr = addr
-                .parse()
-                .map_err(|_| Usage(format!("'{}' is not an IPv4 or IPv6 address", shown(&addr))))?;
+            procfs::check_name(&name).map_err(|e| Error::usage(e.to_string()))?;
+            let addr: IpAddr = addr.parse().map_err(|_| {
+                Error::usage(format!("'{}' is not an IPv4 or IPv6 address", shown(&addr)))
+            })?;
             act_on(&ns, &name, Some(addr.to_canonical()), act)
         }
         Some(RecentAction::Flush { name, act }) => {
-            procfs::check_name(&name).map_err(|e| Usage(e.to_string()))?;
+            procfs::check_name(&name).map_err(|e| Error::usage(e.to_string()))?;
             act_on(&ns, &name, None, act)
         }
     }
@@ -377,14 +378,17 @@ fn resolve(snap: &Snapshot, name: &str) -> Result<Place> {
             }
             Err(RecentError::NoSuchList(name.to_owned()).into())
         }
-        many => Err(Usage(format!(
-            "'{}' names a set in several tables: {}\nhint: name one as FAMILY:TABLE:NAME",
-            shown(name),
-            many.iter()
-                .map(|s| shown(&format!("{}:{}:{}", s.family, s.table, s.name)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        many => Err(Error::usage_hint(
+            format!(
+                "'{}' names a set in several tables: {}",
+                shown(name),
+                many.iter()
+                    .map(|s| shown(&format!("{}:{}:{}", s.family, s.table, s.name)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "name one as FAMILY:TABLE:NAME",
+        )
         .into()),
     }
 }
@@ -444,7 +448,8 @@ fn act_on(ns: &Namespace, name: &str, addr: Option<IpAddr>, act: ActArgs) -> Res
         if let Some(m) = hit.first() {
             writeln!(
                 err,
-                "ctscope: refusing: '{m}' in {what} is (or may be) your own SSH session's address; removing it can lock you out of the knock\nhint: add --include-own-ssh if that is what you want"
+                "ctscope: refusing: '{m}' in {what} is (or may be) your own SSH session's address; removing it can lock you out of the knock{}",
+                Hint(Some("add --include-own-ssh if that is what you want"))
             )?;
             return Ok(ExitCode::from(1));
         }

@@ -139,7 +139,7 @@ impl Default for EventMask {
 impl EventMask {
     /// `ALL`, or a comma-separated list of `NEW`, `UPDATES` (also `UPDATE`), `DESTROY`,
     /// any case, as conntrack(8) takes them.
-    pub fn parse(s: &str) -> Result<EventMask, String> {
+    pub fn parse(s: &str) -> Result<EventMask, crate::Error> {
         let mut m = EventMask {
             new: false,
             update: false,
@@ -152,9 +152,9 @@ impl EventMask {
                 "UPDATES" | "UPDATE" => m.update = true,
                 "DESTROY" => m.destroy = true,
                 _ => {
-                    return Err(format!(
+                    return Err(crate::Error::usage(format!(
                         "unknown event '{w}' (NEW, UPDATES, DESTROY or ALL, comma separated)"
-                    ))
+                    )))
                 }
             }
         }
@@ -186,6 +186,7 @@ mod tests {
         assert_eq!(EventMask::parse("ALL").unwrap(), EventMask::default());
         assert!(EventMask::parse("new,bogus")
             .unwrap_err()
+            .to_string()
             .contains("'bogus'"));
     }
 }

@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+
 use clap::Args;
 
 use super::args::{ActArgs, FilterArgs, Global};
 use super::commands::{catch_up, confirm_and_execute, context, load, namespace, Verb};
-use super::Usage;
 use crate::actions::Plan;
+use crate::error::Error;
 use crate::filter::{Filter, StoreContext};
 use crate::model::stale::{Staleness, StateTimeouts, Thresholds};
 use crate::model::Store;
@@ -88,9 +89,9 @@ pub fn store_context<'a>(g: &Global, store: &'a Store, th: Thresholds) -> StoreC
 pub fn flush(g: &Global, f: &FilterArgs, act: ActArgs, stale: StaleArgs) -> Result<ExitCode> {
     let helper = f.helper();
     if !(f.only_helper() || (f.flags.given.is_empty() && f.filter.is_none())) {
-        return Err(Usage(
-            "flush --stale takes only --helper NAME (and its thresholds)\nhint: to choose among stale entries, use 'ctscope delete --filter \"stale and …\"'"
-                .into(),
+        return Err(Error::usage_hint(
+            "flush --stale takes only --helper NAME (and its thresholds)",
+            "to choose among stale entries, use 'ctscope delete --filter \"stale and …\"'",
         )
         .into());
     }

@@ -9,18 +9,19 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+
 use clap::Args;
 use serde_json::json;
 
 use super::args::{FilterArgs, Global};
 use super::commands::{catch_stop_signals, compile_filter, namespace, open_source, STOP};
-use super::Usage;
-use crate::decode::{Event, Record};
 use crate::engine::{self, Engine, EngineEvent, Speed};
+use crate::error::Error;
 use crate::filter::Filter;
 use crate::model::store::FlowKey;
 use crate::model::top::{GroupBy, Row, Sort, Top};
 use crate::model::Store;
+use crate::model::{Event, Record};
 
 /// `ctscope top` options.
 #[derive(Debug, Args, Clone)]
@@ -73,9 +74,9 @@ fn interval(s: &str) -> Result<Duration, String> {
 pub fn run(g: &Global, a: TopArgs) -> Result<ExitCode> {
     let filter = compile_filter(&a.filter)?;
     if super::stale::needs_store(&filter) {
-        return Err(Usage(
-            "'top' groups flows as they come; 'stale' is not available here\nhint: ctscope list --filter stale"
-                .into(),
+        return Err(Error::usage_hint(
+            "'top' groups flows as they come; 'stale' is not available here",
+            "ctscope list --filter stale",
         )
         .into());
     }

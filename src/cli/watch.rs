@@ -17,10 +17,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::decode::{Event, Record};
 use crate::engine::{self, EngineEvent, ResyncReason};
 use crate::filter::{EventKind, Filter, NoContext, WithEvent};
 use crate::model::store::{complete_expect, complete_flow, Change, ExpectKey, FlowKey};
+use crate::model::{Event, Record};
 use crate::model::{Expectation, Flow, Store};
 use crate::output::view::source;
 use crate::output::{EntryView, ExpectView, FlowView, ResyncLine, Stamp, WatchLine};

@@ -11,7 +11,7 @@
 use netlink_packet_core::{NlaBuffer, NlasIterator};
 
 use super::DecodeError;
-use crate::netlink::consts::NLA_TYPE_MASK;
+use crate::abi::NLA_TYPE_MASK;
 
 /// Size of `struct nlattr` (nla_len, nla_type).
 const NLA_HDRLEN: usize = 4;

@@ -5,10 +5,10 @@
 use super::attr::{be16, be32, malformed, string, Attrs};
 use super::tuple::tuple;
 use super::DecodeError;
+use crate::abi::*;
 use crate::model::expect::{ExpectNat, Expectation};
 use crate::model::helper;
 use crate::model::tuple::Family;
-use crate::netlink::consts::*;
 
 const CTX: &str = "ctnetlink_exp";
 

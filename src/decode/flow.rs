@@ -7,10 +7,10 @@
 use super::attr::{be16, be32, be64, malformed, string, u8_of, Attrs};
 use super::tuple::tuple;
 use super::DecodeError;
-use crate::model::flow::{Counter, Extra, Flow};
+use crate::abi::*;
+use crate::model::flow::{Counter, Extra, ExtraSlot, Flow};
 use crate::model::helper;
 use crate::model::tuple::Family;
-use crate::netlink::consts::*;
 
 const CTX: &str = "ctnetlink";
 
@@ -69,7 +69,7 @@ pub(crate) fn flow(family: Family, body: &[u8]) -> Result<Flow, DecodeError> {
     }
     f.orig = orig.ok_or_else(|| malformed(CTX, CTA_TUPLE_ORIG, "missing"))?;
     if !extra.is_empty() {
-        f.extra = Some(Box::new(extra));
+        f.extra = ExtraSlot::boxed(Box::new(extra));
     }
     if let Some(r) = reply {
         // Stores the reply only when it is not the plain inverse (NAT): keeps Flow compact.

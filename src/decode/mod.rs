@@ -10,34 +10,14 @@
 
 use netlink_packet_core::NetlinkBuffer;
 
-use crate::model::{Expectation, Family, Flow};
-use crate::netlink::consts::*;
+use crate::abi::*;
+use crate::model::{Event, Family, Record};
 
 mod attr;
 mod expect;
 mod flow;
 pub mod stats;
 mod tuple;
-
-/// What a message says happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Event {
-    /// An entry reported by a dump (`NLM_F_MULTI` reply to a GET).
-    Dump,
-    /// `IPCTNL_MSG_CT_NEW` / `IPCTNL_MSG_EXP_NEW` with `NLM_F_CREATE` (a new entry).
-    New,
-    /// `IPCTNL_MSG_CT_NEW` without `NLM_F_CREATE` (state, timeout, mark, … changed).
-    Update,
-    /// `IPCTNL_MSG_CT_DELETE` / `IPCTNL_MSG_EXP_DELETE`.
-    Destroy,
-}
-
-/// A decoded conntrack or expectation entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
-    Flow(Flow),
-    Expect(Expectation),
-}
 
 /// One decoded netlink message.
 #[derive(Debug, Clone, PartialEq, Eq)]

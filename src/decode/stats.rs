@@ -6,8 +6,8 @@
 
 use super::attr::{be32, Attrs};
 use super::DecodeError;
+use crate::abi::*;
 use crate::model::stats::{CpuCounters, ExpectCpuCounters, Global};
-use crate::netlink::consts::*;
 
 /// The nfgenmsg `res_id` and the attribute area of a whole message (header included).
 fn split(msg: &[u8]) -> Result<(u16, &[u8]), DecodeError> {

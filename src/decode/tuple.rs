@@ -4,8 +4,8 @@
 
 use super::attr::{be16, malformed, u8_of, Attrs};
 use super::DecodeError;
+use crate::abi::*;
 use crate::model::tuple::{proto, Family, Tuple};
-use crate::netlink::consts::*;
 
 /// A decoded tuple nest plus its optional per-direction zone (`CTA_TUPLE_ZONE`).
 pub(crate) struct Decoded {

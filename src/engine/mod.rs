@@ -35,10 +35,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::actions::{self, Plan, Report};
-use crate::decode::{self, Event, Message, Record};
+use crate::decode::{self, Message};
 use crate::error::{Error, Result};
 use crate::model::store::FlowKey;
 use crate::model::Store;
+use crate::model::{Event, Record};
 pub use source::{Clock, Item, Live, Poll, Replay, ReplayControl, Source, Speed, EXPECTS, FLOWS};
 
 /// What the engine tells the store's owner.
@@ -253,6 +254,13 @@ pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<Load
         End(u8),
     }
 
+    // Size the store for the table once (plus 1/16 for entries created during the dump):
+    // growing by doubling rehashes the index and copies the slab ~20 times on the way to a
+    // million flows (`reserve_rehash` was the top user-space cost of a load), and leaves
+    // up to half of the last doubling unused.
+    if let Some(n) = source.flow_count() {
+        store.reserve_flows((n + n / 16).saturating_sub(store.flow_count()));
+    }
     std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Chunk>(16);
         // Emptied chunk buffers come back for reuse, so steady state allocates nothing.
@@ -885,7 +893,7 @@ mod tests {
             Ok(())
         }
         fn conn(&mut self) -> Result<&mut Conn> {
-            Err(Error::Other(source::REPLAY_REFUSAL.into()))
+            Err(source::replay_refusal())
         }
         fn clock(&self) -> Clock {
             Clock::Wall(self.start)

@@ -116,14 +116,25 @@ impl Writer<BufWriter<File>> {
         }
         let file = opts.open(path).map_err(|e| {
             let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-            let reason = if is_link {
-                "is a symbolic link: refused, a recording is never written through a link\nhint: give the real path".to_string()
+            let (reason, hint) = if is_link {
+                (
+                    "is a symbolic link: refused, a recording is never written through a link"
+                        .to_string(),
+                    Some("give the real path"),
+                )
             } else if e.kind() == io::ErrorKind::AlreadyExists {
-                "already exists\nhint: pass --force to overwrite it, or choose another name".to_string()
+                (
+                    "already exists".to_string(),
+                    Some("pass --force to overwrite it, or choose another name"),
+                )
             } else {
-                format!("cannot create: {e}")
+                (format!("cannot create: {e}"), None)
             };
-            rec_err(&name, reason)
+            Error::Recording {
+                path: name.clone(),
+                reason,
+                hint,
+            }
         })?;
         let meta = file
             .metadata()
@@ -294,6 +305,7 @@ fn rec_err(path: &str, reason: String) -> Error {
     Error::Recording {
         path: path.to_owned(),
         reason,
+        hint: None,
     }
 }
 

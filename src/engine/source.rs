@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::record::{self, Kind, Reader};
+use crate::abi::*;
 use crate::error::{Error, Result};
 use crate::model::store::FlowKey;
-use crate::netlink::consts::*;
 use crate::netlink::events::{Recv, Subscription, DEFAULT_RCVBUF};
 use crate::netlink::request::{family_of, Request};
 use crate::netlink::{Conn, Namespace, Table};
@@ -124,6 +124,12 @@ pub trait Source: Send {
     fn control(&mut self, _c: ReplayControl) -> Result<()> {
         Ok(())
     }
+
+    /// How many flows the table holds now (`nf_conntrack_count`), so a load can size the
+    /// store once. `None` when unknown (a recording).
+    fn flow_count(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// The live kernel in one namespace.
@@ -194,6 +200,11 @@ impl Live {
 const DUMP_RETRIES: usize = 3;
 
 impl Source for Live {
+    fn flow_count(&self) -> Option<usize> {
+        crate::netlink::netns::read_sysctl(&self.ns, "net/netfilter/nf_conntrack_count")
+            .and_then(|v| v.trim().parse().ok())
+    }
+
     fn dump(&mut self, tables: u8, sink: &mut dyn FnMut(Item<'_>)) -> Result<bool> {
         for attempt in 0..DUMP_RETRIES {
             sink(Item::DumpBegin(tables));
@@ -327,9 +338,12 @@ pub enum ReplayControl {
     Speed(Speed),
 }
 
-/// The message shown when an action is attempted on a replay.
-pub const REPLAY_REFUSAL: &str =
-    "this is a replay of a recording: nothing can be deleted or flushed\nhint: run without --replay to act on the live table";
+/// The refusal of an action (delete, flush) on a replay.
+pub fn replay_refusal() -> Error {
+    Error::Replay {
+        what: "delete and flush act on the live table".into(),
+    }
+}
 
 impl Replay {
     /// Open a recording file.
@@ -486,7 +500,7 @@ impl<R: std::io::Read + Send> Source for Replay<R> {
     }
 
     fn conn(&mut self) -> Result<&mut Conn> {
-        Err(Error::Other(REPLAY_REFUSAL.into()))
+        Err(replay_refusal())
     }
 
     fn clock(&self) -> Clock {

@@ -1,12 +1,18 @@
 //! A conntrack entry as ctscope stores it: one compact record per flow.
 //!
 //! A million flows must fit in well under 120 bytes each, so the common fields live inline
-//! (72 bytes) and everything that is absent on most flows — a NAT'd reply tuple, the master
-//! tuple of a RELATED flow, counters, timestamps, labels, secctx, per-direction zones — sits in
-//! one optional boxed `Extra`. This module must not know about netlink bytes or rendering.
+//! (72 bytes) and everything that is absent on most flows — the master tuple of a RELATED
+//! flow, counters, timestamps, labels, secctx, per-direction zones, an unusual NAT'd reply
+//! tuple — sits in one optional boxed `Extra`. NAT is not rare (a Kubernetes node or a NAT
+//! gateway translates nearly every flow), so the common NAT shapes are stored inline in the
+//! same word as the box pointer (`ExtraSlot`), with no allocation. This module must not
+//! know about netlink bytes or rendering.
+
+use std::fmt;
+use std::ptr;
 
 use super::helper::HelperId;
-use super::tuple::{proto, Tuple};
+use super::tuple::{proto, Family, Tuple};
 
 /// `IPS_*` status bits (include/uapi/linux/netfilter/nf_conntrack_common.h).
 pub mod status {
@@ -135,9 +141,242 @@ impl Extra {
     pub fn is_empty(&self) -> bool {
         *self == Extra::default()
     }
+
+    /// The reply tuple, if it is the only thing this `Extra` holds.
+    fn only_reply(&self) -> Option<Tuple> {
+        // Destructured so that a new field cannot be forgotten here.
+        let Extra {
+            reply,
+            master,
+            counters,
+            timestamp,
+            labels,
+            secctx,
+            secmark,
+            zone_orig,
+            zone_reply,
+        } = self;
+        let rest_empty = master.is_none()
+            && counters.is_none()
+            && timestamp.is_none()
+            && *labels == 0
+            && secctx.is_none()
+            && *secmark == 0
+            && zone_orig.is_none()
+            && zone_reply.is_none();
+        reply.filter(|_| rest_empty)
+    }
 }
 
-/// One conntrack entry. 72 bytes inline plus an optional `Extra`.
+/// One side of an IPv4 reply tuple that differs from the inverse of the original: the
+/// shape of nearly all NAT. DNAT changes where the reply comes from (`Src`: the reply's
+/// source is the real server); SNAT and masquerade change where it goes (`Dst`: the
+/// reply's destination is the translated source). Both at once, or IPv6, take a box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatDelta {
+    /// Which side of the reply tuple differs from `orig.inverted()`.
+    pub side: NatSide,
+    pub addr: [u8; 4],
+    pub port: u16,
+}
+
+/// The side of the reply tuple a `NatDelta` replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatSide {
+    /// The reply's source address and port (DNAT).
+    Src,
+    /// The reply's destination address and port (SNAT, masquerade).
+    Dst,
+}
+
+impl NatDelta {
+    /// The delta that turns `inverse` (the inverse of the original tuple) into `reply`, if
+    /// one side alone differs and the family is IPv4. Verified by applying it, so a tuple
+    /// this encoding cannot represent exactly is never stored inline.
+    pub fn between(inverse: &Tuple, reply: &Tuple) -> Option<NatDelta> {
+        if inverse.family != Family::Ipv4 || reply == inverse {
+            return None;
+        }
+        let four = |a: &[u8; 16]| -> [u8; 4] { [a[0], a[1], a[2], a[3]] };
+        let d = if reply.dst == inverse.dst && reply.dport == inverse.dport {
+            NatDelta {
+                side: NatSide::Src,
+                addr: four(&reply.src),
+                port: reply.sport,
+            }
+        } else {
+            NatDelta {
+                side: NatSide::Dst,
+                addr: four(&reply.dst),
+                port: reply.dport,
+            }
+        };
+        (d.apply(*inverse) == *reply).then_some(d)
+    }
+
+    /// `inverse` with this delta's side replaced.
+    pub fn apply(self, mut inverse: Tuple) -> Tuple {
+        let (addr, port) = match self.side {
+            NatSide::Src => (&mut inverse.src, &mut inverse.sport),
+            NatSide::Dst => (&mut inverse.dst, &mut inverse.dport),
+        };
+        addr[..4].copy_from_slice(&self.addr);
+        addr[4..].fill(0);
+        *port = self.port;
+        inverse
+    }
+
+    /// Packed for `ExtraSlot`: bit 0 set (the tag), bit 1 the side, bits 16..32 the port,
+    /// bits 32..64 the address.
+    fn pack(self) -> u64 {
+        1 | (u64::from(self.side == NatSide::Dst) << 1)
+            | (u64::from(self.port) << 16)
+            | (u64::from(u32::from_be_bytes(self.addr)) << 32)
+    }
+
+    fn unpack(bits: u64) -> NatDelta {
+        NatDelta {
+            side: if bits & 2 != 0 {
+                NatSide::Dst
+            } else {
+                NatSide::Src
+            },
+            port: (bits >> 16) as u16,
+            addr: ((bits >> 32) as u32).to_be_bytes(),
+        }
+    }
+}
+
+/// A flow's rare parts in one machine word, so `Flow` stays 72 bytes: nothing, a boxed
+/// `Extra`, or an inline `NatDelta` (the common NAT, with no allocation).
+///
+/// Encoding: null is nothing; a pointer from `Box::into_raw` (aligned, so bit 0 is clear)
+/// is the box, owned by the slot; bit 0 set is a packed `NatDelta`, an address with no
+/// provenance that is never dereferenced. A box and an inline delta never coexist: with
+/// a box, the reply tuple lives in it. On targets whose pointers are narrower than 64
+/// bits, NAT always takes the box.
+pub struct ExtraSlot(*mut Extra);
+
+// SAFETY: the slot owns its `Box<Extra>` exclusively (no aliasing, freed once in `Drop`),
+// and `Extra` is `Send + Sync`, so the slot is as thread-safe as `Option<Box<Extra>>`.
+unsafe impl Send for ExtraSlot {}
+// SAFETY: see `Send`; `&ExtraSlot` only hands out `&Extra`.
+unsafe impl Sync for ExtraSlot {}
+
+/// Whether a packed `NatDelta` fits in a pointer here.
+const INLINE_NAT: bool = usize::BITS >= 64;
+
+impl ExtraSlot {
+    /// Nothing rare.
+    pub const NONE: ExtraSlot = ExtraSlot(ptr::null_mut());
+
+    /// A slot owning `e`.
+    pub fn boxed(e: Box<Extra>) -> ExtraSlot {
+        ExtraSlot(Box::into_raw(e))
+    }
+
+    fn nat_slot(d: NatDelta) -> ExtraSlot {
+        ExtraSlot(ptr::without_provenance_mut(d.pack() as usize))
+    }
+
+    fn is_boxed(&self) -> bool {
+        !self.0.is_null() && self.0.addr() & 1 == 0
+    }
+
+    /// The inline NAT delta, if that is what the slot holds.
+    pub fn nat(&self) -> Option<NatDelta> {
+        (self.0.addr() & 1 == 1).then(|| NatDelta::unpack(self.0.addr() as u64))
+    }
+
+    /// The boxed `Extra`, if any (an inline NAT delta is not one: see `Flow::reply`).
+    pub fn as_deref(&self) -> Option<&Extra> {
+        if self.is_boxed() {
+            // SAFETY: a boxed slot holds the pointer from `Box::into_raw`, owned by `self`
+            // and alive until `Drop`; the shared borrow of `self` keeps it unaliased.
+            Some(unsafe { &*self.0 })
+        } else {
+            None
+        }
+    }
+
+    /// Same as `as_deref` (the name `Option<Box<Extra>>` callers used).
+    pub fn as_ref(&self) -> Option<&Extra> {
+        self.as_deref()
+    }
+
+    /// The boxed `Extra`, mutably.
+    pub fn as_mut(&mut self) -> Option<&mut Extra> {
+        if self.is_boxed() {
+            // SAFETY: as in `as_deref`; the exclusive borrow of `self` makes it unique.
+            Some(unsafe { &mut *self.0 })
+        } else {
+            None
+        }
+    }
+
+    /// The boxed `Extra`, mutably, replacing whatever else the slot held with `make()`.
+    fn get_or_box(&mut self, make: impl FnOnce() -> Extra) -> &mut Extra {
+        if !self.is_boxed() {
+            *self = ExtraSlot::boxed(Box::new(make()));
+        }
+        // SAFETY: the slot is boxed now (see `as_mut`).
+        unsafe { &mut *self.0 }
+    }
+
+    /// No boxed `Extra` (an inline NAT delta may still be there).
+    pub fn is_none(&self) -> bool {
+        !self.is_boxed()
+    }
+
+    /// A boxed `Extra` is present.
+    pub fn is_some(&self) -> bool {
+        self.is_boxed()
+    }
+}
+
+impl Drop for ExtraSlot {
+    fn drop(&mut self) {
+        if self.is_boxed() {
+            // SAFETY: the pointer came from `Box::into_raw` and is freed only here.
+            drop(unsafe { Box::from_raw(self.0) });
+        }
+    }
+}
+
+impl Clone for ExtraSlot {
+    fn clone(&self) -> ExtraSlot {
+        match self.as_deref() {
+            Some(e) => ExtraSlot::boxed(Box::new(e.clone())),
+            None => ExtraSlot(self.0),
+        }
+    }
+}
+
+impl Default for ExtraSlot {
+    fn default() -> ExtraSlot {
+        ExtraSlot::NONE
+    }
+}
+
+impl PartialEq for ExtraSlot {
+    fn eq(&self, other: &ExtraSlot) -> bool {
+        self.as_deref() == other.as_deref() && self.nat() == other.nat()
+    }
+}
+
+impl Eq for ExtraSlot {}
+
+impl fmt::Debug for ExtraSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.as_deref(), self.nat()) {
+            (Some(e), _) => f.debug_tuple("Some").field(e).finish(),
+            (None, Some(d)) => f.debug_tuple("Nat").field(&d).finish(),
+            (None, None) => f.write_str("None"),
+        }
+    }
+}
+
+/// One conntrack entry. 72 bytes inline (a common NAT included) plus an optional `Extra`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flow {
     /// The original-direction tuple; with `zone`, the store's key.
@@ -159,7 +398,7 @@ pub struct Flow {
     /// `CTA_USE`: the kernel's reference count, saturated to 16 bits (it is 1 or 2 in
     /// practice) so the record stays at 72 bytes.
     pub use_count: u16,
-    pub extra: Option<Box<Extra>>,
+    pub extra: ExtraSlot,
 }
 
 impl Flow {
@@ -176,27 +415,42 @@ impl Flow {
             mark: 0,
             id: 0,
             use_count: 0,
-            extra: None,
+            extra: ExtraSlot::NONE,
         }
     }
 
-    /// The reply tuple: explicit when stored, otherwise the inverse of `orig`.
+    /// The reply tuple: explicit when boxed, the inverse of `orig` with the inline NAT
+    /// delta applied, or the plain inverse.
     pub fn reply(&self) -> Tuple {
-        self.extra
-            .as_ref()
-            .and_then(|e| e.reply)
-            .unwrap_or_else(|| self.orig.inverted())
+        if let Some(r) = self.extra.as_deref().and_then(|e| e.reply) {
+            return r;
+        }
+        let inverse = self.orig.inverted();
+        match self.extra.nat() {
+            Some(d) => d.apply(inverse),
+            None => inverse,
+        }
     }
 
-    /// Store `reply`, keeping it inline-free when it is just the inverse of `orig`.
+    /// Store `reply`: nothing when it is the inverse of `orig`, inline when one IPv4 side
+    /// differs (`NatDelta`) and nothing else needs the box, boxed otherwise.
     pub fn set_reply(&mut self, reply: Tuple) {
-        if reply == self.orig.inverted() {
-            if let Some(e) = self.extra.as_mut() {
-                e.reply = None;
-            }
+        if self.extra.nat().is_some() {
+            self.extra = ExtraSlot::NONE;
+        }
+        if let Some(e) = self.extra.as_mut() {
+            e.reply = None;
+        }
+        let inverse = self.orig.inverted();
+        if reply == inverse {
             self.shrink_extra();
-        } else {
+        } else if self.extra.is_some() {
             self.extra_mut().reply = Some(reply);
+        } else {
+            match NatDelta::between(&inverse, &reply) {
+                Some(d) if INLINE_NAT => self.extra = ExtraSlot::nat_slot(d),
+                _ => self.extra_mut().reply = Some(reply),
+            }
         }
     }
 
@@ -213,21 +467,34 @@ impl Flow {
         self.extra.as_ref().and_then(|e| e.master.as_ref())
     }
 
-    /// Mutable access to `Extra`, allocating it on first use.
+    /// Mutable access to `Extra`, allocating it on first use (an inline NAT delta moves
+    /// into it as the reply tuple). `shrink_extra` undoes what turns out to be unneeded.
     pub fn extra_mut(&mut self) -> &mut Extra {
-        self.extra.get_or_insert_with(Default::default)
+        let reply = self.extra.nat().map(|_| self.reply());
+        self.extra.get_or_box(|| Extra {
+            reply,
+            ..Extra::default()
+        })
     }
 
-    /// Drop the `Extra` box if nothing is left in it.
+    /// Drop the `Extra` box if nothing is left in it, or if all it holds is a reply tuple
+    /// that fits inline.
     pub fn shrink_extra(&mut self) {
-        if self.extra.as_ref().is_some_and(|e| e.is_empty()) {
-            self.extra = None;
+        let Some(e) = self.extra.as_deref() else {
+            return;
+        };
+        if e.is_empty() {
+            self.extra = ExtraSlot::NONE;
+        } else if let Some(r) = e.only_reply() {
+            if let Some(d) = NatDelta::between(&self.orig.inverted(), &r).filter(|_| INLINE_NAT) {
+                self.extra = ExtraSlot::nat_slot(d);
+            }
         }
     }
 
     /// Whether the reply tuple differs from the inverse of the original (SNAT/DNAT).
     pub fn is_nat(&self) -> bool {
-        self.extra.as_ref().is_some_and(|e| e.reply.is_some())
+        self.extra.nat().is_some() || self.extra.as_deref().is_some_and(|e| e.reply.is_some())
     }
 
     /// A RELATED flow: created by an expectation (`IPS_EXPECTED`).
@@ -306,6 +573,70 @@ mod tests {
         assert_eq!(f.reply(), nat);
         f.set_reply(t.inverted());
         assert!(f.extra.is_none());
+    }
+
+    fn v4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Tuple {
+        let mut t = Tuple {
+            proto: proto::TCP,
+            sport,
+            dport,
+            ..Tuple::default()
+        };
+        t.src[..4].copy_from_slice(&src);
+        t.dst[..4].copy_from_slice(&dst);
+        t
+    }
+
+    /// DNAT and SNAT (one IPv4 side of the reply differs) are stored in the flow itself;
+    /// both sides at once, or IPv6, take the box; every shape reads back exactly.
+    #[test]
+    fn common_nat_is_inline_and_exact() {
+        let orig = v4([10, 0, 0, 1], 40000, [192, 0, 2, 1], 80);
+        let dnat = v4([198, 51, 100, 7], 8080, [10, 0, 0, 1], 40000);
+        let snat = v4([192, 0, 2, 1], 80, [203, 0, 113, 9], 61000);
+        let both = v4([198, 51, 100, 7], 8080, [203, 0, 113, 9], 61000);
+        for (reply, inline) in [(dnat, true), (snat, true), (both, false)] {
+            let mut f = Flow::new(orig);
+            f.set_reply(reply);
+            assert_eq!(f.reply(), reply);
+            assert!(f.is_nat());
+            assert_eq!(f.extra.nat().is_some(), inline, "{reply}");
+            assert_eq!(f.extra.is_none(), inline, "{reply}");
+            let g = f.clone();
+            assert_eq!(g, f);
+            assert_eq!(g.reply(), reply);
+        }
+        let mut o6 = orig;
+        o6.family = Family::Ipv6;
+        let mut r6 = o6.inverted();
+        r6.src[15] = 9;
+        let mut f = Flow::new(o6);
+        f.set_reply(r6);
+        assert!(f.extra.nat().is_none() && f.extra.is_some());
+        assert_eq!(f.reply(), r6);
+    }
+
+    /// A rare field added to an inline-NAT flow moves the reply into the box, and removing
+    /// it again brings the flow back to its inline form; the reply survives both ways.
+    #[test]
+    fn inline_nat_moves_into_the_box_and_back() {
+        let orig = v4([10, 0, 0, 1], 40000, [192, 0, 2, 1], 80);
+        let dnat = v4([198, 51, 100, 7], 8080, [10, 0, 0, 1], 40000);
+        let mut f = Flow::new(orig);
+        f.set_reply(dnat);
+        f.extra_mut().labels = 4;
+        assert!(f.extra.is_some() && f.extra.nat().is_none());
+        assert_eq!(f.reply(), dnat);
+        f.extra_mut().labels = 0;
+        f.shrink_extra();
+        assert!(f.extra.is_none() && f.extra.nat().is_some());
+        assert_eq!(f.reply(), dnat);
+        // A later reply replaces the inline one; the plain inverse clears it.
+        let snat = v4([192, 0, 2, 1], 80, [203, 0, 113, 9], 61000);
+        f.set_reply(snat);
+        assert_eq!(f.reply(), snat);
+        f.set_reply(orig.inverted());
+        assert!(!f.is_nat() && f.extra == ExtraSlot::NONE);
     }
 
     #[test]

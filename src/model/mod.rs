@@ -3,6 +3,7 @@
 //! Everything here is plain data and pure logic. It must not touch sockets (see `netlink`),
 //! parse bytes (see `decode`) or know about ratatui (see `tui`).
 
+pub mod event;
 pub mod expect;
 pub mod flow;
 pub mod helper;
@@ -15,6 +16,7 @@ pub mod store;
 pub mod top;
 pub mod tuple;
 
+pub use event::{Event, Record};
 pub use expect::{ExpectNat, Expectation};
 pub use flow::{Counter, Extra, Flow};
 pub use helper::HelperId;

@@ -263,7 +263,7 @@ pub struct SourceRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Event, Record};
+    use crate::model::{Event, Record};
     use crate::model::{Flow, Tuple};
     use crate::recent::{clock::Clock, machine, procfs};
     use std::time::{Duration, UNIX_EPOCH};

@@ -328,9 +328,9 @@ impl<'a> Staleness<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{Event, Record};
     use crate::model::helper;
     use crate::model::tuple::{Family, Tuple};
+    use crate::model::{Event, Record};
 
     fn tuple(src: u8, sport: u16, dst: u8, dport: u16) -> Tuple {
         let mut t = Tuple {

@@ -17,6 +17,8 @@
 //! on 4-byte buckets only. Removal is `swap_remove` plus one index fix-up for the entry that
 //! moved. Everything about linkage (RELATED children, orphans, the expectation that created a
 //! RELATED flow) sits in small side maps sized by the number of RELATED flows, not the table.
+//! A NATed flow costs the same as any other when one IPv4 side of its reply differs (DNAT,
+//! SNAT, masquerade): that delta is packed into the flow's `extra` word (`flow::ExtraSlot`).
 //!
 //! # Linkage rules
 //!
@@ -39,9 +41,8 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashSet, HashTable};
 
-use crate::decode::{Event, Record};
 use crate::model::flow::NO_STATE;
-use crate::model::{Expectation, Extra, Flow, Tuple};
+use crate::model::{Event, Expectation, Extra, Flow, Record, Tuple};
 
 /// The store's key for a flow: the kernel's identity of a conntrack entry.
 ///
@@ -155,7 +156,8 @@ pub struct MemoryUsage {
     pub slab: usize,
     /// The hash index over the slab.
     pub index: usize,
-    /// Boxed `Extra` records (NAT reply, master, counters, …), with allocator overhead.
+    /// Boxed `Extra` records (master, counters, an unusual NAT reply, …), with allocator
+    /// overhead. A common NAT reply is inline in the flow (`flow::ExtraSlot`): no bytes here.
     pub extras: usize,
     /// Expectations, recently destroyed expectations and every linkage side map.
     pub side: usize,

@@ -26,10 +26,10 @@ use std::fmt::Write as _;
 
 use hashbrown::HashMap;
 
-use crate::decode::{Event, Record};
 use crate::model::flow::{status, NO_STATE};
 use crate::model::store::FlowKey;
 use crate::model::tuple::{proto, Family, Tuple};
+use crate::model::{Event, Record};
 use crate::model::{Flow, HelperId, Store};
 
 /// Seconds the new/destroyed rates look back over.

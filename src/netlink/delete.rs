@@ -4,9 +4,9 @@
 //! tuple now belongs to a different, recycled entry, so we never delete what the user did
 //! not see. A request always carries a tuple: a delete without one is a flush.
 
-use super::consts::*;
 use super::request::{family_of, Request};
 use super::Conn;
+use crate::abi::*;
 use crate::error::Result;
 use crate::model::store::FlowKey;
 use crate::model::Tuple;

@@ -4,9 +4,9 @@
 //! both families — conntrack(8) asks for AF_INET unless told `-f ipv6`.
 //! This file only frames the request and streams raw messages to a sink.
 
-use super::consts::*;
 use super::request::Request;
 use super::{Conn, Table};
+use crate::abi::*;
 use crate::error::Result;
 
 /// How a dump went.

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use netlink_sys::Socket;
 
-use super::consts::*;
 use super::netns::{self, Namespace};
 use super::{io_err, open_socket, recv_retry, split};
+use crate::abi::*;
 use crate::error::Result;
 
 /// Smallest receive buffer we accept asking for (issue 2: "at least 8 MiB").

@@ -5,9 +5,9 @@
 //! whose master's helper has that name. All families (`AF_UNSPEC`). Requests ask for an
 //! ACK so a refusal (EPERM, …) is reported, never silent.
 
-use super::consts::*;
 use super::request::Request;
 use super::Conn;
+use crate::abi::*;
 use crate::error::Result;
 
 const AF_UNSPEC: u8 = libc::AF_UNSPEC as u8;

@@ -3,9 +3,9 @@
 //! existed before we subscribed emit no events, so only asking tells whether they are gone.
 //! Raw bytes out; no decoding here.
 
-use super::consts::*;
 use super::request::{family_of, Request};
 use super::Conn;
+use crate::abi::*;
 use crate::error::{Error, Result};
 use crate::model::store::FlowKey;
 

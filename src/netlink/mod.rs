@@ -6,7 +6,6 @@
 //! `Conn` is the request socket (dump, get, delete, flush); `events::Subscription` is the
 //! separate multicast socket. Both are opened in a network namespace by `netns`.
 
-pub mod consts;
 pub mod delete;
 pub mod dump;
 pub mod events;
@@ -21,8 +20,8 @@ use std::io;
 
 use netlink_sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 
+use crate::abi::*;
 use crate::error::{Error, Result};
-use consts::*;
 pub use netns::Namespace;
 use request::Request;
 

@@ -51,7 +51,7 @@ impl Namespace {
     fn error(&self, reason: String) -> Error {
         self.error_hint(
             reason,
-            "hint: list them with 'ip netns list', or pass /proc/PID/ns/net",
+            "list them with 'ip netns list', or pass /proc/PID/ns/net",
         )
     }
 

@@ -8,7 +8,7 @@
 //! `nfgenmsg` is {family u8, version u8, res_id be16}; every attribute is
 //! {len u16, type u16, payload} padded to 4 bytes.
 
-use super::consts::*;
+use crate::abi::*;
 use crate::model::tuple::{proto, Family, Tuple};
 
 const NLA_HDRLEN: usize = 4;

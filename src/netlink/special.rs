@@ -6,9 +6,9 @@
 //! unconfirmed lists); `cli` reports what this kernel said rather than assuming, and this
 //! file only frames the request and streams raw messages to a sink.
 
-use super::consts::*;
 use super::request::Request;
 use super::Conn;
+use crate::abi::*;
 use crate::error::Result;
 
 /// Which special list.

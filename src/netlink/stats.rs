@@ -3,9 +3,9 @@
 //! global entry count with `nf_conntrack_max` (`IPCTNL_MSG_CT_GET_STATS`, what
 //! `conntrack -C` asks first). Raw messages out; `decode::stats` reads them.
 
-use super::consts::*;
 use super::request::Request;
 use super::{Conn, Table};
+use crate::abi::*;
 use crate::error::Result;
 
 impl Conn {

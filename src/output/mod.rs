@@ -218,9 +218,9 @@ fn expect_line(v: &ExpectView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Event;
     use crate::model::flow::status;
     use crate::model::tuple::{proto, Family, Tuple};
+    use crate::model::Event;
     use crate::model::{Expectation, Flow};
 
     fn tcp() -> Flow {

@@ -183,10 +183,7 @@ mod tests {
     fn outside_strings_are_escaped_in_lines_and_exact_in_json() {
         let mut f = Flow::new(Default::default());
         f.helper = helper::intern("h\x1b[2J");
-        f.extra = Some(Box::new(crate::model::flow::Extra {
-            secctx: Some("ctx\u{202e}\x07".into()),
-            ..Default::default()
-        }));
+        f.extra_mut().secctx = Some("ctx\u{202e}\x07".into());
         let v = FlowView::of(&f, 0);
         let line = flow(&v);
         assert!(!line.chars().any(crate::escape::is_unsafe), "{line:?}");

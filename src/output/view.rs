@@ -6,9 +6,9 @@
 //! and `listener` are filled by the risk module and skipped while `None`; `secctx`, `zone_orig` and `zone_reply` appear only
 //! when the kernel reported them (conntrack(8) prints them only then, too).
 
-use crate::decode::Event;
 use crate::model::flow::{status, Flow};
 use crate::model::tuple::{proto, Tuple};
+use crate::model::Event;
 use crate::model::{Expectation, HelperId};
 use serde::ser::{SerializeSeq, Serializer};
 use serde::Serialize;

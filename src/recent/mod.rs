@@ -29,6 +29,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::Serialize;
 
+use crate::error::{Error, Hint};
 use crate::model::Flow;
 use crate::netlink::{netns, Namespace};
 pub use clock::Clock;
@@ -37,11 +38,14 @@ pub use machine::{Lang, Machine, Presence, Progress};
 /// What can go wrong reading or changing recency state. One line each, values quoted.
 #[derive(Debug, thiserror::Error)]
 pub enum RecentError {
-    #[error("list name '{0}' is not a plain name (no '/', no '..', 1 to 199 bytes)\nhint: names are as 'ctscope recent' lists them")]
+    #[error("list name '{}' is not a plain name (no '/', no '..', 1 to 199 bytes){}", .0, Hint(Some("names are as 'ctscope recent' lists them")))]
     BadName(String),
-    #[error("this kernel shows no xt_recent lists (/proc/net/xt_recent is absent)\nhint: the recent match is not loaded until a rule uses it ('modprobe xt_recent')")]
+    #[error(
+        "this kernel shows no xt_recent lists (/proc/net/xt_recent is absent){}",
+        Hint(Some("the recent match is not loaded until a rule uses it ('modprobe xt_recent')"))
+    )]
     NoXtRecent,
-    #[error("no xt_recent list or nft set named '{0}' (it may have just been removed)\nhint: 'ctscope recent' lists them")]
+    #[error("no xt_recent list or nft set named '{}' (it may have just been removed){}", .0, Hint(Some("'ctscope recent' lists them")))]
     NoSuchList(String),
     #[error("'{addr}' is not in list '{list}'")]
     NotInList { list: String, addr: IpAddr },
@@ -102,19 +106,28 @@ impl Rulesets {
     }
 }
 
-fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
+/// Run a ruleset reader: its stdout, `None` when the tool is not installed (the machine
+/// simply has no such backend), or why it failed.
+fn run(cmd: &str, args: &[&str]) -> Result<Option<String>, Error> {
     crate::privilege::pass_net_admin_to_children();
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("'{cmd}': {e}"))?;
+    let failed = |reason: String| Error::Audit {
+        step: std::iter::once(cmd)
+            .chain(args.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" "),
+        reason,
+        hint: None,
+    };
+    let out = match Command::new(cmd).args(args).stdin(Stdio::null()).output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(failed(e.to_string())),
+    };
     if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
     } else {
-        Err(format!(
-            "'{cmd}' failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+        Err(failed(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         ))
     }
 }
@@ -130,15 +143,14 @@ pub fn read_rulesets(unreadable: &mut Vec<String>) -> Rulesets {
         ("ip6", "ip6tables-legacy-save"),
     ] {
         match run(cmd, &[]) {
-            Ok(t) => r.iptables.push((family.to_owned(), t)),
-            Err(e) if e.contains("No such file") => {}
-            Err(e) => unreadable.push(format!("{cmd}: {e}")),
+            Ok(Some(t)) => r.iptables.push((family.to_owned(), t)),
+            Ok(None) => {}
+            Err(e) => unreadable.push(e.to_string()),
         }
     }
     match run("nft", &["-j", "list", "ruleset"]) {
-        Ok(j) => r.nft_json = Some(j),
-        Err(e) if e.contains("No such file") => {}
-        Err(e) => unreadable.push(format!("nft: {e}")),
+        Ok(j) => r.nft_json = j,
+        Err(e) => unreadable.push(e.to_string()),
     }
     r
 }

@@ -18,6 +18,7 @@ use super::classify::{classify, classify_flow, Freedom, MasterEnds};
 use super::finding::{self, Finding, FindingKind};
 use super::sockets::{Listeners, Owner};
 use super::table::{Entry, HelperTable, Level};
+use crate::error::Error;
 use crate::model::store::{ExpectKey, FlowKey, Store};
 use crate::model::tuple::{proto, Endpoint};
 use crate::model::{Expectation, Flow, Tuple};
@@ -56,23 +57,29 @@ pub const SENSITIVE_PORTS_ENV: &str = "CTSCOPE_SENSITIVE_PORTS";
 impl Config {
     /// The default, with the port list from `CTSCOPE_SENSITIVE_PORTS` when set. A bad
     /// list is an error naming the variable.
-    pub fn from_env() -> Result<Config, String> {
+    pub fn from_env() -> Result<Config, Error> {
         match std::env::var(SENSITIVE_PORTS_ENV) {
-            Ok(v) => Config::default()
-                .with_ports(&v)
-                .map_err(|e| format!("{SENSITIVE_PORTS_ENV}: {e}")),
+            Ok(v) => Config::default().with_ports(&v).map_err(|e| match e {
+                Error::Config { reason, hint, .. } => Error::Config {
+                    what: SENSITIVE_PORTS_ENV.into(),
+                    reason,
+                    hint,
+                },
+                e => e,
+            }),
             Err(_) => Ok(Config::default()),
         }
     }
 
     /// Parse a comma-separated port list (`--sensitive-ports 22,3306`).
-    pub fn with_ports(mut self, list: &str) -> Result<Config, String> {
+    pub fn with_ports(mut self, list: &str) -> Result<Config, Error> {
         let mut ports = Vec::new();
         for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            ports.push(
-                p.parse::<u16>()
-                    .map_err(|_| format!("sensitive port '{p}' is not a port number"))?,
-            );
+            ports.push(p.parse::<u16>().map_err(|_| Error::Config {
+                what: "--sensitive-ports".into(),
+                reason: format!("'{p}' is not a port number"),
+                hint: Some("a comma-separated list such as 22,3306"),
+            })?);
         }
         self.sensitive_ports = ports;
         Ok(self)
@@ -598,10 +605,13 @@ impl Assessor {
             ListenerCheck::OwnerUnknown { port } if standing(*port) => {
                 findings.push(Finding::new(
                     FindingKind::ListeningSocket,
-                    format!(
-                        "{what} of helper '{name}' toward {pname} {}: a local service listens on :{port}, outside the ephemeral range, and no process holding it could be found to compare with the master connection's owner (a kernel socket, or another user's /proc/PID/fd, which only root reads; CAP_NET_ADMIN does not open it) (dport {}; hint: run with sudo to name it)",
-                        toward(*port),
-                        freedom.dport
+                    crate::error::inline(
+                        &format!(
+                            "{what} of helper '{name}' toward {pname} {}: a local service listens on :{port}, outside the ephemeral range, and no process holding it could be found to compare with the master connection's owner (a kernel socket, or another user's /proc/PID/fd, which only root reads; CAP_NET_ADMIN does not open it) (dport {})",
+                            toward(*port),
+                            freedom.dport
+                        ),
+                        "run with sudo to name it",
                     ),
                     listen_fix(*port),
                 ))
@@ -871,11 +881,7 @@ mod tests {
     fn dumped<const N: usize>(flows: [Flow; N]) -> Store {
         let mut store = Store::new();
         for f in flows {
-            store.apply(
-                crate::decode::Event::Dump,
-                crate::decode::Record::Flow(f),
-                0,
-            );
+            store.apply(crate::model::Event::Dump, crate::model::Record::Flow(f), 0);
         }
         store
     }

@@ -28,6 +28,8 @@ pub mod table;
 
 use std::path::Path;
 
+use crate::error::Error;
+
 pub use assess::{
     Assessment, Assessor, Config, ListenerCheck, RiskFrom, RiskJson, SocketSource,
     DEFAULT_SENSITIVE_PORTS, SENSITIVE_PORTS_ENV,
@@ -35,13 +37,13 @@ pub use assess::{
 pub use classify::{classify, classify_flow, Freedom, MasterEnds};
 pub use finding::{Finding, FindingKind};
 pub use sockets::{Conn, Listener, Listeners, Owner};
-pub use table::{Entry, HelperTable, Level, TableError};
+pub use table::{Entry, HelperTable, Level};
 
 impl Assessor {
     /// An assessor for the current namespace: the table (embedded, or `table_path`), live
     /// module options from `/sys`, listening sockets from procfs and the ephemeral range
     /// from `/proc/sys`. Socket reading failures leave that check off.
-    pub fn system(table_path: Option<&Path>) -> Result<Assessor, TableError> {
+    pub fn system(table_path: Option<&Path>) -> Result<Assessor, Error> {
         let table = HelperTable::load(table_path)?;
         let params = table.read_params(Path::new("/sys"));
         // A bad CTSCOPE_SENSITIVE_PORTS falls back to the defaults here; `ctscope audit`
@@ -57,12 +59,11 @@ impl Assessor {
     /// `/proc/PID/ns/net`): sockets and the port range are read from a thread that entered
     /// it. Module options are global (`/sys/module`), so they are read as for `system`.
     /// `refresh` re-reads the sockets from the same namespace.
-    pub fn system_in(table_path: Option<&Path>, netns: Option<&str>) -> Result<Assessor, String> {
-        let mut a = Assessor::system(table_path).map_err(|e| e.to_string())?;
+    pub fn system_in(table_path: Option<&Path>, netns: Option<&str>) -> Result<Assessor, Error> {
+        let mut a = Assessor::system(table_path)?;
         if let Some(ns) = netns {
             let ns = crate::netlink::Namespace::parse(ns);
-            a.listeners = crate::netlink::netns::run_in(&ns, || Ok(current_listeners()))
-                .map_err(|e| e.to_string())?;
+            a.listeners = crate::netlink::netns::run_in(&ns, || Ok(current_listeners()))?;
         }
         Ok(a.with_socket_source(SocketSource(netns.map(str::to_string))))
     }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::classify::Freedom;
+use crate::error::Error;
 use crate::model::tuple::proto;
 
 /// The table shipped with ctscope.
@@ -68,19 +69,6 @@ impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
-}
-
-/// Why the table could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum TableError {
-    #[error("helper table '{path}': {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("helper table '{path}': {reason}\nhint: compare with assets/helpers.toml")]
-    Parse { path: String, reason: String },
 }
 
 /// A module option that selects one row of the authors' table.
@@ -199,18 +187,19 @@ pub struct HelperTable {
 
 impl HelperTable {
     /// The table compiled into the binary, with no live parameters (kernel defaults).
-    pub fn embedded() -> Result<HelperTable, TableError> {
+    pub fn embedded() -> Result<HelperTable, Error> {
         HelperTable::parse(EMBEDDED, "assets/helpers.toml (embedded)")
     }
 
     /// The embedded table, or `path` when given.
-    pub fn load(path: Option<&Path>) -> Result<HelperTable, TableError> {
+    pub fn load(path: Option<&Path>) -> Result<HelperTable, Error> {
         match path {
             None => HelperTable::embedded(),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| TableError::Read {
-                    path: p.display().to_string(),
-                    source,
+                let text = std::fs::read_to_string(p).map_err(|e| Error::Config {
+                    what: format!("helper table '{}'", p.display()),
+                    reason: e.to_string(),
+                    hint: None,
                 })?;
                 HelperTable::parse(&text, &p.display().to_string())
             }
@@ -218,10 +207,11 @@ impl HelperTable {
     }
 
     /// Parse table text; `origin` names it in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<HelperTable, TableError> {
-        let bad = |reason: String| TableError::Parse {
-            path: origin.to_string(),
+    pub fn parse(text: &str, origin: &str) -> Result<HelperTable, Error> {
+        let bad = |reason: String| Error::Config {
+            what: format!("helper table '{origin}'"),
             reason,
+            hint: Some("compare with assets/helpers.toml"),
         };
         let raw: RawFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         let mut entries = Vec::with_capacity(raw.expectation.len());

@@ -12,10 +12,10 @@ use std::sync::mpsc::Receiver;
 use ratatui::crossterm::event::Event as TermEvent;
 
 use crate::actions::{self, Plan};
-use crate::decode::{Event, Record};
 use crate::engine::{self, Command, EngineEvent, EngineHandle, ReplayControl};
 use crate::model::store::FlowKey;
 use crate::model::Store;
+use crate::model::{Event, Record};
 
 /// What applying one engine event meant for the UI.
 #[derive(Debug, Clone, PartialEq, Eq)]

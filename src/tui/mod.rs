@@ -97,8 +97,10 @@ pub fn run(
         app = app.with_assessor(a);
     }
     if !io::stdout().is_terminal() {
+        // Exit 1 as before: nothing was wrong with the command line.
         anyhow::bail!(
-            "the dashboard needs a terminal on stdout; hint: use 'ctscope list' or 'ctscope watch'"
+            "the dashboard needs a terminal on stdout{}",
+            crate::error::Hint(Some("use 'ctscope list' or 'ctscope watch'"))
         );
     }
     let mut terminal =

@@ -14,13 +14,13 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ctscope::actions::{self, Plan, Target};
-use ctscope::decode::{Event, Record};
 use ctscope::engine::EngineEvent;
 use ctscope::model::flow::status;
 use ctscope::model::helper::intern;
 use ctscope::model::store::{ExpectKey, FlowKey, Store};
 use ctscope::model::tuple::proto;
 use ctscope::model::{Counter, Expectation, Family, Flow, Tuple};
+use ctscope::model::{Event, Record};
 use ctscope::risk::{Assessment, Assessor, Config, HelperTable};
 use ctscope::tui::risk::Assess;
 use ctscope::tui::{App, AppEvent, Clock, Request, TuiOptions};

@@ -167,7 +167,7 @@ pub fn flow(cx: &Ctx, key: &FlowKey, fl: &Flow) -> Vec<Line<'static>> {
     ));
     times(cx, fl.remaining(now), fl.seen, &mut l);
     let mut ids = format!("{}", fl.zone);
-    if let Some(e) = &fl.extra {
+    if let Some(e) = fl.extra.as_deref() {
         if let Some(o) = e.zone_orig {
             ids.push_str(&format!(" (orig {o})"));
         }
@@ -201,7 +201,7 @@ pub fn flow(cx: &Ctx, key: &FlowKey, fl: &Flow) -> Vec<Line<'static>> {
             format!("{exps} expectation(s), {kids} RELATED flow(s)"),
         ));
     }
-    if let Some(e) = &fl.extra {
+    if let Some(e) = fl.extra.as_deref() {
         if let Some(c) = e.counters {
             l.push(kv(
                 t,

@@ -355,10 +355,10 @@ pub const FIXED_ORDER: &str =
 pub(crate) mod testing {
     use std::time::SystemTime;
 
-    use crate::decode::{Event, Record};
     use crate::model::flow::status;
     use crate::model::helper::intern;
     use crate::model::tuple::{proto, Family, Tuple};
+    use crate::model::{Event, Record};
     use crate::model::{Expectation, Flow, Store};
     use crate::tui::app::Summary;
     use crate::tui::inputs::SystemClock;

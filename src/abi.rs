@@ -1,6 +1,7 @@
-//! ctnetlink constants, with the kernel's own names so they can be grepped in
-//! include/uapi/linux/netfilter/nfnetlink_conntrack.h and nfnetlink.h.
-//! Shared by `decode` (reading) and `netlink` (building requests). Values only.
+//! The kernel ABI: netlink and ctnetlink constants, with the kernel's own names so they can
+//! be grepped in include/uapi/linux/netlink.h, netfilter/nfnetlink.h and
+//! netfilter/nfnetlink_conntrack.h. Shared by `decode` (reading) and `netlink` (building
+//! requests), so neither depends on the other. Values only: no logic, no sockets, no types.
 #![allow(missing_docs)]
 
 // nfnetlink subsystems and message types: nlmsg_type = subsys << 8 | msg.
