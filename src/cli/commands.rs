@@ -40,6 +40,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             super::pressure::list_special(&g, which, &filter, format)
         }
         Some(Command::List {
+            filter,
+            prom: Some(path),
+            ..
+        }) => super::exporter::list_prom(&g, &filter, &path),
+        Some(Command::List {
             expect,
             filter,
             format,
@@ -78,7 +83,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             duration,
             force,
         }) => record(&g, &file, duration, force),
-        Some(Command::Audit { opts }) => super::audit_main(&g, opts),
+        Some(Command::Audit {
+            opts,
+            prom: Some(path),
+        }) => super::exporter::audit_prom(&g, opts, &path),
+        Some(Command::Audit { opts, .. }) => super::audit_main(&g, opts),
+        Some(Command::Exporter {
+            listen,
+            allow_remote,
+            audit_interval,
+        }) => super::exporter::main(&g, &listen, allow_remote, audit_interval),
         Some(Command::Recent { action, json }) => super::recent::main(&g, action, json),
         Some(Command::Stats { expect, json }) => super::pressure::stats(&g, expect, json),
         Some(Command::Count { expect, json }) => super::pressure::count(&g, expect, json),
@@ -191,7 +205,7 @@ fn refuse_save(format: FormatArgs, what: &str) -> Result<()> {
 /// `watch` opens the event subscription before the dump and keeps it in the returned
 /// source, so a delete can tell which planned entries were destroyed or re-created since
 /// (see `catch_up`).
-fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Source>)> {
+pub(super) fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Source>)> {
     if g.replay.is_some() {
         let mut store = Store::new();
         let source = open_source(g, true, Speed::Fast)?;
@@ -265,11 +279,12 @@ fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<
 
 /// Set by SIGINT/SIGTERM/SIGHUP in headless follow modes, so `watch` and `record` end
 /// cleanly (flushing their output) instead of dying mid-line.
-static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(|| Arc::new(AtomicBool::new(false)));
+pub(super) static STOP: LazyLock<Arc<AtomicBool>> =
+    LazyLock::new(|| Arc::new(AtomicBool::new(false)));
 
 /// signal-hook installs the handlers with sigaction (no `signal(2)` semantics to worry
 /// about) and its handler only stores to the flag, which is async-signal-safe.
-fn catch_stop_signals() -> Result<()> {
+pub(super) fn catch_stop_signals() -> Result<()> {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         signal_hook::flag::register(sig, Arc::clone(&STOP))
             .with_context(|| format!("cannot catch signal {sig}"))?;

@@ -1,0 +1,463 @@
+//! `ctscope exporter`: the live engine and store behind a small HTTP server that answers
+//! `/metrics` (Prometheus text format, `output::prom`) and `/healthz`.
+//!
+//! Threads, and who owns what:
+//! - the engine thread (`engine::Engine`) dumps once, follows events, resyncs on ENOBUFS;
+//! - a forwarder turns its events into `Msg::Engine` on the owner's one channel;
+//! - the owner (the caller's thread, [`run`]) owns the store, applies events, ticks once a
+//!   second, and answers scrape requests: every request waiting when it looks is answered
+//!   by one computation, and a computation is reused while nothing changed;
+//! - `WORKERS` HTTP threads take requests from tiny_http and hand `/metrics` to the owner;
+//! - an audit thread runs the audit every `audit_interval` and sends its finding counts.
+//!
+//! A scrape therefore never re-dumps, never holds the store longer than one counting
+//! pass, and no number of parallel scrapes makes the owner compute more than once per
+//! change. It must not print (the CLI does) or read the kernel itself beyond the closures
+//! it is handed.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::decode::Record;
+use crate::engine::{self, EngineEvent, EngineHandle};
+use crate::model::Store;
+use crate::output::prom::{self, EventCounts, FlowCounts, Metrics};
+use crate::risk::Assessor;
+
+/// The default port: in the 9100–9999 range Prometheus exporters use. That range is fully
+/// allocated on the Prometheus wiki, so any choice collides with some other exporter;
+/// `--listen` changes it.
+pub const DEFAULT_PORT: u16 = 9469;
+
+/// HTTP worker threads. Rendering happens on the owner, so two are enough to keep a slow
+/// client from delaying a scrape; more would only add contention.
+const WORKERS: usize = 2;
+
+/// Open connections beyond which a request is answered `503` at once, before any work.
+const MAX_CONNECTIONS: usize = 256;
+
+/// How long a worker waits for the owner's answer before replying `503`.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The kernel's figures are re-read at most this often (a scrape storm reads them once).
+const KERNEL_REFRESH: Duration = Duration::from_secs(1);
+
+/// Why the exporter cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    #[error("bad --listen address '{0}': expected ADDR:PORT or ADDR, e.g. '127.0.0.1:9469' or '[::1]:9469'")]
+    BadAddress(String),
+    #[error("'{0}' is not a loopback address, and the metrics reveal the firewall's state\nhint: add --allow-remote to serve other hosts (behind a firewall rule or a TLS proxy)")]
+    NotLoopback(SocketAddr),
+    #[error("cannot listen on '{0}': the address is already in use\nhint: another exporter (or another program) listens there; choose another port with --listen")]
+    InUse(SocketAddr),
+    #[error("cannot listen on '{0}': {1}")]
+    Bind(SocketAddr, io::Error),
+    #[error("the HTTP server could not start on '{0}': {1}")]
+    Server(SocketAddr, String),
+}
+
+/// Parse `--listen`: `ADDR:PORT`, `[V6ADDR]:PORT`, a bare address (the default port), or
+/// `localhost[:PORT]`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, ExporterError> {
+    let bad = || ExporterError::BadAddress(s.to_string());
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    if let Some(rest) = s.strip_prefix("localhost") {
+        let port = match rest.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad())?,
+            None if rest.is_empty() => DEFAULT_PORT,
+            None => return Err(bad()),
+        };
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    Err(bad())
+}
+
+/// Bind `addr`, refusing a non-loopback address unless `allow_remote`.
+pub fn bind(addr: SocketAddr, allow_remote: bool) -> Result<tiny_http::Server, ExporterError> {
+    if !addr.ip().is_loopback() && !allow_remote {
+        return Err(ExporterError::NotLoopback(addr));
+    }
+    // Bound here rather than by tiny_http, so the error keeps its kind (address in use).
+    let listener = TcpListener::bind(addr).map_err(|e| match e.kind() {
+        io::ErrorKind::AddrInUse => ExporterError::InUse(addr),
+        _ => ExporterError::Bind(addr, e),
+    })?;
+    tiny_http::Server::from_listener(listener, None)
+        .map_err(|e| ExporterError::Server(addr, e.to_string()))
+}
+
+/// What the kernel says besides the table: limits and the per-CPU counters.
+#[derive(Debug, Clone, Default)]
+pub struct KernelFigures {
+    pub flows_max: Option<u64>,
+    pub expect_max: Option<u64>,
+    pub conntrack_stat: Option<Vec<(&'static str, u64)>>,
+}
+
+/// Reads [`KernelFigures`] (the CLI supplies it: it knows the namespace).
+pub type KernelReader = Box<dyn FnMut() -> KernelFigures + Send>;
+/// Runs one audit and counts its findings by kind; `None` when it could not run.
+pub type AuditRunner = Box<dyn FnMut() -> Option<BTreeMap<&'static str, u64>> + Send>;
+
+/// What the owner's one channel carries.
+enum Msg {
+    Engine(EngineEvent),
+    EngineGone,
+    Scrape(SyncSender<Arc<String>>),
+    Audit(Option<BTreeMap<&'static str, u64>>),
+}
+
+/// Exporter settings.
+pub struct Config {
+    /// Re-run the audit this often (`None`: never).
+    pub audit_interval: Option<Duration>,
+    /// Stop when this becomes true (signals).
+    pub stop: Arc<AtomicBool>,
+}
+
+/// State the HTTP workers read without asking the owner.
+#[derive(Default)]
+struct Health {
+    /// The first dump is complete.
+    ready: AtomicBool,
+    /// The engine or the owner has stopped.
+    stopped: AtomicBool,
+}
+
+/// The owner's counters and its cached rendering.
+struct Owner {
+    store: Store,
+    assessor: Option<Assessor>,
+    events: EventCounts,
+    overruns: u64,
+    resyncs: u64,
+    dumps_seen: u64,
+    audit: Option<BTreeMap<&'static str, u64>>,
+    kernel: KernelReader,
+    kernel_figures: KernelFigures,
+    kernel_at: Option<Instant>,
+    /// Reused between computations, so counting allocates nothing.
+    counts: FlowCounts,
+    /// The last rendering and what it was computed from.
+    cached: Option<(Arc<String>, u64)>,
+    /// Bumped by everything that changes the rendering except the store's generation.
+    version: u64,
+    /// Computations done (for tests and the README's figures).
+    pub computed: u64,
+}
+
+impl Owner {
+    fn on_engine(&mut self, ev: EngineEvent, now: u32) -> Result<(), String> {
+        match &ev {
+            EngineEvent::Records(batch) => {
+                for (event, record) in batch {
+                    self.events
+                        .note(*event, matches!(record, Record::Expect(_)));
+                }
+                self.version += 1;
+            }
+            EngineEvent::Overrun => {
+                self.overruns += 1;
+                self.version += 1;
+            }
+            EngineEvent::Resync(_) => {
+                self.resyncs += 1;
+                self.version += 1;
+            }
+            EngineEvent::DumpEnd { .. } => self.dumps_seen += 1,
+            EngineEvent::DecodeErrors(_) | EngineEvent::ActionDone(_) => {}
+            EngineEvent::Fatal(msg) => return Err(msg.clone()),
+            _ => {}
+        }
+        engine::apply(&mut self.store, ev, now);
+        Ok(())
+    }
+
+    /// The current rendering: reused while neither the store nor a counter moved and the
+    /// kernel's figures are fresh; otherwise computed once for every waiting scrape.
+    fn rendering(&mut self) -> Arc<String> {
+        let stale_kernel = self
+            .kernel_at
+            .is_none_or(|at| at.elapsed() >= KERNEL_REFRESH);
+        if stale_kernel {
+            let fresh = (self.kernel)();
+            self.kernel_at = Some(Instant::now());
+            // Counters move all the time; only a change makes a new rendering.
+            if fresh.flows_max != self.kernel_figures.flows_max
+                || fresh.expect_max != self.kernel_figures.expect_max
+                || fresh.conntrack_stat != self.kernel_figures.conntrack_stat
+            {
+                self.kernel_figures = fresh;
+                self.version += 1;
+            }
+        }
+        let key = self.store.generation() ^ self.version.rotate_left(32);
+        if let Some((text, k)) = &self.cached {
+            if *k == key {
+                return Arc::clone(text);
+            }
+        }
+        if let Some(a) = self.assessor.as_mut() {
+            // Listening sockets, re-read when older than a second (the listener check).
+            a.refresh();
+        }
+        let mut m = Metrics::default();
+        let counts = std::mem::take(&mut self.counts);
+        m.count_store(&self.store, self.assessor.as_ref(), counts);
+        m.flows_max = self.kernel_figures.flows_max;
+        m.expect_max = self.kernel_figures.expect_max;
+        m.conntrack_stat = self.kernel_figures.conntrack_stat.clone();
+        m.events = Some(self.events);
+        m.overruns = Some(self.overruns);
+        m.resyncs = Some(self.resyncs);
+        m.audit = self.audit.clone();
+        let mut text = String::with_capacity(8192);
+        prom::render(&m, &mut text);
+        if let Some(c) = m.flows.take() {
+            self.counts = c;
+        }
+        self.computed += 1;
+        let text = Arc::new(text);
+        self.cached = Some((Arc::clone(&text), key));
+        text
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Serve `server` until `cfg.stop` is set or the engine stops. The caller spawned the
+/// engine (`events`, `handle`) on the live table; `store` is empty or pre-sized.
+pub fn run(
+    server: tiny_http::Server,
+    events: Receiver<EngineEvent>,
+    handle: EngineHandle,
+    store: Store,
+    assessor: Option<Assessor>,
+    kernel: KernelReader,
+    audit: Option<AuditRunner>,
+    cfg: Config,
+) -> Result<(), String> {
+    let (tx, rx) = mpsc::channel::<Msg>();
+    let health = Arc::new(Health::default());
+    let server = Arc::new(server);
+
+    // Forwarder: the engine's events onto the owner's channel.
+    {
+        let tx = tx.clone();
+        std::thread::Builder::new()
+            .name("exporter-forward".into())
+            .spawn(move || {
+                for ev in events {
+                    if tx.send(Msg::Engine(ev)).is_err() {
+                        return;
+                    }
+                }
+                let _ = tx.send(Msg::EngineGone);
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    for i in 0..WORKERS {
+        let (server, tx, health) = (Arc::clone(&server), tx.clone(), Arc::clone(&health));
+        std::thread::Builder::new()
+            .name(format!("exporter-http-{i}"))
+            .spawn(move || serve(&server, &tx, &health))
+            .map_err(|e| e.to_string())?;
+    }
+    if let (Some(mut runner), Some(every)) = (audit, cfg.audit_interval) {
+        let (tx, stop) = (tx.clone(), Arc::clone(&cfg.stop));
+        std::thread::Builder::new()
+            .name("exporter-audit".into())
+            .spawn(move || loop {
+                if tx.send(Msg::Audit(runner())).is_err() {
+                    return;
+                }
+                let until = Instant::now() + every;
+                while Instant::now() < until {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200).min(every));
+                }
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    drop(tx);
+
+    let mut owner = Owner {
+        store,
+        assessor,
+        events: EventCounts::default(),
+        overruns: 0,
+        resyncs: 0,
+        dumps_seen: 0,
+        audit: None,
+        kernel,
+        kernel_figures: KernelFigures::default(),
+        kernel_at: None,
+        counts: FlowCounts::default(),
+        cached: None,
+        version: 0,
+        computed: 0,
+    };
+    let result = owner_loop(&mut owner, &rx, &handle, &health, &cfg);
+    health.stopped.store(true, Ordering::SeqCst);
+    server.unblock();
+    handle.stop();
+    result
+}
+
+fn owner_loop(
+    owner: &mut Owner,
+    rx: &Receiver<Msg>,
+    handle: &EngineHandle,
+    health: &Health,
+    cfg: &Config,
+) -> Result<(), String> {
+    const TICK: Duration = Duration::from_secs(1);
+    let mut next_tick = Instant::now() + TICK;
+    let mut waiting: Vec<SyncSender<Arc<String>>> = Vec::new();
+    loop {
+        if cfg.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        let first = match rx.recv_timeout(wait) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        // What already waits, bounded so a flood of events cannot starve the scrapes.
+        let more = std::iter::from_fn(|| rx.try_recv().ok()).take(1024);
+        for m in first.into_iter().chain(more) {
+            match m {
+                Msg::Engine(ev) => {
+                    owner.on_engine(ev, handle.now())?;
+                    if owner.dumps_seen > 0 {
+                        health.ready.store(true, Ordering::SeqCst);
+                    }
+                }
+                Msg::EngineGone => return Err("the engine stopped".into()),
+                Msg::Scrape(reply) => waiting.push(reply),
+                Msg::Audit(counts) => {
+                    if counts.is_some() {
+                        owner.audit = counts;
+                        owner.version += 1;
+                    }
+                }
+            }
+        }
+        if !waiting.is_empty() {
+            let text = owner.rendering();
+            for w in waiting.drain(..) {
+                let _ = w.try_send(Arc::clone(&text));
+            }
+        }
+        if Instant::now() >= next_tick {
+            let now = handle.now();
+            if engine::tick(&mut owner.store, handle, now) {
+                owner.version += 1;
+            }
+            next_tick = Instant::now() + TICK;
+        }
+    }
+}
+
+/// One HTTP worker: answer requests until the server is unblocked.
+fn serve(server: &tiny_http::Server, tx: &Sender<Msg>, health: &Health) {
+    use tiny_http::{Header, Method, Response};
+    let text =
+        |s: &str| Header::from_bytes(&b"Content-Type"[..], s.as_bytes()).expect("a valid header");
+    loop {
+        let req = match server.recv() {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        if health.stopped.load(Ordering::SeqCst) {
+            let _ = req.respond(Response::from_string("stopping\n").with_status_code(503));
+            return;
+        }
+        // A client that hangs up mid-response only fails its own `respond`.
+        if server.num_connections() > MAX_CONNECTIONS {
+            let _ = req.respond(
+                Response::from_string("too many connections\n")
+                    .with_status_code(503)
+                    .with_header(text("text/plain; charset=utf-8")),
+            );
+            continue;
+        }
+        let get = matches!(req.method(), Method::Get | Method::Head);
+        let path = req.url().split('?').next().unwrap_or("").to_string();
+        let resp = match (get, path.as_str()) {
+            (false, _) => Response::from_string("only GET and HEAD\n").with_status_code(405),
+            (true, "/metrics") => {
+                let (rtx, rrx) = mpsc::sync_channel(1);
+                if tx.send(Msg::Scrape(rtx)).is_err() {
+                    Response::from_string("stopping\n").with_status_code(503)
+                } else {
+                    match rrx.recv_timeout(SCRAPE_TIMEOUT) {
+                        Ok(body) => Response::from_string(body.as_str())
+                            .with_header(text("text/plain; version=0.0.4; charset=utf-8")),
+                        Err(_) => Response::from_string("the store did not answer in time\n")
+                            .with_status_code(503),
+                    }
+                }
+            }
+            (true, "/healthz") => {
+                if health.stopped.load(Ordering::SeqCst) {
+                    Response::from_string("stopped\n").with_status_code(503)
+                } else if health.ready.load(Ordering::SeqCst) {
+                    Response::from_string("ok\n")
+                } else {
+                    Response::from_string("dumping the table\n").with_status_code(503)
+                }
+            }
+            (true, "/") => Response::from_string(
+                "ctscope exporter: /metrics (Prometheus text format), /healthz\n",
+            ),
+            (true, _) => Response::from_string("not found: try /metrics\n").with_status_code(404),
+        };
+        let _ = req.respond(resp.with_header(text("text/plain; charset=utf-8")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_parse_or_say_what_is_expected() {
+        let p = |s| parse_listen(s).map(|a| a.to_string());
+        assert_eq!(p("127.0.0.1:9000").unwrap(), "127.0.0.1:9000");
+        assert_eq!(p("[::1]:9000").unwrap(), "[::1]:9000");
+        assert_eq!(p("127.0.0.1").unwrap(), format!("127.0.0.1:{DEFAULT_PORT}"));
+        assert_eq!(p("localhost:81").unwrap(), "127.0.0.1:81");
+        for bad in ["", "127.0.0.1:99999", "nohost:80", "localhostx", "1.2.3:80"] {
+            let e = parse_listen(bad).unwrap_err().to_string();
+            assert!(e.starts_with("bad --listen address"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_remote_address_needs_the_flag_and_a_port_in_use_is_named() {
+        let e = bind("0.0.0.0:0".parse().unwrap(), false).err().unwrap();
+        assert!(e.to_string().contains("--allow-remote"), "{e}");
+        let held = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        let e = bind(addr, false).err().unwrap().to_string();
+        assert!(
+            e.contains("already in use") && e.contains(&addr.to_string()),
+            "{e}"
+        );
+        assert!(!e.contains('\n') || e.lines().nth(1).unwrap().starts_with("hint:"));
+    }
+}
