@@ -34,12 +34,11 @@ use crate::risk::Assessor;
 /// `--listen` changes it.
 pub const DEFAULT_PORT: u16 = 9469;
 
-/// HTTP worker threads. Rendering happens on the owner, so two are enough to keep a slow
-/// client from delaying a scrape; more would only add contention.
+/// HTTP worker threads: at most this many requests are being answered at once, whatever
+/// the number of clients (tiny_http reads each connection's request in a thread of its
+/// own, which only parses and waits). Rendering happens on the owner, so two are enough
+/// to keep one slow client from delaying a scrape; more would only add contention.
 const WORKERS: usize = 2;
-
-/// Open connections beyond which a request is answered `503` at once, before any work.
-const MAX_CONNECTIONS: usize = 256;
 
 /// How long a worker waits for the owner's answer before replying `503`.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -116,6 +115,8 @@ enum Msg {
     EngineGone,
     Scrape(SyncSender<Arc<String>>),
     Audit(Option<BTreeMap<&'static str, u64>>),
+    /// tiny_http's accept loop ended (it stops for good on an accept error).
+    HttpGone(String),
 }
 
 /// Exporter settings.
@@ -147,6 +148,8 @@ struct Owner {
     kernel: KernelReader,
     kernel_figures: KernelFigures,
     kernel_at: Option<Instant>,
+    /// Label sets shown so far: they stay, at 0, when their entries go.
+    seen: prom::Seen,
     /// Reused between computations, so counting allocates nothing.
     counts: FlowCounts,
     /// The last rendering and what it was computed from.
@@ -215,6 +218,7 @@ impl Owner {
         let mut m = Metrics::default();
         let counts = std::mem::take(&mut self.counts);
         m.count_store(&self.store, self.assessor.as_ref(), counts);
+        m.keep_zeros(&mut self.seen);
         m.flows_max = self.kernel_figures.flows_max;
         m.expect_max = self.kernel_figures.expect_max;
         m.conntrack_stat = self.kernel_figures.conntrack_stat.clone();
@@ -304,6 +308,7 @@ pub fn run(
         kernel,
         kernel_figures: KernelFigures::default(),
         kernel_at: None,
+        seen: prom::Seen::default(),
         counts: FlowCounts::default(),
         cached: None,
         version: 0,
@@ -347,6 +352,11 @@ fn owner_loop(
                     }
                 }
                 Msg::EngineGone => return Err("the engine stopped".into()),
+                Msg::HttpGone(e) => {
+                    return Err(format!(
+                        "the HTTP server stopped accepting connections: {e}"
+                    ))
+                }
                 Msg::Scrape(reply) => waiting.push(reply),
                 Msg::Audit(counts) => {
                     if counts.is_some() {
@@ -380,21 +390,17 @@ fn serve(server: &tiny_http::Server, tx: &Sender<Msg>, health: &Health) {
     loop {
         let req = match server.recv() {
             Ok(r) => r,
-            Err(_) => return,
+            Err(e) => {
+                // Also what `unblock` causes at shutdown; then nobody listens any more.
+                let _ = tx.send(Msg::HttpGone(e.to_string()));
+                return;
+            }
         };
         if health.stopped.load(Ordering::SeqCst) {
             let _ = req.respond(Response::from_string("stopping\n").with_status_code(503));
             return;
         }
         // A client that hangs up mid-response only fails its own `respond`.
-        if server.num_connections() > MAX_CONNECTIONS {
-            let _ = req.respond(
-                Response::from_string("too many connections\n")
-                    .with_status_code(503)
-                    .with_header(text("text/plain; charset=utf-8")),
-            );
-            continue;
-        }
         let get = matches!(req.method(), Method::Get | Method::Head);
         let path = req.url().split('?').next().unwrap_or("").to_string();
         let resp = match (get, path.as_str()) {

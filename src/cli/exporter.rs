@@ -142,6 +142,23 @@ pub fn audit_prom(g: &Global, mut opts: crate::audit::Options, path: &Path) -> R
     Ok(ExitCode::SUCCESS)
 }
 
+/// Raise the soft open-file limit to the hard one: every open HTTP connection holds a
+/// descriptor, and tiny_http's accept loop ends for good on its first accept error
+/// (EMFILE included), which the exporter then reports as fatal.
+fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 /// `ctscope exporter`: bind first (a bad address or a port in use fails before any dump),
 /// then run the engine and serve until SIGINT/SIGTERM/SIGHUP.
 pub fn main(
@@ -157,6 +174,7 @@ pub fn main(
         e => anyhow::Error::new(e),
     })?;
     let bound = server.server_addr().to_ip().unwrap_or(addr);
+    raise_nofile();
     commands::catch_stop_signals()?;
     let store = commands::sized_store(g);
     let source = commands::open_source(g, true, Speed::Fast)?;

@@ -135,6 +135,14 @@ pub struct Metrics {
     pub audit: Option<BTreeMap<&'static str, u64>>,
 }
 
+/// Label sets a long-running exporter has shown (see [`Metrics::keep_zeros`]).
+#[derive(Debug, Default)]
+pub struct Seen {
+    expectations: std::collections::BTreeSet<(String, &'static str, &'static str)>,
+    related: std::collections::BTreeSet<(String, &'static str)>,
+    findings: std::collections::BTreeSet<(&'static str, String)>,
+}
+
 /// The freedom of an expectation as one word: the freest of src, dst and dport (the
 /// dashboard's badge; every helper leaves the source port open, so it says nothing).
 pub fn freedom_word(f: &crate::risk::Freedom) -> &'static str {
@@ -196,9 +204,40 @@ impl Metrics {
         }
     }
 
+    /// Keep every label set seen in `seen` (adding this computation's) and give the ones
+    /// missing now a 0, so a series does not vanish when its last entry goes (an alert on
+    /// `> 0` then resolves instead of going stale). Bounded: the labels are bounded.
+    pub fn keep_zeros(&mut self, seen: &mut Seen) {
+        fn keep<K: Ord + Clone>(
+            now: &mut BTreeMap<K, u64>,
+            seen: &mut std::collections::BTreeSet<K>,
+        ) {
+            for k in now.keys() {
+                if !seen.contains(k) {
+                    seen.insert(k.clone());
+                }
+            }
+            for k in seen.iter() {
+                now.entry(k.clone()).or_insert(0);
+            }
+        }
+        keep(&mut self.expectations, &mut seen.expectations);
+        keep(&mut self.related, &mut seen.related);
+        keep(&mut self.findings, &mut seen.findings);
+    }
+
     /// Audit findings by kind from an audit report (helper-risk and port-knock findings).
+    /// Every kind is present, 0 when absent, so an alert on `> 0` resolves.
     pub fn audit_counts(rep: &crate::audit::Report) -> BTreeMap<&'static str, u64> {
-        let mut m = BTreeMap::new();
+        let mut m: BTreeMap<&'static str, u64> = crate::risk::FindingKind::ALL
+            .iter()
+            .map(|k| (k.name(), 0))
+            .chain(
+                crate::recent::audit::FindingKind::ALL
+                    .iter()
+                    .map(|k| (k.name(), 0)),
+            )
+            .collect();
         for f in &rep.findings {
             *m.entry(f.kind.name()).or_default() += 1;
         }
