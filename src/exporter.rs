@@ -7,7 +7,9 @@
 //! - the owner (the caller's thread, [`run`]) owns the store, applies events, ticks once a
 //!   second, and answers scrape requests: every request waiting when it looks is answered
 //!   by one computation, and a computation is reused while nothing changed;
-//! - `WORKERS` HTTP threads take requests from tiny_http and hand `/metrics` to the owner;
+//! - one HTTP thread runs hyper on a single-threaded tokio runtime: at most
+//!   `MAX_CONNECTIONS` connections are served at once (the rest wait in the listen
+//!   backlog), and `/metrics` is handed to the owner;
 //! - an audit thread runs the audit every `audit_interval` and sends its finding counts.
 //!
 //! A scrape therefore never re-dumps, never holds the store longer than one counting
@@ -19,7 +21,11 @@ use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,11 +40,18 @@ use crate::risk::Assessor;
 /// `--listen` changes it.
 pub const DEFAULT_PORT: u16 = 9469;
 
-/// HTTP worker threads: at most this many requests are being answered at once, whatever
-/// the number of clients (tiny_http reads each connection's request in a thread of its
-/// own, which only parses and waits). Rendering happens on the owner, so two are enough
-/// to keep one slow client from delaying a scrape; more would only add contention.
-const WORKERS: usize = 2;
+/// Connections served at once; further clients wait in the kernel's listen backlog until
+/// one ends. Rendering happens on the owner, so this bounds memory and descriptors, not
+/// work.
+const MAX_CONNECTIONS: usize = 256;
+
+/// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`): a burst of
+/// a thousand scrapes waits there instead of having its SYNs dropped.
+const BACKLOG: i32 = 4096;
+
+/// A connection is closed after this long, whatever it does (a slow or stuck client
+/// cannot hold a slot for ever).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// How long a worker waits for the owner's answer before replying `503`.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,17 +96,24 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, ExporterError> {
 }
 
 /// Bind `addr`, refusing a non-loopback address unless `allow_remote`.
-pub fn bind(addr: SocketAddr, allow_remote: bool) -> Result<tiny_http::Server, ExporterError> {
+pub fn bind(addr: SocketAddr, allow_remote: bool) -> Result<TcpListener, ExporterError> {
     if !addr.ip().is_loopback() && !allow_remote {
         return Err(ExporterError::NotLoopback(addr));
     }
-    // Bound here rather than by tiny_http, so the error keeps its kind (address in use).
     let listener = TcpListener::bind(addr).map_err(|e| match e.kind() {
         io::ErrorKind::AddrInUse => ExporterError::InUse(addr),
         _ => ExporterError::Bind(addr, e),
     })?;
-    tiny_http::Server::from_listener(listener, None)
-        .map_err(|e| ExporterError::Server(addr, e.to_string()))
+    // A second listen() on a listening socket only changes its backlog (std asks for 128).
+    // SAFETY: listen on a descriptor this listener owns.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        libc::listen(listener.as_raw_fd(), BACKLOG);
+    }
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ExporterError::Server(addr, e.to_string()))?;
+    Ok(listener)
 }
 
 /// What the kernel says besides the table: limits and the per-CPU counters.
@@ -113,9 +133,9 @@ pub type AuditRunner = Box<dyn FnMut() -> Option<BTreeMap<&'static str, u64>> + 
 enum Msg {
     Engine(EngineEvent),
     EngineGone,
-    Scrape(SyncSender<Arc<String>>),
+    Scrape(tokio::sync::oneshot::Sender<Bytes>),
     Audit(Option<BTreeMap<&'static str, u64>>),
-    /// tiny_http's accept loop ended (it stops for good on an accept error).
+    /// The HTTP thread ended (its runtime could not start).
     HttpGone(String),
 }
 
@@ -153,7 +173,7 @@ struct Owner {
     /// Reused between computations, so counting allocates nothing.
     counts: FlowCounts,
     /// The last rendering and what it was computed from.
-    cached: Option<(Arc<String>, u64)>,
+    cached: Option<(Bytes, u64)>,
     /// Bumped by everything that changes the rendering except the store's generation.
     version: u64,
     /// Computations done (for tests and the README's figures).
@@ -189,7 +209,7 @@ impl Owner {
 
     /// The current rendering: reused while neither the store nor a counter moved and the
     /// kernel's figures are fresh; otherwise computed once for every waiting scrape.
-    fn rendering(&mut self) -> Arc<String> {
+    fn rendering(&mut self) -> Bytes {
         let stale_kernel = self
             .kernel_at
             .is_none_or(|at| at.elapsed() >= KERNEL_REFRESH);
@@ -208,7 +228,7 @@ impl Owner {
         let key = self.store.generation() ^ self.version.rotate_left(32);
         if let Some((text, k)) = &self.cached {
             if *k == key {
-                return Arc::clone(text);
+                return text.clone();
             }
         }
         if let Some(a) = self.assessor.as_mut() {
@@ -232,8 +252,8 @@ impl Owner {
             self.counts = c;
         }
         self.computed += 1;
-        let text = Arc::new(text);
-        self.cached = Some((Arc::clone(&text), key));
+        let text = Bytes::from(text);
+        self.cached = Some((text.clone(), key));
         text
     }
 }
@@ -242,7 +262,7 @@ impl Owner {
 /// Serve `server` until `cfg.stop` is set or the engine stops. The caller spawned the
 /// engine (`events`, `handle`) on the live table; `store` is empty or pre-sized.
 pub fn run(
-    server: tiny_http::Server,
+    listener: TcpListener,
     events: Receiver<EngineEvent>,
     handle: EngineHandle,
     store: Store,
@@ -253,7 +273,6 @@ pub fn run(
 ) -> Result<(), String> {
     let (tx, rx) = mpsc::channel::<Msg>();
     let health = Arc::new(Health::default());
-    let server = Arc::new(server);
 
     // Forwarder: the engine's events onto the owner's channel.
     {
@@ -270,11 +289,15 @@ pub fn run(
             })
             .map_err(|e| e.to_string())?;
     }
-    for i in 0..WORKERS {
-        let (server, tx, health) = (Arc::clone(&server), tx.clone(), Arc::clone(&health));
+    {
+        let (tx, health) = (tx.clone(), Arc::clone(&health));
         std::thread::Builder::new()
-            .name(format!("exporter-http-{i}"))
-            .spawn(move || serve(&server, &tx, &health))
+            .name("exporter-http".into())
+            .spawn(move || {
+                if let Err(e) = serve(listener, tx.clone(), health) {
+                    let _ = tx.send(Msg::HttpGone(e.to_string()));
+                }
+            })
             .map_err(|e| e.to_string())?;
     }
     if let (Some(mut runner), Some(every)) = (audit, cfg.audit_interval) {
@@ -316,7 +339,6 @@ pub fn run(
     };
     let result = owner_loop(&mut owner, &rx, &handle, &health, &cfg);
     health.stopped.store(true, Ordering::SeqCst);
-    server.unblock();
     handle.stop();
     result
 }
@@ -330,7 +352,7 @@ fn owner_loop(
 ) -> Result<(), String> {
     const TICK: Duration = Duration::from_secs(1);
     let mut next_tick = Instant::now() + TICK;
-    let mut waiting: Vec<SyncSender<Arc<String>>> = Vec::new();
+    let mut waiting: Vec<tokio::sync::oneshot::Sender<Bytes>> = Vec::new();
     loop {
         if cfg.stop.load(Ordering::SeqCst) {
             return Ok(());
@@ -369,7 +391,7 @@ fn owner_loop(
         if !waiting.is_empty() {
             let text = owner.rendering();
             for w in waiting.drain(..) {
-                let _ = w.try_send(Arc::clone(&text));
+                let _ = w.send(text.clone());
             }
         }
         if Instant::now() >= next_tick {
@@ -382,57 +404,93 @@ fn owner_loop(
     }
 }
 
-/// One HTTP worker: answer requests until the server is unblocked.
-fn serve(server: &tiny_http::Server, tx: &Sender<Msg>, health: &Health) {
-    use tiny_http::{Header, Method, Response};
-    let text =
-        |s: &str| Header::from_bytes(&b"Content-Type"[..], s.as_bytes()).expect("a valid header");
-    loop {
-        let req = match server.recv() {
-            Ok(r) => r,
-            Err(e) => {
-                // Also what `unblock` causes at shutdown; then nobody listens any more.
-                let _ = tx.send(Msg::HttpGone(e.to_string()));
-                return;
-            }
-        };
-        if health.stopped.load(Ordering::SeqCst) {
-            let _ = req.respond(Response::from_string("stopping\n").with_status_code(503));
-            return;
+/// The HTTP thread: accept while fewer than `MAX_CONNECTIONS` are open, serve each with
+/// hyper's HTTP/1 server. Returns only if the runtime cannot start.
+fn serve(listener: TcpListener, tx: Sender<Msg>, health: Arc<Health>) -> io::Result<()> {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        loop {
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                return Ok(());
+            };
+            let stream = match listener.accept().await {
+                Ok((s, _)) => s,
+                // EMFILE, ECONNABORTED, …: this connection is lost, the server is not.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let (tx, health) = (tx.clone(), Arc::clone(&health));
+            tokio::spawn(async move {
+                let _slot = slot;
+                let svc = service_fn(move |req| {
+                    let (tx, health) = (tx.clone(), Arc::clone(&health));
+                    async move { Ok::<_, std::convert::Infallible>(answer(&req, &tx, &health).await) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(stream), svc);
+                // A client that hangs up, mid-request or mid-response, ends only this.
+                let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+            });
         }
-        // A client that hangs up mid-response only fails its own `respond`.
-        let get = matches!(req.method(), Method::Get | Method::Head);
-        let path = req.url().split('?').next().unwrap_or("").to_string();
-        let resp = match (get, path.as_str()) {
-            (false, _) => Response::from_string("only GET and HEAD\n").with_status_code(405),
-            (true, "/metrics") => {
-                let (rtx, rrx) = mpsc::sync_channel(1);
-                if tx.send(Msg::Scrape(rtx)).is_err() {
-                    Response::from_string("stopping\n").with_status_code(503)
-                } else {
-                    match rrx.recv_timeout(SCRAPE_TIMEOUT) {
-                        Ok(body) => Response::from_string(body.as_str())
-                            .with_header(text("text/plain; version=0.0.4; charset=utf-8")),
-                        Err(_) => Response::from_string("the store did not answer in time\n")
-                            .with_status_code(503),
-                    }
-                }
+    })
+}
+
+fn reply(status: u16, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+/// The answer to one request.
+async fn answer<B>(
+    req: &hyper::Request<B>,
+    tx: &Sender<Msg>,
+    health: &Health,
+) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    let msg = |status, s: &'static str| reply(status, TEXT, Bytes::from_static(s.as_bytes()));
+    let get = matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD);
+    if !get {
+        return msg(405, "only GET and HEAD\n");
+    }
+    if health.stopped.load(Ordering::SeqCst) {
+        return msg(503, "stopping\n");
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            let (otx, orx) = tokio::sync::oneshot::channel();
+            if tx.send(Msg::Scrape(otx)).is_err() {
+                return msg(503, "stopping\n");
             }
-            (true, "/healthz") => {
-                if health.stopped.load(Ordering::SeqCst) {
-                    Response::from_string("stopped\n").with_status_code(503)
-                } else if health.ready.load(Ordering::SeqCst) {
-                    Response::from_string("ok\n")
-                } else {
-                    Response::from_string("dumping the table\n").with_status_code(503)
-                }
+            match tokio::time::timeout(SCRAPE_TIMEOUT, orx).await {
+                Ok(Ok(body)) => reply(200, "text/plain; version=0.0.4; charset=utf-8", body),
+                _ => msg(503, "the store did not answer in time\n"),
             }
-            (true, "/") => Response::from_string(
-                "ctscope exporter: /metrics (Prometheus text format), /healthz\n",
-            ),
-            (true, _) => Response::from_string("not found: try /metrics\n").with_status_code(404),
-        };
-        let _ = req.respond(resp.with_header(text("text/plain; charset=utf-8")));
+        }
+        "/healthz" if health.ready.load(Ordering::SeqCst) => msg(200, "ok\n"),
+        "/healthz" => msg(503, "dumping the table\n"),
+        "/" => msg(
+            200,
+            "ctscope exporter: /metrics (Prometheus text format), /healthz\n",
+        ),
+        _ => msg(404, "not found: try /metrics\n"),
     }
 }
 

@@ -143,8 +143,7 @@ pub fn audit_prom(g: &Global, mut opts: crate::audit::Options, path: &Path) -> R
 }
 
 /// Raise the soft open-file limit to the hard one: every open HTTP connection holds a
-/// descriptor, and tiny_http's accept loop ends for good on its first accept error
-/// (EMFILE included), which the exporter then reports as fatal.
+/// descriptor (at most `MAX_CONNECTIONS` of them, plus the engine's).
 fn raise_nofile() {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -169,11 +168,11 @@ pub fn main(
 ) -> Result<ExitCode> {
     refuse_replay(g, "exporter")?;
     let addr = exp::parse_listen(listen).map_err(|e| Usage(e.to_string()))?;
-    let server = exp::bind(addr, allow_remote).map_err(|e| match e {
+    let listener = exp::bind(addr, allow_remote).map_err(|e| match e {
         ExporterError::NotLoopback(_) => anyhow::Error::new(Usage(e.to_string())),
         e => anyhow::Error::new(e),
     })?;
-    let bound = server.server_addr().to_ip().unwrap_or(addr);
+    let bound = listener.local_addr().unwrap_or(addr);
     raise_nofile();
     commands::catch_stop_signals()?;
     let store = commands::sized_store(g);
@@ -195,7 +194,7 @@ pub fn main(
         stop: Arc::clone(&commands::STOP),
     };
     exp::run(
-        server,
+        listener,
         events,
         handle,
         store,
