@@ -242,6 +242,27 @@ fn prometheus_and_node_exporter_see_the_forged_port_and_the_textfiles() {
         ]),
     );
 
+    // The pipeline's command, exactly as assets/exporter/vector.toml runs it, on this
+    // namespace: its first line must be the forged PORT's expectation, with the fields a
+    // log pipeline keys on. (Vector itself is not run here.)
+    let vector: toml::Value =
+        toml::from_str(include_str!("../assets/exporter/vector.toml")).unwrap();
+    let argv: Vec<String> = vector["sources"]["ctscope_expectations"]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(argv[0], "ctscope");
+    let pipeline = bin()
+        .args(&argv[1..])
+        .args(["--netns", &cli, "--count", "1", "--duration", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
     // The forged PORT toward 3306, sent before logging in (the server refuses it, the
     // helper has already made the expectation), on a control connection kept open.
     let forge = scratch.join("forge.py");
@@ -265,6 +286,22 @@ fn prometheus_and_node_exporter_see_the_forged_port_and_the_textfiles() {
         r#"ctscope_findings{job="ctscope",kind="sensitive_port",helper="ftp"}"#,
         |v| v == 1.0,
     );
+    let out = pipeline.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["event"], "new", "{line}");
+    assert_eq!(line["kind"], "expectation", "{line}");
+    assert_eq!(line["netns"], cli.as_str(), "{line}");
+    assert!(
+        line["host"].as_str().is_some_and(|h| !h.is_empty()),
+        "{line}"
+    );
+    assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
+    assert_eq!(line["tuple"]["dport"], 3306, "{line}");
 
     // The attacker connects to the database: the kernel consumes the expectation and
     // lets the flow in as RELATED; the finding moves to the flow, the count stays 1.

@@ -159,7 +159,8 @@ fn raise_nofile() {
 }
 
 /// `ctscope exporter`: bind first (a bad address or a port in use fails before any dump),
-/// then run the engine and serve until SIGINT/SIGTERM/SIGHUP.
+/// then run the engine and serve until SIGINT/SIGTERM/SIGHUP. Silent while it works
+/// (a service's log then holds only what went wrong).
 pub fn main(
     g: &Global,
     listen: &str,
@@ -172,7 +173,6 @@ pub fn main(
         ExporterError::NotLoopback(_) => anyhow::Error::new(Usage(e.to_string())),
         e => anyhow::Error::new(e),
     })?;
-    let bound = listener.local_addr().unwrap_or(addr);
     raise_nofile();
     commands::catch_stop_signals()?;
     let store = commands::sized_store(g);
@@ -188,7 +188,6 @@ pub fn main(
     };
     opts.sensitive_ports = std::env::var("CTSCOPE_SENSITIVE_PORTS").ok();
     let audit: exp::AuditRunner = Box::new(move || audit_counts(&opts).ok().map(|(c, _)| c));
-    eprintln!("ctscope exporter: serving http://{bound}/metrics and /healthz");
     let cfg = exp::Config {
         audit_interval: (!audit_interval.is_zero()).then_some(audit_interval),
         stop: Arc::clone(&commands::STOP),
