@@ -294,7 +294,7 @@ fn prometheus_and_node_exporter_see_the_forged_port_and_the_textfiles() {
     );
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(line["event"], "new", "{line}");
-    assert_eq!(line["kind"], "expectation", "{line}");
+    assert_eq!(line["kind"], "expect", "{line}");
     assert_eq!(line["netns"], cli.as_str(), "{line}");
     assert!(
         line["host"].as_str().is_some_and(|h| !h.is_empty()),
