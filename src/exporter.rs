@@ -17,7 +17,7 @@
 //! change. It must not print (the CLI does) or read the kernel itself beyond the closures
 //! it is handed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use crate::decode::Record;
 use crate::engine::{self, EngineEvent, EngineHandle};
+use crate::model::store::FlowKey;
 use crate::model::Store;
 use crate::output::prom::{self, EventCounts, FlowCounts, Metrics};
 use crate::risk::Assessor;
@@ -170,8 +171,14 @@ struct Owner {
     kernel_at: Option<Instant>,
     /// Label sets shown so far: they stay, at 0, when their entries go.
     seen: prom::Seen,
-    /// Reused between computations, so counting allocates nothing.
+    /// Flows by family/proto/state, kept up to date event by event while `live_valid`.
     counts: FlowCounts,
+    /// The RELATED flows' keys, kept with `counts`.
+    related: HashSet<FlowKey>,
+    /// Whether `counts` and `related` match the store. A dump (initial, resync or
+    /// background) and re-check answers change it in bulk; then the next scrape recounts
+    /// it in one pass over the slab, and events keep it from there.
+    live_valid: bool,
     /// The last rendering and what it was computed from.
     cached: Option<(Bytes, u64)>,
     /// Bumped by everything that changes the rendering except the store's generation.
@@ -182,14 +189,16 @@ struct Owner {
 
 impl Owner {
     fn on_engine(&mut self, ev: EngineEvent, now: u32) -> Result<(), String> {
-        match &ev {
+        match ev {
             EngineEvent::Records(batch) => {
                 for (event, record) in batch {
-                    self.events
-                        .note(*event, matches!(record, Record::Expect(_)));
+                    self.events.note(event, matches!(record, Record::Expect(_)));
+                    self.apply_counted(event, record, now);
                 }
                 self.version += 1;
+                return Ok(());
             }
+            EngineEvent::Rechecked(_) | EngineEvent::DumpBegin { .. } => self.live_valid = false,
             EngineEvent::Overrun => {
                 self.overruns += 1;
                 self.version += 1;
@@ -198,13 +207,45 @@ impl Owner {
                 self.resyncs += 1;
                 self.version += 1;
             }
-            EngineEvent::DumpEnd { .. } => self.dumps_seen += 1,
+            EngineEvent::DumpEnd { .. } => {
+                self.dumps_seen += 1;
+                self.live_valid = false;
+            }
             EngineEvent::DecodeErrors(_) | EngineEvent::ActionDone(_) => {}
-            EngineEvent::Fatal(msg) => return Err(msg.clone()),
+            EngineEvent::Fatal(msg) => return Err(msg),
             _ => {}
         }
         engine::apply(&mut self.store, ev, now);
         Ok(())
+    }
+
+    /// Apply one kernel record, keeping `counts` and `related` in step: the flow's old
+    /// life leaves its cell, its new life (if any) enters one. Two lookups per event.
+    fn apply_counted(&mut self, event: crate::decode::Event, record: Record, now: u32) {
+        let key = match &record {
+            Record::Flow(f) if self.live_valid => FlowKey::of(f),
+            _ => {
+                self.store.apply(event, record, now);
+                return;
+            }
+        };
+        if let Some(old) = self.store.flow(&key) {
+            self.counts.remove(old);
+        }
+        self.store.apply(event, record, now);
+        match self.store.flow(&key) {
+            Some(new) => {
+                self.counts.add(new);
+                if new.is_related() {
+                    self.related.insert(key);
+                } else {
+                    self.related.remove(&key);
+                }
+            }
+            None => {
+                self.related.remove(&key);
+            }
+        }
     }
 
     /// The current rendering: reused while neither the store nor a counter moved and the
@@ -235,9 +276,17 @@ impl Owner {
             // Listening sockets, re-read when older than a second (the listener check).
             a.refresh();
         }
-        let mut m = Metrics::default();
-        let counts = std::mem::take(&mut self.counts);
-        m.count_store(&self.store, self.assessor.as_ref(), counts);
+        if !self.live_valid {
+            let mut related = Vec::new();
+            prom::count_flows(&self.store, &mut self.counts, &mut related);
+            self.related = related.into_iter().collect();
+            self.live_valid = true;
+        }
+        let mut m = Metrics {
+            flows: Some(self.counts.clone()),
+            ..Metrics::default()
+        };
+        m.assess(&self.store, self.assessor.as_ref(), self.related.iter());
         m.keep_zeros(&mut self.seen);
         m.flows_max = self.kernel_figures.flows_max;
         m.expect_max = self.kernel_figures.expect_max;
@@ -248,9 +297,6 @@ impl Owner {
         m.audit = self.audit.clone();
         let mut text = String::with_capacity(8192);
         prom::render(&m, &mut text);
-        if let Some(c) = m.flows.take() {
-            self.counts = c;
-        }
         self.computed += 1;
         let text = Bytes::from(text);
         self.cached = Some((text.clone(), key));
@@ -333,6 +379,8 @@ pub fn run(
         kernel_at: None,
         seen: prom::Seen::default(),
         counts: FlowCounts::default(),
+        related: HashSet::new(),
+        live_valid: false,
         cached: None,
         version: 0,
         computed: 0,
@@ -497,6 +545,97 @@ async fn answer<B>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn owner() -> Owner {
+        Owner {
+            store: Store::new(),
+            assessor: None,
+            events: EventCounts::default(),
+            overruns: 0,
+            resyncs: 0,
+            dumps_seen: 0,
+            audit: None,
+            kernel: Box::new(|| KernelFigures {
+                flows_max: Some(65536),
+                ..KernelFigures::default()
+            }),
+            kernel_figures: KernelFigures::default(),
+            kernel_at: None,
+            seen: prom::Seen::default(),
+            counts: FlowCounts::default(),
+            related: HashSet::new(),
+            live_valid: false,
+            cached: None,
+            version: 0,
+            computed: 0,
+        }
+    }
+
+    #[test]
+    fn a_rendering_is_reused_until_the_store_or_a_counter_moves() {
+        use crate::decode::Event;
+        let mut o = owner();
+        let first = o.rendering();
+        assert_eq!(o.rendering(), first);
+        assert_eq!(o.computed, 1, "nothing changed: no second computation");
+        assert!(std::str::from_utf8(&first)
+            .unwrap()
+            .contains("ctscope_flows_max 65536\n"));
+        let mut f = crate::model::Flow::new(crate::model::Tuple {
+            proto: crate::model::tuple::proto::UDP,
+            sport: 53,
+            ..Default::default()
+        });
+        f.timeout = 30;
+        o.on_engine(EngineEvent::Records(vec![(Event::New, Record::Flow(f))]), 0)
+            .unwrap();
+        let second = o.rendering();
+        assert_eq!(o.computed, 2);
+        let text = std::str::from_utf8(&second).unwrap();
+        assert!(text.contains("ctscope_flows{family=\"ipv4\",proto=\"udp\",state=\"none\"} 1\n"));
+        assert!(text.contains("ctscope_events_total{kind=\"flow\",event=\"new\"} 1\n"));
+        o.on_engine(EngineEvent::Overrun, 0).unwrap();
+        assert!(std::str::from_utf8(&o.rendering())
+            .unwrap()
+            .contains("ctscope_event_overruns_total 1\n"));
+        assert_eq!(o.computed, 3);
+        // Events keep the counts; they equal a full recount of the store.
+        let tcp = |sport: u16, state: u8, related: bool| {
+            let mut f = crate::model::Flow::new(crate::model::Tuple {
+                proto: crate::model::tuple::proto::TCP,
+                sport,
+                dport: 80,
+                ..Default::default()
+            });
+            f.state = state;
+            f.timeout = 100;
+            if related {
+                f.status |= crate::model::flow::status::EXPECTED;
+            }
+            Record::Flow(f)
+        };
+        assert!(o.live_valid);
+        let batch = vec![
+            (Event::New, tcp(1000, 1, false)),
+            (Event::New, tcp(1001, 3, true)),
+            (Event::Update, tcp(1000, 3, false)),
+            (Event::Update, tcp(1001, 7, true)),
+            (Event::Destroy, tcp(1000, 7, false)),
+            (Event::New, tcp(1002, 3, false)),
+        ];
+        o.on_engine(EngineEvent::Records(batch), 0).unwrap();
+        let (mut full, mut related) = (FlowCounts::default(), Vec::new());
+        prom::count_flows(&o.store, &mut full, &mut related);
+        assert!(
+            full == o.counts,
+            "incremental counts drifted from the store"
+        );
+        assert_eq!(related.len(), 1);
+        assert_eq!(o.related.len(), 1);
+        assert!(o.related.contains(&related[0]));
+        let fatal = o.on_engine(EngineEvent::Fatal("socket gone".into()), 0);
+        assert_eq!(fatal, Err("socket gone".to_string()));
+    }
 
     #[test]
     fn listen_addresses_parse_or_say_what_is_expected() {

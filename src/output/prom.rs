@@ -17,6 +17,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::model::flow::NO_STATE;
+use crate::model::store::FlowKey;
 use crate::model::tuple::proto;
 use crate::model::{Family, Flow, Store};
 use crate::risk::{Assessor, Level};
@@ -30,7 +31,7 @@ const FAMILIES: [Family; 2] = [Family::Ipv4, Family::Ipv6];
 
 /// Flows per (family, protocol, state): a fixed array, filled by one pass over the store's
 /// flow slab with no allocation (the array is allocated once and reused).
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct FlowCounts {
     counts: Box<[u32; 2 * 256 * STATE_SLOTS]>,
 }
@@ -72,6 +73,17 @@ impl FlowCounts {
         }
     }
 
+    /// Count one flow more (a flow entering the store, or its new life after an update).
+    pub fn add(&mut self, f: &Flow) {
+        self.counts[slot(f)] += 1;
+    }
+
+    /// Count one flow less (its old life, before an update or a removal).
+    pub fn remove(&mut self, f: &Flow) {
+        let c = &mut self.counts[slot(f)];
+        *c = c.saturating_sub(1);
+    }
+
     /// `(family, proto, state, count)` for every non-zero cell.
     fn cells(&self) -> impl Iterator<Item = (Family, u8, Option<usize>, u32)> + '_ {
         self.counts
@@ -84,6 +96,19 @@ impl FlowCounts {
                 let fam = FAMILIES[i / (STATE_SLOTS * 256)];
                 (fam, p as u8, (state != STATE_NONE).then_some(state), c)
             })
+    }
+}
+
+/// One pass over `store`'s flow slab: `counts` by family/proto/state, and the keys of the
+/// RELATED flows into `related` (both cleared first).
+pub fn count_flows(store: &Store, counts: &mut FlowCounts, related: &mut Vec<FlowKey>) {
+    counts.counts.fill(0);
+    related.clear();
+    for f in store.flow_slice() {
+        counts.counts[slot(f)] += 1;
+        if f.is_related() {
+            related.push(FlowKey::of(f));
+        }
     }
 }
 
@@ -156,14 +181,26 @@ fn helper_label(h: Option<&str>) -> &str {
 }
 
 impl Metrics {
-    /// Fill the table part from `store`: flows by family/proto/state (one pass, reusing
-    /// `counts`), expectations by helper/family/freedom, RELATED flows by helper and
-    /// `risk_from`, and findings by kind and helper. Only expectations and RELATED flows
-    /// are assessed (a handful, however large the table).
+    /// Fill the table part from `store` with one pass over the flow slab (reusing
+    /// `counts`; `related` collects the RELATED flows' keys, the only allocation that
+    /// grows with the table, and only with its RELATED flows), then [`Metrics::assess`].
     pub fn count_store(&mut self, store: &Store, assessor: Option<&Assessor>, counts: FlowCounts) {
         let mut counts = counts;
-        counts.count(store.flow_slice());
+        let mut related = Vec::new();
+        count_flows(store, &mut counts, &mut related);
         self.flows = Some(counts);
+        self.assess(store, assessor, related.iter());
+    }
+
+    /// Expectations by helper/family/freedom, RELATED flows (`related`, keys into `store`)
+    /// by helper and `risk_from`, and findings by kind and helper. Only these are assessed:
+    /// a handful, however large the table.
+    pub fn assess<'a>(
+        &mut self,
+        store: &Store,
+        assessor: Option<&Assessor>,
+        related: impl Iterator<Item = &'a FlowKey>,
+    ) {
         self.expectations.clear();
         self.related.clear();
         self.findings.clear();
@@ -185,12 +222,8 @@ impl Metrics {
                 .entry((helper, e.tuple.family.name(), freedom_word(&r.freedom)))
                 .or_default() += 1;
         }
-        for f in store.flow_slice() {
-            if !f.is_related() {
-                continue;
-            }
-            let key = crate::model::store::FlowKey::of(f);
-            let Some(r) = a.flow(store, &key) else {
+        for key in related {
+            let (Some(f), Some(r)) = (store.flow(key), a.flow(store, key)) else {
                 continue;
             };
             let helper = helper_label(r.helper.as_deref().or(f.helper.name())).to_string();
