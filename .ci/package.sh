@@ -80,6 +80,7 @@ rc=0
   test -f /usr/share/bash-completion/completions/ctscope
   test -f /usr/share/doc/ctscope/copyright
   test -f /usr/share/doc/ctscope/LICENSE
+  test -f /usr/share/ctscope/exporter/ctscope-exporter.service
 ) || rc=$?
 dpkg -r ctscope
 [ "$rc" -eq 0 ] || fail "the installed package did not run"

@@ -6,12 +6,66 @@
 //!   how many stored flows are NATed.
 //! - `bench events NS SECS`: follow events into a store until SECS pass with no event;
 //!   prints events received and CPU per event.
+//! - `bench scrape NS [RUNS]`: load the table once, then compute the exporter's `/metrics`
+//!   text RUNS times from the store: with a full recount (one pass over the slab: what the
+//!   first scrape after a dump costs) and as between dumps (counts kept by events: assess
+//!   and render); prints CPU per scrape (median, max) and the heap allocations of a
+//!   recount scrape, beside the same over a tenth of the table (equal: none per flow).
 
 use std::time::{Duration, Instant};
 
 use ctscope::engine::{self, Engine, EngineEvent, Live, Options, Source};
 use ctscope::model::Store;
 use ctscope::netlink::{Conn, Namespace, Table};
+
+/// Counts heap allocations, so `scrape` can show that none is made per flow.
+struct Counting;
+static ALLOCS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// CPU time of the calling thread (a scrape runs on one thread).
+fn thread_cpu() -> Duration {
+    // SAFETY: clock_gettime fills the timespec we pass.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// One scrape's work from `store`: count, assess, render. Returns (thread CPU, allocations).
+fn scrape_once(
+    store: &Store,
+    assessor: &ctscope::risk::Assessor,
+    counts: &mut ctscope::output::prom::FlowCounts,
+    text: &mut String,
+) -> (Duration, u64) {
+    use ctscope::output::prom::{render, Metrics};
+    let a0 = ALLOCS.load(std::sync::atomic::Ordering::Relaxed);
+    let c0 = thread_cpu();
+    let mut m = Metrics::default();
+    m.count_store(store, Some(assessor), std::mem::take(counts));
+    text.clear();
+    render(&m, text);
+    *counts = m.flows.take().unwrap_or_default();
+    let used = thread_cpu() - c0;
+    (used, ALLOCS.load(std::sync::atomic::Ordering::Relaxed) - a0)
+}
 
 fn cpu() -> Duration {
     // SAFETY: getrusage fills the struct we pass; RUSAGE_SELF covers all threads.
@@ -112,6 +166,69 @@ fn main() {
             );
             handle.stop();
         }
-        _ => eprintln!("usage: bench dump|load|events NS [IDLE_SECS]"),
+        Some("scrape") => {
+            let runs: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20);
+            let mut src = Live::open(&ns, false).expect("open");
+            let mut store = Store::new();
+            engine::load(&mut src, &mut store, 0).expect("load");
+            let n = store.flow_count();
+            let assessor = ctscope::risk::Assessor::system(None).expect("helper table");
+            let (mut counts, mut text) = (Default::default(), String::with_capacity(16384));
+            scrape_once(&store, &assessor, &mut counts, &mut text); // warm: first counts box
+            let mut cpus: Vec<f64> = (0..runs)
+                .map(|_| {
+                    scrape_once(&store, &assessor, &mut counts, &mut text)
+                        .0
+                        .as_secs_f64()
+                })
+                .collect();
+            cpus.sort_by(f64::total_cmp);
+            let (_, allocs) = scrape_once(&store, &assessor, &mut counts, &mut text);
+            // What the exporter does per scrape between dumps: its counts are kept event
+            // by event, so a scrape assesses the RELATED flows and expectations and renders.
+            let (mut kept, mut related) = (Default::default(), Vec::new());
+            ctscope::output::prom::count_flows(&store, &mut kept, &mut related);
+            let mut steady: Vec<f64> = (0..runs)
+                .map(|_| {
+                    let c0 = thread_cpu();
+                    let mut m = ctscope::output::prom::Metrics {
+                        flows: Some(kept.clone()),
+                        ..Default::default()
+                    };
+                    m.assess(&store, Some(&assessor), related.iter());
+                    text.clear();
+                    ctscope::output::prom::render(&m, &mut text);
+                    (thread_cpu() - c0).as_secs_f64()
+                })
+                .collect();
+            steady.sort_by(f64::total_cmp);
+            // The same scrape over a store holding a tenth of the flows.
+            let mut small = Store::new();
+            for f in store.flows().take(n / 10) {
+                small.apply(
+                    ctscope::model::Event::Dump,
+                    ctscope::model::Record::Flow(f.clone()),
+                    0,
+                );
+            }
+            for e in store.expectations() {
+                small.apply(
+                    ctscope::model::Event::Dump,
+                    ctscope::model::Record::Expect(e.clone()),
+                    0,
+                );
+            }
+            scrape_once(&small, &assessor, &mut counts, &mut text);
+            let (_, allocs_small) = scrape_once(&small, &assessor, &mut counts, &mut text);
+            println!(
+                "scrape entries={n} runs={runs} cpu_median_ms={:.3} cpu_max_ms={:.3} steady_median_ms={:.3} steady_max_ms={:.3} allocs={allocs} allocs_at_tenth={allocs_small} bytes={}",
+                cpus[cpus.len() / 2] * 1e3,
+                cpus[cpus.len() - 1] * 1e3,
+                steady[steady.len() / 2] * 1e3,
+                steady[steady.len() - 1] * 1e3,
+                text.len()
+            );
+        }
+        _ => eprintln!("usage: bench dump|load|events|scrape NS [IDLE_SECS|RUNS]"),
     }
 }

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod engine;
 pub mod error;
 pub mod escape;
+pub mod exporter;
 pub mod filter;
 pub mod model;
 pub mod netlink;

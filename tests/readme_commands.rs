@@ -143,6 +143,22 @@ const PLAN: &[(&str, Plan)] = &[
         "sudo ctscope --netns fw flush --stale --dry-run",
         Plan::Run { who: Who::Root, code: 0 },
     ),
+    (
+        "sudo ctscope --netns fw exporter --listen 127.0.0.1:9469",
+        Plan::Streams { who: Who::Root },
+    ),
+    (
+        "sudo ctscope --netns fw list --prom -",
+        Plan::Run { who: Who::Root, code: 0 },
+    ),
+    (
+        "sudo ctscope --netns fw audit --prom /var/lib/prometheus/node-exporter",
+        Plan::Skip("writes into this host's node_exporter directory; tests/exporter_kernel.rs runs it into a scratch textfile directory that a real node_exporter reads"),
+    ),
+    (
+        "vector --config /usr/share/ctscope/exporter/vector.toml",
+        Plan::Skip("Vector is not installed or run in our tests; tests/exporter_kernel.rs runs the command of its exec source"),
+    ),
 ];
 
 /// The command lines of every ```sh block, in order (`\` continuations joined).

@@ -118,6 +118,10 @@ pub enum Command {
         filter: FilterArgs,
         #[command(flatten)]
         format: FormatArgs,
+        /// Write the exporter's series for this one dump in node_exporter's textfile format
+        /// to FILE, or to DIR/ctscope_list.prom (temp file + rename); '-' is stdout.
+        #[arg(long, value_name = "FILE|DIR", conflicts_with_all = ["expect", "json", "ndjson", "output"])]
+        prom: Option<PathBuf>,
     },
     /// Print events as they happen (conntrack -E), flows and expectations.
     Watch {
@@ -188,6 +192,23 @@ pub enum Command {
     Audit {
         #[command(flatten)]
         opts: crate::audit::Options,
+        /// Write ctscope_audit_findings{kind} in node_exporter's textfile format to FILE, or
+        /// to DIR/ctscope_audit.prom (temp file + rename); '-' is stdout. Exit 0 when
+        /// written (findings are in the file), 2 when the audit could not look.
+        #[arg(long, value_name = "FILE|DIR", conflicts_with = "json")]
+        prom: Option<PathBuf>,
+    },
+    /// Serve Prometheus metrics from the live engine: /metrics and /healthz.
+    Exporter {
+        /// ADDR:PORT to listen on (loopback unless --allow-remote).
+        #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9469")]
+        listen: String,
+        /// Allow a non-loopback --listen address (the metrics reveal the firewall's state).
+        #[arg(long)]
+        allow_remote: bool,
+        /// How often to re-run the audit for ctscope_audit_findings (0 turns it off).
+        #[arg(long, value_name = "DURATION", value_parser = duration, default_value = "60s")]
+        audit_interval: std::time::Duration,
     },
     /// Per-CPU counters (conntrack -S; --expect for -S expect) and the table's count and max.
     Stats {

@@ -40,6 +40,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             super::pressure::list_special(&g, which, &filter, format)
         }
         Some(Command::List {
+            filter,
+            prom: Some(path),
+            ..
+        }) => super::exporter::list_prom(&g, &filter, &path),
+        Some(Command::List {
             expect,
             filter,
             format,
@@ -84,7 +89,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             force,
             no_recent,
         }) => record(&g, &file, duration, force, !no_recent),
-        Some(Command::Audit { opts }) => super::audit_main(&g, opts),
+        Some(Command::Audit {
+            opts,
+            prom: Some(path),
+        }) => super::exporter::audit_prom(&g, opts, &path),
+        Some(Command::Audit { opts, .. }) => super::audit_main(&g, opts),
+        Some(Command::Exporter {
+            listen,
+            allow_remote,
+            audit_interval,
+        }) => super::exporter::main(&g, &listen, allow_remote, audit_interval),
         Some(Command::Recent { action, json, at }) => super::recent::main(&g, action, json, at),
         Some(Command::Stats { expect, json }) => super::pressure::stats(&g, expect, json),
         Some(Command::Count { expect, json }) => super::pressure::count(&g, expect, json),

@@ -8,6 +8,7 @@
 pub mod args;
 mod commands;
 pub mod docs;
+mod exporter;
 mod pressure;
 mod recent;
 mod selectors;
@@ -156,7 +157,7 @@ fn init_risk(g: &args::Global) {
 /// replay: this machine's sockets say nothing about the recorded one). `None` if it cannot
 /// be built (risk is then left out rather than failing the command). The one construction
 /// behind both the JSON annotations (`with_risk()`) and the dashboard.
-fn build_assessor(netns: Option<&str>, replay: bool) -> Option<crate::risk::Assessor> {
+pub(super) fn build_assessor(netns: Option<&str>, replay: bool) -> Option<crate::risk::Assessor> {
     let mut a = crate::risk::Assessor::system_in(None, netns).ok()?;
     if replay {
         a.listeners = None;
@@ -167,7 +168,7 @@ fn build_assessor(netns: Option<&str>, replay: bool) -> Option<crate::risk::Asse
 
 /// Run `f` with the assessor of the headless commands, built on first use (see
 /// `build_assessor`) and refreshed so a long `watch` sees sockets opened after it started.
-fn with_risk<R>(f: impl FnOnce(&crate::risk::Assessor) -> R) -> Option<R> {
+pub(super) fn with_risk<R>(f: impl FnOnce(&crate::risk::Assessor) -> R) -> Option<R> {
     let m = RISK
         .get_or_init(|| {
             let (netns, replay) = RISK_CONTEXT.get().cloned().unwrap_or_default();

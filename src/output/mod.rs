@@ -17,6 +17,7 @@
 //! ```
 
 pub mod extended;
+pub mod prom;
 pub mod save;
 pub mod stats;
 pub mod text;

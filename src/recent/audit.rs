@@ -31,6 +31,15 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    /// Every kind, for outputs that list zeros too (`audit --prom`).
+    pub const ALL: [FindingKind; 5] = [
+        FindingKind::KnockNoTimeLimit,
+        FindingKind::KnockNeverPurged,
+        FindingKind::KnockScanCompletes,
+        FindingKind::KnockMultiplePaths,
+        FindingKind::KnockOpensSensitivePort,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             FindingKind::KnockNoTimeLimit => "knock_no_time_limit",

@@ -34,6 +34,19 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
+    /// Every kind, for outputs that list zeros too (`audit --prom`).
+    pub const ALL: [FindingKind; 9] = [
+        FindingKind::SensitivePort,
+        FindingKind::ThirdPartyAddress,
+        FindingKind::ListeningSocket,
+        FindingKind::UnusualHelperPort,
+        FindingKind::ExpectationBurst,
+        FindingKind::TableMismatch,
+        FindingKind::UnrestrictedRelated,
+        FindingKind::AutomaticHelperAssignment,
+        FindingKind::NoReversePathFilter,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             FindingKind::SensitivePort => "sensitive_port",
