@@ -788,18 +788,28 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
             }
         }
         if let Some((plan, next, report)) = pump.plans.front_mut() {
-            let done = match source.conn() {
-                Ok(conn) => {
-                    if plan.lives.lost {
-                        // Lost events: ask the kernel about each flow before deleting it.
-                        actions::verify_slice(conn, plan, *next, ACTION_CHUNK);
+            let lists = plan.targets.iter().any(|t| t.is_list());
+            let done = if lists {
+                // Recency lists are procfs and nft, not ctnetlink: run in the namespace.
+                *report = match source.netns() {
+                    Some(ns) => crate::recent::act::execute(&ns, plan),
+                    None => Report::refused_all(plan, source::REPLAY_REFUSAL.into()),
+                };
+                true
+            } else {
+                match source.conn() {
+                    Ok(conn) => {
+                        if plan.lives.lost {
+                            // Lost events: ask the kernel about each flow before deleting it.
+                            actions::verify_slice(conn, plan, *next, ACTION_CHUNK);
+                        }
+                        *next = actions::execute_some(conn, plan, *next, ACTION_CHUNK, report);
+                        *next >= plan.targets.len()
                     }
-                    *next = actions::execute_some(conn, plan, *next, ACTION_CHUNK, report);
-                    *next >= plan.targets.len()
-                }
-                Err(e) => {
-                    *report = Report::refused_all(plan, e.to_string());
-                    true
+                    Err(e) => {
+                        *report = Report::refused_all(plan, e.to_string());
+                        true
+                    }
                 }
             };
             if done {
