@@ -388,6 +388,11 @@ impl App {
         self.screen::<screens::recent::Recent>().texts()
     }
 
+    /// Recency state as the Recent screen shows it, joined with the store now.
+    pub fn recent_view(&self) -> Option<crate::model::recent::RecentView> {
+        self.recent.view(&self.store)
+    }
+
     pub fn chain_rows(&self) -> &[chains::ChainRow] {
         &self.screen::<chains::Chains>().view.keys
     }
