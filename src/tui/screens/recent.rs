@@ -639,7 +639,7 @@ impl Screen for Recent {
                 Line_::Source(i, _) => {
                     let p = self.data.as_ref().and_then(|v| v.progress.get(*i));
                     match p {
-                        Some(s) if s.progress.open => t.finding,
+                        Some(s) if s.progress.open => t.ok,
                         Some(s) if s.progress.expired => t.dim,
                         _ => Style::new(),
                     }
