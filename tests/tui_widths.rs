@@ -552,6 +552,9 @@ fn the_recent_screen_keeps_numbers_whole_at_every_width() {
         let mut legit = Legit::collect(&h.app.store, now);
         let v = h.app.recent_view().expect("the recording holds snapshots");
         let whole = |x: f64| text::dur_short(x.max(0.0).round() as u32);
+        // The tab's count: every entry of every list and set.
+        let total: usize = v.lists.iter().map(|l| l.entries.len()).sum();
+        legit.nums.insert(total as u64);
         for l in &v.lists {
             legit.nums.insert(l.entries.len() as u64);
             for e in &l.entries {

@@ -125,7 +125,7 @@ pub enum RecentRow {
 
 /// What a line shows, pointing into the screen's `RecentView`.
 #[derive(Debug, Clone)]
-enum Line_ {
+enum Shown {
     Heading(String),
     Note {
         text: String,
@@ -178,11 +178,11 @@ fn build(
     store: &Store,
     replay: bool,
     damaged: Option<&str>,
-) -> Vec<(RecentRow, Line_)> {
+) -> Vec<(RecentRow, Shown)> {
     let mut out = Vec::new();
-    let note = |out: &mut Vec<(RecentRow, Line_)>, text: String, warn: bool| {
+    let note = |out: &mut Vec<(RecentRow, Shown)>, text: String, warn: bool| {
         let i = out.len();
-        out.push((RecentRow::Note(i), Line_::Note { text, warn }));
+        out.push((RecentRow::Note(i), Shown::Note { text, warn }));
     };
     let Some(v) = view else {
         for n in no_snapshot(replay, damaged) {
@@ -201,9 +201,16 @@ fn build(
     let i = out.len();
     out.push((
         RecentRow::Note(i),
-        Line_::Heading(format!("Knock progress · snapshot {clock}")),
+        Shown::Heading(format!("Knock progress · snapshot {clock}")),
     ));
-    if v.progress.is_empty() {
+    if langs.is_empty() {
+        note(
+            &mut out,
+            "no knock sequence in the ruleset (no rule moves a source from one list to the next)"
+                .into(),
+            false,
+        );
+    } else if v.progress.is_empty() {
         note(&mut out, "no source has knocked".into(), false);
     }
     for (si, s) in v.progress.iter().enumerate() {
@@ -213,7 +220,7 @@ fn build(
             &s.progress.addr.to_string(),
         ]);
         let tag = langs.get(s.machine).map_or("?", |l| lang_tag(*l));
-        out.push((RecentRow::Source(id), Line_::Source(si, tag)));
+        out.push((RecentRow::Source(id), Shown::Source(si, tag)));
         for a in v
             .admitted
             .iter()
@@ -224,7 +231,7 @@ fn build(
                     key: a.key,
                     under: id,
                 },
-                Line_::Flow {
+                Shown::Flow {
                     key: a.key,
                     line: flow_line(store, &a.key),
                 },
@@ -250,17 +257,17 @@ fn build(
         );
     }
     for (li, l) in v.lists.iter().enumerate() {
-        out.push((RecentRow::List(hash(&["list", &l.place])), Line_::List(li)));
+        out.push((RecentRow::List(hash(&["list", &l.place])), Shown::List(li)));
         for (ei, e) in l.entries.iter().enumerate() {
             let id = hash(&["entry", &l.place, &e.key]);
-            out.push((RecentRow::Entry(id), Line_::Entry(li, ei)));
+            out.push((RecentRow::Entry(id), Shown::Entry(li, ei)));
             for a in &e.admitted {
                 out.push((
                     RecentRow::Flow {
                         key: a.key,
                         under: id,
                     },
-                    Line_::Flow {
+                    Shown::Flow {
                         key: a.key,
                         line: flow_line(store, &a.key),
                     },
@@ -270,7 +277,7 @@ fn build(
         for g in &l.gone {
             out.push((
                 RecentRow::Gone(hash(&["gone", &l.place, g])),
-                Line_::Gone(li, g.clone()),
+                Shown::Gone(li, g.clone()),
             ));
         }
     }
@@ -308,7 +315,7 @@ fn change_word(c: Option<Change>) -> &'static str {
 #[derive(Default)]
 pub struct Recent {
     pub view: TableView<RecentRow>,
-    lines: Vec<Line_>,
+    lines: Vec<Shown>,
     data: Option<RecentView>,
     /// `RecentState::generation` the lines were built from.
     built_recent: Option<u64>,
@@ -325,7 +332,7 @@ impl Recent {
         self.lines.iter().map(|l| self.item(l)).collect()
     }
 
-    fn selected_line(&self) -> Option<&Line_> {
+    fn selected_line(&self) -> Option<&Shown> {
         self.lines
             .get(self.view.sel)
             .filter(|_| !self.view.keys.is_empty())
@@ -338,8 +345,8 @@ impl Recent {
     /// The list the selection is in (a list row, one of its entries or gone keys).
     fn selected_list(&self) -> Option<(&ListRow, Option<&EntryRow>)> {
         match self.selected_line()? {
-            Line_::List(li) | Line_::Gone(li, _) => Some((self.list_of(*li)?, None)),
-            Line_::Entry(li, ei) => {
+            Shown::List(li) | Shown::Gone(li, _) => Some((self.list_of(*li)?, None)),
+            Shown::Entry(li, ei) => {
                 let l = self.list_of(*li)?;
                 Some((l, l.entries.get(*ei)))
             }
@@ -347,20 +354,20 @@ impl Recent {
         }
     }
 
-    fn item(&self, l: &Line_) -> String {
+    fn item(&self, l: &Shown) -> String {
         let Some(v) = self.data.as_ref() else {
             return match l {
-                Line_::Heading(s) | Line_::Note { text: s, .. } => escaped(s.clone()),
+                Shown::Heading(s) | Shown::Note { text: s, .. } => escaped(s.clone()),
                 _ => String::new(),
             };
         };
         match l {
-            Line_::Heading(s) => s.clone(),
-            Line_::Note { text, .. } => format!("  {}", escaped(text.clone())),
-            Line_::Source(i, tag) => v.progress.get(*i).map_or_else(String::new, |s| {
+            Shown::Heading(s) => s.clone(),
+            Shown::Note { text, .. } => format!("  {}", escaped(text.clone())),
+            Shown::Source(i, tag) => v.progress.get(*i).map_or_else(String::new, |s| {
                 format!("{tag} {}", escaped(s.progress.text.clone()))
             }),
-            Line_::List(li) => v.lists.get(*li).map_or_else(String::new, |l| {
+            Shown::List(li) => v.lists.get(*li).map_or_else(String::new, |l| {
                 let n = l.entries.len();
                 format!(
                     "{} · {} entr{}",
@@ -369,13 +376,13 @@ impl Recent {
                     if n == 1 { "y" } else { "ies" }
                 )
             }),
-            Line_::Entry(li, ei) => v
+            Shown::Entry(li, ei) => v
                 .lists
                 .get(*li)
                 .and_then(|l| l.entries.get(*ei))
                 .map_or_else(String::new, |e| format!("  {}", escaped(e.key.clone()))),
-            Line_::Gone(_, k) => format!("  {} (gone)", escaped(k.clone())),
-            Line_::Flow { line, .. } => format!("    └ {line}"),
+            Shown::Gone(_, k) => format!("  {} (gone)", escaped(k.clone())),
+            Shown::Flow { line, .. } => format!("    └ {line}"),
         }
     }
 }
@@ -393,12 +400,21 @@ impl Screen for Recent {
         &mut self.view
     }
 
-    /// Sources knocking (or `-` before the first snapshot).
+    /// Entries of every list and set (or `-` before the first snapshot): a count the
+    /// header can take every frame without walking the knock machines.
     fn tab_count(&self, cx: &Ctx) -> String {
-        match cx.recent.snapshot() {
-            Some(s) => thousands(s.progress().len()),
-            None => "-".into(),
-        }
+        let Some(s) = cx.recent.snapshot() else {
+            return "-".into();
+        };
+        let xt = s
+            .lists
+            .as_ref()
+            .map_or(0, |ls| ls.iter().map(|l| l.entries.len()).sum());
+        let nft = s
+            .sets
+            .as_ref()
+            .map_or(0, |ss| ss.iter().map(|x| x.elements.len()).sum::<usize>());
+        thousands(xt + nft)
     }
 
     fn sort_label(&self) -> String {
@@ -523,11 +539,11 @@ impl Screen for Recent {
         let t = cx.theme;
         let v = self.data.as_ref();
         Some(match self.selected_line() {
-            Some(Line_::Flow { key, .. }) => match cx.store.flow(key) {
+            Some(Shown::Flow { key, .. }) => match cx.store.flow(key) {
                 Some(fl) => ("Flow", detail::flow(cx, key, fl)),
                 None => ("Flow", vec![Line::from("(gone)")]),
             },
-            Some(Line_::Source(i, _)) => {
+            Some(Shown::Source(i, _)) => {
                 let Some((s, v)) = v.and_then(|v| v.progress.get(*i).map(|s| (s, v))) else {
                     return Some(("Source", vec![]));
                 };
@@ -551,7 +567,7 @@ impl Screen for Recent {
                 }
                 ("Knock progress", out)
             }
-            Some(Line_::Entry(li, ei)) => {
+            Some(Shown::Entry(li, ei)) => {
                 let Some((l, e)) = v
                     .and_then(|v| v.lists.get(*li))
                     .and_then(|l| l.entries.get(*ei).map(|e| (l, e)))
@@ -604,7 +620,7 @@ impl Screen for Recent {
                 ));
                 ("List entry", out)
             }
-            Some(Line_::List(li)) | Some(Line_::Gone(li, _)) => {
+            Some(Shown::List(li)) | Some(Shown::Gone(li, _)) => {
                 let Some(l) = v.and_then(|v| v.lists.get(*li)) else {
                     return Some(("List", vec![]));
                 };
@@ -617,7 +633,7 @@ impl Screen for Recent {
                 }
                 ("List", out)
             }
-            Some(Line_::Heading(s)) | Some(Line_::Note { text: s, .. }) => {
+            Some(Shown::Heading(s)) | Some(Shown::Note { text: s, .. }) => {
                 ("Recent", vec![Line::from(escaped(s.clone()))])
             }
             None => ("Recent", vec![]),
@@ -633,10 +649,10 @@ impl Screen for Recent {
             let (mut hits, mut seen, mut left, mut chg) =
                 (String::new(), String::new(), String::new(), String::new());
             let style = match l {
-                Line_::Heading(_) => t.header_cell,
-                Line_::Note { warn: true, .. } => t.warn,
-                Line_::Note { .. } => t.dim,
-                Line_::Source(i, _) => {
+                Shown::Heading(_) => t.header_cell,
+                Shown::Note { warn: true, .. } => t.warn,
+                Shown::Note { .. } => t.dim,
+                Shown::Source(i, _) => {
                     let p = self.data.as_ref().and_then(|v| v.progress.get(*i));
                     match p {
                         Some(s) if s.progress.open => t.ok,
@@ -644,8 +660,8 @@ impl Screen for Recent {
                         _ => Style::new(),
                     }
                 }
-                Line_::List(_) => Style::new().bold(),
-                Line_::Entry(li, ei) => {
+                Shown::List(_) => Style::new().bold(),
+                Shown::Entry(li, ei) => {
                     if let Some(e) = self.list_of(*li).and_then(|x| x.entries.get(*ei)) {
                         hits = e.hits.map(|h| h.to_string()).unwrap_or_default();
                         seen = e.age_s.map(secs).unwrap_or_default();
@@ -654,11 +670,11 @@ impl Screen for Recent {
                     }
                     Style::new()
                 }
-                Line_::Gone(..) => {
+                Shown::Gone(..) => {
                     chg = "gone".into();
                     t.dim
                 }
-                Line_::Flow { .. } => t.related,
+                Shown::Flow { .. } => t.related,
             };
             let cells = RecentCol::ALL
                 .iter()
@@ -692,5 +708,105 @@ impl Screen for Recent {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recent::{clock::Clock, machine, procfs, Snapshot};
+    use crate::tui::screens::testing::Fixture;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const RULES: &str = "*filter\n:INPUT DROP [0:0]\n:ADD_ECHO - [0:0]\n\
+        -A INPUT -p icmp -m icmp --icmp-type 8 -m recent --set --name seenping --rsource -j ACCEPT\n\
+        -A INPUT -p tcp -m tcp --dport 7 -m recent --rcheck --name seenping --rsource -j ADD_ECHO\n\
+        -A INPUT -p tcp -m tcp --dport 3306 -m recent --rcheck --seconds 10 --name seenecho --rsource -j ACCEPT\n\
+        -A ADD_ECHO -m recent --set --name seenecho --rsource -j ACCEPT\nCOMMIT\n";
+
+    fn snap(at: u64, seenping: &str, rules: &str) -> Snapshot {
+        Snapshot {
+            clock: Clock::fixed(250, 10_000, UNIX_EPOCH + Duration::from_secs(at)),
+            lists: Ok(vec![procfs::parse("seenping", seenping)]),
+            sets: Ok(Vec::new()),
+            machines: machine::build(&machine::parse_iptables(rules, "ip")),
+            unreadable: Vec::new(),
+        }
+    }
+
+    fn entry(addr: &str, last: u64) -> String {
+        format!("src={addr} ttl: 64 last_seen: {last} oldest_pkt: 1 {last}\n")
+    }
+
+    /// A new snapshot adds an address above the selected one: the selection stays on
+    /// its entry, which is marked as hit again.
+    #[test]
+    fn selection_stays_on_its_entry_across_snapshots() {
+        let mut fx = Fixture::new();
+        fx.recent
+            .apply(snap(100, &entry("10.0.0.9", 9000), RULES), 1);
+        let mut s = Recent::default();
+        fx.prepare(&mut s);
+        let i = s
+            .texts()
+            .iter()
+            .position(|t| t.trim() == "10.0.0.9")
+            .unwrap();
+        s.view.select(i);
+        let before = s.view.selected();
+        let two = format!("{}{}", entry("10.0.0.2", 9900), entry("10.0.0.9", 9950));
+        fx.recent.apply(snap(101, &two, RULES), 2);
+        fx.prepare(&mut s);
+        assert_eq!(s.view.selected(), before);
+        assert_eq!(s.texts()[s.view.sel].trim(), "10.0.0.9");
+        let e = &s.data().unwrap().lists[0].entries;
+        assert_eq!(
+            e.iter().map(|e| e.change).collect::<Vec<_>>(),
+            [Some(Change::New), Some(Change::Changed)]
+        );
+    }
+
+    /// Nothing to show is said, never drawn as an empty table.
+    #[test]
+    fn empty_states_say_why() {
+        let mut fx = Fixture::new();
+        let mut s = Recent::default();
+        fx.prepare(&mut s);
+        assert!(
+            s.texts()[0].contains("waiting for the first recency snapshot"),
+            "{:?}",
+            s.texts()
+        );
+        let mut none = snap(100, "", "*filter\nCOMMIT\n");
+        none.lists = Ok(Vec::new());
+        fx.recent.apply(none, 1);
+        fx.prepare(&mut s);
+        let t = s.texts().join("\n");
+        assert!(t.contains("no knock sequence in the ruleset"), "{t}");
+        assert!(t.contains("xt_recent: no lists in this namespace"), "{t}");
+        assert!(
+            t.contains("nft: no set with the dynamic or timeout flag"),
+            "{t}"
+        );
+        let mut gone = snap(101, "", RULES);
+        gone.lists = Err(
+            "this kernel shows no xt_recent lists (/proc/net/xt_recent is absent)\nhint: modprobe"
+                .into(),
+        );
+        gone.sets = Err("'nft' failed: permission denied".into());
+        fx.recent.apply(gone, 2);
+        fx.prepare(&mut s);
+        let t = s.texts().join("\n");
+        assert!(
+            t.contains("xt_recent: this kernel shows no xt_recent lists")
+                && t.contains("hint: modprobe"),
+            "{t}"
+        );
+        assert!(
+            t.contains("nft sets: 'nft' failed: permission denied"),
+            "{t}"
+        );
+        assert!(t.contains("no source has knocked"), "{t}");
+        assert!(!t.contains("xt_recent: no lists in this namespace"), "{t}");
     }
 }
