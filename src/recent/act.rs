@@ -184,6 +184,7 @@ impl Plan {
                         });
                         plan.list_entries += 1;
                     }
+                    plan.what = format!("every entry of {what} except your SSH address");
                     plan.spared_addrs = spared;
                 }
                 plan.sample.extend(
