@@ -247,6 +247,20 @@ fn lists_act_through_the_one_confirmation_and_spare_the_admins_address() {
         "{}",
         h.screen()
     );
+    let n = h.plans().len();
+    h.ch('y');
+    assert_eq!(
+        h.plans().len(),
+        n,
+        "nothing is sent for the admin's own address"
+    );
+    assert!(h
+        .app
+        .status()
+        .unwrap()
+        .text
+        .contains("your SSH address stays"));
+    h.ch('d');
     h.ch('i');
     assert!(h.screen().contains("is INCLUDED"), "{}", h.screen());
     h.ch('y');

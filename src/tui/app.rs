@@ -1161,7 +1161,13 @@ impl App {
                 Target::ListFlush(_) => entries += plan.list_entries,
             }
         }
-        if entries > 0 || plan.targets.iter().any(Target::is_list) {
+        if plan.list.is_some() {
+            if entries == 0 {
+                return self.set_status(
+                    StatusKind::Info,
+                    "nothing sent: your SSH address stays in the list (i includes it)".into(),
+                );
+            }
             if let Err(e) = self.commands.send(Request::Execute(Box::new(plan))) {
                 return self.set_status(StatusKind::Error, format!("not sent: {e}"));
             }
