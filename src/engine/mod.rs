@@ -999,6 +999,33 @@ mod tests {
         std::fs::remove_file(&path).ok();
     }
 
+    /// A recency-list plan needs a namespace to run in: a recording has none.
+    #[test]
+    fn list_plans_on_a_replay_are_refused() {
+        let (src, _) = fake(true, vec![]);
+        let (rx, handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
+        let list = crate::recent::act::ListRef::Xt("seenping".into());
+        handle
+            .send(Command::Execute(Box::new(Plan {
+                targets: vec![Target::ListFlush(list)],
+                list_entries: 2,
+                ..Plan::default()
+            })))
+            .unwrap();
+        let report = loop {
+            match rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("engine event")
+            {
+                EngineEvent::ActionDone(r) => break r,
+                _ => continue,
+            }
+        };
+        assert_eq!((report.removed, report.refused), (0, 1));
+        assert!(report.to_string().contains("replay"), "{report}");
+        handle.stop();
+    }
+
     #[test]
     fn a_replay_ends_the_engine_and_disconnects() {
         let (src, dumps) = fake(false, vec![Some(Item::Overrun)]);

@@ -613,11 +613,13 @@ impl Screen for Recent {
                 for a in &e.admitted {
                     out.push(kv(t, "admitted", a.flow.clone()));
                 }
-                out.push(kv(
-                    t,
-                    "act",
-                    "d removes this address, F flushes the list".into(),
-                ));
+                if !cx.replay {
+                    out.push(kv(
+                        t,
+                        "act",
+                        "d removes this address, F flushes the list".into(),
+                    ));
+                }
                 ("List entry", out)
             }
             Some(Shown::List(li)) | Some(Shown::Gone(li, _)) => {
