@@ -346,4 +346,44 @@ mod tests {
         assert!(s.mine.is_empty());
         assert_eq!(Plan::list(s, false).targets, [Target::ListFlush(list)]);
     }
+
+    /// With no session known, every source of a live flow to a local sshd may be the
+    /// admin: such an address in the list is spared too.
+    #[test]
+    fn with_no_session_known_sshd_clients_are_spared() {
+        use crate::decode::{Event, Record};
+        use crate::model::tuple::{proto, Family};
+        use crate::model::{Flow, Tuple};
+        let mut t = Tuple {
+            family: Family::Ipv4,
+            proto: proto::TCP,
+            sport: 50000,
+            dport: 22,
+            ..Tuple::default()
+        };
+        t.set_src_ip(ip("10.0.0.9"));
+        t.set_dst_ip(ip("10.0.0.1"));
+        let mut store = Store::new();
+        store.apply(Event::New, Record::Flow(Flow::new(t)), 0);
+        let ctx = Context {
+            sshd: vec![crate::ssh::Listener {
+                addr: None,
+                port: 22,
+            }],
+            ..Context::default()
+        };
+        let list = ListRef::Xt("seenbackend".into());
+        let held = vec![ip("10.0.0.5"), ip("10.0.0.9")];
+        let s = ListScope::new(list.clone(), None, held, &store, &ctx);
+        assert_eq!(s.mine, [ip("10.0.0.9")]);
+        let p = Plan::list(s, false);
+        assert_eq!(
+            p.targets,
+            [Target::ListDelete {
+                list,
+                addr: ip("10.0.0.5")
+            }]
+        );
+        assert_eq!(p.spared_addrs, [ip("10.0.0.9")]);
+    }
 }
