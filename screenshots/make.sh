@@ -3,11 +3,12 @@
 #
 # Owns: screenshots/*.png. Runs `ctscope --replay assets/lab-helpers.ctrec --fast` inside a
 # private tmux server at fixed sizes, drives it with the keys of the keymap (src/tui/keymap.rs:
-# 1 flows, 2 expectations, 3 RELATED chains, 4 findings, Enter detail, ? help, / filter
+# 1 flows, 2 expectations, 3 RELATED chains, 4 findings, 5 recent, Enter detail, ? help, / filter
 # (C-u clears the bar), F and H confirmation dialogs, n/Esc back), captures each screen with
 # `tmux capture-pane -e -p`, then converts it with screenshots/ansi2svg.py and rsvg-convert.
 # No root needed, nothing live is touched (a replay cannot delete anything). The replay's
-# clock is the recording's, so two runs give identical PNGs.
+# clock is the recording's, so two runs give identical PNGs. The Recent screen is taken
+# from assets/lab-knock.ctrec (seed 004's port knock, recency snapshots included).
 #
 # Usage: screenshots/make.sh [--bin PATH] [--rec FILE] [--keep DIR]
 #   --bin   ctscope binary (default target/release/ctscope, built if missing)
@@ -78,7 +79,7 @@ start() {
     tmux -L "$sock" -f "$work/tmux.conf" new-session -d -s shot -x "$cols" -y "$rows" \
         "env -u NO_COLOR TERM=tmux-256color COLORTERM=truecolor LANG=C.UTF-8 TZ=UTC $extra_env \
          '$bin' --replay '$rec' --fast$args; sleep 600"
-    wait_for '(exp|Exp|Expectations) [1-9]' # drawn, and the replay has reached the expectations
+    wait_for "${ready:-(exp|Exp|Expectations) [1-9]}" # drawn, and the replay is under way
     wait_for 'REPLAY ENDED|replay ended' # the whole recording is in: the last state
     sleep 0.5
 }
@@ -175,3 +176,9 @@ shot chains-monochrome
 start 120 36 --theme light
 keys 3; wait_for 'master'
 shot chains-light light
+
+# ---------------------------------------------------------------- the knock recording
+# The Recent screen at the knock's end: progress, lists, the admitted flow under its entry.
+rec=assets/lab-knock.ctrec ready='Flows [1-9]' start 120 36
+keys 5; wait_for 'Knock progress'
+shot recent

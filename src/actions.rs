@@ -45,6 +45,21 @@ pub enum Target {
     FlushExpects,
     /// Every expectation created by this helper (no conntrack(8) equivalent).
     FlushHelper(String),
+    /// `echo -ADDR > /proc/net/xt_recent/NAME` or `nft delete element`: one address of a
+    /// recency list (`recent::act`).
+    ListDelete {
+        list: crate::recent::act::ListRef,
+        addr: IpAddr,
+    },
+    /// `echo / > /proc/net/xt_recent/NAME` or `nft flush set`: a whole recency list.
+    ListFlush(crate::recent::act::ListRef),
+}
+
+impl Target {
+    /// Whether this acts on a recency list (run by `recent::act`, not over ctnetlink).
+    pub fn is_list(&self) -> bool {
+        matches!(self, Target::ListDelete { .. } | Target::ListFlush(_))
+    }
 }
 
 /// One planned entry, by the kernel's identity.
@@ -382,6 +397,13 @@ pub struct Plan {
     pub masters: usize,
     /// Expectations it removes.
     pub expects: usize,
+    /// Recency-list entries it removes (for a list flush: as the snapshot showed them).
+    pub list_entries: usize,
+    /// Addresses left out of a list plan because they are (or may be) the admin's SSH
+    /// client (`i` takes them in).
+    pub spared_addrs: Vec<IpAddr>,
+    /// What a list plan was made from, so `replan` can make it again.
+    pub list: Option<Box<crate::recent::act::ListScope>>,
     /// A few entries, as text.
     pub sample: Vec<String>,
     /// The SSH session's flow that was left out, as text (the first one, when every flow
@@ -558,6 +580,11 @@ impl Plan {
     /// what was observed since the first planning (spared flows were planned there too),
     /// so the plan never widens beyond what the confirmation first counted.
     pub fn replan(&self, store: &Store, ctx: &Context) -> Plan {
+        if let Some(scope) = &self.list {
+            let mut plan = Plan::list((**scope).clone(), ctx.include_ssh);
+            plan.after = self.after;
+            return plan;
+        }
         let keys: HashSet<FlowKey> = self
             .flow_keys()
             .chain(self.spared.iter().copied())
@@ -1013,6 +1040,10 @@ pub fn execute_some(
 ) -> usize {
     let end = from.saturating_add(max).min(plan.targets.len());
     for (i, t) in plan.targets.iter().enumerate().take(end).skip(from) {
+        if t.is_list() {
+            // Not a ctnetlink request: the engine runs these with `recent::act::execute`.
+            continue;
+        }
         let entry = match t {
             Target::Flow { key, .. } => Some(Entry::Flow(*key)),
             Target::Expect { key, .. } => Some(Entry::Expect(*key)),
@@ -1039,6 +1070,7 @@ pub fn execute_some(
             Target::FlushHelper(name) => counted(conn, Table::Expects, Some(name), |c| {
                 c.flush_helper_expects(name)
             }),
+            Target::ListDelete { .. } | Target::ListFlush(_) => continue,
         };
         match r {
             Ok(n) => {
@@ -1050,6 +1082,7 @@ pub fn execute_some(
                     Target::FlushHelper(h) => {
                         report.flushed.push(format!("expectations of '{h}' ({n})"))
                     }
+                    Target::ListDelete { .. } | Target::ListFlush(_) => {}
                 }
             }
             Err(Error::Netlink { errno, .. }) if errno == libc::ENOENT => report.already_gone += 1,

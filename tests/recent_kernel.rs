@@ -7,7 +7,8 @@
 //! Three sequences each: a correct knock within the limits, which reaches 3306 and leaves
 //! an ESTABLISHED flow linked to `seenbackend`; a knock too slow for the (scaled-down,
 //! 2 s) window, which stops at a stage; and a scan, which advances none. Progress is read
-//! from `recent --json`; remove and flush are checked against /proc/net/xt_recent and
+//! from `recent --json` and from the dashboard in tmux (both schemes); remove
+//! and flush are checked against /proc/net/xt_recent and
 //! `nft list set`; the audit flags the seed's exact rules and passes a fixed version.
 
 mod common;
@@ -689,4 +690,165 @@ fn a_recorded_knock_replays_with_the_same_progress() {
     );
     assert_eq!(flows(&v), live_flows);
     std::fs::remove_file(&rec).ok();
+}
+
+/// The dashboard in tmux on the server namespace, Recent screen (key 5), while the seed's
+/// iptables knock runs: a scan shows no progress, ping+echo shows stage 2/4 with time left,
+/// 8000 then 3306 shows stage 3/4 with the ESTABLISHED flow under it, a late knock shows
+/// the stage it stopped at, and F on `seenbackend` (confirmed with y) empties the list in
+/// /proc/net/xt_recent: the engine ran the plan, the dashboard wrote nothing itself.
+#[test]
+fn the_dashboard_shows_each_step_of_the_knock() {
+    if !privileged("the_dashboard_shows_each_step_of_the_knock") {
+        return;
+    }
+    if !common::tmux::have_tmux() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tmux is required under CI=true"
+        );
+        println!("skipped: the_dashboard_shows_each_step_of_the_knock needs tmux");
+        return;
+    }
+    let mut lab = Lab::new("rct", 65);
+    let srv = lab.srv.clone();
+    lab.sh_ok(&srv, SEED_IPTABLES);
+    let script_file = setup(&mut lab);
+    let script = script_file.path();
+    let (cli4, srv4) = (lab.cli4.clone(), lab.srv4.clone());
+    let tmux =
+        common::tmux::Tmux::start("recent", &format!("{BIN} --netns {srv}; sleep 60"), 120, 40);
+    tmux.wait_for("the dashboard", |s| s.contains("1 Flows"));
+    tmux.keys(&["5"]);
+    // The sampler's first look: the lists exist once a rule uses them.
+    tmux.wait_for("the first snapshot", |s| {
+        s.contains("Knock progress · snapshot") && s.contains("xt seenping")
+    });
+
+    knock(&lab, &script, "7 8000 3306 22");
+    // A scan advances nothing (give the sampler two looks).
+    std::thread::sleep(Duration::from_millis(2500));
+    let s = tmux.screen();
+    assert!(s.contains("no source has knocked"), "{s}");
+
+    knock(&lab, &script, "ping 7");
+    tmux.wait_for("stage 2/4", |s| {
+        s.contains(&format!("xt {cli4}: stage 2/4 (seenecho), "))
+            && s.contains("left to knock 8000")
+    });
+
+    assert_eq!(knock_and_hold(&mut lab, &script, "8000"), "connected");
+    let s = tmux.wait_for("stage 3/4 and the admitted flow", |s| {
+        s.contains(&format!("xt {cli4}: stage 3/4 (seenbackend)"))
+            && s.contains(&format!("→ {srv4}:3306 ESTABLISHED"))
+    });
+    // The flow is listed under the progress row and under seenbackend's entry.
+    let lines: Vec<&str> = s.lines().collect();
+    let under = |row: &str| {
+        let i = lines.iter().position(|l| l.contains(row)).unwrap();
+        lines[i + 1].contains(&format!("└ tcp {cli4}:"))
+    };
+    assert!(under(&format!("xt {cli4}: stage 3/4")), "{s}");
+
+    // F on seenbackend: the one confirmation, then the engine flushes it.
+    let row = lines
+        .iter()
+        .position(|l| l.contains("xt seenbackend ·"))
+        .expect("the seenbackend list");
+    // The table's first row is the screen's fifth line (header, tab line, column titles).
+    tmux.keys(&["g"]);
+    for _ in 0..row - 4 {
+        tmux.keys(&["Down"]);
+    }
+    tmux.keys(&["F"]);
+    tmux.wait_for("the confirmation", |s| s.contains("Flush xt seenbackend"));
+    tmux.keys(&["y"]);
+    tmux.wait_for("the report", |s| s.contains("removed 1"));
+    assert_eq!(
+        xt(&lab, "seenbackend").trim(),
+        "",
+        "seenbackend not flushed"
+    );
+    tmux.wait_for("the entry gone", |s| {
+        s.contains("(gone)") || s.contains("xt seenbackend · 0 entries")
+    });
+
+    // Too slow: the window runs out at stage 2 and the screen says so.
+    knock(&lab, &script, "ping 7 sleep2.6");
+    tmux.wait_for("too slow at stage 2", |s| {
+        s.contains(&format!("xt {cli4}: stage 2/4 (seenecho), too slow"))
+    });
+    tmux.keys(&["q"]);
+}
+
+/// The same in native nft, on the dashboard: a scan shows nothing, ping+echo shows stage
+/// 2/4 within the 2 s element timeout, 8000 then 3306 shows stage 3/4 with the flow under
+/// it, and `d` on the seenbackend element (confirmed with y) deletes it: `nft list set`
+/// agrees.
+#[test]
+fn the_dashboard_follows_the_nft_knock_and_deletes_an_element() {
+    if !privileged("the_dashboard_follows_the_nft_knock_and_deletes_an_element") {
+        return;
+    }
+    if !common::tmux::have_tmux() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tmux is required under CI=true"
+        );
+        println!("skipped: the_dashboard_follows_the_nft_knock_and_deletes_an_element needs tmux");
+        return;
+    }
+    let mut lab = Lab::new("rctn", 66);
+    let srv = lab.srv.clone();
+    lab.sh_ok(&srv, &format!("nft -f - <<'EOF'\n{SEED_NFT}\nEOF"));
+    let script_file = setup(&mut lab);
+    let script = script_file.path();
+    let (cli4, srv4) = (lab.cli4.clone(), lab.srv4.clone());
+    let tmux = common::tmux::Tmux::start(
+        "recentnft",
+        &format!("{BIN} --netns {srv}; sleep 60"),
+        120,
+        40,
+    );
+    tmux.wait_for("the dashboard", |s| s.contains("1 Flows"));
+    tmux.keys(&["5"]);
+    tmux.wait_for("the first snapshot", |s| {
+        s.contains("nft inet knock seenbackend ·") && s.contains("no source has knocked")
+    });
+
+    knock(&lab, &script, "7 8000 3306 22");
+    std::thread::sleep(Duration::from_millis(2500));
+    let s = tmux.screen();
+    assert!(s.contains("no source has knocked"), "{s}");
+
+    knock(&lab, &script, "ping 7");
+    tmux.wait_for("stage 2/4", |s| {
+        s.contains(&format!("nft {cli4}: stage 2/4 (seenecho)"))
+    });
+    assert_eq!(knock_and_hold(&mut lab, &script, "8000"), "connected");
+    let s = tmux.wait_for("stage 3/4 and the admitted flow", |s| {
+        s.contains(&format!("nft {cli4}: stage 3/4 (seenbackend)"))
+            && s.contains(&format!("→ {srv4}:3306 ESTABLISHED"))
+    });
+
+    // d on seenbackend's element: the row after the set's own.
+    let lines: Vec<&str> = s.lines().collect();
+    let set = lines
+        .iter()
+        .position(|l| l.contains("nft inet knock seenbackend ·"))
+        .expect("the seenbackend set");
+    assert!(lines[set + 1].trim_start().starts_with(&cli4), "{s}");
+    tmux.keys(&["g"]);
+    for _ in 0..set + 1 - 4 {
+        tmux.keys(&["Down"]);
+    }
+    tmux.keys(&["d"]);
+    tmux.wait_for("the confirmation", |s| {
+        s.contains(&format!("Remove {cli4} from nft inet knock seenbackend"))
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for("the report", |s| s.contains("removed 1"));
+    let left = lab.sh_ok(&srv, "nft list set inet knock seenbackend");
+    assert!(!left.contains(&cli4), "{left}");
+    tmux.keys(&["q"]);
 }

@@ -573,7 +573,9 @@ fn chains_keep_a_whole_chain_when_any_member_matches_the_filter() {
     );
     assert!(s.contains("└─ expect any:any → 10.213.4.2:5000"), "{s}");
     assert!(!s.contains(":21"), "other chains are filtered out: {s}");
-    assert!(s.contains("filter: helper=irc · 1/5 match"), "{s}");
+    // Five tabs leave no room for the filter's text at 80 columns: the count stays.
+    assert!(s.contains("1/5 match"), "{s}");
+    assert_eq!(h.app.filter_text(), Some("helper=irc"));
     h.key(KeyCode::Esc);
     assert_eq!(
         h.app

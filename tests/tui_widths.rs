@@ -84,8 +84,14 @@ fn edge_entries(now: u32) -> Vec<(Event, Record)> {
 /// The lab recording replayed into the real store (as the engine would feed it), the
 /// edge entries added at its end, and the app's clock at the recording's last frame.
 fn replay(w: u16, h: u16) -> Harness {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/lab-helpers.ctrec");
-    let mut r = Reader::open(std::path::Path::new(path)).unwrap();
+    replay_file("assets/lab-helpers.ctrec", w, h, true)
+}
+
+/// `file` (under the crate) replayed into the real app, recency snapshots included.
+fn replay_file(file: &str, w: u16, h: u16, edges: bool) -> Harness {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let mut r = Reader::open(&path).unwrap();
+    let start = r.start();
     let mut hs = Harness::new(Store::new(), opts(), w, h);
     let mut last = 0u32;
     while let Some(f) = r.next_frame().unwrap() {
@@ -107,15 +113,23 @@ fn replay(w: u16, h: u16) -> Harness {
             Kind::Overrun => EngineEvent::Overrun,
             Kind::DumpMsg | Kind::EventMsg => EngineEvent::Records(records()),
             Kind::RecheckMsg => EngineEvent::Rechecked(records()),
-            // No screen shows recency state yet.
-            Kind::Recent => continue,
+            Kind::Recent => match ctscope::recent::recorded::decode(&f.bytes) {
+                Ok(s) => EngineEvent::Recent(Box::new(s)),
+                Err(e) => EngineEvent::RecentDamaged(e),
+            },
         };
+        hs.app
+            .handle(ctscope::tui::AppEvent::Engine(EngineEvent::Received(
+                start + f.t,
+            )));
         hs.app.handle(ctscope::tui::AppEvent::Engine(ev));
     }
-    hs.app
-        .handle(ctscope::tui::AppEvent::Engine(EngineEvent::Records(
-            edge_entries(last),
-        )));
+    if edges {
+        hs.app
+            .handle(ctscope::tui::AppEvent::Engine(EngineEvent::Records(
+                edge_entries(last),
+            )));
+    }
     hs.tick(0);
     hs
 }
@@ -526,6 +540,76 @@ fn sweep(height: u16, step: usize, detail_widths: &[u16]) {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// The Recent screen over the knock recording (progress lines, list entries with hits,
+/// ages and expiries, admitted flows) and its detail pane, at every width from 40: every
+/// number is one of the snapshot's or the store's, whole.
+#[test]
+fn the_recent_screen_keeps_numbers_whole_at_every_width() {
+    for height in [24u16, 12] {
+        let mut h = replay_file("assets/lab-knock.ctrec", 80, height, false);
+        let now = h.clock.0.get();
+        let mut legit = Legit::collect(&h.app.store, now);
+        let v = h.app.recent_view().expect("the recording holds snapshots");
+        let whole = |x: f64| text::dur_short(x.max(0.0).round() as u32);
+        // The tab's count: every entry of every list and set.
+        let total: usize = v.lists.iter().map(|l| l.entries.len()).sum();
+        legit.nums.insert(total as u64);
+        for l in &v.lists {
+            legit.nums.insert(l.entries.len() as u64);
+            for e in &l.entries {
+                if let Some(a) = e.addr {
+                    legit.addrs.insert(a.to_string());
+                }
+                legit.nums.extend(e.hits.map(|x| x as u64));
+                for x in [e.age_s, e.expires_s].into_iter().flatten() {
+                    legit.digits_of(&whole(x));
+                }
+            }
+        }
+        for s in &v.progress {
+            legit.addrs.insert(s.progress.addr.to_string());
+            legit.digits_of(&s.progress.text);
+        }
+        // The snapshot's time heads the screen (`snapshot 16:46:59Z`).
+        let taken = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(v.at);
+        legit.digits_of(&humantime::format_rfc3339_seconds(taken).to_string()[11..]);
+        let checker = Checker::new();
+        let mut seen = HashSet::new();
+        let mut problems = Vec::new();
+        press(&mut h, KeyCode::Char('5'));
+        h.draw();
+        let rows = h.app.recent_lines().len();
+        assert!(rows > 15, "{:#?}", h.app.recent_lines());
+        // The tab line's "21 shown": the screen's rows.
+        legit.nums.insert(rows as u64);
+        for width in 40u16..=240 {
+            h.resize(width, height);
+            // The table, then at a few widths Enter on every row: its detail pane, or
+            // for an admitted flow the flows screen with that flow's.
+            let detail = [40, 59, 60, 99, 100, 120].contains(&width);
+            for i in 0..if detail { rows + 1 } else { 1 } {
+                reset(&mut h);
+                press(&mut h, KeyCode::Char('5'));
+                for _ in 1..i {
+                    press(&mut h, KeyCode::Down);
+                }
+                if i > 0 {
+                    press(&mut h, KeyCode::Enter);
+                }
+                h.draw();
+                for p in checker.check(&legit, &h.screen(), &mut seen) {
+                    problems.push(format!("{width}x{height} row {i}: {p}"));
+                }
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "cut or foreign numbers:\n{}",
+            problems.join("\n")
+        );
+    }
 }
 
 /// Every width, at the classic height.

@@ -141,7 +141,7 @@ pub fn open_source(g: &Global, follow: bool, speed: Speed) -> Result<Box<dyn Sou
 }
 
 /// The live kernel in the namespace `g` names.
-fn open_live(g: &Global, follow: bool) -> Result<Live> {
+pub(super) fn open_live(g: &Global, follow: bool) -> Result<Live> {
     // An exact event buffer (bytes, no 8 MiB floor): tests set a tiny one to provoke
     // ENOBUFS and see the resync in the stream.
     if let Some(rcvbuf) = std::env::var("CTSCOPE_RCVBUF")

@@ -57,7 +57,13 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
             let start = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(r.recorded_start());
             (Box::new(r), Some(start))
         }
-        None => (commands::open_source(g, true, speed)?, None),
+        None => {
+            // Recency state has no events: the dashboard's Recent screen gets snapshots
+            // from the sampler thread `record` uses, delivered in order with the events.
+            let mut live = commands::open_live(g, true)?;
+            live.sample_recent(g.netns.clone())?;
+            (Box::new(live), None)
+        }
     };
     let (events, engine) = crate::engine::Engine::spawn(source, crate::engine::Options::default())?;
     let ns = commands::namespace(g);

@@ -19,11 +19,13 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::args::{ActArgs, Global, RecentAction};
+use crate::actions::Target;
 use crate::engine::{self, Engine, EngineEvent, Live, Options, Replay, Speed};
 use crate::error::{Error, Hint};
 use crate::model::recent::RecentState;
 use crate::model::Store;
 use crate::netlink::{netns, Namespace};
+use crate::recent::act::ListRef;
 use crate::recent::{self, procfs, Lang, RecentError, Snapshot};
 
 pub fn main(
@@ -466,16 +468,16 @@ fn act_on(ns: &Namespace, name: &str, addr: Option<IpAddr>, act: ActArgs) -> Res
         return Ok(ExitCode::SUCCESS);
     }
     // Execute the plan shown: the same list or set, inside the namespace.
-    let done = netns::run_in(ns, move || {
-        let dir = Path::new(procfs::DIR);
-        let r = match (&place, addr) {
-            (Place::Xt(l), Some(a)) => procfs::delete(dir, &l.name, a),
-            (Place::Xt(l), None) => procfs::flush(dir, &l.name),
-            (Place::Nft(s), Some(a)) => recent::nftset::delete(s, &a.to_string()),
-            (Place::Nft(s), None) => recent::nftset::flush(s),
-        };
-        Ok(r)
-    })?;
+    // The same code the dashboard's confirmed plans run in the engine (`recent::act`).
+    let list = match &place {
+        Place::Xt(l) => ListRef::Xt(l.name.clone()),
+        Place::Nft(s) => ListRef::of_set(s),
+    };
+    let target = match addr {
+        Some(addr) => Target::ListDelete { list, addr },
+        None => Target::ListFlush(list),
+    };
+    let done = netns::run_in(ns, move || Ok(recent::act::run(&target).map(drop)))?;
     match done {
         Ok(()) => {
             writeln!(err, "ctscope: done: {plan}")?;

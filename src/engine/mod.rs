@@ -796,18 +796,28 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
             }
         }
         if let Some((plan, next, report)) = pump.plans.front_mut() {
-            let done = match source.conn() {
-                Ok(conn) => {
-                    if plan.lives.lost {
-                        // Lost events: ask the kernel about each flow before deleting it.
-                        actions::verify_slice(conn, plan, *next, ACTION_CHUNK);
+            let lists = plan.targets.iter().any(|t| t.is_list());
+            let done = if lists {
+                // Recency lists are procfs and nft, not ctnetlink: run in the namespace.
+                *report = match source.netns() {
+                    Some(ns) => crate::recent::act::execute(&ns, plan),
+                    None => Report::refused_all(plan, source::replay_refusal().to_string()),
+                };
+                true
+            } else {
+                match source.conn() {
+                    Ok(conn) => {
+                        if plan.lives.lost {
+                            // Lost events: ask the kernel about each flow before deleting it.
+                            actions::verify_slice(conn, plan, *next, ACTION_CHUNK);
+                        }
+                        *next = actions::execute_some(conn, plan, *next, ACTION_CHUNK, report);
+                        *next >= plan.targets.len()
                     }
-                    *next = actions::execute_some(conn, plan, *next, ACTION_CHUNK, report);
-                    *next >= plan.targets.len()
-                }
-                Err(e) => {
-                    *report = Report::refused_all(plan, e.to_string());
-                    true
+                    Err(e) => {
+                        *report = Report::refused_all(plan, e.to_string());
+                        true
+                    }
                 }
             };
             if done {
@@ -995,6 +1005,33 @@ mod tests {
             .collect();
         assert_eq!(kinds, [record::Kind::DumpBegin, record::Kind::DumpEnd]);
         std::fs::remove_file(&path).ok();
+    }
+
+    /// A recency-list plan needs a namespace to run in: a recording has none.
+    #[test]
+    fn list_plans_on_a_replay_are_refused() {
+        let (src, _) = fake(true, vec![]);
+        let (rx, handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
+        let list = crate::recent::act::ListRef::Xt("seenping".into());
+        handle
+            .send(Command::Execute(Box::new(Plan {
+                targets: vec![Target::ListFlush(list)],
+                list_entries: 2,
+                ..Plan::default()
+            })))
+            .unwrap();
+        let report = loop {
+            match rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("engine event")
+            {
+                EngineEvent::ActionDone(r) => break r,
+                _ => continue,
+            }
+        };
+        assert_eq!((report.removed, report.refused), (0, 1));
+        assert!(report.to_string().contains("replay"), "{report}");
+        handle.stop();
     }
 
     #[test]

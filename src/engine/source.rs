@@ -119,6 +119,12 @@ pub trait Source: Send {
         Ok(())
     }
 
+    /// The namespace a live source watches, where list actions (`recent::act`) run; a
+    /// recording has none.
+    fn netns(&self) -> Option<Namespace> {
+        None
+    }
+
     /// Act on a viewer's request to the replay clock. A live source has no clock to
     /// steer: it ignores every request.
     fn control(&mut self, _c: ReplayControl) -> Result<()> {
@@ -268,6 +274,10 @@ impl Source for Live {
 
     fn is_live(&self) -> bool {
         true
+    }
+
+    fn netns(&self) -> Option<Namespace> {
+        Some(self.ns.clone())
     }
 
     fn discard_events(&mut self) -> Result<()> {

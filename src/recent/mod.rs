@@ -12,6 +12,7 @@
 //! `ctscope recent --json`. No terminal code: names and elements stay raw here and are
 //! escaped by whatever prints them to a terminal.
 
+pub mod act;
 pub mod audit;
 pub mod changes;
 pub mod clock;

@@ -16,6 +16,7 @@ use ratatui::Terminal;
 use crate::actions::{self, Entry, Fate, Plan, Target};
 use crate::engine::EngineEvent;
 use crate::filter::Filter;
+use crate::model::recent::RecentState;
 use crate::model::store::{ExpectKey, FlowKey, Stats};
 use crate::model::{Flow, HelperId, Store};
 
@@ -42,6 +43,8 @@ macro_rules! ctx {
             clock: $app.clock.as_ref(),
             filter: $app.filter.as_ref().map(|x| &x.filter),
             summary: &$app.summary,
+            recent: &$app.recent,
+            replay: $app.opts.recorded_start.is_some(),
         }
     };
 }
@@ -182,6 +185,10 @@ pub struct ReplayState {
 pub struct App {
     /// The store, fed by the engine's events on the app's channel.
     pub store: Store,
+    /// Recency state beside the store (lists, sets, knock progress): the Recent screen's.
+    pub(crate) recent: RecentState,
+    /// When the engine's last batch was received (ns since the epoch): dates snapshots.
+    received: u64,
     /// Records applied from the engine so far: a plan says up to where it saw them
     /// (`Plan::after`), and the engine shows it the rest.
     applied: u64,
@@ -248,6 +255,8 @@ impl App {
         let events = store.stats().events;
         App {
             store,
+            recent: RecentState::new(),
+            received: 0,
             applied: 0,
             theme: Theme::new(opts.theme),
             opts,
@@ -374,6 +383,16 @@ impl App {
         self.screen::<expectations::Expectations>().view.selected()
     }
 
+    /// The Recent screen's lines in display order, as text before fitting (tests).
+    pub fn recent_lines(&self) -> Vec<String> {
+        self.screen::<screens::recent::Recent>().texts()
+    }
+
+    /// Recency state as the Recent screen shows it, joined with the store now.
+    pub fn recent_view(&self) -> Option<crate::model::recent::RecentView> {
+        self.recent.view(&self.store)
+    }
+
     pub fn chain_rows(&self) -> &[chains::ChainRow] {
         &self.screen::<chains::Chains>().view.keys
     }
@@ -421,6 +440,16 @@ impl App {
                 self.housekeeping();
                 self.tick_due = true;
                 self.dirty = true;
+            }
+            AppEvent::Engine(EngineEvent::Received(t)) => self.received = t,
+            AppEvent::Engine(EngineEvent::Recent(s)) => {
+                self.recent.apply(*s, self.received);
+                self.dirty = true;
+            }
+            AppEvent::Engine(EngineEvent::RecentDamaged(m)) => {
+                // Nothing else is lost: the replay goes on, the screen says so too.
+                self.set_status(StatusKind::Warn, m.clone());
+                self.recent.note_damaged(m);
             }
             AppEvent::Engine(e) => match inputs::apply(&mut self.store, e, self.now) {
                 Applied::Nothing => {}
@@ -873,7 +902,12 @@ impl App {
 
     /// Open a confirmation for `plan`, or say there is nothing to remove.
     fn open(&mut self, title: String, plan: Plan, note: Option<&'static str>) {
-        if plan.flows == 0 && plan.expects == 0 && plan.spared.is_empty() {
+        if plan.flows == 0
+            && plan.expects == 0
+            && plan.list_entries == 0
+            && plan.spared.is_empty()
+            && plan.spared_addrs.is_empty()
+        {
             return self.set_status(StatusKind::Info, "nothing to remove".into());
         }
         let c = Confirm {
@@ -913,6 +947,23 @@ impl App {
     /// A destructive key: plan it with `actions::Plan` (the planner the CLI's `delete`
     /// and `flush` use) and open the confirmation that shows that plan.
     fn ask(&mut self, a: Action) {
+        let own = {
+            let ctx = self.plan_context(false);
+            self.screens[self.tab].plan(a, &self.ctx(), &ctx)
+        };
+        if let Some(own) = own {
+            if self.replay.is_some() {
+                return self.set_status(
+                    StatusKind::Info,
+                    "a recording cannot be changed: list deletes and flushes act on the live lists"
+                        .into(),
+                );
+            }
+            return match own {
+                Ok((title, plan)) => self.open(title, plan, None),
+                Err(why) => self.set_status(StatusKind::Info, why.into()),
+            };
+        }
         match self.plan_for(a) {
             Ok(Some((title, plan, note))) => self.open(title, plan, note),
             Ok(None) => {}
@@ -1020,7 +1071,7 @@ impl App {
         let Overlay::Confirm(c) = &self.overlay else {
             return;
         };
-        if c.spared.is_empty() {
+        if c.spared.is_empty() && c.plan.spared_addrs.is_empty() && !c.include_ssh {
             return;
         }
         let include = !c.include_ssh;
@@ -1099,14 +1150,32 @@ impl App {
             }
             false
         });
-        let (mut flows, mut expects) = (0, 0);
+        let (mut flows, mut expects, mut entries) = (0, 0, 0);
         for t in &plan.targets {
             match t {
                 Target::Flow { .. } => flows += 1,
                 Target::Expect { .. } => expects += 1,
                 Target::FlushFlows => flows += plan.flows,
                 Target::FlushExpects | Target::FlushHelper(_) => expects += plan.expects,
+                Target::ListDelete { .. } => entries += 1,
+                Target::ListFlush(_) => entries += plan.list_entries,
             }
+        }
+        if plan.list.is_some() {
+            if entries == 0 {
+                return self.set_status(
+                    StatusKind::Info,
+                    "nothing sent: your SSH address stays in the list (i includes it)".into(),
+                );
+            }
+            if let Err(e) = self.commands.send(Request::Execute(Box::new(plan))) {
+                return self.set_status(StatusKind::Error, format!("not sent: {e}"));
+            }
+            self.skipped = None;
+            return self.set_status(
+                StatusKind::Info,
+                format!("sent: remove {entries} list entr(ies); the next snapshot shows it"),
+            );
         }
         let changed = match (gone, recreated) {
             (0, 0) => String::new(),

@@ -185,6 +185,7 @@ pub const KEYMAP: &[Binding] = &[
         "risk findings + fixes",
         false,
     ),
+    b(M, &[k('5')], Action::Show(4), "recent lists, knocks", false),
     b(M, &[k('k'), code(KeyCode::Up)], Action::Up, "up", false),
     b(
         M,
@@ -312,7 +313,7 @@ pub const KEYMAP: &[Binding] = &[
         M,
         &[k('F')],
         Action::FlushFiltered,
-        "flush flows matching filter",
+        "flush filtered flows; list",
         true,
     ),
     b(

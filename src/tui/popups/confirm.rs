@@ -77,6 +77,29 @@ pub fn draw(f: &mut Frame, t: &Theme, store: &Store, c: &Confirm, session_known:
             thousands(plan.expects)
         )));
     }
+    if let Some(scope) = &plan.list {
+        lines.push(Line::from(format!(
+            "{} list entr{}: {}",
+            thousands(plan.list_entries),
+            if plan.list_entries == 1 { "y" } else { "ies" },
+            escaped(plan.what.clone())
+        )));
+        for a in &scope.mine {
+            lines.push(if c.include_ssh {
+                Line::from(Span::styled(
+                    format!(
+                        "your SSH address {a} is INCLUDED: you may lose the knock (i: exclude)"
+                    ),
+                    t.error,
+                ))
+            } else {
+                Line::from(Span::styled(
+                    format!("your SSH address {a} is EXCLUDED (i: include it)"),
+                    t.ok,
+                ))
+            });
+        }
+    }
     if let Some(n) = c.note {
         lines.push(Line::from(Span::styled(n, t.dim)));
     }

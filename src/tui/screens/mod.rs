@@ -33,6 +33,7 @@ pub mod chains;
 pub mod expectations;
 pub mod findings;
 pub mod flows;
+pub mod recent;
 
 use std::any::Any;
 
@@ -43,6 +44,7 @@ use ratatui::Frame;
 
 use crate::actions::Entry;
 use crate::filter::Filter;
+use crate::model::recent::RecentState;
 use crate::model::store::FlowKey;
 use crate::model::{Flow, HelperId, Store};
 use crate::risk::Assessment;
@@ -62,6 +64,7 @@ pub fn all() -> Vec<Box<dyn Screen>> {
         Box::<expectations::Expectations>::default(),
         Box::<chains::Chains>::default(),
         Box::<findings::Findings>::default(),
+        Box::<recent::Recent>::default(),
     ]
 }
 
@@ -79,6 +82,10 @@ pub struct Ctx<'a> {
     pub filter: Option<&'a Filter>,
     /// Header numbers (the tab line's counts).
     pub summary: &'a Summary,
+    /// Recency state (xt_recent lists, nft sets, knock progress) as of its last snapshot.
+    pub recent: &'a RecentState,
+    /// The entries come from a recording (nothing can be changed).
+    pub replay: bool,
 }
 
 impl Ctx<'_> {
@@ -166,6 +173,18 @@ pub trait Screen {
     }
     /// The entry Enter goes to on a screen without a detail pane.
     fn goto(&self) -> Option<Entry> {
+        None
+    }
+    /// A destructive key this screen plans itself (Recent: `d` removes an address from a
+    /// list, `F` flushes the list), as the confirmation's title and plan. `None`: the
+    /// app's own planning (flows, expectations) applies; `Err`: why nothing is planned.
+    fn plan(
+        &self,
+        a: Action,
+        cx: &Ctx,
+        ctx: &crate::actions::Context,
+    ) -> Option<Result<(String, crate::actions::Plan), &'static str>> {
+        let _ = (a, cx, ctx);
         None
     }
     /// The detail pane's title and lines for the selection; `None`: this screen has no
@@ -441,6 +460,7 @@ pub(crate) mod testing {
         clock: SystemClock,
         summary: Summary,
         assessor: Option<crate::risk::Assessor>,
+        pub recent: crate::model::recent::RecentState,
     }
 
     impl Fixture {
@@ -454,6 +474,7 @@ pub(crate) mod testing {
                 },
                 summary: Summary::default(),
                 assessor: None,
+                recent: Default::default(),
             }
         }
 
@@ -492,6 +513,8 @@ pub(crate) mod testing {
                 clock: &self.clock,
                 filter: None,
                 summary: &self.summary,
+                recent: &self.recent,
+                replay: false,
             };
             screen.prepare(&cx, gen, &|built| built != Some(gen));
         }

@@ -307,7 +307,8 @@ pub fn tabs(f: &mut Frame, app: &App, cx: &Ctx, area: Rect) {
     let left_w: usize = spans.iter().map(|s| s.width()).sum();
     let room = (area.width as usize).saturating_sub(left_w + 1);
     let short = format!("{}/{}", thousands(shown), thousands(total));
-    let right = [right, short]
+    let counted = format!("{short} match");
+    let right = [right, counted, short]
         .into_iter()
         .find(|r| text::width(r) <= room)
         .unwrap_or_default();
