@@ -51,6 +51,23 @@ impl Drop for Sampler {
     }
 }
 
+/// How long to wait after `snap`. A namespace with no list, no stateful set and no knock
+/// rule has nothing to follow: each look would still run `iptables-save` and `nft` (tens
+/// of milliseconds of CPU), which is most of an idle dashboard's cost. Such a namespace is
+/// looked at every `IDLE` instead; state appears there only when an admin loads rules.
+fn pace(snap: &super::Snapshot) -> std::time::Duration {
+    let lists = snap.lists.as_ref().map_or(0, Vec::len);
+    let sets = snap.sets.as_ref().map_or(0, Vec::len);
+    if lists == 0 && sets == 0 && snap.machines.is_empty() {
+        IDLE
+    } else {
+        super::changes::interval(snap)
+    }
+}
+
+/// The cadence for a namespace with nothing to follow (see `pace`).
+const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn run(ns: &Namespace, name: Option<&str>, tx: &Sender<Vec<u8>>, stopped: &Receiver<()>) {
     loop {
         let snap = match netns::run_in(ns, || Ok(super::snapshot_here())) {
@@ -73,7 +90,7 @@ fn run(ns: &Namespace, name: Option<&str>, tx: &Sender<Vec<u8>>, stopped: &Recei
         if tx.send(super::recorded::encode(&snap, name)).is_err() {
             return;
         }
-        let wait = super::changes::interval(&snap);
+        let wait = pace(&snap);
         match stopped.recv_timeout(wait) {
             Err(RecvTimeoutError::Timeout) => {}
             _ => return,
