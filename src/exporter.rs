@@ -176,8 +176,8 @@ struct Owner {
     /// The RELATED flows' keys, kept with `counts`.
     related: HashSet<FlowKey>,
     /// Whether `counts` and `related` match the store. A dump (initial, resync or
-    /// background) and re-check answers change it in bulk; then the next scrape recounts
-    /// it in one pass over the slab, and events keep it from there.
+    /// background) and re-check answers change it in bulk; the owner recounts in one pass
+    /// over the slab as the dump ends, and events keep it from there.
     live_valid: bool,
     /// The last rendering and what it was computed from.
     cached: Option<(Bytes, u64)>,
@@ -215,8 +215,23 @@ impl Owner {
             EngineEvent::Fatal(msg) => return Err(msg),
             _ => {}
         }
+        // A finished dump or a re-check answer changed the store in bulk: recount here, once,
+        // on the owner thread, so no scrape pays for the pass over the slab.
+        let bulk = matches!(ev, EngineEvent::DumpEnd { .. } | EngineEvent::Rechecked(_));
         engine::apply(&mut self.store, ev, now);
+        if bulk {
+            self.recount();
+        }
         Ok(())
+    }
+
+    /// Count the store's flows by family/proto/state and collect the RELATED ones: one
+    /// pass over the slab, after which events keep both up to date.
+    fn recount(&mut self) {
+        let mut related = Vec::new();
+        prom::count_flows(&self.store, &mut self.counts, &mut related);
+        self.related = related.into_iter().collect();
+        self.live_valid = true;
     }
 
     /// Apply one kernel record, keeping `counts` and `related` in step: the flow's old
@@ -277,10 +292,9 @@ impl Owner {
             a.refresh();
         }
         if !self.live_valid {
-            let mut related = Vec::new();
-            prom::count_flows(&self.store, &mut self.counts, &mut related);
-            self.related = related.into_iter().collect();
-            self.live_valid = true;
+            // Only while a dump is still streaming (or before the first): the recount after
+            // a dump is done as it ends (`on_engine`).
+            self.recount();
         }
         let mut m = Metrics {
             flows: Some(self.counts.clone()),
