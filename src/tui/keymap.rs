@@ -58,7 +58,10 @@ pub enum Action {
     DeleteRelated,
     FlushFiltered,
     FlushHelper,
+    FlushStale,
     FlushAll,
+    /// Group Top's rows by the next key.
+    GroupBy,
     Confirm,
     Cancel,
     ToggleSsh,
@@ -185,6 +188,13 @@ pub const KEYMAP: &[Binding] = &[
         "risk findings + fixes",
         false,
     ),
+    b(
+        M,
+        &[k('5')],
+        Action::Show(4),
+        "top: who fills the table",
+        false,
+    ),
     b(M, &[k('k'), code(KeyCode::Up)], Action::Up, "up", false),
     b(
         M,
@@ -296,6 +306,13 @@ pub const KEYMAP: &[Binding] = &[
     b(M, &[k('t')], Action::CycleTheme, "cycle theme", false),
     b(
         M,
+        &[k('b')],
+        Action::GroupBy,
+        "top: group by next key",
+        false,
+    ),
+    b(
+        M,
         &[k('d'), code(KeyCode::Delete)],
         Action::Delete,
         "delete selected entry",
@@ -312,7 +329,7 @@ pub const KEYMAP: &[Binding] = &[
         M,
         &[k('F')],
         Action::FlushFiltered,
-        "flush flows matching filter",
+        "flush filtered flows; Top: group",
         true,
     ),
     b(
@@ -320,6 +337,13 @@ pub const KEYMAP: &[Binding] = &[
         &[k('H')],
         Action::FlushHelper,
         "flush helper's expectations",
+        true,
+    ),
+    b(
+        M,
+        &[k('Z')],
+        Action::FlushStale,
+        "flush stale helper state",
         true,
     ),
     b(M, &[k('X')], Action::FlushAll, "flush everything", true),

@@ -33,6 +33,7 @@ pub mod chains;
 pub mod expectations;
 pub mod findings;
 pub mod flows;
+pub mod top;
 
 use std::any::Any;
 
@@ -42,7 +43,9 @@ use ratatui::text::Line;
 use ratatui::Frame;
 
 use crate::actions::Entry;
-use crate::filter::Filter;
+use crate::decode::{Event, Record};
+use crate::filter::{Filter, StoreContext};
+use crate::model::stale::{Staleness, StateTimeouts, Thresholds};
 use crate::model::store::FlowKey;
 use crate::model::{Flow, HelperId, Store};
 use crate::risk::Assessment;
@@ -62,6 +65,7 @@ pub fn all() -> Vec<Box<dyn Screen>> {
         Box::<expectations::Expectations>::default(),
         Box::<chains::Chains>::default(),
         Box::<findings::Findings>::default(),
+        Box::<top::Top>::default(),
     ]
 }
 
@@ -79,6 +83,39 @@ pub struct Ctx<'a> {
     pub filter: Option<&'a Filter>,
     /// Header numbers (the tab line's counts).
     pub summary: &'a Summary,
+    /// `nf_conntrack_max` of the namespace shown, when known (Top's share column).
+    pub conntrack_max: Option<u64>,
+    /// What `stale` and `age` filter terms read besides the entry.
+    pub facts: Facts,
+    /// The kernel's per-CPU counters as rates (Top's strip).
+    pub counters: &'a super::counters::KernelCounters,
+}
+
+/// What the filter's `stale` and `age` terms read besides the entry: the staleness
+/// thresholds, the namespace's per-state timeouts and the wall clock of store time `now`
+/// (a replay's recorded time). Plain copyable data, so a row build can carry it anywhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Facts {
+    pub thresholds: Thresholds,
+    pub timeouts: StateTimeouts,
+    /// Wall time in ns since the epoch; `None`: the system clock.
+    pub wall_ns: Option<u64>,
+}
+
+impl Facts {
+    /// The filter context over `store` (`Filter::match_flow_in`), so a `stale` term typed
+    /// in the dashboard judges as `ctscope list --filter stale` does.
+    pub fn context<'a>(&self, store: &'a Store) -> StoreContext<'a> {
+        StoreContext {
+            stale: self.judge(store),
+            wall_ns: self.wall_ns,
+        }
+    }
+
+    /// The staleness judge over `store` (the stale key's plan, the header's counts).
+    pub fn judge<'a>(&self, store: &'a Store) -> Staleness<'a> {
+        Staleness::new(store, self.thresholds, self.timeouts)
+    }
 }
 
 impl Ctx<'_> {
@@ -175,6 +212,20 @@ pub trait Screen {
     fn draw(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn;
     /// For typed access (`App::flow_keys` and the like, used by tests).
     fn as_any(&self) -> &dyn Any;
+    /// One engine record, before the store applies it (Top counts events per group).
+    fn observe(&mut self, store: &Store, event: Event, record: &Record, now: u32) {
+        let _ = (store, event, record, now);
+    }
+    /// When the rows are groups of flows: the filter expression that selects exactly the
+    /// selected group (Enter shows it on the flows screen, `F` flushes it), or why there
+    /// is none. `None`: rows are entries, not groups.
+    fn group_filter(&self) -> Option<Result<String, &'static str>> {
+        None
+    }
+    /// `b`: group the rows by the next key; returns the key's name. `Err`: why not here.
+    fn group_by(&mut self) -> Result<&'static str, &'static str> {
+        Err("b changes what the Top screen groups by")
+    }
 }
 
 /// What a sorted table's rows are built from besides the store: the filter, the risk
@@ -186,6 +237,8 @@ pub struct Spec<'a, C> {
     pub sort: C,
     pub desc: bool,
     pub now: u32,
+    /// What `stale` and `age` terms read (`Facts::context`).
+    pub facts: Facts,
 }
 
 /// A screen that is one table of entries sorted by one of its columns (flows,
@@ -249,6 +302,7 @@ impl<T: SortedTable> Screen for T {
             sort: T::COLUMNS[v.sort],
             desc: v.desc,
             now: cx.now,
+            facts: cx.facts,
         };
         self.view_mut()
             .refresh(gen, due, || T::build(cx.store, &spec))
@@ -441,6 +495,7 @@ pub(crate) mod testing {
         clock: SystemClock,
         summary: Summary,
         assessor: Option<crate::risk::Assessor>,
+        counters: crate::tui::counters::KernelCounters,
     }
 
     impl Fixture {
@@ -454,6 +509,7 @@ pub(crate) mod testing {
                 },
                 summary: Summary::default(),
                 assessor: None,
+                counters: Default::default(),
             }
         }
 
@@ -492,6 +548,9 @@ pub(crate) mod testing {
                 clock: &self.clock,
                 filter: None,
                 summary: &self.summary,
+                conntrack_max: None,
+                facts: super::Facts::default(),
+                counters: &self.counters,
             };
             screen.prepare(&cx, gen, &|built| built != Some(gen));
         }
