@@ -573,7 +573,10 @@ fn chains_keep_a_whole_chain_when_any_member_matches_the_filter() {
     );
     assert!(s.contains("└─ expect any:any → 10.213.4.2:5000"), "{s}");
     assert!(!s.contains(":21"), "other chains are filtered out: {s}");
-    assert!(s.contains("filter: helper=irc · 1/5 match"), "{s}");
+    // At 80 columns the tab line keeps the match count whole and lets the filter's text
+    // go (the status line shows it); the filter is the one typed.
+    assert!(s.contains("1/5 match"), "{s}");
+    assert_eq!(h.app.filter_text(), Some("helper=irc"));
     h.key(KeyCode::Esc);
     assert_eq!(
         h.app

@@ -412,6 +412,11 @@ impl App {
         &self.screen::<chains::Chains>().view.keys
     }
 
+    /// Rows of the Top screen (groups), in display order, as of its last pass.
+    pub fn top_rows(&self) -> &[crate::model::top::Row] {
+        &self.screen::<screens::top::Top>().rows
+    }
+
     /// The current screen, and what screens read (every other part of the app): split
     /// so a screen can change its own state while reading the store.
     pub(crate) fn split(&mut self) -> (&mut Box<dyn Screen>, Ctx<'_>) {
@@ -953,6 +958,7 @@ impl App {
             spared_sshd: plan.excluded_sshd > 0,
             include_ssh: false,
             note,
+            judged: false,
             plan,
         };
         self.overlay = Overlay::Confirm(Box::new(c));
@@ -1015,7 +1021,13 @@ impl App {
     /// and `flush` use) and open the confirmation that shows that plan.
     fn ask(&mut self, a: Action) {
         match self.plan_for(a) {
-            Ok(Some((title, plan, note))) => self.open(title, plan, note),
+            Ok(Some((title, plan, note))) => {
+                self.open(title, plan, note);
+                // The stale planner says why each entry goes: the dialog shows its words.
+                if let (Action::FlushStale, Overlay::Confirm(c)) = (a, &mut self.overlay) {
+                    c.judged = true;
+                }
+            }
             Ok(None) => {}
             Err(why) => self.set_status(StatusKind::Info, why.into()),
         }

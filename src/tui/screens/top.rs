@@ -238,7 +238,9 @@ fn rate(v: f64) -> String {
 
 fn percent(share: f64) -> String {
     let p = share * 100.0;
-    if p > 0.0 && p < 0.1 {
+    if p == 0.0 {
+        "0%".into()
+    } else if p < 0.1 {
         "<0.1%".into()
     } else if p < 10.0 {
         format!("{p:.1}%")
@@ -252,8 +254,13 @@ impl Screen for Top {
         ("Top", "Top")
     }
 
+    /// Groups found by the last pass; nothing before the first (the pass runs only while
+    /// Top is shown), rather than a zero that is not true.
     fn tab_count(&self, _cx: &Ctx) -> String {
-        thousands(self.model.groups())
+        match self.counted {
+            Some(_) => thousands(self.model.groups()),
+            None => String::new(),
+        }
     }
 
     fn rows(&self) -> &dyn Rows {

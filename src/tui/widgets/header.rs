@@ -331,6 +331,8 @@ pub fn tabs(f: &mut Frame, app: &App, cx: &Ctx, area: Rect) {
         } else {
             format!("{} {long} {count}", i + 1)
         };
+        // A screen with no count yet (Top before its first pass) shows none, not zero.
+        let label = label.trim_end().to_owned();
         spans.push(Span::styled(label, style));
     }
     let (shown, total) = app.screens[app.tab].shown();
@@ -342,11 +344,13 @@ pub fn tabs(f: &mut Frame, app: &App, cx: &Ctx, area: Rect) {
         ),
         None => format!("{} shown", thousands(shown)),
     };
-    // The match count goes whole or not at all; the filter text gives way first.
+    // The match count goes whole or not at all; the filter text gives way first, then
+    // the word "match".
     let left_w: usize = spans.iter().map(|s| s.width()).sum();
     let room = (area.width as usize).saturating_sub(left_w + 1);
     let short = format!("{}/{}", thousands(shown), thousands(total));
-    let right = [right, short]
+    let matched = format!("{short} match");
+    let right = [right, matched, short]
         .into_iter()
         .find(|r| text::width(r) <= room)
         .unwrap_or_default();
