@@ -98,6 +98,27 @@ fn enter_on_a_group_shows_its_flows_and_f_flushes_exactly_the_group() {
         .all(|k| k.orig.src_ip().to_string() == "10.9.9.9"));
 }
 
+/// Top counted under the dashboard's filter: Enter and F keep it, so the group flushed is
+/// the group shown, not every flow of that source.
+#[test]
+fn a_group_under_a_filter_keeps_the_filter() {
+    let mut h = crowd();
+    h.event(ev::flow(flow("10.7.7.7", 3999, "10.0.0.1", 80, true)));
+    h.ch('/').typed("dport=443").key(KeyCode::Enter);
+    assert_eq!(h.app.top_rows()[0].flows, 3);
+    h.ch('F');
+    let Overlay::Confirm(c) = h.app.overlay().clone() else {
+        panic!("{}", h.screen())
+    };
+    assert_eq!(c.plan.flows, 3, "not the fourth flow of 10.7.7.7 (port 80)");
+    h.key(KeyCode::Esc).key(KeyCode::Enter);
+    assert_eq!(
+        h.app.filter_text(),
+        Some("(dport=443) and (flow and src=10.7.7.7)")
+    );
+    assert_eq!(h.app.flow_keys().len(), 3);
+}
+
 #[test]
 fn b_regroups_and_the_filter_narrows_the_groups() {
     let mut h = crowd();

@@ -972,7 +972,7 @@ impl App {
     /// Enter on a group (Top): the flows screen with the group's filter applied, so the
     /// admin sees exactly the flows the group counted.
     fn show_group(&mut self) {
-        let expr = match self.screens[self.tab].group_filter() {
+        let expr = match self.group_expr() {
             Some(Ok(expr)) => expr,
             Some(Err(why)) => return self.set_status(StatusKind::Info, why.into()),
             None => return,
@@ -997,6 +997,16 @@ impl App {
             self.tab = i;
         }
         self.detail = false;
+    }
+
+    /// The selected group's expression on a screen of groups (Top), joined to the active
+    /// filter that Top counted under: exactly the flows the row counted, no more.
+    fn group_expr(&self) -> Option<Result<String, &'static str>> {
+        let g = self.screens[self.tab].group_filter()?;
+        Some(g.map(|expr| match self.filter_text() {
+            Some(ft) => format!("({ft}) and ({expr})"),
+            None => expr,
+        }))
     }
 
     /// Enter on findings: go to the finding's entry (its screen, selected, detail pane
@@ -1077,7 +1087,7 @@ impl App {
                 (title, plan, None)
             }
             Action::FlushFiltered if self.screens[self.tab].group_filter().is_some() => {
-                let expr = match self.screens[self.tab].group_filter() {
+                let expr = match self.group_expr() {
                     Some(Ok(expr)) => expr,
                     Some(Err(why)) => return Err(why),
                     None => return Ok(None),

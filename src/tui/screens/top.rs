@@ -148,6 +148,8 @@ pub struct Top {
     read_at: Option<u32>,
     /// The filter and facts of the last pass: records are observed under the same filter.
     filter: Option<Filter>,
+    /// The filter's compiled form as text, to see it change (`Filter` has no equality).
+    filter_id: Option<String>,
     facts: Facts,
 }
 
@@ -163,6 +165,7 @@ impl Default for Top {
             counted: None,
             read_at: None,
             filter: None,
+            filter_id: None,
             facts: Facts::default(),
         }
     }
@@ -228,7 +231,8 @@ fn strip(cx: &Ctx, rates: &[(&'static str, f64)], width: u16) -> Line<'static> {
     Line::from(spans)
 }
 
-fn rate(v: f64) -> String {
+/// A rate cell: one decimal, whole thousands (`12k`) from ten thousand on.
+pub fn rate(v: f64) -> String {
     if v >= 10_000.0 {
         format!("{:.0}k", v / 1000.0)
     } else {
@@ -236,7 +240,8 @@ fn rate(v: f64) -> String {
     }
 }
 
-fn percent(share: f64) -> String {
+/// A share cell: `0%`, `<0.1%`, one decimal below 10%, whole above.
+pub fn percent(share: f64) -> String {
     let p = share * 100.0;
     if p == 0.0 {
         "0%".into()
@@ -293,6 +298,15 @@ impl Screen for Top {
 
     fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool {
         let settings = self.view.built.is_none();
+        if settings {
+            // Another filter: the rates counted under the old one are not this filter's
+            // (they would list groups the filter hides), so they restart, unknown.
+            let id = cx.filter.map(|x| format!("{x:?}"));
+            if id != self.filter_id {
+                self.model = model::Top::new(self.model.by());
+                self.filter_id = id;
+            }
+        }
         if settings || due(self.counted) {
             let (now, facts) = (cx.now, cx.facts.context(cx.store));
             match cx.filter {
