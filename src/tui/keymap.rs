@@ -385,7 +385,7 @@ pub const KEYMAP: &[Binding] = &[
 ];
 
 /// The help row of the folded screen digits.
-const SCREENS_HELP: &str = "screen by its tab number";
+const SCREENS_HELP: &str = "screen by tab; ! findings";
 
 /// The action bound to `ev` in `ctx`, honouring read-only mode.
 pub fn lookup(ctx: Context, ev: &KeyEvent, read_only: bool) -> Option<Action> {
