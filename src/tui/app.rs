@@ -1104,7 +1104,8 @@ impl App {
                 let judge = self.facts.judge(store);
                 let plan = Plan::stale(&judge, self.now, None, &ctx);
                 let title = "Flush stale helper state (reasons listed)".to_owned();
-                (title, plan, Some(RELATED_STAY))
+                // No "RELATED flows stay" note: idle RELATED orphans are among its targets.
+                (title, plan, None)
             }
             Action::FlushFiltered => {
                 let (title, what) = match self.filter_text() {
