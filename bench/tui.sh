@@ -8,7 +8,8 @@
 #     the still empty namespace, the fixed part (tmux, process start, an empty dump);
 #   - keypress latency while events stream (a bounded churn in the namespace: entries
 #     inserted with a 1 s timeout, then expired by the kernel: NEW and DESTROY events): move the selection (j/k) and reverse the sort (r, a full re-sort),
-#     PRESSES times each, median and p95, until capture-pane shows the change;
+#     PRESSES times each, median and p95, until capture-pane shows the change; then Top:
+#     opening it (5, its first pass over the table) and regrouping (b, a pass), PRESSES times;
 #   - CPU while steady (no events): utime+stime of the process over STEADY seconds, as %
 #     of one core; and how often each program's screen changes (its redraw cadence).
 #     ctscope re-dumps in the background at an interval sized to cost under 5% of a core
@@ -123,6 +124,8 @@ echo "keypress latency while events stream ($EVS ev/s in ctscope's header): j/k 
 sel=$($P keys ct "$PRESSES" 5 select)
 echo "reverse sort (r) x$PRESSES"
 srt=$($P keys ct "$PRESSES" 5 sort)
+echo "Top: open (5, a first pass) and regroup (b, a pass) x$PRESSES"
+grp=$($P keys ct "$PRESSES" 10 group)
 touch "$TMP/stop"; wait "$CHURN_PID" || true; CHURN_PID=
 t_end=$(date +%s.%N)
 read -r cycles _ < "$TMP/churn.count"
@@ -133,7 +136,9 @@ lat() { echo "$1" | field lat_ms | $2; }
 mx() { sort -n | tail -1; }
 SEL_MED=$(lat "$sel" median); SEL_P95=$(lat "$sel" p95); SEL_MAX=$(lat "$sel" mx)
 SRT_MED=$(lat "$srt" median); SRT_P95=$(lat "$srt" p95); SRT_MAX=$(lat "$srt" mx)
+GRP_MED=$(lat "$grp" median); GRP_P95=$(lat "$grp" p95); GRP_OPEN=$(echo "$grp" | field open_ms)
 SEL_N=$(echo "$sel" | grep -c lat_ms || true); SRT_N=$(echo "$srt" | grep -c lat_ms || true)
+GRP_N=$(echo "$grp" | grep -c lat_ms || true)
 KEY_POLL=$(echo "$sel" | field poll_ms)
 tmux -L "$BENCH_TMUX" send-keys -t ct q
 sleep 1
@@ -171,6 +176,8 @@ printf "$f" "ctscope key j/k: median / p95 ($SEL_N/$PRESSES)" "$SEL_MED / $SEL_P
 printf "$f" "  max" "$SEL_MAX ms" "" ""
 printf "$f" "ctscope key r (re-sort): median / p95 ($SRT_N/$PRESSES)" "$SRT_MED / $SRT_P95 ms" "" ""
 printf "$f" "  max" "$SRT_MAX ms" "" ""
+printf "$f" "ctscope Top: open (5, first pass)" "$GRP_OPEN ms" "" ""
+printf "$f" "ctscope Top regroup (b): median / p95 ($GRP_N/$PRESSES)" "$GRP_MED / $GRP_P95 ms" "" ""
 printf "$f" "  events/s meanwhile (churn est.; ctscope hdr)" "$CHURN_RATE/s; $EVS/s" "" ""
 printf "$f" "ctscope CPU steady (${STEADY} s, $CT_REDUMPS re-dumps seen)" "${CT_CPU} %" "" "< 5%"
 if [ -n "$CT_CPU_LONG" ]; then

@@ -16,7 +16,9 @@ interval (one `capture-pane` call, a fork and exec) is printed as the resolution
       0.3-0.8 s gap between presses. KIND `select` alternates j/k and waits for the
       highlighted row (the selection's background, SGR 48;5;238 of the dark theme) to
       move by one line; KIND `sort` presses r and waits for the footer's sort arrow to
-      flip (this includes re-sorting the whole table). Prints one `lat_ms=` per press,
+      flip (this includes re-sorting the whole table); KIND `group` first presses 5
+      and times the Top screen's appearance (`open_ms=`, its first pass over the table),
+      then presses b and waits for the group column's title to name the next key. Prints one `lat_ms=` per press,
       then `poll_ms=` and `missed=` (presses not answered within TIMEOUT).
   steady SESSION PID SECS POLL_S [MARK [LONG_S]]
       sample utime+stime of PID over SECS (as % of one core) and poll the plain capture
@@ -108,9 +110,27 @@ def arrow(screen):
     return m.group(1) if m else None
 
 
+GROUP = re.compile(r"^(src|dst|dport|src-net|zone|mark|helper|state|nat)[▲▼]? +Flows", re.M)
+
+
+def group(screen):
+    m = GROUP.search(screen)
+    return m.group(1) if m else None
+
+
 def keys(session, count, timeout, kind):
     rng = random.Random(1)
     polls, spent, missed = 0, 0.0, 0
+    if kind == "group":
+        # Open Top (its first pass over the whole table) and time it, then `b` regroups.
+        t0 = time.monotonic()
+        tmux("send-keys", "-t", session, "5")
+        while group(capture(session)) is None:
+            if time.monotonic() - t0 > timeout:
+                print("error: the Top screen did not appear", file=sys.stderr)
+                return 1
+        print(f"open_ms={1000 * (time.monotonic() - t0):.1f}")
+        time.sleep(0.5)
     if kind == "select":
         tmux("send-keys", "-t", session, "g")
         time.sleep(0.5)
@@ -124,6 +144,11 @@ def keys(session, count, timeout, kind):
             want = before + (1 if key == "j" else -1)
             done = lambda s: selected_line(s) == want  # noqa: E731
             esc = True
+        elif kind == "group":
+            key = "b"
+            before = group(capture(session))
+            done = lambda s: group(s) not in (None, before)  # noqa: E731
+            esc = False
         else:
             key = "r"
             before = arrow(capture(session))

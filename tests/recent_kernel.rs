@@ -719,7 +719,7 @@ fn the_dashboard_shows_each_step_of_the_knock() {
     let tmux =
         common::tmux::Tmux::start("recent", &format!("{BIN} --netns {srv}; sleep 60"), 120, 40);
     tmux.wait_for("the dashboard", |s| s.contains("1 Flows"));
-    tmux.keys(&["5"]);
+    tmux.keys(&["6"]);
     // The sampler's first look: the lists exist once a rule uses them.
     tmux.wait_for("the first snapshot", |s| {
         s.contains("Knock progress · snapshot") && s.contains("xt seenping")
@@ -811,7 +811,7 @@ fn the_dashboard_follows_the_nft_knock_and_deletes_an_element() {
         40,
     );
     tmux.wait_for("the dashboard", |s| s.contains("1 Flows"));
-    tmux.keys(&["5"]);
+    tmux.keys(&["6"]);
     tmux.wait_for("the first snapshot", |s| {
         s.contains("nft inet knock seenbackend ·") && s.contains("no source has knocked")
     });

@@ -58,7 +58,7 @@ fn dashboard_shows_and_flushes_a_real_ftp_chain() {
     lab.spawn(&cli, &py);
 
     let s = tmux.wait_for("the expectation and the RELATED flow", |s| {
-        s.contains("exp 1 ") && s.contains("RELATED 1")
+        s.contains("exp 1/") && s.contains("RELATED 1")
     });
     assert!(s.contains("ftp 1/1"), "helper counts: {s}");
     let ansi = tmux.screen_ansi();
@@ -101,7 +101,7 @@ fn dashboard_shows_and_flushes_a_real_ftp_chain() {
     });
     assert!(s.contains("1 expectation(s)"), "{s}");
     tmux.keys(&["y"]);
-    tmux.wait_for("the expectation gone", |s| s.contains("exp 0 "));
+    tmux.wait_for("the expectation gone", |s| s.contains("exp 0/"));
     let exp = lab.sh_ok(&lab.srv, "conntrack -L expect 2>/dev/null | wc -l");
     assert_eq!(exp.trim(), "0", "expectations left in the kernel");
 

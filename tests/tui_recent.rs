@@ -76,7 +76,7 @@ fn has(h: &Harness, needle: &str) -> bool {
 #[test]
 fn progress_rows_follow_the_knock_through_the_recording() {
     let mut h = harness(120, 40);
-    h.ch('5');
+    h.ch('6');
     assert_eq!(h.app.tab(), "Recent");
     // Before the first snapshot: it says it is waiting, no empty table.
     h.draw();
@@ -102,7 +102,7 @@ fn progress_rows_follow_the_knock_through_the_recording() {
     // 14 s in: the admin is through (stage 3/4, seenbackend) with a live 3306 flow linked
     // under the progress row and under its seenbackend entry; the slow client is at 2/4.
     let mut h = harness(120, 40);
-    h.ch('5');
+    h.ch('6');
     play(&mut h, 14.0);
     let l = lines(&h);
     assert!(has(&h, "xt 10.214.6.2: stage 3/4 (seenbackend)"), "{l:#?}");
@@ -126,7 +126,7 @@ fn progress_rows_follow_the_knock_through_the_recording() {
 
     // 20 s in: the slow client's time ran out at stage 2 (the nft set already dropped it).
     let mut h = harness(120, 40);
-    h.ch('5');
+    h.ch('6');
     play(&mut h, 20.0);
     assert!(
         has(&h, "xt 10.214.6.3: stage 2/4 (seenecho), too slow"),
@@ -141,7 +141,7 @@ fn progress_rows_follow_the_knock_through_the_recording() {
 
     // The end: its 8000 came too late and was refused; it is back at stage 1/4.
     let mut h = harness(120, 40);
-    h.ch('5');
+    h.ch('6');
     play(&mut h, 60.0);
     assert!(
         has(&h, "xt 10.214.6.3: stage 1/4 (seenping)"),
@@ -154,7 +154,7 @@ fn progress_rows_follow_the_knock_through_the_recording() {
 #[test]
 fn enter_on_an_admitted_flow_goes_to_it_on_the_flows_screen() {
     let mut h = harness(120, 40);
-    h.ch('5');
+    h.ch('6');
     play(&mut h, 60.0);
     let l = lines(&h);
     let i = l
@@ -180,7 +180,7 @@ fn enter_on_an_admitted_flow_goes_to_it_on_the_flows_screen() {
 #[test]
 fn a_damaged_snapshot_is_said_and_the_last_good_one_stays() {
     let mut h = harness(100, 30);
-    h.ch('5');
+    h.ch('6');
     play(&mut h, 12.0);
     h.event(EngineEvent::RecentDamaged(
         "the recency snapshot at 13.000 s is damaged and skipped: EOF while parsing".into(),
@@ -201,7 +201,7 @@ fn lists_act_through_the_one_confirmation_and_spare_the_admins_address() {
     let mut o = opts();
     o.ssh = ctscope::tui::SshSession::parse("10.214.6.2 50000 10.214.6.1 22");
     let mut h = Harness::new(Store::new(), o, 120, 40);
-    h.ch('5');
+    h.ch('6');
     play(&mut h, 60.0);
     let l = lines(&h);
     let list = l.iter().position(|x| x.contains("xt seenping")).unwrap();
@@ -298,7 +298,7 @@ fn replays_and_read_only_mode_refuse_list_actions() {
         ..opts()
     };
     let mut h = Harness::new(Store::new(), o, 120, 40);
-    h.ch('5');
+    h.ch('6');
     play(&mut h, 60.0);
     let l = lines(&h);
     let list = l.iter().position(|x| x.contains("xt seenping")).unwrap();
@@ -322,7 +322,7 @@ fn replays_and_read_only_mode_refuse_list_actions() {
         ..opts()
     };
     let mut h = Harness::new(Store::new(), o, 120, 40);
-    h.ch('5');
+    h.ch('6');
     play(&mut h, 60.0);
     h.ch('g').key(KeyCode::Down).ch('F');
     assert!(h.plans().is_empty());
@@ -336,7 +336,7 @@ fn a_replay_without_snapshots_says_so() {
         ..opts()
     };
     let mut h = Harness::new(Store::new(), o, 80, 24);
-    h.ch('5');
+    h.ch('6');
     let s = h.screen();
     assert!(
         s.contains("no recency snapshot in this recording yet"),

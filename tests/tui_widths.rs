@@ -279,6 +279,62 @@ impl Legit {
         l
     }
 
+    /// What the Top screen (under every grouping) and the stale parts show: the groups'
+    /// counts, shares and rates as the model computes them, formatted by the screen's
+    /// own cell functions; the stale counts per helper and the stale plan's lines.
+    fn pressure(&mut self, h: &mut Harness, now: u32) {
+        use ctscope::tui::screens::top::{percent, rate};
+        press(h, KeyCode::Char('5'));
+        let by = ctscope::model::top::GroupBy::ALL.len();
+        let max = opts().conntrack_max.unwrap();
+        for _ in 0..by {
+            h.draw();
+            for r in h.app.top_rows() {
+                self.nums.insert(r.flows);
+                self.digits_of(&r.label);
+                // A network (`10.0.0.0/24`) or NAT target (`dnat [fd00::1]:80`) is an
+                // address of its own.
+                for tok in r.label.split([' ', '/', '[', ']']) {
+                    let addr = match tok.parse::<IpAddr>() {
+                        Ok(_) => tok,
+                        Err(_) => tok.rsplit_once(':').map_or(tok, |(a, _)| a),
+                    };
+                    if addr.parse::<IpAddr>().is_ok() {
+                        self.addrs.insert(addr.to_owned());
+                    }
+                }
+                self.digits_of(&r.filter.clone().unwrap_or_default());
+                for s in [
+                    percent(r.share_of(max)),
+                    percent(r.unreplied_share()),
+                    rate(r.new_per_s),
+                    rate(r.destroyed_per_s),
+                    text::bytes(r.bytes_per_s.unwrap_or(0.0).round() as u64),
+                ] {
+                    self.digits_of(&s);
+                }
+            }
+            press(h, KeyCode::Char('b'));
+        }
+        reset(h);
+        let store = &h.app.store;
+        let judge =
+            ctscope::model::stale::Staleness::new(store, Default::default(), Default::default());
+        for (_, fl, ex) in judge.per_helper(now) {
+            self.nums.extend([fl as u64, ex as u64]);
+        }
+        let ctx = ctscope::actions::Context {
+            ssh: opts().ssh,
+            ..Default::default()
+        };
+        let plan = ctscope::actions::Plan::stale(&judge, now, None, &ctx);
+        self.digits_of(&plan.what);
+        self.nums.extend([plan.flows as u64, plan.expects as u64]);
+        for s in &plan.sample {
+            self.digits_of(s);
+        }
+    }
+
     fn assessment(&mut self, a: &ctscope::risk::Assessment) {
         if let Some(r) = &a.row {
             self.digits_of(r);
@@ -451,6 +507,16 @@ const SCREENS: &[(&str, &[KeyCode])] = &[
     ("expectations", &[KeyCode::Char('2')]),
     ("chains", &[KeyCode::Char('3')]),
     ("findings", &[KeyCode::Char('4')]),
+    ("top", &[KeyCode::Char('5')]),
+    (
+        "top by dport",
+        &[KeyCode::Char('5'), KeyCode::Char('b'), KeyCode::Char('b')],
+    ),
+    (
+        "confirm group flush",
+        &[KeyCode::Char('5'), KeyCode::Char('F')],
+    ),
+    ("confirm stale flush", &[KeyCode::Char('Z')]),
     ("help", &[KeyCode::Char('?')]),
     ("confirm flush all", &[KeyCode::Char('X')]),
     ("confirm delete", &[KeyCode::Char('1'), KeyCode::Char('d')]),
@@ -483,7 +549,8 @@ fn reset(h: &mut Harness) {
 fn sweep(height: u16, step: usize, detail_widths: &[u16]) {
     let mut h = replay(80, height);
     let now = h.clock.0.get();
-    let legit = Legit::collect(&h.app.store, now);
+    let mut legit = Legit::collect(&h.app.store, now);
+    legit.pressure(&mut h, now);
     assert!(
         legit.helpers.contains("netbios-ns"),
         "the edge entries are in"
@@ -578,7 +645,7 @@ fn the_recent_screen_keeps_numbers_whole_at_every_width() {
         let checker = Checker::new();
         let mut seen = HashSet::new();
         let mut problems = Vec::new();
-        press(&mut h, KeyCode::Char('5'));
+        press(&mut h, KeyCode::Char('6'));
         h.draw();
         let rows = h.app.recent_lines().len();
         assert!(rows > 15, "{:#?}", h.app.recent_lines());

@@ -112,6 +112,14 @@ fn tui_main(g: &args::Global) -> anyhow::Result<ExitCode> {
                 .and_then(|v| v.trim().parse().ok())
         },
         tcp_loose: ctx.tcp_loose,
+        expect_max: if g.replay.is_some() {
+            None
+        } else {
+            crate::netlink::netns::read_sysctl(&ns, "net/netfilter/nf_conntrack_expect_max")
+                .and_then(|v| v.trim().parse().ok())
+        },
+        timeouts: stale::timeouts(g),
+        kernel_stats: g.replay.is_none(),
         read_only: g.read_only,
         theme: ThemeKind::choose(color, theme, no_color.as_deref(), terminal),
         ssh: ctx.ssh,

@@ -39,30 +39,10 @@ fn live_conn(g: &Global, what: &str) -> Result<Conn> {
     Ok(Conn::open(&namespace(g))?)
 }
 
-/// Read every counter `ctscope stats` shows: per-CPU flow and expectation counters and
-/// the global count. The global count is optional (older kernels lack it).
+/// Read every counter `ctscope stats` shows (`engine::read_stats`, which the dashboard's
+/// engine also answers `Command::Stats` with).
 pub fn read_stats(conn: &mut Conn) -> Result<Stats> {
-    let mut s = Stats::default();
-    let mut bad = None;
-    conn.stats_cpu(Table::Flows, &mut |m| match decode::stats::cpu(m) {
-        Ok(c) => s.cpus.push(c),
-        Err(e) => bad = Some(e),
-    })?;
-    conn.stats_cpu(
-        Table::Expects,
-        &mut |m| match decode::stats::expect_cpu(m) {
-            Ok(c) => s.expect_cpus.push(c),
-            Err(e) => bad = Some(e),
-        },
-    )?;
-    if let Some(e) = bad {
-        return Err(e).context("decoding the kernel's statistics");
-    }
-    s.global = match conn.stats_global()? {
-        Some(m) => Some(decode::stats::global(&m).context("decoding the kernel's count")?),
-        None => None,
-    };
-    Ok(s)
+    Ok(crate::engine::read_stats(conn)?)
 }
 
 /// `ctscope stats [--expect] [--json]`.

@@ -155,7 +155,8 @@ impl Stream {
             | EngineEvent::ActionDone(_)
             | EngineEvent::Fatal(_)
             | EngineEvent::Recent(_)
-            | EngineEvent::RecentDamaged(_) => {}
+            | EngineEvent::RecentDamaged(_)
+            | EngineEvent::Stats(_) => {}
         }
     }
 

@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::model::store::FlowKey;
 use crate::model::Store;
 use crate::model::{Event, Record};
+use crate::netlink::{Conn, Table};
 pub use source::{Clock, Item, Live, Poll, Replay, ReplayControl, Source, Speed, EXPECTS, FLOWS};
 
 /// What the engine tells the store's owner.
@@ -77,6 +78,10 @@ pub enum EngineEvent {
     /// A recorded recency snapshot could not be read; one line for the user. Nothing else
     /// is lost: the replay goes on.
     RecentDamaged(String),
+    /// The answer to `Command::Stats`: the kernel's counters (`conntrack -S`, `-S expect`,
+    /// `-C`), or why they could not be read (a replay holds none; a refusal's message).
+    /// Not store state: the dashboard turns successive readings into rates.
+    Stats(std::result::Result<Box<crate::model::stats::Stats>, String>),
 }
 
 /// Why a re-dump runs.
@@ -109,6 +114,9 @@ pub enum Command {
     Redump,
     /// Steer a replay's clock (pause, step, jump to the end, speed); a live source ignores it.
     Replay(ReplayControl),
+    /// Read the kernel's counters now (`read_stats`); answered with `EngineEvent::Stats`.
+    /// The dashboard asks once a second, so its thread never waits on a socket.
+    Stats,
     /// End the engine thread.
     Stop,
 }
@@ -196,8 +204,36 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
         | EngineEvent::ActionDone(_)
         | EngineEvent::Fatal(_)
         | EngineEvent::Recent(_)
-        | EngineEvent::RecentDamaged(_) => false,
+        | EngineEvent::RecentDamaged(_)
+        | EngineEvent::Stats(_) => false,
     }
+}
+
+/// Read every counter `conntrack -S`, `-S expect` and `-C` show over `conn`: the per-CPU
+/// flow counters (`IPCTNL_MSG_CT_GET_STATS_CPU`), the expectation counters
+/// (`IPCTNL_MSG_EXP_GET_STATS_CPU`) and the global count (optional: older kernels lack it).
+pub fn read_stats(conn: &mut Conn) -> Result<crate::model::stats::Stats> {
+    let mut s = crate::model::stats::Stats::default();
+    let mut bad = None;
+    conn.stats_cpu(Table::Flows, &mut |m| match decode::stats::cpu(m) {
+        Ok(c) => s.cpus.push(c),
+        Err(e) => bad = Some(e),
+    })?;
+    conn.stats_cpu(
+        Table::Expects,
+        &mut |m| match decode::stats::expect_cpu(m) {
+            Ok(c) => s.expect_cpus.push(c),
+            Err(e) => bad = Some(e),
+        },
+    )?;
+    if let Some(e) = bad {
+        return Err(e.into());
+    }
+    s.global = match conn.stats_global()? {
+        Some(m) => Some(decode::stats::global(&m)?),
+        None => None,
+    };
+    Ok(s)
 }
 
 /// Housekeeping for the store's owner, about once a second: drop expectations whose
@@ -731,6 +767,14 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
                         pump.overrun = true; // same path as a resync, without counting one
                     }
                 }
+                Ok(Command::Stats) => {
+                    let answer = source
+                        .conn()
+                        .and_then(read_stats)
+                        .map(Box::new)
+                        .map_err(|e| e.to_string());
+                    pump.send(EngineEvent::Stats(answer));
+                }
                 Ok(Command::Replay(c)) => {
                     if let Err(e) = source.control(c) {
                         pump.send(EngineEvent::Fatal(e.to_string()));
@@ -864,7 +908,6 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
 mod tests {
     use super::*;
     use crate::actions::Target;
-    use crate::netlink::Conn;
 
     /// A scripted source: empty dumps, then the scripted poll results, one per call.
     struct Fake {
@@ -944,6 +987,7 @@ mod tests {
             EngineEvent::Fatal(_) => "fatal",
             EngineEvent::Recent(_) => "recent",
             EngineEvent::RecentDamaged(_) => "recent-damaged",
+            EngineEvent::Stats(_) => "stats",
         }
     }
 

@@ -17,9 +17,11 @@ use crate::actions::{self, Entry, Fate, Plan, Target};
 use crate::engine::EngineEvent;
 use crate::filter::Filter;
 use crate::model::recent::RecentState;
+use crate::model::stale::StateTimeouts;
 use crate::model::store::{ExpectKey, FlowKey, Stats};
 use crate::model::{Flow, HelperId, Store};
 
+use super::counters::KernelCounters;
 use super::inputs::{
     self, ActionReport, Applied, Clock, Commands, FilterFault, ReplayRequest, ReplaySpeed, Request,
 };
@@ -27,7 +29,7 @@ use super::keymap::{self, Action, Context};
 pub use super::popups::confirm::Confirm;
 pub use super::popups::filter::FilterBar;
 use super::risk::{Assess, FindingRow, RiskCache};
-use super::screens::{self, chains, expectations, findings, flows, Ctx, Jump, Screen};
+use super::screens::{self, chains, expectations, findings, flows, Ctx, Facts, Jump, Screen};
 use super::text;
 use super::theme::{Theme, ThemeKind};
 
@@ -45,6 +47,9 @@ macro_rules! ctx {
             summary: &$app.summary,
             recent: &$app.recent,
             replay: $app.opts.recorded_start.is_some(),
+            conntrack_max: $app.opts.conntrack_max,
+            facts: $app.facts,
+            counters: &$app.counters,
         }
     };
 }
@@ -86,6 +91,15 @@ pub struct TuiOptions {
     pub conntrack_max: Option<u64>,
     /// `/proc/sys/net/netfilter/nf_conntrack_tcp_loose`, for the flush warning.
     pub tcp_loose: Option<bool>,
+    /// `/proc/sys/net/netfilter/nf_conntrack_expect_max`, for the expectation gauge.
+    pub expect_max: Option<u64>,
+    /// The namespace's per-state timeouts (`nf_conntrack_*_timeout_*`): what "idle" means
+    /// for the stale key, the header's stale counts and `stale` filter terms. A replay
+    /// uses the kernel defaults.
+    pub timeouts: StateTimeouts,
+    /// Ask the engine for the kernel's per-CPU counters every tick (the live table; a
+    /// recording holds none).
+    pub kernel_stats: bool,
     /// `--read-only`: every delete and flush key is removed.
     pub read_only: bool,
     pub theme: ThemeKind,
@@ -109,6 +123,9 @@ impl Default for TuiOptions {
             namespace: None,
             conntrack_max: None,
             tcp_loose: None,
+            expect_max: None,
+            timeouts: StateTimeouts::default(),
+            kernel_stats: false,
             read_only: false,
             theme: ThemeKind::Dark,
             ssh: None,
@@ -159,6 +176,11 @@ pub struct Summary {
     pub chains: usize,
     /// `(helper, flows, expectations)`, by name.
     pub helpers: Vec<(&'static str, usize, usize)>,
+    /// Stale entries (`model::stale`) as `(helper, flows, expectations)`, by name; `-` for
+    /// RELATED orphans whose helper is not known.
+    pub stale: Vec<(&'static str, usize, usize)>,
+    /// Store second the stale counts were judged at (staleness moves with time alone).
+    pub judged_at: u32,
     pub stats: Stats,
     pub built: Option<u64>,
 }
@@ -219,6 +241,11 @@ pub struct App {
     pub(crate) status: Option<Status>,
     pub(crate) summary: Summary,
     pub(crate) now: u32,
+    /// What `stale` and `age` terms and the stale key read (thresholds, the namespace's
+    /// timeouts, the wall time of `now`).
+    pub(crate) facts: Facts,
+    /// The kernel's per-CPU counters as rates (header, Top).
+    pub(crate) counters: KernelCounters,
     pub(crate) rate: f64,
     pub(crate) decode_errors: u64,
     pub(crate) frame: FrameStats,
@@ -253,6 +280,11 @@ impl App {
             held: false,
         });
         let events = store.stats().events;
+        let facts = Facts {
+            timeouts: opts.timeouts,
+            wall_ns: wall_ns(clock.as_ref(), now, opts.recorded_start.is_some()),
+            ..Facts::default()
+        };
         App {
             store,
             recent: RecentState::new(),
@@ -277,6 +309,8 @@ impl App {
             status: None,
             summary: Summary::default(),
             now,
+            facts,
+            counters: KernelCounters::default(),
             rate: 0.0,
             decode_errors: 0,
             frame: FrameStats::default(),
@@ -397,6 +431,11 @@ impl App {
         &self.screen::<chains::Chains>().view.keys
     }
 
+    /// Rows of the Top screen (groups), in display order, as of its last pass.
+    pub fn top_rows(&self) -> &[crate::model::top::Row] {
+        &self.screen::<screens::top::Top>().rows
+    }
+
     /// The current screen, and what screens read (every other part of the app): split
     /// so a screen can change its own state while reading the store.
     pub(crate) fn split(&mut self) -> (&mut Box<dyn Screen>, Ctx<'_>) {
@@ -412,8 +451,17 @@ impl App {
     /// Handle one event: state changes only; drawing happens later, once.
     pub fn handle(&mut self, ev: AppEvent) {
         self.now = self.clock.now();
+        let replay = self.opts.recorded_start.is_some();
+        self.facts.wall_ns = wall_ns(self.clock.as_ref(), self.now, replay);
         if let AppEvent::Engine(EngineEvent::Records(batch)) = &ev {
             self.applied += batch.len() as u64;
+            // Screens that count events (Top's rates) see each record before the store
+            // merges it: a DESTROY's group is read from the flow the store still holds.
+            for screen in &mut self.screens {
+                for (event, record) in batch {
+                    screen.observe(&self.store, *event, record, self.now);
+                }
+            }
             // An open dialog learns from every record before the store merges it.
             if let Overlay::Confirm(c) = &mut self.overlay {
                 for (event, record) in batch {
@@ -474,6 +522,10 @@ impl App {
                         "kernel dropped events (ENOBUFS): re-dumping to resync".into(),
                     );
                 }
+                Applied::Stats(r) => {
+                    self.counters.reading(self.now, r);
+                    self.dirty = true;
+                }
                 Applied::DecodeErrors(n) => {
                     self.decode_errors += n;
                     self.dirty = true;
@@ -514,6 +566,9 @@ impl App {
         let stale = self.store.expired_flows(self.now);
         if !stale.is_empty() {
             let _ = self.commands.send(Request::Recheck(stale));
+        }
+        if self.opts.kernel_stats && !self.ended {
+            let _ = self.commands.send(Request::Stats);
         }
     }
 
@@ -563,7 +618,11 @@ impl App {
             && !(self.tick_due && self.now >= self.last_rebuild.saturating_add(gap));
         let live = |built: Option<u64>| built.is_none() || (built != Some(gen) && !throttled);
         let mut rebuilt = false;
-        if live(self.summary.built) {
+        // Staleness moves with time alone: re-judge a quiet table now and then too.
+        let rejudge = self.tick_due
+            && !throttled
+            && self.now >= self.summary.judged_at.saturating_add(STALE_EVERY);
+        if live(self.summary.built) || rejudge {
             self.rebuild_summary(gen);
             rebuilt = true;
         }
@@ -633,12 +692,21 @@ impl App {
             .map(|(h, f, e)| (h.shown().unwrap_or("?"), f, e))
             .collect();
         helpers.sort_unstable();
+        let stale = self
+            .facts
+            .judge(&self.store)
+            .per_helper(self.now)
+            .into_iter()
+            .map(|(h, f, e)| (h.shown().unwrap_or("-"), f, e))
+            .collect();
         self.summary = Summary {
             flows: self.store.flow_count(),
             expects: self.store.expect_count(),
             related,
             chains: masters.len(),
             helpers,
+            stale,
+            judged_at: self.now,
             stats: self.store.stats(),
             built: Some(gen),
         };
@@ -758,7 +826,14 @@ impl App {
             }
             Action::Show(i) if i < self.screens.len() => self.tab = i,
             Action::Show(_) => {}
+            Action::Detail if self.screens[self.tab].group_filter().is_some() => self.show_group(),
             Action::Detail if !self.screens[self.tab].has_detail() => self.goto_finding(),
+            Action::GroupBy => match self.screens[self.tab].group_by() {
+                Ok(by) => {
+                    self.set_status(StatusKind::Info, format!("grouped by {by}"));
+                }
+                Err(why) => self.set_status(StatusKind::Info, why.into()),
+            },
             Action::Up => self.move_sel(-1),
             Action::Down => self.move_sel(1),
             Action::PageUp => self.move_sel(-self.page()),
@@ -801,6 +876,7 @@ impl App {
             | Action::DeleteRelated
             | Action::FlushFiltered
             | Action::FlushHelper
+            | Action::FlushStale
             | Action::FlushAll => self.ask(a),
             Action::Confirm | Action::Cancel | Action::ToggleSsh | Action::Apply => {}
         }
@@ -916,6 +992,7 @@ impl App {
             spared_sshd: plan.excluded_sshd > 0,
             include_ssh: false,
             note,
+            judged: false,
             plan,
         };
         self.overlay = Overlay::Confirm(Box::new(c));
@@ -924,6 +1001,46 @@ impl App {
     /// The entry the selection of the current screen is about.
     fn selected_entry(&self) -> Option<Entry> {
         self.screens[self.tab].selected()
+    }
+
+    /// Enter on a group (Top): the flows screen with the group's filter applied, so the
+    /// admin sees exactly the flows the group counted.
+    fn show_group(&mut self) {
+        let expr = match self.group_expr() {
+            Some(Ok(expr)) => expr,
+            Some(Err(why)) => return self.set_status(StatusKind::Info, why.into()),
+            None => return,
+        };
+        let filter = match Filter::parse(&expr) {
+            Ok(f) => f,
+            // `Top::filter_of` is tested to parse; a failure here is a bug worth seeing.
+            Err(e) => {
+                return self.set_status(
+                    StatusKind::Error,
+                    format!("the group's filter '{expr}' does not parse: {}", e.message),
+                )
+            }
+        };
+        self.filter = Some(ActiveFilter { text: expr, filter });
+        self.invalidate_views();
+        if let Some(i) = self
+            .screens
+            .iter()
+            .position(|s| s.as_any().is::<flows::Flows>())
+        {
+            self.tab = i;
+        }
+        self.detail = false;
+    }
+
+    /// The selected group's expression on a screen of groups (Top), joined to the active
+    /// filter that Top counted under: exactly the flows the row counted, no more.
+    fn group_expr(&self) -> Option<Result<String, &'static str>> {
+        let g = self.screens[self.tab].group_filter()?;
+        Some(g.map(|expr| match self.filter_text() {
+            Some(ft) => format!("({ft}) and ({expr})"),
+            None => expr,
+        }))
     }
 
     /// Enter on findings: go to the finding's entry (its screen, selected, detail pane
@@ -965,7 +1082,13 @@ impl App {
             };
         }
         match self.plan_for(a) {
-            Ok(Some((title, plan, note))) => self.open(title, plan, note),
+            Ok(Some((title, plan, note))) => {
+                self.open(title, plan, note);
+                // The stale planner says why each entry goes: the dialog shows its words.
+                if let (Action::FlushStale, Overlay::Confirm(c)) = (a, &mut self.overlay) {
+                    c.judged = true;
+                }
+            }
             Ok(None) => {}
             Err(why) => self.set_status(StatusKind::Info, why.into()),
         }
@@ -1014,6 +1137,27 @@ impl App {
                 );
                 (title, plan, None)
             }
+            Action::FlushFiltered if self.screens[self.tab].group_filter().is_some() => {
+                let expr = match self.group_expr() {
+                    Some(Ok(expr)) => expr,
+                    Some(Err(why)) => return Err(why),
+                    None => return Ok(None),
+                };
+                let group =
+                    Filter::parse(&expr).map_err(|_| "the group's filter does not parse")?;
+                let (now, facts) = (self.now, self.facts.context(store));
+                let pred = |f: &Flow| group.match_flow_in(f, now, &facts);
+                let what = format!("flows of the group '{expr}'");
+                let title = format!("Flush the group '{expr}'");
+                (title, Plan::flows(store, &pred, &what, &ctx), None)
+            }
+            Action::FlushStale => {
+                let judge = self.facts.judge(store);
+                let plan = Plan::stale(&judge, self.now, None, &ctx);
+                let title = "Flush stale helper state (reasons listed)".to_owned();
+                // No "RELATED flows stay" note: idle RELATED orphans are among its targets.
+                (title, plan, None)
+            }
             Action::FlushFiltered => {
                 let (title, what) = match self.filter_text() {
                     Some(t) => (
@@ -1026,7 +1170,8 @@ impl App {
                     ),
                 };
                 let (filter, now) = (self.filter.as_ref().map(|f| &f.filter), self.now);
-                let shown = |f: &Flow| filter.is_none_or(|x| x.match_flow(f, now));
+                let facts = self.facts.context(store);
+                let shown = |f: &Flow| filter.is_none_or(|x| x.match_flow_in(f, now, &facts));
                 (title, Plan::flows(store, &shown, &what, &ctx), None)
             }
             Action::FlushHelper => {
@@ -1204,6 +1349,22 @@ impl App {
             format!("sent: remove {what}; waiting for the kernel{changed}"),
         );
     }
+}
+
+/// Seconds between re-judging staleness on a quiet table (the header's stale counts).
+const STALE_EVERY: u32 = 5;
+
+/// Wall time of store second `now` in ns, for `age` terms: a replay's recorded time; live,
+/// `None` (the filter reads the system clock).
+fn wall_ns(clock: &dyn Clock, now: u32, replay: bool) -> Option<u64> {
+    if !replay {
+        return None;
+    }
+    clock
+        .wall(now)
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_nanos() as u64)
 }
 
 /// A confirmation to open: its title, the plan it shows and a note.

@@ -37,6 +37,8 @@ pub enum Applied {
     DecodeErrors(u64),
     /// The engine stopped; the message is shown and the app keeps the last state.
     Fatal(String),
+    /// The kernel's counters the app asked for (`Request::Stats`), or why not.
+    Stats(Result<Box<crate::model::stats::Stats>, String>),
 }
 
 /// The outcome of one delete or flush, as the status line reports it.
@@ -56,6 +58,7 @@ pub fn apply(store: &mut Store, event: EngineEvent, now: u32) -> Applied {
         EngineEvent::ActionDone(r) => Applied::Report(ActionReport::from(&r)),
         EngineEvent::Fatal(m) => Applied::Fatal(m),
         EngineEvent::DecodeErrors(n) => Applied::DecodeErrors(n),
+        EngineEvent::Stats(r) => Applied::Stats(r),
         EngineEvent::Overrun => {
             engine::apply(store, EngineEvent::Overrun, now);
             Applied::Overrun
@@ -144,6 +147,9 @@ pub enum Request {
     /// Ask the kernel about flows whose timeout passed without a DESTROY (pre-existing
     /// flows under `nf_conntrack_events=2`): `engine::Command::Recheck`.
     Recheck(Vec<FlowKey>),
+    /// Read the kernel's per-CPU counters (`engine::Command::Stats`); the answer comes
+    /// back as an engine event, so the app never waits on a socket.
+    Stats,
 }
 
 /// What a replay viewer asks of the replay's clock.
@@ -217,6 +223,7 @@ impl Commands for EngineHandle {
         let cmd = match request {
             Request::Execute(plan) => Command::Execute(plan),
             Request::Recheck(keys) => Command::Recheck(keys),
+            Request::Stats => Command::Stats,
             Request::Replay(r) => Command::Replay(match r {
                 ReplayRequest::TogglePause => ReplayControl::TogglePause,
                 ReplayRequest::Step => ReplayControl::Step,

@@ -58,7 +58,10 @@ pub enum Action {
     DeleteRelated,
     FlushFiltered,
     FlushHelper,
+    FlushStale,
     FlushAll,
+    /// Group Top's rows by the next key.
+    GroupBy,
     Confirm,
     Cancel,
     ToggleSsh,
@@ -185,7 +188,14 @@ pub const KEYMAP: &[Binding] = &[
         "risk findings + fixes",
         false,
     ),
-    b(M, &[k('5')], Action::Show(4), "recent lists, knocks", false),
+    b(
+        M,
+        &[k('5')],
+        Action::Show(4),
+        "top: who fills the table",
+        false,
+    ),
+    b(M, &[k('6')], Action::Show(5), "recent lists, knocks", false),
     b(M, &[k('k'), code(KeyCode::Up)], Action::Up, "up", false),
     b(
         M,
@@ -297,6 +307,13 @@ pub const KEYMAP: &[Binding] = &[
     b(M, &[k('t')], Action::CycleTheme, "cycle theme", false),
     b(
         M,
+        &[k('b')],
+        Action::GroupBy,
+        "top: group by next key",
+        false,
+    ),
+    b(
+        M,
         &[k('d'), code(KeyCode::Delete)],
         Action::Delete,
         "delete selected entry",
@@ -313,7 +330,7 @@ pub const KEYMAP: &[Binding] = &[
         M,
         &[k('F')],
         Action::FlushFiltered,
-        "flush filtered flows; list",
+        "flush filter/group/list",
         true,
     ),
     b(
@@ -321,6 +338,13 @@ pub const KEYMAP: &[Binding] = &[
         &[k('H')],
         Action::FlushHelper,
         "flush helper's expectations",
+        true,
+    ),
+    b(
+        M,
+        &[k('Z')],
+        Action::FlushStale,
+        "flush stale helper state",
         true,
     ),
     b(M, &[k('X')], Action::FlushAll, "flush everything", true),
@@ -361,6 +385,9 @@ pub const KEYMAP: &[Binding] = &[
     ),
 ];
 
+/// The help row of the folded screen digits.
+const SCREENS_HELP: &str = "screen by tab; ! findings";
+
 /// The action bound to `ev` in `ctx`, honouring read-only mode.
 pub fn lookup(ctx: Context, ev: &KeyEvent, read_only: bool) -> Option<Action> {
     KEYMAP
@@ -398,15 +425,43 @@ pub fn help_sections(
 ) -> Vec<(&'static str, Vec<(String, &'static str)>)> {
     let mut out: Vec<(&'static str, Vec<(String, &'static str)>)> = Vec::new();
     for ctx in [Context::Main, Context::Confirm, Context::FilterBar] {
-        let rows: Vec<_> = KEYMAP
+        let mut rows: Vec<(String, &'static str)> = Vec::new();
+        let mut screens: Option<usize> = None;
+        for b in KEYMAP
             .iter()
             .filter(|b| b.ctx == ctx && !((read_only || replay) && b.destructive))
             .filter(|b| replay || !b.action.is_replay())
-            .map(|b| {
-                let keys: Vec<String> = b.keys.iter().map(Key::label).collect();
-                (keys.join(" "), b.help)
-            })
-            .collect();
+        {
+            // The digits that show screens fold into one row ("1-5 !"): the tab line names
+            // each screen with its digit, and the help must fit 80x24 as screens are added.
+            if let Action::Show(i) = b.action {
+                let extra: Vec<String> = b
+                    .keys
+                    .iter()
+                    .filter(|k| !matches!(k.code, KeyCode::Char(c) if c.is_ascii_digit()))
+                    .map(Key::label)
+                    .collect();
+                let at = *screens.get_or_insert_with(|| {
+                    rows.push((String::new(), SCREENS_HELP));
+                    rows.len() - 1
+                });
+                let mut keys = format!("1-{}", i + 1);
+                for x in &extra {
+                    keys.push(' ');
+                    keys.push_str(x);
+                }
+                let prev_extra = rows[at].0.split_once(' ').map(|(_, x)| x.to_owned());
+                if extra.is_empty() {
+                    if let Some(x) = prev_extra {
+                        keys = format!("{keys} {x}");
+                    }
+                }
+                rows[at].0 = keys;
+                continue;
+            }
+            let keys: Vec<String> = b.keys.iter().map(Key::label).collect();
+            rows.push((keys.join(" "), b.help));
+        }
         if !rows.is_empty() {
             out.push((ctx.title(), rows));
         }
@@ -450,6 +505,21 @@ mod tests {
         assert!(help
             .iter()
             .all(|(_, rows)| rows.iter().all(|(_, h)| !h.contains("flush"))));
+    }
+
+    #[test]
+    fn the_screen_digits_fold_into_one_help_row() {
+        let rows: Vec<(String, &str)> = help_sections(false, false)
+            .into_iter()
+            .flat_map(|(_, rows)| rows)
+            .collect();
+        let screens: Vec<_> = rows.iter().filter(|(_, h)| *h == SCREENS_HELP).collect();
+        let shows = KEYMAP
+            .iter()
+            .filter(|b| matches!(b.action, Action::Show(_)))
+            .count();
+        assert_eq!(screens.len(), 1, "{rows:?}");
+        assert_eq!(screens[0].0, format!("1-{shows} !"));
     }
 
     #[test]

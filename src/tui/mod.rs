@@ -24,10 +24,12 @@
 //! - `keymap`: the one key table (dispatch and help);
 //! - `view`: row keys and selection, the `Column` trait and width layout;
 //! - `ui`: the frame's regions; `text`: formatting; `theme`: colours;
+//! - `counters`: the kernel's per-CPU counters as rates (asked of the engine each tick);
 //! - `risk`: the helper-risk assessments of `crate::risk`, cached per store generation;
 //! - `live`: the production `Inputs` (engine, crossterm, engine clock).
 
 pub mod app;
+pub mod counters;
 pub mod inputs;
 pub mod keymap;
 pub mod live;

@@ -39,6 +39,9 @@ pub struct Confirm {
     pub include_ssh: bool,
     /// A note about what stays (e.g. RELATED flows after an expectation delete).
     pub note: Option<&'static str>,
+    /// The plan judges each entry (the stale flush): its summary with the reasons is
+    /// shown, and its own sample lines, each with that entry's reasons.
+    pub judged: bool,
 }
 
 impl Confirm {
@@ -103,7 +106,14 @@ pub fn draw(f: &mut Frame, t: &Theme, store: &Store, c: &Confirm, session_known:
     if let Some(n) = c.note {
         lines.push(Line::from(Span::styled(n, t.dim)));
     }
-    let sample = plan_sample(store, plan);
+    if c.judged {
+        lines.push(Line::from(escaped(plan.what.clone())));
+    }
+    let sample = if c.judged {
+        plan.sample.iter().take(5).cloned().collect()
+    } else {
+        plan_sample(store, plan)
+    };
     if !sample.is_empty() {
         lines.push(Line::from(Span::styled("sample:", t.dim)));
         for s in sample {

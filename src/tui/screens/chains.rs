@@ -119,7 +119,13 @@ impl ChainRow {
 ///
 /// Returns the rows and the number of chains before filtering. A pure function of the
 /// store and the filter at `now`.
-pub fn build(m: &Store, filter: Option<&Filter>, now: u32) -> (Vec<ChainRow>, usize) {
+pub fn build(
+    m: &Store,
+    filter: Option<&Filter>,
+    now: u32,
+    facts: &super::Facts,
+) -> (Vec<ChainRow>, usize) {
+    let facts = facts.context(m);
     #[derive(Default)]
     struct Group {
         expects: Vec<ExpectKey>,
@@ -131,7 +137,7 @@ pub fn build(m: &Store, filter: Option<&Filter>, now: u32) -> (Vec<ChainRow>, us
         let mk = FlowKey::new(e.zone, e.master);
         let g = groups.entry(mk).or_default();
         g.expects.push(ExpectKey::of(e));
-        g.hit |= filter.is_none_or(|x| x.match_expect(e, now));
+        g.hit |= filter.is_none_or(|x| x.match_expect_in(e, now, &facts));
     });
     m.flows().for_each(|f| {
         if !f.is_related() {
@@ -148,13 +154,14 @@ pub fn build(m: &Store, filter: Option<&Filter>, now: u32) -> (Vec<ChainRow>, us
         if let Some(mk) = master {
             let g = groups.entry(mk).or_default();
             g.related.push(key);
-            g.hit |= filter.is_none_or(|x| x.match_flow(f, now));
+            g.hit |= filter.is_none_or(|x| x.match_flow_in(f, now, &facts));
         }
     });
     let total = groups.len();
     let mut rows = Vec::new();
     for (mk, mut g) in groups {
-        let master_hit = filter.is_some_and(|x| m.flow(&mk).is_some_and(|f| x.match_flow(f, now)));
+        let master_hit =
+            filter.is_some_and(|x| m.flow(&mk).is_some_and(|f| x.match_flow_in(f, now, &facts)));
         if !(g.hit || master_hit) {
             continue;
         }
@@ -215,7 +222,7 @@ impl Screen for Chains {
 
     fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool {
         self.view
-            .refresh(gen, due, || build(cx.store, cx.filter, cx.now))
+            .refresh(gen, due, || build(cx.store, cx.filter, cx.now, &cx.facts))
     }
 
     fn selected(&self) -> Option<Entry> {

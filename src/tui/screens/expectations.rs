@@ -117,6 +117,7 @@ fn sort_value(risk: &RiskCache, col: ExpectCol, e: &Expectation, now: u32) -> So
 /// `spec`.
 pub fn build(m: &Store, spec: &Spec<ExpectCol>) -> (Vec<ExpectKey>, usize) {
     let (filter, risk, col, desc, now) = (spec.filter, spec.risk, spec.sort, spec.desc, spec.now);
+    let facts = spec.facts.context(m);
     let mut total = 0usize;
     let mut pairs: Vec<(
         SortVal,
@@ -125,7 +126,7 @@ pub fn build(m: &Store, spec: &Spec<ExpectCol>) -> (Vec<ExpectKey>, usize) {
     )> = Vec::new();
     m.expectations().for_each(|e| {
         total += 1;
-        if filter.is_none_or(|x| x.match_expect(e, now)) {
+        if filter.is_none_or(|x| x.match_expect_in(e, now, &facts)) {
             let second = if col == ExpectCol::Master {
                 (e.master, e.tuple, e.zone)
             } else {

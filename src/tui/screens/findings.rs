@@ -84,14 +84,18 @@ pub fn build(
     risk: &RiskCache,
     filter: Option<&Filter>,
     now: u32,
+    facts: &super::Facts,
 ) -> (Vec<FindingRow>, usize) {
     let rows = risk.rows();
     let Some(x) = filter else {
         return (rows.to_vec(), rows.len());
     };
+    let facts = facts.context(m);
     let keep = |r: &&FindingRow| match r.subject {
-        Subject::Expect(k) => m.expectation(&k).is_some_and(|e| x.match_expect(e, now)),
-        Subject::Flow(k) => m.flow(&k).is_some_and(|f| x.match_flow(f, now)),
+        Subject::Expect(k) => m
+            .expectation(&k)
+            .is_some_and(|e| x.match_expect_in(e, now, &facts)),
+        Subject::Flow(k) => m.flow(&k).is_some_and(|f| x.match_flow_in(f, now, &facts)),
     };
     (rows.iter().filter(keep).copied().collect(), rows.len())
 }
@@ -190,8 +194,9 @@ impl Screen for Findings {
     /// Rebuilt whenever the risk cache is (or the filter changes), also while paused.
     fn prepare(&mut self, cx: &Ctx, gen: u64, _due: &dyn Fn(Option<u64>) -> bool) -> bool {
         let stale = |built: Option<u64>| built.is_none();
-        self.view
-            .refresh(gen, &stale, || build(cx.store, cx.risk, cx.filter, cx.now))
+        self.view.refresh(gen, &stale, || {
+            build(cx.store, cx.risk, cx.filter, cx.now, &cx.facts)
+        })
     }
 
     fn risk_rebuilt(&mut self) {

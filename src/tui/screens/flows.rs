@@ -155,13 +155,14 @@ fn sort_value(risk: &RiskCache, col: FlowCol, f: &Flow, now: u32) -> SortVal {
 /// and the number of flows before filtering. A pure function of the store and `spec`.
 pub fn build(m: &Store, spec: &Spec<FlowCol>) -> (Vec<FlowKey>, usize) {
     let (filter, risk, col, desc, now) = (spec.filter, spec.risk, spec.sort, spec.desc, spec.now);
+    let facts = spec.facts.context(m);
     let mut total = 0usize;
     let mut keys: Vec<FlowKey>;
     if col == FlowCol::Conn {
         keys = Vec::with_capacity(m.flow_count());
         m.flows().for_each(|f| {
             total += 1;
-            if filter.is_none_or(|x| x.match_flow(f, now)) {
+            if filter.is_none_or(|x| x.match_flow_in(f, now, &facts)) {
                 keys.push(FlowKey::of(f));
             }
         });
@@ -170,7 +171,7 @@ pub fn build(m: &Store, spec: &Spec<FlowCol>) -> (Vec<FlowKey>, usize) {
         let mut pairs: Vec<(SortVal, FlowKey)> = Vec::with_capacity(m.flow_count());
         m.flows().for_each(|f| {
             total += 1;
-            if filter.is_none_or(|x| x.match_flow(f, now)) {
+            if filter.is_none_or(|x| x.match_flow_in(f, now, &facts)) {
                 pairs.push((sort_value(risk, col, f, now), FlowKey::of(f)));
             }
         });

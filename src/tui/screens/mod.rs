@@ -34,6 +34,7 @@ pub mod expectations;
 pub mod findings;
 pub mod flows;
 pub mod recent;
+pub mod top;
 
 use std::any::Any;
 
@@ -43,9 +44,11 @@ use ratatui::text::Line;
 use ratatui::Frame;
 
 use crate::actions::Entry;
-use crate::filter::Filter;
+use crate::filter::{Filter, StoreContext};
 use crate::model::recent::RecentState;
+use crate::model::stale::{Staleness, StateTimeouts, Thresholds};
 use crate::model::store::FlowKey;
+use crate::model::{Event, Record};
 use crate::model::{Flow, HelperId, Store};
 use crate::risk::Assessment;
 
@@ -64,6 +67,7 @@ pub fn all() -> Vec<Box<dyn Screen>> {
         Box::<expectations::Expectations>::default(),
         Box::<chains::Chains>::default(),
         Box::<findings::Findings>::default(),
+        Box::<top::Top>::default(),
         Box::<recent::Recent>::default(),
     ]
 }
@@ -86,6 +90,39 @@ pub struct Ctx<'a> {
     pub recent: &'a RecentState,
     /// The entries come from a recording (nothing can be changed).
     pub replay: bool,
+    /// `nf_conntrack_max` of the namespace shown, when known (Top's share column).
+    pub conntrack_max: Option<u64>,
+    /// What `stale` and `age` filter terms read besides the entry.
+    pub facts: Facts,
+    /// The kernel's per-CPU counters as rates (Top's strip).
+    pub counters: &'a super::counters::KernelCounters,
+}
+
+/// What the filter's `stale` and `age` terms read besides the entry: the staleness
+/// thresholds, the namespace's per-state timeouts and the wall clock of store time `now`
+/// (a replay's recorded time). Plain copyable data, so a row build can carry it anywhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Facts {
+    pub thresholds: Thresholds,
+    pub timeouts: StateTimeouts,
+    /// Wall time in ns since the epoch; `None`: the system clock.
+    pub wall_ns: Option<u64>,
+}
+
+impl Facts {
+    /// The filter context over `store` (`Filter::match_flow_in`), so a `stale` term typed
+    /// in the dashboard judges as `ctscope list --filter stale` does.
+    pub fn context<'a>(&self, store: &'a Store) -> StoreContext<'a> {
+        StoreContext {
+            stale: self.judge(store),
+            wall_ns: self.wall_ns,
+        }
+    }
+
+    /// The staleness judge over `store` (the stale key's plan, the header's counts).
+    pub fn judge<'a>(&self, store: &'a Store) -> Staleness<'a> {
+        Staleness::new(store, self.thresholds, self.timeouts)
+    }
 }
 
 impl Ctx<'_> {
@@ -194,6 +231,20 @@ pub trait Screen {
     fn draw(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn;
     /// For typed access (`App::flow_keys` and the like, used by tests).
     fn as_any(&self) -> &dyn Any;
+    /// One engine record, before the store applies it (Top counts events per group).
+    fn observe(&mut self, store: &Store, event: Event, record: &Record, now: u32) {
+        let _ = (store, event, record, now);
+    }
+    /// When the rows are groups of flows: the filter expression that selects exactly the
+    /// selected group (Enter shows it on the flows screen, `F` flushes it), or why there
+    /// is none. `None`: rows are entries, not groups.
+    fn group_filter(&self) -> Option<Result<String, &'static str>> {
+        None
+    }
+    /// `b`: group the rows by the next key; returns the key's name. `Err`: why not here.
+    fn group_by(&mut self) -> Result<&'static str, &'static str> {
+        Err("b changes what the Top screen groups by")
+    }
 }
 
 /// What a sorted table's rows are built from besides the store: the filter, the risk
@@ -205,6 +256,8 @@ pub struct Spec<'a, C> {
     pub sort: C,
     pub desc: bool,
     pub now: u32,
+    /// What `stale` and `age` terms read (`Facts::context`).
+    pub facts: Facts,
 }
 
 /// A screen that is one table of entries sorted by one of its columns (flows,
@@ -268,6 +321,7 @@ impl<T: SortedTable> Screen for T {
             sort: T::COLUMNS[v.sort],
             desc: v.desc,
             now: cx.now,
+            facts: cx.facts,
         };
         self.view_mut()
             .refresh(gen, due, || T::build(cx.store, &spec))
@@ -461,6 +515,7 @@ pub(crate) mod testing {
         summary: Summary,
         assessor: Option<crate::risk::Assessor>,
         pub recent: crate::model::recent::RecentState,
+        counters: crate::tui::counters::KernelCounters,
     }
 
     impl Fixture {
@@ -475,6 +530,7 @@ pub(crate) mod testing {
                 summary: Summary::default(),
                 assessor: None,
                 recent: Default::default(),
+                counters: Default::default(),
             }
         }
 
@@ -515,6 +571,9 @@ pub(crate) mod testing {
                 summary: &self.summary,
                 recent: &self.recent,
                 replay: false,
+                conntrack_max: None,
+                facts: super::Facts::default(),
+                counters: &self.counters,
             };
             screen.prepare(&cx, gen, &|built| built != Some(gen));
         }

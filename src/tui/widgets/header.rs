@@ -2,8 +2,8 @@
 //! tab line (one tab per screen of `screens::all()`, with the filter's match count).
 //!
 //! ```text
-//! PAUSED ctscope ns:lab │ flows 1,234/262,144 ███░░░ 0% │ 12 ev/s │ exp 3 │ RELATED 2
-//! helpers: ftp 2/1 · sip 1/0                                findings !2 · resyncs 0
+//! PAUSED ctscope ns:lab │ flows 1,234/262,144 ███░░░ 0% │ 12 ev/s │ exp 3/4,096 │ RELATED 2
+//! helpers: ftp 2/1 · sip 1/0        drop 3/s · findings !2 · resyncs 0 · stale ftp 0/1
 //! 1 Flows 1,234 │ 2 Exp 3 │ 3 Chains 2 │ 4 Risk !2       filter: … · 12/1,234 match
 //! ```
 //!
@@ -15,6 +15,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::tui::app::App;
+use crate::tui::counters;
 use crate::tui::screens::Ctx;
 use crate::tui::text;
 use crate::tui::theme::Theme;
@@ -174,10 +175,23 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         5,
         vec![Span::raw(format!("{:.0} ev/s", app.rate))],
     ));
-    l1.push(Item::new(
-        3,
-        vec![Span::raw(format!("exp {}", thousands(s.expects)))],
-    ));
+    // Expectations against nf_conntrack_expect_max ("expectation table full" drops
+    // new ones): whole numbers, red from 90% like the flow gauge.
+    let exp = match app.opts.expect_max {
+        Some(max) if max > 0 => {
+            let style = if s.expects as f64 >= 0.9 * max as f64 {
+                t.error
+            } else {
+                t.base
+            };
+            Span::styled(
+                format!("exp {}/{}", thousands(s.expects), thousands(max as usize)),
+                style,
+            )
+        }
+        _ => Span::raw(format!("exp {}", thousands(s.expects))),
+    };
+    l1.push(Item::new(3, vec![exp]));
     l1.push(Item::new(
         2,
         vec![Span::styled(
@@ -202,6 +216,22 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             )],
         ));
     }
+    // The kernel's trouble counters (`conntrack -S`) that moved since the last reading, as
+    // rates: drops and insert failures are what a full table looks like from inside.
+    let trouble = app.counters.trouble();
+    if !trouble.is_empty() {
+        let mut spans = Vec::new();
+        for (name, v) in trouble {
+            if !spans.is_empty() {
+                spans.push(Span::raw(" "));
+            }
+            spans.push(Span::styled(
+                format!("{name} {}", counters::per_second(v)),
+                t.error,
+            ));
+        }
+        right.push(Item::new(0, spans));
+    }
     right.push(Item::new(
         0,
         vec![if n > 0 {
@@ -217,6 +247,15 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
             resync_style,
         )],
     ));
+    // Stale helper state per helper (`Z` flushes it): "stale ftp 1/2 sip 0/1", flows/exp.
+    if !s.stale.is_empty() {
+        let mut spans = vec![Span::styled("stale", t.warn)];
+        for (name, fl, ex) in &s.stale {
+            spans.push(Span::raw(format!(" {name}")));
+            spans.push(Span::raw(format!(" {fl}/{ex}")));
+        }
+        right.push(Item::new(2, spans));
+    }
     let right_keep = keep_items(&right, width, 3);
     let right_w = right
         .iter()
@@ -292,6 +331,8 @@ pub fn tabs(f: &mut Frame, app: &App, cx: &Ctx, area: Rect) {
         } else {
             format!("{} {long} {count}", i + 1)
         };
+        // A screen with no count yet (Top before its first pass) shows none, not zero.
+        let label = label.trim_end().to_owned();
         spans.push(Span::styled(label, style));
     }
     let (shown, total) = app.screens[app.tab].shown();
@@ -303,7 +344,8 @@ pub fn tabs(f: &mut Frame, app: &App, cx: &Ctx, area: Rect) {
         ),
         None => format!("{} shown", thousands(shown)),
     };
-    // The match count goes whole or not at all; the filter text gives way first.
+    // The match count goes whole or not at all; the filter text gives way first, then
+    // the word "match".
     let left_w: usize = spans.iter().map(|s| s.width()).sum();
     let room = (area.width as usize).saturating_sub(left_w + 1);
     let short = format!("{}/{}", thousands(shown), thousands(total));
