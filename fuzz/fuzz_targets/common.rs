@@ -3,7 +3,8 @@
 //! so hostile values reach the output code too. Shared by the targets with `#[path]`.
 #![allow(dead_code)]
 
-use ctscope::decode::{self, Message, Record};
+use ctscope::decode::{self, Message};
+use ctscope::model::Record;
 use ctscope::output::{text, ExpectView, FlowView};
 
 /// Decode every message of `buf`, rendering each record.

@@ -5,7 +5,7 @@
 #[path = "common.rs"]
 mod common;
 
-use ctscope::netlink::consts::{IPCTNL_MSG_EXP_NEW, NFNL_SUBSYS_CTNETLINK_EXP, NLM_F_CREATE};
+use ctscope::abi::{IPCTNL_MSG_EXP_NEW, NFNL_SUBSYS_CTNETLINK_EXP, NLM_F_CREATE};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let m = common::wrap(

@@ -5,7 +5,7 @@
 #[path = "common.rs"]
 mod common;
 
-use ctscope::netlink::consts::{IPCTNL_MSG_CT_NEW, NFNL_SUBSYS_CTNETLINK, NLM_F_CREATE};
+use ctscope::abi::{IPCTNL_MSG_CT_NEW, NFNL_SUBSYS_CTNETLINK, NLM_F_CREATE};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let m = common::wrap(NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_NEW, NLM_F_CREATE, data);

@@ -5,7 +5,8 @@
 
 use std::sync::OnceLock;
 
-use ctscope::decode::{self, Message, Record};
+use ctscope::decode::{self, Message};
+use ctscope::model::Record;
 use ctscope::filter::Filter;
 
 fn records() -> &'static [Record] {
