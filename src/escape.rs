@@ -51,6 +51,10 @@ pub struct Escaped<'a>(pub &'a str);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A column (`{:<12}`) pads the escaped text as a whole, as it would a `str`.
+        if f.width().is_some() || f.precision().is_some() {
+            return f.pad(&escape(self.0));
+        }
         let mut rest = self.0;
         while let Some(i) = rest.find(is_unsafe) {
             f.write_str(&rest[..i])?;
@@ -120,5 +124,11 @@ mod tests {
         assert_eq!(lossless(b"ftp"), "ftp");
         assert_eq!(lossless(b"f\xfftp\xc3"), "f\\xfftp\\xc3");
         assert_eq!(lossless("é".as_bytes()), "é");
+    }
+
+    #[test]
+    fn a_column_pads_the_escaped_text() {
+        assert_eq!(format!("{:<8}|", Escaped("tcp/21")), "tcp/21  |");
+        assert_eq!(format!("{:>6}|", Escaped("a\tb")), "  a\\tb|");
     }
 }
