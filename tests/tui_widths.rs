@@ -268,6 +268,8 @@ impl Legit {
         // Resyncs and decode errors of this replay, tab numbers, family names
         // (ipv4/ipv6), the help's static text and its legend.
         l.nums.extend([0, 1, 2, 3, 4, 6]);
+        // Every screen's digit on the tab line (`5 T │ 6 R` at 40 columns).
+        l.nums.extend(1..=ctscope::tui::screens::all().len() as u64);
         for (title, rows) in ctscope::tui::keymap::help_sections(false, false) {
             l.digits_of(title);
             for (k, h) in rows {
@@ -658,7 +660,7 @@ fn the_recent_screen_keeps_numbers_whole_at_every_width() {
             let detail = [40, 59, 60, 99, 100, 120].contains(&width);
             for i in 0..if detail { rows + 1 } else { 1 } {
                 reset(&mut h);
-                press(&mut h, KeyCode::Char('5'));
+                press(&mut h, KeyCode::Char('6'));
                 for _ in 1..i {
                     press(&mut h, KeyCode::Down);
                 }
