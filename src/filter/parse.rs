@@ -717,60 +717,15 @@ fn parse_num(s: &str) -> Option<u64> {
 /// A number or, with `=`/`!=`, a range `lo-hi` (also `lo:hi`, as iptables writes it).
 /// `age>5m`: a duration in seconds (`300`) or with units (`5m`, `1h30m`), compared in
 /// whole seconds; a range is `age=1m-1h`.
-fn age_cmp(op: Op, value: &str, vpos: usize) -> Result<Cmp, FilterError> {
-    let secs = |s: &str, at: usize| -> Result<u64, FilterError> {
-        s.parse::<u64>()
-            .ok()
-            .or_else(|| humantime::parse_duration(s).ok().map(|d| d.as_secs()))
-            .ok_or_else(|| {
-                FilterError::new(at, s.len(), format!("invalid age '{s}' (e.g. 300, 5m, 1h)"))
-            })
-    };
-    match (op, value.split_once('-')) {
-        (Op::Eq | Op::Ne, Some((lo, hi))) => {
-            let a = secs(lo, vpos)?;
-            let b = secs(hi, vpos + lo.len() + 1)?;
-            if a > b {
-                return Err(FilterError::new(
-                    vpos,
-                    value.len(),
-                    format!("range start {a} is above its end {b}"),
-                ));
-            }
-            Ok(Cmp::Range(a, b))
-        }
-        (_, Some(_)) => Err(FilterError::new(
-            vpos,
-            value.len(),
-            format!("a range needs '=' or '!=', not '{}'", op.text()),
-        )),
-        (op, None) => {
-            let n = secs(value, vpos)?;
-            Ok(match op {
-                Op::Eq | Op::Ne => Cmp::Range(n, n),
-                Op::Lt => Cmp::Lt(n),
-                Op::Le => Cmp::Le(n),
-                Op::Gt => Cmp::Gt(n),
-                Op::Ge => Cmp::Ge(n),
-            })
-        }
-    }
-}
-
-fn number_cmp(op: Op, value: &str, vpos: usize, max: u64, what: &str) -> Result<Cmp, FilterError> {
-    let one = |s: &str, at: usize| -> Result<u64, FilterError> {
-        let n = parse_num(s)
-            .ok_or_else(|| FilterError::new(at, s.len(), format!("invalid {what} '{s}'")))?;
-        if n > max {
-            return Err(FilterError::new(
-                at,
-                s.len(),
-                format!("{what} {n} is out of range (0-{max})"),
-            ));
-        }
-        Ok(n)
-    };
-    let range = value.split_once('-').or_else(|| value.split_once(':'));
+/// `value` (at `vpos`) against `op`: a `lo-hi` range (split into `range`, only with `=` or
+/// `!=`) or one value, each parsed by `one` (given its text and position).
+fn compare(
+    op: Op,
+    value: &str,
+    vpos: usize,
+    range: Option<(&str, &str)>,
+    one: &dyn Fn(&str, usize) -> Result<u64, FilterError>,
+) -> Result<Cmp, FilterError> {
     match (op, range) {
         (Op::Eq | Op::Ne, Some((lo, hi))) => {
             let a = one(lo, vpos)?;
@@ -800,6 +755,35 @@ fn number_cmp(op: Op, value: &str, vpos: usize, max: u64, what: &str) -> Result<
             })
         }
     }
+}
+
+fn age_cmp(op: Op, value: &str, vpos: usize) -> Result<Cmp, FilterError> {
+    let secs = |s: &str, at: usize| -> Result<u64, FilterError> {
+        s.parse::<u64>()
+            .ok()
+            .or_else(|| humantime::parse_duration(s).ok().map(|d| d.as_secs()))
+            .ok_or_else(|| {
+                FilterError::new(at, s.len(), format!("invalid age '{s}' (e.g. 300, 5m, 1h)"))
+            })
+    };
+    compare(op, value, vpos, value.split_once('-'), &secs)
+}
+
+fn number_cmp(op: Op, value: &str, vpos: usize, max: u64, what: &str) -> Result<Cmp, FilterError> {
+    let one = |s: &str, at: usize| -> Result<u64, FilterError> {
+        let n = parse_num(s)
+            .ok_or_else(|| FilterError::new(at, s.len(), format!("invalid {what} '{s}'")))?;
+        if n > max {
+            return Err(FilterError::new(
+                at,
+                s.len(),
+                format!("{what} {n} is out of range (0-{max})"),
+            ));
+        }
+        Ok(n)
+    };
+    let range = value.split_once('-').or_else(|| value.split_once(':'));
+    compare(op, value, vpos, range, &one)
 }
 
 /// An address or prefix, IPv4 or IPv6 (brackets allowed around IPv6).
