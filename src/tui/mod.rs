@@ -21,6 +21,7 @@ pub mod text;
 pub mod theme;
 pub mod ui;
 pub mod view;
+pub mod worker;
 
 use std::io::{self, IsTerminal};
 use std::sync::atomic::{AtomicI32, Ordering};
