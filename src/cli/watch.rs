@@ -151,7 +151,10 @@ impl Stream {
                     out(Out::Resync(Box::new(self.marker(&r, "end"))));
                 }
             }
-            EngineEvent::DecodeErrors(_) | EngineEvent::ActionDone(_) | EngineEvent::Fatal(_) => {}
+            EngineEvent::DecodeErrors(_)
+            | EngineEvent::DumpProgress(_)
+            | EngineEvent::ActionDone(_)
+            | EngineEvent::Fatal(_) => {}
         }
     }
 
