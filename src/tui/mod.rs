@@ -16,6 +16,7 @@ pub mod app;
 pub mod keymap;
 pub mod live;
 pub mod model;
+pub mod probe;
 pub mod risk;
 pub mod text;
 pub mod theme;
