@@ -241,7 +241,8 @@ fn main() {
         "build peak: {pair} B/row of pairs, then {key} B/row of keys (the shown view holds {key} B/row)"
     );
 
-    // The same build through the worker: a spec request until its result is in hand.
+    // The same build through the worker (with sort_rows): a spec request until its
+    // result is in hand.
     let writer = StoreWriter::new(store);
     let mut worker: Worker<u8, Vec<FlowKey>> =
         Worker::spawn(writer.shared(), || {}).expect("spawn");
@@ -253,7 +254,7 @@ fn main() {
         worker.request(
             0,
             Urgency::Spec,
-            Job::new(move |s: &Store| scan(s, &filter, col), finish),
+            Job::new(move |s: &Store| fast_scan(s, &filter, col), fast_finish),
         );
         let b = worker
             .recv_timeout(Duration::from_secs(30))
