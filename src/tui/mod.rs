@@ -32,6 +32,7 @@ pub mod inputs;
 pub mod keymap;
 pub mod live;
 pub mod popups;
+pub mod probe;
 pub mod risk;
 pub mod screens;
 pub mod text;
@@ -39,6 +40,7 @@ pub mod theme;
 pub mod ui;
 pub mod view;
 pub mod widgets;
+pub mod worker;
 
 use std::io::{self, IsTerminal};
 use std::sync::atomic::{AtomicI32, Ordering};
