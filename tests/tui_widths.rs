@@ -469,7 +469,7 @@ fn reset(h: &mut Harness) {
 fn sweep(height: u16, step: usize, detail_widths: &[u16]) {
     let mut h = replay(80, height);
     let now = h.clock.0.get();
-    let legit = Legit::collect(&h.app.store, now);
+    let legit = Legit::collect(&h.app.store.read(), now);
     assert!(
         legit.helpers.contains("netbios-ns"),
         "the edge entries are in"

@@ -39,6 +39,7 @@ pub mod text;
 pub mod theme;
 pub mod ui;
 pub mod view;
+pub mod views;
 pub mod widgets;
 pub mod worker;
 
@@ -98,6 +99,12 @@ pub fn run(
     if let Some(a) = assessor {
         app = app.with_assessor(a);
     }
+    // A finished build wakes the loop to swap it in. `Sender` is `Sync`; a closed channel
+    // means the loop is gone and nobody needs waking.
+    let wake = tx.clone();
+    app.on_built(move || {
+        let _ = wake.send(AppEvent::Built);
+    });
     if !io::stdout().is_terminal() {
         // Exit 1 as before: nothing was wrong with the command line.
         anyhow::bail!(
@@ -127,13 +134,22 @@ pub fn last_signal() -> i32 {
 /// The longest the loop applies queued events before drawing a frame.
 const DRAIN_BUDGET: Duration = Duration::from_millis(30);
 
+/// Draw a frame, noting it in the frame log (`probe`) as the answer to the keys read
+/// before it began.
+fn draw(app: &mut App, terminal: &mut ratatui::DefaultTerminal) -> io::Result<()> {
+    let t = probe::now_ns();
+    app.draw(terminal)?;
+    probe::flushed(t);
+    Ok(())
+}
+
 fn event_loop(
     app: &mut App,
     terminal: &mut ratatui::DefaultTerminal,
     rx: &Receiver<AppEvent>,
     tick: Duration,
 ) -> anyhow::Result<()> {
-    app.draw(terminal)?;
+    draw(app, terminal)?;
     let mut next_tick = std::time::Instant::now() + tick;
     while !app.should_quit() {
         let wait = next_tick.saturating_duration_since(std::time::Instant::now());
@@ -156,7 +172,7 @@ fn event_loop(
             }
         }
         if app.needs_draw() && !app.should_quit() {
-            app.draw(terminal)?;
+            draw(app, terminal)?;
         }
     }
     Ok(())
@@ -182,7 +198,10 @@ fn spawn_input(mut read: TerminalSource, tx: Sender<AppEvent>) {
         .name("tui-input".into())
         .spawn(move || loop {
             let ev = match read() {
-                Ok(TermEvent::Key(k)) => AppEvent::Key(k),
+                Ok(TermEvent::Key(k)) => {
+                    probe::key_read(&k);
+                    AppEvent::Key(k)
+                }
                 Ok(TermEvent::Resize(w, h)) => AppEvent::Resize(w, h),
                 Ok(_) => continue,
                 // The terminal is gone (SSH dropped): ask the app to leave.

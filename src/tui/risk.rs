@@ -17,8 +17,9 @@ use crate::risk::{
 /// What the app asks of an assessor. Production passes `risk::Assessor` (built once at
 /// startup); tests wrap one to count calls. Both methods take the store because the
 /// assessor reads its linkage (master reply tuple, siblings, the expectation behind a
-/// RELATED flow) exactly as the JSON views do.
-pub trait Assess {
+/// RELATED flow) exactly as the JSON views do. `Send`: the cache is rebuilt on the view
+/// builder's thread (`tui::views`).
+pub trait Assess: Send {
     /// Every live expectation's assessment (`Assessor::all_expectations`).
     fn expectations(&self, store: &Store) -> Vec<(ExpectKey, Assessment)>;
     /// A RELATED flow's assessment (`Assessor::flow`): every RELATED flow has one, from

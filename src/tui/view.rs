@@ -156,6 +156,8 @@ pub trait Rows {
     fn invalidate(&mut self);
     /// Rows shown and entries before filtering.
     fn shown(&self) -> (usize, usize);
+    /// The store generation the rows were built from; `None`: never, or invalidated.
+    fn built(&self) -> Option<u64>;
 }
 
 impl<K: Copy + PartialEq> Rows for TableView<K> {
@@ -167,6 +169,9 @@ impl<K: Copy + PartialEq> Rows for TableView<K> {
     }
     fn shown(&self) -> (usize, usize) {
         (self.keys.len(), self.total)
+    }
+    fn built(&self) -> Option<u64> {
+        self.built
     }
 }
 
@@ -202,21 +207,11 @@ impl<K: Copy + PartialEq> TableView<K> {
         }
     }
 
-    /// When `due(built)` says so, replace the keys with what `build` returns (keys and the
-    /// count before filtering) and remember `gen`. Returns whether it rebuilt.
-    pub fn refresh(
-        &mut self,
-        gen: u64,
-        due: &dyn Fn(Option<u64>) -> bool,
-        build: impl FnOnce() -> (Vec<K>, usize),
-    ) -> bool {
-        if !due(self.built) {
-            return false;
-        }
-        let (keys, total) = build();
+    /// Swap in built rows (keys and the count before filtering) of store generation
+    /// `gen`, keeping the selection on the same entry (`set_keys`).
+    pub fn accept(&mut self, keys: Vec<K>, total: usize, gen: u64) {
         self.set_keys(keys, total);
         self.built = Some(gen);
-        true
     }
 
     /// Replace the keys, keeping the selection on the same entry when it is still there,

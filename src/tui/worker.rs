@@ -66,7 +66,7 @@ pub type SharedStore = Arc<RwLock<Store>>;
 
 /// Read the shared store, whatever a panicked writer left behind: a panic on the main
 /// thread ends the dashboard anyway, and the worker must not die of it first.
-fn read(shared: &RwLock<Store>) -> RwLockReadGuard<'_, Store> {
+pub fn read(shared: &RwLock<Store>) -> RwLockReadGuard<'_, Store> {
     shared.read().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -153,6 +153,23 @@ impl<T: 'static> Job<T> {
                 Box::new(move || finish(s))
             }),
         }
+    }
+
+    /// The same job, its value passed through `f` after the finish (unlocked).
+    pub fn map<U: 'static>(self, f: impl FnOnce(T) -> U + Send + 'static) -> Job<U> {
+        let run = self.run;
+        Job {
+            run: Box::new(move |store: &Store| -> Finish<U> {
+                let finish = run(store);
+                Box::new(move || f(finish()))
+            }),
+        }
+    }
+
+    /// Run the job here, scan then finish: for a screen's unit tests, which check the
+    /// very job the worker runs without a thread.
+    pub fn run(self, store: &Store) -> T {
+        (self.run)(store)()
     }
 }
 

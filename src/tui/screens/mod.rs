@@ -16,8 +16,10 @@
 //! - a column enum: a new column is one variant, with its `Column` arms (title, width,
 //!   priority) and its cell and sort value beside it in the same file;
 //! - `build`: the pure "filter + sort the row keys" over `(&Store, &Spec)`, returning the
-//!   keys and the count before filtering. It takes no app state, so it can run anywhere
-//!   (a background view builder runs exactly these);
+//!   keys and the count before filtering, split in two for the view builder
+//!   (`tui::views`): a scan that needs the store (it runs under the store's read lock)
+//!   and a finish (the sort) that does not. `Screen::job` hands both to the builder and
+//!   `Screen::accept` takes back what they made;
 //! - the `Screen` impl: selection (a `view::TableView` that follows its entry by key),
 //!   sort keys, the detail pane's lines (built once per frame) and drawing through the
 //!   shared table tail (`widgets::table`).
@@ -35,6 +37,7 @@ pub mod findings;
 pub mod flows;
 
 use std::any::Any;
+use std::sync::Arc;
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -54,6 +57,7 @@ use super::risk::{self as trisk, RiskCache};
 use super::theme::Theme;
 use super::view::{Column, Rows, TableView};
 use super::widgets::thousands;
+use super::worker::Job;
 
 /// The screen list, in tab order (keys 1, 2, 3…). A new screen is one line here.
 pub fn all() -> Vec<Box<dyn Screen>> {
@@ -86,6 +90,20 @@ impl Ctx<'_> {
     pub fn wall(&self, store_secs: u32) -> std::time::SystemTime {
         self.clock.wall(store_secs)
     }
+}
+
+/// A screen's finished rows as the view builder hands them back; only the screen that
+/// made the job knows their type (`Screen::accept`).
+pub type BuiltRows = Box<dyn Any + Send>;
+
+/// What a row build reads besides the store, owned so the build can run on the view
+/// builder's thread: the filter, the risk assessments (sorting by Risk, findings) and the
+/// time.
+#[derive(Clone)]
+pub struct Source {
+    pub filter: Option<Arc<Filter>>,
+    pub risk: Arc<RiskCache>,
+    pub now: u32,
 }
 
 /// What drawing a screen measured, for paging and the frame statistics.
@@ -129,11 +147,19 @@ pub trait Screen {
         let _ = a;
         Err(FIXED_ORDER)
     }
-    /// Rebuild the rows if they are stale. `due(built)` says whether rows built from
-    /// store generation `built` should be rebuilt now (data moved and the size budget
-    /// allows it, not paused). Returns whether it rebuilt.
-    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool;
-    /// Settings changed (filter, sort, unpause): rebuild at the next `prepare`.
+    /// The build of its rows under its current settings (sort) and `src`, as a job for
+    /// the view builder: never run on the main thread.
+    fn job(&self, src: &Source) -> Job<BuiltRows>;
+    /// Swap in rows made by a job of this screen from store generation `gen`, keeping
+    /// the selection on the same entry.
+    fn accept(&mut self, rows: BuiltRows, gen: u64);
+    /// Whether its rows follow the store: a rebuild whenever the store's generation moved
+    /// (paced by the view builder). `false`: only when invalidated (findings follow the
+    /// risk cache instead).
+    fn data_driven(&self) -> bool {
+        true
+    }
+    /// Settings changed (filter, sort, unpause): rebuild at the next chance.
     fn invalidate(&mut self) {
         self.rows_mut().invalidate();
     }
@@ -192,8 +218,10 @@ pub struct Spec<'a, C> {
 /// expectations). Implementing this is its whole `Screen`: selection, sort keys, the
 /// footer's label and rebuilding come with it.
 pub trait SortedTable: 'static {
-    type Key: Copy + PartialEq + Into<Entry> + 'static;
-    type Col: Column + 'static;
+    type Key: Copy + PartialEq + Into<Entry> + Send + 'static;
+    type Col: Column + Send + 'static;
+    /// What the scan copies out of the store for the sort.
+    type Scanned: Send + 'static;
     /// The tab's names, long and short (see `Screen::titles`).
     const TITLES: (&'static str, &'static str);
     /// Columns in display order; the view's `sort` indexes this.
@@ -202,8 +230,11 @@ pub trait SortedTable: 'static {
     fn view_mut(&mut self) -> &mut TableView<Self::Key>;
     /// The count on its tab.
     fn count(cx: &Ctx) -> usize;
-    /// The pure row build: keys filtered and sorted, and the count before filtering.
-    fn build(store: &Store, spec: &Spec<Self::Col>) -> (Vec<Self::Key>, usize);
+    /// The first half of the pure row build, under the store's read lock: filter and
+    /// copy out sort values and keys; also the count before filtering.
+    fn scan(store: &Store, spec: &Spec<Self::Col>) -> (Self::Scanned, usize);
+    /// The second half, with no lock: sort, in direction `desc`.
+    fn finish(scanned: Self::Scanned, desc: bool) -> Vec<Self::Key>;
     /// The row of an entry, if this table lists its kind.
     fn key(e: Entry) -> Option<Self::Key>;
     /// What `m` does here.
@@ -241,17 +272,28 @@ impl<T: SortedTable> Screen for T {
         Ok(())
     }
 
-    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool {
+    fn job(&self, src: &Source) -> Job<BuiltRows> {
         let v = self.view();
-        let spec = Spec {
-            filter: cx.filter,
-            risk: cx.risk,
-            sort: T::COLUMNS[v.sort],
-            desc: v.desc,
-            now: cx.now,
-        };
-        self.view_mut()
-            .refresh(gen, due, || T::build(cx.store, &spec))
+        let (sort, desc, src) = (T::COLUMNS[v.sort], v.desc, src.clone());
+        Job::new(
+            move |store: &Store| {
+                let spec = Spec {
+                    filter: src.filter.as_deref(),
+                    risk: &src.risk,
+                    sort,
+                    desc,
+                    now: src.now,
+                };
+                T::scan(store, &spec)
+            },
+            move |(scanned, total)| Box::new((T::finish(scanned, desc), total)) as BuiltRows,
+        )
+    }
+
+    fn accept(&mut self, rows: BuiltRows, gen: u64) {
+        if let Ok(rows) = rows.downcast::<(Vec<T::Key>, usize)>() {
+            self.view_mut().accept(rows.0, rows.1, gen);
+        }
     }
 
     fn selected(&self) -> Option<Entry> {
@@ -353,19 +395,16 @@ pub const FIXED_ORDER: &str =
 /// context a screen reads.
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::time::SystemTime;
+    use std::sync::Arc;
 
     use crate::model::flow::status;
     use crate::model::helper::intern;
     use crate::model::tuple::{proto, Family, Tuple};
     use crate::model::{Event, Record};
     use crate::model::{Expectation, Flow, Store};
-    use crate::tui::app::Summary;
-    use crate::tui::inputs::SystemClock;
     use crate::tui::risk::{Assess, RiskCache};
-    use crate::tui::theme::{Theme, ThemeKind};
 
-    use super::{Ctx, Screen};
+    use super::{Screen, Source};
 
     pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
         let mut t = Tuple {
@@ -433,13 +472,10 @@ pub(crate) mod testing {
         )>();
     }
 
-    /// A store, its risk assessments and what a screen reads, fed record by record.
+    /// A store and its risk assessments, fed record by record.
     pub struct Fixture {
         pub store: Store,
-        pub risk: RiskCache,
-        theme: Theme,
-        clock: SystemClock,
-        summary: Summary,
+        pub risk: Arc<RiskCache>,
         assessor: Option<crate::risk::Assessor>,
     }
 
@@ -447,12 +483,7 @@ pub(crate) mod testing {
         pub fn new() -> Fixture {
             Fixture {
                 store: Store::new(),
-                risk: RiskCache::default(),
-                theme: Theme::new(ThemeKind::Dark),
-                clock: SystemClock {
-                    epoch: SystemTime::UNIX_EPOCH,
-                },
-                summary: Summary::default(),
+                risk: Arc::default(),
                 assessor: None,
             }
         }
@@ -476,24 +507,26 @@ pub(crate) mod testing {
             self.store.apply(Event::New, Record::Expect(e), 0);
         }
 
-        /// Bring `screen` up to date with the store, as the app does.
+        /// Bring `screen` up to date with the store, as the app does, running here the
+        /// very job the view builder would run.
         pub fn prepare(&mut self, screen: &mut dyn Screen) {
             let gen = self.store.generation();
             if self.risk.built != Some(gen) {
                 let a = self.assessor.as_ref().map(|a| a as &dyn Assess);
-                self.risk.rebuild(&self.store, a, gen);
+                let mut risk = RiskCache::default();
+                risk.rebuild(&self.store, a, gen);
+                self.risk = Arc::new(risk);
                 screen.risk_rebuilt();
             }
-            let cx = Ctx {
-                store: &self.store,
-                risk: &self.risk,
-                theme: &self.theme,
-                now: 1,
-                clock: &self.clock,
-                filter: None,
-                summary: &self.summary,
-            };
-            screen.prepare(&cx, gen, &|built| built != Some(gen));
+            if screen.rows().built() != Some(gen) {
+                let src = Source {
+                    filter: None,
+                    risk: self.risk.clone(),
+                    now: 1,
+                };
+                let rows = screen.job(&src).run(&self.store);
+                screen.accept(rows, gen);
+            }
         }
     }
 }
