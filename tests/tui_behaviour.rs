@@ -1,7 +1,7 @@
 //! Behaviour of the real `App`, driven by events only (keys, ticks, engine events) and
 //! rendered into a TestBackend: selection, pause, sort, filter, jumps, every action's
-//! confirmation and request, read-only mode, colours, monochrome, and the visible-window
-//! rule at a million flows.
+//! confirmation and request, read-only mode, colours, monochrome, the visible-window
+//! rule at a million flows, and keys answered while a view build holds the store.
 
 mod tui_support;
 
@@ -718,4 +718,112 @@ fn replay_keys_on_the_live_table_send_nothing_and_say_why() {
     assert!(h.sent.borrow().is_empty());
     h.draw();
     assert!(!h.screen().contains(" 1x"), "{}", h.screen());
+}
+
+/// An assessor whose full reassessment, while `closed`, waits at a gate until the test
+/// opens it (or 10 s pass, so a dashboard that wrongly waits for builds fails the test's
+/// time check instead of hanging): a build that holds the store's read lock for as long
+/// as the test wants (risk is a view-builder job whose scan is the assessment).
+struct GatedAssessor {
+    inner: ctscope::risk::Assessor,
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    entered: std::sync::mpsc::Sender<()>,
+}
+
+impl ctscope::tui::risk::Assess for GatedAssessor {
+    fn expectations(
+        &self,
+        store: &ctscope::model::Store,
+    ) -> Vec<(ctscope::model::store::ExpectKey, ctscope::risk::Assessment)> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = self.entered.send(());
+            if let Ok(open) = self.open.lock() {
+                let _ = open.recv_timeout(std::time::Duration::from_secs(10));
+            }
+        }
+        self.inner.all_expectations(store)
+    }
+    fn flow(
+        &self,
+        store: &ctscope::model::Store,
+        key: &FlowKey,
+    ) -> Option<ctscope::risk::Assessment> {
+        self.inner.flow(store, key)
+    }
+}
+
+#[test]
+fn keys_are_answered_while_a_build_holds_the_store() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let closed = Arc::new(AtomicBool::new(false));
+    let (opener, open) = mpsc::channel();
+    let (entered, builds) = mpsc::channel();
+    let assessor = GatedAssessor {
+        inner: ctscope::risk::Assessor::new(
+            ctscope::risk::HelperTable::embedded().unwrap(),
+            ctscope::risk::Config::default(),
+            None,
+        ),
+        closed: closed.clone(),
+        open: Mutex::new(open),
+        entered,
+    };
+    let mut h = Harness::with_assessor(lab(), opts(), 100, 30, Box::new(assessor));
+    h.draw();
+    let before = h.app.selected_flow();
+    let frames = h.app.frame_stats().frames;
+    // Close the gate, then change the store: the next risk build starts and waits there,
+    // holding the store's read lock.
+    closed.store(true, Ordering::SeqCst);
+    h.app.handle(AppEvent::Engine(ev::flow(Flow::new(tuple(
+        proto::UDP,
+        "10.77.0.1",
+        5353,
+        "10.1.0.1",
+        53,
+    )))));
+    h.app.draw(&mut h.term).unwrap();
+    builds
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a risk build reached the gate");
+    // A key while the build runs: handled and drawn at once, without waiting for it.
+    let t = Instant::now();
+    h.app
+        .handle(AppEvent::Key(ratatui::crossterm::event::KeyEvent::new(
+            KeyCode::Down,
+            ratatui::crossterm::event::KeyModifiers::NONE,
+        )));
+    h.app.draw(&mut h.term).unwrap();
+    assert_ne!(h.app.selected_flow(), before, "the selection moved");
+    assert!(h.app.frame_stats().frames > frames + 1, "a frame was drawn");
+    // Engine records meanwhile are queued behind the build, not waited for.
+    h.app.handle(AppEvent::Engine(ev::flow(Flow::new(tuple(
+        proto::UDP,
+        "10.77.0.2",
+        5353,
+        "10.1.0.1",
+        53,
+    )))));
+    h.app.draw(&mut h.term).unwrap();
+    assert!(h.app.store.pending() > 0, "the update waits for the build");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "keys and frames waited {:?}",
+        t.elapsed()
+    );
+    // Once the build ends, the queue is applied and the views catch up.
+    closed.store(false, Ordering::SeqCst);
+    opener.send(()).unwrap();
+    h.settle();
+    assert_eq!(h.app.store.pending(), 0);
+    let shown = |h: &Harness, a: &str| {
+        h.app
+            .flow_keys()
+            .iter()
+            .any(|k| k.orig.src_ip().to_string() == a)
+    };
+    assert!(shown(&h, "10.77.0.1") && shown(&h, "10.77.0.2"));
 }
