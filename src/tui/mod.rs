@@ -8,15 +8,26 @@
 //!
 //! ```text
 //! engine events ─┐                        ┌─► screens::<current>::draw ─┐
-//! terminal keys ─┼─► App::handle ─► App ──┤   (rows: pure builds over   ├─► frame (ui)
-//! tick, signals ─┘   (one channel)  │     │    the Store)               │
-//!                                    │     └─► widgets, popups ─────────┘
-//!                                    └─► Commands: a confirmed actions::Plan, replay
-//!                                        controls, re-checks (the engine)
+//! terminal keys ─┼─► App::handle ─► App ──┤   (rows swapped in from     ├─► frame (ui)
+//! tick, signals ─┤   (one channel)  │  ▲  │    the view builder)        │
+//! views built  ──┘                  │  │  └─► widgets, popups ─────────┘
+//!                                   │  └── views::Views ◄─► worker thread: Screen::job,
+//!                                   │      summary, risk (scan under the read lock)
+//!                                   └─► Commands: a confirmed actions::Plan, replay
+//!                                       controls, re-checks (the engine)
 //! ```
 //!
+//! Rows are never built on the main thread: the app asks the view builder (`views` over
+//! `worker`, one thread) for the visible screen's rows, the header summary and the risk
+//! cache, and swaps them in when `AppEvent::Built` wakes the loop. The store is shared
+//! behind a lock of which the main thread is the only writer and never waits (updates
+//! queue while a build scans), so a key is answered by the next frame whatever is being
+//! built. `probe` times that, key read to frame flushed, for the benchmark.
+//!
 //! Layout of the modules:
-//! - `app`: state and event handling (`App::handle`); owns the `Store` and the screens;
+//! - `app`: state and event handling (`App::handle`); writes the `Store`, owns the screens;
+//! - `views`: what is built off the main thread and when; `worker`: the builder thread;
+//! - `probe`: the opt-in frame log (`CTSCOPE_FRAME_LOG`);
 //! - `inputs`: the injected outside inputs (engine events, terminal, clock, commands);
 //! - `screens`: one module per screen and the one screen list (see its doc to add one);
 //! - `popups`: confirmation (one `actions::Plan`), help, filter bar, detail pane;

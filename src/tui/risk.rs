@@ -150,8 +150,8 @@ pub fn badge(a: &Assessment, port: u16) -> String {
     finding_badge(&a.findings, port).unwrap_or_else(|| level_badge(headline(&a.freedom)).into())
 }
 
-/// Assessments of the current store generation, by key. Rebuilt only when the store's
-/// generation moved (and under the same size budget as the views), never per frame.
+/// Assessments of a store generation, by key. Rebuilt by the view builder (`tui::views`)
+/// when the store's generation moved, paced like the views, never per frame.
 #[derive(Default)]
 pub struct RiskCache {
     /// Generation the cache was built from; `None`: stale.

@@ -2,8 +2,9 @@
 //! entry by key, the `Column` trait every screen's column enum implements, and `layout`,
 //! which picks the columns that fit a width.
 //!
-//! A view keeps only keys and is rebuilt when the store's generation, the filter or the
-//! sort changes, never per frame; a frame turns only the visible window into rows.
+//! A view keeps only keys and is rebuilt (on the view builder, `tui::views`) when the
+//! store's generation, the filter or the sort changes, never per frame; a frame turns only
+//! the visible window into rows.
 //! `layout` drops whole columns by priority (never an essential one such as Risk). The
 //! columns themselves live with their screen (`screens::*`). This module must not draw
 //! or style.
