@@ -650,6 +650,13 @@ impl App {
             now: self.now,
         };
         let screen = &self.screens[i];
+        // First rows while a dump streams: a view built from no entries at all is rebuilt
+        // as soon as the store has some and the last build is back, not at the pace of
+        // data builds.
+        let nothing_yet = screen.rows().shown() == (0, 0) && screen.rows().built() != Some(gen);
+        if self.dumping && nothing_yet && !self.views.pending(ViewKey::Screen(i)) {
+            self.views.stale(ViewKey::Screen(i));
+        }
         let follow = screen.data_driven() && !self.paused;
         self.views.ask(ViewKey::Screen(i), gen, follow, || {
             screen.job(&src).map(Built::Rows)
