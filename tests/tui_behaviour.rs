@@ -827,3 +827,40 @@ fn keys_are_answered_while_a_build_holds_the_store() {
     };
     assert!(shown(&h, "10.77.0.1") && shown(&h, "10.77.0.2"));
 }
+
+/// The header follows a dump's progress: received against the kernel's count (an
+/// estimate, "~"), or the bare count when the count is unknown (a replay); at any width
+/// the item is whole or absent, and it goes when the dump ends.
+#[test]
+fn the_header_shows_how_far_the_dump_is() {
+    use ctscope::engine::{EngineEvent, Progress};
+    let mut h = Harness::lab();
+    h.event(ev::dump(true));
+    assert!(h.screen().contains("dumping…"), "{}", h.screen());
+    h.event(EngineEvent::DumpProgress(Progress {
+        received: 12_345,
+        expected: Some(1_000_000),
+    }));
+    assert!(
+        h.screen().contains("dumping 12,345/~1,000,000"),
+        "{}",
+        h.screen()
+    );
+    for w in (20..=140).step_by(3) {
+        h.resize(w, 24);
+        let head: String = h.screen().lines().take(2).collect();
+        assert!(
+            head.contains("dumping 12,345/~1,000,000") || !head.contains("dumping"),
+            "{w} columns: {head}"
+        );
+    }
+    h.resize(100, 24);
+    h.event(EngineEvent::DumpProgress(Progress {
+        received: 20_000,
+        expected: None,
+    }));
+    let s = h.screen();
+    assert!(s.contains("dumping 20,000") && !s.contains("/~"), "{s}");
+    h.event(ev::dump(false));
+    assert!(!h.screen().contains("dumping"), "{}", h.screen());
+}
