@@ -864,3 +864,47 @@ fn the_header_shows_how_far_the_dump_is() {
     h.event(ev::dump(false));
     assert!(!h.screen().contains("dumping"), "{}", h.screen());
 }
+
+/// Once a tick, flows past their timeout with no DESTROY seen are handed to the engine to
+/// re-check; the list (a pass over every flow) is made by the view builder.
+#[test]
+fn a_tick_asks_the_engine_to_recheck_flows_past_their_timeout() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use tui_support::{ManualClock, SETTLE, UNPACED};
+    let mut scene = Scene::default();
+    let mut f = Flow::new(tuple(proto::UDP, "10.8.0.1", 4000, "10.1.0.1", 53));
+    f.timeout = 30;
+    let key = FlowKey::of(&f);
+    scene.add_flow(f);
+    let clock = ManualClock::default();
+    clock.0.set(1);
+    let sent: Rc<RefCell<Vec<Request>>> = Rc::default();
+    let s2 = sent.clone();
+    let mut app = ctscope::tui::App::new(
+        scene.into(),
+        opts(),
+        Box::new(clock.clone()),
+        Box::new(move |r: Request| {
+            s2.borrow_mut().push(r);
+            Ok(())
+        }),
+    )
+    .with_pacing(UNPACED);
+    let rechecks = |sent: &Rc<RefCell<Vec<Request>>>| -> Vec<Vec<FlowKey>> {
+        sent.borrow()
+            .iter()
+            .filter_map(|r| match r {
+                Request::Recheck(k) => Some(k.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    app.handle(AppEvent::Tick);
+    assert!(app.settle(SETTLE));
+    assert!(rechecks(&sent).is_empty(), "still within its timeout");
+    clock.0.set(100);
+    app.handle(AppEvent::Tick);
+    assert!(app.settle(SETTLE));
+    assert_eq!(rechecks(&sent), vec![vec![key]]);
+}

@@ -570,10 +570,11 @@ impl App {
         self.store.update(move |s| {
             s.expire_expectations_with(now, &mut |_| {});
         });
-        let stale = self.store.read().expired_flows(self.now);
-        if !stale.is_empty() {
-            let _ = self.commands.send(Request::Recheck(stale));
-        }
+        // The list is a pass over every flow: the view builder makes it (`swap_in` sends it).
+        self.views.stale(ViewKey::Expired);
+        let gen = self.store.read().generation();
+        self.views
+            .ask(ViewKey::Expired, gen, false, || views::expired_job(now));
     }
 
     fn report(&mut self, r: ActionReport) {
@@ -690,6 +691,12 @@ impl App {
                     }
                 }
                 self.views.again(ViewKey::Screen(self.tab));
+            }
+            (_, Built::Expired(stale)) => {
+                if !stale.is_empty() {
+                    let _ = self.commands.send(Request::Recheck(stale));
+                }
+                return;
             }
             // A key's value is always of its kind.
             _ => {}

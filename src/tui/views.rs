@@ -1,5 +1,6 @@
 //! What the dashboard builds off the main thread, and when: the current screen's rows,
-//! the header's `Summary` and the risk assessments, each a job of the view builder
+//! the header's `Summary`, the risk assessments and the tick's list of expired flows (a
+//! pass over every flow), each a job of the view builder
 //! (`worker`) under its own key. Owns the bookkeeping of requests (what was asked for,
 //! for which store generation, whether a spec change is still to be sent, what is still
 //! out); the app decides what is stale and swaps the results in.
@@ -39,6 +40,9 @@ pub enum ViewKey {
     Summary,
     /// The risk cache (badges, findings).
     Risk,
+    /// Flows whose timeout passed without a DESTROY, for the engine to re-check (once a
+    /// tick: a pass over every flow).
+    Expired,
 }
 
 /// A finished build.
@@ -46,6 +50,7 @@ pub enum Built {
     Rows(BuiltRows),
     Summary(Summary),
     Risk(RiskCache),
+    Expired(Vec<FlowKey>),
 }
 
 /// The last request of a key.
@@ -165,6 +170,14 @@ impl Views {
     pub fn failures(&self) -> u64 {
         self.worker.failures()
     }
+}
+
+/// The flows whose timeout passed by store second `now`, as a job.
+pub fn expired_job(now: u32) -> Job<Built> {
+    Job::new(
+        move |store: &Store| store.expired_flows(now),
+        Built::Expired,
+    )
 }
 
 /// The header's numbers, as a job: one pass over flows and expectations under the lock.
