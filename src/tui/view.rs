@@ -221,8 +221,12 @@ impl<K: Copy + PartialEq> TableView<K> {
         self.keys = keys;
         self.total = total;
         if let Some(k) = self.sel_key {
-            if let Some(i) = self.keys.iter().position(|x| *x == k) {
-                self.sel = i;
+            // Most rebuilds leave the entry where it was: look there before searching a
+            // million keys on the main thread.
+            if self.keys.get(self.sel) != Some(&k) {
+                if let Some(i) = self.keys.iter().position(|x| *x == k) {
+                    self.sel = i;
+                }
             }
         }
         self.clamp();
