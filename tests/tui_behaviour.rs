@@ -908,3 +908,43 @@ fn a_tick_asks_the_engine_to_recheck_flows_past_their_timeout() {
     assert!(app.settle(SETTLE));
     assert_eq!(rechecks(&sent), vec![vec![key]]);
 }
+
+/// `m` from an expectation whose master arrived while another screen was shown: the flows
+/// rows it jumps to are stale, so the selection waits for their build and lands on it.
+#[test]
+fn a_jump_to_a_screen_with_stale_rows_lands_when_they_are_built() {
+    use ctscope::model::Expectation;
+    let mut h = Harness::lab();
+    h.ch('2');
+    let master = tuple(proto::TCP, "10.66.0.1", 40000, "10.1.0.1", 21);
+    let mut mf = Flow::new(master);
+    mf.status = status::CONFIRMED | status::SEEN_REPLY | status::HELPER;
+    mf.timeout = 300;
+    mf.helper = intern("ftp");
+    h.event(ev::flow(mf));
+    let mask = tuple(proto::TCP, "255.255.255.255", 0, "255.255.255.255", 0xffff);
+    let mut e = Expectation::new(
+        tuple(proto::TCP, "10.66.0.1", 0, "10.1.0.1", 50000),
+        mask,
+        master,
+    );
+    e.helper = intern("ftp");
+    e.timeout = 60;
+    h.event(ev::expect(e));
+    assert_eq!(h.app.tab(), "Expectations");
+    h.key(KeyCode::Home);
+    let n = h.app.flow_keys().len() + 50;
+    for _ in 0..n {
+        let sel = h.app.selected_expect().expect("a selection");
+        if sel.tuple.dport == 50000 {
+            break;
+        }
+        h.key(KeyCode::Down);
+    }
+    // The flows rows were built before the master arrived.
+    let mk = FlowKey::new(0, master);
+    assert!(!h.app.flow_keys().contains(&mk));
+    h.ch('m');
+    assert_eq!(h.app.tab(), "Flows", "{:?}", h.app.status());
+    assert_eq!(h.app.selected_flow(), Some(mk));
+}

@@ -182,7 +182,8 @@ pub struct App {
     /// The store, fed by the engine's events on the app's channel; shared with the view
     /// builder, which reads it. Read it with `store.read()`.
     pub store: StoreWriter,
-    /// The view builder: screen rows, summary and risk are built there.
+    /// The view builder: screen rows, summary, risk and the expired-flow list are
+    /// built there.
     views: Views,
     /// Records applied from the engine so far: a plan says up to where it saw them
     /// (`Plan::after`), and the engine shows it the rest.
