@@ -7,19 +7,32 @@ Every time is wall clock from just before the triggering tmux command to the fir
 capture that shows the expected screen, so it includes one tmux round trip; the poll
 interval (one `capture-pane` call, a fork and exec) is printed as the resolution.
 
-  first SESSION COLSxROWS REGEX TIMEOUT -- CMD...
+  first SESSION COLSxROWS REGEX TIMEOUT [EARLY] -- CMD...
       start CMD in a new detached tmux session of that size; wait until the plain
       capture matches REGEX (multi-line). Prints `first=S polls=N poll_ms=M pid=P cpu=C`,
       C being the CPU seconds (user+system, all threads) the pane's process had used by then.
+      With EARLY (a regex), also `rows=S`: when the capture first matched EARLY (e.g. the
+      first table rows, while the dump still streams).
   keys SESSION COUNT TIMEOUT KIND
       press keys COUNT times, each time waiting for the screen to answer, with a random
       0.3-0.8 s gap between presses. KIND `select` alternates j/k and waits for the
       highlighted row (the selection's background, SGR 48;5;238 of the dark theme) to
       move by one line; KIND `sort` presses r and waits for the footer's sort arrow to
-      flip (this includes re-sorting the whole table); KIND `group` first presses 5
-      and times the Top screen's appearance (`open_ms=`, its first pass over the table),
-      then presses b and waits for the group column's title to name the next key. Prints one `lat_ms=` per press,
+      flip and the table's top row to change (the whole table re-sorted and shown);
+      KIND `group` first presses 5 and times the Top screen's appearance (`open_ms=`, its
+      first pass over the table), then presses b and waits for the group column's title to
+      name the next key. Prints one `lat_ms=` per press,
       then `poll_ms=` and `missed=` (presses not answered within TIMEOUT).
+  mixed SESSION COUNT TIMEOUT GAP_S [FRAME_LOG]
+      press COUNT keys cycling j, k, PgDn, PgUp, Tab, S-Tab (the issue's keypress set),
+      GAP_S to 2*GAP_S apart. With FRAME_LOG (the file named by CTSCOPE_FRAME_LOG, see
+      src/tui/probe.rs) each press is timed from just before `tmux send-keys` to the
+      flush of the first frame drawn after the app read the key, from the log; prints
+      `lat_ms=` (that end-to-end time) and `app_ms=` (read to flush) per press, then
+      `source=framelog`. Without a log (a build whose main loop does not call the probe;
+      the file stays empty after the first press) it falls back to polling the screen
+      until the highlighted row or tab changes, and prints `source=capture poll_ms=`.
+      Ends with `missed=` (presses not answered within TIMEOUT).
   steady SESSION PID SECS POLL_S [MARK [LONG_S]]
       sample utime+stime of PID over SECS (as % of one core) and poll the plain capture
       every POLL_S to time screen changes. Prints `cpu_pct=… changes=N gap_s=… marks=M`,
@@ -68,9 +81,11 @@ def pane_pid(session):
     return int(r.stdout.strip())
 
 
-def first(session, size, regex, timeout, cmd):
+def first(session, size, regex, timeout, cmd, early=None):
     cols, rows = size.split("x")
     pat = re.compile(regex, re.M)
+    early_pat = re.compile(early, re.M) if early else None
+    early_at = None
     t0 = time.monotonic()
     tmux("new-session", "-d", "-s", session, "-x", cols, "-y", rows, " ".join(cmd))
     polls = 0
@@ -78,6 +93,8 @@ def first(session, size, regex, timeout, cmd):
         polls += 1
         screen = capture(session)
         now = time.monotonic()
+        if early_pat and early_at is None and early_pat.search(screen):
+            early_at = now - t0
         if pat.search(screen):
             break
         if now - t0 > timeout:
@@ -88,7 +105,9 @@ def first(session, size, regex, timeout, cmd):
     el = now - t0
     pid = pane_pid(session)
     cpu = cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
-    print(f"first={el:.3f} polls={polls} poll_ms={1000 * el / polls:.1f} pid={pid} cpu={cpu:.2f}")
+    rows_at = f" rows={early_at if early_at is not None else el:.3f}" if early_pat else ""
+    print(f"first={el:.3f} polls={polls} poll_ms={1000 * el / polls:.1f} pid={pid} cpu={cpu:.2f}"
+          f"{rows_at}")
     return 0
 
 
@@ -100,6 +119,15 @@ def selected_line(screen):
     for i, line in enumerate(screen.splitlines()):
         if SEL in line:
             return i
+    return None
+
+
+def top_row(screen):
+    """The first row under the flows table's column titles."""
+    lines = screen.splitlines()
+    for i, line in enumerate(lines):
+        if "Proto" in line and i + 1 < len(lines):
+            return lines[i + 1]
     return None
 
 
@@ -150,9 +178,13 @@ def keys(session, count, timeout, kind):
             done = lambda s: group(s) not in (None, before)  # noqa: E731
             esc = False
         else:
+            # The arrow may flip before a worker hands over the re-sorted rows: wait for
+            # both, the top row of the table changing too (the selection keeps its entry,
+            # so its own row would not tell).
             key = "r"
-            before = arrow(capture(session))
-            done = lambda s: arrow(s) not in (None, before)  # noqa: E731
+            scr = capture(session)
+            before = (arrow(scr), top_row(scr))
+            done = lambda s: arrow(s) not in (None, before[0]) and top_row(s) != before[1]  # noqa: E731
             esc = False
         t0 = time.monotonic()
         tmux("send-keys", "-t", session, key)
@@ -171,6 +203,92 @@ def keys(session, count, timeout, kind):
         spent += now - t0
         time.sleep(rng.uniform(0.3, 0.8))
     print(f"poll_ms={1000 * spent / max(polls, 1):.1f} missed={missed}")
+    return 0
+
+
+MIXED = [("j", "j"), ("k", "k"), ("PgDn", "NPage"), ("PgUp", "PPage"), ("Tab", "Tab"),
+         ("S-Tab", "BTab")]
+
+
+def selected_row(screen):
+    """(line number, text) of the highlighted row, or None."""
+    for i, line in enumerate(screen.splitlines()):
+        if SEL in line:
+            return i, re.sub(r"\x1b\[[0-9;]*m", "", line)
+    return None
+
+
+TAB = re.compile(r"48;5;\d+m(\d) [A-Z]")
+
+
+def screen_state(screen):
+    """What a key changes, from a capture with escapes: the highlighted row (j/k, PgDn)
+    and the highlighted tab (Tab). Counts elsewhere move with churn and are left out."""
+    tab = TAB.search(screen)
+    return selected_row(screen), tab.group(1) if tab else None
+
+
+def log_lines(path, pos):
+    """New complete lines of the frame log after byte offset pos, and the new offset."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(pos)
+            data = f.read()
+    except FileNotFoundError:
+        return [], pos
+    end = data.rfind(b"\n") + 1
+    return data[:end].decode().splitlines(), pos + end
+
+
+def mixed(session, count, timeout, gap, frame_log):
+    rng = random.Random(2)
+    pos = os.path.getsize(frame_log) if frame_log and os.path.exists(frame_log) else 0
+    use_log = bool(frame_log)
+    polls, spent, missed = 0, 0.0, 0
+    tmux("send-keys", "-t", session, "g")
+    time.sleep(0.5)
+    for i in range(count):
+        name, key = MIXED[i % len(MIXED)]
+        before = None if use_log else screen_state(capture(session, True))
+        t0_ns = time.monotonic_ns()
+        t0 = time.monotonic()
+        tmux("send-keys", "-t", session, key)
+        n = 0
+        while True:
+            n += 1
+            now = time.monotonic()
+            if use_log:
+                lines, pos = log_lines(frame_log, pos)
+                hit = [ln.split() for ln in lines if int(ln.split()[0]) >= t0_ns]
+                if hit:
+                    read_ns, flushed_ns = int(hit[0][0]), int(hit[0][1])
+                    print(f"lat_ms={(flushed_ns - t0_ns) / 1e6:.2f} "
+                          f"app_ms={(flushed_ns - read_ns) / 1e6:.2f} key={name}")
+                    break
+                if i == 0 and now - t0 > min(timeout, 2.0) and os.path.getsize(frame_log) == 0:
+                    # This build does not write the frame log: poll the screen instead.
+                    print("note: the frame log stays empty; polling the screen", file=sys.stderr)
+                    use_log = False
+                    before = None
+                    break
+                time.sleep(0.001)
+            else:
+                s = screen_state(capture(session, True))
+                if before is None:
+                    before = s
+                elif s != before:
+                    print(f"lat_ms={1000 * (now - t0):.1f} key={name}")
+                    break
+            if now - t0 > timeout:
+                missed += 1
+                break
+        polls += n
+        spent += time.monotonic() - t0
+        time.sleep(rng.uniform(gap, 2 * gap))
+    if use_log:
+        print(f"source=framelog missed={missed}")
+    else:
+        print(f"source=capture poll_ms={1000 * spent / max(polls, 1):.1f} missed={missed}")
     return 0
 
 
@@ -215,9 +333,13 @@ def main(argv):
     if cmd == "first" and "--" in argv:
         i = argv.index("--")
         s, size, regex, timeout = argv[2:6]
-        return first(s, size, regex, float(timeout), argv[i + 1:])
+        early = argv[6] if i == 7 else None
+        return first(s, size, regex, float(timeout), argv[i + 1:], early)
     if cmd == "keys" and len(argv) == 6:
         return keys(argv[2], int(argv[3]), float(argv[4]), argv[5])
+    if cmd == "mixed" and len(argv) in (6, 7):
+        log = argv[6] if len(argv) == 7 and argv[6] else None
+        return mixed(argv[2], int(argv[3]), float(argv[4]), float(argv[5]), log)
     if cmd == "steady" and len(argv) in (6, 7, 8):
         mark = argv[6] if len(argv) >= 7 and argv[6] else None
         long = float(argv[7]) if len(argv) == 8 else 0.0

@@ -325,6 +325,7 @@ mod dashboard {
 
     fn key(app: &mut LiveApp, term: &mut Terminal<TestBackend>, code: KeyCode) {
         app.handle(AppEvent::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+        assert!(app.settle(Duration::from_secs(10)), "views settle");
         app.draw(term).unwrap();
     }
 
@@ -391,6 +392,7 @@ mod dashboard {
         for (sport, events_first) in [(12001u16, true), (12002, false)] {
             insert(&lab, sport);
             pump(&mut app, &rx, &mut |e| new_of(e, sport));
+            assert!(app.settle(Duration::from_secs(10)), "views settle");
             app.draw(&mut term).unwrap();
             let k = select(&mut app, &mut term, sport);
             key(&mut app, &mut term, KeyCode::Char('d'));
@@ -432,7 +434,7 @@ mod dashboard {
                 "the re-created entry survives (id reused: {})",
                 before == after
             );
-            assert!(app.store.flow(&k).is_some());
+            assert!(app.store.read().flow(&k).is_some());
         }
     }
 }

@@ -1163,3 +1163,36 @@ fn delete_one_expectation_by_tuple_zone_and_id() {
     drop(clients);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The engine reads the namespace's count before a dump and reports flows received
+/// against it: the first rows of a large table come with a gauge.
+#[test]
+fn a_dump_reports_progress_against_the_namespace_count() {
+    use ctscope::engine::{Engine, EngineEvent, Live, Options};
+    if !privileged("a_dump_reports_progress_against_the_namespace_count") {
+        return;
+    }
+    let lab = Lab::new("nl", SUBNET);
+    populate(&lab);
+    let ns = Namespace::parse(&lab.srv);
+    let opts = Options {
+        follow: false,
+        batch: 16,
+        ..Options::default()
+    };
+    let (rx, _handle) = Engine::spawn(Box::new(Live::open(&ns, false).unwrap()), opts).unwrap();
+    let progress: Vec<_> = rx
+        .iter()
+        .filter_map(|ev| match ev {
+            EngineEvent::DumpProgress(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let counts: Vec<u64> = progress.iter().map(|p| p.received).collect();
+    // Before the first entry, then after each batch of 16 (42 flows: 16, 32, 42).
+    assert_eq!(counts, [0, 16, 32, 42], "{progress:?}");
+    assert!(
+        progress.iter().all(|p| p.expected == Some(42)),
+        "{progress:?}"
+    );
+}

@@ -1,7 +1,7 @@
 //! Behaviour of the real `App`, driven by events only (keys, ticks, engine events) and
 //! rendered into a TestBackend: selection, pause, sort, filter, jumps, every action's
-//! confirmation and request, read-only mode, colours, monochrome, and the visible-window
-//! rule at a million flows.
+//! confirmation and request, read-only mode, colours, monochrome, the visible-window
+//! rule at a million flows, and keys answered while a view build holds the store.
 
 mod tui_support;
 
@@ -94,7 +94,7 @@ fn sort_by_time_left_both_ways() {
         h.app
             .flow_keys()
             .iter()
-            .map(|k| h.app.store.flow(k).unwrap().timeout)
+            .map(|k| h.app.store.read().flow(k).unwrap().timeout)
             .collect()
     };
     let asc = left(&h);
@@ -191,7 +191,7 @@ fn chains_selection_follows_its_row_when_siblings_arrive() {
     // moves down) and a second RELATED flow sorting after it (it is no longer the last
     // child, so its tree corner changes).
     let ctl = tuple(proto::TCP, "10.213.4.2", 40000, "10.213.4.1", 21);
-    let mut e = expects_of(&h.app.store)[0].clone();
+    let mut e = expects_of(&h.app.store.read())[0].clone();
     e.master = ctl;
     e.tuple = tuple(proto::TCP, "10.213.4.2", 0, "10.213.4.1", 50020);
     e.helper = intern("ftp");
@@ -512,8 +512,8 @@ fn a_million_flows_become_only_the_visible_rows() {
     // Six tabs fill the tab line at 80 columns: the flows tab carries the count whole.
     let s = h.screen();
     assert!(s.contains("1 Flows 1,000,000"), "{s}");
-    // Above the live-rebuild limit, new data is re-sorted on a tick, not per event, and at
-    // a million flows at most every 4 s (1,000,000 / REBUILD_FLOWS_PER_SECOND).
+    // New data reaches the view without waiting for a tick: the view builder rebuilds it
+    // off the main thread (paced in production, at once here) and the harness waits.
     h.event(ev::flow(Flow::new(tuple(
         proto::UDP,
         "10.9.9.9",
@@ -521,12 +521,8 @@ fn a_million_flows_become_only_the_visible_rows() {
         "10.1.0.1",
         53,
     ))));
-    assert_eq!(h.app.flow_keys().len(), 1_000_000);
-    h.tick(1);
-    assert_eq!(h.app.flow_keys().len(), 1_000_000, "rebuilt too early");
-    h.tick(3);
     assert_eq!(h.app.flow_keys().len(), 1_000_001);
-    // The end of a dump rebuilds at once (the first full frame follows the initial dump).
+    // While a dump streams, its rows are shown as they come, and the header says so.
     h.event(ev::dump(true));
     assert!(h.screen().contains("dumping…"));
     h.event(ev::flow(Flow::new(tuple(
@@ -536,7 +532,7 @@ fn a_million_flows_become_only_the_visible_rows() {
         "10.1.0.1",
         53,
     ))));
-    assert_eq!(h.app.flow_keys().len(), 1_000_001);
+    assert_eq!(h.app.flow_keys().len(), 1_000_002);
     h.event(ev::dump(false));
     assert_eq!(h.app.flow_keys().len(), 1_000_002);
     assert!(!h.screen().contains("dumping…"));
@@ -727,4 +723,233 @@ fn replay_keys_on_the_live_table_send_nothing_and_say_why() {
     assert!(h.sent.borrow().is_empty());
     h.draw();
     assert!(!h.screen().contains(" 1x"), "{}", h.screen());
+}
+
+/// An assessor whose full reassessment, while `closed`, waits at a gate until the test
+/// opens it (or 10 s pass, so a dashboard that wrongly waits for builds fails the test's
+/// time check instead of hanging): a build that holds the store's read lock for as long
+/// as the test wants (risk is a view-builder job whose scan is the assessment).
+struct GatedAssessor {
+    inner: ctscope::risk::Assessor,
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    entered: std::sync::mpsc::Sender<()>,
+}
+
+impl ctscope::tui::risk::Assess for GatedAssessor {
+    fn expectations(
+        &self,
+        store: &ctscope::model::Store,
+    ) -> Vec<(ctscope::model::store::ExpectKey, ctscope::risk::Assessment)> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = self.entered.send(());
+            if let Ok(open) = self.open.lock() {
+                let _ = open.recv_timeout(std::time::Duration::from_secs(10));
+            }
+        }
+        self.inner.all_expectations(store)
+    }
+    fn flow(
+        &self,
+        store: &ctscope::model::Store,
+        key: &FlowKey,
+    ) -> Option<ctscope::risk::Assessment> {
+        self.inner.flow(store, key)
+    }
+}
+
+#[test]
+fn keys_are_answered_while_a_build_holds_the_store() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let closed = Arc::new(AtomicBool::new(false));
+    let (opener, open) = mpsc::channel();
+    let (entered, builds) = mpsc::channel();
+    let assessor = GatedAssessor {
+        inner: ctscope::risk::Assessor::new(
+            ctscope::risk::HelperTable::embedded().unwrap(),
+            ctscope::risk::Config::default(),
+            None,
+        ),
+        closed: closed.clone(),
+        open: Mutex::new(open),
+        entered,
+    };
+    let mut h = Harness::with_assessor(lab(), opts(), 100, 30, Box::new(assessor));
+    h.draw();
+    let before = h.app.selected_flow();
+    let frames = h.app.frame_stats().frames;
+    // Close the gate, then change the store: the next risk build starts and waits there,
+    // holding the store's read lock.
+    closed.store(true, Ordering::SeqCst);
+    h.app.handle(AppEvent::Engine(ev::flow(Flow::new(tuple(
+        proto::UDP,
+        "10.77.0.1",
+        5353,
+        "10.1.0.1",
+        53,
+    )))));
+    h.app.draw(&mut h.term).unwrap();
+    builds
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a risk build reached the gate");
+    // A key while the build runs: handled and drawn at once, without waiting for it.
+    let t = Instant::now();
+    h.app
+        .handle(AppEvent::Key(ratatui::crossterm::event::KeyEvent::new(
+            KeyCode::Down,
+            ratatui::crossterm::event::KeyModifiers::NONE,
+        )));
+    h.app.draw(&mut h.term).unwrap();
+    assert_ne!(h.app.selected_flow(), before, "the selection moved");
+    assert!(h.app.frame_stats().frames > frames + 1, "a frame was drawn");
+    // Engine records meanwhile are queued behind the build, not waited for.
+    h.app.handle(AppEvent::Engine(ev::flow(Flow::new(tuple(
+        proto::UDP,
+        "10.77.0.2",
+        5353,
+        "10.1.0.1",
+        53,
+    )))));
+    h.app.draw(&mut h.term).unwrap();
+    assert!(h.app.store.pending() > 0, "the update waits for the build");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "keys and frames waited {:?}",
+        t.elapsed()
+    );
+    // Once the build ends, the queue is applied and the views catch up.
+    closed.store(false, Ordering::SeqCst);
+    opener.send(()).unwrap();
+    h.settle();
+    assert_eq!(h.app.store.pending(), 0);
+    let shown = |h: &Harness, a: &str| {
+        h.app
+            .flow_keys()
+            .iter()
+            .any(|k| k.orig.src_ip().to_string() == a)
+    };
+    assert!(shown(&h, "10.77.0.1") && shown(&h, "10.77.0.2"));
+}
+
+/// The header follows a dump's progress: received against the kernel's count (an
+/// estimate, "~"), or the bare count when the count is unknown (a replay); at any width
+/// the item is whole or absent, and it goes when the dump ends.
+#[test]
+fn the_header_shows_how_far_the_dump_is() {
+    use ctscope::engine::{EngineEvent, Progress};
+    let mut h = Harness::lab();
+    h.event(ev::dump(true));
+    assert!(h.screen().contains("dumping…"), "{}", h.screen());
+    h.event(EngineEvent::DumpProgress(Progress {
+        received: 12_345,
+        expected: Some(1_000_000),
+    }));
+    assert!(
+        h.screen().contains("dumping 12,345/~1,000,000"),
+        "{}",
+        h.screen()
+    );
+    for w in (20..=140).step_by(3) {
+        h.resize(w, 24);
+        let head: String = h.screen().lines().take(2).collect();
+        assert!(
+            head.contains("dumping 12,345/~1,000,000") || !head.contains("dumping"),
+            "{w} columns: {head}"
+        );
+    }
+    h.resize(100, 24);
+    h.event(EngineEvent::DumpProgress(Progress {
+        received: 20_000,
+        expected: None,
+    }));
+    let s = h.screen();
+    assert!(s.contains("dumping 20,000") && !s.contains("/~"), "{s}");
+    h.event(ev::dump(false));
+    assert!(!h.screen().contains("dumping"), "{}", h.screen());
+}
+
+/// Once a tick, flows past their timeout with no DESTROY seen are handed to the engine to
+/// re-check; the list (a pass over every flow) is made by the view builder.
+#[test]
+fn a_tick_asks_the_engine_to_recheck_flows_past_their_timeout() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use tui_support::{ManualClock, SETTLE, UNPACED};
+    let mut scene = Scene::default();
+    let mut f = Flow::new(tuple(proto::UDP, "10.8.0.1", 4000, "10.1.0.1", 53));
+    f.timeout = 30;
+    let key = FlowKey::of(&f);
+    scene.add_flow(f);
+    let clock = ManualClock::default();
+    clock.0.set(1);
+    let sent: Rc<RefCell<Vec<Request>>> = Rc::default();
+    let s2 = sent.clone();
+    let mut app = ctscope::tui::App::new(
+        scene.into(),
+        opts(),
+        Box::new(clock.clone()),
+        Box::new(move |r: Request| {
+            s2.borrow_mut().push(r);
+            Ok(())
+        }),
+    )
+    .with_pacing(UNPACED);
+    let rechecks = |sent: &Rc<RefCell<Vec<Request>>>| -> Vec<Vec<FlowKey>> {
+        sent.borrow()
+            .iter()
+            .filter_map(|r| match r {
+                Request::Recheck(k) => Some(k.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    app.handle(AppEvent::Tick);
+    assert!(app.settle(SETTLE));
+    assert!(rechecks(&sent).is_empty(), "still within its timeout");
+    clock.0.set(100);
+    app.handle(AppEvent::Tick);
+    assert!(app.settle(SETTLE));
+    assert_eq!(rechecks(&sent), vec![vec![key]]);
+}
+
+/// `m` from an expectation whose master arrived while another screen was shown: the flows
+/// rows it jumps to are stale, so the selection waits for their build and lands on it.
+#[test]
+fn a_jump_to_a_screen_with_stale_rows_lands_when_they_are_built() {
+    use ctscope::model::Expectation;
+    let mut h = Harness::lab();
+    h.ch('2');
+    let master = tuple(proto::TCP, "10.66.0.1", 40000, "10.1.0.1", 21);
+    let mut mf = Flow::new(master);
+    mf.status = status::CONFIRMED | status::SEEN_REPLY | status::HELPER;
+    mf.timeout = 300;
+    mf.helper = intern("ftp");
+    h.event(ev::flow(mf));
+    let mask = tuple(proto::TCP, "255.255.255.255", 0, "255.255.255.255", 0xffff);
+    let mut e = Expectation::new(
+        tuple(proto::TCP, "10.66.0.1", 0, "10.1.0.1", 50000),
+        mask,
+        master,
+    );
+    e.helper = intern("ftp");
+    e.timeout = 60;
+    h.event(ev::expect(e));
+    assert_eq!(h.app.tab(), "Expectations");
+    h.key(KeyCode::Home);
+    let n = h.app.flow_keys().len() + 50;
+    for _ in 0..n {
+        let sel = h.app.selected_expect().expect("a selection");
+        if sel.tuple.dport == 50000 {
+            break;
+        }
+        h.key(KeyCode::Down);
+    }
+    // The flows rows were built before the master arrived.
+    let mk = FlowKey::new(0, master);
+    assert!(!h.app.flow_keys().contains(&mk));
+    h.ch('m');
+    assert_eq!(h.app.tab(), "Flows", "{:?}", h.app.status());
+    assert_eq!(h.app.selected_flow(), Some(mk));
 }

@@ -186,7 +186,8 @@ fn assessments_are_not_recomputed_when_only_the_clock_ticks() {
     // The header counts what the assessor now says of the whole store (a second
     // expectation from one ftp master is also a burst for both).
     let a = Assessor::new(HelperTable::embedded().unwrap(), Config::default(), None);
-    let store = &h.app.store;
+    let guard = h.app.store.read();
+    let store = &*guard;
     let mut want: usize = a
         .all_expectations(store)
         .iter()
@@ -197,6 +198,7 @@ fn assessments_are_not_recomputed_when_only_the_clock_ticks() {
             .flow(store, &FlowKey::of(f))
             .map_or(0, |x| x.findings.len());
     }
+    drop(guard);
     assert!(want > 2, "the new expectation adds findings");
     assert_eq!(h.app.finding_count(), want);
     assert!(

@@ -93,7 +93,13 @@ fn a_dialog_sends_only_the_entries_it_froze() {
         panic!("no dialog")
     };
     let first = c.flow_keys()[0];
-    let old = h.app.store.flow(&first).cloned().expect("frozen flow");
+    let old = h
+        .app
+        .store
+        .read()
+        .flow(&first)
+        .cloned()
+        .expect("frozen flow");
     // Recycled while the dialog is open: DESTROY, then NEW with the same id.
     h.event(EngineEvent::Records(vec![
         (Event::Destroy, Record::Flow(old.clone())),

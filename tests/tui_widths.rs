@@ -319,9 +319,9 @@ impl Legit {
             press(h, KeyCode::Char('b'));
         }
         reset(h);
-        let store = &h.app.store;
+        let guard = h.app.store.read();
         let judge =
-            ctscope::model::stale::Staleness::new(store, Default::default(), Default::default());
+            ctscope::model::stale::Staleness::new(&guard, Default::default(), Default::default());
         for (_, fl, ex) in judge.per_helper(now) {
             self.nums.extend([fl as u64, ex as u64]);
         }
@@ -551,7 +551,7 @@ fn reset(h: &mut Harness) {
 fn sweep(height: u16, step: usize, detail_widths: &[u16]) {
     let mut h = replay(80, height);
     let now = h.clock.0.get();
-    let mut legit = Legit::collect(&h.app.store, now);
+    let mut legit = Legit::collect(&h.app.store.read(), now);
     legit.pressure(&mut h, now);
     assert!(
         legit.helpers.contains("netbios-ns"),
@@ -619,7 +619,7 @@ fn the_recent_screen_keeps_numbers_whole_at_every_width() {
     for height in [24u16, 12] {
         let mut h = replay_file("assets/lab-knock.ctrec", 80, height, false);
         let now = h.clock.0.get();
-        let mut legit = Legit::collect(&h.app.store, now);
+        let mut legit = Legit::collect(&h.app.store.read(), now);
         let v = h.app.recent_view().expect("the recording holds snapshots");
         let whole = |x: f64| text::dur_short(x.max(0.0).round() as u32);
         // The tab's count: every entry of every list and set.

@@ -152,6 +152,7 @@ impl Stream {
                 }
             }
             EngineEvent::DecodeErrors(_)
+            | EngineEvent::DumpProgress(_)
             | EngineEvent::ActionDone(_)
             | EngineEvent::Fatal(_)
             | EngineEvent::Recent(_)

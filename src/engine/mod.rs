@@ -62,6 +62,10 @@ pub enum EngineEvent {
     DumpBegin { flows: bool, expects: bool },
     /// The dump is complete (the store sweeps what it did not report).
     DumpEnd { flows: bool, expects: bool },
+    /// How far the flows dump in progress has come: sent after `DumpBegin` and after
+    /// every batch of dumped records, so a front end can show the first rows with a gauge
+    /// while a large table still streams. Leaves the store alone.
+    DumpProgress(Progress),
     /// The kernel dropped events (ENOBUFS); a re-dump follows.
     Overrun,
     /// Messages that could not be decoded since the last report.
@@ -82,6 +86,28 @@ pub enum EngineEvent {
     /// `-C`), or why they could not be read (a replay holds none; a refusal's message).
     /// Not store state: the dashboard turns successive readings into rates.
     Stats(std::result::Result<Box<crate::model::stats::Stats>, String>),
+}
+
+/// A flows dump's progress: flow entries received so far against the count the kernel
+/// gave for the namespace just before the dump began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// Flow entries of this dump decoded and sent so far.
+    pub received: u64,
+    /// `nf_conntrack_count` of the namespace (`IPCTNL_MSG_CT_GET_STATS`, what
+    /// `conntrack -C` reads) when the dump began. `None` for a replay (a recording holds
+    /// no count) or when the kernel did not answer. It counts every entry the kernel
+    /// holds, unconfirmed and dying ones too, and the table moves during the dump, so
+    /// `received` may end a little above or below it: show it as an estimate.
+    pub expected: Option<u64>,
+}
+
+impl Progress {
+    /// Received over expected, at most 1 (`None` without an expected count).
+    pub fn ratio(&self) -> Option<f64> {
+        self.expected
+            .map(|e| (self.received as f64 / e.max(1) as f64).min(1.0))
+    }
 }
 
 /// Why a re-dump runs.
@@ -199,6 +225,7 @@ pub fn apply(store: &mut Store, ev: EngineEvent, now: u32) -> bool {
             true
         }
         EngineEvent::Received(_)
+        | EngineEvent::DumpProgress(_)
         | EngineEvent::Resync(_)
         | EngineEvent::DecodeErrors(_)
         | EngineEvent::ActionDone(_)
@@ -478,6 +505,10 @@ struct Pump {
     /// An overrun was seen since the last dump began.
     overrun_since_dump: bool,
     counting: usize,
+    /// The flows dump in progress, if any: its progress, sent after each batch.
+    progress: Option<Progress>,
+    /// The kernel's count read just before the next dump (`Source::expected_flows`).
+    expected: Option<u64>,
     /// The receiver is gone or the recording failed: stop.
     done: bool,
     /// Plans being executed, in order: (plan, next target, report so far). Every decoded
@@ -575,6 +606,9 @@ impl Pump {
                     }
                 }
                 self.delivered += 1;
+                if let (Some(p), true, Record::Flow(_)) = (&mut self.progress, dumped, &record) {
+                    p.received += 1;
+                }
                 self.batch.push((event, record));
                 if self.batch.len() >= self.batch_max {
                     self.flush();
@@ -595,6 +629,9 @@ impl Pump {
             } else {
                 EngineEvent::Records(b)
             });
+            if let Some(p) = self.progress {
+                self.send(EngineEvent::DumpProgress(p));
+            }
         }
         if self.decode_errors > 0 {
             let n = std::mem::take(&mut self.decode_errors);
@@ -634,6 +671,14 @@ impl Pump {
                     flows: t & FLOWS != 0,
                     expects: t & EXPECTS != 0,
                 });
+                let expected = self.expected.take();
+                self.progress = (t & FLOWS != 0).then_some(Progress {
+                    received: 0,
+                    expected,
+                });
+                if let Some(p) = self.progress {
+                    self.send(EngineEvent::DumpProgress(p));
+                }
             }
             Item::DumpMsg(m) => {
                 self.write(record::Kind::DumpMsg, m);
@@ -642,6 +687,7 @@ impl Pump {
             }
             Item::DumpEnd(t) => {
                 self.flush();
+                self.progress = None;
                 self.write(record::Kind::DumpEnd, &[t]);
                 self.dumped = self.counting;
                 self.dumps += 1;
@@ -694,6 +740,8 @@ impl Pump {
 /// One full dump of both tables through the pump; returns its duration.
 fn full_dump(source: &mut dyn Source, pump: &mut Pump) -> Result<Duration> {
     let t0 = Instant::now();
+    // One small request before the dump: the gauge's denominator.
+    pump.expected = source.expected_flows();
     source.dump(FLOWS | EXPECTS, &mut |item| pump.item(item))?;
     pump.flush();
     Ok(t0.elapsed())
@@ -715,6 +763,8 @@ fn run(mut source: Box<dyn Source>, opts: Options, tx: Sender<EngineEvent>, rx: 
         dumps: 0,
         overrun_since_dump: false,
         counting: 0,
+        progress: None,
+        expected: None,
         done: false,
         plans: VecDeque::new(),
         delivered: 0,
@@ -912,6 +962,9 @@ mod tests {
     /// A scripted source: empty dumps, then the scripted poll results, one per call.
     struct Fake {
         live: bool,
+        /// What `expected_flows` answers, and the flow messages each dump holds.
+        expected: Option<u64>,
+        dumped: Vec<Vec<u8>>,
         dumps: std::sync::Arc<std::sync::atomic::AtomicUsize>,
         script: VecDeque<Option<Item<'static>>>,
         start: Instant,
@@ -921,8 +974,14 @@ mod tests {
         fn dump(&mut self, tables: u8, sink: &mut dyn FnMut(Item<'_>)) -> Result<bool> {
             self.dumps.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             sink(Item::DumpBegin(tables));
+            for m in &self.dumped {
+                sink(Item::DumpMsg(m));
+            }
             sink(Item::DumpEnd(tables));
             Ok(true)
+        }
+        fn expected_flows(&mut self) -> Option<u64> {
+            self.expected
         }
         fn poll(&mut self, _: Duration, _: usize, sink: &mut dyn FnMut(Item<'_>)) -> Result<Poll> {
             match self.script.pop_front() {
@@ -964,6 +1023,8 @@ mod tests {
         (
             Fake {
                 live,
+                expected: None,
+                dumped: Vec::new(),
                 dumps: dumps.clone(),
                 script: script.into(),
                 start: Instant::now(),
@@ -981,6 +1042,7 @@ mod tests {
             EngineEvent::Resync(ResyncReason::Redump) => "resync-redump",
             EngineEvent::DumpBegin { .. } => "begin",
             EngineEvent::DumpEnd { .. } => "end",
+            EngineEvent::DumpProgress(_) => "progress",
             EngineEvent::Overrun => "overrun",
             EngineEvent::DecodeErrors(_) => "decode-errors",
             EngineEvent::ActionDone(_) => "action",
@@ -996,7 +1058,7 @@ mod tests {
         let (src, dumps) = fake(true, vec![None, Some(Item::Overrun)]);
         let (rx, handle) = Engine::spawn(Box::new(src), Options::default()).unwrap();
         let mut seen = Vec::new();
-        while seen.len() < 6 {
+        while seen.len() < 8 {
             let ev = rx
                 .recv_timeout(Duration::from_secs(5))
                 .expect("engine event");
@@ -1009,7 +1071,16 @@ mod tests {
         }
         assert_eq!(
             seen,
-            ["begin", "end", "overrun", "resync-overrun", "begin", "end"]
+            [
+                "begin",
+                "progress",
+                "end",
+                "overrun",
+                "resync-overrun",
+                "begin",
+                "progress",
+                "end"
+            ]
         );
         handle.stop();
         assert_eq!(dumps.load(std::sync::atomic::Ordering::SeqCst), 2);
@@ -1088,7 +1159,7 @@ mod tests {
             .filter(|n| *n != "received")
             .collect();
         // A replay's overrun is followed by the recorded re-dump, not by a new one.
-        assert_eq!(names, ["begin", "end", "overrun"]);
+        assert_eq!(names, ["begin", "progress", "end", "overrun"]);
         assert_eq!(dumps.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
@@ -1195,6 +1266,7 @@ mod tests {
             [
                 "received",
                 "begin",
+                "progress",
                 "received",
                 "end",
                 "received",
@@ -1221,6 +1293,49 @@ mod tests {
             [DumpBegin, DumpEnd, EventMsg, Recent, Recent, EventMsg]
         );
         std::fs::remove_file(&path).ok();
+    }
+
+    #[test]
+    fn a_dump_reports_flows_received_against_the_kernel_count_after_each_batch() {
+        let (mut src, _) = fake(false, vec![]);
+        let flow = |sport| {
+            let t = crate::model::Tuple {
+                proto: crate::model::tuple::proto::UDP,
+                sport,
+                ..Default::default()
+            };
+            source::synthetic_destroy(&FlowKey::of(&crate::model::Flow::new(t)))
+        };
+        src.dumped = (1..=5).map(flow).collect();
+        src.expected = Some(6);
+        let opts = Options {
+            batch: 2,
+            ..Options::default()
+        };
+        let (rx, _handle) = Engine::spawn(Box::new(src), opts).unwrap();
+        let mut progress = Vec::new();
+        let mut records = 0;
+        for ev in rx.iter() {
+            match ev {
+                EngineEvent::DumpProgress(p) => progress.push((p.received, p.expected, records)),
+                EngineEvent::Records(b) => records += b.len(),
+                _ => {}
+            }
+        }
+        // At the start, then after every batch (of 2, the last of 1): never ahead of the
+        // records already sent.
+        let want = |r, n| (r, Some(6), n);
+        assert_eq!(progress, [want(0, 0), want(2, 2), want(4, 4), want(5, 5)]);
+        let p = Progress {
+            received: 5,
+            expected: Some(4),
+        };
+        assert_eq!(
+            p.ratio(),
+            Some(1.0),
+            "a moving table never shows more than full"
+        );
+        assert_eq!(Progress::default().ratio(), None);
     }
 
     #[test]

@@ -125,6 +125,14 @@ pub trait Source: Send {
         None
     }
 
+    /// How many flows the kernel holds right now (`nf_conntrack_count` of the namespace),
+    /// read just before a dump so its progress can be shown. `None` when unknown: a
+    /// recording holds no count (the format has no frame for it), so a replay's dump
+    /// shows entries received without a total.
+    fn expected_flows(&mut self) -> Option<u64> {
+        None
+    }
+
     /// Act on a viewer's request to the replay clock. A live source has no clock to
     /// steer: it ignores every request.
     fn control(&mut self, _c: ReplayControl) -> Result<()> {
@@ -278,6 +286,16 @@ impl Source for Live {
 
     fn netns(&self) -> Option<Namespace> {
         Some(self.ns.clone())
+    }
+
+    /// `conntrack -C` on the request socket, which lives in the watched namespace: no
+    /// `setns` and no `/proc/sys` read. A refusal or an odd reply is no count, never an
+    /// error: the dump matters, the gauge does not.
+    fn expected_flows(&mut self) -> Option<u64> {
+        let reply = self.conn.stats_global().ok()??;
+        crate::decode::stats::global(&reply)
+            .ok()
+            .map(|g| u64::from(g.entries))
     }
 
     fn discard_events(&mut self) -> Result<()> {

@@ -17,7 +17,7 @@ use crate::recent::{Admitted, Lang, Progress, Snapshot};
 
 /// The latest recency snapshot and what changed with it. The owner of the store keeps
 /// one and feeds it every `EngineEvent::Recent` (with the `Received` time before it).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RecentState {
     snapshot: Option<Snapshot>,
     /// When the snapshot was taken (live) or recorded (replay), ns since the Unix epoch.

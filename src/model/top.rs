@@ -299,6 +299,15 @@ struct Counts {
     acct: bool,
 }
 
+/// One pass's counts ([`Top::count_where`]), not yet taken in by a [`Top`].
+#[derive(Debug, Clone)]
+pub struct Counted {
+    by: GroupBy,
+    counts: HashMap<GroupKey, Counts>,
+    total: u64,
+    generation: u64,
+}
+
 /// One group as a screen or a headless mode shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -455,9 +464,21 @@ impl Top {
     /// [`rebuild`](Top::rebuild) over the flows `keep` accepts (a `--filter`); the caller
     /// then passes only accepted records to [`observe`](Top::observe).
     pub fn rebuild_where(&mut self, store: &Store, now: u32, keep: impl Fn(&Flow) -> bool) {
-        let mut counts = std::mem::take(&mut self.counts);
-        counts.clear();
-        let by = self.by;
+        let counted = Top::count_where(self.by, self.bytes, store, keep);
+        self.install(counted, now);
+    }
+
+    /// The pass of [`rebuild_where`](Top::rebuild_where) alone: counts per group of the
+    /// flows `keep` accepts, touching nothing but `store`. Split out so a dashboard can
+    /// run it on another thread (under the store's read lock) and [`install`](Top::install)
+    /// the result on its own.
+    pub fn count_where(
+        by: GroupBy,
+        bytes: bool,
+        store: &Store,
+        keep: impl Fn(&Flow) -> bool,
+    ) -> Counted {
+        let mut counts: HashMap<GroupKey, Counts> = HashMap::new();
         let mut total = 0;
         for f in store.flow_slice().iter().filter(|f| keep(f)) {
             total += 1;
@@ -468,13 +489,34 @@ impl Top {
             }
             // The one pointer chase of the pass (counters live in the boxed `Extra`): skipped
             // when the caller does not show bytes.
-            if self.bytes {
+            if bytes {
                 if let Some(b) = byte_sum(f) {
                     c.bytes += b;
                     c.acct = true;
                 }
             }
         }
+        Counted {
+            by,
+            counts,
+            total,
+            generation: store.generation(),
+        }
+    }
+
+    /// Take in a pass made by [`count_where`](Top::count_where) at store time `now`, and
+    /// compute bytes per second against the previous pass. A pass of another grouping
+    /// (the key changed while it ran) is dropped; returns whether it was taken.
+    pub fn install(&mut self, counted: Counted, now: u32) -> bool {
+        if counted.by != self.by {
+            return false;
+        }
+        let Counted {
+            counts,
+            total,
+            generation,
+            ..
+        } = counted;
         self.total = total;
         self.byte_rates.clear();
         if let Some(prev) = self.prev_at.filter(|p| now > *p) {
@@ -504,7 +546,13 @@ impl Top {
             .retain(|k, r| counts.contains_key(k) || !r.is_idle(now));
         self.counts = counts;
         self.at = now;
-        self.generation = Some(store.generation());
+        self.generation = Some(generation);
+        true
+    }
+
+    /// Whether passes sum bytes (what [`count_where`](Top::count_where) is given).
+    pub fn sums_bytes(&self) -> bool {
+        self.bytes
     }
 
     /// [`rebuild`](Top::rebuild) unless the store has not changed since the last pass and

@@ -1,20 +1,23 @@
 //! The application state and its one entry for input: `App::handle(AppEvent)`.
 //!
-//! The main thread owns the `App` (and with it the store). Events arrive on one channel;
-//! handling one only changes state and sets dirty flags; `App::prepare` rebuilds the views
-//! that are stale (store generation, filter or sort changed) and `ui::draw` turns only the
-//! visible window into rows. This module must not touch the terminal or sockets: confirmed
-//! plans go to the injected `Commands`, time comes from the injected `Clock`.
+//! The main thread owns the `App` and is the store's only writer (`worker::StoreWriter`:
+//! engine records are applied at once, or queued while a build reads the store and
+//! applied at the next turn). Events arrive on one channel; handling one only changes
+//! state and sets dirty flags; `App::prepare` asks the view builder (`views`) for what is
+//! stale (store generation, filter, sort or screen changed) and swaps in what it finished,
+//! and `ui::draw` turns only the visible window into rows. Nothing here waits for a build.
+//! This module must not touch the terminal or sockets: confirmed plans go to the injected
+//! `Commands`, time comes from the injected `Clock`.
 
-use std::collections::HashSet;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ratatui::backend::Backend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::Terminal;
 
 use crate::actions::{self, Entry, Fate, Plan, Target};
-use crate::engine::EngineEvent;
+use crate::engine::{EngineEvent, Progress};
 use crate::filter::Filter;
 use crate::model::recent::RecentState;
 use crate::model::stale::StateTimeouts;
@@ -29,21 +32,25 @@ use super::keymap::{self, Action, Context};
 pub use super::popups::confirm::Confirm;
 pub use super::popups::filter::FilterBar;
 use super::risk::{Assess, FindingRow, RiskCache};
-use super::screens::{self, chains, expectations, findings, flows, Ctx, Facts, Jump, Screen};
+use super::screens::{
+    self, chains, expectations, findings, flows, Ctx, Facts, Jump, Screen, Source,
+};
 use super::text;
 use super::theme::{Theme, ThemeKind};
+use super::views::{self, Built, ViewKey, Views};
+use super::worker::{self, Pacing, StoreWriter};
 
 /// What screens read, borrowed field by field from an app, so it can stand beside a
 /// mutable borrow of the app's screens.
 macro_rules! ctx {
-    ($app:expr) => {
+    ($app:expr, $store:expr) => {
         Ctx {
-            store: &$app.store,
+            store: $store,
             risk: &$app.risk,
             theme: &$app.theme,
             now: $app.now,
             clock: $app.clock.as_ref(),
-            filter: $app.filter.as_ref().map(|x| &x.filter),
+            filter: $app.filter.as_ref().map(|x| &*x.filter),
             summary: &$app.summary,
             recent: &$app.recent,
             replay: $app.opts.recorded_start.is_some(),
@@ -53,15 +60,6 @@ macro_rules! ctx {
         }
     };
 }
-
-/// Above this many flows, views rebuild at most once per tick instead of after every
-/// engine batch: a million-row sort per batch would starve key handling.
-pub const LIVE_REBUILD_LIMIT: usize = 20_000;
-
-/// Flows per extra second between data-driven rebuilds of a big table, so that while
-/// events stream a million-entry view re-sorts every 4 s, not every second (CPU budget);
-/// settings changes (filter, sort, unpause) still rebuild at once.
-pub const REBUILD_FLOWS_PER_SECOND: usize = 250_000;
 
 /// Everything that reaches the app, on one channel.
 #[derive(Debug)]
@@ -76,6 +74,8 @@ pub enum AppEvent {
     SourceEnded,
     /// SIGINT, SIGTERM or SIGHUP arrived: leave cleanly.
     Signal(i32),
+    /// The view builder finished a build (`views`): swap it in.
+    Built,
 }
 
 /// The user's own SSH session (`SSH_CONNECTION`): its flow is left out of flushes unless
@@ -155,7 +155,8 @@ pub struct Status {
 /// The active filter: its text (shown, and passed to flush requests) and compiled form.
 pub struct ActiveFilter {
     pub text: String,
-    pub filter: Filter,
+    /// Shared with the row builds that run on the view builder.
+    pub filter: Arc<Filter>,
 }
 
 /// What covers the tables.
@@ -205,10 +206,14 @@ pub struct ReplayState {
 
 /// The application.
 pub struct App {
-    /// The store, fed by the engine's events on the app's channel.
-    pub store: Store,
+    /// The store, fed by the engine's events on the app's channel; shared with the view
+    /// builder, which reads it. Read it with `store.read()`.
+    pub store: StoreWriter,
+    /// The view builder: screen rows, summary, risk and the expired-flow list are
+    /// built there.
+    views: Views,
     /// Recency state beside the store (lists, sets, knock progress): the Recent screen's.
-    pub(crate) recent: RecentState,
+    pub(crate) recent: Arc<RecentState>,
     /// When the engine's last batch was received (ns since the epoch): dates snapshots.
     received: u64,
     /// Records applied from the engine so far: a plan says up to where it saw them
@@ -222,9 +227,11 @@ pub struct App {
     pub(crate) screens: Vec<Box<dyn Screen>>,
     /// Index of the current screen.
     pub(crate) tab: usize,
-    /// Assessments of the current store generation (badges, findings, detail).
-    pub(crate) risk: RiskCache,
-    assessor: Option<Box<dyn Assess>>,
+    /// Assessments of a recent store generation (badges, findings, detail), shared with
+    /// the row builds that sort by Risk.
+    pub(crate) risk: Arc<RiskCache>,
+    /// Locked only by risk builds on the view builder's thread.
+    assessor: Option<Arc<Mutex<Box<dyn Assess>>>>,
     /// The engine's channel closed (a replay reached its end).
     pub(crate) ended: bool,
     /// Why the engine stopped, when it stopped on an error (a damaged recording: the
@@ -253,13 +260,15 @@ pub struct App {
     /// Frozen entries left out at the last confirmation as (destroyed, re-created) since
     /// the dialog opened, added to the result line of the report that follows.
     skipped: Option<(usize, usize)>,
-    tick_due: bool,
-    /// A dump just ended: rebuild stale views now, ignoring the size budget once.
-    force_rebuild: bool,
     /// A full dump is in progress (shown in the header).
     pub(crate) dumping: bool,
-    /// Store second of the last data-driven rebuild of a big table.
-    last_rebuild: u32,
+    /// How far the dump in progress is (`EngineEvent::DumpProgress`), for the header.
+    pub(crate) progress: Option<Progress>,
+    /// The screen whose rows were last asked for: a switch asks for a fresh spec.
+    shown: Option<usize>,
+    /// A jump waiting for its screen's rows: the entry, and the screen to go back to if
+    /// the rows do not hold it.
+    want: Option<(Entry, usize)>,
     rate_mark: (u32, u64),
     quit: bool,
     dirty: bool,
@@ -285,9 +294,14 @@ impl App {
             wall_ns: wall_ns(clock.as_ref(), now, opts.recorded_start.is_some()),
             ..Facts::default()
         };
+        let store = StoreWriter::new(store);
+        // Like `thread::spawn`, which panics when the system cannot start a thread.
+        let views = Views::spawn(store.shared(), Pacing::default())
+            .expect("cannot start the view builder thread");
         App {
             store,
-            recent: RecentState::new(),
+            views,
+            recent: Arc::default(),
             received: 0,
             applied: 0,
             theme: Theme::new(opts.theme),
@@ -296,7 +310,7 @@ impl App {
             commands,
             screens: screens::all(),
             tab: 0,
-            risk: RiskCache::default(),
+            risk: Arc::default(),
             assessor: None,
             ended: false,
             fatal: None,
@@ -316,10 +330,10 @@ impl App {
             frame: FrameStats::default(),
             jump_back: None,
             skipped: None,
-            tick_due: true,
-            force_rebuild: false,
             dumping: false,
-            last_rebuild: 0,
+            progress: None,
+            shown: None,
+            want: None,
             rate_mark: (now, events),
             quit: false,
             dirty: true,
@@ -329,10 +343,57 @@ impl App {
     /// Show helper risk from `assessor` (built once by the caller: `risk::Assessor` in
     /// production). Assessments are recomputed only when the store's generation moves.
     pub fn with_assessor(mut self, assessor: Box<dyn Assess>) -> App {
-        self.assessor = Some(assessor);
-        self.risk.built = None;
+        self.assessor = Some(Arc::new(Mutex::new(assessor)));
+        self.risk = Arc::default();
+        self.views.stale(ViewKey::Risk);
         self.dirty = true;
         self
+    }
+
+    /// Pace the view builder's data-driven rebuilds with `pacing` instead of the default
+    /// (tests: no gap; benchmarks). Restarts the builder; call it before the first frame.
+    pub fn with_pacing(mut self, pacing: Pacing) -> App {
+        self.views = Views::spawn(self.store.shared(), pacing)
+            .expect("cannot start the view builder thread");
+        self
+    }
+
+    /// Call `wake` (from the view builder's thread) whenever a build is ready, so the
+    /// main loop wakes to swap it in: `run` sends `AppEvent::Built` on the app's channel.
+    pub fn on_built(&self, wake: impl Fn() + Send + Sync + 'static) {
+        self.views.on_wake(wake);
+    }
+
+    /// Apply queued store updates, swap in finished builds and ask for the stale ones
+    /// until no build is out, waiting up to `timeout` in all. Returns whether it got
+    /// there. For tests and benchmarks, which assert on views after `handle`; the main
+    /// loop never waits for a build.
+    pub fn settle(&mut self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            while !self.store.flush() {
+                if Instant::now() >= end {
+                    return false;
+                }
+                std::thread::yield_now();
+            }
+            self.prepare();
+            if self.views.idle() && self.store.pending() == 0 {
+                return true;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            if let Some(b) = self.views.recv_timeout(left) {
+                self.swap_in(b);
+            }
+        }
+    }
+
+    /// Builds that panicked on the view builder (their views kept the previous rows).
+    pub fn failed_builds(&self) -> u64 {
+        self.views.failures()
     }
 
     /// Whether the engine's channel closed (a replay reached its end).
@@ -424,7 +485,7 @@ impl App {
 
     /// Recency state as the Recent screen shows it, joined with the store now.
     pub fn recent_view(&self) -> Option<crate::model::recent::RecentView> {
-        self.recent.view(&self.store)
+        self.recent.view(&self.store.read())
     }
 
     pub fn chain_rows(&self) -> &[chains::ChainRow] {
@@ -436,16 +497,17 @@ impl App {
         &self.screen::<screens::top::Top>().rows
     }
 
-    /// The current screen, and what screens read (every other part of the app): split
-    /// so a screen can change its own state while reading the store.
-    pub(crate) fn split(&mut self) -> (&mut Box<dyn Screen>, Ctx<'_>) {
-        let cx = ctx!(self);
+    /// The current screen, and what screens read (every other part of the app, and
+    /// `store`, read-locked by the caller): split so a screen can change its own state
+    /// while reading the store.
+    pub(crate) fn split<'a>(&'a mut self, store: &'a Store) -> (&'a mut Box<dyn Screen>, Ctx<'a>) {
+        let cx = ctx!(self, store);
         (&mut self.screens[self.tab], cx)
     }
 
     /// What screens read, for reading only.
-    pub(crate) fn ctx(&self) -> Ctx<'_> {
-        ctx!(self)
+    pub(crate) fn ctx<'a>(&'a self, store: &'a Store) -> Ctx<'a> {
+        ctx!(self, store)
     }
 
     /// Handle one event: state changes only; drawing happens later, once.
@@ -457,11 +519,15 @@ impl App {
             self.applied += batch.len() as u64;
             // Screens that count events (Top's rates) see each record before the store
             // merges it: a DESTROY's group is read from the flow the store still holds.
+            // (Queued updates first, when the store is free, so the lookup sees them.)
+            self.store.flush();
+            let store = self.store.read();
             for screen in &mut self.screens {
                 for (event, record) in batch {
-                    screen.observe(&self.store, *event, record, self.now);
+                    screen.observe(&store, *event, record, self.now);
                 }
             }
+            drop(store);
             // An open dialog learns from every record before the store merges it.
             if let Overlay::Confirm(c) = &mut self.overlay {
                 for (event, record) in batch {
@@ -479,44 +545,55 @@ impl App {
             }
             AppEvent::Resize(..) => self.dirty = true,
             AppEvent::Tick => {
-                let events = self.store.stats().events;
+                let events = self.store.read().stats().events;
                 let (t0, e0) = self.rate_mark;
                 if self.now > t0 {
                     self.rate = events.saturating_sub(e0) as f64 / f64::from(self.now - t0);
                     self.rate_mark = (self.now, events);
                 }
                 self.housekeeping();
-                self.tick_due = true;
+                self.screens[self.tab].tick(self.now);
                 self.dirty = true;
             }
             AppEvent::Engine(EngineEvent::Received(t)) => self.received = t,
             AppEvent::Engine(EngineEvent::Recent(s)) => {
-                self.recent.apply(*s, self.received);
-                self.dirty = true;
+                Arc::make_mut(&mut self.recent).apply(*s, self.received);
+                self.recent_moved();
             }
             AppEvent::Engine(EngineEvent::RecentDamaged(m)) => {
                 // Nothing else is lost: the replay goes on, the screen says so too.
                 self.set_status(StatusKind::Warn, m.clone());
-                self.recent.note_damaged(m);
+                Arc::make_mut(&mut self.recent).note_damaged(m);
+                self.recent_moved();
             }
-            AppEvent::Engine(e) => match inputs::apply(&mut self.store, e, self.now) {
+            AppEvent::Built => {
+                while let Some(b) = self.views.try_recv() {
+                    self.swap_in(b);
+                }
+            }
+            AppEvent::Engine(e) => match self.apply(e) {
                 Applied::Nothing => {}
                 Applied::Changed => self.dirty = true,
                 Applied::DumpStarted => {
                     self.dumping = true;
+                    self.progress = None;
                     self.dirty = true;
                 }
                 Applied::DumpDone => {
                     self.dumping = false;
-                    self.summary.built = None;
-                    self.force_rebuild = true;
+                    self.progress = None;
+                    // The first complete view follows the dump at once, not at the pace
+                    // of data-driven rebuilds.
+                    self.views.stale(ViewKey::Summary);
+                    self.views.stale(ViewKey::Risk);
+                    self.views.stale(ViewKey::Screen(self.tab));
                     self.dirty = true;
                 }
                 Applied::Report(r) => self.report(r),
                 Applied::Overrun => {
                     // The resync count lives in the header; stats may move without the
                     // store's generation moving.
-                    self.summary.built = None;
+                    self.views.again(ViewKey::Summary);
                     self.set_status(
                         StatusKind::Warn,
                         "kernel dropped events (ENOBUFS): re-dumping to resync".into(),
@@ -558,14 +635,57 @@ impl App {
         }
     }
 
+    /// Apply an engine event to the store (now, or queued behind a build that reads it)
+    /// and say what it means for the UI, from the event itself (`inputs::meaning`): the
+    /// store's answer may come a turn later. A progress report only moves the gauge, and
+    /// the kernel's counters only the header's rates.
+    fn apply(&mut self, e: EngineEvent) -> Applied {
+        let e = match e {
+            EngineEvent::DumpProgress(p) => {
+                self.progress = Some(p);
+                self.dirty = true;
+                return Applied::Nothing;
+            }
+            // The kernel's counters are the header's, never the store's.
+            EngineEvent::Stats(r) => return Applied::Stats(r),
+            e => e,
+        };
+        let meaning = inputs::meaning(&e);
+        let now = self.now;
+        self.store.update(move |s| {
+            inputs::apply(s, e, now);
+        });
+        meaning
+    }
+
+    /// A recency snapshot came (or a damaged one): screens that show it rebuild as after
+    /// a store change.
+    fn recent_moved(&mut self) {
+        for (j, s) in self.screens.iter().enumerate() {
+            if s.reads_recent() {
+                self.views.again(ViewKey::Screen(j));
+            }
+        }
+        self.dirty = true;
+    }
+
     /// Once a second (`engine::tick`): expire expectations, and ask the engine to re-check
     /// flows whose timeout passed without a DESTROY (pre-existing flows under
     /// `nf_conntrack_events=2`). A finished engine simply has nothing to ask.
     fn housekeeping(&mut self) {
-        self.store.expire_expectations_with(self.now, &mut |_| {});
-        let stale = self.store.expired_flows(self.now);
-        if !stale.is_empty() {
-            let _ = self.commands.send(Request::Recheck(stale));
+        let now = self.now;
+        self.store.update(move |s| {
+            s.expire_expectations_with(now, &mut |_| {});
+        });
+        // The list is a pass over every flow: the view builder makes it (`swap_in` sends it).
+        self.views.stale(ViewKey::Expired);
+        let gen = self.store.read().generation();
+        self.views
+            .ask(ViewKey::Expired, gen, false, || views::expired_job(now));
+        // Staleness moves with time alone: the header's stale counts are re-judged now and
+        // then on a quiet table too.
+        if self.now >= self.summary.judged_at.saturating_add(STALE_EVERY) {
+            self.views.again(ViewKey::Summary);
         }
         if self.opts.kernel_stats && !self.ended {
             let _ = self.commands.send(Request::Stats);
@@ -608,114 +728,109 @@ impl App {
         self.dirty = true;
     }
 
-    /// Bring stale views up to date. Cheap when nothing changed: one generation compare.
+    /// Apply queued store updates, swap in finished builds and ask the view builder for
+    /// what is stale: the header's summary and the risk cache (also while paused: the
+    /// header counts findings), and the visible screen's rows (a spec build when its
+    /// settings or the screen changed, else a data build when the store moved and the
+    /// view is not paused). Never waits: cheap when nothing changed.
     pub fn prepare(&mut self) {
-        let gen = self.store.generation();
-        let n = self.store.flow_count();
-        let gap = (n / REBUILD_FLOWS_PER_SECOND) as u32;
-        let throttled = n > LIVE_REBUILD_LIMIT
-            && !self.force_rebuild
-            && !(self.tick_due && self.now >= self.last_rebuild.saturating_add(gap));
-        let live = |built: Option<u64>| built.is_none() || (built != Some(gen) && !throttled);
-        let mut rebuilt = false;
-        // Staleness moves with time alone: re-judge a quiet table now and then too.
-        let rejudge = self.tick_due
-            && !throttled
-            && self.now >= self.summary.judged_at.saturating_add(STALE_EVERY);
-        if live(self.summary.built) || rejudge {
-            self.rebuild_summary(gen);
-            rebuilt = true;
+        self.store.flush();
+        while let Some(b) = self.views.try_recv() {
+            self.swap_in(b);
         }
-        // Risk follows the store (also while paused: the header counts findings).
-        if live(self.risk.built) {
-            // Sockets opened since the last look (a new FTP session's data listener) must
-            // be seen to tell the announcer's own socket from another service.
-            if let Some(a) = self.assessor.as_mut() {
-                a.refresh();
+        let gen = self.store.read().generation();
+        let (facts, now) = (self.facts, self.now);
+        self.views.ask(ViewKey::Summary, gen, true, move || {
+            views::summary_job(facts, now)
+        });
+        match &self.assessor {
+            Some(a) => {
+                let a = Arc::clone(a);
+                self.views
+                    .ask(ViewKey::Risk, gen, true, move || views::risk_job(a));
             }
-            self.risk
-                .rebuild(&self.store, self.assessor.as_deref(), gen);
-            for screen in &mut self.screens {
-                screen.risk_rebuilt();
+            // Nothing to assess: an empty cache of this generation.
+            None if self.risk.built != Some(gen) => {
+                let mut risk = RiskCache::default();
+                risk.built = Some(gen);
+                self.risk = Arc::new(risk);
             }
-            rebuilt = true;
+            None => {}
         }
-        let paused = self.paused;
-        // Data moved (within the size budget) and the view is not frozen by a pause.
-        let due = |built: Option<u64>| live(built) && !(built.is_some() && paused);
-        let (screen, cx) = self.split();
-        rebuilt |= screen.prepare(&cx, gen, &due);
-        if rebuilt && n > LIVE_REBUILD_LIMIT {
-            self.last_rebuild = self.now;
+        let i = self.tab;
+        if self.shown != Some(i) {
+            self.shown = Some(i);
+            self.views.stale(ViewKey::Screen(i));
         }
-        self.tick_due = false;
-        self.force_rebuild = false;
+        let src = Source {
+            filter: self.filter.as_ref().map(|f| Arc::clone(&f.filter)),
+            risk: Arc::clone(&self.risk),
+            now: self.now,
+            facts: self.facts,
+            recent: Arc::clone(&self.recent),
+            replay: self.opts.recorded_start.is_some(),
+        };
+        let screen = &self.screens[i];
+        // First rows while a dump streams: a view built from no entries at all is rebuilt
+        // as soon as the store has some and the last build is back, not at the pace of
+        // data builds.
+        let nothing_yet = screen.rows().shown() == (0, 0) && screen.rows().built() != Some(gen);
+        if self.dumping && nothing_yet && !self.views.pending(ViewKey::Screen(i)) {
+            self.views.stale(ViewKey::Screen(i));
+        }
+        let follow = screen.data_driven() && !self.paused;
+        self.views.ask(ViewKey::Screen(i), gen, follow, || {
+            screen.job(&src).map(Built::Rows)
+        });
     }
 
-    fn rebuild_summary(&mut self, gen: u64) {
-        let mut related = 0usize;
-        let mut per: Vec<(HelperId, usize, usize)> = Vec::new();
-        let mut bump = |h: HelperId, flow: bool| {
-            if h.is_none() {
+    /// Take in a finished build.
+    fn swap_in(&mut self, b: worker::Built<ViewKey, Built>) {
+        match (b.key, b.value) {
+            (ViewKey::Screen(i), Built::Rows(rows)) => {
+                if let Some(s) = self.screens.get_mut(i) {
+                    s.accept(rows, b.generation);
+                }
+                if let Some((e, back)) = self.want.take() {
+                    if i == self.tab && !self.views.pending(ViewKey::Screen(i)) {
+                        self.land(e, back);
+                    } else {
+                        self.want = Some((e, back));
+                    }
+                }
+            }
+            (_, Built::Summary(s)) => self.summary = s,
+            (_, Built::Risk(r)) => {
+                self.risk = Arc::new(r);
+                // Rows that point into the cache follow it (findings); a Risk sort is
+                // redone from the same generation.
+                for (j, s) in self.screens.iter_mut().enumerate() {
+                    s.risk_rebuilt();
+                    if s.rows().built().is_none() {
+                        self.views.stale(ViewKey::Screen(j));
+                    }
+                }
+                self.views.again(ViewKey::Screen(self.tab));
+            }
+            (_, Built::Expired(stale)) => {
+                if !stale.is_empty() {
+                    let _ = self.commands.send(Request::Recheck(stale));
+                }
                 return;
             }
-            let slot = match per.iter().position(|p| p.0 == h) {
-                Some(i) => i,
-                None => {
-                    per.push((h, 0, 0));
-                    per.len() - 1
-                }
-            };
-            if flow {
-                per[slot].1 += 1;
-            } else {
-                per[slot].2 += 1;
-            }
-        };
-        let mut masters: HashSet<FlowKey> = HashSet::new();
-        self.store.flows().for_each(|f| {
-            related += usize::from(f.is_related());
-            bump(f.helper, true);
-            if let Some(t) = f.master() {
-                masters.insert(FlowKey {
-                    orig: *t,
-                    ..FlowKey::of(f)
-                });
-            }
-        });
-        self.store.expectations().for_each(|e| {
-            bump(e.helper, false);
-            masters.insert(FlowKey::new(e.zone, e.master));
-        });
-        let mut helpers: Vec<(&'static str, usize, usize)> = per
-            .into_iter()
-            .map(|(h, f, e)| (h.shown().unwrap_or("?"), f, e))
-            .collect();
-        helpers.sort_unstable();
-        let stale = self
-            .facts
-            .judge(&self.store)
-            .per_helper(self.now)
-            .into_iter()
-            .map(|(h, f, e)| (h.shown().unwrap_or("-"), f, e))
-            .collect();
-        self.summary = Summary {
-            flows: self.store.flow_count(),
-            expects: self.store.expect_count(),
-            related,
-            chains: masters.len(),
-            helpers,
-            stale,
-            judged_at: self.now,
-            stats: self.store.stats(),
-            built: Some(gen),
-        };
+            // A key's value is always of its kind.
+            _ => {}
+        }
+        self.dirty = true;
     }
 
     /// Prepare and draw one frame.
     pub fn draw<B: Backend>(&mut self, terminal: &mut Terminal<B>) -> Result<(), B::Error> {
         self.prepare();
-        terminal.draw(|f| super::ui::draw(f, self))?;
+        // A read lock, shared with a build's scan: drawing never waits for a build.
+        let shared = self.store.shared();
+        let store = worker::read(&shared);
+        terminal.draw(|f| super::ui::draw(f, self, &store))?;
         self.dirty = false;
         Ok(())
     }
@@ -786,7 +901,10 @@ impl App {
         match Filter::parse(&text) {
             Ok(filter) => {
                 self.bar = None;
-                self.filter = Some(ActiveFilter { text, filter });
+                self.filter = Some(ActiveFilter {
+                    text,
+                    filter: Arc::new(filter),
+                });
                 self.invalidate_views();
             }
             Err(e) => {
@@ -797,8 +915,9 @@ impl App {
     }
 
     fn invalidate_views(&mut self) {
-        for screen in &mut self.screens {
+        for (i, screen) in self.screens.iter_mut().enumerate() {
             screen.invalidate();
+            self.views.stale(ViewKey::Screen(i));
         }
         self.dirty = true;
     }
@@ -830,6 +949,7 @@ impl App {
             Action::Detail if !self.screens[self.tab].has_detail() => self.goto_finding(),
             Action::GroupBy => match self.screens[self.tab].group_by() {
                 Ok(by) => {
+                    self.views.stale(ViewKey::Screen(self.tab));
                     self.set_status(StatusKind::Info, format!("grouped by {by}"));
                 }
                 Err(why) => self.set_status(StatusKind::Info, why.into()),
@@ -891,19 +1011,24 @@ impl App {
 
     /// The master key of a RELATED flow: from its master tuple, else the store's link.
     fn master_key(&self, key: &FlowKey) -> Option<FlowKey> {
-        let f = self.store.flow(key)?;
+        let store = self.store.read();
+        let f = store.flow(key)?;
         f.master()
             .map(|t| FlowKey {
                 orig: *t,
                 ..FlowKey::of(f)
             })
-            .or_else(|| self.store.master_of(key).map(FlowKey::of))
+            .or_else(|| store.master_of(key).map(FlowKey::of))
     }
 
     /// `m`: from a RELATED flow to its master and back, or from an expectation to its
     /// master on the flows screen (`Screen::jump` says which).
     fn jump_master(&mut self) {
-        let cur = match self.screens[self.tab].jump(&self.ctx()) {
+        let shared = self.store.shared();
+        let store = worker::read(&shared);
+        let jump = self.screens[self.tab].jump(&self.ctx(&store));
+        drop(store);
+        let cur = match jump {
             Jump::Nothing => return,
             Jump::Refuse(why) => return self.set_status(StatusKind::Info, why.into()),
             Jump::ToMaster(mk) => {
@@ -918,7 +1043,7 @@ impl App {
             }
             Jump::Within(cur) => cur,
         };
-        let is_related = self.store.flow(&cur).is_some_and(Flow::is_related);
+        let is_related = self.store.read().flow(&cur).is_some_and(Flow::is_related);
         let (target, back) = if is_related {
             match self.master_key(&cur) {
                 Some(m) => (m, Some(cur)),
@@ -947,20 +1072,40 @@ impl App {
         }
     }
 
-    /// Switch to the screen that lists `e`'s kind, bring it up to date and select `e`
-    /// there. Returns whether it is shown; if not, the screen stays as it was.
+    /// Switch to the screen that lists `e`'s kind, ask for its rows and select `e`
+    /// there. Returns `false` when it is known not to be shown (the screen then stays as
+    /// it was). When the rows it has are not current, the selection waits for the build
+    /// asked for (`land`), which goes back and says so if `e` is not among them.
     fn show_entry(&mut self, e: Entry) -> bool {
         let Some(i) = self.screens.iter().position(|s| s.lists(&e)) else {
             return false;
         };
         let back = self.tab;
         self.tab = i;
+        let current = self.shown == Some(i)
+            && self.screens[i].rows().built() == Some(self.store.read().generation());
         self.prepare();
-        let found = self.screens[i].select(e);
-        if !found {
-            self.tab = back;
+        if self.screens[i].select(e) {
+            return true;
         }
-        found
+        if current {
+            self.tab = back;
+            return false;
+        }
+        self.want = Some((e, back));
+        true
+    }
+
+    /// The rows a jump waited for arrived: select its entry, or go back and say why.
+    fn land(&mut self, e: Entry, back: usize) {
+        if !self.screens[self.tab].select(e) {
+            self.tab = back;
+            self.detail = false;
+            self.set_status(
+                StatusKind::Warn,
+                "not in the current view (filtered out or gone)".into(),
+            );
+        }
     }
 
     // ----- actions: every destructive request goes through a confirmation -----
@@ -1021,7 +1166,10 @@ impl App {
                 )
             }
         };
-        self.filter = Some(ActiveFilter { text: expr, filter });
+        self.filter = Some(ActiveFilter {
+            text: expr,
+            filter: Arc::new(filter),
+        });
         self.invalidate_views();
         if let Some(i) = self
             .screens
@@ -1066,7 +1214,8 @@ impl App {
     fn ask(&mut self, a: Action) {
         let own = {
             let ctx = self.plan_context(false);
-            self.screens[self.tab].plan(a, &self.ctx(), &ctx)
+            let store = self.store.read();
+            self.screens[self.tab].plan(a, &self.ctx(&store), &ctx)
         };
         if let Some(own) = own {
             if self.replay.is_some() {
@@ -1098,7 +1247,8 @@ impl App {
     /// plan and a note. `Ok(None)`: nothing is selected; `Err`: why there is nothing.
     fn plan_for(&self, a: Action) -> Result<Option<Asked>, &'static str> {
         let ctx = self.plan_context(false);
-        let store = &self.store;
+        let guard = self.store.read();
+        let store: &Store = &guard;
         Ok(Some(match a {
             Action::Delete => match self.selected_entry() {
                 Some(Entry::Expect(k)) => (
@@ -1192,7 +1342,7 @@ impl App {
     }
 
     fn selected_helper(&self) -> Option<HelperId> {
-        let store = &self.store;
+        let store = self.store.read();
         match self.selected_entry()? {
             Entry::Expect(k) => store.expectation(&k).map(|e| e.helper),
             Entry::Flow(k) => {
@@ -1220,7 +1370,9 @@ impl App {
             return;
         }
         let include = !c.include_ssh;
-        let plan = c.plan.replan(&self.store, &self.plan_context(include));
+        let plan = c
+            .plan
+            .replan(&self.store.read(), &self.plan_context(include));
         if let Overlay::Confirm(c) = &mut self.overlay {
             c.plan = plan;
             c.include_ssh = include;

@@ -81,6 +81,22 @@ pub fn apply(store: &mut Store, event: EngineEvent, now: u32) -> Applied {
     }
 }
 
+/// What an engine event means for the UI, from the event alone (the app applies it to the
+/// store later, possibly queued behind a build): `apply`'s answer, except that any event
+/// that may change the store is `Changed` (one frame too many at worst).
+pub fn meaning(event: &EngineEvent) -> Applied {
+    match event {
+        EngineEvent::ActionDone(r) => Applied::Report(ActionReport::from(r)),
+        EngineEvent::Fatal(m) => Applied::Fatal(m.clone()),
+        EngineEvent::DecodeErrors(n) => Applied::DecodeErrors(*n),
+        EngineEvent::Overrun => Applied::Overrun,
+        EngineEvent::DumpBegin { .. } => Applied::DumpStarted,
+        EngineEvent::DumpEnd { .. } => Applied::DumpDone,
+        EngineEvent::DumpProgress(_) => Applied::Nothing,
+        _ => Applied::Changed,
+    }
+}
+
 /// The records of an engine event, in order.
 pub fn observe_records(event: &EngineEvent, seen: &mut dyn FnMut(Event, &Record)) {
     if let EngineEvent::Records(batch) = event {

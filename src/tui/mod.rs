@@ -8,15 +8,26 @@
 //!
 //! ```text
 //! engine events ─┐                        ┌─► screens::<current>::draw ─┐
-//! terminal keys ─┼─► App::handle ─► App ──┤   (rows: pure builds over   ├─► frame (ui)
-//! tick, signals ─┘   (one channel)  │     │    the Store)               │
-//!                                    │     └─► widgets, popups ─────────┘
-//!                                    └─► Commands: a confirmed actions::Plan, replay
-//!                                        controls, re-checks (the engine)
+//! terminal keys ─┼─► App::handle ─► App ──┤   (rows swapped in from     ├─► frame (ui)
+//! tick, signals ─┤   (one channel)  │  ▲  │    the view builder)        │
+//! views built  ──┘                  │  │  └─► widgets, popups ─────────┘
+//!                                   │  └── views::Views ◄─► worker thread: Screen::job,
+//!                                   │      summary, risk (scan under the read lock)
+//!                                   └─► Commands: a confirmed actions::Plan, replay
+//!                                       controls, re-checks (the engine)
 //! ```
 //!
+//! Rows are never built on the main thread: the app asks the view builder (`views` over
+//! `worker`, one thread) for the visible screen's rows, the header summary and the risk
+//! cache, and swaps them in when `AppEvent::Built` wakes the loop. The store is shared
+//! behind a lock of which the main thread is the only writer and never waits (updates
+//! queue while a build scans), so a key is answered by the next frame whatever is being
+//! built. `probe` times that, key read to frame flushed, for the benchmark.
+//!
 //! Layout of the modules:
-//! - `app`: state and event handling (`App::handle`); owns the `Store` and the screens;
+//! - `app`: state and event handling (`App::handle`); writes the `Store`, owns the screens;
+//! - `views`: what is built off the main thread and when; `worker`: the builder thread;
+//! - `probe`: the opt-in frame log (`CTSCOPE_FRAME_LOG`);
 //! - `inputs`: the injected outside inputs (engine events, terminal, clock, commands);
 //! - `screens`: one module per screen and the one screen list (see its doc to add one);
 //! - `popups`: confirmation (one `actions::Plan`), help, filter bar, detail pane;
@@ -34,13 +45,16 @@ pub mod inputs;
 pub mod keymap;
 pub mod live;
 pub mod popups;
+pub mod probe;
 pub mod risk;
 pub mod screens;
 pub mod text;
 pub mod theme;
 pub mod ui;
 pub mod view;
+pub mod views;
 pub mod widgets;
+pub mod worker;
 
 use std::io::{self, IsTerminal};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -98,6 +112,12 @@ pub fn run(
     if let Some(a) = assessor {
         app = app.with_assessor(a);
     }
+    // A finished build wakes the loop to swap it in. `Sender` is `Sync`; a closed channel
+    // means the loop is gone and nobody needs waking.
+    let wake = tx.clone();
+    app.on_built(move || {
+        let _ = wake.send(AppEvent::Built);
+    });
     if !io::stdout().is_terminal() {
         // Exit 1 as before: nothing was wrong with the command line.
         anyhow::bail!(
@@ -127,13 +147,22 @@ pub fn last_signal() -> i32 {
 /// The longest the loop applies queued events before drawing a frame.
 const DRAIN_BUDGET: Duration = Duration::from_millis(30);
 
+/// Draw a frame, noting it in the frame log (`probe`) as the answer to the keys read
+/// before it began.
+fn draw(app: &mut App, terminal: &mut ratatui::DefaultTerminal) -> io::Result<()> {
+    let t = probe::now_ns();
+    app.draw(terminal)?;
+    probe::flushed(t);
+    Ok(())
+}
+
 fn event_loop(
     app: &mut App,
     terminal: &mut ratatui::DefaultTerminal,
     rx: &Receiver<AppEvent>,
     tick: Duration,
 ) -> anyhow::Result<()> {
-    app.draw(terminal)?;
+    draw(app, terminal)?;
     let mut next_tick = std::time::Instant::now() + tick;
     while !app.should_quit() {
         let wait = next_tick.saturating_duration_since(std::time::Instant::now());
@@ -156,7 +185,7 @@ fn event_loop(
             }
         }
         if app.needs_draw() && !app.should_quit() {
-            app.draw(terminal)?;
+            draw(app, terminal)?;
         }
     }
     Ok(())
@@ -182,7 +211,10 @@ fn spawn_input(mut read: TerminalSource, tx: Sender<AppEvent>) {
         .name("tui-input".into())
         .spawn(move || loop {
             let ev = match read() {
-                Ok(TermEvent::Key(k)) => AppEvent::Key(k),
+                Ok(TermEvent::Key(k)) => {
+                    probe::key_read(&k);
+                    AppEvent::Key(k)
+                }
                 Ok(TermEvent::Resize(w, h)) => AppEvent::Resize(w, h),
                 Ok(_) => continue,
                 // The terminal is gone (SSH dropped): ask the app to leave.

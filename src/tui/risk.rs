@@ -17,8 +17,9 @@ use crate::risk::{
 /// What the app asks of an assessor. Production passes `risk::Assessor` (built once at
 /// startup); tests wrap one to count calls. Both methods take the store because the
 /// assessor reads its linkage (master reply tuple, siblings, the expectation behind a
-/// RELATED flow) exactly as the JSON views do.
-pub trait Assess {
+/// RELATED flow) exactly as the JSON views do. `Send`: the cache is rebuilt on the view
+/// builder's thread (`tui::views`).
+pub trait Assess: Send {
     /// Every live expectation's assessment (`Assessor::all_expectations`).
     fn expectations(&self, store: &Store) -> Vec<(ExpectKey, Assessment)>;
     /// A RELATED flow's assessment (`Assessor::flow`): every RELATED flow has one, from
@@ -149,8 +150,8 @@ pub fn badge(a: &Assessment, port: u16) -> String {
     finding_badge(&a.findings, port).unwrap_or_else(|| level_badge(headline(&a.freedom)).into())
 }
 
-/// Assessments of the current store generation, by key. Rebuilt only when the store's
-/// generation moved (and under the same size budget as the views), never per frame.
+/// Assessments of a store generation, by key. Rebuilt by the view builder (`tui::views`)
+/// when the store's generation moved, paced like the views, never per frame.
 #[derive(Default)]
 pub struct RiskCache {
     /// Generation the cache was built from; `None`: stale.

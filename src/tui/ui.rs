@@ -18,12 +18,15 @@
 use ratatui::layout::{Constraint, Layout};
 use ratatui::Frame;
 
+use crate::model::Store;
+
 use super::app::{App, Overlay};
 use super::popups::{confirm, detail, help};
 use super::widgets::{header, status};
 
 /// Draw the whole screen.
-pub fn draw(f: &mut Frame, app: &mut App) {
+/// `store` is read-locked by the caller for the whole frame.
+pub fn draw(f: &mut Frame, app: &mut App, store: &Store) {
     let area = f.area();
     let bar_lines = match &app.bar {
         Some(b) if b.error.is_some() => 2,
@@ -37,7 +40,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     ])
     .areas(area);
     header::draw(f, app, head);
-    let cx = app.ctx();
+    let cx = app.ctx(store);
     header::tabs(f, app, &cx, tabs);
     let screen = &app.screens[app.tab];
     // The detail pane's lines are built once per frame: they size the pane and fill it.
@@ -58,7 +61,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
         None => body,
     };
     let drawn = {
-        let (screen, cx) = app.split();
+        let (screen, cx) = app.split(store);
         screen.draw(f, &cx, table_area)
     };
     app.frame.table_rows = drawn.rows;
@@ -73,9 +76,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
             app.replay.is_some(),
             area,
         ),
-        Overlay::Confirm(c) => {
-            confirm::draw(f, &app.theme, &app.store, c, app.opts.ssh.is_some(), area)
-        }
+        Overlay::Confirm(c) => confirm::draw(f, &app.theme, store, c, app.opts.ssh.is_some(), area),
     }
     app.frame.frames += 1;
 }

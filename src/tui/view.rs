@@ -2,8 +2,9 @@
 //! entry by key, the `Column` trait every screen's column enum implements, and `layout`,
 //! which picks the columns that fit a width.
 //!
-//! A view keeps only keys and is rebuilt when the store's generation, the filter or the
-//! sort changes, never per frame; a frame turns only the visible window into rows.
+//! A view keeps only keys and is rebuilt (on the view builder, `tui::views`) when the
+//! store's generation, the filter or the sort changes, never per frame; a frame turns only
+//! the visible window into rows.
 //! `layout` drops whole columns by priority (never an essential one such as Risk). The
 //! columns themselves live with their screen (`screens::*`). This module must not draw
 //! or style.
@@ -156,6 +157,8 @@ pub trait Rows {
     fn invalidate(&mut self);
     /// Rows shown and entries before filtering.
     fn shown(&self) -> (usize, usize);
+    /// The store generation the rows were built from; `None`: never, or invalidated.
+    fn built(&self) -> Option<u64>;
 }
 
 impl<K: Copy + PartialEq> Rows for TableView<K> {
@@ -167,6 +170,9 @@ impl<K: Copy + PartialEq> Rows for TableView<K> {
     }
     fn shown(&self) -> (usize, usize) {
         (self.keys.len(), self.total)
+    }
+    fn built(&self) -> Option<u64> {
+        self.built
     }
 }
 
@@ -202,21 +208,11 @@ impl<K: Copy + PartialEq> TableView<K> {
         }
     }
 
-    /// When `due(built)` says so, replace the keys with what `build` returns (keys and the
-    /// count before filtering) and remember `gen`. Returns whether it rebuilt.
-    pub fn refresh(
-        &mut self,
-        gen: u64,
-        due: &dyn Fn(Option<u64>) -> bool,
-        build: impl FnOnce() -> (Vec<K>, usize),
-    ) -> bool {
-        if !due(self.built) {
-            return false;
-        }
-        let (keys, total) = build();
+    /// Swap in built rows (keys and the count before filtering) of store generation
+    /// `gen`, keeping the selection on the same entry (`set_keys`).
+    pub fn accept(&mut self, keys: Vec<K>, total: usize, gen: u64) {
         self.set_keys(keys, total);
         self.built = Some(gen);
-        true
     }
 
     /// Replace the keys, keeping the selection on the same entry when it is still there,
@@ -225,8 +221,12 @@ impl<K: Copy + PartialEq> TableView<K> {
         self.keys = keys;
         self.total = total;
         if let Some(k) = self.sel_key {
-            if let Some(i) = self.keys.iter().position(|x| *x == k) {
-                self.sel = i;
+            // Most rebuilds leave the entry where it was: look there before searching a
+            // million keys on the main thread.
+            if self.keys.get(self.sel) != Some(&k) {
+                if let Some(i) = self.keys.iter().position(|x| *x == k) {
+                    self.sel = i;
+                }
             }
         }
         self.clamp();

@@ -11,6 +11,8 @@
 use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ctscope::actions::{self, Plan, Target};
@@ -23,6 +25,7 @@ use ctscope::model::{Counter, Expectation, Family, Flow, Tuple};
 use ctscope::model::{Event, Record};
 use ctscope::risk::{Assessment, Assessor, Config, HelperTable};
 use ctscope::tui::risk::Assess;
+use ctscope::tui::worker::Pacing;
 use ctscope::tui::{App, AppEvent, Clock, Request, TuiOptions};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -143,21 +146,34 @@ pub fn plan_expects(p: &Plan) -> Vec<ExpectKey> {
 /// full reassessment.
 pub struct CountingAssessor {
     pub inner: Assessor,
-    pub calls: Rc<Cell<usize>>,
+    pub calls: Calls,
+}
+
+/// A count shared with an assessor that runs on the view builder's thread.
+#[derive(Clone, Default)]
+pub struct Calls(Arc<AtomicUsize>);
+
+impl Calls {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+    fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl CountingAssessor {
     pub fn embedded() -> CountingAssessor {
         CountingAssessor {
             inner: Assessor::new(HelperTable::embedded().unwrap(), Config::default(), None),
-            calls: Rc::default(),
+            calls: Calls::default(),
         }
     }
 }
 
 impl Assess for CountingAssessor {
     fn expectations(&self, store: &Store) -> Vec<(ExpectKey, Assessment)> {
-        self.calls.set(self.calls.get() + 1);
+        self.calls.bump();
         self.inner.all_expectations(store)
     }
     fn flow(&self, store: &Store, key: &FlowKey) -> Option<Assessment> {
@@ -399,6 +415,17 @@ pub fn lab() -> Scene {
 /// Captured requests (re-checks, which are the engine's business, are left out).
 pub type Sent = Rc<RefCell<Vec<Request>>>;
 
+/// The view builder's pacing in tests: every data rebuild at once, so a test waits only
+/// for the builds themselves (`Harness::settle`).
+pub const UNPACED: Pacing = Pacing {
+    budget: 1.0,
+    min_gap: Duration::ZERO,
+    max_lag: Duration::from_secs(1),
+};
+
+/// How long `Harness::settle` waits for the view builder.
+pub const SETTLE: Duration = Duration::from_secs(60);
+
 /// A harness: the real `App` over the lab, a TestBackend terminal, a manual clock.
 pub struct Harness {
     pub app: App,
@@ -406,7 +433,7 @@ pub struct Harness {
     pub clock: ManualClock,
     pub sent: Sent,
     /// Full reassessments the app asked of its assessor.
-    pub risk_calls: Rc<Cell<usize>>,
+    pub risk_calls: Calls,
 }
 
 pub fn opts() -> TuiOptions {
@@ -445,7 +472,7 @@ impl Harness {
         clock.0.set(1);
         let sent: Sent = Rc::default();
         let s2 = sent.clone();
-        let risk_calls = Rc::default();
+        let risk_calls = Calls::default();
         let app = App::new(
             scene.into(),
             opts,
@@ -457,7 +484,8 @@ impl Harness {
                 Ok(())
             }),
         )
-        .with_assessor(assessor);
+        .with_assessor(assessor)
+        .with_pacing(UNPACED);
         let term = Terminal::new(TestBackend::new(w, h)).unwrap();
         Harness {
             app,
@@ -492,7 +520,13 @@ impl Harness {
 
     /// The kernel destroys the flow `k` (as the store holds it).
     pub fn remove_flow(&mut self, k: FlowKey) -> &mut Self {
-        let f = self.app.store.flow(&k).cloned().expect("flow to remove");
+        let f = self
+            .app
+            .store
+            .read()
+            .flow(&k)
+            .cloned()
+            .expect("flow to remove");
         self.event(ev::destroy(f))
     }
 
@@ -514,8 +548,21 @@ impl Harness {
         self.draw()
     }
 
+    /// Wait for the view builder to finish what the last event asked for (tests assert
+    /// on views right after `handle`), then draw.
     pub fn draw(&mut self) -> &mut Self {
+        self.settle();
         self.app.draw(&mut self.term).unwrap();
+        self
+    }
+
+    /// Wait for outstanding builds (generously: the machine may be loaded).
+    pub fn settle(&mut self) -> &mut Self {
+        assert!(
+            self.app.settle(SETTLE),
+            "the view builder did not finish in {SETTLE:?}"
+        );
+        assert_eq!(self.app.failed_builds(), 0, "a build panicked");
         self
     }
 

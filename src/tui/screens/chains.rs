@@ -22,8 +22,9 @@ use crate::tui::text;
 use crate::tui::view::{Column, Rows, TableView};
 use crate::tui::widgets::table::{self, TextRow};
 use crate::tui::widgets::thousands;
+use crate::tui::worker::Job;
 
-use super::{display_helper, risk_badge, risk_text, Ctx, Drawn, Screen};
+use super::{display_helper, risk_badge, risk_text, BuiltRows, Ctx, Drawn, Screen, Source};
 
 /// Columns of the RELATED chains screen: the tree, then what each line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,9 +221,20 @@ impl Screen for Chains {
         "by master".into()
     }
 
-    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool {
-        self.view
-            .refresh(gen, due, || build(cx.store, cx.filter, cx.now, &cx.facts))
+    /// The whole build is the scan: the tree needs the store's linkage throughout, and
+    /// it covers only masters with children, a small part of a big table.
+    fn job(&self, src: &Source) -> Job<BuiltRows> {
+        let (filter, now, facts) = (src.filter.clone(), src.now, src.facts);
+        Job::new(
+            move |store: &Store| build(store, filter.as_deref(), now, &facts),
+            |rows| Box::new(rows) as BuiltRows,
+        )
+    }
+
+    fn accept(&mut self, rows: BuiltRows, gen: u64) {
+        if let Ok(rows) = rows.downcast::<(Vec<ChainRow>, usize)>() {
+            self.view.accept(rows.0, rows.1, gen);
+        }
     }
 
     fn selected(&self) -> Option<Entry> {

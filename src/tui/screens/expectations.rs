@@ -13,7 +13,7 @@ use ratatui::Frame;
 use crate::actions::Entry;
 use crate::model::expect::flags as eflags;
 use crate::model::store::{ExpectKey, FlowKey};
-use crate::model::{Expectation, Store};
+use crate::model::{Expectation, Store, Tuple};
 use crate::tui::popups::detail;
 use crate::tui::risk::RiskCache;
 use crate::tui::text;
@@ -112,18 +112,16 @@ fn sort_value(risk: &RiskCache, col: ExpectCol, e: &Expectation, now: u32) -> So
     }
 }
 
-/// The expectation keys: filter, then sort (ties by tuple, so the order is total).
-/// Returns the keys and the number before filtering. A pure function of the store and
-/// `spec`.
-pub fn build(m: &Store, spec: &Spec<ExpectCol>) -> (Vec<ExpectKey>, usize) {
-    let (filter, risk, col, desc, now) = (spec.filter, spec.risk, spec.sort, spec.desc, spec.now);
+/// What the expectations scan copies out: sort value, tie-breaking tuples, key.
+pub type Scanned = Vec<(SortVal, (Tuple, Tuple, u16), ExpectKey)>;
+
+/// Filter and copy out each shown expectation's sort value and key (under the store's
+/// lock). Also the number of expectations before filtering.
+pub fn scan(m: &Store, spec: &Spec<ExpectCol>) -> (Scanned, usize) {
+    let (filter, risk, col, now) = (spec.filter, spec.risk, spec.sort, spec.now);
     let facts = spec.facts.context(m);
     let mut total = 0usize;
-    let mut pairs: Vec<(
-        SortVal,
-        (crate::model::Tuple, crate::model::Tuple, u16),
-        ExpectKey,
-    )> = Vec::new();
+    let mut pairs: Scanned = Vec::new();
     m.expectations().for_each(|e| {
         total += 1;
         if filter.is_none_or(|x| x.match_expect_in(e, now, &facts)) {
@@ -135,12 +133,25 @@ pub fn build(m: &Store, spec: &Spec<ExpectCol>) -> (Vec<ExpectKey>, usize) {
             pairs.push((sort_value(risk, col, e, now), second, ExpectKey::of(e)));
         }
     });
+    (pairs, total)
+}
+
+/// Sort what `scan` copied out (ties by tuple, so the order is total), in direction `desc`.
+pub fn finish(mut pairs: Scanned, desc: bool) -> Vec<ExpectKey> {
     pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     let mut keys: Vec<ExpectKey> = pairs.into_iter().map(|(_, _, k)| k).collect();
     if desc {
         keys.reverse();
     }
-    (keys, total)
+    keys
+}
+
+/// The expectation keys: filter, then sort. Returns the keys and the number before
+/// filtering. A pure function of the store and `spec`: `scan` then `finish`, as the view
+/// builder runs them.
+pub fn build(m: &Store, spec: &Spec<ExpectCol>) -> (Vec<ExpectKey>, usize) {
+    let (pairs, total) = scan(m, spec);
+    (finish(pairs, spec.desc), total)
 }
 
 /// The expectations screen's state: its row keys, selection and sort.
@@ -163,6 +174,7 @@ impl Default for Expectations {
 impl SortedTable for Expectations {
     type Key = ExpectKey;
     type Col = ExpectCol;
+    type Scanned = Scanned;
     const TITLES: (&'static str, &'static str) = ("Expectations", "Exp");
     const COLUMNS: &'static [ExpectCol] = &ExpectCol::ALL;
 
@@ -178,8 +190,12 @@ impl SortedTable for Expectations {
         cx.summary.expects
     }
 
-    fn build(store: &Store, spec: &Spec<ExpectCol>) -> (Vec<ExpectKey>, usize) {
-        build(store, spec)
+    fn scan(store: &Store, spec: &Spec<ExpectCol>) -> (Scanned, usize) {
+        scan(store, spec)
+    }
+
+    fn finish(scanned: Scanned, desc: bool) -> Vec<ExpectKey> {
+        finish(scanned, desc)
     }
 
     fn key(e: Entry) -> Option<ExpectKey> {

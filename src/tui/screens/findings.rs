@@ -31,8 +31,9 @@ use crate::tui::theme::Theme;
 use crate::tui::view::{Column, Rows, TableView};
 use crate::tui::widgets::table::{self, TextRow};
 use crate::tui::widgets::thousands;
+use crate::tui::worker::Job;
 
-use super::{display_helper, Ctx, Drawn, Jump, Screen};
+use super::{display_helper, BuiltRows, Ctx, Drawn, Jump, Screen, Source};
 
 /// Columns of the findings list (the selected finding is shown in full below it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,11 +193,28 @@ impl Screen for Findings {
     }
 
     /// Rebuilt whenever the risk cache is (or the filter changes), also while paused.
-    fn prepare(&mut self, cx: &Ctx, gen: u64, _due: &dyn Fn(Option<u64>) -> bool) -> bool {
-        let stale = |built: Option<u64>| built.is_none();
-        self.view.refresh(gen, &stale, || {
-            build(cx.store, cx.risk, cx.filter, cx.now, &cx.facts)
-        })
+    /// Findings follow the risk cache (`risk_rebuilt`), not every store change; the
+    /// filter reads the store, so the whole build is the scan.
+    fn job(&self, src: &Source) -> Job<BuiltRows> {
+        let src = src.clone();
+        Job::new(
+            move |store: &Store| {
+                build(store, &src.risk, src.filter.as_deref(), src.now, &src.facts)
+            },
+            |rows| Box::new(rows) as BuiltRows,
+        )
+    }
+
+    fn accept(&mut self, rows: BuiltRows, gen: u64) {
+        if let Ok(rows) = rows.downcast::<(Vec<FindingRow>, usize)>() {
+            self.view.accept(rows.0, rows.1, gen);
+        }
+    }
+
+    /// Rebuilt when the risk cache is (`risk_rebuilt`) or the settings change, not on
+    /// every store change: rows point into the cache.
+    fn data_driven(&self) -> bool {
+        false
     }
 
     fn risk_rebuilt(&mut self) {

@@ -19,6 +19,7 @@ use crate::tui::text;
 use crate::tui::theme::Theme;
 use crate::tui::view::{self, risk_rank, Column, SortVal, TableView};
 use crate::tui::widgets::table::{self, TextRow};
+use crate::tui::worker::sort_rows;
 
 use super::{display_helper, risk_text, sort_title, Ctx, Drawn, Jump, SortedTable, Spec};
 
@@ -151,40 +152,71 @@ fn sort_value(risk: &RiskCache, col: FlowCol, f: &Flow, now: u32) -> SortVal {
     }
 }
 
-/// The flow keys: filter, then sort (ties by key, so the order is total). Returns the keys
-/// and the number of flows before filtering. A pure function of the store and `spec`.
-pub fn build(m: &Store, spec: &Spec<FlowCol>) -> (Vec<FlowKey>, usize) {
-    let (filter, risk, col, desc, now) = (spec.filter, spec.risk, spec.sort, spec.desc, spec.now);
+/// What the flows scan copies out: numeric sort values go to `sort_rows` (the cheap
+/// sort at a million rows); names (state, ctstate, helper) sort as they are.
+pub enum Scanned {
+    Numbers(Vec<(u64, FlowKey)>),
+    Names(Vec<(SortVal, FlowKey)>),
+}
+
+/// Filter and copy out each shown flow's sort value and key (under the store's lock).
+/// Also the number of flows before filtering.
+pub fn scan(m: &Store, spec: &Spec<FlowCol>) -> (Scanned, usize) {
+    let (filter, risk, col, now) = (spec.filter, spec.risk, spec.sort, spec.now);
+    let total = m.flow_count();
     let facts = spec.facts.context(m);
-    let mut total = 0usize;
-    let mut keys: Vec<FlowKey>;
-    if col == FlowCol::Conn {
-        keys = Vec::with_capacity(m.flow_count());
-        m.flows().for_each(|f| {
-            total += 1;
-            if filter.is_none_or(|x| x.match_flow_in(f, now, &facts)) {
-                keys.push(FlowKey::of(f));
-            }
-        });
-        keys.sort_unstable_by_key(|k| (k.orig, k.zone));
+    let shown = |f: &&Flow| filter.is_none_or(|x| x.match_flow_in(f, now, &facts));
+    // The columns `sort_value` gives a name (`SortVal::S`) for.
+    let by_name = matches!(col, FlowCol::State | FlowCol::Ct | FlowCol::Helper);
+    let scanned = if !by_name {
+        let mut rows = Vec::with_capacity(m.flow_count());
+        rows.extend(m.flows().filter(shown).map(|f| {
+            let v = match sort_value(risk, col, f, now) {
+                SortVal::N(n) => n,
+                SortVal::S(_) => 0,
+            };
+            (v, FlowKey::of(f))
+        }));
+        Scanned::Numbers(rows)
     } else {
-        let mut pairs: Vec<(SortVal, FlowKey)> = Vec::with_capacity(m.flow_count());
-        m.flows().for_each(|f| {
-            total += 1;
-            if filter.is_none_or(|x| x.match_flow_in(f, now, &facts)) {
-                pairs.push((sort_value(risk, col, f, now), FlowKey::of(f)));
-            }
-        });
-        pairs.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| (a.1.orig, a.1.zone).cmp(&(b.1.orig, b.1.zone)))
-        });
-        keys = pairs.into_iter().map(|(_, k)| k).collect();
-    }
+        let mut rows = Vec::with_capacity(m.flow_count());
+        rows.extend(
+            m.flows()
+                .filter(shown)
+                .map(|f| (sort_value(risk, col, f, now), FlowKey::of(f))),
+        );
+        Scanned::Names(rows)
+    };
+    (scanned, total)
+}
+
+/// Sort what `scan` copied out (ties by key, so the order is total), in direction `desc`.
+pub fn finish(scanned: Scanned, desc: bool) -> Vec<FlowKey> {
+    let by_key = |a: &FlowKey, b: &FlowKey| (a.orig, a.zone).cmp(&(b.orig, b.zone));
+    let mut keys = match scanned {
+        // The prefix is the source address's first 8 bytes: `Tuple` orders by `src` first.
+        Scanned::Numbers(rows) => sort_rows(
+            rows,
+            |k| u64::from_be_bytes(k.orig.src[..8].try_into().unwrap_or([0; 8])),
+            by_key,
+        ),
+        Scanned::Names(mut rows) => {
+            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| by_key(&a.1, &b.1)));
+            rows.into_iter().map(|(_, k)| k).collect()
+        }
+    };
     if desc {
         keys.reverse();
     }
-    (keys, total)
+    keys
+}
+
+/// The flow keys: filter, then sort (ties by key, so the order is total). Returns the keys
+/// and the number of flows before filtering. A pure function of the store and `spec`:
+/// `scan` then `finish`, as the view builder runs them.
+pub fn build(m: &Store, spec: &Spec<FlowCol>) -> (Vec<FlowKey>, usize) {
+    let (scanned, total) = scan(m, spec);
+    (finish(scanned, spec.desc), total)
 }
 
 /// The flow table's rows for the visible keys. Without the ctstate column its first
@@ -290,6 +322,7 @@ impl Default for Flows {
 impl SortedTable for Flows {
     type Key = FlowKey;
     type Col = FlowCol;
+    type Scanned = Scanned;
     const TITLES: (&'static str, &'static str) = ("Flows", "Flows");
     const COLUMNS: &'static [FlowCol] = &FlowCol::ALL;
 
@@ -305,8 +338,12 @@ impl SortedTable for Flows {
         cx.summary.flows
     }
 
-    fn build(store: &Store, spec: &Spec<FlowCol>) -> (Vec<FlowKey>, usize) {
-        build(store, spec)
+    fn scan(store: &Store, spec: &Spec<FlowCol>) -> (Scanned, usize) {
+        scan(store, spec)
+    }
+
+    fn finish(scanned: Scanned, desc: bool) -> Vec<FlowKey> {
+        finish(scanned, desc)
     }
 
     fn key(e: Entry) -> Option<FlowKey> {

@@ -16,8 +16,10 @@
 //! - a column enum: a new column is one variant, with its `Column` arms (title, width,
 //!   priority) and its cell and sort value beside it in the same file;
 //! - `build`: the pure "filter + sort the row keys" over `(&Store, &Spec)`, returning the
-//!   keys and the count before filtering. It takes no app state, so it can run anywhere
-//!   (a background view builder runs exactly these);
+//!   keys and the count before filtering, split in two for the view builder
+//!   (`tui::views`): a scan that needs the store (it runs under the store's read lock)
+//!   and a finish (the sort) that does not. `Screen::job` hands both to the builder and
+//!   `Screen::accept` takes back what they made;
 //! - the `Screen` impl: selection (a `view::TableView` that follows its entry by key),
 //!   sort keys, the detail pane's lines (built once per frame) and drawing through the
 //!   shared table tail (`widgets::table`).
@@ -37,6 +39,7 @@ pub mod recent;
 pub mod top;
 
 use std::any::Any;
+use std::sync::Arc;
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -59,6 +62,7 @@ use super::risk::{self as trisk, RiskCache};
 use super::theme::Theme;
 use super::view::{Column, Rows, TableView};
 use super::widgets::thousands;
+use super::worker::Job;
 
 /// The screen list, in tab order (keys 1, 2, 3…). A new screen is one line here.
 pub fn all() -> Vec<Box<dyn Screen>> {
@@ -132,6 +136,26 @@ impl Ctx<'_> {
     }
 }
 
+/// A screen's finished rows as the view builder hands them back; only the screen that
+/// made the job knows their type (`Screen::accept`).
+pub type BuiltRows = Box<dyn Any + Send>;
+
+/// What a row build reads besides the store, owned so the build can run on the view
+/// builder's thread: the filter, the risk assessments (sorting by Risk, findings), the
+/// time and the facts `stale`/`age` terms read.
+#[derive(Clone)]
+pub struct Source {
+    pub filter: Option<Arc<Filter>>,
+    pub risk: Arc<RiskCache>,
+    pub now: u32,
+    /// What `stale` and `age` terms read besides the entry.
+    pub facts: Facts,
+    /// Recency state as of its last snapshot (the Recent screen's lines).
+    pub recent: Arc<RecentState>,
+    /// The entries come from a recording.
+    pub replay: bool,
+}
+
 /// What drawing a screen measured, for paging and the frame statistics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Drawn {
@@ -173,11 +197,24 @@ pub trait Screen {
         let _ = a;
         Err(FIXED_ORDER)
     }
-    /// Rebuild the rows if they are stale. `due(built)` says whether rows built from
-    /// store generation `built` should be rebuilt now (data moved and the size budget
-    /// allows it, not paused). Returns whether it rebuilt.
-    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool;
-    /// Settings changed (filter, sort, unpause): rebuild at the next `prepare`.
+    /// The build of its rows under its current settings (sort) and `src`, as a job for
+    /// the view builder: never run on the main thread.
+    fn job(&self, src: &Source) -> Job<BuiltRows>;
+    /// Swap in rows made by a job of this screen from store generation `gen`, keeping
+    /// the selection on the same entry.
+    fn accept(&mut self, rows: BuiltRows, gen: u64);
+    /// Whether its rows also follow the recency state: a new snapshot rebuilds them as a
+    /// store change would.
+    fn reads_recent(&self) -> bool {
+        false
+    }
+    /// Whether its rows follow the store: a rebuild whenever the store's generation moved
+    /// (paced by the view builder). `false`: only when invalidated (findings follow the
+    /// risk cache instead).
+    fn data_driven(&self) -> bool {
+        true
+    }
+    /// Settings changed (filter, sort, unpause): rebuild at the next chance.
     fn invalidate(&mut self) {
         self.rows_mut().invalidate();
     }
@@ -231,6 +268,11 @@ pub trait Screen {
     fn draw(&mut self, f: &mut Frame, cx: &Ctx, area: Rect) -> Drawn;
     /// For typed access (`App::flow_keys` and the like, used by tests).
     fn as_any(&self) -> &dyn Any;
+    /// Time moved to store second `now` (once a tick, current screen only): rows whose
+    /// values move with time alone (Top's rates) re-read them. Main thread: keep it cheap.
+    fn tick(&mut self, now: u32) {
+        let _ = now;
+    }
     /// One engine record, before the store applies it (Top counts events per group).
     fn observe(&mut self, store: &Store, event: Event, record: &Record, now: u32) {
         let _ = (store, event, record, now);
@@ -264,8 +306,10 @@ pub struct Spec<'a, C> {
 /// expectations). Implementing this is its whole `Screen`: selection, sort keys, the
 /// footer's label and rebuilding come with it.
 pub trait SortedTable: 'static {
-    type Key: Copy + PartialEq + Into<Entry> + 'static;
-    type Col: Column + 'static;
+    type Key: Copy + PartialEq + Into<Entry> + Send + 'static;
+    type Col: Column + Send + 'static;
+    /// What the scan copies out of the store for the sort.
+    type Scanned: Send + 'static;
     /// The tab's names, long and short (see `Screen::titles`).
     const TITLES: (&'static str, &'static str);
     /// Columns in display order; the view's `sort` indexes this.
@@ -274,8 +318,11 @@ pub trait SortedTable: 'static {
     fn view_mut(&mut self) -> &mut TableView<Self::Key>;
     /// The count on its tab.
     fn count(cx: &Ctx) -> usize;
-    /// The pure row build: keys filtered and sorted, and the count before filtering.
-    fn build(store: &Store, spec: &Spec<Self::Col>) -> (Vec<Self::Key>, usize);
+    /// The first half of the pure row build, under the store's read lock: filter and
+    /// copy out sort values and keys; also the count before filtering.
+    fn scan(store: &Store, spec: &Spec<Self::Col>) -> (Self::Scanned, usize);
+    /// The second half, with no lock: sort, in direction `desc`.
+    fn finish(scanned: Self::Scanned, desc: bool) -> Vec<Self::Key>;
     /// The row of an entry, if this table lists its kind.
     fn key(e: Entry) -> Option<Self::Key>;
     /// What `m` does here.
@@ -313,18 +360,29 @@ impl<T: SortedTable> Screen for T {
         Ok(())
     }
 
-    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool {
+    fn job(&self, src: &Source) -> Job<BuiltRows> {
         let v = self.view();
-        let spec = Spec {
-            filter: cx.filter,
-            risk: cx.risk,
-            sort: T::COLUMNS[v.sort],
-            desc: v.desc,
-            now: cx.now,
-            facts: cx.facts,
-        };
-        self.view_mut()
-            .refresh(gen, due, || T::build(cx.store, &spec))
+        let (sort, desc, src) = (T::COLUMNS[v.sort], v.desc, src.clone());
+        Job::new(
+            move |store: &Store| {
+                let spec = Spec {
+                    filter: src.filter.as_deref(),
+                    risk: &src.risk,
+                    sort,
+                    desc,
+                    now: src.now,
+                    facts: src.facts,
+                };
+                T::scan(store, &spec)
+            },
+            move |(scanned, total)| Box::new((T::finish(scanned, desc), total)) as BuiltRows,
+        )
+    }
+
+    fn accept(&mut self, rows: BuiltRows, gen: u64) {
+        if let Ok(rows) = rows.downcast::<(Vec<T::Key>, usize)>() {
+            self.view_mut().accept(rows.0, rows.1, gen);
+        }
     }
 
     fn selected(&self) -> Option<Entry> {
@@ -426,19 +484,16 @@ pub const FIXED_ORDER: &str =
 /// context a screen reads.
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::time::SystemTime;
+    use std::sync::Arc;
 
     use crate::model::flow::status;
     use crate::model::helper::intern;
     use crate::model::tuple::{proto, Family, Tuple};
     use crate::model::{Event, Record};
     use crate::model::{Expectation, Flow, Store};
-    use crate::tui::app::Summary;
-    use crate::tui::inputs::SystemClock;
     use crate::tui::risk::{Assess, RiskCache};
-    use crate::tui::theme::{Theme, ThemeKind};
 
-    use super::{Ctx, Screen};
+    use super::{Facts, Screen, Source};
 
     pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
         let mut t = Tuple {
@@ -506,31 +561,24 @@ pub(crate) mod testing {
         )>();
     }
 
-    /// A store, its risk assessments and what a screen reads, fed record by record.
+    /// A store and its risk assessments, fed record by record.
     pub struct Fixture {
         pub store: Store,
-        pub risk: RiskCache,
-        theme: Theme,
-        clock: SystemClock,
-        summary: Summary,
+        pub risk: Arc<RiskCache>,
         assessor: Option<crate::risk::Assessor>,
         pub recent: crate::model::recent::RecentState,
-        counters: crate::tui::counters::KernelCounters,
+        /// The recency generation the last prepared screen that shows it was built from.
+        seen_recent: Option<u64>,
     }
 
     impl Fixture {
         pub fn new() -> Fixture {
             Fixture {
                 store: Store::new(),
-                risk: RiskCache::default(),
-                theme: Theme::new(ThemeKind::Dark),
-                clock: SystemClock {
-                    epoch: SystemTime::UNIX_EPOCH,
-                },
-                summary: Summary::default(),
+                risk: Arc::default(),
                 assessor: None,
                 recent: Default::default(),
-                counters: Default::default(),
+                seen_recent: None,
             }
         }
 
@@ -553,29 +601,32 @@ pub(crate) mod testing {
             self.store.apply(Event::New, Record::Expect(e), 0);
         }
 
-        /// Bring `screen` up to date with the store, as the app does.
+        /// Bring `screen` up to date with the store, as the app does, running here the
+        /// very job the view builder would run.
         pub fn prepare(&mut self, screen: &mut dyn Screen) {
             let gen = self.store.generation();
             if self.risk.built != Some(gen) {
                 let a = self.assessor.as_ref().map(|a| a as &dyn Assess);
-                self.risk.rebuild(&self.store, a, gen);
+                let mut risk = RiskCache::default();
+                risk.rebuild(&self.store, a, gen);
+                self.risk = Arc::new(risk);
                 screen.risk_rebuilt();
             }
-            let cx = Ctx {
-                store: &self.store,
-                risk: &self.risk,
-                theme: &self.theme,
-                now: 1,
-                clock: &self.clock,
-                filter: None,
-                summary: &self.summary,
-                recent: &self.recent,
-                replay: false,
-                conntrack_max: None,
-                facts: super::Facts::default(),
-                counters: &self.counters,
-            };
-            screen.prepare(&cx, gen, &|built| built != Some(gen));
+            // A new recency snapshot rebuilds a screen that shows it, as in the app.
+            let snapshot = screen.reads_recent().then(|| self.recent.generation());
+            if screen.rows().built() != Some(gen) || snapshot != self.seen_recent {
+                self.seen_recent = snapshot;
+                let src = Source {
+                    filter: None,
+                    risk: self.risk.clone(),
+                    now: 1,
+                    facts: Facts::default(),
+                    recent: Arc::new(self.recent.clone()),
+                    replay: false,
+                };
+                let rows = screen.job(&src).run(&self.store);
+                screen.accept(rows, gen);
+            }
         }
     }
 }

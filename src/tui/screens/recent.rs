@@ -27,6 +27,7 @@ use std::any::Any;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -47,7 +48,8 @@ use crate::tui::view::{Column, Rows, TableView};
 use crate::tui::widgets::table::{self, TextRow};
 use crate::tui::widgets::thousands;
 
-use super::{Ctx, Drawn, Screen};
+use super::{BuiltRows, Ctx, Drawn, Screen, Source};
+use crate::tui::worker::Job;
 
 /// Columns of the Recent screen: the tree, then an entry's numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -311,6 +313,14 @@ fn change_word(c: Option<Change>) -> &'static str {
     }
 }
 
+/// What a build of the Recent screen hands back: its lines with their row keys, the
+/// view they were made from, and the snapshot's generation.
+struct Built {
+    lines: Vec<(RecentRow, Shown)>,
+    data: Option<RecentView>,
+    generation: u64,
+}
+
 /// The Recent screen's state: the view of the last snapshot, its lines and selection.
 #[derive(Default)]
 pub struct Recent {
@@ -425,36 +435,47 @@ impl Screen for Recent {
         Err("the Recent screen keeps the kernel's order: progress, then each list")
     }
 
-    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool {
-        let rgen = cx.recent.generation();
-        // A new snapshot is data moving like a store change: rebuild when a store change
-        // would be rebuilt now (`due` of a view built from another generation), so a
-        // pause freezes this screen too.
-        if self.built_recent != Some(rgen) && due(Some(gen.wrapping_add(1))) {
-            self.view.built = None;
-        }
-        let mut lines = None;
-        let mut data = None;
-        let rebuilt = self.view.refresh(gen, due, || {
-            let v = cx.recent.view(cx.store);
-            let langs: Vec<Lang> = cx
-                .recent
-                .snapshot()
-                .map(|s| s.machines.iter().map(|m| m.lang).collect())
-                .unwrap_or_default();
-            let l = build(v.as_ref(), &langs, cx.store, cx.replay, cx.recent.damaged());
-            let keys: Vec<RecentRow> = l.iter().map(|(k, _)| *k).collect();
-            let n = keys.len();
-            lines = Some(l.into_iter().map(|(_, x)| x).collect());
-            data = Some(v);
-            (keys, n)
-        });
-        if rebuilt {
-            self.lines = lines.unwrap_or_default();
-            self.data = data.flatten();
-            self.built_recent = Some(rgen);
-        }
-        rebuilt
+    /// The lines join the last snapshot with the store (a knock's admitted flows), so the
+    /// whole build is the scan.
+    fn job(&self, src: &Source) -> Job<BuiltRows> {
+        let (recent, replay) = (Arc::clone(&src.recent), src.replay);
+        Job::new(
+            move |store: &Store| {
+                let v = recent.view(store);
+                let langs: Vec<Lang> = recent
+                    .snapshot()
+                    .map(|s| s.machines.iter().map(|m| m.lang).collect())
+                    .unwrap_or_default();
+                let l = build(v.as_ref(), &langs, store, replay, recent.damaged());
+                Built {
+                    lines: l,
+                    data: v,
+                    generation: recent.generation(),
+                }
+            },
+            |built| Box::new(built) as BuiltRows,
+        )
+    }
+
+    fn accept(&mut self, rows: BuiltRows, gen: u64) {
+        let Ok(built) = rows.downcast::<Built>() else {
+            return;
+        };
+        let Built {
+            lines,
+            data,
+            generation,
+        } = *built;
+        let keys: Vec<RecentRow> = lines.iter().map(|(k, _)| *k).collect();
+        let n = keys.len();
+        self.view.accept(keys, n, gen);
+        self.lines = lines.into_iter().map(|(_, x)| x).collect();
+        self.data = data;
+        self.built_recent = Some(generation);
+    }
+
+    fn reads_recent(&self) -> bool {
+        true
     }
 
     fn selected(&self) -> Option<Entry> {

@@ -10,16 +10,17 @@
 //! 10.0.0.10         50  0.2%     0%    0.0    0.0       -
 //! ```
 //!
-//! The model is `model::top::Top`: counts come from a pass over the store (run when the
-//! store moved, at the size budget the app's `due` gives every view: every few seconds at a
-//! million flows), rates from the records the app shows it before the store applies them
-//! (`Screen::observe`). Both honour the dashboard's filter. Rows are groups, not entries:
+//! The model is `model::top::Top`: counts come from a pass over the store
+//! (`Top::count_where`, run by the view builder off the main thread and paced by its
+//! cost like every view), rates from the records the app shows it before the store
+//! applies them (`Screen::observe`), re-read once a second (`Screen::tick`). Both honour the dashboard's filter. Rows are groups, not entries:
 //! Enter shows the group on the flows screen (its filter applied) and `F` flushes it,
 //! both through `Screen::group_filter`, the expression `Top::filter_of` proves exact.
 //!
 //! This module must not change the store or reach the engine.
 
 use std::any::Any;
+use std::sync::Arc;
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -40,16 +41,13 @@ use crate::tui::view::{Column, Rows, TableView};
 use crate::tui::widgets::table::{self, TextRow};
 use crate::tui::widgets::thousands;
 
-use super::{sort_label, sort_title, Ctx, Drawn, Facts, Screen};
+use super::{sort_label, sort_title, BuiltRows, Ctx, Drawn, Facts, Screen, Source};
+use crate::tui::worker::Job;
 
 /// Groups listed at most: the largest by the current sort. A source-keyed table of a
 /// million distinct sources has a million groups; nobody scrolls past the first thousand,
 /// and the tab says how many there are.
 pub const LIMIT: usize = 1000;
-
-/// Seconds between data-driven passes per second a pass costs: 20 keeps Top's passes
-/// near 5% of one core however many groups the table has.
-const PASS_SHARE: f64 = 20.0;
 
 /// Top columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,13 +149,9 @@ pub struct Top {
     /// Store second the rows were read at (rates move with time alone).
     read_at: Option<u32>,
     /// The filter and facts of the last pass: records are observed under the same filter.
-    filter: Option<Filter>,
-    /// The filter's compiled form as text, to see it change (`Filter` has no equality).
-    filter_id: Option<String>,
-    /// Store second before which no data-driven pass runs: a pass that took `c` seconds
-    /// waits `PASS_SHARE`·`c` (a million distinct sources take a pass of seconds, not the
-    /// 80 ms of 20,000 groups); settings changes (filter, sort, `b`) still pass at once.
-    next_pass: u32,
+    /// A new filter is a new `Arc` (the app compiles it once), which is how a pass under
+    /// another filter is told apart.
+    filter: Option<Arc<Filter>>,
     facts: Facts,
 }
 
@@ -173,8 +167,6 @@ impl Default for Top {
             counted: None,
             read_at: None,
             filter: None,
-            filter_id: None,
-            next_pass: 0,
             facts: Facts::default(),
         }
     }
@@ -301,45 +293,64 @@ impl Screen for Top {
             _ => self.view.desc = !self.view.desc,
         }
         // Re-reading the groups is enough: the counts did not change.
-        self.read_at = None;
+        if let Some(now) = self.read_at {
+            self.read(now);
+        }
         Ok(())
     }
 
-    fn prepare(&mut self, cx: &Ctx, gen: u64, due: &dyn Fn(Option<u64>) -> bool) -> bool {
-        let settings = self.view.built.is_none();
-        if settings {
+    /// The pass over the store, filtered as the dashboard is; the counts come back to
+    /// `accept`, which takes them into the model with the rates the main thread counted.
+    fn job(&self, src: &Source) -> Job<BuiltRows> {
+        let (by, bytes) = (self.model.by(), self.model.sums_bytes());
+        let src = src.clone();
+        Job::new(
+            move |store: &Store| {
+                let now = src.now;
+                let counted = match &src.filter {
+                    Some(x) => {
+                        let facts = src.facts.context(store);
+                        model::Top::count_where(by, bytes, store, |f| {
+                            x.match_flow_in(f, now, &facts)
+                        })
+                    }
+                    None => model::Top::count_where(by, bytes, store, |_| true),
+                };
+                (counted, src)
+            },
+            |built| Box::new(built) as BuiltRows,
+        )
+    }
+
+    fn accept(&mut self, rows: BuiltRows, gen: u64) {
+        let Ok(built) = rows.downcast::<(model::Counted, Source)>() else {
+            return;
+        };
+        let (counted, src) = *built;
+        let same = match (&self.filter, &src.filter) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if !same {
             // Another filter: the rates counted under the old one are not this filter's
             // (they would list groups the filter hides), so they restart, unknown.
-            let id = cx.filter.map(|x| format!("{x:?}"));
-            if id != self.filter_id {
-                self.model = model::Top::new(self.model.by());
-                self.filter_id = id;
-            }
+            self.model = model::Top::new(self.model.by());
+            self.filter = src.filter.clone();
         }
-        if settings || (due(self.counted) && cx.now >= self.next_pass) {
-            // Measured, not timed against the store clock: the pass's own cost.
-            let started = std::time::Instant::now();
-            let (now, facts) = (cx.now, cx.facts.context(cx.store));
-            match cx.filter {
-                Some(x) => self
-                    .model
-                    .rebuild_where(cx.store, now, |f| x.match_flow_in(f, now, &facts)),
-                None => self.model.rebuild(cx.store, now),
-            }
-            self.filter = cx.filter.cloned();
-            self.facts = cx.facts;
+        self.facts = src.facts;
+        if self.model.install(counted, src.now) {
             self.counted = Some(gen);
             self.view.built = Some(gen);
+            self.read(src.now);
+        }
+    }
+
+    /// Rates move with time alone: the rows are re-read once a second.
+    fn tick(&mut self, now: u32) {
+        if self.counted.is_some() && self.read_at != Some(now) {
             self.read(now);
-            let cost = started.elapsed().as_secs_f64();
-            self.next_pass = now.saturating_add((cost * PASS_SHARE) as u32);
-            return true;
         }
-        if self.read_at != Some(cx.now) {
-            self.read(cx.now);
-            return true;
-        }
-        false
     }
 
     fn invalidate(&mut self) {

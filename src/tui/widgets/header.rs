@@ -169,7 +169,27 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         )),
     }
     if app.dumping {
-        l1.push(Item::new(2, vec![Span::styled("dumping…", t.warn)]).glued());
+        // Entries received against the kernel's count when the dump began (an estimate:
+        // the table moves meanwhile, so "~"), or the bare count when the kernel gave none
+        // (a replay). Each item stays whole or goes: the gauge first.
+        match app.progress {
+            Some(p) => {
+                let text = match p.expected {
+                    Some(e) => format!(
+                        "dumping {}/~{}",
+                        thousands(p.received as usize),
+                        thousands(e as usize)
+                    ),
+                    None => format!("dumping {}", thousands(p.received as usize)),
+                };
+                l1.push(Item::new(2, vec![Span::styled(text, t.warn)]).glued());
+                if let Some(e) = p.expected.filter(|e| *e > 0) {
+                    let cells = gauge::spans(t, p.received as usize, e, 6);
+                    l1.push(Item::new(5, cells).glued());
+                }
+            }
+            None => l1.push(Item::new(2, vec![Span::styled("dumping…", t.warn)]).glued()),
+        }
     }
     l1.push(Item::new(
         5,

@@ -1,0 +1,930 @@
+//! The view builder: filters and sorts a screen's rows on a worker thread, so the main
+//! thread only swaps in finished views and never waits for one.
+//!
+//! Owns the sharing of the store between the main thread (its only writer) and the
+//! worker (a reader), the queue of build requests, their pacing, and the hand-back of
+//! results. It knows nothing of screens, columns, filters or drawing: a screen hands it a
+//! [`Job`] (what to read from the store, then what to compute from that) and gets back
+//! whatever the job returns.
+//!
+//! ```text
+//!  engine events ─► main thread ── StoreWriter::update ──► Arc<RwLock<Store>>
+//!                   │   (try_write; queued while the worker reads)   │ read lock
+//!                   │                                                ▼
+//!                   ├─ Worker::request(key, Urgency, Job) ─► worker thread
+//!                   │                                         scan(&Store)   (lock held)
+//!                   │                                         finish(scan)   (no lock)
+//!                   ◄─ Worker::try_recv() ◄── Built { key, value, generation } ─┘ + wake()
+//! ```
+//!
+//! # Why this shape
+//!
+//! - **A snapshot by read lock, not deltas.** An incremental view would need every screen
+//!   to translate store changes (inserts, swap-removes, updates that move a row's sort
+//!   value) into its own order; a snapshot needs nothing from the screens but a scan and a
+//!   sort, and cannot drift from the store. The lock is held only for the scan (filter and
+//!   sort-value extraction, one linear pass); the sort, the expensive half, runs unlocked
+//!   on what the scan copied out (see `examples/view_build.rs` for the split at 1M flows).
+//! - **The main thread never blocks.** It writes with `try_write`; while the worker holds
+//!   its read lock the writer queues the update and applies the queue, in order, at its
+//!   next chance (the next update or [`StoreWriter::flush`], which the main loop calls once
+//!   per turn). Drawing takes a read lock, which readers share. `std::sync::RwLock` is
+//!   used because nothing here ever waits for a write.
+//! - **Coalesced requests.** Only the newest pending request per key runs: a screen asks
+//!   after every store change and the worker builds at the pace below, so a burst of
+//!   engine batches costs one build, not one per batch. A request that arrives while a
+//!   build of its key is running waits for the next turn.
+//! - **Stale results are dropped by sequence number.** A result whose key got a new
+//!   *spec* (a sort or filter change, [`Urgency::Spec`]) after it was requested describes
+//!   the old spec and is never handed out. A newer *data* request does not make an older
+//!   result stale: it is still the right view, only a little older, and showing it beats
+//!   showing nothing.
+//! - **Paced by cost.** A data-driven rebuild of a key starts no sooner than [`Pacing::gap`]
+//!   after that key's last build ended: long enough that rebuilds use at most
+//!   [`Pacing::budget`] of one core, at least [`Pacing::min_gap`] (small tables under
+//!   churn rebuild a few times a second, not after every batch), and never so long that
+//!   the view falls more than [`Pacing::max_lag`] behind the store (a change just after a
+//!   build's scan is seen by the next build: lag = gap + two builds). Where budget and lag
+//!   disagree (a build slower than `budget * max_lag / 2`), lag wins: the issue's rule is
+//!   "never more than 1 s behind at any table size". A spec change is built at once.
+//!
+//! One worker thread serves every screen: on two cores a second builder would compete
+//! with the main thread and the engine, and only the visible screen needs fresh rows.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, RwLock, RwLockReadGuard, TryLockError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::model::Store;
+
+/// The store as the main thread and the worker share it.
+pub type SharedStore = Arc<RwLock<Store>>;
+
+/// Read the shared store, whatever a panicked writer left behind: a panic on the main
+/// thread ends the dashboard anyway, and the worker must not die of it first.
+pub fn read(shared: &RwLock<Store>) -> RwLockReadGuard<'_, Store> {
+    shared.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An update to the store queued while the worker held its read lock.
+type Update = Box<dyn FnOnce(&mut Store)>;
+
+/// The main thread's side of the shared store: the only writer, which never waits.
+pub struct StoreWriter {
+    shared: SharedStore,
+    queue: Vec<Update>,
+}
+
+impl StoreWriter {
+    /// Share `store` with a worker.
+    pub fn new(store: Store) -> StoreWriter {
+        StoreWriter {
+            shared: Arc::new(RwLock::new(store)),
+            queue: Vec::new(),
+        }
+    }
+
+    /// The store to hand to [`Worker::spawn`].
+    pub fn shared(&self) -> SharedStore {
+        Arc::clone(&self.shared)
+    }
+
+    /// Apply `f` to the store now if no build is reading it, after everything queued
+    /// before; otherwise queue it. Returns whether the store is up to date (nothing queued).
+    pub fn update(&mut self, f: impl FnOnce(&mut Store) + 'static) -> bool {
+        self.queue.push(Box::new(f));
+        self.flush()
+    }
+
+    /// Apply the queued updates if the store is free. Returns whether nothing is queued
+    /// any more. The main loop calls this once per turn, so a queue left behind by a build
+    /// is applied within one turn of the build's scan ending.
+    pub fn flush(&mut self) -> bool {
+        if self.queue.is_empty() {
+            return true;
+        }
+        let mut store = match self.shared.try_write() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        for f in self.queue.drain(..) {
+            f(&mut store);
+        }
+        true
+    }
+
+    /// Updates waiting for the worker's read lock to end.
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Read the store (to draw, or to answer a key). Shared with the worker's scan, so
+    /// it does not wait for one; it waits only for this thread's own writes, which are
+    /// never in progress when it is called.
+    pub fn read(&self) -> RwLockReadGuard<'_, Store> {
+        read(&self.shared)
+    }
+}
+
+/// A build: `scan` runs with the store read-locked and copies out what the view needs
+/// (filter, then sort values and keys); `finish` runs with no lock (the sort) and makes
+/// the value handed back.
+pub struct Job<T> {
+    run: Scan<T>,
+}
+
+/// A job with its scan's type erased: scan now, get back the finish to run unlocked.
+type Scan<T> = Box<dyn FnOnce(&Store) -> Finish<T> + Send>;
+type Finish<T> = Box<dyn FnOnce() -> T + Send>;
+
+impl<T: 'static> Job<T> {
+    pub fn new<S: Send + 'static>(
+        scan: impl FnOnce(&Store) -> S + Send + 'static,
+        finish: impl FnOnce(S) -> T + Send + 'static,
+    ) -> Job<T> {
+        Job {
+            run: Box::new(move |store: &Store| -> Finish<T> {
+                let s = scan(store);
+                Box::new(move || finish(s))
+            }),
+        }
+    }
+
+    /// The same job, its value passed through `f` after the finish (unlocked).
+    pub fn map<U: 'static>(self, f: impl FnOnce(T) -> U + Send + 'static) -> Job<U> {
+        let run = self.run;
+        Job {
+            run: Box::new(move |store: &Store| -> Finish<U> {
+                let finish = run(store);
+                Box::new(move || f(finish()))
+            }),
+        }
+    }
+
+    /// Run the job here, scan then finish: for a screen's unit tests, which check the
+    /// very job the worker runs without a thread.
+    pub fn run(self, store: &Store) -> T {
+        (self.run)(store)()
+    }
+}
+
+/// Why a build is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Urgency {
+    /// The store changed: build when the key's pacing allows.
+    Data,
+    /// The view's spec changed (sort, filter, a screen opened): build at once, and never
+    /// hand out a result requested before this one.
+    Spec,
+}
+
+/// A finished build.
+#[derive(Debug)]
+pub struct Built<K, T> {
+    pub key: K,
+    pub value: T,
+    /// `Store::generation` the scan saw: the view shows the store as of then.
+    pub generation: u64,
+    /// The request's sequence number (from [`Worker::request`]).
+    pub seq: u64,
+    /// Time spent scanning (store locked) and finishing (unlocked).
+    pub scan: Duration,
+    pub finish: Duration,
+}
+
+/// How data-driven rebuilds are paced (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pacing {
+    /// Share of one core data-driven rebuilds of one key may use.
+    pub budget: f64,
+    /// The least time between the end of a build and the start of the next one.
+    pub min_gap: Duration,
+    /// The most a view may trail the store.
+    pub max_lag: Duration,
+}
+
+impl Default for Pacing {
+    /// 10% of a core: under churn the engine (decoding ~10,000 events/s) and the main
+    /// thread (applying them, drawing) need the rest of the issue's 25% budget. 250 ms
+    /// floor: four views a second is as fast as a reader follows a moving table, and a
+    /// 20,000-flow build (~2 ms) then costs under 1% of a core.
+    fn default() -> Pacing {
+        Pacing {
+            budget: 0.10,
+            min_gap: Duration::from_millis(250),
+            max_lag: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Pacing {
+    /// Time to wait after a build that took `cost` before the next data-driven one.
+    pub fn gap(&self, cost: Duration) -> Duration {
+        let for_budget = cost.mul_f64((1.0 / self.budget.max(1e-3) - 1.0).max(0.0));
+        let for_lag = self.max_lag.saturating_sub(cost.saturating_mul(2));
+        for_budget.max(self.min_gap).min(for_lag)
+    }
+}
+
+enum Msg<K, T> {
+    Request {
+        key: K,
+        urgency: Urgency,
+        seq: u64,
+        job: Job<T>,
+    },
+}
+
+/// The main thread's handle on the worker thread.
+pub struct Worker<K, T> {
+    tx: Option<Sender<Msg<K, T>>>,
+    results: Receiver<Result<Built<K, T>, K>>,
+    seq: u64,
+    /// Per key, the sequence number of its newest spec request.
+    spec: HashMap<K, u64>,
+    failures: u64,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl<K, T> Worker<K, T>
+where
+    K: Copy + Eq + Hash + Send + 'static,
+    T: Send + 'static,
+{
+    /// Start the worker on `store` with the default pacing. `wake` is called (on the
+    /// worker thread) after each result is ready, e.g. to post an event on the app's
+    /// channel so the main loop wakes and calls [`try_recv`](Worker::try_recv).
+    pub fn spawn(store: SharedStore, wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        Worker::spawn_with(store, Pacing::default(), wake)
+    }
+
+    /// [`spawn`](Worker::spawn) with explicit pacing (tests, benchmarks).
+    pub fn spawn_with(
+        store: SharedStore,
+        pacing: Pacing,
+        wake: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let (rtx, results) = mpsc::channel();
+        let thread = thread::Builder::new()
+            .name("tui-views".into())
+            .spawn(move || serve(store, pacing, rx, rtx, wake))?;
+        Ok(Worker {
+            tx: Some(tx),
+            results,
+            seq: 0,
+            spec: HashMap::new(),
+            failures: 0,
+            thread: Some(thread),
+        })
+    }
+
+    /// Ask for `job` to be built for `key`; it replaces any request of `key` not yet
+    /// started. Returns the request's sequence number. Never blocks.
+    pub fn request(&mut self, key: K, urgency: Urgency, job: Job<T>) -> u64 {
+        self.seq += 1;
+        let seq = self.seq;
+        if urgency == Urgency::Spec {
+            self.spec.insert(key, seq);
+        }
+        if let Some(tx) = &self.tx {
+            // A worker that died (it cannot: jobs run under catch_unwind) yields nothing.
+            let _ = tx.send(Msg::Request {
+                key,
+                urgency,
+                seq,
+                job,
+            });
+        }
+        seq
+    }
+
+    /// The next finished build that is not stale, without waiting.
+    pub fn try_recv(&mut self) -> Option<Built<K, T>> {
+        loop {
+            match self.results.try_recv() {
+                Ok(r) => {
+                    if let Some(b) = self.fresh(r) {
+                        return Some(b);
+                    }
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Like [`try_recv`](Worker::try_recv), waiting up to `timeout` (tests, benchmarks;
+    /// the dashboard's main loop never waits for a build).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Built<K, T>> {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.results.recv_timeout(left) {
+                Ok(r) => {
+                    if let Some(b) = self.fresh(r) {
+                        return Some(b);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// Builds that panicked (their result is missing; the next request tries again).
+    pub fn failures(&self) -> u64 {
+        self.failures
+    }
+
+    /// Stop the worker and wait for the build in progress, if any, to end.
+    pub fn stop(mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn fresh(&mut self, r: Result<Built<K, T>, K>) -> Option<Built<K, T>> {
+        match r {
+            Ok(b) if self.spec.get(&b.key).is_none_or(|&s| b.seq >= s) => Some(b),
+            Ok(_) => None,
+            Err(_) => {
+                self.failures += 1;
+                None
+            }
+        }
+    }
+}
+
+impl<K, T> Drop for Worker<K, T> {
+    /// Closing the channel ends the thread after its current build; a drop does not wait.
+    fn drop(&mut self) {
+        self.tx = None;
+    }
+}
+
+/// A request waiting for its turn.
+struct Pending<T> {
+    urgency: Urgency,
+    seq: u64,
+    job: Job<T>,
+}
+
+/// The worker thread: take requests, coalesce them per key, run the one due first.
+fn serve<K, T>(
+    store: SharedStore,
+    pacing: Pacing,
+    rx: Receiver<Msg<K, T>>,
+    tx: Sender<Result<Built<K, T>, K>>,
+    wake: impl Fn(),
+) where
+    K: Copy + Eq + Hash,
+{
+    let mut pending: HashMap<K, Pending<T>> = HashMap::new();
+    // Per key: when its last build ended and what it cost.
+    let mut last: HashMap<K, (Instant, Duration)> = HashMap::new();
+    let mut open = true;
+    while open || !pending.is_empty() {
+        let now = Instant::now();
+        let due = |key: &K, p: &Pending<T>| -> Instant {
+            match (p.urgency, last.get(key)) {
+                (Urgency::Data, Some(&(end, cost))) => end + pacing.gap(cost),
+                _ => now,
+            }
+        };
+        let next = choose(&pending, due);
+        let wait = match next {
+            Some((_, at)) => at.saturating_duration_since(now),
+            None => Duration::from_secs(3600),
+        };
+        if !wait.is_zero() || !open {
+            if open {
+                match rx.recv_timeout(wait) {
+                    Ok(m) => {
+                        take(&mut pending, m);
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => {
+                        // The app is gone: nobody will read what is pending.
+                        return;
+                    }
+                }
+            } else {
+                return;
+            }
+        }
+        // Whatever arrived meanwhile replaces what it supersedes before we choose.
+        loop {
+            match rx.try_recv() {
+                Ok(m) => take(&mut pending, m),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        let Some((key, at)) = choose(&pending, due) else {
+            continue;
+        };
+        if at > Instant::now() {
+            continue;
+        }
+        let Some(p) = pending.remove(&key) else {
+            continue;
+        };
+        let t0 = Instant::now();
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let guard = read(&store);
+            let generation = guard.generation();
+            let finish = (p.job.run)(&guard);
+            drop(guard);
+            let t1 = Instant::now();
+            let value = finish();
+            (value, generation, t1)
+        }));
+        let end = Instant::now();
+        last.insert(key, (end, end - t0));
+        let sent = match outcome {
+            Ok((value, generation, t1)) => tx.send(Ok(Built {
+                key,
+                value,
+                generation,
+                seq: p.seq,
+                scan: t1 - t0,
+                finish: end - t1,
+            })),
+            Err(_) => tx.send(Err(key)),
+        };
+        if sent.is_err() {
+            return;
+        }
+        wake();
+    }
+}
+
+/// The request to run next and when it is due: spec requests first, then the data
+/// request due soonest (ties: the oldest request).
+fn choose<K: Copy, T>(
+    pending: &HashMap<K, Pending<T>>,
+    due: impl Fn(&K, &Pending<T>) -> Instant,
+) -> Option<(K, Instant)> {
+    pending
+        .iter()
+        .map(|(k, p)| (*k, due(k, p), p))
+        .min_by_key(|(_, at, p)| (std::cmp::Reverse(p.urgency), *at, p.seq))
+        .map(|(k, at, _)| (k, at))
+}
+
+/// Queue a request, replacing the pending one of its key. A newer request always carries
+/// the newest spec, so it inherits a pending spec request's urgency.
+fn take<K: Eq + Hash, T>(pending: &mut HashMap<K, Pending<T>>, m: Msg<K, T>) {
+    let Msg::Request {
+        key,
+        urgency,
+        seq,
+        job,
+    } = m;
+    let urgency = pending
+        .get(&key)
+        .map_or(urgency, |old| old.urgency.max(urgency));
+    pending.insert(key, Pending { urgency, seq, job });
+}
+
+/// Sort a view's rows by value, then by `cmp` on their keys, and keep the keys: the
+/// finish of a table build, cheaper at a million rows than sorting `(value, key)` pairs.
+///
+/// A comparison sort of 48-byte keys spends its time moving them and comparing tuples
+/// byte by byte. This sorts 16-byte `(word, row)` pairs instead: `word` holds the value in
+/// as few high bits as the largest value needs and `prefix(key)` in the rest (64 bits that
+/// order like the key's first bytes, e.g. the source address); then only runs of equal
+/// words are sorted by the full `(value, key)`, and the keys are gathered in one pass.
+///
+/// `prefix` must agree with `cmp`: `prefix(a) < prefix(b)` implies `a` sorts before `b`.
+pub fn sort_rows<K: Copy>(
+    rows: Vec<(u64, K)>,
+    prefix: impl Fn(&K) -> u64,
+    cmp: impl Fn(&K, &K) -> std::cmp::Ordering,
+) -> Vec<K> {
+    let max = rows.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    let bits = 64 - max.leading_zeros();
+    let mut order: Vec<(u64, u32)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (v, k))| {
+            let word = match bits {
+                0 => prefix(k),
+                64 => *v,
+                b => v << (64 - b) | prefix(k) >> b,
+            };
+            (word, i as u32)
+        })
+        .collect();
+    order.sort_unstable();
+    let full = |a: &(u64, u32), b: &(u64, u32)| {
+        let (x, y) = (&rows[a.1 as usize], &rows[b.1 as usize]);
+        x.0.cmp(&y.0).then_with(|| cmp(&x.1, &y.1))
+    };
+    let mut start = 0;
+    while start < order.len() {
+        let word = order[start].0;
+        let end = start + order[start..].partition_point(|e| e.0 == word);
+        if end - start > 1 {
+            order[start..end].sort_unstable_by(full);
+        }
+        start = end;
+    }
+    order.into_iter().map(|(_, i)| rows[i as usize].1).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::Filter;
+    use crate::model::store::FlowKey;
+    use crate::model::tuple::proto;
+    use crate::model::{Event, Record};
+    use crate::model::{Family, Flow, Tuple};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// No pacing: every data request is due at once (the property test's stream is about
+    /// ordering and staleness, not about time).
+    const UNPACED: Pacing = Pacing {
+        budget: 1.0,
+        min_gap: Duration::ZERO,
+        max_lag: Duration::from_secs(1),
+    };
+
+    #[test]
+    fn pacing_keeps_the_budget_and_never_trails_by_more_than_a_second() {
+        let p = Pacing::default();
+        let ms = Duration::from_millis;
+        // A 20k-flow build (~2 ms): the floor, well under the budget.
+        assert_eq!(p.gap(ms(2)), ms(250));
+        // 50 ms: 10% of a core means 450 ms between builds.
+        assert_eq!(p.gap(ms(50)), ms(450));
+        // 150 ms: the budget asks 1350 ms, the lag allows 1000 - 300.
+        assert_eq!(p.gap(ms(150)), ms(700));
+        for cost in (0..=450).step_by(10).map(ms) {
+            let g = p.gap(cost);
+            assert!(g + cost * 2 <= p.max_lag, "{cost:?}: {g:?}");
+            if cost * 20 <= p.max_lag {
+                let share = cost.as_secs_f64() / (cost + g).as_secs_f64();
+                assert!(share <= p.budget + 1e-9, "{cost:?}: {share}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_writer_queues_while_a_build_reads_and_applies_in_order_after() {
+        let mut w = StoreWriter::new(Store::new());
+        let shared = w.shared();
+        let guard = shared.read().unwrap();
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        for i in 0..3 {
+            let seen = seen.clone();
+            assert!(!w.update(move |s| {
+                s.apply(Event::New, Record::Flow(flow(i, 1)), 0);
+                seen.borrow_mut().push(i);
+            }));
+        }
+        // The writer does not wait and readers still share the store.
+        assert_eq!(w.pending(), 3);
+        assert_eq!(w.read().flow_count(), 0);
+        assert!(!w.flush());
+        drop(guard);
+        assert!(w.flush());
+        assert_eq!(*seen.borrow(), [0, 1, 2]);
+        assert_eq!((w.pending(), w.read().flow_count()), (0, 3));
+    }
+
+    /// A job that waits for `gate` to open before scanning, and counts its runs.
+    fn gated(gate: &Arc<Mutex<()>>, runs: &Arc<AtomicUsize>, tag: u32) -> Job<u32> {
+        let (gate, runs) = (gate.clone(), runs.clone());
+        Job::new(
+            move |_: &Store| {
+                drop(gate.lock().unwrap());
+                runs.fetch_add(1, Ordering::SeqCst);
+                tag
+            },
+            |t| t,
+        )
+    }
+
+    #[test]
+    fn requests_coalesce_and_an_old_spec_is_never_handed_out() {
+        let w = StoreWriter::new(Store::new());
+        let wakes = Arc::new(AtomicUsize::new(0));
+        let wk = wakes.clone();
+        let mut worker: Worker<u8, u32> = Worker::spawn_with(w.shared(), UNPACED, move || {
+            wk.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        let gate = Arc::new(Mutex::new(()));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let closed = gate.lock().unwrap();
+        // The first build starts and blocks on the gate; while it runs, a new spec and
+        // then three data requests arrive: only the newest of them runs.
+        worker.request(0, Urgency::Spec, gated(&gate, &runs, 1));
+        thread::sleep(Duration::from_millis(50));
+        worker.request(0, Urgency::Spec, gated(&gate, &runs, 2));
+        for tag in 3..=5 {
+            worker.request(0, Urgency::Data, gated(&gate, &runs, tag));
+        }
+        drop(closed);
+        let b = worker.recv_timeout(WAIT).expect("a build");
+        // Build 1 (the old spec) was dropped; 5 carries the new spec and came next.
+        assert_eq!((b.key, b.value), (0, 5));
+        assert!(worker.recv_timeout(Duration::from_millis(100)).is_none());
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+        worker.stop();
+    }
+
+    #[test]
+    fn data_rebuilds_wait_for_their_gap_and_a_spec_change_does_not() {
+        let w = StoreWriter::new(Store::new());
+        let pacing = Pacing {
+            min_gap: Duration::from_millis(300),
+            ..Pacing::default()
+        };
+        let mut worker: Worker<u8, Instant> =
+            Worker::spawn_with(w.shared(), pacing, || {}).unwrap();
+        let job = || Job::new(|_: &Store| (), |()| Instant::now());
+        worker.request(1, Urgency::Data, job());
+        let first = worker.recv_timeout(WAIT).unwrap().value;
+        worker.request(1, Urgency::Data, job());
+        let second = worker.recv_timeout(WAIT).unwrap().value;
+        assert!(second - first >= Duration::from_millis(300));
+        // Another key has its own pace; a spec change of a paced key goes at once.
+        let t = Instant::now();
+        worker.request(2, Urgency::Data, job());
+        worker.recv_timeout(WAIT).unwrap();
+        worker.request(1, Urgency::Spec, job());
+        worker.recv_timeout(WAIT).unwrap();
+        assert!(
+            t.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
+        worker.stop();
+    }
+
+    #[test]
+    fn a_panicking_build_is_counted_and_the_worker_goes_on() {
+        let w = StoreWriter::new(Store::new());
+        let mut worker: Worker<u8, u8> = Worker::spawn_with(w.shared(), UNPACED, || {}).unwrap();
+        worker.request(
+            0,
+            Urgency::Spec,
+            Job::new(|_: &Store| (), |()| panic!("bad")),
+        );
+        worker.request(
+            1,
+            Urgency::Spec,
+            Job::new(|s: &Store| s.flow_count(), |n| n as u8),
+        );
+        let b = worker.recv_timeout(WAIT).expect("the second build");
+        assert_eq!((b.key, b.value), (1, 0));
+        assert_eq!(worker.failures(), 1);
+        worker.stop();
+    }
+
+    #[test]
+    fn sort_rows_is_the_order_of_a_plain_sort_by_value_then_key() {
+        let mut rng = Rng(7);
+        for n in [0usize, 1, 2, 50, 3000] {
+            for spread in [1u64, 40, 1 << 40] {
+                let rows: Vec<(u64, FlowKey)> = (0..n)
+                    .map(|_| {
+                        let mut f = flow(rng.below(400) as u32, 0);
+                        if rng.below(4) == 0 {
+                            // IPv6 beside IPv4: prefixes of mixed families.
+                            f.orig.family = Family::Ipv6;
+                            f.orig.src[..8].copy_from_slice(&rng.next().to_be_bytes());
+                        }
+                        f.zone = rng.below(3) as u16;
+                        (rng.below(spread), FlowKey::of(&f))
+                    })
+                    .collect();
+                let by = |a: &FlowKey, b: &FlowKey| (a.orig, a.zone).cmp(&(b.orig, b.zone));
+                let mut plain = rows.clone();
+                plain.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| by(&a.1, &b.1)));
+                let plain: Vec<FlowKey> = plain.into_iter().map(|(_, k)| k).collect();
+                let prefix = |k: &FlowKey| u64::from_be_bytes(k.orig.src[..8].try_into().unwrap());
+                assert_eq!(
+                    sort_rows(rows, prefix, by),
+                    plain,
+                    "{n} rows, spread {spread}"
+                );
+            }
+        }
+    }
+
+    // ---- the property: the worker's view equals a from-scratch filter and sort ----------
+
+    /// A small xorshift generator: seeded, so a failure names its case.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Flow `i` of a small key space (so updates and destroys hit live entries), built as
+    /// the decoder builds a dumped or NEW entry.
+    fn flow(i: u32, gen: u32) -> Flow {
+        let mut t = Tuple {
+            family: Family::Ipv4,
+            proto: [proto::TCP, proto::UDP, proto::ICMP][i as usize % 3],
+            sport: 1024 + (i % 7) as u16,
+            dport: [22, 53, 80, 443][i as usize % 4],
+            ..Tuple::default()
+        };
+        t.src[..4].copy_from_slice(&[10, 0, (i >> 8) as u8, i as u8]);
+        t.dst[..4].copy_from_slice(&[192, 0, 2, (i % 5) as u8]);
+        let mut f = Flow::new(t);
+        f.id = i + 1;
+        f.timeout = 30 + gen % 300;
+        f.mark = gen % 4;
+        f.status = crate::model::flow::status::CONFIRMED | (gen % 2) << 2;
+        f
+    }
+
+    /// The spec a screen would hold: a filter, a sort column and a direction.
+    #[derive(Clone)]
+    struct Spec {
+        filter: Arc<Filter>,
+        col: u8,
+        desc: bool,
+    }
+
+    fn sort_val(col: u8, f: &Flow) -> u64 {
+        match col {
+            0 => u64::from(f.orig.proto),
+            1 => u64::from(f.timeout),
+            2 => u64::from(f.mark),
+            3 => u64::from(f.status),
+            _ => 0, // by connection only
+        }
+    }
+
+    /// The build a flows screen runs: scan (filter, copy out sort value and key) under
+    /// the lock, sort without it (`sort_rows`); ties by original tuple and zone, so the order is total.
+    /// `slow` holds the lock a little longer, so the writer meets a busy store and queues.
+    fn job(spec: &Spec, slow: bool) -> Job<Vec<FlowKey>> {
+        let s = spec.clone();
+        let desc = s.desc;
+        Job::new(
+            move |store: &Store| -> Vec<(u64, FlowKey)> {
+                if slow {
+                    thread::sleep(Duration::from_micros(500));
+                }
+                store
+                    .flows()
+                    .filter(|f| s.filter.match_flow(f, 0))
+                    .map(|f| (sort_val(s.col, f), FlowKey::of(f)))
+                    .collect()
+            },
+            move |pairs| {
+                let mut keys = sort_rows(
+                    pairs,
+                    |k| u64::from_be_bytes(k.orig.src[..8].try_into().unwrap()),
+                    |a, b| (a.orig, a.zone).cmp(&(b.orig, b.zone)),
+                );
+                if desc {
+                    keys.reverse();
+                }
+                keys
+            },
+        )
+    }
+
+    /// The same view computed from scratch, the obvious way, on a store.
+    fn oracle(store: &Store, spec: &Spec) -> Vec<FlowKey> {
+        let mut flows: Vec<&Flow> = store
+            .flows()
+            .filter(|f| spec.filter.match_flow(f, 0))
+            .collect();
+        flows.sort_by_key(|f| (sort_val(spec.col, f), f.orig, f.zone));
+        if spec.desc {
+            flows.reverse();
+        }
+        flows.into_iter().map(FlowKey::of).collect()
+    }
+
+    const FILTERS: [&str; 5] = [
+        "",
+        "proto=tcp",
+        "not proto=udp",
+        "dport=80 or dport=443",
+        "mark=2",
+    ];
+
+    fn spec(rng: &mut Rng) -> Spec {
+        Spec {
+            filter: Arc::new(Filter::parse(FILTERS[rng.below(5) as usize]).expect("filter")),
+            col: rng.below(5) as u8,
+            desc: rng.below(2) == 1,
+        }
+    }
+
+    #[test]
+    fn a_worker_view_equals_a_from_scratch_filter_and_sort() {
+        // Batches that met a build holding the store, over all cases: the queue was used.
+        let mut queued = 0u32;
+        for case in 0..48u64 {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (case + 1).wrapping_mul(0x2545_f491));
+            let mut writer = StoreWriter::new(Store::new());
+            // The same stream applied directly: the writer's queue must lose nothing.
+            let mut reference = Store::new();
+            let mut worker: Worker<u8, Vec<FlowKey>> =
+                Worker::spawn_with(writer.shared(), UNPACED, || {}).unwrap();
+            let mut cur = spec(&mut rng);
+            let mut spec_seq = worker.request(0, Urgency::Spec, job(&cur, false));
+            let mut shown: Option<Built<u8, Vec<FlowKey>>> = None;
+            let steps = 50 + rng.below(300);
+            for step in 0..steps {
+                match rng.below(10) {
+                    // A batch of kernel records, applied or queued behind a build.
+                    0..=5 => {
+                        let n = 1 + rng.below(20);
+                        let batch: Vec<(Event, Record)> = (0..n)
+                            .map(|_| {
+                                let i = rng.below(120) as u32;
+                                let ev = [Event::New, Event::Update, Event::Destroy, Event::Dump]
+                                    [rng.below(4) as usize];
+                                (ev, Record::Flow(flow(i, rng.below(1000) as u32)))
+                            })
+                            .collect();
+                        let now = step as u32;
+                        for (ev, r) in &batch {
+                            reference.apply(*ev, r.clone(), now);
+                        }
+                        let applied = writer.update(move |s| {
+                            for (ev, r) in batch {
+                                s.apply(ev, r, now);
+                            }
+                        });
+                        queued += u32::from(!applied);
+                        worker.request(0, Urgency::Data, job(&cur, rng.below(3) == 0));
+                    }
+                    6 => {
+                        cur = spec(&mut rng);
+                        spec_seq = worker.request(0, Urgency::Spec, job(&cur, false));
+                    }
+                    7 => {
+                        writer.flush();
+                    }
+                    _ => {
+                        while let Some(b) = worker.try_recv() {
+                            assert!(b.seq >= spec_seq, "case {case}: a stale spec was shown");
+                            if let Some(old) = &shown {
+                                assert!(b.generation >= old.generation, "case {case}");
+                            }
+                            shown = Some(b);
+                        }
+                    }
+                }
+            }
+            // The main loop goes on flushing; once the store is current, the view catches up.
+            while !writer.flush() {
+                thread::yield_now();
+            }
+            let last = worker.request(0, Urgency::Data, job(&cur, false));
+            let generation = writer.read().generation();
+            loop {
+                let b = worker.recv_timeout(WAIT).expect("the final build");
+                assert!(b.seq >= spec_seq, "case {case}: a stale spec was shown");
+                if b.seq == last {
+                    assert_eq!(b.generation, generation, "case {case}");
+                    shown = Some(b);
+                    break;
+                }
+            }
+            let view = shown.expect("a view").value;
+            assert_eq!(view, oracle(&reference, &cur), "case {case}");
+            assert_eq!(view, oracle(&writer.read(), &cur), "case {case}");
+            worker.stop();
+        }
+        assert!(
+            queued > 0,
+            "no batch ever waited for a build: the queue went untested"
+        );
+    }
+}
