@@ -953,3 +953,37 @@ fn a_jump_to_a_screen_with_stale_rows_lands_when_they_are_built() {
     assert_eq!(h.app.tab(), "Flows", "{:?}", h.app.status());
     assert_eq!(h.app.selected_flow(), Some(mk));
 }
+
+/// The first dump into an empty dashboard shows its first rows at once, then keeps them
+/// while the rest streams (the gauge moves instead: rebuilding a growing table would take
+/// the core the dump needs), and shows the complete table when the dump ends. Later
+/// dumps refresh a table already shown, which the view follows.
+#[test]
+fn the_first_dump_shows_first_rows_then_the_whole_table_at_its_end() {
+    let mut h = Harness::new(ctscope::model::Store::new(), opts(), 100, 24);
+    h.draw();
+    h.event(ev::dump(true));
+    let flow_from = |i: u16| Flow::new(tuple(proto::UDP, "10.5.0.1", 1000 + i, "10.1.0.1", 53));
+    h.event(ev::flow(flow_from(0)));
+    assert_eq!(
+        h.app.flow_keys().len(),
+        1,
+        "first rows while the dump streams"
+    );
+    for i in 1..50 {
+        h.event(ev::flow(flow_from(i)));
+    }
+    assert_eq!(
+        h.app.flow_keys().len(),
+        1,
+        "kept while the first dump streams"
+    );
+    assert!(h.screen().contains("dumping"), "{}", h.screen());
+    h.event(ev::dump(false));
+    assert_eq!(h.app.flow_keys().len(), 50, "complete at the dump's end");
+    // A later dump (a resync) is followed as it goes.
+    h.event(ev::dump(true));
+    h.event(ev::flow(flow_from(60)));
+    assert_eq!(h.app.flow_keys().len(), 51);
+    h.event(ev::dump(false));
+}

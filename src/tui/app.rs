@@ -262,6 +262,11 @@ pub struct App {
     skipped: Option<(usize, usize)>,
     /// A full dump is in progress (shown in the header).
     pub(crate) dumping: bool,
+    /// The first dump is streaming: a screen shows its first rows only, not every step
+    /// of the load (later dumps refresh a table already shown, which views follow).
+    loading: bool,
+    /// A dump has ended, or the store came loaded.
+    dumped: bool,
     /// How far the dump in progress is (`EngineEvent::DumpProgress`), for the header.
     pub(crate) progress: Option<Progress>,
     /// The screen whose rows were last asked for: a switch asks for a fresh spec.
@@ -294,6 +299,8 @@ impl App {
             wall_ns: wall_ns(clock.as_ref(), now, opts.recorded_start.is_some()),
             ..Facts::default()
         };
+        // A store handed in full (tests, benchmarks) counts as loaded.
+        let store_loaded = store.flow_count() > 0 || store.expect_count() > 0;
         let store = StoreWriter::new(store);
         // Like `thread::spawn`, which panics when the system cannot start a thread.
         let views = Views::spawn(store.shared(), Pacing::default())
@@ -331,6 +338,8 @@ impl App {
             jump_back: None,
             skipped: None,
             dumping: false,
+            loading: false,
+            dumped: store_loaded,
             progress: None,
             shown: None,
             want: None,
@@ -576,11 +585,14 @@ impl App {
                 Applied::Changed => self.dirty = true,
                 Applied::DumpStarted => {
                     self.dumping = true;
+                    self.loading = !self.dumped;
                     self.progress = None;
                     self.dirty = true;
                 }
                 Applied::DumpDone => {
                     self.dumping = false;
+                    self.loading = false;
+                    self.dumped = true;
                     self.progress = None;
                     // The first complete view follows the dump at once, not at the pace
                     // of data-driven rebuilds.
@@ -778,7 +790,10 @@ impl App {
         if self.dumping && nothing_yet && !self.views.pending(ViewKey::Screen(i)) {
             self.views.stale(ViewKey::Screen(i));
         }
-        let follow = screen.data_driven() && !self.paused;
+        // During the first dump the rows stay as first shown (the gauge moves instead):
+        // rebuilding a growing table at the data pace would take the core the dump's
+        // decoding needs, and the complete view follows the dump's end at once.
+        let follow = screen.data_driven() && !self.paused && !self.loading;
         self.views.ask(ViewKey::Screen(i), gen, follow, || {
             screen.job(&src).map(Built::Rows)
         });

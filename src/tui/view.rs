@@ -232,6 +232,20 @@ impl<K: Copy + PartialEq> TableView<K> {
         self.clamp();
     }
 
+    /// Show the rows in the other direction at once (`r`). Every sortable table settles
+    /// ties by its key, so its order is total and the other direction is exactly this
+    /// order reversed: the view stays right for the generation it shows, with no build,
+    /// and the selection stays on its entry. The caller still asks for a build in the new
+    /// direction, as after any settings change (the data may have moved since).
+    pub fn reverse(&mut self) {
+        self.desc = !self.desc;
+        self.keys.reverse();
+        if let Some(last) = self.keys.len().checked_sub(1) {
+            self.sel = last - self.sel.min(last);
+        }
+        self.clamp();
+    }
+
     fn clamp(&mut self) {
         if self.keys.is_empty() {
             self.sel = 0;
@@ -304,5 +318,21 @@ mod tests {
         assert_eq!(v.window(3), 3..6);
         v.select(0);
         assert_eq!(v.window(3), 0..3);
+    }
+
+    /// `r` reverses the shown order at once, the selection on the same entry.
+    #[test]
+    fn reverse_keeps_the_selection_on_its_entry() {
+        let mut v: TableView<u32> = TableView::new(0);
+        v.set_keys(vec![1, 2, 3, 4, 5], 5);
+        v.select(1);
+        v.reverse();
+        assert_eq!(v.keys, [5, 4, 3, 2, 1]);
+        assert_eq!((v.sel, v.selected(), v.desc), (3, Some(2), true));
+        v.reverse();
+        assert_eq!((v.sel, v.selected(), v.desc), (1, Some(2), false));
+        let mut empty: TableView<u32> = TableView::new(0);
+        empty.reverse();
+        assert_eq!((empty.sel, empty.selected()), (0, None));
     }
 }

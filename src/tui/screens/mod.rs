@@ -465,13 +465,13 @@ pub fn sort_label(title: &str, desc: bool) -> String {
     )
 }
 
-/// Change a table's sort among `n` columns: `s` next, `S` previous, `r` reverses. The
-/// view rebuilds at the next `prepare`.
-pub fn cycle_sort<K>(view: &mut TableView<K>, a: Action, n: usize) {
+/// Change a table's sort among `n` columns: `s` next, `S` previous, `r` reverses (at
+/// once: `TableView::reverse`). The view is rebuilt by the view builder in any case.
+pub fn cycle_sort<K: Copy + PartialEq>(view: &mut TableView<K>, a: Action, n: usize) {
     match a {
         Action::SortNext => view.sort = (view.sort + 1) % n,
         Action::SortPrev => view.sort = (view.sort + n - 1) % n,
-        _ => view.desc = !view.desc,
+        _ => view.reverse(),
     }
     view.built = None;
 }
