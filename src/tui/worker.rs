@@ -375,6 +375,24 @@ struct Pending<T> {
 }
 
 /// The worker thread: take requests, coalesce them per key, run the one due first.
+/// Nice value of the builder thread. A key must be drawn within a frame while a build
+/// runs; on two cores the builder, the engine's decoder and the main thread compete, and
+/// at the default weight a woken main thread can wait behind a build's time slice. At
+/// nice 10 the scheduler gives the main thread (nice 0) about ten times the builder's
+/// share when both want a core, and the builder still has any idle core to itself.
+const BUILDER_NICE: libc::c_int = 10;
+
+/// Lower this thread's priority to `BUILDER_NICE` (Linux sets nice per thread). Best
+/// effort: without it builds only compete harder, so a refusal is ignored.
+fn yield_to_keys() {
+    // SAFETY: gettid has no preconditions; setpriority on our own thread id only reads
+    // its arguments.
+    unsafe {
+        let tid = libc::gettid();
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, BUILDER_NICE);
+    }
+}
+
 fn serve<K, T>(
     store: SharedStore,
     pacing: Pacing,
@@ -384,6 +402,7 @@ fn serve<K, T>(
 ) where
     K: Copy + Eq + Hash,
 {
+    yield_to_keys();
     let mut pending: HashMap<K, Pending<T>> = HashMap::new();
     // Per key: when its last build ended and what it cost.
     let mut last: HashMap<K, (Instant, Duration)> = HashMap::new();
