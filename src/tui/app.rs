@@ -33,7 +33,7 @@ pub use super::popups::confirm::Confirm;
 pub use super::popups::filter::FilterBar;
 use super::risk::{Assess, FindingRow, RiskCache};
 use super::screens::{
-    self, chains, expectations, findings, flows, Ctx, Facts, Jump, Screen, Source,
+    self, chains, expectations, findings, flows, BuiltRows, Ctx, Facts, Jump, Screen, Source,
 };
 use super::text;
 use super::theme::{Theme, ThemeKind};
@@ -269,6 +269,9 @@ pub struct App {
     dumped: bool,
     /// How far the dump in progress is (`EngineEvent::DumpProgress`), for the header.
     pub(crate) progress: Option<Progress>,
+    /// Rows built while the risk verdicts were older, per screen: swapped in when a risk
+    /// build catches up (`risk_behind`).
+    held: Vec<Option<(BuiltRows, u64)>>,
     /// The screen whose rows were last asked for: a switch asks for a fresh spec.
     shown: Option<usize>,
     /// A jump waiting for its screen's rows: the entry, and the screen to go back to if
@@ -301,6 +304,7 @@ impl App {
         };
         // A store handed in full (tests, benchmarks) counts as loaded.
         let store_loaded = store.flow_count() > 0 || store.expect_count() > 0;
+        let all = screens::all();
         let store = StoreWriter::new(store);
         // Like `thread::spawn`, which panics when the system cannot start a thread.
         let views = Views::spawn(store.shared(), Pacing::default())
@@ -315,7 +319,8 @@ impl App {
             opts,
             clock,
             commands,
-            screens: screens::all(),
+            held: all.iter().map(|_| None).collect(),
+            screens: all,
             tab: 0,
             risk: Arc::default(),
             assessor: None,
@@ -799,25 +804,50 @@ impl App {
         });
     }
 
+    /// Whether rows of screen `i` built from store generation `gen` are newer than the
+    /// risk verdicts: then a RELATED flow among them could have none yet.
+    fn risk_behind(&self, i: usize, gen: u64) -> bool {
+        self.assessor.is_some()
+            && self.screens.get(i).is_some_and(|s| s.shows_risk())
+            && self.risk.built.is_none_or(|r| r < gen)
+    }
+
+    /// Swap in rows of screen `i`, and land a jump that waited for them.
+    fn accept_rows(&mut self, i: usize, rows: BuiltRows, gen: u64) {
+        if let Some(s) = self.screens.get_mut(i) {
+            s.accept(rows, gen);
+        }
+        if let Some((e, back)) = self.want.take() {
+            if i == self.tab && !self.views.pending(ViewKey::Screen(i)) {
+                self.land(e, back);
+            } else {
+                self.want = Some((e, back));
+            }
+        }
+    }
+
     /// Take in a finished build.
     fn swap_in(&mut self, b: worker::Built<ViewKey, Built>) {
         match (b.key, b.value) {
             (ViewKey::Screen(i), Built::Rows(rows)) => {
-                if let Some(s) = self.screens.get_mut(i) {
-                    s.accept(rows, b.generation);
-                }
-                if let Some((e, back)) = self.want.take() {
-                    if i == self.tab && !self.views.pending(ViewKey::Screen(i)) {
-                        self.land(e, back);
-                    } else {
-                        self.want = Some((e, back));
+                let gen = b.generation;
+                if self.risk_behind(i, gen) {
+                    // Rows newer than the verdicts would show a RELATED flow without one:
+                    // they wait for a risk build that has seen them.
+                    if i < self.held.len() {
+                        self.held[i] = Some((rows, gen));
                     }
+                    if !self.views.pending(ViewKey::Risk) {
+                        self.views.stale(ViewKey::Risk);
+                    }
+                } else {
+                    self.accept_rows(i, rows, gen);
                 }
             }
             (_, Built::Summary(s)) => self.summary = s,
             (_, Built::Risk(r)) => {
                 self.risk = Arc::new(r);
-                // Rows that point into the cache follow it (findings); a Risk sort is
+                // Rows that point into the cache follow it (findings); a sort by Risk is
                 // redone from the same generation.
                 for (j, s) in self.screens.iter_mut().enumerate() {
                     s.risk_rebuilt();
@@ -825,7 +855,21 @@ impl App {
                         self.views.stale(ViewKey::Screen(j));
                     }
                 }
-                self.views.again(ViewKey::Screen(self.tab));
+                if self.screens[self.tab].build_reads_risk() {
+                    self.views.again(ViewKey::Screen(self.tab));
+                }
+                for j in 0..self.held.len() {
+                    match self.held[j].take() {
+                        Some((rows, gen)) if !self.risk_behind(j, gen) => {
+                            self.accept_rows(j, rows, gen)
+                        }
+                        Some(h) => {
+                            self.held[j] = Some(h);
+                            self.views.stale(ViewKey::Risk);
+                        }
+                        None => {}
+                    }
+                }
             }
             (_, Built::Expired(stale)) => {
                 if !stale.is_empty() {
@@ -1539,3 +1583,78 @@ type Asked = (String, Plan, Option<&'static str>);
 
 /// The confirmation's note for expectation deletes.
 const RELATED_STAY: &str = "RELATED flows already created by them stay";
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::{Event, Record};
+    use crate::tui::screens::testing::{ftp_expect, ftp_master, related, tcp};
+    use crate::tui::worker::Job;
+
+    fn built(key: ViewKey, value: Built, generation: u64) -> worker::Built<ViewKey, Built> {
+        worker::Built {
+            key,
+            value,
+            generation,
+            seq: u64::MAX,
+            scan: Duration::ZERO,
+            finish: Duration::ZERO,
+        }
+    }
+
+    /// Rows that arrive before the risk verdicts of their generation wait for them: the
+    /// flows screen never shows a RELATED flow the cache has not assessed.
+    #[test]
+    fn rows_newer_than_the_verdicts_wait_for_them() {
+        let master = tcp("10.0.0.2", 40000, "10.0.0.1", 21);
+        let mut store = Store::new();
+        store.apply(Event::New, Record::Flow(ftp_master(master)), 0);
+        let e = ftp_expect(master, "10.0.0.2", "10.0.0.1", 3306, 300);
+        store.apply(Event::New, Record::Expect(e), 0);
+        let data = tcp("10.0.0.2", 40001, "10.0.0.1", 3306);
+        store.apply(Event::New, Record::Flow(related(data, master)), 0);
+        let gen = store.generation();
+        let table = crate::risk::HelperTable::embedded().unwrap();
+        let assessor: Box<dyn Assess> = Box::new(crate::risk::Assessor::new(
+            table,
+            crate::risk::Config::default(),
+            None,
+        ));
+        let assessor = Arc::new(Mutex::new(assessor));
+        let (rows, risk) = {
+            let src = Source {
+                filter: None,
+                risk: Arc::default(),
+                now: 1,
+                facts: Facts::default(),
+                recent: Arc::default(),
+                replay: false,
+            };
+            let rows: Job<BuiltRows> = flows::Flows::default().job(&src);
+            let rows = rows.run(&store);
+            let risk = views::risk_job(Arc::clone(&assessor)).run(&store);
+            (rows, risk)
+        };
+        let mut app = App::new(
+            store,
+            TuiOptions::default(),
+            Box::new(inputs::SystemClock {
+                epoch: std::time::UNIX_EPOCH,
+            }),
+            Box::new(|_| Ok(())),
+        );
+        app.assessor = Some(assessor);
+        app.swap_in(built(ViewKey::Screen(0), Built::Rows(rows), gen));
+        assert!(app.flow_keys().is_empty(), "held until the verdicts come");
+        app.swap_in(built(ViewKey::Risk, risk, gen));
+        assert_eq!(app.flow_keys().len(), 2);
+        let key = FlowKey::of(&related(data, master));
+        assert!(app.flow_keys().contains(&key));
+        assert!(
+            app.risk.flow(&key).is_some(),
+            "the RELATED flow has its verdict"
+        );
+    }
+}

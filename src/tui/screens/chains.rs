@@ -231,6 +231,10 @@ impl Screen for Chains {
         )
     }
 
+    fn shows_risk(&self) -> bool {
+        true
+    }
+
     fn accept(&mut self, rows: BuiltRows, gen: u64) {
         if let Ok(rows) = rows.downcast::<(Vec<ChainRow>, usize)>() {
             self.view.accept(rows.0, rows.1, gen);

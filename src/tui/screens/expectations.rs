@@ -178,6 +178,10 @@ impl SortedTable for Expectations {
     const TITLES: (&'static str, &'static str) = ("Expectations", "Exp");
     const COLUMNS: &'static [ExpectCol] = &ExpectCol::ALL;
 
+    fn sorts_by_risk(col: ExpectCol) -> bool {
+        col == ExpectCol::Risk
+    }
+
     fn view(&self) -> &TableView<ExpectKey> {
         &self.view
     }

@@ -326,6 +326,10 @@ impl SortedTable for Flows {
     const TITLES: (&'static str, &'static str) = ("Flows", "Flows");
     const COLUMNS: &'static [FlowCol] = &FlowCol::ALL;
 
+    fn sorts_by_risk(col: FlowCol) -> bool {
+        col == FlowCol::Risk
+    }
+
     fn view(&self) -> &TableView<FlowKey> {
         &self.view
     }

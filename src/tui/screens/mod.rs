@@ -220,6 +220,15 @@ pub trait Screen {
     }
     /// The risk cache was rebuilt (rows that point into it must follow).
     fn risk_rebuilt(&mut self) {}
+    /// Whether it draws risk verdicts from the cache: its rows are swapped in only once
+    /// the cache has seen their store generation, so no RELATED flow shows without one.
+    fn shows_risk(&self) -> bool {
+        false
+    }
+    /// Whether its build reads the risk cache (a sort by Risk): rebuilt when the cache is.
+    fn build_reads_risk(&self) -> bool {
+        false
+    }
     fn move_by(&mut self, delta: isize) {
         self.rows_mut().move_by(delta);
     }
@@ -318,6 +327,8 @@ pub trait SortedTable: 'static {
     fn view_mut(&mut self) -> &mut TableView<Self::Key>;
     /// The count on its tab.
     fn count(cx: &Ctx) -> usize;
+    /// Whether sorting by `col` reads the risk cache.
+    fn sorts_by_risk(col: Self::Col) -> bool;
     /// The first half of the pure row build, under the store's read lock: filter and
     /// copy out sort values and keys; also the count before filtering.
     fn scan(store: &Store, spec: &Spec<Self::Col>) -> (Self::Scanned, usize);
@@ -383,6 +394,14 @@ impl<T: SortedTable> Screen for T {
         if let Ok(rows) = rows.downcast::<(Vec<T::Key>, usize)>() {
             self.view_mut().accept(rows.0, rows.1, gen);
         }
+    }
+
+    fn shows_risk(&self) -> bool {
+        true
+    }
+
+    fn build_reads_risk(&self) -> bool {
+        T::sorts_by_risk(T::COLUMNS[self.view().sort])
     }
 
     fn selected(&self) -> Option<Entry> {
