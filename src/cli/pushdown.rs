@@ -102,7 +102,8 @@ pub fn finish(
             report("RELATED flows", &related, &out);
         }
     }
-    let missing: Vec<FlowKey> = store
+    // One `-G` per master, however many RELATED flows share it.
+    let missing: std::collections::HashSet<FlowKey> = store
         .flows()
         .filter(|f| f.is_related())
         .filter_map(FlowKey::master_of)
