@@ -72,6 +72,26 @@ pub const CTA_SYNPROXY: u16 = 24;
 pub const CTA_FILTER: u16 = 25;
 pub const CTA_STATUS_MASK: u16 = 26;
 
+// enum ctattr_filter, and the CTA_FILTER_F_* flags (host byte order u32, NLA_U32): which
+// fields of CTA_TUPLE_ORIG / CTA_TUPLE_REPLY a dump compares (nf_conntrack_netlink.c,
+// ctnetlink_filter_match_tuple). Linux 5.8+.
+pub const CTA_FILTER_ORIG_FLAGS: u16 = 1;
+pub const CTA_FILTER_REPLY_FLAGS: u16 = 2;
+pub const CTA_FILTER_F_CTA_IP_SRC: u32 = 1 << 0;
+pub const CTA_FILTER_F_CTA_IP_DST: u32 = 1 << 1;
+pub const CTA_FILTER_F_CTA_TUPLE_ZONE: u32 = 1 << 2;
+pub const CTA_FILTER_F_CTA_PROTO_NUM: u32 = 1 << 3;
+pub const CTA_FILTER_F_CTA_PROTO_SRC_PORT: u32 = 1 << 4;
+pub const CTA_FILTER_F_CTA_PROTO_DST_PORT: u32 = 1 << 5;
+pub const CTA_FILTER_F_CTA_PROTO_ICMP_TYPE: u32 = 1 << 6;
+pub const CTA_FILTER_F_CTA_PROTO_ICMP_CODE: u32 = 1 << 7;
+pub const CTA_FILTER_F_CTA_PROTO_ICMP_ID: u32 = 1 << 8;
+pub const CTA_FILTER_F_CTA_PROTO_ICMPV6_TYPE: u32 = 1 << 9;
+pub const CTA_FILTER_F_CTA_PROTO_ICMPV6_CODE: u32 = 1 << 10;
+pub const CTA_FILTER_F_CTA_PROTO_ICMPV6_ID: u32 = 1 << 11;
+/// `NLM_F_DUMP_FILTERED` (include/uapi/linux/netlink.h): the kernel applied a dump filter.
+pub const NLM_F_DUMP_FILTERED: u16 = 0x20;
+
 // enum ctattr_tuple
 pub const CTA_TUPLE_IP: u16 = 1;
 pub const CTA_TUPLE_PROTO: u16 = 2;

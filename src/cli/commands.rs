@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 
 use super::args::{ActArgs, Cli, Command, FilterArgs, FormatArgs, Global};
+use super::pushdown::{self, Selection};
 use super::watch::{hostname, Out, Stream};
 use crate::actions::{self, Context, Plan};
 use crate::engine::{self, Engine, EngineEvent, Live, Options, Replay, Source, Speed};
@@ -218,6 +219,17 @@ fn refuse_save(format: FormatArgs, what: &str) -> Result<()> {
 /// source, so a delete can tell which planned entries were destroyed or re-created since
 /// (see `catch_up`).
 pub(super) fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Source>)> {
+    load_selected(g, watch, Selection::Whole)
+}
+
+/// `load` for a command that shows or acts on `sel` only: live, the kernel filters what it
+/// can of the dump (`pushdown`); the store then holds a superset of the selection (plus
+/// what its output depends on), so callers filter every entry as before.
+pub(super) fn load_selected(
+    g: &Global,
+    watch: bool,
+    sel: Selection<'_>,
+) -> Result<(Store, u32, Box<dyn Source>)> {
     if g.replay.is_some() {
         let mut store = Store::new();
         let source = open_source(g, true, Speed::Fast)?;
@@ -240,18 +252,25 @@ pub(super) fn load(g: &Global, watch: bool) -> Result<(Store, u32, Box<dyn Sourc
         // Actions on a recording are refused by the source itself; keep one to say so.
         return Ok((store, now, open_source(g, false, Speed::Fast)?));
     }
-    let mut store = sized_store(g);
-    let mut source = open_source(g, watch, Speed::Fast)?;
-    let now = source.clock().now();
-    let stats = engine::load(source.as_mut(), &mut store, now)?;
+    let (flows, expects) = pushdown::filters(sel);
+    let mut store = if flows.is_none() {
+        sized_store(g)
+    } else {
+        Store::new()
+    };
+    let mut live = open_live(g, watch)?;
+    live.set_dump_filters(flows, expects);
+    let now = live.clock().now();
+    let stats = engine::load(&mut live, &mut store, now)?;
     if stats.decode_errors > 0 {
         eprintln!(
             "ctscope: {} message(s) could not be decoded and are not shown",
             stats.decode_errors
         );
     }
-    let now = source.clock().now();
-    Ok((store, now, source))
+    pushdown::finish(&mut live, &mut store, now, sel, &flows, &expects)?;
+    let now = live.clock().now();
+    Ok((store, now, Box::new(live)))
 }
 
 fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<ExitCode> {
@@ -260,7 +279,15 @@ fn list(g: &Global, expect: bool, f: &FilterArgs, format: FormatArgs) -> Result<
     }
     let filter = compile_filter(f)?;
     refuse_event(&filter, "list")?;
-    let (store, now, _source) = load(g, false)?;
+    let sel = if expect {
+        Selection::Expects(&filter)
+    } else {
+        Selection::Flows {
+            filter: &filter,
+            children: false,
+        }
+    };
+    let (store, now, _source) = load_selected(g, false, sel)?;
     let ctx = super::stale::store_context(g, &store, Default::default());
     let stdout = io::stdout().lock();
     let mut w = output::Writer::new(BufWriter::with_capacity(1 << 16, stdout), format_of(format));
@@ -430,7 +457,15 @@ fn delete(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<Exit
         .into());
     }
     refuse_event(&filter, "delete")?;
-    let (mut store, now, mut source) = load(g, true)?;
+    let sel = if expect {
+        Selection::Expects(&filter)
+    } else {
+        Selection::Flows {
+            filter: &filter,
+            children: true,
+        }
+    };
+    let (mut store, now, mut source) = load_selected(g, true, sel)?;
     let lost = catch_up(g, source.as_mut(), &mut store, now)?;
     let ctx = context(g, act);
     let sctx = super::stale::store_context(g, &store, Default::default());
@@ -456,7 +491,16 @@ fn flush(g: &Global, expect: bool, f: &FilterArgs, act: ActArgs) -> Result<ExitC
     }
     let filter = compile_filter(f)?;
     refuse_event(&filter, "flush")?;
-    let (mut store, now, mut source) = load(g, true)?;
+    // `flush --expect` and a bare flush act on whole tables.
+    let sel = if expect || filter.is_empty() {
+        Selection::Whole
+    } else {
+        Selection::Flows {
+            filter: &filter,
+            children: true,
+        }
+    };
+    let (mut store, now, mut source) = load_selected(g, true, sel)?;
     let lost = catch_up(g, source.as_mut(), &mut store, now)?;
     let ctx = context(g, act);
     let sctx = super::stale::store_context(g, &store, Default::default());

@@ -10,6 +10,7 @@ mod commands;
 pub mod docs;
 mod exporter;
 mod pressure;
+mod pushdown;
 mod recent;
 mod selectors;
 mod stale;

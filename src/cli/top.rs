@@ -90,7 +90,11 @@ pub fn run(g: &Global, a: TopArgs) -> Result<ExitCode> {
     let mut out = BufWriter::new(io::stdout().lock());
     let Some(every) = a.interval else {
         // The table as `list` sees it (a recording: played to its end).
-        let (store, now, _source) = super::commands::load(g, false)?;
+        let sel = super::pushdown::Selection::Flows {
+            filter: &filter,
+            children: false,
+        };
+        let (store, now, _source) = super::commands::load_selected(g, false, sel)?;
         let mut top = Top::new(a.by);
         rebuild(&mut top, &store, now, &filter);
         print(&mut out, &top, &a, now, max, json)?;

@@ -11,6 +11,7 @@ use super::record::{self, Kind, Reader};
 use crate::abi::*;
 use crate::error::{Error, Result};
 use crate::model::store::FlowKey;
+use crate::netlink::dump::{DumpFilter, DumpOutcome};
 use crate::netlink::events::{Recv, Subscription, DEFAULT_RCVBUF};
 use crate::netlink::request::{family_of, Request};
 use crate::netlink::{Conn, Namespace, Table};
@@ -154,6 +155,11 @@ pub struct Live {
     ns: Namespace,
     /// Recency snapshots taken beside the events (`sample_recent`).
     recent: Option<crate::recent::sampler::Sampler>,
+    /// What the kernel filters of the next dumps (flows, expectations): set by a
+    /// one-shot command for its selection (`set_dump_filters`), never by a follower.
+    filters: (DumpFilter, DumpFilter),
+    /// How the last dump of each table went (flows, expectations).
+    last: (DumpOutcome, DumpOutcome),
 }
 
 impl Live {
@@ -183,6 +189,8 @@ impl Live {
             start: Instant::now(),
             ns: ns.clone(),
             recent: None,
+            filters: Default::default(),
+            last: Default::default(),
         })
     }
 
@@ -208,6 +216,19 @@ impl Live {
     pub fn rcvbuf(&self) -> Option<usize> {
         self.events.as_ref().map(Subscription::rcvbuf)
     }
+
+    /// Let the kernel filter the next dumps of flows and of expectations (see
+    /// `netlink::dump::DumpFilter`); the defaults dump whole tables again. Whoever sets a
+    /// filter re-checks every entry: the store then holds a superset of the selection,
+    /// not the table.
+    pub fn set_dump_filters(&mut self, flows: DumpFilter, expects: DumpFilter) {
+        self.filters = (flows, expects);
+    }
+
+    /// How the last dump of flows and of expectations went.
+    pub fn last_dumps(&self) -> (DumpOutcome, DumpOutcome) {
+        self.last
+    }
 }
 
 /// How many times an interrupted (`NLM_F_DUMP_INTR`) dump is retried.
@@ -215,6 +236,11 @@ const DUMP_RETRIES: usize = 3;
 
 impl Source for Live {
     fn flow_count(&self) -> Option<usize> {
+        // A filtered dump brings a part of the table: sizing for all of it would waste
+        // memory on big tables.
+        if !self.filters.0.is_none() {
+            return None;
+        }
         crate::netlink::netns::read_sysctl(&self.ns, "net/netfilter/nf_conntrack_count")
             .and_then(|v| v.trim().parse().ok())
     }
@@ -225,7 +251,14 @@ impl Source for Live {
             let mut interrupted = false;
             for (bit, table) in [(FLOWS, Table::Flows), (EXPECTS, Table::Expects)] {
                 if tables & bit != 0 {
-                    let out = self.conn.dump(table, &mut |m| sink(Item::DumpMsg(m)))?;
+                    let (filter, last) = match table {
+                        Table::Flows => (&self.filters.0, &mut self.last.0),
+                        Table::Expects => (&self.filters.1, &mut self.last.1),
+                    };
+                    let out = self
+                        .conn
+                        .dump_filtered(table, filter, &mut |m| sink(Item::DumpMsg(m)))?;
+                    *last = out;
                     interrupted |= out.interrupted;
                 }
             }

@@ -53,12 +53,14 @@ pub mod context;
 mod eval;
 mod lex;
 mod parse;
+pub mod required;
 pub mod selectors;
 
 use std::fmt;
 
 pub use context::{Context, EventKind, NoContext, StoreContext, WithEvent};
 pub use eval::{expect_text, flow_text, TextSource};
+pub use required::{Required, TupleFacts};
 
 use crate::model::{Expectation, Flow};
 use eval::{Item, Node};

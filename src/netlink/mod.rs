@@ -143,18 +143,19 @@ impl Conn {
     /// Send `req` and read the replies that carry its sequence number. Data messages go
     /// to `sink`; the call returns at `NLMSG_DONE` (dumps), at an `NLMSG_ERROR` (ACK or
     /// refusal), or after the first data message of a non-dump reply when `single` is set.
-    /// Returns whether any message had `NLM_F_DUMP_INTR`.
+    /// Returns the data messages' header flags OR-ed together (`NLM_F_DUMP_INTR`: the
+    /// table changed under the dump; `NLM_F_DUMP_FILTERED`: the kernel applied a filter).
     fn transact(
         &mut self,
         op: &'static str,
         req: Request,
         single: bool,
         sink: &mut dyn FnMut(&[u8]),
-    ) -> Result<bool> {
+    ) -> Result<u16> {
         let seq = self.next_seq();
         let bytes = req.finish(seq);
         send_all(&self.sock, op, &bytes)?;
-        let mut interrupted = false;
+        let mut flags = 0u16;
         loop {
             let n = recv_retry(&self.sock, &mut self.buf, 0).map_err(|e| io_err(op, e))?;
             let mut finished = false;
@@ -165,9 +166,7 @@ impl Conn {
                 if h.seq != seq {
                     continue;
                 }
-                if h.flags & NLM_F_DUMP_INTR != 0 {
-                    interrupted = true;
-                }
+                flags |= h.flags;
                 match h.nl_type {
                     NLMSG_DONE => finished = true,
                     NLMSG_ERROR => {
@@ -187,7 +186,7 @@ impl Conn {
                 }
             }
             if finished {
-                return Ok(interrupted);
+                return Ok(flags);
             }
         }
     }
