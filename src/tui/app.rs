@@ -269,6 +269,11 @@ pub struct App {
     dumped: bool,
     /// How far the dump in progress is (`EngineEvent::DumpProgress`), for the header.
     pub(crate) progress: Option<Progress>,
+    /// When the tick last asked for the expired-flow list, and what the last one cost.
+    expired_at: u32,
+    expired_cost: Duration,
+    /// What the last summary build cost (the stale re-judge's pace on a still table).
+    summary_cost: Duration,
     /// Rows built while the risk verdicts were older, per screen: swapped in when a risk
     /// build catches up (`risk_behind`).
     held: Vec<Option<(BuiltRows, u64)>>,
@@ -346,6 +351,9 @@ impl App {
             loading: false,
             dumped: store_loaded,
             progress: None,
+            expired_at: 0,
+            expired_cost: Duration::ZERO,
+            summary_cost: Duration::ZERO,
             shown: None,
             want: None,
             rate_mark: (now, events),
@@ -694,14 +702,23 @@ impl App {
         self.store.update(move |s| {
             s.expire_expectations_with(now, &mut |_| {});
         });
-        // The list is a pass over every flow: the view builder makes it (`swap_in` sends it).
-        self.views.stale(ViewKey::Expired);
-        let gen = self.store.read().generation();
-        self.views
-            .ask(ViewKey::Expired, gen, false, || views::expired_job(now));
+        // The list is a pass over every flow: the view builder makes it (`swap_in` sends it),
+        // every second on a small table, less often where the pass costs more.
+        if now
+            >= self
+                .expired_at
+                .saturating_add(quiet_every(self.expired_cost, 1))
+        {
+            self.expired_at = now;
+            self.views.stale(ViewKey::Expired);
+            let gen = self.store.read().generation();
+            self.views
+                .ask(ViewKey::Expired, gen, false, || views::expired_job(now));
+        }
         // Staleness moves with time alone: the header's stale counts are re-judged now and
         // then on a quiet table too.
-        if self.now >= self.summary.judged_at.saturating_add(STALE_EVERY) {
+        let rejudge = quiet_every(self.summary_cost, STALE_EVERY);
+        if now >= self.summary.judged_at.saturating_add(rejudge) {
             self.views.again(ViewKey::Summary);
         }
         if self.opts.kernel_stats && !self.ended {
@@ -844,7 +861,10 @@ impl App {
                     self.accept_rows(i, rows, gen);
                 }
             }
-            (_, Built::Summary(s)) => self.summary = s,
+            (_, Built::Summary(s)) => {
+                self.summary = s;
+                self.summary_cost = b.scan + b.finish;
+            }
             (_, Built::Risk(r)) => {
                 self.risk = Arc::new(r);
                 // Rows that point into the cache follow it (findings); a sort by Risk is
@@ -872,6 +892,7 @@ impl App {
                 }
             }
             (_, Built::Expired(stale)) => {
+                self.expired_cost = b.scan + b.finish;
                 if !stale.is_empty() {
                     let _ = self.commands.send(Request::Recheck(stale));
                 }
@@ -1565,6 +1586,18 @@ impl App {
 /// Seconds between re-judging staleness on a quiet table (the header's stale counts).
 const STALE_EVERY: u32 = 5;
 
+/// Share of one core the tick's passes over every flow (the expired list, the stale
+/// re-judge) may take on a table where nothing happens: the dashboard idles under 1%.
+const QUIET_BUDGET: f64 = 0.005;
+
+/// Seconds between two runs of a tick's pass that cost `cost`: at least `floor`, and
+/// enough that it stays within `QUIET_BUDGET` (about 6 s for a 30 ms pass at a million
+/// flows).
+fn quiet_every(cost: Duration, floor: u32) -> u32 {
+    let secs = (cost.as_secs_f64() / QUIET_BUDGET).ceil();
+    floor.max(secs.min(f64::from(u32::MAX)) as u32)
+}
+
 /// Wall time of store second `now` in ns, for `age` terms: a replay's recorded time; live,
 /// `None` (the filter reads the system clock).
 fn wall_ns(clock: &dyn Clock, now: u32, replay: bool) -> Option<u64> {
@@ -1656,5 +1689,19 @@ mod tests {
             app.risk.flow(&key).is_some(),
             "the RELATED flow has its verdict"
         );
+    }
+
+    /// A tick's pass runs every second while cheap, and no more than its budget allows
+    /// once it costs more (a million flows): the dashboard idles under 1% of a core.
+    #[test]
+    fn quiet_passes_are_paced_by_their_cost() {
+        assert_eq!(quiet_every(Duration::ZERO, 1), 1);
+        assert_eq!(quiet_every(Duration::from_millis(2), 1), 1);
+        assert_eq!(quiet_every(Duration::from_millis(30), 1), 6);
+        assert_eq!(
+            quiet_every(Duration::from_millis(10), STALE_EVERY),
+            STALE_EVERY
+        );
+        assert_eq!(quiet_every(Duration::from_secs(1), STALE_EVERY), 200);
     }
 }
