@@ -136,6 +136,9 @@ impl StoreWriter {
 /// the value handed back.
 pub struct Job<T> {
     run: Scan<T>,
+    /// This job's own share of a core for data-driven rebuilds, instead of the worker's
+    /// `Pacing::budget` (`Job::budget`).
+    budget: Option<f64>,
 }
 
 /// A job with its scan's type erased: scan now, get back the finish to run unlocked.
@@ -152,7 +155,16 @@ impl<T: 'static> Job<T> {
                 let s = scan(store);
                 Box::new(move || finish(s))
             }),
+            budget: None,
         }
+    }
+
+    /// Pace data-driven rebuilds of this job's key to `budget` of one core (the lag rule
+    /// still applies): for builds a reader needs less often than a screen's rows, such as
+    /// the header's numbers.
+    pub fn budget(mut self, budget: f64) -> Job<T> {
+        self.budget = Some(budget);
+        self
     }
 
     /// The same job, its value passed through `f` after the finish (unlocked).
@@ -163,6 +175,7 @@ impl<T: 'static> Job<T> {
                 let finish = run(store);
                 Box::new(move || f(finish()))
             }),
+            budget: self.budget,
         }
     }
 
@@ -375,6 +388,28 @@ struct Pending<T> {
 }
 
 /// The worker thread: take requests, coalesce them per key, run the one due first.
+/// When a request may start: a data build of a key built before waits for the gap its
+/// last build's cost earns under the pacing (with the job's own budget, if it has one);
+/// anything else starts `now`.
+fn due_at(
+    pacing: &Pacing,
+    urgency: Urgency,
+    budget: Option<f64>,
+    last: Option<(Instant, Duration)>,
+    now: Instant,
+) -> Instant {
+    match (urgency, last) {
+        (Urgency::Data, Some((end, cost))) => {
+            let pacing = Pacing {
+                budget: budget.unwrap_or(pacing.budget),
+                ..*pacing
+            };
+            end + pacing.gap(cost)
+        }
+        _ => now,
+    }
+}
+
 /// Nice value of the builder thread. A key must be drawn within a frame while a build
 /// runs; on two cores the builder, the engine's decoder and the main thread compete, and
 /// at the default weight a woken main thread can wait behind a build's time slice. At
@@ -410,10 +445,13 @@ fn serve<K, T>(
     while open || !pending.is_empty() {
         let now = Instant::now();
         let due = |key: &K, p: &Pending<T>| -> Instant {
-            match (p.urgency, last.get(key)) {
-                (Urgency::Data, Some(&(end, cost))) => end + pacing.gap(cost),
-                _ => now,
-            }
+            due_at(
+                &pacing,
+                p.urgency,
+                p.job.budget,
+                last.get(key).copied(),
+                now,
+            )
         };
         let next = choose(&pending, due);
         let wait = match next {
@@ -571,6 +609,22 @@ mod tests {
     use crate::model::{Family, Flow, Tuple};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
+
+    /// A job's own budget paces its data builds instead of the worker's; spec builds
+    /// and first builds start at once.
+    #[test]
+    fn a_job_budget_paces_its_key() {
+        let p = Pacing::default();
+        let (t0, cost) = (Instant::now(), Duration::from_millis(20));
+        let at = |u, b| due_at(&p, u, b, Some((t0, cost)), t0);
+        // 10%: 9 x 20 ms = 180 ms, below the 250 ms floor.
+        assert_eq!(at(Urgency::Data, None), t0 + Duration::from_millis(250));
+        // 3%: about 32 x 20 ms.
+        let slow = at(Urgency::Data, Some(0.03)) - t0;
+        assert!(slow > Duration::from_millis(600) && slow < Duration::from_millis(700));
+        assert_eq!(at(Urgency::Spec, Some(0.03)), t0);
+        assert_eq!(due_at(&p, Urgency::Data, Some(0.03), None, t0), t0);
+    }
 
     const WAIT: Duration = Duration::from_secs(10);
 
