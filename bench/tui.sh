@@ -153,6 +153,7 @@ EVS=$($P grab ct '([0-9]+) ev/s')
 echo "ctscope CPU under churn over ${CHURN_CPU}s ($EVS ev/s in ctscope's header)"
 out=$($P steady ct "$CT_PID" "$CHURN_CPU" 0.5)
 CHURN_CPU_PCT=$(echo "$out" | field cpu_pct)
+CHURN_THREADS=$(echo "$out" | sed -n 's/^threads //p')
 echo "keypress latency while events stream: j/k/PgDn/PgUp/Tab/S-Tab x$PRESSES"
 sel=$($P mixed ct "$PRESSES" 5 "$GAP" "$FRAMES")
 echo "reverse sort (r) x$SORTS"
@@ -223,6 +224,7 @@ printf "$f" "Top: open (5, first pass)" "$GRP_OPEN ms" "" "" ""
 printf "$f" "Top regroup (b): median / p95 ($GRP_N/$SORTS)" "$GRP_MED / $GRP_P95 ms" "" "<= 250 ms" ""
 printf "$f" "  events/s meanwhile (churn est.; ctscope hdr)" "$CHURN_RATE/s; $EVS/s" "" "~10,000/s" ""
 printf "$f" "ctscope CPU under churn (${CHURN_CPU} s)" "${CHURN_CPU_PCT} %" "" "<= 25%" "94% (17k flows)"
+echo "  by thread under churn: ${CHURN_THREADS:--}"
 printf "$f" "ctscope CPU steady (${STEADY} s, $CT_REDUMPS re-dumps seen)" "${CT_CPU} %" "" "< 1%" ""
 if [ -n "$CT_CPU_LONG" ]; then
   printf "$f" "ctscope CPU steady (${CT_LONG_S} s, $CT_LONG_RD re-dumps seen)" "${CT_CPU_LONG} %" "" "< 1%" ""

@@ -75,6 +75,21 @@ def cpu_ticks(pid):
     return int(rest[11]) + int(rest[12])
 
 
+def thread_ticks(pid):
+    """utime + stime per thread name of PID (threads of one name summed)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue  # the thread ended
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        rest = raw.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0) + int(rest[11]) + int(rest[12])
+    return out
+
+
 def pane_pid(session):
     r = subprocess.run([*TMUX, "display", "-p", "-t", session, "#{pane_pid}"],
                        capture_output=True, text=True, check=True)
@@ -296,6 +311,7 @@ def steady(session, pid, secs, poll, mark, long):
     hz = os.sysconf("SC_CLK_TCK")
     pat = re.compile(mark) if mark else None
     c0, t0 = cpu_ticks(pid), time.monotonic()
+    th0 = thread_ticks(pid)
     last, changes, marks, marked = capture(session), [], 0, False
     short = None
     while time.monotonic() - t0 < max(secs, long):
@@ -310,12 +326,17 @@ def steady(session, pid, secs, poll, mark, long):
         marks += now_marked and not marked
         marked = now_marked
     c1, t1 = cpu_ticks(pid), time.monotonic()
+    th1 = thread_ticks(pid)
     c_s, t_s, m_s = short or (c1, t1, marks)
     pct = 100.0 * (c_s - c0) / hz / (t_s - t0)
     gaps = [b - a for a, b in zip(changes, changes[1:])]
     gap = f"{sorted(gaps)[len(gaps) // 2]:.1f}" if gaps else "-"
     print(f"cpu_pct={pct:.1f} window_s={t_s - t0:.1f} changes={len(changes)} gap_s={gap} "
           f"marks={m_s}")
+    # Where the CPU went, per thread name, over the whole window (threads that ended
+    # inside it are missing).
+    per = sorted(((th1[n] - th0.get(n, 0), n) for n in th1), reverse=True)
+    print("threads " + " ".join(f"{n}={100.0 * d / hz / (t1 - t0):.1f}%" for d, n in per if d > 0))
     if long > secs:
         pct = 100.0 * (c1 - c0) / hz / (t1 - t0)
         print(f"long cpu_long={pct:.1f} long_s={t1 - t0:.1f} long_marks={marks}")
