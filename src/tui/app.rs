@@ -285,6 +285,8 @@ pub struct App {
     rate_mark: (u32, u64),
     quit: bool,
     dirty: bool,
+    /// The store moved since the last frame (`data_moved`).
+    moved: bool,
 }
 
 impl App {
@@ -359,6 +361,7 @@ impl App {
             rate_mark: (now, events),
             quit: false,
             dirty: true,
+            moved: false,
         }
     }
 
@@ -449,9 +452,17 @@ impl App {
         self.fatal.as_deref()
     }
 
-    /// Whether something changed since the last frame.
+    /// Whether something changed since the last frame that should be drawn now (a key,
+    /// a resize, a finished build, a status).
     pub fn needs_draw(&self) -> bool {
         self.dirty
+    }
+
+    /// Whether the store moved since the last frame: worth a frame soon, but not one per
+    /// engine batch (the main loop draws these at most every `tui::DATA_FRAME_GAP`; each
+    /// frame also asks the view builder for the builds the change makes due).
+    pub fn data_moved(&self) -> bool {
+        self.moved
     }
 
     pub fn frame_stats(&self) -> FrameStats {
@@ -595,7 +606,10 @@ impl App {
             }
             AppEvent::Engine(e) => match self.apply(e) {
                 Applied::Nothing => {}
-                Applied::Changed => self.dirty = true,
+                // The store moved: what shows it (the rows, the header) changes when a build
+                // is swapped in, or for the visible rows' own fields at the next frame, which
+                // the loop draws at its data pace (`data_moved`), not at every batch.
+                Applied::Changed => self.moved = true,
                 Applied::DumpStarted => {
                     self.dumping = true;
                     self.loading = !self.dumped;
@@ -912,6 +926,7 @@ impl App {
         let store = worker::read(&shared);
         terminal.draw(|f| super::ui::draw(f, self, &store))?;
         self.dirty = false;
+        self.moved = false;
         Ok(())
     }
 

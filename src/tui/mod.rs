@@ -147,6 +147,13 @@ pub fn last_signal() -> i32 {
 /// The longest the loop applies queued events before drawing a frame.
 const DRAIN_BUDGET: Duration = Duration::from_millis(30);
 
+/// The least time between two frames drawn only because the store moved (`App::data_moved`).
+/// Under churn engine batches arrive hundreds of times a second; the rows change only when
+/// a build is swapped in (a few times a second), so ten frames a second show the visible
+/// rows' own fields moving without spending a core on identical frames. Keys, builds and
+/// resizes are drawn at once.
+pub const DATA_FRAME_GAP: Duration = Duration::from_millis(100);
+
 /// Draw a frame, noting it in the frame log (`probe`) as the answer to the keys read
 /// before it began.
 fn draw(app: &mut App, terminal: &mut ratatui::DefaultTerminal) -> io::Result<()> {
@@ -163,16 +170,24 @@ fn event_loop(
     tick: Duration,
 ) -> anyhow::Result<()> {
     draw(app, terminal)?;
-    let mut next_tick = std::time::Instant::now() + tick;
+    let mut last_frame = std::time::Instant::now();
+    let mut next_tick = last_frame + tick;
     while !app.should_quit() {
-        let wait = next_tick.saturating_duration_since(std::time::Instant::now());
+        let now = std::time::Instant::now();
+        let mut wait = next_tick.saturating_duration_since(now);
+        if app.data_moved() {
+            wait = wait.min((last_frame + DATA_FRAME_GAP).saturating_duration_since(now));
+        }
         match rx.recv_timeout(wait) {
             Ok(ev) => app.handle(ev),
-            Err(RecvTimeoutError::Timeout) => {
-                app.handle(AppEvent::Tick);
-                next_tick = std::time::Instant::now() + tick;
-            }
+            // Woken for a data frame or the tick.
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // The tick is due by the clock, whether or not events kept the channel busy.
+        if std::time::Instant::now() >= next_tick {
+            app.handle(AppEvent::Tick);
+            next_tick = std::time::Instant::now() + tick;
         }
         // Coalesce a burst: apply what is queued, then draw once. Bounded in time so a
         // stream that never pauses still gets frames (and keys behind it get answered).
@@ -184,8 +199,10 @@ fn event_loop(
                 break;
             }
         }
-        if app.needs_draw() && !app.should_quit() {
+        let data_due = app.data_moved() && last_frame.elapsed() >= DATA_FRAME_GAP;
+        if (app.needs_draw() || data_due) && !app.should_quit() {
             draw(app, terminal)?;
+            last_frame = std::time::Instant::now();
         }
     }
     Ok(())
