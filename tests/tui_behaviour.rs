@@ -987,3 +987,29 @@ fn the_first_dump_shows_first_rows_then_the_whole_table_at_its_end() {
     assert_eq!(h.app.flow_keys().len(), 51);
     h.event(ev::dump(false));
 }
+
+/// Switching screens on a still table reuses each screen's rows: after one round of Tab,
+/// a second round costs no build (at millions of flows each would be a full sort).
+#[test]
+fn tab_through_a_still_table_costs_no_builds() {
+    let mut h = Harness::lab();
+    h.draw();
+    for _ in 0..6 {
+        h.key(KeyCode::Tab);
+    }
+    let built = h.app.rows_built();
+    for _ in 0..12 {
+        h.key(KeyCode::Tab);
+    }
+    h.key(KeyCode::BackTab);
+    assert_eq!(h.app.rows_built(), built, "no rebuild for a still table");
+    // Data moving makes the screen shown follow it.
+    h.event(ev::flow(Flow::new(tuple(
+        proto::UDP,
+        "10.9.9.9",
+        1,
+        "10.1.0.1",
+        53,
+    ))));
+    assert!(h.app.rows_built() > built);
+}

@@ -287,6 +287,7 @@ pub struct App {
     dirty: bool,
     /// The store moved since the last frame (`data_moved`).
     moved: bool,
+    rows_built: u64,
 }
 
 impl App {
@@ -362,6 +363,7 @@ impl App {
             quit: false,
             dirty: true,
             moved: false,
+            rows_built: 0,
         }
     }
 
@@ -414,6 +416,11 @@ impl App {
                 self.swap_in(b);
             }
         }
+    }
+
+    /// Screen rows swapped in so far (tests: what a key cost in builds).
+    pub fn rows_built(&self) -> u64 {
+        self.rows_built
     }
 
     /// Builds that panicked on the view builder (their views kept the previous rows).
@@ -808,7 +815,11 @@ impl App {
         let i = self.tab;
         if self.shown != Some(i) {
             self.shown = Some(i);
-            self.views.stale(ViewKey::Screen(i));
+            // A screen shown again is rebuilt at once only if its rows are not of this
+            // generation: Tab through the screens of a still table costs no builds.
+            if self.screens[i].rows().built() != Some(gen) {
+                self.views.stale(ViewKey::Screen(i));
+            }
         }
         let src = Source {
             filter: self.filter.as_ref().map(|f| Arc::clone(&f.filter)),
@@ -847,6 +858,7 @@ impl App {
     fn accept_rows(&mut self, i: usize, rows: BuiltRows, gen: u64) {
         if let Some(s) = self.screens.get_mut(i) {
             s.accept(rows, gen);
+            self.rows_built += 1;
         }
         if let Some((e, back)) = self.want.take() {
             if i == self.tab && !self.views.pending(ViewKey::Screen(i)) {
