@@ -64,6 +64,8 @@ if [ "$DASHBOARD" = 1 ] && ! command -v tmux >/dev/null; then
 fi
 # utime+stime of a process, in seconds.
 dash_cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+# dash_key KEY median|mx: that statistic of KEY's latencies in $KEY_OUT (ms).
+dash_key() { echo "$KEY_OUT" | grep -E "key=$1\$" | field lat_ms | $2 || true; }
 dashboard_bench() {
   local frames=$TMP/frames.log deadline out bare bare_cpu rss t_full t_keys cpu0 cpu1 ev0 ev1
   local load0 redump
@@ -112,6 +114,15 @@ dashboard_bench() {
   [ -n "$KEY_APP" ] && printf "$f" "  p99 key read -> frame flushed, inside the app" "$KEY_APP ms" "" ""
   printf "$f" "  ctscope CPU over the keys (user+sys)" \
     "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }') s" "" ""
+  # Which keys are slow, and where the time goes: send-keys to the app reading the key
+  # (tmux, the pty, the input thread), or read to the flushed frame (the app).
+  local k by=
+  for k in j k PgDn PgUp Tab S-Tab; do
+    by+=" $k $(dash_key "$k" median)/$(dash_key "$k" mx)"
+  done
+  echo "keys by kind, p50/max ms:$by"
+  echo "keys, max of send-keys -> read by the app:" \
+    "$(echo "$KEY_OUT" | awk -F'[= ]' '/app_ms=/ { d = $2 - $4; if (d > m) m = d } END { printf "%.1f ms", m }')"
   echo "resolution: one capture-pane poll = ${DASH_POLL} ms (first screen and frame);" \
     "keys: ${KEY_POLL:-none, frame log}${KEY_POLL:+ ms a poll}; key latencies include one tmux send-keys."
   echo "events in ctscope's header: $ev0 ev/s before the keys, $ev1 after (no churn: both 0);" \

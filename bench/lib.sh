@@ -59,9 +59,9 @@ bench_buckets() {
 }
 
 # bench_memory NEED: refuse to start when MemAvailable is under ~1 KiB an entry: the
-# kernel's entries (~320 B with extensions), one store in examples/bench or the dashboard
-# (~100-250 B a flow), `conntrack -L`'s and the page cache's share of the entries file.
-# At 4,000,000 entries that is ~4 GiB.
+# kernel's entries (~320 B with extensions), then either the loaders (bench_load: at most
+# ~0.4 GB each) or one store in examples/bench or the dashboard (~90-250 B a flow), and
+# the page cache's share of the entries file (~110 B a line). 4,000,000 entries: ~4 GiB.
 bench_memory() {
   local need=$1 avail
   avail=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
@@ -88,12 +88,14 @@ bench_build() {
 # is the share of entries generated NATed (gen_entries.py). With TIMEOUT, every entry gets
 # that timeout in seconds: the generator's 30 s ICMP and 120 s UDP entries would expire
 # during a long run, and their DESTROY events would make a "steady" table anything but.
-# `conntrack -R` sends one request a line and waits for its answer (~12 us of its own CPU
-# and ~8 us of the kernel's a line here): from 500,000 entries the file is split in one
-# piece a core, loaded side by side (4,000,000 entries: ~50 s on 2 busy cores). It stops
-# at its first failed line, so a short table is reported with the first error.
+# `conntrack -R` sends one request a line and waits for its answer, and conntrack-tools
+# 1.4.7 keeps ~1.6 KB of memory a line until it exits (3 GB for 2,000,000 lines): the
+# file is loaded in pieces of at most 250,000 lines, one loader a core side by side from
+# 500,000 entries, each loading its pieces in turn (4,000,000 entries: a few minutes on 2
+# busy cores). Each `conntrack -R` stops at its first failed line, so a short table is
+# reported with the first error.
 bench_load() {
-  local n=$1 k=1 deadline f p pids=() rc=0
+  local n=$1 k=1 deadline w p pids=() rc=0 t0=$SECONDS
   echo "loading $n entries (bench/gen_entries.py | conntrack -R)"
   if [ -n "${2:-}" ]; then
     python3 bench/gen_entries.py "$n" ${BENCH_NAT_SHARE:+"$BENCH_NAT_SHARE"} | sed "s/ -t [0-9]*/ -t $2/" > "$TMP/entries"
@@ -102,19 +104,25 @@ bench_load() {
   fi
   [ "$n" -ge 500000 ] && k=$(nproc)
   [ "$k" -gt 4 ] && k=4
-  split -n "l/$k" -d "$TMP/entries" "$TMP/load."
+  split -l 250000 -a 4 -d "$TMP/entries" "$TMP/load."
   deadline=$(( 120 + n / 10000 ))
-  for f in "$TMP"/load.[0-9]*; do
-    timeout "$deadline" ip netns exec "$NS" conntrack -R "$f" >/dev/null 2>"$f.err" &
+  for w in $(seq 0 $(( k - 1 ))); do
+    timeout "$deadline" bash -c 'ns=$1 w=$2 k=$3; shift 3; i=0
+      for f in "$@"; do
+        if [ $(( i % k )) -eq "$w" ]; then
+          ip netns exec "$ns" conntrack -R "$f" >/dev/null 2>"$f.err" || :
+        fi
+        i=$(( i + 1 ))
+      done' loader "$NS" "$w" "$k" "$TMP"/load.[0-9][0-9][0-9][0-9] &
     pids+=("$!")
   done
   for p in "${pids[@]}"; do wait "$p" || rc=$?; done
   [ "$rc" -eq 124 ] && echo "warning: conntrack -R still loading after ${deadline}s; killed"
   LOADED=$(ip netns exec "$NS" conntrack -C)
-  echo "table holds $LOADED entries ($k loader(s))"
+  echo "table holds $LOADED entries (loaded in $(( SECONDS - t0 )) s, $k loader(s))"
   if [ "$LOADED" -lt "$n" ]; then
     echo "warning: $(( n - LOADED )) of $n entries missing; conntrack -R said:" \
-      "'$(cat "$TMP"/load.*.err | grep -v '^$' | head -1)'"
+      "'$(cat "$TMP"/load.*.err 2>/dev/null | grep -v '^$' | head -1)'"
   fi
   rm -f "$TMP"/load.*
 }
