@@ -17,7 +17,7 @@
 # the "dashboard" block below; bench/tui.sh measures the dashboard under churn.
 #
 # At 4,000,000 entries (issue 9: `sudo bench/engine.sh --dashboard 4000000 250000 1`):
-# loading takes about a minute (two `conntrack -R` side by side), the host's
+# loading takes ~80 s (two `conntrack -R` side by side, 250,000 lines at a time), the host's
 # nf_conntrack_buckets is raised for the load (bench_buckets in lib.sh) and the script
 # refuses to start without ~1 KiB an entry of available memory (~4 GiB).
 #
