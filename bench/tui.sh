@@ -59,17 +59,12 @@ CHURN_MAX_S=${CHURN_MAX_S:-180}
 . bench/lib.sh
 bench_build
 bench_setup ctscope-bt $(( N + CHURN_BATCH + 10000 ))
-export BENCH_TMUX=$NS
-unset TMUX
-# kill-server leaves the socket file behind here; remove it too.
-bench_at_exit 'tmux -L "$BENCH_TMUX" kill-server 2>/dev/null;
-  rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$BENCH_TMUX"'
+bench_tmux
 bench_at_exit 'touch "$TMP/stop"; [ -n "${CHURN_PID:-}" ] && wait "$CHURN_PID" 2>/dev/null'
 P="python3 bench/tui_probe.py"
 # The fixed cost of a first frame (tmux, process start, an empty dump), for scale.
 out=$($P first ct "$SIZE" '^(?!.*dumping).*flows 0\b.*\n.*\n.*\b0 shown' 30 -- "$CT" --netns "$NS")
 CT_EMPTY=$(echo "$out" | field first)
-rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 RSS_EMPTY=$(rss_kb "$(echo "$out" | sed -n 's/.*pid=\([0-9]*\).*/\1/p')")
 tmux -L "$BENCH_TMUX" send-keys -t ct q; sleep 0.5
 tmux -L "$BENCH_TMUX" kill-session -t ct 2>/dev/null || true
@@ -91,28 +86,18 @@ for i in $(seq "$RUNS"); do
 done
 LOAD=$(m "${load[@]}"); LCPU=$(m "${lcpu[@]}")
 
-# ctscope's complete first frame: the header line counts every entry and the dump is over,
-# and the flows view (two lines below) holds them all.
-CT_RE="^(?!.*dumping).*flows $NTH\\b.*\\n.*\\n.*\\b$NTH shown"
-# A flow row: a protocol name, then an address with an arrow.
-ROW_RE='^\s*(tcp|udp|icmp)\S*\s+\S+:\S*\s*→'
+# ctscope's complete first frame (bench_dash_first): the header line counts every entry
+# and the dump is over, and the flows view holds them all.
 FRAMES=$TMP/frames.log
 echo "ctscope first screen with rows and first full frame x$RUNS"
-ctf=(); ctc=(); ctr=(); out=
+ctf=(); ctc=(); ctr=()
 for i in $(seq "$RUNS"); do
-  tmux -L "$BENCH_TMUX" kill-session -t ct 2>/dev/null || true
-  : > "$FRAMES"
-  out=$($P first ct "$SIZE" "$CT_RE" "$TIMEOUT" "$ROW_RE" -- \
-    env CTSCOPE_FRAME_LOG="$FRAMES" "$CT" --netns "$NS")
-  ctf+=("$(echo "$out" | field first)"); ctc+=("$(echo "$out" | field cpu)")
-  ctr+=("$(echo "$out" | field rows)")
-  CT_POLL=$(echo "$out" | field poll_ms)
+  bench_dash_first ct "$SIZE" "$TIMEOUT" "$FRAMES"
+  ctf+=("$DASH_FIRST"); ctc+=("$DASH_CPU"); ctr+=("$DASH_ROWS"); CT_POLL=$DASH_POLL
   if [ "$i" -lt "$RUNS" ]; then tmux -L "$BENCH_TMUX" send-keys -t ct q; sleep 0.5; fi
 done
 CT_FIRST=$(m "${ctf[@]}"); CT_FCPU=$(m "${ctc[@]}"); CT_ROWS=$(m "${ctr[@]}")
-CT_PID=$(echo "$out" | sed -n 's/.*pid=\([0-9]*\).*/\1/p')
-# `env` execs ctscope, so the pane's process is ctscope itself.
-[ "$(cat /proc/"$CT_PID"/comm)" = ctscope ] || { echo "pane process is not ctscope" >&2; exit 1; }
+CT_PID=$DASH_PID
 RSS_FULL=$(rss_kb "$CT_PID")
 
 echo "ctscope steady CPU over ${STEADY}s (1 s settle after the first frame)"
@@ -155,7 +140,7 @@ out=$($P steady ct "$CT_PID" "$CHURN_CPU" 0.5)
 CHURN_CPU_PCT=$(echo "$out" | field cpu_pct)
 CHURN_THREADS=$(echo "$out" | sed -n 's/^threads //p')
 echo "keypress latency while events stream: j/k/PgDn/PgUp/Tab/S-Tab x$PRESSES"
-sel=$($P mixed ct "$PRESSES" 5 "$GAP" "$FRAMES")
+bench_dash_keys ct "$PRESSES" "$GAP" "$FRAMES"
 echo "reverse sort (r) x$SORTS"
 srt=$($P keys ct "$SORTS" 5 sort)
 echo "Top: open (5, a first pass) and regroup (b, a pass) x$SORTS"
@@ -167,17 +152,11 @@ read -r cycles _ < "$TMP/churn.count"
 CHURN_RATE=$(awk -v c="$cycles" -v b="$CHURN_BATCH" -v a="$t_churn" -v z="$t_end" \
   'BEGIN { printf "%.0f", 2 * c * b / (z - a) }')
 lat() { echo "$1" | field lat_ms | $2; }
-mx() { sort -n | tail -1; }
-# p99 of numbers on stdin (nearest rank).
-p99() { sort -n | awk '{a[NR]=$1} END {i=int(NR*0.99+0.999); if (i<1) i=1; print a[i]}'; }
-SEL_MED=$(lat "$sel" median); SEL_P99=$(lat "$sel" p99); SEL_MAX=$(lat "$sel" mx)
-SEL_APP=$(echo "$sel" | field app_ms | p99)
+SEL_MED=$KEY_P50; SEL_P99=$KEY_P99; SEL_MAX=$KEY_MAX; SEL_APP=$KEY_APP
 SRT_MED=$(lat "$srt" median); SRT_P95=$(lat "$srt" p95); SRT_MAX=$(lat "$srt" mx)
 GRP_MED=$(lat "$grp" median); GRP_P95=$(lat "$grp" p95); GRP_OPEN=$(echo "$grp" | field open_ms)
-SEL_N=$(echo "$sel" | grep -c lat_ms || true); SRT_N=$(echo "$srt" | grep -c lat_ms || true)
+SEL_N=$KEY_N; SRT_N=$(echo "$srt" | grep -c lat_ms || true)
 GRP_N=$(echo "$grp" | grep -c lat_ms || true)
-KEY_SRC=$(echo "$sel" | sed -n 's/.*source=\([a-z]*\).*/\1/p')
-KEY_POLL=$(echo "$sel" | field poll_ms)
 tmux -L "$BENCH_TMUX" send-keys -t ct q
 sleep 1
 tmux -L "$BENCH_TMUX" kill-session -t ct 2>/dev/null || true
