@@ -28,6 +28,7 @@ use super::counters::KernelCounters;
 use super::inputs::{
     self, ActionReport, Applied, Clock, Commands, FilterFault, ReplayRequest, ReplaySpeed, Request,
 };
+use super::journal::Journal;
 use super::keymap::{self, Action, Context};
 pub use super::popups::confirm::Confirm;
 pub use super::popups::filter::FilterBar;
@@ -212,6 +213,10 @@ pub struct App {
     /// The view builder: screen rows, summary, risk and the expired-flow list are
     /// built there.
     views: Views,
+    /// The flows the engine's records touched (a view sorted by key refines its rows
+    /// from them), and how far into it the store surely is (nothing queued before it).
+    journal: Journal,
+    applied_pos: u64,
     /// Recency state beside the store (lists, sets, knock progress): the Recent screen's.
     pub(crate) recent: Arc<RecentState>,
     /// When the engine's last batch was received (ns since the epoch): dates snapshots.
@@ -320,6 +325,8 @@ impl App {
         App {
             store,
             views,
+            journal: Journal::default(),
+            applied_pos: 0,
             recent: Arc::default(),
             received: 0,
             applied: 0,
@@ -557,6 +564,11 @@ impl App {
         self.facts.wall_ns = wall_ns(self.clock.as_ref(), self.now, replay);
         if let AppEvent::Engine(EngineEvent::Records(batch)) = &ev {
             self.applied += batch.len() as u64;
+            for (_, record) in batch {
+                if let crate::model::Record::Flow(f) = record {
+                    self.journal.touched(FlowKey::of(f));
+                }
+            }
             // Screens that count events (Top's rates) see each record before the store
             // merges it: a DESTROY's group is read from the flow the store still holds.
             // (Queued updates first, when the store is free, so the lookup sees them.)
@@ -697,10 +709,22 @@ impl App {
             e => e,
         };
         let meaning = inputs::meaning(&e);
+        if !matches!(
+            e,
+            EngineEvent::Records(_)
+                | EngineEvent::ActionDone(_)
+                | EngineEvent::DecodeErrors(_)
+                | EngineEvent::Fatal(_)
+        ) {
+            // Flows may change with no record to say which (a dump's sweep, an overrun).
+            self.journal.forget();
+        }
         let now = self.now;
-        self.store.update(move |s| {
+        if self.store.update(move |s| {
             inputs::apply(s, e, now);
-        });
+        }) {
+            self.applied_pos = self.journal.pos();
+        }
         meaning
     }
 
@@ -789,7 +813,9 @@ impl App {
     /// settings or the screen changed, else a data build when the store moved and the
     /// view is not paused). Never waits: cheap when nothing changed.
     pub fn prepare(&mut self) {
-        self.store.flush();
+        if self.store.flush() {
+            self.applied_pos = self.journal.pos();
+        }
         while let Some(b) = self.views.try_recv() {
             self.swap_in(b);
         }
@@ -828,7 +854,16 @@ impl App {
             facts: self.facts,
             recent: Arc::clone(&self.recent),
             replay: self.opts.recorded_start.is_some(),
+            journal_pos: Some(self.applied_pos),
+            changes: self.screens[i]
+                .rows()
+                .journal()
+                .and_then(|p| self.journal.since(p, self.applied_pos)),
         };
+        // What the shown screen's rows are complete up to is all the journal must keep.
+        if let Some(p) = self.screens[i].rows().journal() {
+            self.journal.trim(p.min(self.applied_pos));
+        }
         let screen = &self.screens[i];
         // First rows while a dump streams: a view built from no entries at all is rebuilt
         // as soon as the store has some and the last build is back, not at the pace of
@@ -1691,6 +1726,8 @@ mod tests {
                 facts: Facts::default(),
                 recent: Arc::default(),
                 replay: false,
+                journal_pos: None,
+                changes: None,
             };
             let rows: Job<BuiltRows> = flows::Flows::default().job(&src);
             let rows = rows.run(&store);

@@ -27,6 +27,8 @@
 //! Layout of the modules:
 //! - `app`: state and event handling (`App::handle`); writes the `Store`, owns the screens;
 //! - `views`: what is built off the main thread and when; `worker`: the builder thread;
+//! - `journal`: the flows the engine's records touched, so a view sorted by key is
+//!   refined from them instead of sorted again;
 //! - `probe`: the opt-in frame log (`CTSCOPE_FRAME_LOG`);
 //! - `inputs`: the injected outside inputs (engine events, terminal, clock, commands);
 //! - `screens`: one module per screen and the one screen list (see its doc to add one);
@@ -42,6 +44,7 @@
 pub mod app;
 pub mod counters;
 pub mod inputs;
+pub mod journal;
 pub mod keymap;
 pub mod live;
 pub mod popups;

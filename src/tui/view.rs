@@ -11,6 +11,7 @@
 
 use super::risk::headline;
 use crate::risk::Assessment;
+use std::sync::Arc;
 
 /// A table column: one enum variant per column, its title, width and priority beside it;
 /// its cell is built by the screen that owns the table.
@@ -159,6 +160,10 @@ pub trait Rows {
     fn shown(&self) -> (usize, usize);
     /// The store generation the rows were built from; `None`: never, or invalidated.
     fn built(&self) -> Option<u64>;
+    /// How far into the change journal the rows are complete (`TableView::journal`).
+    fn journal(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<K: Copy + PartialEq> Rows for TableView<K> {
@@ -174,12 +179,20 @@ impl<K: Copy + PartialEq> Rows for TableView<K> {
     fn built(&self) -> Option<u64> {
         self.built
     }
+    fn journal(&self) -> Option<u64> {
+        self.journal
+    }
 }
 
 /// Sort and selection state plus the row keys of one table.
 #[derive(Debug, Clone)]
 pub struct TableView<K> {
-    pub keys: Vec<K>,
+    /// Shared, so a build can read the rows it refines (`Screen::job` with changes) with
+    /// no copy on the main thread.
+    pub keys: Arc<Vec<K>>,
+    /// How far into the app's change journal (`tui::journal`) `keys` are complete, when
+    /// they came from a build that said so.
+    pub journal: Option<u64>,
     /// Index of the selected row in `keys`.
     pub sel: usize,
     /// The selected entry; the selection follows it across rebuilds.
@@ -197,7 +210,8 @@ pub struct TableView<K> {
 impl<K: Copy + PartialEq> TableView<K> {
     pub fn new(sort: usize) -> Self {
         TableView {
-            keys: Vec::new(),
+            keys: Arc::default(),
+            journal: None,
             sel: 0,
             sel_key: None,
             offset: 0,
@@ -218,7 +232,7 @@ impl<K: Copy + PartialEq> TableView<K> {
     /// Replace the keys, keeping the selection on the same entry when it is still there,
     /// otherwise on the same position.
     pub fn set_keys(&mut self, keys: Vec<K>, total: usize) {
-        self.keys = keys;
+        self.keys = Arc::new(keys);
         self.total = total;
         if let Some(k) = self.sel_key {
             // Most rebuilds leave the entry where it was: look there before searching a
@@ -239,7 +253,7 @@ impl<K: Copy + PartialEq> TableView<K> {
     /// direction, as after any settings change (the data may have moved since).
     pub fn reverse(&mut self) {
         self.desc = !self.desc;
-        self.keys.reverse();
+        Arc::make_mut(&mut self.keys).reverse();
         if let Some(last) = self.keys.len().checked_sub(1) {
             self.sel = last - self.sel.min(last);
         }
@@ -327,7 +341,7 @@ mod tests {
         v.set_keys(vec![1, 2, 3, 4, 5], 5);
         v.select(1);
         v.reverse();
-        assert_eq!(v.keys, [5, 4, 3, 2, 1]);
+        assert_eq!(*v.keys, [5, 4, 3, 2, 1]);
         assert_eq!((v.sel, v.selected(), v.desc), (3, Some(2), true));
         v.reverse();
         assert_eq!((v.sel, v.selected(), v.desc), (1, Some(2), false));

@@ -21,7 +21,7 @@ use crate::tui::view::{self, risk_rank, Column, SortVal, TableView};
 use crate::tui::widgets::table::{self, TextRow};
 use crate::tui::worker::sort_rows;
 
-use super::{display_helper, risk_text, sort_title, Ctx, Drawn, Jump, SortedTable, Spec};
+use super::{display_helper, risk_text, sort_title, Ctx, Drawn, Jump, Listed, SortedTable, Spec};
 
 /// Flow table columns. A new column is one variant here, its `Column` arms beside it, its
 /// cell in `flow_rows` and its sort value in `sort_value`.
@@ -190,9 +190,16 @@ pub fn scan(m: &Store, spec: &Spec<FlowCol>) -> (Scanned, usize) {
     (scanned, total)
 }
 
+/// The order of flows with equal sort values, and the whole order of the Conn sort: by
+/// original tuple, then the zones. Total (every part of the key takes part), so a build
+/// refined from the journal (`SortedTable::by_key`) and a full sort agree.
+pub fn key_order(a: &FlowKey, b: &FlowKey) -> std::cmp::Ordering {
+    (a.orig, a.zone, a.zone_orig, a.zone_reply).cmp(&(b.orig, b.zone, b.zone_orig, b.zone_reply))
+}
+
 /// Sort what `scan` copied out (ties by key, so the order is total), in direction `desc`.
 pub fn finish(scanned: Scanned, desc: bool) -> Vec<FlowKey> {
-    let by_key = |a: &FlowKey, b: &FlowKey| (a.orig, a.zone).cmp(&(b.orig, b.zone));
+    let by_key = key_order;
     let mut keys = match scanned {
         // The prefix is the source address's first 8 bytes: `Tuple` orders by `src` first.
         Scanned::Numbers(rows) => sort_rows(
@@ -328,6 +335,23 @@ impl SortedTable for Flows {
 
     fn sorts_by_risk(col: FlowCol) -> bool {
         col == FlowCol::Risk
+    }
+
+    fn by_key(col: FlowCol) -> bool {
+        col == FlowCol::Conn
+    }
+
+    fn key_order(a: &FlowKey, b: &FlowKey) -> std::cmp::Ordering {
+        key_order(a, b)
+    }
+
+    fn listed(store: &Store, changed: &[FlowKey]) -> Option<Listed<FlowKey>> {
+        let listed = changed
+            .iter()
+            .filter(|k| store.flow(k).is_some())
+            .copied()
+            .collect();
+        Some((changed.to_vec(), listed))
     }
 
     fn view(&self) -> &TableView<FlowKey> {
