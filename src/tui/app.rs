@@ -909,7 +909,8 @@ impl App {
         match (b.key, b.value) {
             (ViewKey::Screen(i), Built::Rows(rows)) => {
                 let gen = b.generation;
-                if self.risk_behind(i, gen) {
+                let unseen = self.screens.get(i).is_some_and(|s| s.needs_verdicts(&rows));
+                if unseen && self.risk_behind(i, gen) {
                     // Rows newer than the verdicts would show a RELATED flow without one:
                     // they wait for a risk build that has seen them.
                     if i < self.held.len() {

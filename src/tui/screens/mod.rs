@@ -137,6 +137,18 @@ impl Ctx<'_> {
     }
 }
 
+/// A sorted table's built rows.
+pub struct TableRows<K> {
+    pub keys: Vec<K>,
+    /// Entries before the filter.
+    pub total: usize,
+    /// How far into the change journal the rows are complete.
+    pub journal: Option<u64>,
+    /// They may hold RELATED flows the risk verdicts have not seen (always, for a full
+    /// build; for a refined one, when its changes touched a RELATED flow).
+    pub related: bool,
+}
+
 /// Changed flows as a table's rows, and those of them it lists now (`SortedTable::listed`).
 pub type Listed<K> = (Vec<K>, Vec<K>);
 
@@ -234,6 +246,12 @@ pub trait Screen {
     /// the cache has seen their store generation, so no RELATED flow shows without one.
     fn shows_risk(&self) -> bool {
         false
+    }
+    /// Whether `rows` (built by this screen) may show an entry the risk verdicts have not
+    /// seen, so they wait for them when the verdicts are older (`shows_risk`).
+    fn needs_verdicts(&self, rows: &BuiltRows) -> bool {
+        let _ = rows;
+        true
     }
     /// Whether its build reads the risk cache (a sort by Risk): rebuilt when the cache is.
     fn build_reads_risk(&self) -> bool {
@@ -415,16 +433,27 @@ impl<T: SortedTable> Screen for T {
             return Job::new(
                 move |store: &Store| {
                     let listed = T::listed(store, &changes.keys);
-                    (listed, changes.upto, store.flow_count())
+                    // Only flows in this delta can be RELATED flows the verdicts have not
+                    // seen: the rows before it waited for theirs (`Screen::needs_verdicts`).
+                    let related = changes
+                        .keys
+                        .iter()
+                        .any(|k| store.flow(k).is_some_and(|f| f.is_related()));
+                    (listed, changes.upto, store.flow_count(), related)
                 },
-                move |(listed, upto, total)| {
+                move |(listed, upto, total, related)| {
                     let keys = match listed {
                         Some((touched, listed)) => {
                             merge_changes(&prev, touched, listed, T::key_order, desc)
                         }
                         None => prev.to_vec(),
                     };
-                    Box::new((keys, total, Some(upto))) as BuiltRows
+                    Box::new(TableRows {
+                        keys,
+                        total,
+                        journal: Some(upto),
+                        related,
+                    }) as BuiltRows
                 },
             );
         }
@@ -441,17 +470,28 @@ impl<T: SortedTable> Screen for T {
                 };
                 T::scan(store, &spec)
             },
-            move |(scanned, total)| Box::new((T::finish(scanned, desc), total, pos)) as BuiltRows,
+            move |(scanned, total)| {
+                Box::new(TableRows {
+                    keys: T::finish(scanned, desc),
+                    total,
+                    journal: pos,
+                    related: true,
+                }) as BuiltRows
+            },
         )
     }
 
     fn accept(&mut self, rows: BuiltRows, gen: u64) {
-        if let Ok(rows) = rows.downcast::<(Vec<T::Key>, usize, Option<u64>)>() {
-            let (keys, total, pos) = *rows;
+        if let Ok(rows) = rows.downcast::<TableRows<T::Key>>() {
             let v = self.view_mut();
-            v.accept(keys, total, gen);
-            v.journal = pos;
+            v.accept(rows.keys, rows.total, gen);
+            v.journal = rows.journal;
         }
+    }
+
+    fn needs_verdicts(&self, rows: &BuiltRows) -> bool {
+        rows.downcast_ref::<TableRows<T::Key>>()
+            .is_none_or(|r| r.related)
     }
 
     fn shows_risk(&self) -> bool {
@@ -614,6 +654,7 @@ pub(crate) mod testing {
     use crate::tui::risk::{Assess, RiskCache};
 
     use super::{Facts, Screen, Source};
+    use crate::model::store::FlowKey;
 
     pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
         let mut t = Tuple {
@@ -666,6 +707,48 @@ pub(crate) mod testing {
         f.status |= status::EXPECTED;
         f.extra_mut().master = Some(master);
         f
+    }
+
+    /// A refined build says whether its changes brought a RELATED flow (its rows then
+    /// wait for verdicts); a full build always may.
+    #[test]
+    fn a_refined_build_waits_for_verdicts_only_for_related_changes() {
+        use crate::tui::journal::Changes;
+        let mut fx = Fixture::new();
+        let master = tcp("10.0.0.2", 40000, "10.0.0.1", 21);
+        fx.new_flow(ftp_master(master));
+        let mut s = super::flows::Flows::default();
+        fx.prepare(&mut s);
+        let plain = tcp("10.0.0.3", 5000, "10.0.0.1", 80);
+        fx.new_flow(flow(plain, 100));
+        let data = tcp("10.0.0.2", 40001, "10.0.0.1", 3306);
+        fx.new_flow(related(data, master));
+        s.view.journal = Some(0);
+        let job = |s: &super::flows::Flows, keys: Vec<FlowKey>| {
+            let src = Source {
+                filter: None,
+                risk: Arc::default(),
+                now: 1,
+                facts: Facts::default(),
+                recent: Arc::default(),
+                replay: false,
+                journal_pos: Some(1),
+                changes: Some(Changes {
+                    since: 0,
+                    upto: 1,
+                    keys: keys.into(),
+                }),
+            };
+            s.job(&src)
+        };
+        let k = |t: Tuple| FlowKey::of(&flow(t, 1));
+        let quiet = job(&s, vec![k(plain)]).run(&fx.store);
+        assert!(!s.needs_verdicts(&quiet), "a plain flow needs no verdict");
+        let loud = job(&s, vec![k(plain), k(data)]).run(&fx.store);
+        assert!(s.needs_verdicts(&loud), "a new RELATED flow does");
+        s.view.journal = None;
+        let full = job(&s, vec![k(plain)]).run(&fx.store);
+        assert!(s.needs_verdicts(&full), "a full build may hold any");
     }
 
     /// Merging the journal's changes into rows sorted by key gives what sorting again
