@@ -3,7 +3,14 @@
 //! - `bench dump NS`: bare netlink dump that only counts messages (the floor).
 //! - `bench load NS`: dump → decode → store, the real `list` path; prints time, CPU,
 //!   resident bytes per stored flow (RSS after minus RSS before, over the flow count) and
-//!   how many stored flows are NATed.
+//!   how many stored flows are NATed; the CPU is also split by thread (`recv_thread`: the
+//!   receiving thread, in whose recv calls the kernel builds the dump; `decode_thread`:
+//!   the rest, the decoding thread), named so that `field cpu` in bench/ still finds the
+//!   total.
+//! - `bench decode NS [RUNS]`: dump the table into memory once, then time, on one thread
+//!   and without the kernel, decoding alone and decoding into a store (the load's second
+//!   thread), RUNS times each; prints thread CPU per flow (best run), so changes to the
+//!   decoder or the store can be compared without the noise of a shared machine.
 //! - `bench events NS SECS`: follow events into a store until SECS pass with no event;
 //!   prints events received and CPU per event.
 //! - `bench scrape NS [RUNS]`: load the table once, then compute the exporter's `/metrics`
@@ -103,20 +110,88 @@ fn main() {
         Some("load") => {
             let mut src = Live::open(&ns, false).expect("open");
             let before = rss();
-            let (t0, c0) = (Instant::now(), cpu());
+            let (t0, c0, r0) = (Instant::now(), cpu(), thread_cpu());
             let mut store = Store::new();
             engine::load(&mut src, &mut store, 0).expect("load");
             let wall = t0.elapsed().as_secs_f64();
             let used = (cpu() - c0).as_secs_f64();
+            // This thread receives (the kernel builds the dump inside its recv calls);
+            // the rest of the CPU is the decoding thread's.
+            let recv = (thread_cpu() - r0).as_secs_f64();
             let n = store.flow_count();
             let after = rss();
             let nat = store.flows().filter(|f| f.is_nat()).count();
             println!(
-                "store-load entries={n} nat={nat} wall={wall:.3}s cpu={used:.3}s rss_per_flow={:.1}B structural_per_flow={:.1}B",
+                "store-load entries={n} nat={nat} wall={wall:.3}s cpu={used:.3}s recv_thread={recv:.3}s decode_thread={:.3}s rss_per_flow={:.1}B structural_per_flow={:.1}B",
+                used - recv,
                 (after.saturating_sub(before)) as f64 / n.max(1) as f64,
                 store.memory().total() as f64 / n.max(1) as f64
             );
             std::hint::black_box(&store);
+        }
+        Some("decode") => {
+            let runs: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(5);
+            let mut conn = Conn::open(&ns).expect("open");
+            // Concatenated as `engine::load` hands them to its decoding thread.
+            let mut buf = Vec::new();
+            conn.dump(Table::Flows, &mut |m| {
+                buf.extend_from_slice(m);
+                buf.resize(buf.len().next_multiple_of(4), 0);
+            })
+            .expect("dump");
+            let mut decode_ns = f64::MAX;
+            let mut store_ns = f64::MAX;
+            let mut n = 0usize;
+            for _ in 0..runs {
+                let c0 = thread_cpu();
+                let mut k = 0usize;
+                let mut batch = Vec::with_capacity(32);
+                let mut rest = &buf[..];
+                while !rest.is_empty() {
+                    let (m, used) =
+                        ctscope::decode::message_into(rest, &mut batch).expect("decode");
+                    std::hint::black_box(&m);
+                    rest = &rest[used..];
+                    k += 1;
+                    if batch.len() == 32 {
+                        std::hint::black_box(&batch);
+                        batch.clear();
+                    }
+                }
+                decode_ns = decode_ns.min((thread_cpu() - c0).as_secs_f64() * 1e9);
+                n = k;
+                let mut store = Store::new();
+                store.reserve_flows(n + n / 16);
+                let c0 = thread_cpu();
+                store.begin_resync_tables(true, false);
+                // As `engine::load`'s decoding thread does it.
+                let mut batch = Vec::with_capacity(32);
+                let mut rest = &buf[..];
+                while !rest.is_empty() {
+                    let (m, used) =
+                        ctscope::decode::message_into(rest, &mut batch).expect("decode");
+                    rest = &rest[used..];
+                    if let Some(ctscope::decode::Message::Record { event, record }) = m {
+                        store.apply_flows(&mut batch, 0);
+                        store.apply(event, record, 0);
+                    } else if batch.len() == 32 {
+                        store.apply_flows(&mut batch, 0);
+                    }
+                }
+                store.apply_flows(&mut batch, 0);
+                store.end_resync(true, false);
+                store_ns = store_ns.min((thread_cpu() - c0).as_secs_f64() * 1e9);
+                assert_eq!(store.flow_count(), n, "every dumped flow is stored");
+                drop(store);
+            }
+            let per = |ns: f64| ns / n.max(1) as f64;
+            println!(
+                "decode entries={n} bytes={} decode_ns_per_flow={:.1} decode_store_ns_per_flow={:.1} store_ns_per_flow={:.1}",
+                buf.len(),
+                per(decode_ns),
+                per(store_ns),
+                per(store_ns - decode_ns)
+            );
         }
         Some("events") => {
             let idle: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(3);
@@ -229,6 +304,6 @@ fn main() {
                 text.len()
             );
         }
-        _ => eprintln!("usage: bench dump|load|events|scrape NS [IDLE_SECS|RUNS]"),
+        _ => eprintln!("usage: bench dump|load|decode|events|scrape NS [IDLE_SECS|RUNS]"),
     }
 }

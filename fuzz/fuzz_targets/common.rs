@@ -9,6 +9,7 @@ use ctscope::output::{text, ExpectView, FlowView};
 
 /// Decode every message of `buf`, rendering each record.
 pub fn exercise(buf: &[u8]) {
+    agree(buf);
     for m in decode::messages(buf) {
         if let Ok(Message::Record { record, .. }) = m {
             render(&record);
@@ -17,6 +18,46 @@ pub fn exercise(buf: &[u8]) {
     // The request path reads errors from raw replies with `error_code`.
     for m in ctscope::netlink::split(buf).flatten() {
         let _ = ctscope::netlink::error_code(m.1);
+    }
+}
+
+/// `decode::message_into` (the load's path: flows appended to a batch) says exactly what
+/// `decode::message` says about every message of `buf`, errors included.
+pub fn agree(buf: &[u8]) {
+    let mut rest = buf;
+    let mut batch = Vec::new();
+    while !rest.is_empty() {
+        let before = batch.len();
+        match (
+            decode::message(rest),
+            decode::message_into(rest, &mut batch),
+        ) {
+            (Err(a), Err(b)) => {
+                assert_eq!(a, b);
+                assert_eq!(batch.len(), before, "a failed flow is not left in the batch");
+                return;
+            }
+            (
+                Ok((
+                    Message::Record {
+                        event,
+                        record: Record::Flow(f),
+                    },
+                    u1,
+                )),
+                Ok((None, u2)),
+            ) => {
+                assert_eq!(u1, u2);
+                assert_eq!(batch.last(), Some(&(event, f)));
+                rest = &rest[u1.min(rest.len())..];
+            }
+            (Ok((m, u1)), Ok((Some(n), u2))) => {
+                assert_eq!((&m, u1), (&n, u2));
+                assert_eq!(batch.len(), before);
+                rest = &rest[u1.min(rest.len())..];
+            }
+            (a, b) => panic!("the decoders disagree: {a:?} vs {b:?}"),
+        }
     }
 }
 

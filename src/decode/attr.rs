@@ -34,6 +34,7 @@ pub(crate) struct Attrs<'a> {
 
 impl<'a> Attrs<'a> {
     /// Walk `buf`; `context` names the enclosing structure for error messages.
+    #[inline]
     pub(crate) fn new(buf: &'a [u8], context: &'static str) -> Attrs<'a> {
         Attrs {
             inner: NlasIterator::new(buf),
@@ -45,6 +46,8 @@ impl<'a> Attrs<'a> {
 
     /// Why the attribute at `self.at` could not be framed (`NlaBuffer::check_buffer_length`
     /// refused it): a header cut short, a length below the header, or past the buffer.
+    #[cold]
+    #[inline(never)]
     fn failure(&self) -> DecodeError {
         let rest = self.buf.get(self.at..).unwrap_or(&[]);
         let Some(hdr) = rest.get(..NLA_HDRLEN) else {
@@ -68,6 +71,9 @@ impl<'a> Attrs<'a> {
 impl<'a> Iterator for Attrs<'a> {
     type Item = Result<(u16, &'a [u8]), DecodeError>;
 
+    // Inlined into each walk (a dump walks ~30 attributes per flow), so that only the
+    // crate's own `NlasIterator::next` remains a call per attribute.
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         match self.inner.next()? {
             Ok(nla) => {
@@ -96,6 +102,7 @@ impl<'a> Iterator for Attrs<'a> {
     }
 }
 
+#[cold]
 fn bad(context: &'static str, attr: u16, reason: &'static str) -> DecodeError {
     DecodeError::Attribute {
         context,
@@ -105,11 +112,13 @@ fn bad(context: &'static str, attr: u16, reason: &'static str) -> DecodeError {
 }
 
 /// A `u8` attribute (the kernel pads it, so only the first byte counts).
+#[inline]
 pub(crate) fn u8_of(ctx: &'static str, attr: u16, p: &[u8]) -> Result<u8, DecodeError> {
     p.first().copied().ok_or_else(|| bad(ctx, attr, "empty u8"))
 }
 
 /// A big-endian `u16` (`nla_put_be16`).
+#[inline]
 pub(crate) fn be16(ctx: &'static str, attr: u16, p: &[u8]) -> Result<u16, DecodeError> {
     match p {
         [a, b] => Ok(u16::from_be_bytes([*a, *b])),
@@ -118,6 +127,7 @@ pub(crate) fn be16(ctx: &'static str, attr: u16, p: &[u8]) -> Result<u16, Decode
 }
 
 /// A big-endian `u32` (`nla_put_be32`).
+#[inline]
 pub(crate) fn be32(ctx: &'static str, attr: u16, p: &[u8]) -> Result<u32, DecodeError> {
     let b: [u8; 4] = p
         .try_into()
@@ -126,6 +136,7 @@ pub(crate) fn be32(ctx: &'static str, attr: u16, p: &[u8]) -> Result<u32, Decode
 }
 
 /// A big-endian `u64` (`nla_put_be64`).
+#[inline]
 pub(crate) fn be64(ctx: &'static str, attr: u16, p: &[u8]) -> Result<u64, DecodeError> {
     let b: [u8; 8] = p
         .try_into()

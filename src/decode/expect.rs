@@ -18,9 +18,9 @@ pub(crate) fn expectation(family: Family, body: &[u8]) -> Result<Expectation, De
     for a in Attrs::new(body, CTX) {
         let (kind, p) = a?;
         match kind {
-            CTA_EXPECT_MASTER => master = Some(tuple("CTA_EXPECT_MASTER", family, p)?.tuple),
-            CTA_EXPECT_TUPLE => t = Some(tuple("CTA_EXPECT_TUPLE", family, p)?.tuple),
-            CTA_EXPECT_MASK => mask = Some(tuple("CTA_EXPECT_MASK", family, p)?.tuple),
+            CTA_EXPECT_MASTER => master = Some(tuple("CTA_EXPECT_MASTER", family, p)?),
+            CTA_EXPECT_TUPLE => t = Some(tuple("CTA_EXPECT_TUPLE", family, p)?),
+            CTA_EXPECT_MASK => mask = Some(tuple("CTA_EXPECT_MASK", family, p)?),
             CTA_EXPECT_TIMEOUT => e.timeout = be32(CTX, kind, p)?,
             CTA_EXPECT_ID => e.id = be32(CTX, kind, p)?,
             CTA_EXPECT_HELP_NAME => e.helper = helper::intern(&string(p)),
@@ -51,7 +51,7 @@ fn nat(family: Family, body: &[u8]) -> Result<ExpectNat, DecodeError> {
         let (kind, p) = a?;
         match kind {
             CTA_EXPECT_NAT_DIR => dir = be32(C, kind, p)?,
-            CTA_EXPECT_NAT_TUPLE => t = Some(tuple("CTA_EXPECT_NAT_TUPLE", family, p)?.tuple),
+            CTA_EXPECT_NAT_TUPLE => t = Some(tuple("CTA_EXPECT_NAT_TUPLE", family, p)?),
             _ => {}
         }
     }

@@ -5,34 +5,52 @@
 //! common flow costs no allocation at all. It must not touch sockets or the store.
 
 use super::attr::{be16, be32, be64, malformed, string, u8_of, Attrs};
-use super::tuple::tuple;
+use super::tuple::{tuple, tuple_into};
 use super::DecodeError;
 use crate::abi::*;
 use crate::model::flow::{Counter, Extra, ExtraSlot, Flow};
 use crate::model::helper;
-use crate::model::tuple::Family;
+use crate::model::tuple::{Family, Tuple};
 
 const CTX: &str = "ctnetlink";
 
+/// Decode a flow's body into a new `Flow` (see `flow_into`).
 pub(crate) fn flow(family: Family, body: &[u8]) -> Result<Flow, DecodeError> {
-    let mut orig = None;
+    let mut f = Flow::new(Default::default());
+    flow_into(family, body, &mut f)?;
+    Ok(f)
+}
+
+/// Decode a flow's body into `f`, a `Flow::new` the caller placed where the flow is to stay
+/// (a dump's batch): the flow is built in place, never moved while its fields are being
+/// written (see `tuple::tuple_into`).
+#[inline]
+pub(crate) fn flow_into(family: Family, body: &[u8], f: &mut Flow) -> Result<(), DecodeError> {
+    let mut have_orig = false;
     let mut reply = None;
     let mut extra = Extra::default();
-    let mut f = Flow::new(Default::default());
+    // Whether `extra` got anything: cheaper than comparing its ~190 bytes with an empty one
+    // for every flow, as most flows have nothing rare.
+    let mut rare = false;
     for a in Attrs::new(body, CTX) {
         let (kind, p) = a?;
         match kind {
             CTA_TUPLE_ORIG => {
-                let d = tuple("CTA_TUPLE_ORIG", family, p)?;
-                extra.zone_orig = d.zone;
-                orig = Some(d.tuple);
+                let zone = tuple_into("CTA_TUPLE_ORIG", family, p, &mut f.orig)?;
+                extra.zone_orig = zone;
+                rare |= zone.is_some();
+                have_orig = true;
             }
             CTA_TUPLE_REPLY => {
-                let d = tuple("CTA_TUPLE_REPLY", family, p)?;
-                extra.zone_reply = d.zone;
-                reply = Some(d.tuple);
+                let r = reply.get_or_insert_with(Tuple::default);
+                let zone = tuple_into("CTA_TUPLE_REPLY", family, p, r)?;
+                extra.zone_reply = zone;
+                rare |= zone.is_some();
             }
-            CTA_TUPLE_MASTER => extra.master = Some(tuple("CTA_TUPLE_MASTER", family, p)?.tuple),
+            CTA_TUPLE_MASTER => {
+                extra.master = Some(tuple("CTA_TUPLE_MASTER", family, p)?);
+                rare = true;
+            }
             CTA_STATUS => f.status = be32(CTX, kind, p)?,
             CTA_PROTOINFO => f.state = protoinfo(p)?,
             CTA_HELP => {
@@ -52,11 +70,22 @@ pub(crate) fn flow(family: Family, body: &[u8]) -> Result<Flow, DecodeError> {
                 let c = counter(p)?;
                 let slot = extra.counters.get_or_insert_with(Default::default);
                 slot[usize::from(kind == CTA_COUNTERS_REPLY)] = c;
+                rare = true;
             }
-            CTA_TIMESTAMP => extra.timestamp = Some(timestamp(p)?),
-            CTA_LABELS => extra.labels = labels(p)?,
-            CTA_SECMARK => extra.secmark = be32(CTX, kind, p)?,
+            CTA_TIMESTAMP => {
+                extra.timestamp = Some(timestamp(p)?);
+                rare = true;
+            }
+            CTA_LABELS => {
+                extra.labels = labels(p)?;
+                rare = true;
+            }
+            CTA_SECMARK => {
+                extra.secmark = be32(CTX, kind, p)?;
+                rare = true;
+            }
             CTA_SECCTX => {
+                rare = true;
                 for s in Attrs::new(p, "CTA_SECCTX") {
                     let (k, v) = s?;
                     if k == CTA_SECCTX_NAME {
@@ -67,18 +96,22 @@ pub(crate) fn flow(family: Family, body: &[u8]) -> Result<Flow, DecodeError> {
             _ => {}
         }
     }
-    f.orig = orig.ok_or_else(|| malformed(CTX, CTA_TUPLE_ORIG, "missing"))?;
-    if !extra.is_empty() {
+    if !have_orig {
+        return Err(malformed(CTX, CTA_TUPLE_ORIG, "missing"));
+    }
+    // `rare` only says something was stored; a zero label set or secmark is still empty.
+    if rare && !extra.is_empty() {
         f.extra = ExtraSlot::boxed(Box::new(extra));
     }
     if let Some(r) = reply {
         // Stores the reply only when it is not the plain inverse (NAT): keeps Flow compact.
         f.set_reply(r);
     }
-    Ok(f)
+    Ok(())
 }
 
 /// `CTA_PROTOINFO` → the TCP/SCTP/DCCP state number (`NO_STATE` if none is present).
+#[inline]
 fn protoinfo(body: &[u8]) -> Result<u8, DecodeError> {
     let mut state = crate::model::flow::NO_STATE;
     for a in Attrs::new(body, "CTA_PROTOINFO") {

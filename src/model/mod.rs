@@ -7,6 +7,7 @@ pub mod event;
 pub mod expect;
 pub mod flow;
 pub mod helper;
+mod index;
 pub mod labels;
 pub mod protocols;
 pub mod recent;

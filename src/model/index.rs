@@ -1,0 +1,264 @@
+//! The flow store's hash index: slab positions by key hash. Owns only the slots; the keys
+//! live in the store's slab, so every comparison goes through a closure the store passes.
+//! It must not know what a flow is.
+//!
+//! Open addressing with linear probing in one `Vec<u64>`: a slot holds the slab position
+//! plus one and the top 32 bits of the key's hash (its *tag*), 0 when empty. A lookup or
+//! an insert touches one cache line in the common case, where `hashbrown::HashTable` (the
+//! index before this one) touches two: its control bytes and, apart, its data. On a dump
+//! of a million flows nearly every one of those lines is a cache miss, and they were the
+//! largest single cost of the load; one line per key can also be fetched ahead
+//! ([`Index::prefetch`]) for a batch. The price is 8 bytes per slot instead of 5.
+//!
+//! A key's home slot is the top `bits` bits of its hash, which the tag holds, so growing
+//! needs no rehash from the slab and removal can shift later entries back into the gap
+//! (no tombstones: probe sequences stay as short as the load allows).
+
+/// At most this share of slots is used (3/4): linear probing's misses grow quickly above it.
+const MAX_LOAD_NUM: usize = 3;
+const MAX_LOAD_DEN: usize = 4;
+
+/// Slab positions by key hash.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    /// `(position + 1) << 32 | tag`, or 0; the length is a power of two (or zero).
+    slots: Vec<u64>,
+    /// log2 of `slots.len()` (0 when empty).
+    bits: u32,
+    /// Occupied slots.
+    len: usize,
+}
+
+/// The tag of a hash: its top 32 bits (the home slot is their top `bits`).
+#[inline]
+fn tag_of(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+impl Index {
+    #[inline]
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    /// The home slot of `tag` at the current size.
+    #[inline]
+    fn home(&self, tag: u32) -> usize {
+        if self.bits == 0 {
+            0
+        } else {
+            (tag >> (32 - self.bits)) as usize
+        }
+    }
+
+    /// Make room for `additional` more keys without growing.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let need = self.len.saturating_add(additional);
+        if need.saturating_mul(MAX_LOAD_DEN) <= self.slots.len() * MAX_LOAD_NUM {
+            return;
+        }
+        let want = need
+            .saturating_mul(MAX_LOAD_DEN)
+            .div_ceil(MAX_LOAD_NUM)
+            .max(16)
+            .checked_next_power_of_two()
+            .unwrap_or(1 << 32);
+        // Tags hold 32 bits of hash: past 2^32 slots homes could not be told apart.
+        let bits = want.trailing_zeros().min(32);
+        let old = std::mem::replace(&mut self.slots, vec![0; 1 << bits]);
+        self.bits = bits;
+        let mask = self.mask();
+        for s in old.into_iter().filter(|&s| s != 0) {
+            let mut i = self.home(s as u32);
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = s;
+        }
+    }
+
+    /// Read the home slot of `hash`, so a batch of lookups made just before the real ones
+    /// overlaps its cache misses (see `Store::apply_flows`).
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        if let Some(s) = self.slots.get(self.home(tag_of(hash))) {
+            std::hint::black_box(*s);
+        }
+    }
+
+    /// The position whose key hashes to `hash` and satisfies `eq`.
+    #[inline]
+    pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
+        if self.len == 0 {
+            return None;
+        }
+        let tag = tag_of(hash);
+        let mask = self.mask();
+        let mut i = self.home(tag);
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return None;
+            }
+            let pos = (s >> 32) as u32 - 1;
+            if s as u32 == tag && eq(pos) {
+                return Some(pos);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Add `pos` under `hash`; the caller knows no equal key is present.
+    #[inline]
+    pub(crate) fn insert(&mut self, hash: u64, pos: u32) {
+        self.reserve(1);
+        let tag = tag_of(hash);
+        let mask = self.mask();
+        let mut i = self.home(tag);
+        while self.slots[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = (u64::from(pos) + 1) << 32 | u64::from(tag);
+        self.len += 1;
+    }
+
+    /// The slot holding `pos`, whose key hashes to `hash`.
+    fn slot_of(&self, hash: u64, pos: u32) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let want = u64::from(pos) + 1;
+        let mask = self.mask();
+        let mut i = self.home(tag_of(hash));
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return None;
+            }
+            if s >> 32 == want {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Forget `pos` (whose key hashes to `hash`), shifting the entries after it back so no
+    /// probe sequence is broken by the gap.
+    pub(crate) fn remove(&mut self, hash: u64, pos: u32) -> bool {
+        let Some(mut hole) = self.slot_of(hash, pos) else {
+            return false;
+        };
+        let mask = self.mask();
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.slots[j];
+            if s == 0 {
+                break;
+            }
+            // `s` may fill the hole if its home is not between the hole and `j` (cyclically):
+            // then the hole lies on its probe path.
+            let home = self.home(s as u32);
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.slots[hole] = s;
+                hole = j;
+            }
+        }
+        self.slots[hole] = 0;
+        self.len -= 1;
+        true
+    }
+
+    /// Point the entry for `old` (key hashing to `hash`) at `new`: the slab moved it.
+    pub(crate) fn repoint(&mut self, hash: u64, old: u32, new: u32) -> bool {
+        match self.slot_of(hash, old) {
+            Some(i) => {
+                let tag = self.slots[i] & 0xffff_ffff;
+                self.slots[i] = (u64::from(new) + 1) << 32 | tag;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn allocation_size(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<u64>()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hashes chosen so that many keys share few homes: long probe runs that wrap.
+    fn h(k: u64) -> u64 {
+        (k % 5).rotate_right(3) ^ (k << 40) ^ (k.wrapping_mul(0x9e37_79b9) << 8)
+    }
+
+    #[test]
+    fn insert_find_remove_repoint_against_a_model() {
+        let mut ix = Index::default();
+        // pos -> key: the "slab".
+        let mut slab: Vec<u64> = Vec::new();
+        let find = |ix: &Index, slab: &[u64], k: u64| ix.find(h(k), |p| slab[p as usize] == k);
+        for k in 0..2000u64 {
+            assert_eq!(find(&ix, &slab, k), None);
+            slab.push(k);
+            ix.insert(h(k), (slab.len() - 1) as u32);
+        }
+        // Remove every third key as the store does: swap_remove and repoint the moved one.
+        for k in (0..2000u64).step_by(3) {
+            let p = slab.iter().position(|&x| x == k).unwrap();
+            assert!(ix.remove(h(k), p as u32));
+            let last = slab.len() - 1;
+            slab.swap_remove(p);
+            if p != last {
+                assert!(ix.repoint(h(slab[p]), last as u32, p as u32));
+            }
+        }
+        assert_eq!(ix.len(), slab.len());
+        for k in 0..2000u64 {
+            let got = find(&ix, &slab, k);
+            if k % 3 == 0 {
+                assert_eq!(got, None, "{k} was removed");
+            } else {
+                assert_eq!(slab[got.expect("still there") as usize], k);
+            }
+        }
+        assert!(!ix.remove(h(0), 12345));
+        assert!(ix.allocation_size() >= slab.len() * 8);
+    }
+
+    #[test]
+    fn colliding_homes_wrap_around_the_end() {
+        let mut ix = Index::default();
+        ix.reserve(8);
+        // Every key's home is the last slot: the run wraps to the start.
+        let last_home = u64::MAX;
+        for p in 0..10u32 {
+            ix.insert(last_home - u64::from(p), p);
+        }
+        for p in (0..10u32).rev().step_by(2) {
+            assert!(ix.remove(last_home - u64::from(p), p));
+        }
+        for p in 0..10u32 {
+            let got = ix.find(last_home - u64::from(p), |q| q == p);
+            assert_eq!(got.is_some(), p % 2 == 0, "{p}");
+        }
+    }
+
+    #[test]
+    fn empty_index_finds_nothing() {
+        let mut ix = Index::default();
+        assert_eq!(ix.find(7, |_| true), None);
+        assert!(!ix.remove(7, 0));
+        assert!(!ix.repoint(7, 0, 1));
+        ix.prefetch(7);
+    }
+}
