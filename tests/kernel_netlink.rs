@@ -988,7 +988,8 @@ fn drain_for(
     log: &mut Vec<(Event, FlowKey)>,
     cond: &dyn Fn(&Store) -> bool,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Only bounds a failure: a loaded machine can take seconds for a background re-dump.
+    let deadline = Instant::now() + Duration::from_secs(20);
     while !cond(store) && Instant::now() < deadline {
         if let Ok(ev) = rx.recv_timeout(Duration::from_millis(50)) {
             if let EngineEvent::Records(b) | EngineEvent::Rechecked(b) = &ev {
