@@ -82,6 +82,34 @@ pub fn message(buf: &[u8]) -> Result<(Message, usize), DecodeError> {
     Ok((m, used))
 }
 
+/// Whether [`message_into`] (the load's path: flows appended to a batch) says exactly what
+/// [`message`] says about every message of `buf`, errors included; the first difference
+/// otherwise. The fuzz targets and the decode tests run it on every input they make.
+pub fn agree(buf: &[u8]) -> Result<(), String> {
+    let mut rest = buf;
+    let mut batch = Vec::new();
+    while !rest.is_empty() {
+        let before = batch.len();
+        let used = match (message(rest), message_into(rest, &mut batch)) {
+            (Err(a), Err(b)) if a == b && batch.len() == before => return Ok(()),
+            (
+                Ok((
+                    Message::Record {
+                        event,
+                        record: Record::Flow(f),
+                    },
+                    u1,
+                )),
+                Ok((None, u2)),
+            ) if u1 == u2 && batch.last().is_some_and(|(e, g)| *e == event && *g == f) => u1,
+            (Ok((m, u1)), Ok((Some(n), u2))) if (&m, u1) == (&n, u2) && batch.len() == before => u1,
+            (a, b) => return Err(format!("the decoders disagree: {a:?} vs {b:?}")),
+        };
+        rest = &rest[used.min(rest.len())..];
+    }
+    Ok(())
+}
+
 /// [`message`] for a caller that stores many flows at once (`engine::load`): a flow is
 /// appended to `flows` with its event, and `None` returned; anything else is returned as
 /// `message` would return it.

@@ -1721,14 +1721,8 @@ mod tests {
         let assessor = Arc::new(Mutex::new(assessor));
         let (rows, risk) = {
             let src = Source {
-                filter: None,
-                risk: Arc::default(),
                 now: 1,
-                facts: Facts::default(),
-                recent: Arc::default(),
-                replay: false,
-                journal_pos: None,
-                changes: None,
+                ..Source::default()
             };
             let rows: Job<BuiltRows> = flows::Flows::default().job(&src);
             let rows = rows.run(&store);

@@ -159,7 +159,7 @@ pub type BuiltRows = Box<dyn Any + Send>;
 /// What a row build reads besides the store, owned so the build can run on the view
 /// builder's thread: the filter, the risk assessments (sorting by Risk, findings), the
 /// time and the facts `stale`/`age` terms read.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Source {
     pub filter: Option<Arc<Filter>>,
     pub risk: Arc<RiskCache>,
@@ -653,7 +653,7 @@ pub(crate) mod testing {
     use crate::model::{Expectation, Flow, Store};
     use crate::tui::risk::{Assess, RiskCache};
 
-    use super::{Facts, Screen, Source};
+    use super::{Screen, Source};
     use crate::model::store::FlowKey;
 
     pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16) -> Tuple {
@@ -726,18 +726,14 @@ pub(crate) mod testing {
         s.view.journal = Some(0);
         let job = |s: &super::flows::Flows, keys: Vec<FlowKey>| {
             let src = Source {
-                filter: None,
-                risk: Arc::default(),
                 now: 1,
-                facts: Facts::default(),
-                recent: Arc::default(),
-                replay: false,
                 journal_pos: Some(1),
                 changes: Some(Changes {
                     since: 0,
                     upto: 1,
                     keys: keys.into(),
                 }),
+                ..Source::default()
             };
             s.job(&src)
         };
@@ -840,14 +836,10 @@ pub(crate) mod testing {
             if screen.rows().built() != Some(gen) || snapshot != self.seen_recent {
                 self.seen_recent = snapshot;
                 let src = Source {
-                    filter: None,
                     risk: self.risk.clone(),
                     now: 1,
-                    facts: Facts::default(),
                     recent: Arc::new(self.recent.clone()),
-                    replay: false,
-                    journal_pos: None,
-                    changes: None,
+                    ..Source::default()
                 };
                 let rows = screen.job(&src).run(&self.store);
                 screen.accept(rows, gen);
