@@ -159,8 +159,9 @@ fn a_helper_flush_result_names_the_count() {
 
 /// The flows view refined from the change journal (sorted by connection, no filter: one
 /// merge pass per build) is always the view a full filter-and-sort of the store gives,
-/// through random record batches, destroys, dumps (which reset the journal), reversals
-/// and filters (which build from scratch), zones per direction included.
+/// through random record batches, destroys, re-check answers, dumps (which reset the
+/// journal), reversals and filters (which build from scratch), zones per direction
+/// included.
 #[test]
 fn the_flows_view_refined_from_the_journal_equals_a_fresh_sort() {
     use ctscope::filter::Filter;
@@ -224,6 +225,12 @@ fn the_flows_view_refined_from_the_journal_equals_a_fresh_sort() {
                         h.ch('/').typed("proto=tcp").key(KeyCode::Enter);
                     }
                     filtered = h.app.filter_text().is_some();
+                }
+                3 => {
+                    // Re-check answers: a refresh of a flow still there, or its destroy.
+                    let f = flow(rng.below(200));
+                    let ev = [Event::Dump, Event::Destroy][rng.below(2) as usize];
+                    h.event(EngineEvent::Rechecked(vec![(ev, Record::Flow(f))]));
                 }
                 _ => {
                     let n = 1 + rng.below(8);

@@ -562,13 +562,16 @@ impl App {
         self.now = self.clock.now();
         let replay = self.opts.recorded_start.is_some();
         self.facts.wall_ns = wall_ns(self.clock.as_ref(), self.now, replay);
-        if let AppEvent::Engine(EngineEvent::Records(batch)) = &ev {
-            self.applied += batch.len() as u64;
+        // Re-check answers change flows as records do: the journal notes both.
+        if let AppEvent::Engine(EngineEvent::Records(batch) | EngineEvent::Rechecked(batch)) = &ev {
             for (_, record) in batch {
                 if let crate::model::Record::Flow(f) = record {
                     self.journal.touched(FlowKey::of(f));
                 }
             }
+        }
+        if let AppEvent::Engine(EngineEvent::Records(batch)) = &ev {
+            self.applied += batch.len() as u64;
             // Screens that count events (Top's rates) see each record before the store
             // merges it: a DESTROY's group is read from the flow the store still holds.
             // (Queued updates first, when the store is free, so the lookup sees them.)
@@ -709,14 +712,13 @@ impl App {
             e => e,
         };
         let meaning = inputs::meaning(&e);
-        if !matches!(
+        if matches!(
             e,
-            EngineEvent::Records(_)
-                | EngineEvent::ActionDone(_)
-                | EngineEvent::DecodeErrors(_)
-                | EngineEvent::Fatal(_)
+            EngineEvent::DumpBegin { .. } | EngineEvent::DumpEnd { .. } | EngineEvent::Overrun
         ) {
-            // Flows may change with no record to say which (a dump's sweep, an overrun).
+            // Flows change with no record to say which (a dump's sweep, an overrun's
+            // resync): no view is refined across this point (`engine::apply` lists what
+            // each event does to the store).
             self.journal.forget();
         }
         let now = self.now;
