@@ -849,19 +849,6 @@ impl App {
                 self.views.stale(ViewKey::Screen(i));
             }
         }
-        let src = Source {
-            filter: self.filter.as_ref().map(|f| Arc::clone(&f.filter)),
-            risk: Arc::clone(&self.risk),
-            now: self.now,
-            facts: self.facts,
-            recent: Arc::clone(&self.recent),
-            replay: self.opts.recorded_start.is_some(),
-            journal_pos: Some(self.applied_pos),
-            changes: self.screens[i]
-                .rows()
-                .journal()
-                .and_then(|p| self.journal.since(p, self.applied_pos)),
-        };
         // What the shown screen's rows are complete up to is all the journal must keep.
         if let Some(p) = self.screens[i].rows().journal() {
             self.journal.trim(p.min(self.applied_pos));
@@ -878,8 +865,24 @@ impl App {
         // rebuilding a growing table at the data pace would take the core the dump's
         // decoding needs, and the complete view follows the dump's end at once.
         let follow = screen.data_driven() && !self.paused && !self.loading;
+        // The job (and its copy of the journal's changes) is made only when a request is
+        // sent, not at every frame.
+        let (journal, applied_pos) = (&self.journal, self.applied_pos);
+        let src = || Source {
+            filter: self.filter.as_ref().map(|f| Arc::clone(&f.filter)),
+            risk: Arc::clone(&self.risk),
+            now: self.now,
+            facts: self.facts,
+            recent: Arc::clone(&self.recent),
+            replay: self.opts.recorded_start.is_some(),
+            journal_pos: Some(applied_pos),
+            changes: screen
+                .rows()
+                .journal()
+                .and_then(|p| journal.since(p, applied_pos)),
+        };
         self.views.ask(ViewKey::Screen(i), gen, follow, || {
-            screen.job(&src).map(Built::Rows)
+            screen.job(&src()).map(Built::Rows)
         });
     }
 

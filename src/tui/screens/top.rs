@@ -509,6 +509,14 @@ mod tests {
     use crate::model::flow::status;
     use crate::tui::screens::testing::{flow, tcp, Fixture};
 
+    /// NEW flows from `src` (source ports 1000 + `ports`) to 10.0.0.1:80 at second 1.
+    fn connect(fx: &mut Fixture, s: &mut Top, src: &str, ports: std::ops::Range<u16>) {
+        for p in ports {
+            let f = flow(tcp(src, 1000 + p, "10.0.0.1", 80), 100);
+            feed(fx, s, Event::New, f, 1);
+        }
+    }
+
     fn feed(fx: &mut Fixture, s: &mut Top, event: Event, f: crate::model::Flow, now: u32) {
         let r = Record::Flow(f);
         s.observe(&fx.store, event, &r, now);
@@ -521,38 +529,14 @@ mod tests {
     fn groups_by_source_and_the_selection_follows_its_group() {
         let mut fx = Fixture::new();
         let mut s = Top::default();
-        for p in 0..5 {
-            feed(
-                &mut fx,
-                &mut s,
-                Event::New,
-                flow(tcp("10.0.0.9", 1000 + p, "10.0.0.1", 80), 100),
-                1,
-            );
-        }
-        for p in 0..2 {
-            feed(
-                &mut fx,
-                &mut s,
-                Event::New,
-                flow(tcp("10.0.0.7", 1000 + p, "10.0.0.1", 80), 100),
-                1,
-            );
-        }
+        connect(&mut fx, &mut s, "10.0.0.9", 0..5);
+        connect(&mut fx, &mut s, "10.0.0.7", 0..2);
         fx.prepare(&mut s);
         let labels: Vec<(&str, u64)> = s.rows.iter().map(|r| (r.label.as_str(), r.flows)).collect();
         assert_eq!(labels, [("10.0.0.9", 5), ("10.0.0.7", 2)]);
         s.move_by(1);
         let picked = s.view.selected();
-        for p in 10..20 {
-            feed(
-                &mut fx,
-                &mut s,
-                Event::New,
-                flow(tcp("10.0.0.7", 1000 + p, "10.0.0.1", 80), 100),
-                1,
-            );
-        }
+        connect(&mut fx, &mut s, "10.0.0.7", 10..20);
         fx.prepare(&mut s);
         assert_eq!(s.rows[0].label, "10.0.0.7");
         assert_eq!(s.view.selected(), picked);
@@ -570,15 +554,7 @@ mod tests {
     fn group_by_cycles_and_sorts_by_unreplied() {
         let mut fx = Fixture::new();
         let mut s = Top::default();
-        for p in 0..3 {
-            feed(
-                &mut fx,
-                &mut s,
-                Event::New,
-                flow(tcp("10.0.0.9", 1000 + p, "10.0.0.1", 80), 100),
-                1,
-            );
-        }
+        connect(&mut fx, &mut s, "10.0.0.9", 0..3);
         let mut lone = flow(tcp("10.0.0.5", 999, "10.0.0.2", 443), 100);
         lone.status &= !status::SEEN_REPLY;
         feed(&mut fx, &mut s, Event::New, lone, 1);
