@@ -740,3 +740,57 @@ mod scenario {
         }
     }
 }
+
+/// An engine batch applied at once (`apply_records`: flows looked up in runs) leaves the
+/// store exactly as applying its records one by one: repeats of a key inside a run, an
+/// expectation between flows, a RELATED child before and after its master, DESTROYs.
+#[test]
+fn a_batch_applies_as_its_records_one_by_one() {
+    let master = ftp_master();
+    let exp = ftp_expect(&master, 50_000);
+    let child = related(&master, 41_000, 50_000);
+    let mut batch: Vec<(Event, Record)> = vec![(Event::New, Record::Flow(child.clone()))];
+    for i in 0..100u16 {
+        let f = flow(
+            tcp(
+                &format!("10.1.{}.{}:{}", i / 50, i % 50, 1000 + i),
+                "10.2.0.1:80",
+            ),
+            u32::from(i),
+        );
+        batch.push((Event::New, Record::Flow(f.clone())));
+        if i % 7 == 0 {
+            let mut u = f.clone();
+            u.state = 7;
+            batch.push((Event::Update, Record::Flow(u)));
+        }
+        if i % 11 == 0 {
+            batch.push((Event::Destroy, Record::Flow(destroy_of(&f))));
+        }
+        if i == 40 {
+            batch.push((Event::New, Record::Flow(master.clone())));
+            batch.push((Event::New, Record::Expect(exp.clone())));
+        }
+    }
+    batch.push((Event::Destroy, Record::Flow(destroy_of(&master))));
+    let mut one = Store::new();
+    let mut changed = false;
+    for (e, r) in batch.clone() {
+        changed |= one.apply(e, r, 9) != Change::Nothing;
+    }
+    let mut runs = Store::new();
+    assert_eq!(runs.apply_records(batch, 9), changed);
+    let dump = |s: &Store| {
+        let mut f: Vec<String> = s.flows().map(|f| format!("{f:?}")).collect();
+        f.sort();
+        let mut e: Vec<String> = s.expectations().map(|e| format!("{e:?}")).collect();
+        e.sort();
+        (f, e, s.generation(), format!("{:?}", s.stats()))
+    };
+    assert_eq!(dump(&runs), dump(&one));
+    assert!(runs.flow_count() > 50);
+    assert!(
+        runs.master_of(&FlowKey::of(&child)).is_none(),
+        "its master was destroyed"
+    );
+}

@@ -703,8 +703,19 @@ impl App {
     fn apply(&mut self, e: EngineEvent) -> Applied {
         let e = match e {
             EngineEvent::DumpProgress(p) => {
+                if let (0, Some(n)) = (p.received, p.expected) {
+                    // Size the store for the table once, as the headless load does:
+                    // growing by doubling copies the slab and rehashes the index ~20
+                    // times on the way to a million flows.
+                    let n = usize::try_from(n).unwrap_or(usize::MAX);
+                    self.store.update(move |s| {
+                        s.reserve_flows((n + n / 16).saturating_sub(s.flow_count()));
+                    });
+                }
                 self.progress = Some(p);
-                self.dirty = true;
+                // The gauge moves with the store: at the data pace (`data_moved`), not a
+                // frame per engine batch (~250 frames for a million-entry dump).
+                self.moved = true;
                 return Applied::Nothing;
             }
             // The kernel's counters are the header's, never the store's.
