@@ -157,7 +157,7 @@ bench_dash_first() {
   tmux -L "$BENCH_TMUX" kill-session -t "$session" 2>/dev/null || true
   : > "$frames"
   out=$(python3 bench/tui_probe.py first "$session" "$size" \
-    "^(?!.*dumping).*flows $nth\\b.*\\n.*\\n.*\\b$nth shown" "$timeout" "$BENCH_ROW_RE" -- \
+    "^(?!.*dumping).*flows $nth\\b.*\\n.*\\n.*\\b$nth shown" "$timeout" "$BENCH_ROW_RE" "$frames" -- \
     env CTSCOPE_FRAME_LOG="$frames" "$CT" --netns "$NS") || {
     echo "dashboard: no complete first frame of $nth flows within ${timeout}s ($out)" >&2
     return 1

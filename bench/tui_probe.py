@@ -7,12 +7,18 @@ Every time is wall clock from just before the triggering tmux command to the fir
 capture that shows the expected screen, so it includes one tmux round trip; the poll
 interval (one `capture-pane` call, a fork and exec) is printed as the resolution.
 
-  first SESSION COLSxROWS REGEX TIMEOUT [EARLY] -- CMD...
+  first SESSION COLSxROWS REGEX TIMEOUT [EARLY [FRAME_LOG]] -- CMD...
       start CMD in a new detached tmux session of that size; wait until the plain
       capture matches REGEX (multi-line). Prints `first=S polls=N poll_ms=M pid=P cpu=C`,
       C being the CPU seconds (user+system, all threads) the pane's process had used by then.
       With EARLY (a regex), also `rows=S`: when the capture first matched EARLY (e.g. the
       first table rows, while the dump still streams).
+      With FRAME_LOG (the file CMD writes through CTSCOPE_FRAME_LOG, which has a line per
+      frame flushed), the screen is captured only every 50 ms, so the probe does not take
+      the CPU of the program it times (polling every few ms kept a core ~40% busy with
+      tmux clients); each time is then the flush of the last frame before the first capture
+      that matched (never earlier than the truth), and `window_ms=` says how far back the
+      capture before it lay (the first frame after that one is the earliest it could be).
   keys SESSION COUNT TIMEOUT KIND
       press keys COUNT times, each time waiting for the screen to answer, with a random
       0.3-0.8 s gap between presses. KIND `select` alternates j/k and waits for the
@@ -96,33 +102,65 @@ def pane_pid(session):
     return int(r.stdout.strip())
 
 
-def first(session, size, regex, timeout, cmd, early=None):
+def frames_flushed(path):
+    """Flush times (ns) of the frames in a frame log, in order."""
+    try:
+        with open(path) as f:
+            return [int(ln.split()[2]) for ln in f if ln.startswith("frame ")]
+    except FileNotFoundError:
+        return []
+
+
+def first(session, size, regex, timeout, cmd, early=None, frame_log=None):
     cols, rows = size.split("x")
     pat = re.compile(regex, re.M)
     early_pat = re.compile(early, re.M) if early else None
     early_at = None
+    # Per match: (capture start ns, previous capture start ns).
+    early_caps = None
+    t0_ns = time.monotonic_ns()
     t0 = time.monotonic()
     tmux("new-session", "-d", "-s", session, "-x", cols, "-y", rows, " ".join(cmd))
     polls = 0
+    prev_ns = t0_ns
     while True:
         polls += 1
+        cap_ns = time.monotonic_ns()
         screen = capture(session)
         now = time.monotonic()
         if early_pat and early_at is None and early_pat.search(screen):
             early_at = now - t0
+            early_caps = (cap_ns, prev_ns)
         if pat.search(screen):
             break
         if now - t0 > timeout:
             print(f"first=timeout polls={polls}")
             sys.stderr.write(screen)
             return 1
-        time.sleep(0.002)
+        prev_ns = cap_ns
+        time.sleep(0.05 if frame_log else 0.002)
     el = now - t0
+    window = ""
+    if frame_log:
+        flushed = frames_flushed(frame_log)
+
+        def at(caps):
+            cap, before = caps
+            shown = [f for f in flushed if f <= cap]
+            return ((shown[-1] - t0_ns) / 1e9 if shown else None), (cap - before) / 1e6
+
+        t, w = at((cap_ns, prev_ns))
+        if t is not None:
+            el, window = t, f" window_ms={w:.0f}"
+        if early_caps:
+            t, _ = at(early_caps)
+            if t is not None:
+                early_at = t
     pid = pane_pid(session)
     cpu = cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
     rows_at = f" rows={early_at if early_at is not None else el:.3f}" if early_pat else ""
-    print(f"first={el:.3f} polls={polls} poll_ms={1000 * el / polls:.1f} pid={pid} cpu={cpu:.2f}"
-          f"{rows_at}")
+    print(f"first={el:.3f} polls={polls} poll_ms={1000 * (now - t0) / polls:.1f} pid={pid} "
+          f"cpu={cpu:.2f}{rows_at}{window}")
     return 0
 
 
@@ -274,7 +312,8 @@ def mixed(session, count, timeout, gap, frame_log):
             now = time.monotonic()
             if use_log:
                 lines, pos = log_lines(frame_log, pos)
-                hit = [ln.split() for ln in lines if int(ln.split()[0]) >= t0_ns]
+                hit = [ln.split() for ln in lines
+                       if not ln.startswith("frame ") and int(ln.split()[0]) >= t0_ns]
                 if hit:
                     read_ns, flushed_ns = int(hit[0][0]), int(hit[0][1])
                     print(f"lat_ms={(flushed_ns - t0_ns) / 1e6:.2f} "
@@ -354,8 +393,9 @@ def main(argv):
     if cmd == "first" and "--" in argv:
         i = argv.index("--")
         s, size, regex, timeout = argv[2:6]
-        early = argv[6] if i == 7 else None
-        return first(s, size, regex, float(timeout), argv[i + 1:], early)
+        early = argv[6] if i >= 7 else None
+        log = argv[7] if i == 8 and argv[7] else None
+        return first(s, size, regex, float(timeout), argv[i + 1:], early, log)
     if cmd == "keys" and len(argv) == 6:
         return keys(argv[2], int(argv[3]), float(argv[4]), argv[5])
     if cmd == "mixed" and len(argv) in (6, 7):

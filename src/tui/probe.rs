@@ -3,10 +3,14 @@
 //! bench/tui.sh can time keypresses to the frame instead of polling `tmux capture-pane`.
 //!
 //! Enabled by `CTSCOPE_FRAME_LOG=PATH` (read once); otherwise every call is one atomic
-//! load. The log is plain text, one line per key, written when its frame is flushed:
+//! load. The log is plain text, one line per key, written when its frame is flushed, and
+//! one line per frame (so a benchmark polling the screen coarsely can still time the
+//! frame that first showed something, instead of polling every few ms and taking the
+//! CPU the dashboard is being timed on):
 //!
 //! ```text
 //! <read_ns> <flushed_ns> <key>
+//! frame <began_ns> <flushed_ns>
 //! ```
 //!
 //! Times are `CLOCK_MONOTONIC` nanoseconds, the clock of Python's `time.monotonic_ns()`,
@@ -21,6 +25,14 @@
 //! A key read while a frame was being drawn is answered by the next frame (the loop
 //! handles it after this draw), so `flushed(t)` takes the time the draw *began* and
 //! leaves keys read after it for the next frame. It must not change what is drawn.
+//!
+//! A second log, `CTSCOPE_BUILD_LOG=PATH`, says where the view builder's time goes (which
+//! build held up the first complete view, what a rebuild under churn costs): one line per
+//! finished build, from the worker thread,
+//!
+//! ```text
+//! <started_ns> <scan_ns> <finish_ns> <generation> <key>
+//! ```
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -60,15 +72,13 @@ impl<W: Write> FrameLog<W> {
     }
 
     /// A frame whose drawing began at `began` was flushed at `at`: it answers every key
-    /// read before `began`. Writes their lines and flushes the writer.
+    /// read before `began`. Writes their lines and the frame's, and flushes the writer.
     pub fn frame(&mut self, began: u64, at: u64) -> io::Result<()> {
         let answered = self.keys.iter().take_while(|(t, _)| *t <= began).count();
-        if answered == 0 {
-            return Ok(());
-        }
         for (read, label) in self.keys.drain(..answered) {
             writeln!(self.out, "{read} {at} {label}")?;
         }
+        writeln!(self.out, "frame {began} {at}")?;
         self.out.flush()
     }
 }
@@ -85,6 +95,36 @@ fn log() -> Option<&'static Mutex<FrameLog<File>>> {
             .map(|f| Mutex::new(FrameLog::new(f)))
     })
     .as_ref()
+}
+
+/// The env variable naming the build log file.
+pub const BUILD_ENV: &str = "CTSCOPE_BUILD_LOG";
+
+static BUILDS: OnceLock<Option<Mutex<File>>> = OnceLock::new();
+
+/// Note a finished build of `key` (call on the worker thread): begun at `started` (from
+/// [`now_ns`]), its scan and finish times, and the store generation it saw.
+pub fn built(
+    key: &dyn std::fmt::Debug,
+    started: u64,
+    scan: std::time::Duration,
+    finish: std::time::Duration,
+    generation: u64,
+) {
+    let log = BUILDS.get_or_init(|| {
+        let path = std::env::var_os(BUILD_ENV)?;
+        File::create(Path::new(&path)).ok().map(Mutex::new)
+    });
+    if let Some(Ok(mut f)) = log.as_ref().map(|l| l.lock()) {
+        let label = format!("{key:?}").replace(' ', "_");
+        // A full disk ends the log, not the dashboard.
+        let _ = writeln!(
+            f,
+            "{started} {} {} {generation} {label}",
+            scan.as_nanos(),
+            finish.as_nanos()
+        );
+    }
 }
 
 /// Whether the frame log is on.
@@ -125,7 +165,6 @@ mod tests {
         l.key(100, "Char('j')".into());
         // A frame begun before the key was read does not answer it.
         l.frame(90, 150).unwrap();
-        assert!(l.out.is_empty());
         l.key(160, "PageDown".into());
         l.frame(170, 200).unwrap();
         l.key(210, "Tab".into());
@@ -133,7 +172,8 @@ mod tests {
         l.frame(215, 230).unwrap();
         assert_eq!(
             String::from_utf8(l.out).unwrap(),
-            "100 200 Char('j')\n160 200 PageDown\n210 230 Tab\n"
+            "frame 90 150\n100 200 Char('j')\n160 200 PageDown\nframe 170 200\n\
+             frame 205 220\n210 230 Tab\nframe 215 230\n"
         );
     }
 

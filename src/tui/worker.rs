@@ -268,7 +268,7 @@ pub struct Worker<K, T> {
 
 impl<K, T> Worker<K, T>
 where
-    K: Copy + Eq + Hash + Send + 'static,
+    K: Copy + Eq + Hash + std::fmt::Debug + Send + 'static,
     T: Send + 'static,
 {
     /// Start the worker on `store` with the default pacing. `wake` is called (on the
@@ -437,7 +437,7 @@ fn serve<K, T>(
     tx: Sender<Result<Built<K, T>, K>>,
     wake: impl Fn(),
 ) where
-    K: Copy + Eq + Hash,
+    K: Copy + Eq + Hash + std::fmt::Debug,
 {
     yield_to_keys();
     let mut pending: HashMap<K, Pending<T>> = HashMap::new();
@@ -498,6 +498,7 @@ fn serve<K, T>(
             continue;
         };
         let t0 = Instant::now();
+        let started = super::probe::now_ns();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let guard = read(&store);
             let generation = guard.generation();
@@ -510,14 +511,17 @@ fn serve<K, T>(
         let end = Instant::now();
         last.insert(key, (end, end - t0));
         let sent = match outcome {
-            Ok((value, generation, t1)) => tx.send(Ok(Built {
-                key,
-                value,
-                generation,
-                seq: p.seq,
-                scan: t1 - t0,
-                finish: end - t1,
-            })),
+            Ok((value, generation, t1)) => {
+                super::probe::built(&key, started, t1 - t0, end - t1, generation);
+                tx.send(Ok(Built {
+                    key,
+                    value,
+                    generation,
+                    seq: p.seq,
+                    scan: t1 - t0,
+                    finish: end - t1,
+                }))
+            }
             Err(_) => tx.send(Err(key)),
         };
         if sent.is_err() {
@@ -563,6 +567,10 @@ fn take<K: Eq + Hash, T>(pending: &mut HashMap<K, Pending<T>>, m: Msg<K, T>) {
 /// as few high bits as the largest value needs and `prefix(key)` in the rest (64 bits that
 /// order like the key's first bytes, e.g. the source address); then only runs of equal
 /// words are sorted by the full `(value, key)`, and the keys are gathered in one pass.
+/// The pairs are radix-sorted on the bytes of `word` that differ between rows (an IPv4
+/// prefix leaves four bytes constant: at most four passes, not eight); with the runs
+/// found by walking, the finish of a million-flow view sorted by connection took 117 ms
+/// instead of 181 (`examples/view_build`).
 ///
 /// `prefix` must agree with `cmp`: `prefix(a) < prefix(b)` implies `a` sorts before `b`.
 pub fn sort_rows<K: Copy>(
@@ -584,21 +592,63 @@ pub fn sort_rows<K: Copy>(
             (word, i as u32)
         })
         .collect();
-    order.sort_unstable();
+    radix_sort(&mut order);
     let full = |a: &(u64, u32), b: &(u64, u32)| {
         let (x, y) = (&rows[a.1 as usize], &rows[b.1 as usize]);
         x.0.cmp(&y.0).then_with(|| cmp(&x.1, &y.1))
     };
+    // Runs of equal words are short (a source address's flows): found by walking, not by
+    // binary searches over the rest of the table.
     let mut start = 0;
     while start < order.len() {
         let word = order[start].0;
-        let end = start + order[start..].partition_point(|e| e.0 == word);
+        let mut end = start + 1;
+        while end < order.len() && order[end].0 == word {
+            end += 1;
+        }
         if end - start > 1 {
             order[start..end].sort_unstable_by(full);
         }
         start = end;
     }
     order.into_iter().map(|(_, i)| rows[i as usize].1).collect()
+}
+
+/// Sort `(word, row)` pairs by word (ties in their current order): a least-significant-
+/// digit radix sort, one stable scatter pass per byte of the word that is not the same in
+/// every pair, after one pass that counts all eight bytes. Small inputs take a comparison
+/// sort.
+fn radix_sort(v: &mut Vec<(u64, u32)>) {
+    if v.len() < 4096 {
+        v.sort_by_key(|e| e.0);
+        return;
+    }
+    let mut counts = vec![[0usize; 256]; 8];
+    for e in v.iter() {
+        for (byte, count) in counts.iter_mut().enumerate() {
+            count[((e.0 >> (byte * 8)) & 0xff) as usize] += 1;
+        }
+    }
+    let mut tmp: Vec<(u64, u32)> = vec![(0, 0); v.len()];
+    for (byte, count) in counts.iter_mut().enumerate() {
+        // A byte every word shares has one bucket holding them all: nothing to move.
+        if count.contains(&v.len()) {
+            continue;
+        }
+        let mut at = 0;
+        for c in count.iter_mut() {
+            let n = *c;
+            *c = at;
+            at += n;
+        }
+        let shift = byte * 8;
+        for e in v.iter() {
+            let b = ((e.0 >> shift) & 0xff) as usize;
+            tmp[count[b]] = *e;
+            count[b] += 1;
+        }
+        std::mem::swap(v, &mut tmp);
+    }
 }
 
 #[cfg(test)]
@@ -775,11 +825,36 @@ mod tests {
         worker.stop();
     }
 
+    /// The radix sort is a stable sort by word, whichever bytes vary (it skips the rest).
+    #[test]
+    fn radix_sort_is_a_stable_sort_by_word() {
+        let mut rng = Rng(11);
+        for mask in [
+            u64::MAX,
+            0xff,
+            0xff00_0000_00ff_0000,
+            0x0000_ffff_0000_0000,
+            0,
+        ] {
+            for n in [5_000usize, 70_000] {
+                // Few distinct words: ties, whose order must stay that of the input.
+                let mut v: Vec<(u64, u32)> = (0..n)
+                    .map(|i| (rng.next() & mask & !(0x0f0f_0f0f_0f0f_0f0f_u64), i as u32))
+                    .collect();
+                let mut plain = v.clone();
+                plain.sort_by_key(|e| e.0);
+                radix_sort(&mut v);
+                assert!(v == plain, "mask {mask:#x}, {n} pairs");
+            }
+        }
+    }
+
     #[test]
     fn sort_rows_is_the_order_of_a_plain_sort_by_value_then_key() {
         let mut rng = Rng(7);
-        for n in [0usize, 1, 2, 50, 3000] {
-            for spread in [1u64, 40, 1 << 40] {
+        // 20,000 rows take the radix sort (from 4,096), the others the comparison sort.
+        for n in [0usize, 1, 2, 50, 3000, 20_000] {
+            for spread in [1u64, 40, 1 << 40, u64::MAX] {
                 let rows: Vec<(u64, FlowKey)> = (0..n)
                     .map(|_| {
                         let mut f = flow(rng.below(400) as u32, 0);
@@ -789,7 +864,12 @@ mod tests {
                             f.orig.src[..8].copy_from_slice(&rng.next().to_be_bytes());
                         }
                         f.zone = rng.below(3) as u16;
-                        (rng.below(spread), FlowKey::of(&f))
+                        let v = if spread == u64::MAX {
+                            rng.next()
+                        } else {
+                            rng.below(spread)
+                        };
+                        (v, FlowKey::of(&f))
                     })
                     .collect();
                 let by = |a: &FlowKey, b: &FlowKey| (a.orig, a.zone).cmp(&(b.orig, b.zone));

@@ -152,8 +152,9 @@ fn sort_value(risk: &RiskCache, col: FlowCol, f: &Flow, now: u32) -> SortVal {
     }
 }
 
-/// What the flows scan copies out: numeric sort values go to `sort_rows` (the cheap
-/// sort at a million rows); names (state, ctstate, helper) sort as they are.
+/// What the flows scan copies out: numeric sort values, or names (state, ctstate, helper)
+/// that the finish ranks into numbers; both go to `sort_rows` (the cheap sort at a
+/// million rows).
 pub enum Scanned {
     Numbers(Vec<(u64, FlowKey)>),
     Names(Vec<(SortVal, FlowKey)>),
@@ -197,19 +198,31 @@ pub fn key_order(a: &FlowKey, b: &FlowKey) -> std::cmp::Ordering {
     (a.orig, a.zone, a.zone_orig, a.zone_reply).cmp(&(b.orig, b.zone, b.zone_orig, b.zone_reply))
 }
 
+/// The first 8 bytes of the source address, the prefix of `key_order` that `sort_rows`
+/// sorts on: `Tuple` orders by `src` first.
+fn src_prefix(k: &FlowKey) -> u64 {
+    u64::from_be_bytes(k.orig.src[..8].try_into().unwrap_or([0; 8]))
+}
+
 /// Sort what `scan` copied out (ties by key, so the order is total), in direction `desc`.
 pub fn finish(scanned: Scanned, desc: bool) -> Vec<FlowKey> {
     let by_key = key_order;
     let mut keys = match scanned {
-        // The prefix is the source address's first 8 bytes: `Tuple` orders by `src` first.
-        Scanned::Numbers(rows) => sort_rows(
-            rows,
-            |k| u64::from_be_bytes(k.orig.src[..8].try_into().unwrap_or([0; 8])),
-            by_key,
-        ),
-        Scanned::Names(mut rows) => {
-            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| by_key(&a.1, &b.1)));
-            rows.into_iter().map(|(_, k)| k).collect()
+        Scanned::Numbers(rows) => sort_rows(rows, src_prefix, by_key),
+        // A handful of distinct names (states, ctstates, helpers): ranked once, then
+        // sorted as numbers. Sorting the names themselves took ~665 ms at a million rows
+        // (`examples/view_build`), past the 250 ms a sort change may take.
+        Scanned::Names(rows) => {
+            let mut names: Vec<SortVal> = Vec::new();
+            for (v, _) in &rows {
+                if names.last() != Some(v) && !names.contains(v) {
+                    names.push(*v);
+                }
+            }
+            names.sort_unstable();
+            let rank = |v: &SortVal| names.iter().position(|n| n == v).unwrap_or(0) as u64;
+            let ranked = rows.into_iter().map(|(v, k)| (rank(&v), k)).collect();
+            sort_rows(ranked, src_prefix, by_key)
         }
     };
     if desc {
@@ -515,6 +528,68 @@ mod tests {
             let l = layout(&FlowCol::ALL, &needs, w, 1);
             let used: u32 = l.iter().map(|(_, x)| u32::from(*x)).sum::<u32>() + l.len() as u32 - 1;
             assert!(used <= u32::from(w), "{w}: {l:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod order {
+    use super::*;
+    use crate::model::{Event, Record};
+    use crate::tui::screens::testing::{flow, tcp};
+    use crate::tui::screens::Facts;
+
+    /// Every sort column (numbers, and names ranked into numbers) gives the order of a
+    /// plain sort by `(sort_value, key)`, on a table large enough for the radix path.
+    #[test]
+    fn every_column_sorts_as_a_plain_sort_of_value_then_key() {
+        let mut store = Store::new();
+        let mut x = 7u64;
+        for i in 0..9_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (a, b) = ((x >> 8) as u8 % 40, (x >> 16) as u8);
+            let mut f = flow(
+                tcp(
+                    &format!("10.{a}.{b}.1"),
+                    1000 + (i % 700) as u16,
+                    "10.9.9.9",
+                    80,
+                ),
+                (x % 500) as u32,
+            );
+            f.state = (x >> 24) as u8 % 10;
+            f.helper = crate::model::helper::HelperId((x >> 32) as u8 % 4);
+            f.mark = (x >> 40) as u32 % 3;
+            f.zone = (x >> 48) as u16 % 2;
+            f.status = (x >> 52) as u32 % 16;
+            store.apply(Event::New, Record::Flow(f), 0);
+        }
+        let risk = RiskCache::default();
+        for col in FlowCol::ALL {
+            for desc in [false, true] {
+                let spec = Spec {
+                    filter: None,
+                    risk: &risk,
+                    sort: col,
+                    desc,
+                    now: 100,
+                    facts: Facts::default(),
+                };
+                let (keys, total) = build(&store, &spec);
+                let mut plain: Vec<(SortVal, FlowKey)> = store
+                    .flows()
+                    .map(|f| (sort_value(&risk, col, f, 100), FlowKey::of(f)))
+                    .collect();
+                plain.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| key_order(&a.1, &b.1)));
+                let mut plain: Vec<FlowKey> = plain.into_iter().map(|(_, k)| k).collect();
+                if desc {
+                    plain.reverse();
+                }
+                assert_eq!(total, store.flow_count());
+                assert!(keys == plain, "{col:?} desc={desc}");
+            }
         }
     }
 }
