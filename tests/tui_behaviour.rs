@@ -914,6 +914,76 @@ fn a_tick_asks_the_engine_to_recheck_flows_past_their_timeout() {
     assert_eq!(rechecks(&sent), vec![vec![key]]);
 }
 
+/// The expiry pass (a scan of every flow) runs only once a timeout can have run out: a
+/// still table of long timeouts costs none after the first; a record with a short timeout
+/// brings it forward to that second; a flow sent for a re-check and never answered is
+/// sent again after ten seconds, not at every tick.
+#[test]
+fn expiry_passes_wait_for_the_soonest_timeout() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use tui_support::{ManualClock, SETTLE, UNPACED};
+    let mut scene = Scene::default();
+    let mut f = Flow::new(tuple(proto::TCP, "10.8.0.1", 4000, "10.1.0.1", 443));
+    f.timeout = 3600;
+    scene.add_flow(f);
+    let clock = ManualClock::default();
+    clock.0.set(1);
+    let sent: Rc<RefCell<Vec<Request>>> = Rc::default();
+    let s2 = sent.clone();
+    let mut app = ctscope::tui::App::new(
+        scene.into(),
+        opts(),
+        Box::new(clock.clone()),
+        Box::new(move |r: Request| {
+            s2.borrow_mut().push(r);
+            Ok(())
+        }),
+    )
+    .with_pacing(UNPACED);
+    let rechecks = |sent: &Rc<RefCell<Vec<Request>>>| -> Vec<Vec<FlowKey>> {
+        sent.borrow()
+            .iter()
+            .filter_map(|r| match r {
+                Request::Recheck(k) => Some(k.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let tick = |app: &mut ctscope::tui::App, at: u32| {
+        clock.0.set(at);
+        app.handle(AppEvent::Tick);
+        assert!(app.settle(SETTLE));
+    };
+    tick(&mut app, 1);
+    assert_eq!(
+        app.expiry_passes(),
+        1,
+        "the first pass learns the soonest timeout"
+    );
+    for at in 2..=10 {
+        tick(&mut app, at);
+    }
+    assert_eq!(app.expiry_passes(), 1, "nothing can have run out yet");
+    let mut short = Flow::new(tuple(proto::UDP, "10.8.0.2", 5000, "10.1.0.1", 53));
+    short.timeout = 5;
+    let key = FlowKey::of(&short);
+    app.handle(AppEvent::Engine(ev::flow(short)));
+    for at in 11..=14 {
+        tick(&mut app, at);
+    }
+    assert_eq!(app.expiry_passes(), 1);
+    tick(&mut app, 15);
+    assert_eq!(app.expiry_passes(), 2, "due when the short timeout ran out");
+    assert_eq!(rechecks(&sent), vec![vec![key]]);
+    for at in 16..=24 {
+        tick(&mut app, at);
+    }
+    assert_eq!(rechecks(&sent).len(), 1, "not asked again at every tick");
+    tick(&mut app, 25);
+    assert_eq!(rechecks(&sent), vec![vec![key], vec![key]], "asked again");
+}
+
 /// `m` from an expectation whose master arrived while another screen was shown: the flows
 /// rows it jumps to are stale, so the selection waits for their build and lands on it.
 #[test]

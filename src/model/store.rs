@@ -432,11 +432,24 @@ impl Store {
     /// Keys of flows whose reported timeout has run out at `now`: with
     /// `nf_conntrack_events=2` a pre-existing flow sends no DESTROY, so the engine re-checks these.
     pub fn expired_flows(&self, now: u32) -> Vec<FlowKey> {
-        self.flows
-            .iter()
-            .filter(|f| f.remaining(now) == 0)
-            .map(FlowKey::of)
-            .collect()
+        self.expiry(now).0
+    }
+
+    /// [`expired_flows`](Store::expired_flows), and the store second at which the next of
+    /// the others runs out (`None`: no other flow). Until then, or until a record changes
+    /// a flow, another pass would find nothing new: a dashboard on a still table skips it.
+    pub fn expiry(&self, now: u32) -> (Vec<FlowKey>, Option<u32>) {
+        let mut next: Option<u32> = None;
+        let mut expired = Vec::new();
+        for f in &self.flows {
+            if f.remaining(now) == 0 {
+                expired.push(FlowKey::of(f));
+            } else {
+                let at = f.seen.saturating_add(f.timeout);
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        (expired, next)
     }
 
     /// Remove expectations whose timeout has passed (expectations never outlive it).

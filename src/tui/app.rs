@@ -183,6 +183,10 @@ pub struct Summary {
     pub stale: Vec<(&'static str, usize, usize)>,
     /// Store second the stale counts were judged at (staleness moves with time alone).
     pub judged_at: u32,
+    /// Whether any entry's stale verdict can change with time alone: expectations, flows
+    /// with a helper, RELATED flows (`model::stale`). Without one, a still table needs no
+    /// re-judging.
+    pub moves_with_time: bool,
     pub stats: Stats,
     pub built: Option<u64>,
 }
@@ -277,6 +281,13 @@ pub struct App {
     /// When the tick last asked for the expired-flow list, and what the last one cost.
     expired_at: u32,
     expired_cost: Duration,
+    /// Store second from which the next expiry pass can find something: the soonest
+    /// timeout the last pass saw, lowered by every flow a record set since (`Store::expiry`).
+    expired_due: u32,
+    /// The soonest timeout of flows recorded since the pass in flight was asked for: its
+    /// scan may have been too early to see them.
+    expired_since_ask: u32,
+    expiry_passes: u64,
     /// What the last summary build cost (the stale re-judge's pace on a still table).
     summary_cost: Duration,
     /// Rows built while the risk verdicts were older, per screen: swapped in when a risk
@@ -363,6 +374,9 @@ impl App {
             progress: None,
             expired_at: 0,
             expired_cost: Duration::ZERO,
+            expired_due: 0,
+            expired_since_ask: u32::MAX,
+            expiry_passes: 0,
             summary_cost: Duration::ZERO,
             shown: None,
             want: None,
@@ -428,6 +442,11 @@ impl App {
     /// Screen rows swapped in so far (tests: what a key cost in builds).
     pub fn rows_built(&self) -> u64 {
         self.rows_built
+    }
+
+    /// Expiry passes asked of the view builder so far (tests: a still table costs none).
+    pub fn expiry_passes(&self) -> u64 {
+        self.expiry_passes
     }
 
     /// Builds that panicked on the view builder (their views kept the previous rows).
@@ -562,13 +581,21 @@ impl App {
         self.now = self.clock.now();
         let replay = self.opts.recorded_start.is_some();
         self.facts.wall_ns = wall_ns(self.clock.as_ref(), self.now, replay);
-        // Re-check answers change flows as records do: the journal notes both.
+        // Re-check answers change flows as records do: the journal notes both, and the
+        // expiry pass is due again by the soonest timeout they set.
         if let AppEvent::Engine(EngineEvent::Records(batch) | EngineEvent::Rechecked(batch)) = &ev {
-            for (_, record) in batch {
+            let mut soonest = u32::MAX;
+            for (event, record) in batch {
                 if let crate::model::Record::Flow(f) = record {
                     self.journal.touched(FlowKey::of(f));
+                    if *event != crate::model::Event::Destroy {
+                        // A record without a timeout (0) makes the pass due at once.
+                        soonest = soonest.min(self.now.saturating_add(f.timeout));
+                    }
                 }
             }
+            self.expired_due = self.expired_due.min(soonest);
+            self.expired_since_ask = self.expired_since_ask.min(soonest);
         }
         if let AppEvent::Engine(EngineEvent::Records(batch)) = &ev {
             self.applied += batch.len() as u64;
@@ -761,22 +788,26 @@ impl App {
             s.expire_expectations_with(now, &mut |_| {});
         });
         // The list is a pass over every flow: the view builder makes it (`swap_in` sends it),
-        // every second on a small table, less often where the pass costs more.
+        // every second on a small table, less often where the pass costs more, and not
+        // before a timeout can have run out (a still table of long timeouts: never).
         if now
             >= self
                 .expired_at
                 .saturating_add(quiet_every(self.expired_cost, 1))
+            && now >= self.expired_due
         {
             self.expired_at = now;
+            self.expired_since_ask = u32::MAX;
+            self.expiry_passes += 1;
             self.views.stale(ViewKey::Expired);
             let gen = self.store.read().generation();
             self.views
                 .ask(ViewKey::Expired, gen, false, || views::expired_job(now));
         }
         // Staleness moves with time alone: the header's stale counts are re-judged now and
-        // then on a quiet table too.
+        // then on a quiet table too, if it holds anything whose verdict can move.
         let rejudge = quiet_every(self.summary_cost, STALE_EVERY);
-        if now >= self.summary.judged_at.saturating_add(rejudge) {
+        if self.summary.moves_with_time && now >= self.summary.judged_at.saturating_add(rejudge) {
             self.views.again(ViewKey::Summary);
         }
         if self.opts.kernel_stats && !self.ended {
@@ -969,8 +1000,19 @@ impl App {
                     }
                 }
             }
-            (_, Built::Expired(stale)) => {
+            (_, Built::Expired((stale, next))) => {
                 self.expired_cost = b.scan + b.finish;
+                // Flows sent for a re-check are answered with records (which make the pass
+                // due by their new timeouts); one left unanswered is asked for again later.
+                let retry = if stale.is_empty() {
+                    u32::MAX
+                } else {
+                    self.now.saturating_add(RECHECK_RETRY)
+                };
+                self.expired_due = next
+                    .unwrap_or(u32::MAX)
+                    .min(retry)
+                    .min(self.expired_since_ask);
                 if !stale.is_empty() {
                     let _ = self.commands.send(Request::Recheck(stale));
                 }
@@ -1661,6 +1703,9 @@ impl App {
         );
     }
 }
+
+/// Seconds after which flows sent for a re-check and still expired are sent again.
+const RECHECK_RETRY: u32 = 10;
 
 /// Seconds between re-judging staleness on a quiet table (the header's stale counts).
 const STALE_EVERY: u32 = 5;

@@ -50,7 +50,8 @@ pub enum Built {
     Rows(BuiltRows),
     Summary(Summary),
     Risk(RiskCache),
-    Expired(Vec<FlowKey>),
+    /// Flows whose timeout ran out, and when the next of the others does (`Store::expiry`).
+    Expired((Vec<FlowKey>, Option<u32>)),
 }
 
 /// The last request of a key.
@@ -174,10 +175,7 @@ impl Views {
 
 /// The flows whose timeout passed by store second `now`, as a job.
 pub fn expired_job(now: u32) -> Job<Built> {
-    Job::new(
-        move |store: &Store| store.expired_flows(now),
-        Built::Expired,
-    )
+    Job::new(move |store: &Store| store.expiry(now), Built::Expired)
 }
 
 /// The header's numbers, as a job: one pass over flows and expectations under the lock.
@@ -233,8 +231,10 @@ pub fn summarize(store: &Store, facts: Facts, now: u32) -> Summary {
         }
     };
     let mut masters: std::collections::HashSet<FlowKey> = Default::default();
+    let mut helped = false;
     store.flows().for_each(|f| {
         related += usize::from(f.is_related());
+        helped |= !f.helper.is_none();
         bump(f.helper, true);
         if let Some(t) = f.master() {
             masters.insert(FlowKey {
@@ -266,7 +266,34 @@ pub fn summarize(store: &Store, facts: Facts, now: u32) -> Summary {
         helpers,
         stale,
         judged_at: now,
+        moves_with_time: helped || related > 0 || store.expect_count() > 0,
         stats: store.stats(),
         built: Some(store.generation()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::tuple::proto;
+    use crate::model::{Event, Flow, Record, Tuple};
+
+    /// Only entries whose stale verdict can move with time (expectations, helper and
+    /// RELATED flows) make a still table worth re-judging.
+    #[test]
+    fn a_table_of_plain_flows_does_not_move_with_time() {
+        let mut store = Store::new();
+        let t = |sport| Tuple {
+            proto: proto::TCP,
+            sport,
+            dport: 80,
+            ..Tuple::default()
+        };
+        store.apply(Event::New, Record::Flow(Flow::new(t(1))), 0);
+        assert!(!summarize(&store, Facts::default(), 9).moves_with_time);
+        let mut helped = Flow::new(t(2));
+        helped.helper = crate::model::helper::intern("ftp");
+        store.apply(Event::New, Record::Flow(helped), 0);
+        assert!(summarize(&store, Facts::default(), 9).moves_with_time);
     }
 }
