@@ -17,6 +17,10 @@ use crate::model::store::FlowKey;
 /// than merging a delta this big.
 const CAP: usize = 1 << 18;
 
+/// Capacity (keys) above which the journal gives memory back when it empties or shrinks:
+/// a dump fills it to `CAP` (~11 MB at 44 B a key), which a still table then never needs.
+const KEEP: usize = 16_384;
+
 /// The keys touched since the oldest position any view may still ask about.
 #[derive(Debug, Default)]
 pub struct Journal {
@@ -56,7 +60,11 @@ impl Journal {
     /// brought up to date across this point.
     pub fn forget(&mut self) {
         self.base = self.pos();
-        self.keys.clear();
+        if self.keys.capacity() > KEEP {
+            self.keys = Vec::new();
+        } else {
+            self.keys.clear();
+        }
         self.barrier = self.base;
     }
 
@@ -81,6 +89,9 @@ impl Journal {
         }
         self.keys.drain(..(pos - self.base) as usize);
         self.base = pos;
+        if self.keys.capacity() > KEEP && self.keys.capacity() > 4 * self.keys.len() {
+            self.keys.shrink_to(KEEP.max(2 * self.keys.len()));
+        }
     }
 }
 
@@ -130,5 +141,18 @@ mod tests {
         }
         assert!(j.since(0, j.pos()).is_none());
         assert_eq!(j.keys.len(), 1);
+        assert!(j.keys.capacity() <= KEEP, "the memory of the dropped keys is given back");
+    }
+
+    #[test]
+    fn a_trimmed_journal_gives_back_what_it_no_longer_holds() {
+        let mut j = Journal::default();
+        for i in 0..100_000u32 {
+            j.touched(key(i as u16));
+        }
+        j.trim(99_990);
+        assert_eq!(j.keys.len(), 10);
+        assert!(j.keys.capacity() <= KEEP);
+        assert_eq!(j.since(99_990, 100_000).unwrap().keys.len(), 10);
     }
 }

@@ -106,6 +106,7 @@ pub fn run(
         clock,
         commands,
     } = inputs;
+    big_buffers_off_the_heap();
     let (tx, rx) = mpsc::channel::<AppEvent>();
     let signals = SignalThread::spawn(tx.clone())?;
     spawn_forwarder(engine, tx.clone());
@@ -138,6 +139,19 @@ pub fn run(
     match app.failure() {
         Some(m) => Err(anyhow::anyhow!("{m}")),
         None => Ok(()),
+    }
+}
+
+/// Make glibc's malloc serve every block of 256 KiB or more from its own mapping, given
+/// back when freed. By default it raises that threshold to the size of each large block
+/// freed (up to 32 MiB), so after the first dump and build have freed theirs, the next
+/// view builds (tens of MB at a million flows) come from the heap, whose freed memory
+/// stays resident: ~17 MB more at a million flows after the first view.
+fn big_buffers_off_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before the threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
     }
 }
 
