@@ -141,7 +141,10 @@ mod tests {
         }
         assert!(j.since(0, j.pos()).is_none());
         assert_eq!(j.keys.len(), 1);
-        assert!(j.keys.capacity() <= KEEP, "the memory of the dropped keys is given back");
+        assert!(
+            j.keys.capacity() <= KEEP,
+            "the memory of the dropped keys is given back"
+        );
     }
 
     #[test]
