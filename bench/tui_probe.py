@@ -14,11 +14,12 @@ interval (one `capture-pane` call, a fork and exec) is printed as the resolution
       With EARLY (a regex), also `rows=S`: when the capture first matched EARLY (e.g. the
       first table rows, while the dump still streams).
       With FRAME_LOG (the file CMD writes through CTSCOPE_FRAME_LOG, which has a line per
-      frame flushed), the screen is captured only every 50 ms, so the probe does not take
-      the CPU of the program it times (polling every few ms kept a core ~40% busy with
-      tmux clients); each time is then the flush of the last frame before the first capture
-      that matched (never earlier than the truth), and `window_ms=` says how far back the
-      capture before it lay (the first frame after that one is the earliest it could be).
+      frame flushed), the screen is captured only every 50 ms once EARLY has matched, so
+      the probe does not take the CPU of the program it times (polling every few ms kept a
+      core ~40% busy with tmux clients); each time is then the flush of the last frame
+      before the first capture that matched (never earlier than the truth), and
+      `window_ms=` says how far back the capture before it lay (the first frame after that
+      one is the earliest it could be).
   keys SESSION COUNT TIMEOUT KIND
       press keys COUNT times, each time waiting for the screen to answer, with a random
       0.3-0.8 s gap between presses. KIND `select` alternates j/k and waits for the
@@ -138,7 +139,9 @@ def first(session, size, regex, timeout, cmd, early=None, frame_log=None):
             sys.stderr.write(screen)
             return 1
         prev_ns = cap_ns
-        time.sleep(0.05 if frame_log else 0.002)
+        # Until the first rows show (early in the dump, before it takes the cores), every
+        # few ms; then coarsely.
+        time.sleep(0.05 if frame_log and (early_at is not None or not early_pat) else 0.002)
     el = now - t0
     window = ""
     if frame_log:

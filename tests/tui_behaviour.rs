@@ -833,6 +833,29 @@ fn keys_are_answered_while_a_build_holds_the_store() {
     assert!(shown(&h, "10.77.0.1") && shown(&h, "10.77.0.2"));
 }
 
+/// During the first dump the header's entry counts follow the store at every frame,
+/// though the summary's pass is not rebuilt at the data pace until the dump ends.
+#[test]
+fn the_first_dump_counts_flows_in_the_header_as_they_arrive() {
+    use ctscope::model::{Event, Record};
+    let mut h = Harness::new(Scene::default(), opts(), 100, 24);
+    h.draw();
+    h.event(ev::dump(true));
+    for i in 1..=3u16 {
+        let mut f = Flow::new(tuple(proto::TCP, "10.5.0.1", 1000 + i, "10.1.0.1", 80));
+        f.timeout = 300;
+        h.event(ev::record(Event::Dump, Record::Flow(f)));
+        let head: String = h.screen().lines().take(2).collect();
+        assert!(head.contains(&format!("flows {i}/")), "{head}");
+    }
+    h.event(ev::dump(false));
+    let head: String = h.screen().lines().take(2).collect();
+    assert!(
+        head.contains("flows 3/") && !head.contains("dumping"),
+        "{head}"
+    );
+}
+
 /// The header follows a dump's progress: received against the kernel's count (an
 /// estimate, "~"), or the bare count when the count is unknown (a replay); at any width
 /// the item is whole or absent, and it goes when the dump ends.
