@@ -123,7 +123,7 @@ dashboard_bench() {
   echo "keys by kind, p50/max ms:$by"
   echo "keys, max of send-keys -> read by the app:" \
     "$(echo "$KEY_OUT" | awk -F'[= ]' '/app_ms=/ { d = $2 - $4; if (d > m) m = d } END { printf "%.1f ms", m }')"
-  echo "resolution: one capture-pane poll = ${DASH_POLL} ms (first screen and frame);" \
+  echo "resolution: ${DASH_POLL} ms between captures (first screen and frame, timed by their flush);" \
     "keys: ${KEY_POLL:-none, frame log}${KEY_POLL:+ ms a poll}; key latencies include one tmux send-keys."
   echo "events in ctscope's header: $ev0 ev/s before the keys, $ev1 after (no churn: both 0);" \
     "the keys ended ${t_keys} s after the full frame, a background re-dump is due >= ${redump} s after it."

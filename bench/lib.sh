@@ -149,7 +149,8 @@ bench_tmux() {
 # counts them all, no `dumping…`, and the flows view two lines below says `N shown`.
 # Sets DASH_FIRST (s from launch), DASH_ROWS (s until the first flow row showed, while the
 # dump still streams), DASH_CPU (CPU s, user+sys of all its threads, by the full frame),
-# DASH_POLL (ms per capture poll: the resolution) and DASH_PID (checked to be ctscope:
+# DASH_POLL (the resolution: ms between the capture that matched and the one before it)
+# and DASH_PID (checked to be ctscope:
 # `env` execs it). Returns 1, saying why, on a timeout or a wrong pane process.
 bench_dash_first() {
   local session=$1 size=$2 timeout=$3 frames=$4 nth out
@@ -163,7 +164,8 @@ bench_dash_first() {
     return 1
   }
   DASH_FIRST=$(echo "$out" | field first); DASH_CPU=$(echo "$out" | field cpu)
-  DASH_ROWS=$(echo "$out" | field rows); DASH_POLL=$(echo "$out" | field poll_ms)
+  DASH_ROWS=$(echo "$out" | field rows); DASH_POLL=$(echo "$out" | field window_ms)
+  [ -n "$DASH_POLL" ] || DASH_POLL=$(echo "$out" | field poll_ms)
   DASH_PID=$(echo "$out" | sed -n 's/.*pid=\([0-9]*\).*/\1/p')
   [ "$(cat /proc/"$DASH_PID"/comm 2>/dev/null)" = ctscope ] || {
     echo "dashboard: the pane's process '$DASH_PID' is not ctscope" >&2

@@ -7,7 +7,11 @@
 #     (ctscope: header `flows N`, no `dumping…`, tab line `N shown`; iptstate: the first
 #     entry row), against the bare netlink dump (examples/bench dump, `profiling` build) as
 #     the reference; and ctscope's first frame on the still empty namespace, the fixed part
-#     (tmux, process start, an empty dump);
+#     (tmux, process start, an empty dump). ctscope's screen is polled every few ms until
+#     its first rows show, then every 50 ms (polling every few ms through a million-entry
+#     dump kept a core ~40% busy with tmux clients, on the cores being timed); each time is
+#     the flush, from the frame log, of the last frame before the capture that matched;
+#     `resolution` says how far back the capture before it lay;
 #   - CPU under churn: a bounded churn in the namespace (CHURN_BATCH entries inserted
 #     every CHURN_SLEEP s with a 1 s timeout, then expired by the kernel: NEW and DESTROY
 #     events; the defaults aim at ~10,000 events/s), utime+stime over CHURN_CPU seconds;
@@ -197,6 +201,10 @@ printf "$f" "iptstate first frame with entries" "${IPT_FIRST} s" "$ipt_ratio" "(
 printf "$f" "keys j/k/PgDn/Tab: p50 / p99 ($SEL_N/$PRESSES, $KEY_SRC)" "$SEL_MED / $SEL_P99 ms" "" "p99 <= 16 ms" "j/k median 5.6 ms"
 printf "$f" "  max" "$SEL_MAX ms" "" "<= 33 ms" "91.5 ms"
 [ -n "$SEL_APP" ] && printf "$f" "  p99 read -> flushed inside the app" "$SEL_APP ms" "" "" ""
+# The slowest press, and how much of it was inside the app (read -> flushed).
+SEL_WORST=$(echo "$KEY_OUT" | grep lat_ms | sort -t= -k2 -n -r | head -1 |
+  sed -n 's/.*lat_ms=\([0-9.]*\).*app_ms=\([0-9.]*\).*key=\([^ ]*\).*/\3 \1 ms, \2 ms inside the app/p')
+[ -n "$SEL_WORST" ] && printf "$f" "  slowest: $SEL_WORST" "" "" "" ""
 printf "$f" "key r (re-sort): median / p95 ($SRT_N/$SORTS)" "$SRT_MED / $SRT_P95 ms" "" "<= 250 ms" "137 ms"
 printf "$f" "  max" "$SRT_MAX ms" "" "" ""
 printf "$f" "Top: open (5, first pass)" "$GRP_OPEN ms" "" "" ""
@@ -214,7 +222,7 @@ printf "$f" "iptstate redraw cadence (median gap)" "${IPT_GAP} s" "" "(~13 s)" "
 printf "$f" "ctscope screen changes while steady" "$CT_CH" "" "" ""
 KEY_RES="${KEY_POLL:-} ms (keys)"
 [ "$KEY_SRC" = framelog ] && KEY_RES="none for keys (frame log)"
-echo "resolution: one capture-pane poll = ${CT_POLL} ms (first frame), $KEY_RES," \
+echo "resolution: ${CT_POLL} ms between captures (first frame, timed by its flush), $KEY_RES," \
   "${IPT_POLL} ms (iptstate); key latencies include one tmux send-keys."
 echo "ctscope header at the end of the steady window: $CT_IDLE_EVS ev/s (should be 0)."
 echo "iptstate screen changes seen in ${IPT_STEADY} s: $IPT_CH (its TTL column moves at every redraw);"

@@ -874,10 +874,6 @@ impl App {
             let store = self.store.read();
             (self.summary.flows, self.summary.expects) = (store.flow_count(), store.expect_count());
         }
-        self.views
-            .ask(ViewKey::Summary, gen, !self.loading, move || {
-                views::summary_job(facts, now)
-            });
         match &self.assessor {
             Some(a) => {
                 let a = Arc::clone(a);
@@ -937,6 +933,13 @@ impl App {
         self.views.ask(ViewKey::Screen(i), gen, follow, || {
             screen.job(&src()).map(Built::Rows)
         });
+        // Asked last: requests made together run in the order asked, and the complete view
+        // after a dump needs the verdicts and the rows first (the header's entry counts
+        // were kept during the dump).
+        self.views
+            .ask(ViewKey::Summary, gen, !self.loading, move || {
+                views::summary_job(facts, now)
+            });
     }
 
     /// Whether rows of screen `i` built from store generation `gen` are newer than the
