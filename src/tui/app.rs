@@ -1132,7 +1132,12 @@ impl App {
     fn invalidate_views(&mut self) {
         for (i, screen) in self.screens.iter_mut().enumerate() {
             screen.invalidate();
-            self.views.stale(ViewKey::Screen(i));
+            // A build in flight, or rows held for their verdicts, are of the old settings:
+            // swapped in now they would show the old order under the new arrow.
+            self.views.respec(ViewKey::Screen(i));
+            if let Some(h) = self.held.get_mut(i) {
+                *h = None;
+            }
         }
         self.dirty = true;
     }

@@ -125,6 +125,14 @@ impl Views {
         self.asked.remove(&key);
     }
 
+    /// `key`'s settings changed (sort, filter): what was asked for before describes the
+    /// old settings and is never handed out, even if it is already built; the next `ask`
+    /// is a spec request.
+    pub fn respec(&mut self, key: ViewKey) {
+        self.asked.remove(&key);
+        self.worker.supersede(key);
+    }
+
     /// `key` should be rebuilt from the same store generation (what it reads besides the
     /// store changed, e.g. the risk cache a Risk sort uses): its next `ask` with `follow`
     /// is a data request.

@@ -319,6 +319,14 @@ where
         seq
     }
 
+    /// `key`'s spec changes now, before its next request is made: results of requests made
+    /// so far describe the old spec and are never handed out. (A spec request does this
+    /// itself; this closes the gap between a settings change and that request, in which a
+    /// build in flight could otherwise still be swapped in.)
+    pub fn supersede(&mut self, key: K) {
+        self.spec.insert(key, self.seq + 1);
+    }
+
     /// The next finished build that is not stale, without waiting.
     pub fn try_recv(&mut self) -> Option<Built<K, T>> {
         loop {
@@ -823,6 +831,22 @@ mod tests {
         assert_eq!((b.key, b.value), (1, 0));
         assert_eq!(worker.failures(), 1);
         worker.stop();
+    }
+
+    /// A build asked for before its key's spec changed is never handed out, even when it
+    /// finishes before the new spec's request is made.
+    #[test]
+    fn a_build_asked_for_before_a_spec_change_is_dropped() {
+        let writer = StoreWriter::new(Store::new());
+        let mut w: Worker<u8, u8> = Worker::spawn(writer.shared(), || {}).expect("spawn");
+        w.request(1, Urgency::Data, Job::new(|_: &Store| (), |_| 7));
+        w.supersede(1);
+        assert!(w.recv_timeout(Duration::from_millis(500)).is_none());
+        w.request(1, Urgency::Spec, Job::new(|_: &Store| (), |_| 8));
+        let b = w
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the new spec's build");
+        assert_eq!(b.value, 8);
     }
 
     /// The radix sort is a stable sort by word, whichever bytes vary (it skips the rest).
