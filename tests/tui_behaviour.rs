@@ -893,23 +893,20 @@ fn the_header_shows_how_far_the_dump_is() {
     assert!(!h.screen().contains("dumping"), "{}", h.screen());
 }
 
-/// Once a tick, flows past their timeout with no DESTROY seen are handed to the engine to
-/// re-check; the list (a pass over every flow) is made by the view builder.
-#[test]
-fn a_tick_asks_the_engine_to_recheck_flows_past_their_timeout() {
-    use std::cell::RefCell;
-    use std::rc::Rc;
-    use tui_support::{ManualClock, SETTLE, UNPACED};
-    let mut scene = Scene::default();
-    let mut f = Flow::new(tuple(proto::UDP, "10.8.0.1", 4000, "10.1.0.1", 53));
-    f.timeout = 30;
-    let key = FlowKey::of(&f);
-    scene.add_flow(f);
-    let clock = ManualClock::default();
+/// An app over `scene` (no assessor, unpaced) whose requests to the engine are all kept,
+/// re-checks included, with its clock at second 1.
+fn recheck_app(
+    scene: Scene,
+) -> (
+    ctscope::tui::App,
+    tui_support::ManualClock,
+    std::rc::Rc<std::cell::RefCell<Vec<Request>>>,
+) {
+    let clock = tui_support::ManualClock::default();
     clock.0.set(1);
-    let sent: Rc<RefCell<Vec<Request>>> = Rc::default();
+    let sent: std::rc::Rc<std::cell::RefCell<Vec<Request>>> = Default::default();
     let s2 = sent.clone();
-    let mut app = ctscope::tui::App::new(
+    let app = ctscope::tui::App::new(
         scene.into(),
         opts(),
         Box::new(clock.clone()),
@@ -918,16 +915,32 @@ fn a_tick_asks_the_engine_to_recheck_flows_past_their_timeout() {
             Ok(())
         }),
     )
-    .with_pacing(UNPACED);
-    let rechecks = |sent: &Rc<RefCell<Vec<Request>>>| -> Vec<Vec<FlowKey>> {
-        sent.borrow()
-            .iter()
-            .filter_map(|r| match r {
-                Request::Recheck(k) => Some(k.clone()),
-                _ => None,
-            })
-            .collect()
-    };
+    .with_pacing(tui_support::UNPACED);
+    (app, clock, sent)
+}
+
+/// The flows of each re-check sent so far.
+fn rechecks(sent: &std::cell::RefCell<Vec<Request>>) -> Vec<Vec<FlowKey>> {
+    sent.borrow()
+        .iter()
+        .filter_map(|r| match r {
+            Request::Recheck(k) => Some(k.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Once a tick, flows past their timeout with no DESTROY seen are handed to the engine to
+/// re-check; the list (a pass over every flow) is made by the view builder.
+#[test]
+fn a_tick_asks_the_engine_to_recheck_flows_past_their_timeout() {
+    use tui_support::SETTLE;
+    let mut scene = Scene::default();
+    let mut f = Flow::new(tuple(proto::UDP, "10.8.0.1", 4000, "10.1.0.1", 53));
+    f.timeout = 30;
+    let key = FlowKey::of(&f);
+    scene.add_flow(f);
+    let (mut app, clock, sent) = recheck_app(scene);
     app.handle(AppEvent::Tick);
     assert!(app.settle(SETTLE));
     assert!(rechecks(&sent).is_empty(), "still within its timeout");
@@ -943,40 +956,15 @@ fn a_tick_asks_the_engine_to_recheck_flows_past_their_timeout() {
 /// sent again after ten seconds, not at every tick.
 #[test]
 fn expiry_passes_wait_for_the_soonest_timeout() {
-    use std::cell::RefCell;
-    use std::rc::Rc;
-    use tui_support::{ManualClock, SETTLE, UNPACED};
     let mut scene = Scene::default();
     let mut f = Flow::new(tuple(proto::TCP, "10.8.0.1", 4000, "10.1.0.1", 443));
     f.timeout = 3600;
     scene.add_flow(f);
-    let clock = ManualClock::default();
-    clock.0.set(1);
-    let sent: Rc<RefCell<Vec<Request>>> = Rc::default();
-    let s2 = sent.clone();
-    let mut app = ctscope::tui::App::new(
-        scene.into(),
-        opts(),
-        Box::new(clock.clone()),
-        Box::new(move |r: Request| {
-            s2.borrow_mut().push(r);
-            Ok(())
-        }),
-    )
-    .with_pacing(UNPACED);
-    let rechecks = |sent: &Rc<RefCell<Vec<Request>>>| -> Vec<Vec<FlowKey>> {
-        sent.borrow()
-            .iter()
-            .filter_map(|r| match r {
-                Request::Recheck(k) => Some(k.clone()),
-                _ => None,
-            })
-            .collect()
-    };
+    let (mut app, clock, sent) = recheck_app(scene);
     let tick = |app: &mut ctscope::tui::App, at: u32| {
         clock.0.set(at);
         app.handle(AppEvent::Tick);
-        assert!(app.settle(SETTLE));
+        assert!(app.settle(tui_support::SETTLE));
     };
     tick(&mut app, 1);
     assert_eq!(
