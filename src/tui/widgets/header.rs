@@ -276,6 +276,52 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         }
         right.push(Item::new(2, spans));
     }
+    let helpers = |room: usize| {
+        let label = if room >= 60 {
+            "helpers (flows/exp):"
+        } else {
+            "helpers:"
+        };
+        let mut left: Vec<Item> = vec![Item::new(0, vec![Span::styled(label, t.dim)])];
+        if s.helpers.is_empty() {
+            left.push(Item::new(1, vec![Span::styled("none", t.dim)]));
+        }
+        for (i, (name, fl, ex)) in s.helpers.iter().enumerate() {
+            let dot = if i > 0 {
+                Some(Span::styled("· ", t.dim))
+            } else {
+                None
+            };
+            left.push(Item::new(
+                // Later helpers give way first.
+                (2 + i).min(usize::from(u8::MAX)) as u8,
+                dot.into_iter()
+                    .chain([
+                        Span::styled((*name).to_owned(), t.helper(name)),
+                        Span::raw(format!(" {fl}/{ex}")),
+                    ])
+                    .collect(),
+            ));
+        }
+        left
+    };
+    let line2 = second_line(t, helpers, right, width);
+    f.render_widget(
+        Paragraph::new(vec![Line::from(line1), Line::from(line2)]),
+        area,
+    );
+}
+
+/// The second header line, never wider than `width`: the `right` items (findings,
+/// resyncs, stale counts) at the right edge, kept first, and at the left what `left`
+/// makes for the room that is left (the helper list), whole items dropped from both and
+/// a `…` where helpers were left out and it fits.
+fn second_line(
+    t: &Theme,
+    left: impl FnOnce(usize) -> Vec<Item>,
+    right: Vec<Item>,
+    width: usize,
+) -> Vec<Span<'static>> {
     let right_keep = keep_items(&right, width, 3);
     let right_w = right
         .iter()
@@ -284,52 +330,26 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         .map(|(i, _)| i.width() + 3)
         .sum::<usize>()
         .saturating_sub(3);
+    // One cell between the two sides.
     let room = width.saturating_sub(right_w + 1);
-    let label = if room >= 60 {
-        "helpers (flows/exp):"
-    } else {
-        "helpers:"
-    };
-    let mut left: Vec<Item> = vec![Item::new(0, vec![Span::styled(label, t.dim)])];
-    if s.helpers.is_empty() {
-        left.push(Item::new(1, vec![Span::styled("none", t.dim)]));
-    }
-    for (i, (name, fl, ex)) in s.helpers.iter().enumerate() {
-        let dot = if i > 0 {
-            Some(Span::styled("· ", t.dim))
-        } else {
-            None
-        };
-        left.push(Item::new(
-            // Later helpers give way first.
-            (2 + i).min(usize::from(u8::MAX)) as u8,
-            dot.into_iter()
-                .chain([
-                    Span::styled((*name).to_owned(), t.helper(name)),
-                    Span::raw(format!(" {fl}/{ex}")),
-                ])
-                .collect(),
-        ));
-    }
+    let left = left(room);
     // Room for the `…` that says helpers were left out.
     let mut left_keep = keep_items(&left, room, 1);
     if left_keep.iter().any(|k| !k) {
         left_keep = keep_items(&left, room.saturating_sub(2), 1);
     }
     let dropped = left_keep.iter().any(|k| !k);
-    let mut line2 = join_items(left, &left_keep, &Span::raw(" "));
-    if dropped {
-        line2.push(Span::styled(" …", t.dim));
+    let mut line = join_items(left, &left_keep, &Span::raw(" "));
+    let mut used: usize = line.iter().map(Span::width).sum();
+    if dropped && used + 2 <= room {
+        line.push(Span::styled(" …", t.dim));
+        used += 2;
     }
-    let used: usize = line2.iter().map(Span::width).sum();
-    line2.push(Span::raw(
-        " ".repeat(width.saturating_sub(used + right_w).max(1)),
-    ));
-    line2.extend(join_items(right, &right_keep, &Span::styled(" · ", t.dim)));
-    f.render_widget(
-        Paragraph::new(vec![Line::from(line1), Line::from(line2)]),
-        area,
-    );
+    // At least the one cell when the left side holds anything (`used <= room`), none
+    // when the right side takes the whole line.
+    line.push(Span::raw(" ".repeat(width.saturating_sub(used + right_w))));
+    line.extend(join_items(right, &right_keep, &Span::styled(" · ", t.dim)));
+    line
 }
 
 /// The tab line: every screen with its count, and what the current one shows.
@@ -378,4 +398,49 @@ pub fn tabs(f: &mut Frame, app: &App, cx: &Ctx, area: Rect) {
     spans.push(Span::raw(" ".repeat(pad.max(1))));
     spans.push(Span::styled(right, t.dim));
     f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The second line fits every width: whole items go (helpers first, then the stale
+    /// counts, then resyncs), and the `…` only where it fits. At 40 columns the stale
+    /// item was once cut to `stale sip 0` of `0/1` by a `…` and a gap nobody counted.
+    #[test]
+    fn the_second_line_never_overflows() {
+        let t = Theme::new(crate::tui::theme::ThemeKind::Dark);
+        let right = || {
+            vec![
+                Item::new(0, vec![Span::raw("findings !3")]),
+                Item::new(1, vec![Span::raw("resyncs 0")]),
+                Item::new(
+                    2,
+                    vec![Span::raw("stale"), Span::raw(" sip"), Span::raw(" 0/1")],
+                ),
+            ]
+        };
+        let left = |_room: usize| {
+            vec![
+                Item::new(0, vec![Span::raw("helpers:")]),
+                Item::new(2, vec![Span::raw("ftp"), Span::raw(" 11/4")]),
+                Item::new(
+                    3,
+                    vec![Span::raw("· "), Span::raw("sip"), Span::raw(" 3/8")],
+                ),
+            ]
+        };
+        for width in 0..=120 {
+            let line = second_line(&t, left, right(), width);
+            let text: String = line.iter().map(|s| s.content.as_ref()).collect();
+            assert!(
+                text.chars().count() <= width,
+                "{width}: '{text}' is {} wide",
+                text.chars().count()
+            );
+            if width >= 39 {
+                assert!(text.ends_with("stale sip 0/1"), "{width}: '{text}'");
+            }
+        }
+    }
 }
