@@ -303,19 +303,9 @@ pub struct LoadStats {
 /// on the development machine, `examples/bench load`), which matters when other work
 /// shares the cores: then the wall time approaches the two threads' CPU together.
 pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<LoadStats> {
-    use std::sync::mpsc::sync_channel;
-
-    /// Bytes of raw messages per chunk handed to the worker.
-    const CHUNK: usize = 256 * 1024;
     /// Decoded flows per `Store::apply_flows`: enough lookups in flight to hide most of
     /// the cache misses, few enough that their lines are still cached when applied.
     const BATCH: usize = 32;
-
-    enum Chunk {
-        Begin(u8),
-        Msgs(Vec<u8>),
-        End(u8),
-    }
 
     // Size the store for the table once (plus 1/16 for entries created during the dump):
     // growing by doubling rehashes the index and copies the slab ~20 times on the way to a
@@ -324,92 +314,38 @@ pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<Load
     if let Some(n) = source.flow_count() {
         store.reserve_flows((n + n / 16).saturating_sub(store.flow_count()));
     }
-    std::thread::scope(|scope| {
-        let (tx, rx) = sync_channel::<Chunk>(16);
-        // Emptied chunk buffers come back for reuse, so steady state allocates nothing.
-        let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
-        let worker = scope.spawn(move || {
-            let mut stats = LoadStats::default();
-            // Flows go to the store in batches (`Store::apply_flows`: their index
-            // lookups overlap); the vector is reused, so batching allocates nothing.
-            let mut batch = Vec::with_capacity(BATCH);
-            for chunk in rx {
-                match chunk {
-                    Chunk::Begin(t) => store.begin_resync_tables(t & FLOWS != 0, t & EXPECTS != 0),
-                    Chunk::End(t) => {
-                        store.end_resync(t & FLOWS != 0, t & EXPECTS != 0);
-                    }
-                    Chunk::Msgs(mut buf) => {
-                        // As `decode::messages` walks, stopping at the first error (the
-                        // rest of the chunk cannot be framed reliably).
-                        let mut rest = &buf[..];
-                        while !rest.is_empty() {
-                            stats.messages += 1;
-                            match decode::message_into(rest, &mut batch) {
-                                Ok((m, used)) => {
-                                    rest = &rest[used.min(rest.len())..];
-                                    if let Some(Message::Record { event, record }) = m {
-                                        // An expectation: the flows before it go first.
-                                        store.apply_flows(&mut batch, now);
-                                        store.apply(event, record, now);
-                                    } else if batch.len() == BATCH {
-                                        store.apply_flows(&mut batch, now);
-                                    }
-                                }
-                                Err(_) => {
-                                    stats.decode_errors += 1;
-                                    break;
-                                }
-                            }
-                        }
-                        store.apply_flows(&mut batch, now);
-                        buf.clear();
-                        let _ = back_tx.send(buf);
-                    }
-                }
-            }
-            stats
-        });
-        let mut cur: Vec<u8> = Vec::with_capacity(CHUNK);
-        let send = |c: Chunk| {
-            // The worker only stops early by panicking, which `join` reports below.
-            let _ = tx.send(c);
-        };
-        let dumped = source.dump(FLOWS | EXPECTS, &mut |item| match item {
-            Item::DumpBegin(t) => send(Chunk::Begin(t)),
-            Item::DumpEnd(t) => {
-                if !cur.is_empty() {
-                    let next = back_rx
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-                    send(Chunk::Msgs(std::mem::replace(&mut cur, next)));
-                }
-                send(Chunk::End(t));
-            }
-            Item::DumpMsg(m) | Item::Event(m) | Item::Recheck(m) => {
-                // Each message is whole (header included) and 4-byte aligned in length, so
-                // concatenated messages frame again with `decode::messages`.
-                cur.extend_from_slice(m);
-                cur.resize(cur.len().next_multiple_of(4), 0);
-                if cur.len() >= CHUNK {
-                    let next = back_rx
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-                    send(Chunk::Msgs(std::mem::replace(&mut cur, next)));
-                }
-            }
-            Item::Overrun | Item::Recent(_) => {}
-        });
-        if !cur.is_empty() {
-            send(Chunk::Msgs(std::mem::take(&mut cur)));
+    let mut stats = LoadStats::default();
+    // Flows go to the store in batches (`Store::apply_flows`: their index lookups
+    // overlap); the vector is reused, so batching allocates nothing.
+    let mut batch = Vec::with_capacity(BATCH);
+    let sink = |item: Item<'_>| match item {
+        Item::DumpBegin(t) => {
+            store.apply_flows(&mut batch, now);
+            store.begin_resync_tables(t & FLOWS != 0, t & EXPECTS != 0);
         }
-        drop(tx);
-        let stats = worker
-            .join()
-            .map_err(|_| Error::Other("the decoder thread panicked".into()))?;
-        dumped?;
-        Ok(stats)
-    })
+        Item::DumpEnd(t) => {
+            // Every flow of the dump is in before the sweep judges what it left out.
+            store.apply_flows(&mut batch, now);
+            store.end_resync(t & FLOWS != 0, t & EXPECTS != 0);
+        }
+        Item::DumpMsg(m) | Item::Event(m) | Item::Recheck(m) => {
+            stats.messages += 1;
+            match decode::message_into(m, &mut batch) {
+                Ok((Some(Message::Record { event, record }), _)) => {
+                    // An expectation: the flows before it go first.
+                    store.apply_flows(&mut batch, now);
+                    store.apply(event, record, now);
+                }
+                Ok(_) if batch.len() == BATCH => store.apply_flows(&mut batch, now),
+                Ok(_) => {}
+                Err(_) => stats.decode_errors += 1,
+            }
+        }
+        Item::Overrun | Item::Recent(_) => {}
+    };
+    pipelined_dump(source, "ctscope-load", sink)?;
+    store.apply_flows(&mut batch, now);
+    Ok(stats)
 }
 
 /// Controls a running engine.
@@ -756,44 +692,49 @@ impl Pump {
     }
 }
 
-/// One full dump of both tables through the pump; returns its duration.
-///
-/// Pipelined over two threads, as the headless [`load`] is: this thread stays in the
-/// source's `recv` (where the kernel spends ~1.4 µs an entry building messages) and only
-/// copies each item's bytes into a [`DumpChunk`]; a scoped thread runs the pump on them
-/// (decode, recording, batches to the owner), in the same order. Decoding inline took
-/// the receiving thread another ~0.4 µs an entry: a million-entry dump reached the
-/// dashboard ~0.3 s after the kernel had sent it.
+/// One full dump of both tables through the pump ([`pipelined_dump`]: the pump runs on
+/// its own thread); returns its duration. Decoding inline took the receiving thread
+/// another ~0.4 µs an entry: a million-entry dump reached the dashboard ~0.3 s after the
+/// kernel had sent it.
 fn full_dump(source: &mut dyn Source, pump: &mut Pump) -> Result<Duration> {
-    use std::sync::mpsc::sync_channel;
-
     let t0 = Instant::now();
     // One small request before the dump: the gauge's denominator.
     pump.expected = source.expected_flows();
-    let dumped = std::thread::scope(|scope| {
+    pipelined_dump(source, "ctscope-decode", |item| pump.item(item))?;
+    pump.flush();
+    Ok(t0.elapsed())
+}
+
+/// Dump both tables from `source`, handing every item to `sink` in order, on a scoped
+/// thread named `name`: this thread stays in the source's `recv` (where the kernel spends
+/// ~1.4 µs an entry building messages) and only copies each item's bytes into a
+/// [`DumpChunk`], so on two cores the items are decoded while the kernel builds the next
+/// ones. The headless load and the engine's dumps both go through here.
+fn pipelined_dump(
+    source: &mut dyn Source,
+    name: &str,
+    mut sink: impl FnMut(Item<'_>) + Send,
+) -> Result<()> {
+    use std::sync::mpsc::sync_channel;
+
+    std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<DumpChunk>(16);
-        // Chunks the pump is done with come back, so a dump allocates a few, not one per
+        // Chunks the sink is done with come back, so a dump allocates a few, not one per
         // 256 KiB.
         let (back_tx, back_rx) = mpsc::channel::<DumpChunk>();
         let decoder = std::thread::Builder::new()
-            .name("ctscope-decode".into())
+            .name(name.into())
             .spawn_scoped(scope, move || {
                 for mut chunk in rx {
-                    chunk.replay(&mut |item| pump.item(item));
+                    chunk.replay(&mut sink);
                     chunk.clear();
                     let _ = back_tx.send(chunk);
                 }
-                pump.flush();
-            });
-        let decoder = match decoder {
-            Ok(d) => d,
-            Err(e) => {
-                return Err(Error::Io {
-                    op: "spawn the dump decoder thread",
-                    source: e,
-                });
-            }
-        };
+            })
+            .map_err(|e| Error::Io {
+                op: "spawn the dump decoder thread",
+                source: e,
+            })?;
         let mut cur = DumpChunk::default();
         let send = |cur: &mut DumpChunk| {
             let next = back_rx.try_recv().unwrap_or_default();
@@ -816,14 +757,12 @@ fn full_dump(source: &mut dyn Source, pump: &mut Pump) -> Result<Duration> {
         decoder
             .join()
             .map_err(|_| Error::Other("the dump decoder thread panicked".into()))?;
-        dumped
-    });
-    dumped?;
-    Ok(t0.elapsed())
+        dumped.map(|_| ())
+    })
 }
 
-/// Dump items on their way from the receiving thread to the pump: their bytes end to end,
-/// and per item its kind and length.
+/// Dump items on their way from the receiving thread to the decoding one: their bytes end
+/// to end, and per item its kind and length.
 #[derive(Default)]
 struct DumpChunk {
     bytes: Vec<u8>,

@@ -7,6 +7,24 @@
 
 use std::sync::{OnceLock, RwLock};
 
+/// Count one flow (`flow`) or one expectation under helper `h` in `per`, a list of
+/// `(helper, flows, expectations)` in the order helpers were first seen: the header's
+/// helper list and its stale counts both tally this way.
+pub fn tally(per: &mut Vec<(HelperId, usize, usize)>, h: HelperId, flow: bool) {
+    let i = match per.iter().position(|p| p.0 == h) {
+        Some(i) => i,
+        None => {
+            per.push((h, 0, 0));
+            per.len() - 1
+        }
+    };
+    if flow {
+        per[i].1 += 1;
+    } else {
+        per[i].2 += 1;
+    }
+}
+
 /// An interned helper name; `HelperId::NONE` means "no helper".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct HelperId(pub u8);

@@ -289,20 +289,7 @@ impl<'a> Staleness<'a> {
     /// expectation that created them, else under "no helper" (`HelperId::NONE`).
     pub fn per_helper(&self, now: u32) -> Vec<(HelperId, usize, usize)> {
         let mut out: Vec<(HelperId, usize, usize)> = Vec::new();
-        let mut bump = |h: HelperId, flow: bool| {
-            let i = match out.iter().position(|(x, ..)| *x == h) {
-                Some(i) => i,
-                None => {
-                    out.push((h, 0, 0));
-                    out.len() - 1
-                }
-            };
-            if flow {
-                out[i].1 += 1;
-            } else {
-                out[i].2 += 1;
-            }
-        };
+        let mut bump = |h: HelperId, flow: bool| crate::model::helper::tally(&mut out, h, flow);
         for f in self.store.flows() {
             if !self.flow(f, now).is_empty() {
                 let h = if f.helper.is_none() {

@@ -183,12 +183,17 @@ pub struct Summary {
     pub stale: Vec<(&'static str, usize, usize)>,
     /// Store second the stale counts were judged at (staleness moves with time alone).
     pub judged_at: u32,
+    pub stats: Stats,
+    pub built: Option<u64>,
+}
+
+impl Summary {
     /// Whether any entry's stale verdict can change with time alone: expectations, flows
     /// with a helper, RELATED flows (`model::stale`). Without one, a still table needs no
     /// re-judging.
-    pub moves_with_time: bool,
-    pub stats: Stats,
-    pub built: Option<u64>,
+    pub fn moves_with_time(&self) -> bool {
+        self.related > 0 || self.expects > 0 || self.helpers.iter().any(|h| h.1 > 0)
+    }
 }
 
 /// Measurements of the last frame, for tests and the perf budget.
@@ -807,7 +812,7 @@ impl App {
         // Staleness moves with time alone: the header's stale counts are re-judged now and
         // then on a quiet table too, if it holds anything whose verdict can move.
         let rejudge = quiet_every(self.summary_cost, STALE_EVERY);
-        if self.summary.moves_with_time && now >= self.summary.judged_at.saturating_add(rejudge) {
+        if self.summary.moves_with_time() && now >= self.summary.judged_at.saturating_add(rejudge) {
             self.views.again(ViewKey::Summary);
         }
         if self.opts.kernel_stats && !self.ended {

@@ -222,27 +222,13 @@ pub fn summarize(store: &Store, facts: Facts, now: u32) -> Summary {
     let mut related = 0usize;
     let mut per: Vec<(HelperId, usize, usize)> = Vec::new();
     let mut bump = |h: HelperId, flow: bool| {
-        if h.is_none() {
-            return;
-        }
-        let slot = match per.iter().position(|p| p.0 == h) {
-            Some(i) => i,
-            None => {
-                per.push((h, 0, 0));
-                per.len() - 1
-            }
-        };
-        if flow {
-            per[slot].1 += 1;
-        } else {
-            per[slot].2 += 1;
+        if !h.is_none() {
+            crate::model::helper::tally(&mut per, h, flow);
         }
     };
     let mut masters: std::collections::HashSet<FlowKey> = Default::default();
-    let mut helped = false;
     store.flows().for_each(|f| {
         related += usize::from(f.is_related());
-        helped |= !f.helper.is_none();
         bump(f.helper, true);
         if let Some(t) = f.master() {
             masters.insert(FlowKey {
@@ -274,7 +260,6 @@ pub fn summarize(store: &Store, facts: Facts, now: u32) -> Summary {
         helpers,
         stale,
         judged_at: now,
-        moves_with_time: helped || related > 0 || store.expect_count() > 0,
         stats: store.stats(),
         built: Some(store.generation()),
     }
@@ -298,10 +283,10 @@ mod tests {
             ..Tuple::default()
         };
         store.apply(Event::New, Record::Flow(Flow::new(t(1))), 0);
-        assert!(!summarize(&store, Facts::default(), 9).moves_with_time);
+        assert!(!summarize(&store, Facts::default(), 9).moves_with_time());
         let mut helped = Flow::new(t(2));
         helped.helper = crate::model::helper::intern("ftp");
         store.apply(Event::New, Record::Flow(helped), 0);
-        assert!(summarize(&store, Facts::default(), 9).moves_with_time);
+        assert!(summarize(&store, Facts::default(), 9).moves_with_time());
     }
 }
