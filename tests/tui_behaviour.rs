@@ -995,6 +995,42 @@ fn expiry_passes_wait_for_the_soonest_timeout() {
     assert_eq!(rechecks(&sent), vec![vec![key], vec![key]], "asked again");
 }
 
+/// The first dump brings flows with fresh timeouts: no expiry pass runs over the growing
+/// table, however due; the first one comes at the tick after the dump ends.
+#[test]
+fn no_expiry_pass_runs_during_the_first_dump() {
+    use ctscope::engine::EngineEvent;
+    let (mut app, clock, sent) = recheck_app(Scene::default());
+    let tick = |app: &mut ctscope::tui::App, at: u32| {
+        clock.0.set(at);
+        app.handle(AppEvent::Tick);
+        assert!(app.settle(tui_support::SETTLE));
+    };
+    app.handle(AppEvent::Engine(EngineEvent::DumpBegin {
+        flows: true,
+        expects: true,
+    }));
+    let mut short = Flow::new(tuple(proto::UDP, "10.8.0.2", 5000, "10.1.0.1", 53));
+    short.timeout = 2;
+    let key = FlowKey::of(&short);
+    app.handle(AppEvent::Engine(ev::flow(short)));
+    for at in 2..=9 {
+        tick(&mut app, at);
+    }
+    assert_eq!(
+        app.expiry_passes(),
+        0,
+        "no pass while the first dump streams"
+    );
+    app.handle(AppEvent::Engine(EngineEvent::DumpEnd {
+        flows: true,
+        expects: true,
+    }));
+    tick(&mut app, 10);
+    assert_eq!(app.expiry_passes(), 1, "the first tick after the dump");
+    assert_eq!(rechecks(&sent), vec![vec![key]]);
+}
+
 /// `m` from an expectation whose master arrived while another screen was shown: the flows
 /// rows it jumps to are stale, so the selection waits for their build and lands on it.
 #[test]

@@ -794,12 +794,15 @@ impl App {
         });
         // The list is a pass over every flow: the view builder makes it (`swap_in` sends it),
         // every second on a small table, less often where the pass costs more, and not
-        // before a timeout can have run out (a still table of long timeouts: never).
+        // before a timeout can have run out (a still table of long timeouts: never). Not
+        // during the first dump either: the flows it brings have fresh timeouts, and a pass
+        // over the growing table would take CPU the dump needs (~10 ms at 700,000 flows).
         if now
             >= self
                 .expired_at
                 .saturating_add(quiet_every(self.expired_cost, 1))
             && now >= self.expired_due
+            && !self.loading
         {
             self.expired_at = now;
             self.expired_since_ask = u32::MAX;
