@@ -114,17 +114,17 @@ dashboard_bench() {
   [ -n "$KEY_APP" ] && printf "$f" "  p99 key read -> frame flushed, inside the app" "$KEY_APP ms" "" ""
   printf "$f" "  ctscope CPU over the keys (user+sys)" \
     "$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }') s" "" ""
-  # Which keys are slow, and where the time goes: send-keys to the app reading the key
+  # Which keys are slow, and where the time goes: the key written to tmux to the app reading it
   # (tmux, the pty, the input thread), or read to the flushed frame (the app).
   local k by=
   for k in j k PgDn PgUp Tab S-Tab; do
     by+=" $k $(dash_key "$k" median)/$(dash_key "$k" mx)"
   done
   echo "keys by kind, p50/max ms:$by"
-  echo "keys, max of send-keys -> read by the app:" \
+  echo "keys, max of key written to tmux -> read by the app:" \
     "$(echo "$KEY_OUT" | awk -F'[= ]' '/app_ms=/ { d = $2 - $4; if (d > m) m = d } END { printf "%.1f ms", m }')"
   echo "resolution: ${DASH_POLL} ms between captures (first screen and frame, timed by their flush);" \
-    "keys: ${KEY_POLL:-none, frame log}${KEY_POLL:+ ms a poll}; key latencies include one tmux send-keys."
+    "keys: ${KEY_POLL:-none, frame log}${KEY_POLL:+ ms a poll}; key latencies include the tmux server and the pty (keys written by one tmux control-mode client)."
   echo "events in ctscope's header: $ev0 ev/s before the keys, $ev1 after (no churn: both 0);" \
     "the keys ended ${t_keys} s after the full frame, a background re-dump is due >= ${redump} s after it."
 }

@@ -176,7 +176,7 @@ bench_dash_first() {
 # bench_dash_keys SESSION PRESSES GAP_S FRAME_LOG: PRESSES keys cycling j, k, PgDn, PgUp,
 # Tab, S-Tab, GAP_S to 2*GAP_S apart (tui_probe.py mixed, 5 s deadline a key), timed to
 # the flushed frame from FRAME_LOG (or by polling the screen when the build writes no
-# log). Sets KEY_P50, KEY_P99, KEY_MAX (ms, send-keys to frame), KEY_APP (p99 ms, key
+# log). Sets KEY_P50, KEY_P99, KEY_MAX (ms, key written to tmux to frame), KEY_APP (p99 ms, key
 # read to frame flushed inside the app), KEY_N (answered presses), KEY_MISSED, KEY_SRC
 # (framelog|capture) and KEY_POLL (ms per poll when capturing); KEY_OUT keeps the output.
 bench_dash_keys() {

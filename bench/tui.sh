@@ -32,11 +32,13 @@
 #
 # How keypresses are timed. The dashboard writes a frame log when CTSCOPE_FRAME_LOG names
 # a file (src/tui/probe.rs): per key, the CLOCK_MONOTONIC ns it was read and the ns the
-# first frame drawn after it was flushed. The probe times each press from just before its
-# `tmux send-keys` to that flush (so it includes tmux and the pty, not a poll interval)
-# and also prints read-to-flush. A build whose main loop does not call the probe leaves
-# the log empty: the probe then polls `tmux capture-pane` (one fork+exec per poll; its
-# interval is printed as the resolution) until the highlighted row or tab changes.
+# first frame drawn after it was flushed. The probe times each press from just before it
+# writes the key to the tmux server, through one tmux control-mode client kept open for
+# all presses, to that flush (so it includes the tmux server and the pty, not a poll
+# interval nor the start of a `tmux send-keys` process), and also prints read-to-flush.
+# A build whose main loop does not call the probe leaves the log empty: the probe then
+# polls `tmux capture-pane` (one fork+exec per poll; its interval is printed as the
+# resolution) until the highlighted row or tab changes.
 # Other times come from polling `tmux capture-pane`. bench/tui_probe.py does the timing.
 #
 # Needs root. Raises the host's nf_conntrack_max (a namespace cannot exceed it) and
@@ -223,7 +225,8 @@ printf "$f" "ctscope screen changes while steady" "$CT_CH" "" "" ""
 KEY_RES="${KEY_POLL:-} ms (keys)"
 [ "$KEY_SRC" = framelog ] && KEY_RES="none for keys (frame log)"
 echo "resolution: ${CT_POLL} ms between captures (first frame, timed by its flush), $KEY_RES," \
-  "${IPT_POLL} ms (iptstate); key latencies include one tmux send-keys."
+  "${IPT_POLL} ms (iptstate); key latencies include the tmux server and the pty" \
+  "(keys written by one tmux control-mode client)."
 echo "ctscope header at the end of the steady window: $CT_IDLE_EVS ev/s (should be 0)."
 echo "iptstate screen changes seen in ${IPT_STEADY} s: $IPT_CH (its TTL column moves at every redraw);"
 echo "ctscope's still table changes only when a minute-resolution countdown or a marker does."

@@ -32,8 +32,10 @@ interval (one `capture-pane` call, a fork and exec) is printed as the resolution
       then `poll_ms=` and `missed=` (presses not answered within TIMEOUT).
   mixed SESSION COUNT TIMEOUT GAP_S [FRAME_LOG]
       press COUNT keys cycling j, k, PgDn, PgUp, Tab, S-Tab (the issue's keypress set),
-      GAP_S to 2*GAP_S apart. With FRAME_LOG (the file named by CTSCOPE_FRAME_LOG, see
-      src/tui/probe.rs) each press is timed from just before `tmux send-keys` to the
+      GAP_S to 2*GAP_S apart, each written to the tmux server by one control-mode client
+      (`KeySender`, not a `tmux send-keys` process per press). With FRAME_LOG (the file
+      named by CTSCOPE_FRAME_LOG, see src/tui/probe.rs) each press is timed from just
+      before it is written to the tmux server to the
       flush of the first frame drawn after the app read the key, from the log; prints
       `lat_ms=` (that end-to-end time) and `app_ms=` (read to flush) per press, then
       `source=framelog`. Without a log (a build whose main loop does not call the probe;
@@ -72,6 +74,50 @@ def capture(session, escapes=False):
 
 def tmux(*args):
     subprocess.run([*TMUX, *args], check=True, capture_output=True)
+
+
+class KeySender:
+    """Sends keys through one tmux control-mode client (`tmux -C`), so a timed press costs
+    one line written to the tmux server, not a `tmux send-keys` process: forking and
+    starting a tmux client took ~3 ms on an idle machine and far more, now and then,
+    beside a churn generator on two cores, and none of that is on the path of a key an
+    admin types over SSH (sshd writes it to the pty). The client sits in a session of its
+    own (a control client attached to the timed session could change its size); `send`
+    returns once the server has answered, after the key was written to the pane."""
+
+    def __init__(self):
+        self.session = f"probe-keys-{os.getpid()}"
+        self.p = subprocess.Popen([*TMUX, "-C", "new-session", "-s", self.session,
+                                   "sleep", "86400"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  bufsize=1)
+        self.command("refresh-client")
+
+    def command(self, line):
+        self.p.stdin.write(line + "\n")
+        self.p.stdin.flush()
+        while True:
+            out = self.p.stdout.readline()
+            if not out:
+                raise RuntimeError(f"tmux control client ended at: {line}")
+            if out.startswith("%error"):
+                raise RuntimeError(f"tmux refused: {line}")
+            if out.startswith("%end"):
+                return
+
+    def send(self, target, key):
+        self.command(f"send-keys -t {target} {key}")
+
+    def close(self):
+        try:
+            self.command(f"kill-session -t {self.session}")
+        except (RuntimeError, BrokenPipeError):
+            pass
+        try:
+            self.p.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.p.wait(timeout=5)
 
 
 def cpu_ticks(pid):
@@ -203,6 +249,14 @@ def group(screen):
 
 
 def keys(session, count, timeout, kind):
+    sender = KeySender()
+    try:
+        return timed_keys(sender, session, count, timeout, kind)
+    finally:
+        sender.close()
+
+
+def timed_keys(sender, session, count, timeout, kind):
     rng = random.Random(1)
     polls, spent, missed = 0, 0.0, 0
     if kind == "group":
@@ -243,7 +297,7 @@ def keys(session, count, timeout, kind):
             done = lambda s: arrow(s) not in (None, before[0]) and top_row(s) != before[1]  # noqa: E731
             esc = False
         t0 = time.monotonic()
-        tmux("send-keys", "-t", session, key)
+        sender.send(session, key)
         n = 0
         while True:
             n += 1
@@ -303,12 +357,13 @@ def mixed(session, count, timeout, gap, frame_log):
     polls, spent, missed = 0, 0.0, 0
     tmux("send-keys", "-t", session, "g")
     time.sleep(0.5)
+    sender = KeySender()
     for i in range(count):
         name, key = MIXED[i % len(MIXED)]
         before = None if use_log else screen_state(capture(session, True))
         t0_ns = time.monotonic_ns()
         t0 = time.monotonic()
-        tmux("send-keys", "-t", session, key)
+        sender.send(session, key)
         n = 0
         while True:
             n += 1
@@ -342,6 +397,7 @@ def mixed(session, count, timeout, gap, frame_log):
         polls += n
         spent += time.monotonic() - t0
         time.sleep(rng.uniform(gap, 2 * gap))
+    sender.close()
     if use_log:
         print(f"source=framelog missed={missed}")
     else:
