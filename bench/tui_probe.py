@@ -91,19 +91,31 @@ class KeySender:
                                    "sleep", "86400"],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                   bufsize=1)
-        self.command("refresh-client")
+        # The client's own `new-session` answers first; commands sent before it has
+        # attached could be refused ("no current client").
+        self.answer("new-session")
+
+    def answer(self, what):
+        """Read up to the end of the next command's answer (notifications in between are
+        skipped); raise with tmux's words if it was an error."""
+        said = []
+        while True:
+            out = self.p.stdout.readline()
+            if not out:
+                raise RuntimeError(f"tmux control client ended at: {what}")
+            if out.startswith("%begin"):
+                said = []
+            elif out.startswith("%error"):
+                raise RuntimeError(f"tmux refused {what}: {' '.join(said).strip()}")
+            elif out.startswith("%end"):
+                return
+            elif not out.startswith("%"):
+                said.append(out)
 
     def command(self, line):
         self.p.stdin.write(line + "\n")
         self.p.stdin.flush()
-        while True:
-            out = self.p.stdout.readline()
-            if not out:
-                raise RuntimeError(f"tmux control client ended at: {line}")
-            if out.startswith("%error"):
-                raise RuntimeError(f"tmux refused: {line}")
-            if out.startswith("%end"):
-                return
+        self.answer(line)
 
     def send(self, target, key):
         self.command(f"send-keys -t {target} {key}")
