@@ -204,7 +204,11 @@ printf "$f" "keys j/k/PgDn/Tab: p50 / p99 ($SEL_N/$PRESSES, $KEY_SRC)" "$SEL_MED
 printf "$f" "  max" "$SEL_MAX ms" "" "<= 33 ms" "91.5 ms"
 [ -n "$SEL_APP" ] && printf "$f" "  p99 read -> flushed inside the app" "$SEL_APP ms" "" "" ""
 # The slowest press, and how much of it was inside the app (read -> flushed).
-SEL_WORST=$(echo "$KEY_OUT" | grep lat_ms | sort -t= -k2 -n -r | head -1 |
+# (One awk pass: `sort | head -1` under pipefail can end the script when head closes
+# the pipe early.)
+SEL_WORST=$(echo "$KEY_OUT" | awk '
+  match($0, /lat_ms=[0-9.]+/) { v = substr($0, RSTART + 7, RLENGTH - 7) + 0; if (v > m) { m = v; w = $0 } }
+  END { print w }' |
   sed -n 's/.*lat_ms=\([0-9.]*\).*app_ms=\([0-9.]*\).*key=\([^ ]*\).*/\3 \1 ms, \2 ms inside the app/p')
 [ -n "$SEL_WORST" ] && printf "$f" "  slowest: $SEL_WORST" "" "" "" ""
 printf "$f" "key r (re-sort): median / p95 ($SRT_N/$SORTS)" "$SRT_MED / $SRT_P95 ms" "" "<= 250 ms" "137 ms"
