@@ -532,6 +532,26 @@ impl Store {
         self.recent.iter().map(|(e, t)| (e, *t))
     }
 
+    /// Masters of RELATED flows that are not in the store, though no DESTROY said they
+    /// went (a flow whose master went while it lived is an orphan, not listed here): what
+    /// a dump left out, for the loader to ask the kernel about (`engine::load`). Each
+    /// once, in no particular order.
+    pub fn missing_masters(&self) -> Vec<FlowKey> {
+        let mut missing: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|f| f.is_related())
+            .filter_map(|f| {
+                let key = FlowKey::of(f);
+                let master = FlowKey::master_of(f)?;
+                (!self.orphans.contains(&key) && self.flow(&master).is_none()).then_some(master)
+            })
+            .collect();
+        missing.sort_unstable_by_key(|k| (k.orig, k.zone, k.zone_orig, k.zone_reply));
+        missing.dedup();
+        missing
+    }
+
     /// The master flow of a RELATED flow (from `CTA_TUPLE_MASTER`, same zone).
     /// `None` once the master was destroyed, even if its tuple was reused since.
     pub fn master_of(&self, key: &FlowKey) -> Option<&Flow> {
