@@ -221,7 +221,7 @@ def first(session, size, regex, timeout, cmd, early=None, frame_log=None):
     cpu = cpu_ticks(pid) / os.sysconf("SC_CLK_TCK")
     rows_at = f" rows={early_at if early_at is not None else el:.3f}" if early_pat else ""
     print(f"first={el:.3f} polls={polls} poll_ms={1000 * (now - t0) / polls:.1f} pid={pid} "
-          f"cpu={cpu:.2f}{rows_at}{window}")
+          f"cpu={cpu:.2f}{rows_at}{window} t0_ns={t0_ns}")
     return 0
 
 
