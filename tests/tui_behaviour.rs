@@ -856,6 +856,32 @@ fn the_first_dump_counts_flows_in_the_header_as_they_arrive() {
     );
 }
 
+/// A dump's first records are drawn at once (the frame asks for the first rows), not at
+/// the data pace: the first rows are what the admin waits for. Once rows show, a batch
+/// only marks the store as moved, for the next data frame.
+#[test]
+fn a_dumps_first_records_draw_at_once_and_later_ones_at_the_data_pace() {
+    use ctscope::model::{Event, Record};
+    let mut h = Harness::new(Scene::default(), opts(), 100, 24);
+    h.draw();
+    h.event(ev::dump(true));
+    let flow = |port: u16| {
+        let mut f = Flow::new(tuple(proto::TCP, "10.5.0.1", port, "10.1.0.1", 80));
+        f.timeout = 300;
+        AppEvent::Engine(ev::record(Event::Dump, Record::Flow(f)))
+    };
+    assert!(!h.app.needs_draw());
+    h.app.handle(flow(1001));
+    assert!(h.app.needs_draw(), "the first rows are drawn at once");
+    h.draw();
+    assert!(h.screen().contains("10.5.0.1:1001"), "{}", h.screen());
+    h.app.handle(flow(1002));
+    assert!(
+        !h.app.needs_draw() && h.app.data_moved(),
+        "later batches wait for the data pace"
+    );
+}
+
 /// The header follows a dump's progress: received against the kernel's count (an
 /// estimate, "~"), or the bare count when the count is unknown (a replay); at any width
 /// the item is whole or absent, and it goes when the dump ends.

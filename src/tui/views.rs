@@ -73,6 +73,8 @@ pub struct Views {
     /// Keys with a request whose result has not come back: the newest request's sequence.
     out: HashMap<ViewKey, u64>,
     wake: Arc<OnceLock<Wake>>,
+    /// `yield_to_keys` was sent.
+    polite: bool,
 }
 
 impl Views {
@@ -90,6 +92,7 @@ impl Views {
             asked: HashMap::new(),
             out: HashMap::new(),
             wake,
+            polite: false,
         })
     }
 
@@ -162,6 +165,15 @@ impl Views {
     fn received(&mut self, b: &worker::Built<ViewKey, Built>) {
         if self.out.get(&b.key).is_some_and(|&seq| b.seq >= seq) {
             self.out.remove(&b.key);
+        }
+    }
+
+    /// Builds from now on yield to the main thread (`Worker::yield_to_keys`); once is
+    /// enough, later calls do nothing.
+    pub fn yield_to_keys(&mut self) {
+        if !self.polite {
+            self.polite = true;
+            self.worker.yield_to_keys();
         }
     }
 

@@ -253,6 +253,8 @@ enum Msg<K, T> {
         seq: u64,
         job: Job<T>,
     },
+    /// From now on, yield to the main thread (`Worker::yield_to_keys`).
+    YieldToKeys,
 }
 
 /// The main thread's handle on the worker thread.
@@ -317,6 +319,17 @@ where
             });
         }
         seq
+    }
+
+    /// Builds from now on run at a lower priority than the main thread (`BUILDER_NICE`).
+    /// Until then they run at its priority: the first rows of a dump, which the admin is
+    /// waiting for, are built while the dump keeps both cores busy, and at nice 10 that
+    /// small build waited behind the dump's threads for up to ~35 ms. Once they show,
+    /// keys come first (`App` calls this then, or when the first dump ends).
+    pub fn yield_to_keys(&mut self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::YieldToKeys);
+        }
     }
 
     /// `key`'s spec changes now, before its next request is made: results of requests made
@@ -429,7 +442,7 @@ const BUILDER_NICE: libc::c_int = 10;
 
 /// Lower this thread's priority to `BUILDER_NICE` (Linux sets nice per thread). Best
 /// effort: without it builds only compete harder, so a refusal is ignored.
-fn yield_to_keys() {
+fn lower_priority() {
     // SAFETY: gettid has no preconditions; setpriority on our own thread id only reads
     // its arguments.
     unsafe {
@@ -447,7 +460,6 @@ fn serve<K, T>(
 ) where
     K: Copy + Eq + Hash + std::fmt::Debug,
 {
-    yield_to_keys();
     let mut pending: HashMap<K, Pending<T>> = HashMap::new();
     // Per key: when its last build ended and what it cost.
     let mut last: HashMap<K, (Instant, Duration)> = HashMap::new();
@@ -553,14 +565,21 @@ fn choose<K: Copy, T>(
 }
 
 /// Queue a request, replacing the pending one of its key. A newer request always carries
-/// the newest spec, so it inherits a pending spec request's urgency.
+/// the newest spec, so it inherits a pending spec request's urgency. (Or lower this
+/// thread's priority, when asked to.)
 fn take<K: Eq + Hash, T>(pending: &mut HashMap<K, Pending<T>>, m: Msg<K, T>) {
-    let Msg::Request {
-        key,
-        urgency,
-        seq,
-        job,
-    } = m;
+    let (key, urgency, seq, job) = match m {
+        Msg::Request {
+            key,
+            urgency,
+            seq,
+            job,
+        } => (key, urgency, seq, job),
+        Msg::YieldToKeys => {
+            lower_priority();
+            return;
+        }
+    };
     let urgency = pending
         .get(&key)
         .map_or(urgency, |old| old.urgency.max(urgency));
@@ -830,6 +849,30 @@ mod tests {
         let b = worker.recv_timeout(WAIT).expect("the second build");
         assert_eq!((b.key, b.value), (1, 0));
         assert_eq!(worker.failures(), 1);
+        worker.stop();
+    }
+
+    /// Builds run at the app's priority until it asks them to yield to keys, then
+    /// `BUILDER_NICE` lower (the first rows of a dump are built at full priority).
+    #[test]
+    fn builds_yield_to_keys_once_asked() {
+        // On Linux getpriority(PRIO_PROCESS, 0) is the calling thread's nice.
+        // SAFETY: getpriority only reads its arguments.
+        let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let base = nice();
+        let w = StoreWriter::new(Store::new());
+        let mut worker: Worker<u8, i32> = Worker::spawn_with(w.shared(), UNPACED, || {}).unwrap();
+        let built_at = |worker: &mut Worker<u8, i32>| {
+            worker.request(0, Urgency::Spec, Job::new(move |_: &Store| nice(), |n| n));
+            worker.recv_timeout(WAIT).expect("a build").value
+        };
+        assert_eq!(
+            built_at(&mut worker),
+            base,
+            "the first builds: the app's priority"
+        );
+        worker.yield_to_keys();
+        assert_eq!(built_at(&mut worker), (base + BUILDER_NICE).min(19));
         worker.stop();
     }
 

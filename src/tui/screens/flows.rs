@@ -155,9 +155,17 @@ fn sort_value(risk: &RiskCache, col: FlowCol, f: &Flow, now: u32) -> SortVal {
 /// What the flows scan copies out: numeric sort values, or names (state, ctstate, helper)
 /// that the finish ranks into numbers; both go to `sort_rows` (the cheap sort at a
 /// million rows).
-pub enum Scanned {
+pub enum Values {
     Numbers(Vec<(u64, FlowKey)>),
     Names(Vec<(SortVal, FlowKey)>),
+}
+
+/// The scan's rows, and whether any of them is a RELATED flow: only those show a verdict
+/// (the risk cache assesses RELATED flows), so only rows holding one wait for verdicts
+/// that have seen them (`SortedTable::verdicts_needed`).
+pub struct Scanned {
+    pub values: Values,
+    pub related: bool,
 }
 
 /// Filter and copy out each shown flow's sort value and key (under the store's lock).
@@ -166,29 +174,34 @@ pub fn scan(m: &Store, spec: &Spec<FlowCol>) -> (Scanned, usize) {
     let (filter, risk, col, now) = (spec.filter, spec.risk, spec.sort, spec.now);
     let total = m.flow_count();
     let facts = spec.facts.context(m);
-    let shown = |f: &&Flow| filter.is_none_or(|x| x.match_flow_in(f, now, &facts));
+    let mut related = false;
+    let mut shown = |f: &&Flow| {
+        let shown = filter.is_none_or(|x| x.match_flow_in(f, now, &facts));
+        related |= shown && f.is_related();
+        shown
+    };
     // The columns `sort_value` gives a name (`SortVal::S`) for.
     let by_name = matches!(col, FlowCol::State | FlowCol::Ct | FlowCol::Helper);
-    let scanned = if !by_name {
+    let values = if !by_name {
         let mut rows = Vec::with_capacity(m.flow_count());
-        rows.extend(m.flows().filter(shown).map(|f| {
+        rows.extend(m.flows().filter(&mut shown).map(|f| {
             let v = match sort_value(risk, col, f, now) {
                 SortVal::N(n) => n,
                 SortVal::S(_) => 0,
             };
             (v, FlowKey::of(f))
         }));
-        Scanned::Numbers(rows)
+        Values::Numbers(rows)
     } else {
         let mut rows = Vec::with_capacity(m.flow_count());
         rows.extend(
             m.flows()
-                .filter(shown)
+                .filter(&mut shown)
                 .map(|f| (sort_value(risk, col, f, now), FlowKey::of(f))),
         );
-        Scanned::Names(rows)
+        Values::Names(rows)
     };
-    (scanned, total)
+    (Scanned { values, related }, total)
 }
 
 /// The order of flows with equal sort values, and the whole order of the Conn sort: by
@@ -207,12 +220,12 @@ fn src_prefix(k: &FlowKey) -> u64 {
 /// Sort what `scan` copied out (ties by key, so the order is total), in direction `desc`.
 pub fn finish(scanned: Scanned, desc: bool) -> Vec<FlowKey> {
     let by_key = key_order;
-    let mut keys = match scanned {
-        Scanned::Numbers(rows) => sort_rows(rows, src_prefix, by_key),
+    let mut keys = match scanned.values {
+        Values::Numbers(rows) => sort_rows(rows, src_prefix, by_key),
         // A handful of distinct names (states, ctstates, helpers): ranked once, then
         // sorted as numbers. Sorting the names themselves took ~665 ms at a million rows
         // (`examples/view_build`), past the 250 ms a sort change may take.
-        Scanned::Names(rows) => {
+        Values::Names(rows) => {
             let mut names: Vec<SortVal> = Vec::new();
             for (v, _) in &rows {
                 if names.last() != Some(v) && !names.contains(v) {
@@ -385,6 +398,10 @@ impl SortedTable for Flows {
 
     fn finish(scanned: Scanned, desc: bool) -> Vec<FlowKey> {
         finish(scanned, desc)
+    }
+
+    fn verdicts_needed(scanned: &Scanned) -> bool {
+        scanned.related
     }
 
     fn key(e: Entry) -> Option<FlowKey> {

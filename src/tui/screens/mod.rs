@@ -144,8 +144,9 @@ pub struct TableRows<K> {
     pub total: usize,
     /// How far into the change journal the rows are complete.
     pub journal: Option<u64>,
-    /// They may hold RELATED flows the risk verdicts have not seen (always, for a full
-    /// build; for a refined one, when its changes touched a RELATED flow).
+    /// They may hold entries whose verdicts the risk cache has not seen: for a full build,
+    /// when a row shows a verdict (`SortedTable::verdicts_needed`: a RELATED flow, any
+    /// expectation); for a refined one, when its changes touched a RELATED flow.
     pub related: bool,
 }
 
@@ -381,6 +382,12 @@ pub trait SortedTable: 'static {
     fn scan(store: &Store, spec: &Spec<Self::Col>) -> (Self::Scanned, usize);
     /// The second half, with no lock: sort, in direction `desc`.
     fn finish(scanned: Self::Scanned, desc: bool) -> Vec<Self::Key>;
+    /// Whether any row scanned shows a verdict from the risk cache: such rows wait for
+    /// verdicts that have seen them (`Screen::needs_verdicts`). Default: always.
+    fn verdicts_needed(scanned: &Self::Scanned) -> bool {
+        let _ = scanned;
+        true
+    }
     /// The row of an entry, if this table lists its kind.
     fn key(e: Entry) -> Option<Self::Key>;
     /// What `m` does here.
@@ -471,11 +478,12 @@ impl<T: SortedTable> Screen for T {
                 T::scan(store, &spec)
             },
             move |(scanned, total)| {
+                let related = T::verdicts_needed(&scanned);
                 Box::new(TableRows {
                     keys: T::finish(scanned, desc),
                     total,
                     journal: pos,
-                    related: true,
+                    related,
                 }) as BuiltRows
             },
         )
