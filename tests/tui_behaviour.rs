@@ -1021,6 +1021,31 @@ fn expiry_passes_wait_for_the_soonest_timeout() {
     assert_eq!(rechecks(&sent), vec![vec![key], vec![key]], "asked again");
 }
 
+/// A RELATED flow whose master the dump left out (no DESTROY said it went): the verdicts
+/// find it missing and the app asks the kernel for that master, once until the next
+/// dump ends; a master that went while its flow lived (an orphan) is not asked for.
+#[test]
+fn a_master_the_dump_left_out_is_asked_for_once() {
+    let master = tuple(proto::TCP, "10.213.5.2", 46152, "10.213.5.1", 21);
+    let mut data = Flow::new(tuple(proto::TCP, "10.213.5.2", 48492, "10.213.5.1", 44461));
+    data.status = status::CONFIRMED | status::EXPECTED;
+    data.extra_mut().master = Some(master);
+    data.timeout = 120;
+    let mut scene = Scene::default();
+    scene.add_flow(data);
+    // The harness keeps re-checks out of its requests: this app keeps them.
+    let (app, _clock, sent) = recheck_app(scene);
+    let mut app = app.with_assessor(Box::new(tui_support::CountingAssessor::embedded()));
+    assert!(app.settle(tui_support::SETTLE));
+    assert_eq!(rechecks(&sent), vec![vec![FlowKey::new(0, master)]]);
+    // Another verdict build (the store moved) does not ask again.
+    let mut other = Flow::new(tuple(proto::UDP, "10.8.0.2", 5000, "10.1.0.1", 53));
+    other.timeout = 30;
+    app.handle(AppEvent::Engine(ev::flow(other)));
+    assert!(app.settle(tui_support::SETTLE));
+    assert_eq!(rechecks(&sent).len(), 1);
+}
+
 /// The first dump brings flows with fresh timeouts: no expiry pass runs over the growing
 /// table, however due; the first one comes at the tick after the dump ends.
 #[test]

@@ -9,6 +9,7 @@
 //! This module must not touch the terminal or sockets: confirmed plans go to the injected
 //! `Commands`, time comes from the injected `Clock`.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -225,6 +226,8 @@ pub struct App {
     /// The flows the engine's records touched (a view sorted by key refines its rows
     /// from them), and how far into it the store surely is (nothing queued before it).
     journal: Journal,
+    /// Missing masters already asked for since the last dump ended (`RiskCache::missing_masters`).
+    masters_asked: HashSet<FlowKey>,
     applied_pos: u64,
     /// Recency state beside the store (lists, sets, knock progress): the Recent screen's.
     pub(crate) recent: Arc<RecentState>,
@@ -342,6 +345,7 @@ impl App {
             store,
             views,
             journal: Journal::default(),
+            masters_asked: HashSet::new(),
             applied_pos: 0,
             recent: Arc::default(),
             received: 0,
@@ -691,6 +695,8 @@ impl App {
                 Applied::DumpDone => {
                     // Builds yield to keys from here on, rows or not (`accept_rows`).
                     self.views.yield_to_keys();
+                    // A master missing after this dump is asked for again.
+                    self.masters_asked.clear();
                     self.dumping = false;
                     self.loading = false;
                     self.dumped = true;
@@ -1023,6 +1029,15 @@ impl App {
                 self.summary_cost = b.scan + b.finish;
             }
             (_, Built::Risk(r)) => {
+                // Masters a dump left out are asked for once each (until the next dump's
+                // end): found, they come back as records and the verdicts are redone.
+                let ask: Vec<FlowKey> = (r.missing_masters.iter())
+                    .filter(|k| self.masters_asked.insert(**k))
+                    .copied()
+                    .collect();
+                if !ask.is_empty() && !self.ended {
+                    let _ = self.commands.send(Request::Recheck(ask));
+                }
                 self.risk = Arc::new(r);
                 // Rows that point into the cache follow it (findings); a sort by Risk is
                 // redone from the same generation.

@@ -160,6 +160,10 @@ pub struct RiskCache {
     flows: HashMap<FlowKey, Assessment>,
     /// Every finding, most severe kind first, then by entry.
     rows: Vec<FindingRow>,
+    /// Masters of RELATED flows judged here that the store lacks, though no DESTROY said
+    /// they went (`Store::missing_masters`): what a dump left out, for the app to ask the
+    /// kernel about so the next verdicts see them.
+    pub missing_masters: Vec<FlowKey>,
 }
 
 impl RiskCache {
@@ -171,6 +175,7 @@ impl RiskCache {
         self.expects.clear();
         self.flows.clear();
         self.rows.clear();
+        self.missing_masters.clear();
         let Some(a) = assessor else {
             return;
         };
@@ -178,6 +183,10 @@ impl RiskCache {
         let mut related = Vec::new();
         related.extend(store.flows().filter(|f| f.is_related()).map(FlowKey::of));
         for k in related {
+            if store.master_of(&k).is_none() && !store.is_orphan(&k) {
+                let master = store.flow(&k).and_then(FlowKey::master_of);
+                self.missing_masters.extend(master);
+            }
             if let Some(x) = a.flow(store, &k) {
                 self.flows.insert(k, x);
             }
