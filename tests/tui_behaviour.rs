@@ -945,6 +945,22 @@ fn recheck_app(
     (app, clock, sent)
 }
 
+/// Move the manual clock to `at` and deliver the tick, then let the builds finish.
+fn tick(app: &mut ctscope::tui::App, clock: &tui_support::ManualClock, at: u32) {
+    clock.0.set(at);
+    app.handle(AppEvent::Tick);
+    assert!(app.settle(tui_support::SETTLE));
+}
+
+/// A new UDP flow of `timeout` seconds from the engine; its key.
+fn short_flow(app: &mut ctscope::tui::App, timeout: u32) -> FlowKey {
+    let mut short = Flow::new(tuple(proto::UDP, "10.8.0.2", 5000, "10.1.0.1", 53));
+    short.timeout = timeout;
+    let key = FlowKey::of(&short);
+    app.handle(AppEvent::Engine(ev::flow(short)));
+    key
+}
+
 /// The flows of each re-check sent so far.
 fn rechecks(sent: &std::cell::RefCell<Vec<Request>>) -> Vec<Vec<FlowKey>> {
     sent.borrow()
@@ -987,37 +1003,29 @@ fn expiry_passes_wait_for_the_soonest_timeout() {
     f.timeout = 3600;
     scene.add_flow(f);
     let (mut app, clock, sent) = recheck_app(scene);
-    let tick = |app: &mut ctscope::tui::App, at: u32| {
-        clock.0.set(at);
-        app.handle(AppEvent::Tick);
-        assert!(app.settle(tui_support::SETTLE));
-    };
-    tick(&mut app, 1);
+    tick(&mut app, &clock, 1);
     assert_eq!(
         app.expiry_passes(),
         1,
         "the first pass learns the soonest timeout"
     );
     for at in 2..=10 {
-        tick(&mut app, at);
+        tick(&mut app, &clock, at);
     }
     assert_eq!(app.expiry_passes(), 1, "nothing can have run out yet");
-    let mut short = Flow::new(tuple(proto::UDP, "10.8.0.2", 5000, "10.1.0.1", 53));
-    short.timeout = 5;
-    let key = FlowKey::of(&short);
-    app.handle(AppEvent::Engine(ev::flow(short)));
+    let key = short_flow(&mut app, 5);
     for at in 11..=14 {
-        tick(&mut app, at);
+        tick(&mut app, &clock, at);
     }
     assert_eq!(app.expiry_passes(), 1);
-    tick(&mut app, 15);
+    tick(&mut app, &clock, 15);
     assert_eq!(app.expiry_passes(), 2, "due when the short timeout ran out");
     assert_eq!(rechecks(&sent), vec![vec![key]]);
     for at in 16..=24 {
-        tick(&mut app, at);
+        tick(&mut app, &clock, at);
     }
     assert_eq!(rechecks(&sent).len(), 1, "not asked again at every tick");
-    tick(&mut app, 25);
+    tick(&mut app, &clock, 25);
     assert_eq!(rechecks(&sent), vec![vec![key], vec![key]], "asked again");
 }
 
@@ -1052,21 +1060,13 @@ fn a_master_the_dump_left_out_is_asked_for_once() {
 fn no_expiry_pass_runs_during_the_first_dump() {
     use ctscope::engine::EngineEvent;
     let (mut app, clock, sent) = recheck_app(Scene::default());
-    let tick = |app: &mut ctscope::tui::App, at: u32| {
-        clock.0.set(at);
-        app.handle(AppEvent::Tick);
-        assert!(app.settle(tui_support::SETTLE));
-    };
     app.handle(AppEvent::Engine(EngineEvent::DumpBegin {
         flows: true,
         expects: true,
     }));
-    let mut short = Flow::new(tuple(proto::UDP, "10.8.0.2", 5000, "10.1.0.1", 53));
-    short.timeout = 2;
-    let key = FlowKey::of(&short);
-    app.handle(AppEvent::Engine(ev::flow(short)));
+    let key = short_flow(&mut app, 2);
     for at in 2..=9 {
-        tick(&mut app, at);
+        tick(&mut app, &clock, at);
     }
     assert_eq!(
         app.expiry_passes(),
@@ -1077,7 +1077,7 @@ fn no_expiry_pass_runs_during_the_first_dump() {
         flows: true,
         expects: true,
     }));
-    tick(&mut app, 10);
+    tick(&mut app, &clock, 10);
     assert_eq!(app.expiry_passes(), 1, "the first tick after the dump");
     assert_eq!(rechecks(&sent), vec![vec![key]]);
 }
