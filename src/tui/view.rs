@@ -238,7 +238,7 @@ impl<K: Copy + PartialEq> TableView<K> {
             // Most rebuilds leave the entry where it was: look there before searching a
             // million keys on the main thread.
             if self.keys.get(self.sel) != Some(&k) {
-                if let Some(i) = self.keys.iter().position(|x| *x == k) {
+                if let Some(i) = find_near(&self.keys, self.sel, &k) {
                     self.sel = i;
                 }
             }
@@ -253,7 +253,12 @@ impl<K: Copy + PartialEq> TableView<K> {
     /// direction, as after any settings change (the data may have moved since).
     pub fn reverse(&mut self) {
         self.desc = !self.desc;
-        Arc::make_mut(&mut self.keys).reverse();
+        match Arc::get_mut(&mut self.keys) {
+            Some(keys) => keys.reverse(),
+            // A build still reads these rows (a refine): one reversed copy, not a copy
+            // reversed after (two passes over a million keys on the main thread).
+            None => self.keys = Arc::new(self.keys.iter().rev().copied().collect()),
+        }
         if let Some(last) = self.keys.len().checked_sub(1) {
             self.sel = last - self.sel.min(last);
         }
@@ -313,6 +318,26 @@ impl<K: Copy + PartialEq> TableView<K> {
     }
 }
 
+/// Rows searched on each side of the selection's old row before the whole table.
+const NEAR: usize = 4096;
+
+/// Where `k` is in `keys`, looking outwards from row `at` first: a rebuild moves the
+/// selected entry by the rows that came and went above it, usually a few. Searching from
+/// the top instead read up to a million keys (~5 ms) on the main thread at every swap
+/// under churn. Only an entry that moved far, or went, costs the whole search.
+fn find_near<K: PartialEq>(keys: &[K], at: usize, k: &K) -> Option<usize> {
+    let n = keys.len();
+    for d in 1..=NEAR.min(n) {
+        if at + d < n && keys[at + d] == *k {
+            return Some(at + d);
+        }
+        if d <= at && at - d < n && keys[at - d] == *k {
+            return Some(at - d);
+        }
+    }
+    keys.iter().position(|x| x == k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +373,40 @@ mod tests {
         let mut empty: TableView<u32> = TableView::new(0);
         empty.reverse();
         assert_eq!((empty.sel, empty.selected()), (0, None));
+        // Rows a build still reads are reversed into a copy; the build keeps its own.
+        v.select(0);
+        let held = Arc::clone(&v.keys);
+        v.reverse();
+        assert_eq!(
+            (&v.keys[..], &held[..]),
+            (&[5, 4, 3, 2, 1][..], &[1, 2, 3, 4, 5][..])
+        );
+        assert_eq!(v.selected(), Some(1));
+    }
+
+    /// The selection is found near its old row first, then anywhere; an entry that went
+    /// leaves it on the same row.
+    #[test]
+    fn find_near_looks_outwards_then_everywhere() {
+        let keys: Vec<u32> = (0..10_000).collect();
+        assert_eq!(find_near(&keys, 5_000, &5_003), Some(5_003));
+        assert_eq!(find_near(&keys, 5_000, &4_990), Some(4_990));
+        assert_eq!(
+            find_near(&keys, 9_999, &0),
+            Some(0),
+            "far away: the whole search"
+        );
+        assert_eq!(
+            find_near(&keys, 20_000, &9_999),
+            Some(9_999),
+            "an old row past the end"
+        );
+        assert_eq!(find_near(&keys, 3, &77_777), None);
+        let mut v: TableView<u32> = TableView::new(0);
+        v.set_keys(keys.clone(), keys.len());
+        v.select(5_000);
+        let shifted: Vec<u32> = (0..3).map(|i| 100_000 + i).chain(keys).collect();
+        v.set_keys(shifted, 10_003);
+        assert_eq!((v.sel, v.selected()), (5_003, Some(5_000)));
     }
 }
