@@ -224,15 +224,25 @@ impl<K: Copy + PartialEq> TableView<K> {
 
     /// Swap in built rows (keys and the count before filtering) of store generation
     /// `gen`, keeping the selection on the same entry (`set_keys`).
-    pub fn accept(&mut self, keys: Vec<K>, total: usize, gen: u64) {
+    pub fn accept(&mut self, keys: Vec<K>, total: usize, gen: u64)
+    where
+        K: Send + Sync + 'static,
+    {
         self.set_keys(keys, total);
         self.built = Some(gen);
     }
 
     /// Replace the keys, keeping the selection on the same entry when it is still there,
-    /// otherwise on the same position.
-    pub fn set_keys(&mut self, keys: Vec<K>, total: usize) {
-        self.keys = Arc::new(keys);
+    /// otherwise on the same position. Large old keys are freed off this thread
+    /// (`worker::dispose`).
+    pub fn set_keys(&mut self, keys: Vec<K>, total: usize)
+    where
+        K: Send + Sync + 'static,
+    {
+        let old = std::mem::replace(&mut self.keys, Arc::new(keys));
+        if old.len() >= DISPOSE_FROM {
+            super::worker::dispose(old);
+        }
         self.total = total;
         if let Some(k) = self.sel_key {
             // Most rebuilds leave the entry where it was: look there before searching a
@@ -317,6 +327,10 @@ impl<K: Copy + PartialEq> TableView<K> {
         self.offset..(self.offset + h).min(self.keys.len())
     }
 }
+
+/// Old keys from this many rows on (~3 MB of flow keys) are freed on a background thread;
+/// smaller ones cost little to free here.
+const DISPOSE_FROM: usize = 1 << 16;
 
 /// Rows searched on each side of the selection's old row before the whole table.
 const NEAR: usize = 4096;
