@@ -268,7 +268,8 @@ pub(super) fn load_selected(
             stats.decode_errors
         );
     }
-    pushdown::finish(&mut live, &mut store, now, sel, &flows, &expects)?;
+    let masters = (stats.masters_fetched, stats.masters_missing);
+    pushdown::finish(&mut live, &mut store, now, sel, (&flows, &expects), masters)?;
     let now = live.clock().now();
     Ok((store, now, Box::new(live)))
 }

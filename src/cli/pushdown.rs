@@ -4,12 +4,14 @@
 //! then filter every entry in full as before. The dashboard, `watch`, `top --interval`,
 //! the exporter and `list --prom` need the whole table and never come here.
 //!
-//! A filtered dump leaves out entries that other entries' output depends on; this file
-//! fetches them back, so nothing the user sees changes:
+//! A filtered dump leaves out entries that other entries' output depends on; they are
+//! fetched back, so nothing the user sees changes:
 //! - the master of every RELATED flow kept (its reply tuple and helper judge the RELATED
-//!   flow's freedom and findings), one `conntrack -G` each;
+//!   flow's freedom and findings), one `conntrack -G` each. Every load does this, filtered
+//!   or not, since even a whole dump can miss an entry (`engine::fetch_missing_masters`);
 //! - for `delete`/`flush`, every RELATED flow (one kernel-filtered dump by status
-//!   `EXPECTED`), so the plan still counts the masters it would cut.
+//!   `EXPECTED`, here), so the plan still counts the masters it would cut; then their
+//!   masters as above.
 //!
 //! `CTSCOPE_KERNEL_FILTER=0` turns the pushdown off (benchmarks compare both);
 //! `CTSCOPE_DEBUG_DUMP=1` prints one line per dump on stderr: what was asked, how many
@@ -21,7 +23,6 @@ use crate::engine::Live;
 use crate::error::Result;
 use crate::filter::Filter;
 use crate::model::flow::status;
-use crate::model::store::FlowKey;
 use crate::model::Store;
 use crate::netlink::dump::{DumpFilter, DumpOutcome};
 use crate::netlink::Table;
@@ -72,13 +73,17 @@ pub fn filters(sel: Selection<'_>) -> (DumpFilter, DumpFilter) {
 
 /// After a load with `flows` pushed down: report (debug), clear the filters so later dumps
 /// of this source are whole, and fetch back what the output depends on (module docs).
+/// `masters` is what the load fetched itself (`LoadStats`: masters fetched, of missing):
+/// every load asks for the masters of the RELATED flows it holds
+/// (`engine::fetch_missing_masters`), and this asks again for those of the children it
+/// adds.
 pub fn finish(
     live: &mut Live,
     store: &mut Store,
     now: u32,
     sel: Selection<'_>,
-    flows: &DumpFilter,
-    expects: &DumpFilter,
+    (flows, expects): (&DumpFilter, &DumpFilter),
+    masters: (usize, usize),
 ) -> Result<()> {
     let (fo, eo) = live.last_dumps();
     if debug() {
@@ -86,40 +91,25 @@ pub fn finish(
         report("expectations", expects, &eo);
     }
     live.set_dump_filters(DumpFilter::default(), DumpFilter::default());
-    // The kernel sent everything (no filter, or it refused ours): nothing is missing.
-    if flows.is_none() || fo.fallback.is_some() {
-        return Ok(());
-    }
-    let conn = crate::engine::Source::conn(live)?;
-    if let Selection::Flows { children: true, .. } = sel {
+    let (mut got, mut missing) = masters;
+    // The kernel sent every flow (no filter, or it refused ours): no child is left out.
+    let filtered = !flows.is_none() && fo.fallback.is_none();
+    if let (true, Selection::Flows { children: true, .. }) = (filtered, sel) {
         let related = DumpFilter {
             family: flows.family,
             status: Some((status::EXPECTED, status::EXPECTED)),
             ..DumpFilter::default()
         };
+        let conn = crate::engine::Source::conn(live)?;
         let out = conn.dump_filtered(Table::Flows, &related, &mut |m| apply(store, now, m))?;
         if debug() {
             report("RELATED flows", &related, &out);
         }
+        let (g, m) = crate::engine::fetch_missing_masters(live, store, now)?;
+        (got, missing) = (got + g, missing + m);
     }
-    // One `-G` per master, however many RELATED flows share it.
-    let missing: std::collections::HashSet<FlowKey> = store
-        .flows()
-        .filter(|f| f.is_related())
-        .filter_map(FlowKey::master_of)
-        .filter(|k| store.flow(k).is_none())
-        .collect();
-    let mut got = 0;
-    for k in &missing {
-        if conn.get_flow(k, &mut |m| apply(store, now, m))? {
-            got += 1;
-        }
-    }
-    if debug() && !missing.is_empty() {
-        eprintln!(
-            "ctscope: debug: masters of RELATED flows fetched: {got} of {}",
-            missing.len()
-        );
+    if debug() && missing > 0 {
+        eprintln!("ctscope: debug: masters of RELATED flows fetched: {got} of {missing}");
     }
     Ok(())
 }

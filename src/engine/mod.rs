@@ -290,6 +290,10 @@ pub struct LoadStats {
     pub messages: usize,
     /// Messages that could not be decoded.
     pub decode_errors: u64,
+    /// Masters of RELATED flows the dump left out, and how many of them the kernel still
+    /// had (`fetch_missing_masters`).
+    pub masters_missing: usize,
+    pub masters_fetched: usize,
 }
 
 /// Headless `list`: dump both tables from `source` into `store` at store time `now`.
@@ -345,7 +349,7 @@ pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<Load
     };
     pipelined_dump(source, "ctscope-load", sink)?;
     store.apply_flows(&mut batch, now);
-    fetch_missing_masters(source, store, now, &mut stats)?;
+    (stats.masters_fetched, stats.masters_missing) = fetch_missing_masters(source, store, now)?;
     Ok(stats)
 }
 
@@ -357,34 +361,34 @@ pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<Load
 /// missed master turned a legitimate transfer's verdict into "master gone, classified from
 /// its tuples" with a wrong source-port freedom. A master the kernel no longer has stays
 /// out, and that verdict is then true. A replay asks nothing (`Source::recheck`).
-fn fetch_missing_masters(
+///
+/// Also what a kernel-filtered dump relies on (`cli::pushdown`): its RELATED flows come
+/// without their masters. Returns how many masters were fetched, of how many missing.
+pub fn fetch_missing_masters(
     source: &mut dyn Source,
     store: &mut Store,
     now: u32,
-    stats: &mut LoadStats,
-) -> Result<()> {
+) -> Result<(usize, usize)> {
     let missing = store.missing_masters();
     if missing.is_empty() {
-        return Ok(());
+        return Ok((0, 0));
     }
     let mut found = Vec::new();
     source.recheck(&missing, &mut |item| {
         if let Item::Recheck(m) = item {
-            stats.messages += 1;
-            match decode::message(m) {
-                // A vanished master comes back as a synthesized DELETE: nothing to add.
-                Ok((Message::Record { event, record }, _)) if event != Event::Destroy => {
+            // A vanished master comes back as a synthesized DELETE: nothing to add.
+            if let Ok((Message::Record { event, record }, _)) = decode::message(m) {
+                if event != Event::Destroy {
                     found.push(record);
                 }
-                Ok(_) => {}
-                Err(_) => stats.decode_errors += 1,
             }
         }
     })?;
+    let fetched = found.len();
     for record in found {
         store.apply(Event::Dump, record, now);
     }
-    Ok(())
+    Ok((fetched, missing.len()))
 }
 
 /// Controls a running engine.
