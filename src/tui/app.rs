@@ -681,7 +681,7 @@ impl App {
                     self.moved = true;
                     // Except the first rows of a dump, which the admin is waiting for: the
                     // frame (and with it the rows' build) goes at once, not up to a data
-                    // gap later (first rows at a million flows took 90-175 ms, not ~60).
+                    // gap (100 ms) later.
                     if self.awaiting_first_rows() {
                         self.dirty = true;
                     }
