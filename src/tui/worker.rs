@@ -464,11 +464,13 @@ pub fn dispose<T: Send + 'static>(value: T) {
     }
 }
 
-/// Nice value of the builder thread. A key must be drawn within a frame while a build
-/// runs; on two cores the builder, the engine's decoder and the main thread compete, and
-/// at the default weight a woken main thread can wait behind a build's time slice. At
-/// nice 10 the scheduler gives the main thread (nice 0) about ten times the builder's
-/// share when both want a core, and the builder still has any idle core to itself.
+/// Nice value of the builder thread once the app asks it to yield to keys
+/// (`Worker::yield_to_keys`, when the first rows show). A key must be drawn within a
+/// frame while a build runs; on two cores the builder, the engine's decoder and the main
+/// thread compete, and at the default weight a woken main thread can wait behind a
+/// build's time slice. At nice 10 the scheduler gives the main thread (nice 0) about ten
+/// times the builder's share when both want a core, and the builder still has any idle
+/// core to itself.
 const BUILDER_NICE: libc::c_int = 10;
 
 /// Lower this thread's priority to `BUILDER_NICE` (Linux sets nice per thread). Best
