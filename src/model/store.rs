@@ -540,16 +540,21 @@ impl Store {
         let mut missing: Vec<FlowKey> = self
             .flows
             .iter()
-            .filter(|f| f.is_related())
-            .filter_map(|f| {
-                let key = FlowKey::of(f);
-                let master = FlowKey::master_of(f)?;
-                (!self.orphans.contains(&key) && self.flow(&master).is_none()).then_some(master)
-            })
+            .filter_map(|f| self.missing_master(f))
             .collect();
-        missing.sort_unstable_by_key(|k| (k.orig, k.zone, k.zone_orig, k.zone_reply));
+        missing.sort_unstable();
         missing.dedup();
         missing
+    }
+
+    /// The master of `f` if `f` is a RELATED flow whose master the store lacks though no
+    /// DESTROY said it went ([`missing_masters`](Store::missing_masters), one flow).
+    pub fn missing_master(&self, f: &Flow) -> Option<FlowKey> {
+        if !f.is_related() || self.orphans.contains(&FlowKey::of(f)) {
+            return None;
+        }
+        let master = FlowKey::master_of(f)?;
+        self.flow(&master).is_none().then_some(master)
     }
 
     /// The master flow of a RELATED flow (from `CTA_TUPLE_MASTER`, same zone).

@@ -142,7 +142,7 @@ pub fn run(
     }
 }
 
-/// Make glibc's malloc serve every block of 256 KiB or more from its own mapping, given
+/// Make glibc's malloc serve every block of 4 MiB or more from its own mapping, given
 /// back when freed. By default it raises that threshold to the size of each large block
 /// freed (up to 32 MiB), so after the first dump and build have freed theirs, the next
 /// view builds (tens of MB at a million flows) come from the heap, whose freed memory

@@ -181,12 +181,11 @@ impl RiskCache {
         };
         self.expects = a.expectations(store).into_iter().collect();
         let mut related = Vec::new();
-        related.extend(store.flows().filter(|f| f.is_related()).map(FlowKey::of));
+        for f in store.flows().filter(|f| f.is_related()) {
+            related.push(FlowKey::of(f));
+            self.missing_masters.extend(store.missing_master(f));
+        }
         for k in related {
-            if store.master_of(&k).is_none() && !store.is_orphan(&k) {
-                let master = store.flow(&k).and_then(FlowKey::master_of);
-                self.missing_masters.extend(master);
-            }
             if let Some(x) = a.flow(store, &k) {
                 self.flows.insert(k, x);
             }
