@@ -8,7 +8,8 @@
 //! order as a dump's hash order would be. For each sort column (and one filtered view) it
 //! prints the median CPU time (this thread's, so other load on the machine does not
 //! count) of the scan and the finish: first sorting `(value, key)` pairs whole, as
-//! `tui::view` does today, then with `worker::sort_rows`. Last, the wall time from a spec
+//! `tui::view` does today, then with `worker::sort_rows`. Then the wall time of the flows
+//! screen's build on one thread and on two (`Lanes`). Last, the wall time from a spec
 //! request on a running `Worker` to its result (the "sort or filter change" figure).
 
 use std::sync::Arc;
@@ -19,7 +20,10 @@ use ctscope::model::store::FlowKey;
 use ctscope::model::tuple::proto;
 use ctscope::model::{Counter, Family, Flow, Store, Tuple};
 use ctscope::model::{Event, Record};
-use ctscope::tui::worker::{sort_rows, Job, StoreWriter, Urgency, Worker};
+use ctscope::tui::risk::RiskCache;
+use ctscope::tui::screens::flows::{self, FlowCol};
+use ctscope::tui::screens::{Facts, Spec};
+use ctscope::tui::worker::{sort_rows, Job, Lanes, StoreWriter, Urgency, Worker};
 
 /// A sort value as the flows screen makes them: numbers, or static names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -240,6 +244,33 @@ fn main() {
     println!(
         "build peak: {pair} B/row of pairs, then {key} B/row of keys (the shown view holds {key} B/row)"
     );
+
+    // The flows screen's own build (`screens::flows::build`) by wall time, on one lane
+    // (a paced data build) and on two (a spec build on two cores: scan and sort split,
+    // halves merged).
+    let risk = RiskCache::default();
+    for lanes in [Lanes::ONE, Lanes::TWO] {
+        let mut wall = Vec::new();
+        for _ in 0..runs {
+            let spec = Spec {
+                filter: None,
+                risk: &risk,
+                sort: FlowCol::Conn,
+                desc: false,
+                now: 0,
+                facts: Facts::default(),
+                lanes,
+            };
+            let t0 = Instant::now();
+            std::hint::black_box(flows::build(&store, &spec));
+            wall.push(t0.elapsed());
+        }
+        println!(
+            "flows screen build by conn, {} lane(s): wall {:.1} ms (median of {runs})",
+            lanes.get(),
+            median(wall)
+        );
+    }
 
     // The same build through the worker (with sort_rows): a spec request until its
     // result is in hand.

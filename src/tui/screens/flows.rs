@@ -19,7 +19,7 @@ use crate::tui::text;
 use crate::tui::theme::Theme;
 use crate::tui::view::{self, risk_rank, Column, SortVal, TableView};
 use crate::tui::widgets::table::{self, TextRow};
-use crate::tui::worker::sort_rows;
+use crate::tui::worker::sort_parts;
 
 use super::{display_helper, risk_text, sort_title, Ctx, Drawn, Jump, Listed, SortedTable, Spec};
 
@@ -152,12 +152,12 @@ fn sort_value(risk: &RiskCache, col: FlowCol, f: &Flow, now: u32) -> SortVal {
     }
 }
 
-/// What the flows scan copies out: numeric sort values, or names (state, ctstate, helper)
-/// that the finish ranks into numbers; both go to `sort_rows` (the cheap sort at a
-/// million rows).
+/// What the flows scan copies out, in parts (one per thread the scan ran on, `Lanes`):
+/// numeric sort values, or names (state, ctstate, helper) that the finish ranks into
+/// numbers; both go to `sort_parts` (the cheap sort at a million rows).
 pub enum Values {
-    Numbers(Vec<(u64, FlowKey)>),
-    Names(Vec<(SortVal, FlowKey)>),
+    Numbers(Vec<Vec<(u64, FlowKey)>>),
+    Names(Vec<Vec<(SortVal, FlowKey)>>),
 }
 
 /// The scan's rows, and whether any of them is a RELATED flow: only those show a verdict
@@ -168,39 +168,79 @@ pub struct Scanned {
     pub related: bool,
 }
 
-/// Filter and copy out each shown flow's sort value and key (under the store's lock).
-/// Also the number of flows before filtering.
+/// Tables smaller than this are scanned on one thread whatever the lanes: below it a
+/// second thread's start and the merge cost more than they save.
+#[cfg(not(test))]
+const SPLIT_FROM: usize = 1 << 17;
+/// Unit tests split small tables too, so the two-part path meets the sort tests.
+#[cfg(test)]
+const SPLIT_FROM: usize = 1 << 10;
+
+/// Filter and copy out each shown flow's sort value and key (under the store's lock),
+/// split over `spec.lanes` threads for a large table. Also the number of flows before
+/// filtering.
 pub fn scan(m: &Store, spec: &Spec<FlowCol>) -> (Scanned, usize) {
     let (filter, risk, col, now) = (spec.filter, spec.risk, spec.sort, spec.now);
     let total = m.flow_count();
     let facts = spec.facts.context(m);
-    let mut related = false;
-    let mut shown = |f: &&Flow| {
-        let shown = filter.is_none_or(|x| x.match_flow_in(f, now, &facts));
-        related |= shown && f.is_related();
-        shown
-    };
     // The columns `sort_value` gives a name (`SortVal::S`) for.
     let by_name = matches!(col, FlowCol::State | FlowCol::Ct | FlowCol::Helper);
-    let values = if !by_name {
-        let mut rows = Vec::with_capacity(m.flow_count());
-        rows.extend(m.flows().filter(&mut shown).map(|f| {
-            let v = match sort_value(risk, col, f, now) {
-                SortVal::N(n) => n,
-                SortVal::S(_) => 0,
-            };
-            (v, FlowKey::of(f))
-        }));
-        Values::Numbers(rows)
-    } else {
-        let mut rows = Vec::with_capacity(m.flow_count());
-        rows.extend(
-            m.flows()
-                .filter(&mut shown)
-                .map(|f| (sort_value(risk, col, f, now), FlowKey::of(f))),
-        );
-        Values::Names(rows)
+    let shown = |f: &Flow| filter.is_none_or(|x| x.match_flow_in(f, now, &facts));
+    // One part: its numbers or names, and whether it holds a RELATED flow.
+    let part = |flows: &[Flow]| {
+        let mut related = false;
+        let mut keep = |f: &&Flow| {
+            let s = shown(f);
+            related |= s && f.is_related();
+            s
+        };
+        let values = if by_name {
+            let mut rows = Vec::with_capacity(flows.len());
+            rows.extend(
+                flows
+                    .iter()
+                    .filter(&mut keep)
+                    .map(|f| (sort_value(risk, col, f, now), FlowKey::of(f))),
+            );
+            Values::Names(vec![rows])
+        } else {
+            let mut rows = Vec::with_capacity(flows.len());
+            rows.extend(flows.iter().filter(&mut keep).map(|f| {
+                let v = match sort_value(risk, col, f, now) {
+                    SortVal::N(n) => n,
+                    SortVal::S(_) => 0,
+                };
+                (v, FlowKey::of(f))
+            }));
+            Values::Numbers(vec![rows])
+        };
+        Scanned { values, related }
     };
+    let flows = m.flow_slice();
+    if spec.lanes.get() < 2 || flows.len() < SPLIT_FROM {
+        return (part(flows), total);
+    }
+    let (x, y) = flows.split_at(flows.len() / 2);
+    let (a, b) = std::thread::scope(|s| {
+        let b = s.spawn(|| part(y));
+        (
+            part(x),
+            b.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+        )
+    });
+    let values = match (a.values, b.values) {
+        (Values::Numbers(mut p), Values::Numbers(q)) => {
+            p.extend(q);
+            Values::Numbers(p)
+        }
+        (Values::Names(mut p), Values::Names(q)) => {
+            p.extend(q);
+            Values::Names(p)
+        }
+        // Both parts ran the same `by_name` branch.
+        (v, _) => v,
+    };
+    let related = a.related || b.related;
     (Scanned { values, related }, total)
 }
 
@@ -221,21 +261,24 @@ fn src_prefix(k: &FlowKey) -> u64 {
 pub fn finish(scanned: Scanned, desc: bool) -> Vec<FlowKey> {
     let by_key = key_order;
     let mut keys = match scanned.values {
-        Values::Numbers(rows) => sort_rows(rows, src_prefix, by_key),
+        Values::Numbers(parts) => sort_parts(parts, src_prefix, by_key),
         // A handful of distinct names (states, ctstates, helpers): ranked once, then
         // sorted as numbers. Sorting the names themselves took ~665 ms at a million rows
         // (`examples/view_build`), past the 250 ms a sort change may take.
-        Values::Names(rows) => {
+        Values::Names(parts) => {
             let mut names: Vec<SortVal> = Vec::new();
-            for (v, _) in &rows {
+            for (v, _) in parts.iter().flatten() {
                 if names.last() != Some(v) && !names.contains(v) {
                     names.push(*v);
                 }
             }
             names.sort_unstable();
             let rank = |v: &SortVal| names.iter().position(|n| n == v).unwrap_or(0) as u64;
-            let ranked = rows.into_iter().map(|(v, k)| (rank(&v), k)).collect();
-            sort_rows(ranked, src_prefix, by_key)
+            let ranked = parts
+                .into_iter()
+                .map(|rows| rows.into_iter().map(|(v, k)| (rank(&v), k)).collect())
+                .collect();
+            sort_parts(ranked, src_prefix, by_key)
         }
     };
     if desc {
@@ -555,9 +598,11 @@ mod order {
     use crate::model::{Event, Record};
     use crate::tui::screens::testing::{flow, tcp};
     use crate::tui::screens::Facts;
+    use crate::tui::worker::Lanes;
 
     /// Every sort column (numbers, and names ranked into numbers) gives the order of a
-    /// plain sort by `(sort_value, key)`, on a table large enough for the radix path.
+    /// plain sort by `(sort_value, key)`, on a table large enough for the radix path, on
+    /// one thread and split over two (`Lanes`).
     #[test]
     fn every_column_sorts_as_a_plain_sort_of_value_then_key() {
         let mut store = Store::new();
@@ -584,7 +629,10 @@ mod order {
             store.apply(Event::New, Record::Flow(f), 0);
         }
         let risk = RiskCache::default();
-        for col in FlowCol::ALL {
+        for (col, lanes) in FlowCol::ALL
+            .iter()
+            .flat_map(|c| [(*c, Lanes::ONE), (*c, Lanes::TWO)])
+        {
             for desc in [false, true] {
                 let spec = Spec {
                     filter: None,
@@ -593,6 +641,7 @@ mod order {
                     desc,
                     now: 100,
                     facts: Facts::default(),
+                    lanes,
                 };
                 let (keys, total) = build(&store, &spec);
                 let mut plain: Vec<(SortVal, FlowKey)> = store
@@ -605,7 +654,7 @@ mod order {
                     plain.reverse();
                 }
                 assert_eq!(total, store.flow_count());
-                assert!(keys == plain, "{col:?} desc={desc}");
+                assert!(keys == plain, "{col:?} desc={desc} {lanes:?}");
             }
         }
     }

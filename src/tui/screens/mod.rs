@@ -63,7 +63,7 @@ use super::risk::{self as trisk, RiskCache};
 use super::theme::Theme;
 use super::view::{Column, Rows, TableView};
 use super::widgets::thousands;
-use super::worker::Job;
+use super::worker::{Job, Lanes};
 
 /// The screen list, in tab order (keys 1, 2, 3…). A new screen is one line here.
 pub fn all() -> Vec<Box<dyn Screen>> {
@@ -338,6 +338,8 @@ pub struct Spec<'a, C> {
     pub now: u32,
     /// What `stale` and `age` terms read (`Facts::context`).
     pub facts: Facts,
+    /// The threads the build may use (`Lanes`: a spec build, or a paced data build).
+    pub lanes: Lanes,
 }
 
 /// A screen that is one table of entries sorted by one of its columns (flows,
@@ -465,8 +467,8 @@ impl<T: SortedTable> Screen for T {
             );
         }
         let src = src.clone();
-        Job::new(
-            move |store: &Store| {
+        Job::with_lanes(
+            move |store: &Store, lanes| {
                 let spec = Spec {
                     filter: src.filter.as_deref(),
                     risk: &src.risk,
@@ -474,6 +476,7 @@ impl<T: SortedTable> Screen for T {
                     desc,
                     now: src.now,
                     facts: src.facts,
+                    lanes,
                 };
                 T::scan(store, &spec)
             },
