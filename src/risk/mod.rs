@@ -44,6 +44,15 @@ impl Assessor {
     /// module options from `/sys`, listening sockets from procfs and the ephemeral range
     /// from `/proc/sys`. Socket reading failures leave that check off.
     pub fn system(table_path: Option<&Path>) -> Result<Assessor, Error> {
+        Assessor::system_with(table_path, || Ok(current_listeners()))
+    }
+
+    /// `system` with the sockets `listeners` reads (read once: a socket snapshot reads
+    /// `/proc/net/tcp`, whose every chunk walks the kernel's whole established hash).
+    fn system_with(
+        table_path: Option<&Path>,
+        listeners: impl FnOnce() -> Result<Option<Listeners>, Error>,
+    ) -> Result<Assessor, Error> {
         let table = HelperTable::load(table_path)?;
         let params = table.read_params(Path::new("/sys"));
         // A bad CTSCOPE_SENSITIVE_PORTS falls back to the defaults here; `ctscope audit`
@@ -51,7 +60,7 @@ impl Assessor {
         Ok(Assessor::new(
             table.with_params(params),
             Config::from_env().unwrap_or_default(),
-            current_listeners(),
+            listeners()?,
         ))
     }
 
@@ -60,11 +69,14 @@ impl Assessor {
     /// it. Module options are global (`/sys/module`), so they are read as for `system`.
     /// `refresh` re-reads the sockets from the same namespace.
     pub fn system_in(table_path: Option<&Path>, netns: Option<&str>) -> Result<Assessor, Error> {
-        let mut a = Assessor::system(table_path)?;
-        if let Some(ns) = netns {
-            let ns = crate::netlink::Namespace::parse(ns);
-            a.listeners = crate::netlink::netns::run_in(&ns, || Ok(current_listeners()))?;
-        }
+        // Only the shown namespace's sockets are read (this one's would be thrown away).
+        let a = Assessor::system_with(table_path, || match netns {
+            Some(ns) => {
+                let ns = crate::netlink::Namespace::parse(ns);
+                crate::netlink::netns::run_in(&ns, || Ok(current_listeners()))
+            }
+            None => Ok(current_listeners()),
+        })?;
         Ok(a.with_socket_source(SocketSource(netns.map(str::to_string))))
     }
 }
