@@ -52,8 +52,8 @@
 //! with the main thread and the engine, and only the visible screen needs fresh rows. A
 //! spec build of a large table borrows a second thread for its own scan and sort
 //! ([`Lanes`]): the admin is waiting for it, and the engine and the main thread are idle
-//! then (at a million flows the end-of-dump build took 114-152 ms on two threads against
-//! 175-212 ms on one, four runs each).
+//! then (at a million flows the end-of-dump build took 114-153 ms on two threads against
+//! 172-212 ms on one, four runs each).
 
 use std::collections::HashMap;
 use std::hash::Hash;
