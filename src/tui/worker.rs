@@ -768,7 +768,7 @@ pub fn sort_parts<K: Copy + Send + Sync>(
         written
     };
     // Both halves are written in place, each by its thread: no copy of the second half
-    // after the join (~13 ms at a million rows).
+    // after the join (`examples/view_build` on two lanes: 107 -> 80 ms at a million rows).
     let n = oa.len() + ob.len();
     let mut out: Vec<K> = Vec::with_capacity(n);
     let (low, high) = out.spare_capacity_mut()[..n].split_at_mut(half);

@@ -237,8 +237,8 @@ pub fn scan(m: &Store, spec: &Spec<FlowCol>) -> (Scanned, usize) {
             p.extend(q);
             Values::Names(p)
         }
-        // Both parts ran the same `by_name` branch.
-        (v, _) => v,
+        // Both halves ran the same `by_name` branch: never mixed, and never dropped.
+        _ => unreachable!("the two halves of one scan are of one kind"),
     };
     let related = a.related || b.related;
     (Scanned { values, related }, total)
