@@ -268,8 +268,14 @@ pub(super) fn load_selected(
             stats.decode_errors
         );
     }
-    let masters = (stats.masters_fetched, stats.masters_missing);
-    pushdown::finish(&mut live, &mut store, now, sel, (&flows, &expects), masters)?;
+    pushdown::finish(
+        &mut live,
+        &mut store,
+        now,
+        sel,
+        (&flows, &expects),
+        stats.masters,
+    )?;
     let now = live.clock().now();
     Ok((store, now, Box::new(live)))
 }

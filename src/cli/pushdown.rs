@@ -73,17 +73,16 @@ pub fn filters(sel: Selection<'_>) -> (DumpFilter, DumpFilter) {
 
 /// After a load with `flows` pushed down: report (debug), clear the filters so later dumps
 /// of this source are whole, and fetch back what the output depends on (module docs).
-/// `masters` is what the load fetched itself (`LoadStats`: masters fetched, of missing):
-/// every load asks for the masters of the RELATED flows it holds
-/// (`engine::fetch_missing_masters`), and this asks again for those of the children it
-/// adds.
+/// `masters` is what the load fetched itself (`LoadStats::masters`): every load asks for
+/// the masters of the RELATED flows it holds (`engine::fetch_missing_masters`), and this
+/// asks again for those of the children it adds.
 pub fn finish(
     live: &mut Live,
     store: &mut Store,
     now: u32,
     sel: Selection<'_>,
     (flows, expects): (&DumpFilter, &DumpFilter),
-    masters: (usize, usize),
+    masters: crate::engine::MasterFetch,
 ) -> Result<()> {
     let (fo, eo) = live.last_dumps();
     if debug() {
@@ -91,7 +90,7 @@ pub fn finish(
         report("expectations", expects, &eo);
     }
     live.set_dump_filters(DumpFilter::default(), DumpFilter::default());
-    let (mut got, mut missing) = masters;
+    let (mut got, mut missing) = (masters.fetched, masters.missing);
     // The kernel sent every flow (no filter, or it refused ours): no child is left out.
     let filtered = !flows.is_none() && fo.fallback.is_none();
     if let (true, Selection::Flows { children: true, .. }) = (filtered, sel) {
@@ -105,8 +104,8 @@ pub fn finish(
         if debug() {
             report("RELATED flows", &related, &out);
         }
-        let (g, m) = crate::engine::fetch_missing_masters(live, store, now)?;
-        (got, missing) = (got + g, missing + m);
+        let more = crate::engine::fetch_missing_masters(live, store, now)?;
+        (got, missing) = (got + more.fetched, missing + more.missing);
     }
     if debug() && missing > 0 {
         eprintln!("ctscope: debug: masters of RELATED flows fetched: {got} of {missing}");

@@ -290,10 +290,20 @@ pub struct LoadStats {
     pub messages: usize,
     /// Messages that could not be decoded.
     pub decode_errors: u64,
-    /// Masters of RELATED flows the dump left out, and how many of them the kernel still
-    /// had (`fetch_missing_masters`).
-    pub masters_missing: usize,
-    pub masters_fetched: usize,
+    /// Masters of RELATED flows the dump left out, and what asking for them gave
+    /// (`fetch_missing_masters`).
+    pub masters: MasterFetch,
+}
+
+/// What `fetch_missing_masters` asked for and got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MasterFetch {
+    /// Masters the store lacked.
+    pub missing: usize,
+    /// Of those, the ones the kernel still had (now in the store).
+    pub fetched: usize,
+    /// Answers that could not be decoded (counted, as every load counts them).
+    pub decode_errors: u64,
 }
 
 /// Headless `list`: dump both tables from `source` into `store` at store time `now`.
@@ -349,7 +359,8 @@ pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<Load
     };
     pipelined_dump(source, "ctscope-load", sink)?;
     store.apply_flows(&mut batch, now);
-    (stats.masters_fetched, stats.masters_missing) = fetch_missing_masters(source, store, now)?;
+    stats.masters = fetch_missing_masters(source, store, now)?;
+    stats.decode_errors += stats.masters.decode_errors;
     Ok(stats)
 }
 
@@ -363,32 +374,38 @@ pub fn load(source: &mut dyn Source, store: &mut Store, now: u32) -> Result<Load
 /// out, and that verdict is then true. A replay asks nothing (`Source::recheck`).
 ///
 /// Also what a kernel-filtered dump relies on (`cli::pushdown`): its RELATED flows come
-/// without their masters. Returns how many masters were fetched, of how many missing.
+/// without their masters.
 pub fn fetch_missing_masters(
     source: &mut dyn Source,
     store: &mut Store,
     now: u32,
-) -> Result<(usize, usize)> {
+) -> Result<MasterFetch> {
     let missing = store.missing_masters();
+    let mut out = MasterFetch {
+        missing: missing.len(),
+        ..MasterFetch::default()
+    };
     if missing.is_empty() {
-        return Ok((0, 0));
+        return Ok(out);
     }
     let mut found = Vec::new();
     source.recheck(&missing, &mut |item| {
         if let Item::Recheck(m) = item {
-            // A vanished master comes back as a synthesized DELETE: nothing to add.
-            if let Ok((Message::Record { event, record }, _)) = decode::message(m) {
-                if event != Event::Destroy {
+            match decode::message(m) {
+                // A vanished master comes back as a synthesized DELETE: nothing to add.
+                Ok((Message::Record { event, record }, _)) if event != Event::Destroy => {
                     found.push(record);
                 }
+                Ok(_) => {}
+                Err(_) => out.decode_errors += 1,
             }
         }
     })?;
-    let fetched = found.len();
+    out.fetched = found.len();
     for record in found {
         store.apply(Event::Dump, record, now);
     }
-    Ok((fetched, missing.len()))
+    Ok(out)
 }
 
 /// Controls a running engine.
