@@ -7,11 +7,12 @@
 #     (ctscope: header `flows N`, no `dumping…`, tab line `N shown`; iptstate: the first
 #     entry row), against the bare netlink dump (examples/bench dump, `profiling` build) as
 #     the reference; and ctscope's first frame on the still empty namespace, the fixed part
-#     (tmux, process start, an empty dump). ctscope's screen is polled every few ms until
-#     its first rows show, then every 50 ms (polling every few ms through a million-entry
-#     dump kept a core ~40% busy with tmux clients, on the cores being timed); each time is
-#     the flush, from the frame log, of the last frame before the capture that matched;
-#     `resolution` says how far back the capture before it lay;
+#     (tmux, process start, an empty dump). ctscope's screen is captured every few ms
+#     until its first rows show, then every 50 ms, through one tmux control-mode client
+#     (a `tmux capture-pane` process per capture, every 50 ms, made ctscope's dump itself
+#     ~10-25% slower than the bare one, on the cores being timed); each time is the flush,
+#     from the frame log, of the last frame before the capture that matched; `resolution`
+#     says how far back the capture before it lay;
 #   - CPU under churn: a bounded churn in the namespace (CHURN_BATCH entries inserted
 #     every CHURN_SLEEP s with a 1 s timeout, then expired by the kernel: NEW and DESTROY
 #     events; the defaults aim at ~10,000 events/s), utime+stime over CHURN_CPU seconds;
@@ -39,7 +40,8 @@
 # A build whose main loop does not call the probe leaves the log empty: the probe then
 # polls `tmux capture-pane` (one fork+exec per poll; its interval is printed as the
 # resolution) until the highlighted row or tab changes.
-# Other times come from polling `tmux capture-pane`. bench/tui_probe.py does the timing.
+# Other times come from polling `tmux capture-pane` processes. bench/tui_probe.py does the
+# timing.
 #
 # Needs root. Raises the host's nf_conntrack_max (a namespace cannot exceed it) and
 # restores it on exit; its tmux sessions live on a private server (tmux -L) killed on exit.

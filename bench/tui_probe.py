@@ -5,7 +5,8 @@ Owns only measurement (launching a pane, polling `tmux capture-pane`, reading
 /proc/PID/stat); it must not interpret results against targets (tui.sh prints the table).
 Every time is wall clock from just before the triggering tmux command to the first
 capture that shows the expected screen, so it includes one tmux round trip; the poll
-interval (one `capture-pane` call, a fork and exec) is printed as the resolution.
+interval is printed as the resolution. `first` captures through one control-mode client
+(`Control`); the other probes start a `tmux capture-pane` process per capture.
 
   first SESSION COLSxROWS REGEX TIMEOUT [EARLY [FRAME_LOG]] -- CMD...
       start CMD in a new detached tmux session of that size; wait until the plain
@@ -15,9 +16,10 @@ interval (one `capture-pane` call, a fork and exec) is printed as the resolution
       first table rows, while the dump still streams).
       With FRAME_LOG (the file CMD writes through CTSCOPE_FRAME_LOG, which has a line per
       frame flushed), the screen is captured only every 50 ms once EARLY has matched, so
-      the probe does not take the CPU of the program it times (polling every few ms kept a
-      core ~40% busy with tmux clients); each time is then the flush of the last frame
-      before the first capture that matched (never earlier than the truth), and
+      the probe does not take the CPU of the program it times (polling every few ms with a
+      tmux client process per capture kept a core ~40% busy); each time is then the flush
+      of the last frame before the first capture that matched (never earlier than the
+      truth), and
       `window_ms=` says how far back the capture before it lay (the first frame after that
       one is the earliest it could be).
   keys SESSION COUNT TIMEOUT KIND
@@ -33,7 +35,7 @@ interval (one `capture-pane` call, a fork and exec) is printed as the resolution
   mixed SESSION COUNT TIMEOUT GAP_S [FRAME_LOG]
       press COUNT keys cycling j, k, PgDn, PgUp, Tab, S-Tab (the issue's keypress set),
       GAP_S to 2*GAP_S apart, each written to the tmux server by one control-mode client
-      (`KeySender`, not a `tmux send-keys` process per press). With FRAME_LOG (the file
+      (`Control`, not a `tmux send-keys` process per press). With FRAME_LOG (the file
       named by CTSCOPE_FRAME_LOG, see src/tui/probe.rs) each press is timed from just
       before it is written to the tmux server to the
       flush of the first frame drawn after the app read the key, from the log; prints
@@ -76,17 +78,20 @@ def tmux(*args):
     subprocess.run([*TMUX, *args], check=True, capture_output=True)
 
 
-class KeySender:
-    """Sends keys through one tmux control-mode client (`tmux -C`), so a timed press costs
-    one line written to the tmux server, not a `tmux send-keys` process: forking and
-    starting a tmux client took ~3 ms on an idle machine and far more, now and then,
-    beside a churn generator on two cores, and none of that is on the path of a key an
-    admin types over SSH (sshd writes it to the pty). The client sits in a session of its
-    own (a control client attached to the timed session could change its size); `send`
-    returns once the server has answered, after the key was written to the pane."""
+class Control:
+    """One tmux control-mode client (`tmux -C`) for keys and captures, so a timed press or
+    a capture costs one line written to the tmux server, not a tmux client process.
+    Forking and starting a tmux client took ~3 ms on an idle machine and far more, now and
+    then, beside a churn generator on two cores; none of that is on the path of a key an
+    admin types over SSH (sshd writes it to the pty). While a dump is timed, a capture
+    every 50 ms by a new process each time kept the timed program's dump ~10-25% slower
+    than with no probe at all (its receiving thread's own CPU time, against the bare
+    dump's), on the cores being timed. The client sits in a session of its own (a control
+    client attached to the timed session could change its size); each command returns
+    once the server has answered."""
 
     def __init__(self):
-        self.session = f"probe-keys-{os.getpid()}"
+        self.session = f"probe-ctl-{os.getpid()}"
         self.p = subprocess.Popen([*TMUX, "-C", "new-session", "-s", self.session,
                                    "sleep", "86400"],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -97,7 +102,7 @@ class KeySender:
 
     def answer(self, what):
         """Read up to the end of the next command's answer (notifications in between are
-        skipped); raise with tmux's words if it was an error."""
+        skipped) and return its lines; raise with tmux's words if it was an error."""
         said = []
         while True:
             out = self.p.stdout.readline()
@@ -108,17 +113,22 @@ class KeySender:
             elif out.startswith("%error"):
                 raise RuntimeError(f"tmux refused {what}: {' '.join(said).strip()}")
             elif out.startswith("%end"):
-                return
+                return said
             elif not out.startswith("%"):
                 said.append(out)
 
     def command(self, line):
         self.p.stdin.write(line + "\n")
         self.p.stdin.flush()
-        self.answer(line)
+        return self.answer(line)
 
     def send(self, target, key):
         self.command(f"send-keys -t {target} {key}")
+
+    def capture(self, target):
+        """The pane's plain text, as `capture()` gives it. (A pane line that itself began
+        with `%` would be taken for a notification: no screen timed here draws one.)"""
+        return "".join(self.command(f"capture-pane -p -t {target}"))
 
     def close(self):
         try:
@@ -174,6 +184,14 @@ def first(session, size, regex, timeout, cmd, early=None, frame_log=None):
     cols, rows = size.split("x")
     pat = re.compile(regex, re.M)
     early_pat = re.compile(early, re.M) if early else None
+    ctl = Control()
+    try:
+        return first_with(ctl, session, cols, rows, pat, early_pat, timeout, cmd, frame_log)
+    finally:
+        ctl.close()
+
+
+def first_with(ctl, session, cols, rows, pat, early_pat, timeout, cmd, frame_log):
     early_at = None
     # Per match: (capture start ns, previous capture start ns).
     early_caps = None
@@ -185,7 +203,7 @@ def first(session, size, regex, timeout, cmd, early=None, frame_log=None):
     while True:
         polls += 1
         cap_ns = time.monotonic_ns()
-        screen = capture(session)
+        screen = ctl.capture(session)
         now = time.monotonic()
         if early_pat and early_at is None and early_pat.search(screen):
             early_at = now - t0
@@ -261,7 +279,7 @@ def group(screen):
 
 
 def keys(session, count, timeout, kind):
-    sender = KeySender()
+    sender = Control()
     try:
         return timed_keys(sender, session, count, timeout, kind)
     finally:
@@ -369,7 +387,7 @@ def mixed(session, count, timeout, gap, frame_log):
     polls, spent, missed = 0, 0.0, 0
     tmux("send-keys", "-t", session, "g")
     time.sleep(0.5)
-    sender = KeySender()
+    sender = Control()
     for i in range(count):
         name, key = MIXED[i % len(MIXED)]
         before = None if use_log else screen_state(capture(session, True))
