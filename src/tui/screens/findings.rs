@@ -221,6 +221,11 @@ impl Screen for Findings {
         self.view.built = None;
     }
 
+    /// Its rows are the verdicts' findings.
+    fn build_reads_risk(&self) -> bool {
+        true
+    }
+
     fn selected(&self) -> Option<Entry> {
         self.view.selected().map(|r| match r.subject {
             Subject::Expect(k) => Entry::Expect(k),
