@@ -284,6 +284,10 @@ pub struct App {
     loading: bool,
     /// A dump has ended, or the store came loaded.
     dumped: bool,
+    /// The first dump ended and no summary of the whole table is in yet: the header's
+    /// entry counts still follow the store (`prepare`), or the complete view would show
+    /// the count of the dump's last frame until the summary's pass came back.
+    counts_follow: bool,
     /// How far the dump in progress is (`EngineEvent::DumpProgress`), for the header.
     pub(crate) progress: Option<Progress>,
     /// When the tick last asked for the expired-flow list, and what the last one cost.
@@ -380,6 +384,7 @@ impl App {
             dumping: false,
             loading: false,
             dumped: store_loaded,
+            counts_follow: false,
             progress: None,
             expired_at: 0,
             expired_cost: Duration::ZERO,
@@ -698,12 +703,14 @@ impl App {
                     // A master missing after this dump is asked for again.
                     self.masters_asked.clear();
                     self.dumping = false;
+                    self.counts_follow |= self.loading;
                     self.loading = false;
                     self.dumped = true;
                     self.progress = None;
                     // The first complete view follows the dump at once, not at the pace
-                    // of data-driven rebuilds.
-                    self.views.stale(ViewKey::Summary);
+                    // of data-driven rebuilds. A summary asked for before this point
+                    // counted a table still coming in: it is never handed out.
+                    self.views.respec(ViewKey::Summary);
                     self.views.stale(ViewKey::Risk);
                     self.views.stale(ViewKey::Screen(self.tab));
                     self.dirty = true;
@@ -902,9 +909,10 @@ impl App {
         // During the first dump the summary and the verdicts are built once, not at the data
         // pace: on two cores their passes over a growing table took the CPU the kernel's
         // dump needs (~0.1 s of a million-entry start). The header's entry counts, which
-        // cost nothing to read, follow the store meanwhile; the rest waits for the dump's
-        // end (the header says `dumping…`), and rows wait for their verdicts as always.
-        if self.loading {
+        // cost nothing to read, follow the store meanwhile and until the summary of the
+        // whole table is in (`counts_follow`); the rest waits for the dump's end (the
+        // header says `dumping…`), and rows wait for their verdicts as always.
+        if self.loading || self.counts_follow {
             let store = self.store.read();
             (self.summary.flows, self.summary.expects) = (store.flow_count(), store.expect_count());
         }
@@ -1038,6 +1046,7 @@ impl App {
                 }
             }
             (_, Built::Summary(s)) => {
+                self.counts_follow = false;
                 self.summary = s;
                 self.summary_cost = b.scan + b.finish;
             }
@@ -1937,6 +1946,47 @@ mod tests {
         app.tab = findings;
         app.views.stale(ViewKey::Risk);
         assert_eq!(first_built(&mut app), Some(ViewKey::Risk));
+    }
+
+    /// The header's entry counts follow the store through the first dump and past its
+    /// end, until the summary of the whole table is in: the complete view never shows the
+    /// count of the dump's last frame.
+    #[test]
+    fn entry_counts_follow_the_store_until_the_summary_of_the_whole_table() {
+        let mut app = App::new(
+            Store::new(),
+            TuiOptions::default(),
+            Box::new(inputs::SystemClock {
+                epoch: std::time::UNIX_EPOCH,
+            }),
+            Box::new(|_| Ok(())),
+        );
+        let flows = |from: u16, n: u16| -> Vec<(Event, Record)> {
+            (from..from + n)
+                .map(|p| {
+                    let t = tcp("10.0.0.2", 40000 + p, "10.0.0.1", 80);
+                    (Event::Dump, Record::Flow(Flow::new(t)))
+                })
+                .collect()
+        };
+        let (flows_too, expects) = (true, true);
+        app.handle(AppEvent::Engine(EngineEvent::DumpBegin {
+            flows: flows_too,
+            expects,
+        }));
+        app.handle(AppEvent::Engine(EngineEvent::Records(flows(0, 3))));
+        app.prepare();
+        assert_eq!(app.summary.flows, 3);
+        app.handle(AppEvent::Engine(EngineEvent::Records(flows(3, 2))));
+        app.handle(AppEvent::Engine(EngineEvent::DumpEnd {
+            flows: flows_too,
+            expects,
+        }));
+        app.prepare();
+        assert_eq!(app.summary.flows, 5, "before the summary's pass is back");
+        assert!(app.settle(Duration::from_secs(10)));
+        assert_eq!(app.summary.flows, 5);
+        assert!(!app.counts_follow, "the summary counts from here on");
     }
 
     /// A tick's pass runs every second while cheap, and no more than its budget allows
