@@ -15,13 +15,14 @@ interval is printed as the resolution. `first` captures through one control-mode
       With EARLY (a regex), also `rows=S`: when the capture first matched EARLY (e.g. the
       first table rows, while the dump still streams).
       With FRAME_LOG (the file CMD writes through CTSCOPE_FRAME_LOG, which has a line per
-      frame flushed), the screen is captured only every 50 ms once EARLY has matched, so
-      the probe does not take the CPU of the program it times (polling every few ms with a
-      tmux client process per capture kept a core ~40% busy); each time is then the flush
-      of the last frame before the first capture that matched (never earlier than the
-      truth), and
-      `window_ms=` says how far back the capture before it lay (the first frame after that
-      one is the earliest it could be).
+      frame flushed), the screen is captured once after each frame the log shows (and
+      every 50 ms at the least) instead of every few ms, so the probe does not take the
+      CPU of the program it times (polling every few ms with a tmux client process per
+      capture kept a core ~40% busy); each time is then the flush of the last frame
+      before the first capture that matched: the frame that first showed it, or a later
+      one if tmux had not yet read it from the pty (never earlier than the truth).
+      `window_ms=` says how far back the capture before it lay (the first frame after
+      that one is the earliest it could be). Without FRAME_LOG, every 2 ms.
   keys SESSION COUNT TIMEOUT KIND
       press keys COUNT times, each time waiting for the screen to answer, with a random
       0.3-0.8 s gap between presses. KIND `select` alternates j/k and waits for the
@@ -171,6 +172,14 @@ def pane_pid(session):
     return int(r.stdout.strip())
 
 
+def log_size(path):
+    """Bytes in the frame log so far (0 before the program made it)."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
 def frames_flushed(path):
     """Flush times (ns) of the frames in a frame log, in order."""
     try:
@@ -200,7 +209,22 @@ def first_with(ctl, session, cols, rows, pat, early_pat, timeout, cmd, frame_log
     tmux("new-session", "-d", "-s", session, "-x", cols, "-y", rows, " ".join(cmd))
     polls = 0
     prev_ns = t0_ns
+    logged = -1
     while True:
+        if frame_log:
+            # A capture after each frame the program flushed (its log grew), so the frame
+            # that first shows the match is the one timed; every 50 ms at the least, in
+            # case a frame is not logged.
+            waited = 0.0
+            while waited < 0.05:
+                size = log_size(frame_log)
+                if size != logged:
+                    logged = size
+                    # Time for tmux to read the frame from the pty.
+                    time.sleep(0.001)
+                    break
+                time.sleep(0.002)
+                waited += 0.002
         polls += 1
         cap_ns = time.monotonic_ns()
         screen = ctl.capture(session)
@@ -215,9 +239,8 @@ def first_with(ctl, session, cols, rows, pat, early_pat, timeout, cmd, frame_log
             sys.stderr.write(screen)
             return 1
         prev_ns = cap_ns
-        # Until the first rows show (early in the dump, before it takes the cores), every
-        # few ms; then coarsely.
-        time.sleep(0.05 if frame_log and (early_at is not None or not early_pat) else 0.002)
+        if not frame_log:
+            time.sleep(0.002)
     el = now - t0
     window = ""
     if frame_log:
