@@ -471,35 +471,39 @@ fn due_at(
     }
 }
 
-/// Drop `value` on a background thread (at the builder's low priority). A view of a
-/// million rows is ~48 MB, and freeing it, which hands its pages back to the kernel, took
-/// ~2 ms of the main thread at every swap under churn. If the thread cannot be started,
-/// `value` is dropped here.
-pub fn dispose<T: Send + 'static>(value: T) {
-    type Bin = Mutex<Sender<Box<dyn Send>>>;
-    static BIN: OnceLock<Option<Bin>> = OnceLock::new();
-    let bin = BIN.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Box<dyn Send>>();
+/// Run `f` on a background thread at the builder's low priority (`BUILDER_NICE`), after
+/// the chores handed over before it; here, if the thread cannot be started or is gone.
+pub fn chore(f: impl FnOnce() + Send + 'static) {
+    type Chore = Box<dyn FnOnce() + Send>;
+    static CHORES: OnceLock<Option<Mutex<Sender<Chore>>>> = OnceLock::new();
+    let chores = CHORES.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Chore>();
         thread::Builder::new()
-            .name("tui-dispose".into())
+            .name("tui-chores".into())
             .spawn(move || {
                 lower_priority();
-                for garbage in rx {
-                    drop(garbage);
+                for f in rx {
+                    f();
                 }
             })
             .ok()
             .map(|_| Mutex::new(tx))
     });
-    let value: Box<dyn Send> = Box::new(value);
-    match bin {
-        Some(tx) => {
-            let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
-            // A bin that is gone hands the value back: it is dropped here then.
-            let _ = tx.send(value);
-        }
-        None => drop(value),
+    let f: Chore = Box::new(f);
+    let back = match chores {
+        Some(tx) => (tx.lock().unwrap_or_else(|e| e.into_inner()).send(f)).err(),
+        None => Some(mpsc::SendError(f)),
+    };
+    if let Some(mpsc::SendError(f)) = back {
+        f();
     }
+}
+
+/// Drop `value` on the chores thread. A view of a million rows is ~48 MB, and freeing it,
+/// which hands its pages back to the kernel, took ~2 ms of the main thread at every swap
+/// under churn.
+pub fn dispose<T: Send + 'static>(value: T) {
+    chore(move || drop(value));
 }
 
 /// Nice value of the builder thread once the app asks it to yield to keys
