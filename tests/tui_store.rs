@@ -267,3 +267,64 @@ fn the_flows_view_refined_from_the_journal_equals_a_fresh_sort() {
         }
     }
 }
+
+/// A first dump that announces a large table has the buffers of its complete view made
+/// while it streams (`tui::scratch`): that build takes every one of them and shows every
+/// flow in order. Announced but not delivered (a table that emptied meanwhile), they are
+/// released once the view is in. (One test: the process has one pool.)
+#[test]
+fn a_large_first_dump_is_built_in_buffers_made_while_it_streamed() {
+    use ctscope::engine::Progress;
+    use ctscope::model::store::FlowKey;
+    use ctscope::model::{Event, Flow, Record};
+    use ctscope::tui::scratch;
+    use ctscope::tui::screens::flows::key_order;
+    use std::time::{Duration, Instant};
+    // Over the size from which a build splits over two threads (and the app warms).
+    const N: u32 = 140_000;
+    let held = || {
+        scratch::held::<FlowKey>()
+            + scratch::held::<(u64, FlowKey)>()
+            + scratch::held::<(u64, u32)>()
+    };
+    let dump = |delivered: u32| {
+        let mut h = Harness::new(Store::new(), opts(), 120, 30);
+        h.event(tui_support::ev::dump(true));
+        h.event(EngineEvent::DumpProgress(Progress {
+            received: 0,
+            expected: Some(u64::from(N)),
+        }));
+        // The view's keys are warmed last.
+        let end = Instant::now() + tui_support::SETTLE;
+        while scratch::held::<FlowKey>() == 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (warmed, taken) = (held(), scratch::taken());
+        assert!(warmed >= 3, "rows, pairs and keys: {warmed}");
+        let flows: Vec<(Event, Record)> = (0..delivered)
+            .map(|i| {
+                let src = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 0xff, i & 0xff);
+                let sport = 1024 + (i % 60_000) as u16;
+                let t = tui_support::tuple(6, &src, sport, "10.9.9.9", 80);
+                (Event::Dump, Record::Flow(Flow::new(t)))
+            })
+            .collect();
+        for batch in flows.chunks(4096) {
+            h.event(EngineEvent::Records(batch.to_vec()));
+        }
+        h.event(tui_support::ev::dump(false));
+        h.settle();
+        let keys = h.app.flow_keys();
+        assert_eq!(keys.len(), delivered as usize);
+        assert!(keys.windows(2).all(|w| key_order(&w[0], &w[1]).is_lt()));
+        assert_eq!(held(), 0, "nothing held once the view is in");
+        (warmed as u64, scratch::taken() - taken)
+    };
+    let (warmed, taken) = dump(N);
+    assert_eq!(
+        taken, warmed,
+        "the complete view took every buffer made for it"
+    );
+    let (_, taken) = dump(100);
+    assert_eq!(taken, 0, "too large for a view of 100 flows: released");
+}

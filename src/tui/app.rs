@@ -288,6 +288,9 @@ pub struct App {
     /// entry counts still follow the store (`prepare`), or the complete view would show
     /// the count of the dump's last frame until the summary's pass came back.
     counts_follow: bool,
+    /// Buffers for the first complete view were asked for (`Screen::warm`): what it did
+    /// not take is released once it is in.
+    warmed: bool,
     /// How far the dump in progress is (`EngineEvent::DumpProgress`), for the header.
     pub(crate) progress: Option<Progress>,
     /// When the tick last asked for the expired-flow list, and what the last one cost.
@@ -385,6 +388,7 @@ impl App {
             loading: false,
             dumped: store_loaded,
             counts_follow: false,
+            warmed: false,
             progress: None,
             expired_at: 0,
             expired_cost: Duration::ZERO,
@@ -776,6 +780,12 @@ impl App {
                     self.store.update(move |s| {
                         s.reserve_flows((n + n / 16).saturating_sub(s.flow_count()));
                     });
+                    // And the buffers of the complete view that follows the first dump,
+                    // written while it streams (`scratch`).
+                    if self.loading {
+                        self.screens[self.tab].warm(n.saturating_add(n / 16));
+                        self.warmed = true;
+                    }
                 }
                 self.progress = Some(p);
                 // The gauge moves with the store: at the data pace (`data_moved`), not a
@@ -1007,6 +1017,10 @@ impl App {
 
     /// Swap in rows of screen `i`, and land a jump that waited for them.
     fn accept_rows(&mut self, i: usize, rows: BuiltRows, gen: u64) {
+        if self.warmed && !self.loading {
+            self.warmed = false;
+            super::scratch::release();
+        }
         if let Some(s) = self.screens.get_mut(i) {
             s.accept(rows, gen);
             self.rows_built += 1;

@@ -26,7 +26,9 @@
 //!
 //! Layout of the modules:
 //! - `app`: state and event handling (`App::handle`); writes the `Store`, owns the screens;
-//! - `views`: what is built off the main thread and when; `worker`: the builder thread;
+//! - `views`: what is built off the main thread and when; `worker`: the builder thread
+//!   (and the low-priority chores thread); `scratch`: the first complete view's buffers,
+//!   made while the first dump streams;
 //! - `journal`: the flows the engine's records touched, so a view sorted by key is
 //!   refined from them instead of sorted again;
 //! - `probe`: the opt-in frame log (`CTSCOPE_FRAME_LOG`);
@@ -50,6 +52,7 @@ pub mod live;
 pub mod popups;
 pub mod probe;
 pub mod risk;
+pub mod scratch;
 pub mod screens;
 pub mod text;
 pub mod theme;

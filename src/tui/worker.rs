@@ -64,6 +64,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, TryLockError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::scratch;
 use crate::model::Store;
 
 /// The store as the main thread and the worker share it.
@@ -679,7 +680,7 @@ fn take<K: Eq + Hash, T>(pending: &mut HashMap<K, Pending<T>>, m: Msg<K, T>) {
 /// instead of 181 (`examples/view_build`).
 ///
 /// `prefix` must agree with `cmp`: `prefix(a) < prefix(b)` implies `a` sorts before `b`.
-pub fn sort_rows<K: Copy + Send + Sync>(
+pub fn sort_rows<K: Copy + Send + Sync + 'static>(
     rows: Vec<(u64, K)>,
     prefix: impl Fn(&K) -> u64 + Sync,
     cmp: impl Fn(&K, &K) -> std::cmp::Ordering + Sync,
@@ -691,7 +692,7 @@ pub fn sort_rows<K: Copy + Send + Sync>(
 /// (`Lanes`) hands over two parts, and each is sorted on its own thread, then the two
 /// sorted halves are merged on two threads (each makes one half of the output, split
 /// where the merged order crosses its middle). Parts beyond two are joined to the second.
-pub fn sort_parts<K: Copy + Send + Sync>(
+pub fn sort_parts<K: Copy + Send + Sync + 'static>(
     mut parts: Vec<Vec<(u64, K)>>,
     prefix: impl Fn(&K) -> u64 + Sync,
     cmp: impl Fn(&K, &K) -> std::cmp::Ordering + Sync,
@@ -717,7 +718,9 @@ pub fn sort_parts<K: Copy + Send + Sync>(
     let b = parts.pop().unwrap_or_default();
     let Some(a) = parts.pop() else {
         let order = sort_part(&b, word, full);
-        return order.into_iter().map(|(_, i)| b[i as usize].1).collect();
+        let mut out = scratch::take(order.len());
+        out.extend(order.iter().map(|&(_, i)| b[i as usize].1));
+        return scratch::fit(out);
     };
     let (oa, ob) = thread::scope(|s| {
         let ob = s.spawn(|| sort_part(&b, word, full));
@@ -774,7 +777,7 @@ pub fn sort_parts<K: Copy + Send + Sync>(
     // Both halves are written in place, each by its thread: no copy of the second half
     // after the join (`examples/view_build` on two lanes: 107 -> 80 ms at a million rows).
     let n = oa.len() + ob.len();
-    let mut out: Vec<K> = Vec::with_capacity(n);
+    let mut out: Vec<K> = scratch::take(n);
     let (low, high) = out.spare_capacity_mut()[..n].split_at_mut(half);
     let (nl, nh) = (low.len(), high.len());
     let (wl, wh) = thread::scope(|s| {
@@ -792,7 +795,16 @@ pub fn sort_parts<K: Copy + Send + Sync>(
     // SAFETY: the first `n` slots of `out`'s buffer were all written just above (the two
     // halves, each filled whole, as the assert checks), with `K: Copy` values.
     unsafe { out.set_len(n) };
-    out
+    scratch::fit(out)
+}
+
+/// Warm what `sort_parts` takes (`scratch::take`) to sort `rows` rows of keys `K` split
+/// over `lanes` parts: per part its pairs and the radix sort's second buffer, and the
+/// sorted keys.
+pub fn warm_sort<K: Send + 'static>(rows: usize, lanes: Lanes) {
+    let part = rows.div_ceil(lanes.get());
+    scratch::warm::<(u64, u32)>(2 * lanes.get(), part);
+    scratch::warm::<K>(1, rows);
 }
 
 /// One part's rows in sorted order, as `(word, row)` pairs: radix-sorted by word, then
@@ -802,11 +814,8 @@ fn sort_part<K>(
     word: impl Fn(&(u64, K)) -> u64,
     full: impl Fn(&(u64, K), &(u64, K)) -> std::cmp::Ordering,
 ) -> Vec<(u64, u32)> {
-    let mut order: Vec<(u64, u32)> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (word(r), i as u32))
-        .collect();
+    let mut order: Vec<(u64, u32)> = scratch::take(rows.len());
+    order.extend(rows.iter().enumerate().map(|(i, r)| (word(r), i as u32)));
     radix_sort(&mut order);
     // Runs of equal words are short (a source address's flows): found by walking, not by
     // binary searches over the rest of the table.
@@ -841,7 +850,8 @@ fn radix_sort(v: &mut Vec<(u64, u32)>) {
             count[((e.0 >> (byte * 8)) & 0xff) as usize] += 1;
         }
     }
-    let mut tmp: Vec<(u64, u32)> = vec![(0, 0); v.len()];
+    let mut tmp: Vec<(u64, u32)> = scratch::take(v.len());
+    tmp.resize(v.len(), (0, 0));
     for (byte, count) in counts.iter_mut().enumerate() {
         // A byte every word shares has one bucket holding them all: nothing to move.
         if count.contains(&v.len()) {

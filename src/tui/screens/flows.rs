@@ -15,11 +15,12 @@ use crate::model::store::FlowKey;
 use crate::model::{Flow, Store};
 use crate::tui::popups::detail;
 use crate::tui::risk::RiskCache;
+use crate::tui::scratch;
 use crate::tui::text;
 use crate::tui::theme::Theme;
 use crate::tui::view::{self, risk_rank, Column, SortVal, TableView};
 use crate::tui::widgets::table::{self, TextRow};
-use crate::tui::worker::sort_parts;
+use crate::tui::worker::{self, sort_parts, Lanes};
 
 use super::{display_helper, risk_text, sort_title, Ctx, Drawn, Jump, Listed, SortedTable, Spec};
 
@@ -176,6 +177,12 @@ const SPLIT_FROM: usize = 1 << 17;
 #[cfg(test)]
 const SPLIT_FROM: usize = 1 << 10;
 
+/// The columns `sort_value` gives a name (`SortVal::S`) for: ranked into numbers by the
+/// finish, where the others are numbers from the scan on.
+fn by_name(col: FlowCol) -> bool {
+    matches!(col, FlowCol::State | FlowCol::Ct | FlowCol::Helper)
+}
+
 /// Filter and copy out each shown flow's sort value and key (under the store's lock),
 /// split over `spec.lanes` threads for a large table. Also the number of flows before
 /// filtering.
@@ -183,8 +190,7 @@ pub fn scan(m: &Store, spec: &Spec<FlowCol>) -> (Scanned, usize) {
     let (filter, risk, col, now) = (spec.filter, spec.risk, spec.sort, spec.now);
     let total = m.flow_count();
     let facts = spec.facts.context(m);
-    // The columns `sort_value` gives a name (`SortVal::S`) for.
-    let by_name = matches!(col, FlowCol::State | FlowCol::Ct | FlowCol::Helper);
+    let by_name = by_name(col);
     let shown = |f: &Flow| filter.is_none_or(|x| x.match_flow_in(f, now, &facts));
     // One part: its numbers or names, and whether it holds a RELATED flow.
     let part = |flows: &[Flow]| {
@@ -204,7 +210,7 @@ pub fn scan(m: &Store, spec: &Spec<FlowCol>) -> (Scanned, usize) {
             );
             Values::Names(vec![rows])
         } else {
-            let mut rows = Vec::with_capacity(flows.len());
+            let mut rows = scratch::take(flows.len());
             rows.extend(flows.iter().filter(&mut keep).map(|f| {
                 let v = match sort_value(risk, col, f, now) {
                     SortVal::N(n) => n,
@@ -412,6 +418,20 @@ impl SortedTable for Flows {
 
     fn key_order(a: &FlowKey, b: &FlowKey) -> std::cmp::Ordering {
         key_order(a, b)
+    }
+
+    /// What a full build by a number takes, where it splits over two threads: the scan's
+    /// rows per thread and the sort's buffers. (A sort by name ranks its rows into new
+    /// ones: left to allocate.)
+    fn warm(col: FlowCol, rows: usize) {
+        if rows < SPLIT_FROM || by_name(col) {
+            return;
+        }
+        let lanes = Lanes::spec();
+        worker::chore(move || {
+            scratch::warm::<(u64, FlowKey)>(lanes.get(), rows.div_ceil(lanes.get()));
+            worker::warm_sort::<FlowKey>(rows, lanes);
+        });
     }
 
     fn listed(store: &Store, changed: &[FlowKey]) -> Option<Listed<FlowKey>> {

@@ -237,6 +237,12 @@ pub trait Screen {
     fn data_driven(&self) -> bool {
         true
     }
+    /// A table of about `rows` entries is coming (the first dump's announced size): make
+    /// ahead, on the chores thread, the buffers the first full build of it takes
+    /// (`scratch`). Default: nothing.
+    fn warm(&self, rows: usize) {
+        let _ = rows;
+    }
     /// Settings changed (filter, sort, unpause): rebuild at the next chance.
     fn invalidate(&mut self) {
         self.rows_mut().invalidate();
@@ -368,6 +374,10 @@ pub trait SortedTable: 'static {
         let _ = col;
         false
     }
+    /// `Screen::warm` for a full build sorted by `col`. Default: nothing.
+    fn warm(col: Self::Col, rows: usize) {
+        let _ = (col, rows);
+    }
     /// The ascending order of a `by_key` sort.
     fn key_order(a: &Self::Key, b: &Self::Key) -> std::cmp::Ordering {
         let _ = (a, b);
@@ -415,6 +425,10 @@ impl<T: SortedTable> Screen for T {
 
     fn rows_mut(&mut self) -> &mut dyn Rows {
         self.view_mut()
+    }
+
+    fn warm(&self, rows: usize) {
+        T::warm(T::COLUMNS[self.view().sort], rows);
     }
 
     fn sort_label(&self) -> String {
