@@ -6,13 +6,16 @@
 #     160x50) until the screen shows a flow row (`rows`), then the complete table
 #     (ctscope: header `flows N`, no `dumping…`, tab line `N shown`; iptstate: the first
 #     entry row), against the bare netlink dump (examples/bench dump, `profiling` build) as
-#     the reference; and ctscope's first frame on the still empty namespace, the fixed part
-#     (tmux, process start, an empty dump). ctscope's screen is captured every few ms
-#     until its first rows show, then every 50 ms, through one tmux control-mode client
-#     (a `tmux capture-pane` process per capture, every 50 ms, made ctscope's dump itself
-#     ~10-25% slower than the bare one, on the cores being timed); each time is the flush,
-#     from the frame log, of the last frame before the capture that matched; `resolution`
-#     says how far back the capture before it lay;
+#     the reference: RUNS rounds of the store load, the bare dump and ctscope's first
+#     frame, each ratio against its own round's bare dump, and the median of those ratios
+#     (the machine's dump speed drifts between minutes); and ctscope's first frame on the
+#     still empty namespace, the fixed part (tmux, process start, an empty dump).
+#     ctscope's screen is captured after each frame its frame log shows (and every 50 ms
+#     at the least), through one tmux control-mode client (a `tmux capture-pane` process
+#     per capture, every 50 ms, made ctscope's dump itself ~10-25% slower than the bare
+#     one, on the cores being timed); each time is the flush, from the frame log, of the
+#     last frame before the capture that matched; `resolution` says how far back the
+#     capture before it lay;
 #   - CPU under churn: a bounded churn in the namespace (CHURN_BATCH entries inserted
 #     every CHURN_SLEEP s with a 1 s timeout, then expired by the kernel: NEW and DESTROY
 #     events; the defaults aim at ~10,000 events/s), utime+stime over CHURN_CPU seconds;
@@ -82,29 +85,29 @@ NTH=$(thousands "$LOADED")
 # Generous: iptstate is expected to take several times the dump.
 TIMEOUT=$(( 60 + LOADED / 10000 ))
 
-echo "bare netlink dump and store load (no screen) x$RUNS"
-bare=()
-for i in $(seq "$RUNS"); do bare+=("$($B dump "$NS" | field wall)"); done
-BARE=$(m "${bare[@]}")
-# Where the first frame's time goes: the same dump into the store, without a screen.
-load=()
-lcpu=()
-for i in $(seq "$RUNS"); do
-  out=$($B load "$NS"); load+=("$(echo "$out" | field wall)"); lcpu+=("$(echo "$out" | field cpu)")
-done
-LOAD=$(m "${load[@]}"); LCPU=$(m "${lcpu[@]}")
-
-# ctscope's complete first frame (bench_dash_first): the header line counts every entry
-# and the dump is over, and the flows view holds them all.
+# In rounds: the store load (no screen), then the bare dump, then the dashboard's first
+# frame, each timed against the bare dump of its own round. This machine's bare dump moved
+# by up to 40% within minutes, so medians taken a phase apart compared different moments
+# (the headless load measured 1.00x in one run and 1.39x in the next).
+echo "store load (no screen), bare netlink dump, ctscope first frames: $RUNS rounds"
 FRAMES=$TMP/frames.log
-echo "ctscope first screen with rows and first full frame x$RUNS"
-ctf=(); ctc=(); ctr=()
+bare=(); load=(); lcpu=(); ctf=(); ctc=(); ctr=(); rload=(); rfirst=()
+over() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 for i in $(seq "$RUNS"); do
+  # Where the first frame's time goes: the same dump into the store, without a screen.
+  out=$($B load "$NS"); l=$(echo "$out" | field wall)
+  load+=("$l"); lcpu+=("$(echo "$out" | field cpu)")
+  b=$($B dump "$NS" | field wall); bare+=("$b")
+  # ctscope's complete first frame (bench_dash_first): the header line counts every
+  # entry and the dump is over, and the flows view holds them all.
   bench_dash_first ct "$SIZE" "$TIMEOUT" "$FRAMES"
   ctf+=("$DASH_FIRST"); ctc+=("$DASH_CPU"); ctr+=("$DASH_ROWS"); CT_POLL=$DASH_POLL
+  rload+=("$(over "$l" "$b")"); rfirst+=("$(over "$DASH_FIRST" "$b")")
   if [ "$i" -lt "$RUNS" ]; then tmux -L "$BENCH_TMUX" send-keys -t ct q; sleep 0.5; fi
 done
+BARE=$(m "${bare[@]}"); LOAD=$(m "${load[@]}"); LCPU=$(m "${lcpu[@]}")
 CT_FIRST=$(m "${ctf[@]}"); CT_FCPU=$(m "${ctc[@]}"); CT_ROWS=$(m "${ctr[@]}")
+R_LOAD=$(m "${rload[@]}"); R_FIRST=$(m "${rfirst[@]}")
 CT_PID=$DASH_PID
 RSS_FULL=$(rss_kb "$CT_PID")
 
@@ -196,9 +199,10 @@ f='%-50s %18s %8s %14s %22s\n'
 printf "$f" "what" "value" "vs bare" "target (#8)" "before #8 (1M, 5k ev/s)"
 printf "$f" "bare netlink dump (median of $RUNS)" "${BARE} s" "1.00x" "reference" ""
 printf "$f" "ctscope first screen with rows (median)" "${CT_ROWS} s" "" "<= 0.150 s" "empty until dump end"
-printf "$f" "ctscope first full frame (median of $RUNS)" "${CT_FIRST} s" "$(ratio "$CT_FIRST" "$BARE")" "<= 1.15x" ""
+printf "$f" "ctscope first full frame (median of $RUNS)" "${CT_FIRST} s" "${R_FIRST}x" "<= 1.15x" ""
+printf "$f" "  per round, against that round's bare dump" "$(printf '%sx ' "${rfirst[@]}")" "" "" ""
 printf "$f" "  ctscope CPU by then (user+sys, all threads)" "${CT_FCPU} s" "" "" ""
-printf "$f" "dump -> decode -> store, no screen (median)" "${LOAD} s" "$(ratio "$LOAD" "$BARE")" "" ""
+printf "$f" "dump -> decode -> store, no screen (median)" "${LOAD} s" "${R_LOAD}x" "" ""
 printf "$f" "  its CPU (user+sys, all threads)" "${LCPU} s" "" "" ""
 printf "$f" "  ctscope first frame, empty table (fixed)" "${CT_EMPTY} s" "" "" ""
 printf "$f" "iptstate first frame with entries" "${IPT_FIRST} s" "$ipt_ratio" "(~4x)" ""
