@@ -152,11 +152,9 @@ fn fast_scan(store: &Store, filter: &Filter, col: Col) -> Vec<(u64, FlowKey)> {
 }
 
 fn fast_finish(rows: Vec<(u64, FlowKey)>) -> Vec<FlowKey> {
-    sort_rows(
-        rows,
-        |k| u64::from_be_bytes(k.orig.src[..8].try_into().unwrap_or([0; 8])),
-        |a, b| (a.orig, a.zone).cmp(&(b.orig, b.zone)),
-    )
+    sort_rows(rows, flows::src_prefix, |a, b| {
+        (a.orig, a.zone).cmp(&(b.orig, b.zone))
+    })
 }
 
 /// CPU time of this thread: the machine may be shared, wall time would count the others.

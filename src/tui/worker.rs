@@ -671,18 +671,22 @@ fn take<K: Eq + Hash, T>(pending: &mut HashMap<K, Pending<T>>, m: Msg<K, T>) {
 ///
 /// A comparison sort of 48-byte keys spends its time moving them and comparing tuples
 /// byte by byte. This sorts 16-byte `(word, row)` pairs instead: `word` holds the value in
-/// as few high bits as the largest value needs and `prefix(key)` in the rest (64 bits that
-/// order like the key's first bytes, e.g. the source address); then only runs of equal
-/// words are sorted by the full `(value, key)`, and the keys are gathered in one pass.
+/// as few high bits as the largest value needs and the first word of `prefix(key)` in the
+/// rest (64 bits that order like the key's first bytes, e.g. the source address); then
+/// only runs of equal words are sorted by the full `(value, key)`, and the keys are
+/// gathered in one pass. Where no value needs a bit (a sort by the key alone), a long run
+/// of one first word is radix-sorted by the second word of `prefix(key)` first (the next
+/// 64 bits, e.g. the rest of an IPv6 source).
 /// The pairs are radix-sorted on the bytes of `word` that differ between rows (an IPv4
 /// prefix leaves four bytes constant: at most four passes, not eight); with the runs
 /// found by walking, the finish of a million-flow view sorted by connection took 117 ms
 /// instead of 181 (`examples/view_build`).
 ///
-/// `prefix` must agree with `cmp`: `prefix(a) < prefix(b)` implies `a` sorts before `b`.
+/// `prefix` must agree with `cmp`: `prefix(a) < prefix(b)` (as `[u64; 2]`, the first word
+/// first) implies `a` sorts before `b`.
 pub fn sort_rows<K: Copy + Send + Sync + 'static>(
     rows: Vec<(u64, K)>,
-    prefix: impl Fn(&K) -> u64 + Sync,
+    prefix: impl Fn(&K) -> [u64; 2] + Sync,
     cmp: impl Fn(&K, &K) -> std::cmp::Ordering + Sync,
 ) -> Vec<K> {
     sort_parts(vec![rows], prefix, cmp)
@@ -694,7 +698,7 @@ pub fn sort_rows<K: Copy + Send + Sync + 'static>(
 /// where the merged order crosses its middle). Parts beyond two are joined to the second.
 pub fn sort_parts<K: Copy + Send + Sync + 'static>(
     mut parts: Vec<Vec<(u64, K)>>,
-    prefix: impl Fn(&K) -> u64 + Sync,
+    prefix: impl Fn(&K) -> [u64; 2] + Sync,
     cmp: impl Fn(&K, &K) -> std::cmp::Ordering + Sync,
 ) -> Vec<K> {
     while parts.len() > 2 {
@@ -710,21 +714,24 @@ pub fn sort_parts<K: Copy + Send + Sync + 'static>(
         .unwrap_or(0);
     let bits = 64 - max.leading_zeros();
     let word = |(v, k): &(u64, K)| match bits {
-        0 => prefix(k),
+        0 => prefix(k)[0],
         64 => *v,
-        b => v << (64 - b) | prefix(k) >> b,
+        b => v << (64 - b) | prefix(k)[0] >> b,
     };
+    // Ties of a word that is the key's first word alone go on by its second.
+    let second = |k: &K| prefix(k)[1];
+    let next = (bits == 0).then_some(&second as &(dyn Fn(&K) -> u64 + Sync));
     let full = |x: &(u64, K), y: &(u64, K)| x.0.cmp(&y.0).then_with(|| cmp(&x.1, &y.1));
     let b = parts.pop().unwrap_or_default();
     let Some(a) = parts.pop() else {
-        let order = sort_part(&b, word, full);
+        let order = sort_part(&b, word, next, full);
         let mut out = scratch::take(order.len());
         out.extend(order.iter().map(|&(_, i)| b[i as usize].1));
         return scratch::fit(out);
     };
     let (oa, ob) = thread::scope(|s| {
-        let ob = s.spawn(|| sort_part(&b, word, full));
-        let oa = sort_part(&a, word, full);
+        let ob = s.spawn(|| sort_part(&b, word, next, full));
+        let oa = sort_part(&a, word, next, full);
         (
             oa,
             ob.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
@@ -808,31 +815,70 @@ pub fn warm_sort<K: Send + 'static>(rows: usize, lanes: Lanes) {
 }
 
 /// One part's rows in sorted order, as `(word, row)` pairs: radix-sorted by word, then
-/// runs of equal words by `full` (value, then key).
+/// runs of equal words by `full` (value, then key), a long one by `next` first, where
+/// given (the key's second word, when the word is the key's first).
 fn sort_part<K>(
     rows: &[(u64, K)],
     word: impl Fn(&(u64, K)) -> u64,
+    next: Option<&(dyn Fn(&K) -> u64 + Sync)>,
     full: impl Fn(&(u64, K), &(u64, K)) -> std::cmp::Ordering,
 ) -> Vec<(u64, u32)> {
     let mut order: Vec<(u64, u32)> = scratch::take(rows.len());
     order.extend(rows.iter().enumerate().map(|(i, r)| (word(r), i as u32)));
     radix_sort(&mut order);
-    // Runs of equal words are short (a source address's flows): found by walking, not by
-    // binary searches over the rest of the table.
-    let mut start = 0;
-    while start < order.len() {
-        let word = order[start].0;
-        let mut end = start + 1;
-        while end < order.len() && order[end].0 == word {
-            end += 1;
+    let by_rows = |x: u32, y: u32| full(&rows[x as usize], &rows[y as usize]);
+    let mut at = 0;
+    while let Some(run) = next_run(&order, at) {
+        at = run.end;
+        let run = &mut order[run];
+        match next {
+            // A long run of one first word of the key (IPv6 sources of one /64: a tenth of
+            // the bench's table, one run): radix-sorted by its second word, it is left
+            // with short runs to compare. Compared whole, that one run took about a
+            // quarter of a million-flow build.
+            Some(next) if run.len() >= RADIX_RUN => {
+                let mut by_next: Vec<(u64, u32)> = (run.iter())
+                    .map(|&(_, i)| (next(&rows[i as usize].1), i))
+                    .collect();
+                radix_sort(&mut by_next);
+                settle(&mut by_next, by_rows);
+                let word = run[0].0;
+                for (slot, (_, i)) in run.iter_mut().zip(by_next) {
+                    *slot = (word, i);
+                }
+            }
+            _ => run.sort_unstable_by(|x, y| by_rows(x.1, y.1)),
         }
-        if end - start > 1 {
-            order[start..end]
-                .sort_unstable_by(|x, y| full(&rows[x.1 as usize], &rows[y.1 as usize]));
-        }
-        start = end;
     }
     order
+}
+
+/// Runs of one word this long or longer are radix-sorted by the key's next word
+/// (`sort_part`); shorter ones are compared whole.
+const RADIX_RUN: usize = 1024;
+
+/// The first run of equal words longer than one, from `at` on, in pairs sorted by word.
+/// Runs are short (a source address's flows): found by walking, not by binary searches
+/// over the rest.
+fn next_run(v: &[(u64, u32)], mut at: usize) -> Option<std::ops::Range<usize>> {
+    while at < v.len() {
+        let word = v[at].0;
+        let end = at + v[at..].iter().take_while(|e| e.0 == word).count();
+        if end - at > 1 {
+            return Some(at..end);
+        }
+        at = end;
+    }
+    None
+}
+
+/// Sort each run of equal words of `v` (pairs sorted by word) by `cmp` of their rows.
+fn settle(v: &mut [(u64, u32)], cmp: impl Fn(u32, u32) -> std::cmp::Ordering) {
+    let mut at = 0;
+    while let Some(run) = next_run(v, at) {
+        at = run.end;
+        v[run].sort_unstable_by(|x, y| cmp(x.1, y.1));
+    }
 }
 
 /// Sort `(word, row)` pairs by word (ties in their current order): a least-significant-
@@ -1133,10 +1179,21 @@ mod tests {
                 let rows: Vec<(u64, FlowKey)> = (0..n)
                     .map(|_| {
                         let mut f = flow(rng.below(400) as u32, 0);
-                        if rng.below(4) == 0 {
+                        match rng.below(4) {
                             // IPv6 beside IPv4: prefixes of mixed families.
-                            f.orig.family = Family::Ipv6;
-                            f.orig.src[..8].copy_from_slice(&rng.next().to_be_bytes());
+                            0 => {
+                                f.orig.family = Family::Ipv6;
+                                f.orig.src[..8].copy_from_slice(&rng.next().to_be_bytes());
+                            }
+                            // Sources of one /64: a run of one first word, past
+                            // `RADIX_RUN` at 20,000 rows, and ties in the second word.
+                            1 => {
+                                f.orig.family = Family::Ipv6;
+                                f.orig.src[..8].copy_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 1]);
+                                let low = rng.below(50).to_be_bytes();
+                                f.orig.src[8..].copy_from_slice(&low);
+                            }
+                            _ => {}
                         }
                         f.zone = rng.below(3) as u16;
                         let v = if spread == u64::MAX {
@@ -1151,7 +1208,7 @@ mod tests {
                 let mut plain = rows.clone();
                 plain.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| by(&a.1, &b.1)));
                 let plain: Vec<FlowKey> = plain.into_iter().map(|(_, k)| k).collect();
-                let prefix = |k: &FlowKey| u64::from_be_bytes(k.orig.src[..8].try_into().unwrap());
+                let prefix = crate::tui::screens::flows::src_prefix;
                 // The same rows in two parts, cut anywhere (either may be empty), and in
                 // three (the third joins the second).
                 let cut = rng.below(n as u64 + 1) as usize;
@@ -1250,11 +1307,9 @@ mod tests {
                     .collect()
             },
             move |pairs| {
-                let mut keys = sort_rows(
-                    pairs,
-                    |k| u64::from_be_bytes(k.orig.src[..8].try_into().unwrap()),
-                    |a, b| (a.orig, a.zone).cmp(&(b.orig, b.zone)),
-                );
+                let mut keys = sort_rows(pairs, crate::tui::screens::flows::src_prefix, |a, b| {
+                    (a.orig, a.zone).cmp(&(b.orig, b.zone))
+                });
                 if desc {
                     keys.reverse();
                 }

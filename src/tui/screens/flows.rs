@@ -257,10 +257,11 @@ pub fn key_order(a: &FlowKey, b: &FlowKey) -> std::cmp::Ordering {
     (a.orig, a.zone, a.zone_orig, a.zone_reply).cmp(&(b.orig, b.zone, b.zone_orig, b.zone_reply))
 }
 
-/// The first 8 bytes of the source address, the prefix of `key_order` that `sort_rows`
-/// sorts on: `Tuple` orders by `src` first.
-fn src_prefix(k: &FlowKey) -> u64 {
-    u64::from_be_bytes(k.orig.src[..8].try_into().unwrap_or([0; 8]))
+/// The source address as two words, the prefix of `key_order` that `sort_parts` sorts on:
+/// `Tuple` orders by `src` first.
+pub fn src_prefix(k: &FlowKey) -> [u64; 2] {
+    let word = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+    [word(&k.orig.src[..8]), word(&k.orig.src[8..])]
 }
 
 /// Sort what `scan` copied out (ties by key, so the order is total), in direction `desc`.
