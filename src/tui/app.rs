@@ -989,7 +989,7 @@ impl App {
             self.ask_risk(gen);
         }
         // Asked last: the complete view after a dump needs the rows and the verdicts first
-        // (the header's entry counts were kept during the dump).
+        // (the header's entry counts follow the store until this summary is in).
         self.views
             .ask(ViewKey::Summary, gen, !self.loading, move || {
                 views::summary_job(facts, now)
