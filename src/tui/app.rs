@@ -1854,6 +1854,29 @@ mod tests {
     use crate::tui::screens::testing::{ftp_expect, ftp_master, related, tcp};
     use crate::tui::worker::Job;
 
+    /// An app over `store` with the default options, the system clock, and commands
+    /// that go nowhere.
+    fn plain_app(store: Store) -> App {
+        App::new(
+            store,
+            TuiOptions::default(),
+            Box::new(inputs::SystemClock {
+                epoch: std::time::UNIX_EPOCH,
+            }),
+            Box::new(|_| Ok(())),
+        )
+    }
+
+    /// The assessor of the embedded helper table, with the default configuration.
+    fn embedded_assessor() -> Arc<Mutex<Box<dyn Assess>>> {
+        let table = crate::risk::HelperTable::embedded().unwrap();
+        Arc::new(Mutex::new(Box::new(crate::risk::Assessor::new(
+            table,
+            crate::risk::Config::default(),
+            None,
+        ))))
+    }
+
     fn built(key: ViewKey, value: Built, generation: u64) -> worker::Built<ViewKey, Built> {
         worker::Built {
             key,
@@ -1877,13 +1900,7 @@ mod tests {
         let data = tcp("10.0.0.2", 40001, "10.0.0.1", 3306);
         store.apply(Event::New, Record::Flow(related(data, master)), 0);
         let gen = store.generation();
-        let table = crate::risk::HelperTable::embedded().unwrap();
-        let assessor: Box<dyn Assess> = Box::new(crate::risk::Assessor::new(
-            table,
-            crate::risk::Config::default(),
-            None,
-        ));
-        let assessor = Arc::new(Mutex::new(assessor));
+        let assessor = embedded_assessor();
         let (rows, risk) = {
             let src = Source {
                 now: 1,
@@ -1894,14 +1911,7 @@ mod tests {
             let risk = views::risk_job(Arc::clone(&assessor)).run(&store);
             (rows, risk)
         };
-        let mut app = App::new(
-            store,
-            TuiOptions::default(),
-            Box::new(inputs::SystemClock {
-                epoch: std::time::UNIX_EPOCH,
-            }),
-            Box::new(|_| Ok(())),
-        );
+        let mut app = plain_app(store);
         app.assessor = Some(assessor);
         app.swap_in(built(ViewKey::Screen(0), Built::Rows(rows), gen));
         assert!(app.flow_keys().is_empty(), "held until the verdicts come");
@@ -1927,21 +1937,9 @@ mod tests {
             Record::Flow(Flow::new(tcp("10.0.0.2", 40000, "10.0.0.1", 80))),
             0,
         );
-        let table = crate::risk::HelperTable::embedded().unwrap();
-        let assessor: Box<dyn Assess> = Box::new(crate::risk::Assessor::new(
-            table,
-            crate::risk::Config::default(),
-            None,
-        ));
-        let mut app = App::new(
-            store,
-            TuiOptions::default(),
-            Box::new(inputs::SystemClock {
-                epoch: std::time::UNIX_EPOCH,
-            }),
-            Box::new(|_| Ok(())),
-        );
-        app.assessor = Some(Arc::new(Mutex::new(assessor)));
+        let assessor = embedded_assessor();
+        let mut app = plain_app(store);
+        app.assessor = Some(assessor);
         let first_built = |app: &mut App| {
             app.prepare();
             let b = app.views.recv_timeout(Duration::from_secs(10));
@@ -1967,14 +1965,7 @@ mod tests {
     /// count of the dump's last frame.
     #[test]
     fn entry_counts_follow_the_store_until_the_summary_of_the_whole_table() {
-        let mut app = App::new(
-            Store::new(),
-            TuiOptions::default(),
-            Box::new(inputs::SystemClock {
-                epoch: std::time::UNIX_EPOCH,
-            }),
-            Box::new(|_| Ok(())),
-        );
+        let mut app = plain_app(Store::new());
         let flows = |from: u16, n: u16| -> Vec<(Event, Record)> {
             (from..from + n)
                 .map(|p| {
