@@ -15,16 +15,16 @@
 
 use std::any::Any;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-/// Warmed buffers, and how many times they were released (a warm-up that finds them
-/// released since it began drops what it made). The process has one (`take`, `warm`,
-/// `release`); tests make their own.
+/// Warmed buffers, how many times they were released (a warm-up that finds them released
+/// since it began drops what it made), and how many builds took one. The process has one
+/// (`take`, `warm`, `release`); tests make their own.
 #[derive(Default)]
 pub struct Pool {
     releases: u64,
     held: Vec<Box<dyn Any + Send>>,
+    taken: u64,
 }
 
 /// Bytes between two writes that fault a buffer in: the smallest page.
@@ -40,7 +40,10 @@ impl Pool {
             .filter(|&(_, room)| room >= cap && room <= cap.saturating_mul(2))
             .min_by_key(|&(_, room)| room);
         match best.map(|(i, _)| self.held.swap_remove(i).downcast::<Vec<T>>()) {
-            Some(Ok(v)) => *v,
+            Some(Ok(v)) => {
+                self.taken += 1;
+                *v
+            }
             // Found by its type above: never another.
             Some(Err(_)) | None => Vec::with_capacity(cap),
         }
@@ -71,29 +74,21 @@ impl Pool {
 static POOL: Mutex<Pool> = Mutex::new(Pool {
     releases: 0,
     held: Vec::new(),
+    taken: 0,
 });
 
 fn pool() -> MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Warmed buffers handed to builds so far (`taken`).
-static TAKEN: AtomicU64 = AtomicU64::new(0);
-
 /// `Pool::take` from the process's pool.
 pub fn take<T: Send + 'static>(cap: usize) -> Vec<T> {
-    let mut p = pool();
-    let before = p.held.len();
-    let v = p.take(cap);
-    if p.held.len() < before {
-        TAKEN.fetch_add(1, Ordering::Relaxed);
-    }
-    v
+    pool().take(cap)
 }
 
 /// Warmed buffers the process's builds have taken so far (tests: a build used them).
 pub fn taken() -> u64 {
-    TAKEN.load(Ordering::Relaxed)
+    pool().taken
 }
 
 /// `v` without the room it does not use: a view is kept, and a warmed buffer was sized
@@ -153,7 +148,7 @@ mod tests {
         assert!(p.hold(Box::new(written::<u32>(10_000)), 0));
         assert_eq!(p.take::<u32>(4_000).capacity(), 4_000, "too small for it");
         assert!(p.take::<u64>(10_000).capacity() >= 10_000, "another type");
-        assert_eq!(p.held::<u32>(), 1);
+        assert_eq!((p.held::<u32>(), p.taken), (1, 0));
         let v = p.take::<u32>(9_000);
         assert!(v.capacity() >= 10_000 && v.is_empty(), "the warmed one");
         assert_eq!(p.take::<u32>(9_000).capacity(), 9_000, "taken once");
