@@ -729,10 +729,7 @@ impl App {
                         "kernel dropped events (ENOBUFS): re-dumping to resync".into(),
                     );
                 }
-                Applied::Stats(r) => {
-                    self.counters.reading(self.now, r);
-                    self.dirty = true;
-                }
+                Applied::Stats(r) => self.dirty |= self.counters.reading(self.now, r),
                 Applied::DecodeErrors(n) => {
                     self.decode_errors += n;
                     self.dirty = true;

@@ -35,15 +35,20 @@ pub struct KernelCounters {
 impl KernelCounters {
     /// Take one answer of the engine at store second `now`. A reading within the same
     /// second as the last one is kept for the next rate instead (no division by zero).
-    pub fn reading(&mut self, now: u32, answer: Result<Box<Stats>, String>) {
-        let s = match answer {
-            Ok(s) => *s,
-            Err(e) => {
-                self.error = Some(e);
-                return;
-            }
-        };
-        self.error = None;
+    ///
+    /// Returns whether what a frame shows of the counters (the rates, the error) changed:
+    /// on a still table the answer that comes every second changes nothing, and the app
+    /// draws no frame for it.
+    pub fn reading(&mut self, now: u32, answer: Result<Box<Stats>, String>) -> bool {
+        let (rates, error) = (self.rates.clone(), self.error.take());
+        match answer {
+            Ok(s) => self.take(now, *s),
+            Err(e) => self.error = Some(e),
+        }
+        rates != self.rates || error != self.error
+    }
+
+    fn take(&mut self, now: u32, s: Stats) {
         match &self.last {
             Some((then, prev)) if now > *then => {
                 let dt = f64::from(now - then);
@@ -122,6 +127,32 @@ mod tests {
             }],
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn a_reading_that_changes_no_rate_asks_for_no_frame() {
+        let mut k = KernelCounters::default();
+        assert!(
+            !k.reading(10, Ok(at(5, 100))),
+            "one reading shows no rate yet"
+        );
+        assert!(
+            k.reading(11, Ok(at(5, 100))),
+            "the first rates (all zero) appear"
+        );
+        assert!(
+            !k.reading(12, Ok(at(5, 100))),
+            "a still table: the same zeros"
+        );
+        assert!(
+            !k.reading(12, Ok(at(6, 100))),
+            "same second: kept for the next rate"
+        );
+        assert!(k.reading(13, Ok(at(6, 100))), "a drop moved");
+        assert!(k.reading(14, Ok(at(6, 100))), "and stopped");
+        assert!(k.reading(15, Err("refused".into())), "an error appears");
+        assert!(!k.reading(16, Err("refused".into())), "the same error");
+        assert!(k.reading(17, Ok(at(6, 100))), "the error goes");
     }
 
     #[test]
