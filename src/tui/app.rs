@@ -707,16 +707,21 @@ impl App {
                     // A master missing after this dump is asked for again.
                     self.masters_asked.clear();
                     self.dumping = false;
-                    self.counts_follow |= self.loading;
-                    self.loading = false;
+                    let first = std::mem::take(&mut self.loading);
+                    self.counts_follow |= first;
                     self.dumped = true;
                     self.progress = None;
                     // The first complete view follows the dump at once, not at the pace
                     // of data-driven rebuilds. A summary asked for before this point
-                    // counted a table still coming in: it is never handed out.
-                    self.views.respec(ViewKey::Summary);
-                    self.views.stale(ViewKey::Risk);
-                    self.views.stale(ViewKey::Screen(self.tab));
+                    // counted a table still coming in: it is never handed out. A later
+                    // dump (background or resync) that changed the store moved its
+                    // generation, and the views follow at the data pace; one that changed
+                    // nothing rebuilds nothing.
+                    if first {
+                        self.views.respec(ViewKey::Summary);
+                        self.views.stale(ViewKey::Risk);
+                        self.views.stale(ViewKey::Screen(self.tab));
+                    }
                     self.dirty = true;
                 }
                 Applied::Report(r) => self.report(r),
@@ -1989,6 +1994,34 @@ mod tests {
         assert!(app.settle(Duration::from_secs(10)));
         assert_eq!(app.summary.flows, 5);
         assert!(!app.counts_follow, "the summary counts from here on");
+    }
+
+    /// A background re-dump that finds the table as the store holds it rebuilds no view;
+    /// one that sweeps a flow is followed by the views.
+    #[test]
+    fn a_dump_after_the_first_rebuilds_only_what_it_changed() {
+        let mut app = plain_app(Store::new());
+        let dump = |app: &mut App, ports: std::ops::Range<u16>| {
+            let records = ports
+                .map(|p| {
+                    let t = tcp("10.0.0.2", 40000 + p, "10.0.0.1", 80);
+                    (Event::Dump, Record::Flow(Flow::new(t)))
+                })
+                .collect();
+            let (flows, expects) = (true, true);
+            app.handle(AppEvent::Engine(EngineEvent::DumpBegin { flows, expects }));
+            app.handle(AppEvent::Engine(EngineEvent::Records(records)));
+            app.handle(AppEvent::Engine(EngineEvent::DumpEnd { flows, expects }));
+            assert!(app.settle(Duration::from_secs(10)));
+        };
+        dump(&mut app, 0..5);
+        let first = app.rows_built();
+        assert!(first > 0);
+        dump(&mut app, 0..5);
+        assert_eq!(app.rows_built(), first, "the same table: no build");
+        dump(&mut app, 0..4);
+        assert!(app.rows_built() > first, "a swept flow: the rows follow");
+        assert_eq!(app.summary.flows, 4);
     }
 
     /// A tick's pass runs every second while cheap, and no more than its budget allows
