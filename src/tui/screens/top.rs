@@ -479,7 +479,11 @@ impl Screen for Top {
                 }
             })
             .collect();
-        let empty = if self.view.total == 0 && cx.filter.is_some() {
+        // Between `b` (or the screen's opening) and the pass's answer the table is empty
+        // because the groups are being counted, not because the table is: say so.
+        let empty = if self.view.built.is_none() {
+            format!("counting the flows by {}…", self.model.by().name())
+        } else if self.view.total == 0 && cx.filter.is_some() {
             "no flows match the filter".to_owned()
         } else {
             format!("no flows yet to group by {}", self.model.by().name())
