@@ -301,6 +301,23 @@ def group(screen):
     return m.group(1) if m else None
 
 
+# A Top row: a group's label, then its flow count.
+GROUP_ROW = re.compile(r"^\S.*?\s[0-9][0-9,]*\s")
+
+
+def grouped(screen):
+    """The Top grouping shown with its rows: the title changes on `b` at once, and the
+    rows of the new grouping follow when its pass is done, so a regroup is applied when
+    a row sits under the new title."""
+    lines = screen.splitlines()
+    for i, line in enumerate(lines):
+        m = GROUP.match(line)
+        if m:
+            rows = i + 1 < len(lines) and GROUP_ROW.match(lines[i + 1])
+            return m.group(1) if rows else None
+    return None
+
+
 def keys(session, count, timeout, kind):
     sender = Control()
     try:
@@ -316,7 +333,7 @@ def timed_keys(sender, session, count, timeout, kind):
         # Open Top (its first pass over the whole table) and time it, then `b` regroups.
         t0 = time.monotonic()
         tmux("send-keys", "-t", session, "5")
-        while group(capture(session)) is None:
+        while grouped(capture(session)) is None:
             if time.monotonic() - t0 > timeout:
                 print("error: the Top screen did not appear", file=sys.stderr)
                 return 1
@@ -338,7 +355,7 @@ def timed_keys(sender, session, count, timeout, kind):
         elif kind == "group":
             key = "b"
             before = group(capture(session))
-            done = lambda s: group(s) not in (None, before)  # noqa: E731
+            done = lambda s: grouped(s) not in (None, before)  # noqa: E731
             esc = False
         else:
             # The arrow may flip before a worker hands over the re-sorted rows: wait for
