@@ -306,6 +306,64 @@ pub struct Counted {
     counts: HashMap<GroupKey, Counts>,
     total: u64,
     generation: u64,
+    /// Whether any group has byte counters: a pass without them needs no walk of the
+    /// groups for bytes/s.
+    acct: bool,
+    ranked: Option<Ranked>,
+}
+
+/// The first groups of a pass by each order that depends on its counts alone, made where
+/// the pass ran ([`Counted::rank`]). With them, [`Top::rows`] looks at those and at the
+/// groups that have rates, not at every group: a million distinct sources are a million
+/// groups, and the rows are re-read every second on the thread that reads keys.
+#[derive(Debug, Clone)]
+struct Ranked {
+    /// How many each list holds at most.
+    limit: usize,
+    by_count: Vec<GroupKey>,
+    by_unreplied: Vec<GroupKey>,
+    by_key: Vec<GroupKey>,
+}
+
+impl Counted {
+    /// Rank the groups for [`Top::rows`] up to `limit`, here rather than where the rows are
+    /// read: one walk over every group, keeping the first `limit` by each order in a
+    /// bounded heap (a group that does not beat the heap's last costs one comparison).
+    pub fn rank(&mut self, limit: usize) {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+
+        /// The first `limit` items by `Ord` (smallest first): a max-heap whose top is the
+        /// one to drop.
+        fn keep<T: Ord>(heap: &mut BinaryHeap<T>, limit: usize, item: T) {
+            if heap.len() < limit {
+                heap.push(item);
+            } else if let Some(mut last) = heap.peek_mut() {
+                if item < *last {
+                    *last = item;
+                }
+            }
+        }
+        // Largest count first, ties by key: the order `Top::rows` sorts in.
+        let (mut count, mut unreplied, mut key) =
+            (BinaryHeap::new(), BinaryHeap::new(), BinaryHeap::new());
+        if limit > 0 {
+            for (k, c) in &self.counts {
+                keep(&mut count, limit, (Reverse(c.flows), *k));
+                keep(&mut unreplied, limit, (Reverse(c.unreplied), *k));
+                keep(&mut key, limit, *k);
+            }
+        }
+        let firsts = |h: BinaryHeap<(Reverse<u64>, GroupKey)>| -> Vec<GroupKey> {
+            h.into_vec().into_iter().map(|(_, k)| k).collect()
+        };
+        self.ranked = Some(Ranked {
+            limit,
+            by_count: firsts(count),
+            by_unreplied: firsts(unreplied),
+            by_key: key.into_vec(),
+        });
+    }
 }
 
 /// One group as a screen or a headless mode shows it.
@@ -373,6 +431,8 @@ pub struct Top {
     observed: u64,
     /// Whether passes sum bytes (see [`Top::set_bytes`]).
     bytes: bool,
+    /// The last pass's ranking, when it was ranked.
+    ranked: Option<Ranked>,
 }
 
 impl Top {
@@ -389,6 +449,7 @@ impl Top {
             generation: None,
             observed: 0,
             bytes: true,
+            ranked: None,
         }
     }
 
@@ -479,7 +540,7 @@ impl Top {
         keep: impl Fn(&Flow) -> bool,
     ) -> Counted {
         let mut counts: HashMap<GroupKey, Counts> = HashMap::new();
-        let mut total = 0;
+        let (mut total, mut acct) = (0, false);
         for f in store.flow_slice().iter().filter(|f| keep(f)) {
             total += 1;
             let c = counts.entry(key_of(by, f)).or_default();
@@ -493,6 +554,7 @@ impl Top {
                 if let Some(b) = byte_sum(f) {
                     c.bytes += b;
                     c.acct = true;
+                    acct = true;
                 }
             }
         }
@@ -501,6 +563,8 @@ impl Top {
             counts,
             total,
             generation: store.generation(),
+            acct,
+            ranked: None,
         }
     }
 
@@ -515,11 +579,13 @@ impl Top {
             counts,
             total,
             generation,
+            acct,
+            ranked,
             ..
         } = counted;
         self.total = total;
         self.byte_rates.clear();
-        if let Some(prev) = self.prev_at.filter(|p| now > *p) {
+        if let Some(prev) = self.prev_at.filter(|p| now > *p && acct) {
             let dt = f64::from(now - prev);
             for (k, c) in counts.iter().filter(|(_, c)| c.acct) {
                 let before = self.prev_bytes.get(k).copied().unwrap_or(0);
@@ -530,12 +596,14 @@ impl Top {
         }
         if self.prev_at.is_none_or(|p| now > p) {
             self.prev_bytes.clear();
-            self.prev_bytes.extend(
-                counts
-                    .iter()
-                    .filter(|(_, c)| c.acct)
-                    .map(|(k, c)| (*k, c.bytes)),
-            );
+            if acct {
+                self.prev_bytes.extend(
+                    counts
+                        .iter()
+                        .filter(|(_, c)| c.acct)
+                        .map(|(k, c)| (*k, c.bytes)),
+                );
+            }
             self.prev_at = Some(now);
             for r in self.rates.values_mut() {
                 r.destroyed_bytes = 0;
@@ -545,6 +613,7 @@ impl Top {
         self.rates
             .retain(|k, r| counts.contains_key(k) || !r.is_idle(now));
         self.counts = counts;
+        self.ranked = ranked;
         self.at = now;
         self.generation = Some(generation);
         true
@@ -569,7 +638,7 @@ impl Top {
     /// rates as of store time `now`. Groups that lost every member but had events in the
     /// window are listed with zero flows (a source whose flows all went is news).
     pub fn rows(&self, sort: Sort, limit: usize, now: u32) -> Vec<Row> {
-        let mut keys: Vec<GroupKey> = self.counts.keys().copied().collect();
+        let mut keys = self.candidates(sort, limit);
         keys.extend(
             self.rates
                 .iter()
@@ -600,6 +669,35 @@ impl Top {
         }
         keys.sort_unstable_by(order);
         keys.into_iter().map(|k| self.row(k, now)).collect()
+    }
+
+    /// The groups of the last pass that can be among the first `limit` by `sort`; the
+    /// groups known only by their rates are added by the caller.
+    ///
+    /// With a ranking of at least `limit` (a pass ranked by [`Counted::rank`]): by a
+    /// count or the key, that ranking's list, since a group outside it has `limit`
+    /// groups before it already. By a rate, the groups that have rates, then the first
+    /// by key, since every other group's rate is zero and zeros go by key. Bytes/s are
+    /// computed per group at each pass, so by bytes (and without a ranking) every group.
+    fn candidates(&self, sort: Sort, limit: usize) -> Vec<GroupKey> {
+        let Some(r) = self.ranked.as_ref().filter(|r| r.limit >= limit) else {
+            return self.counts.keys().copied().collect();
+        };
+        let with_rates = || {
+            let known = self.rates.keys().filter(|k| self.counts.contains_key(*k));
+            let mut keys: Vec<GroupKey> = known.copied().collect();
+            // A group in both lists must come once: the rows are one per group.
+            let listed: hashbrown::HashSet<GroupKey> = keys.iter().copied().collect();
+            keys.extend(r.by_key.iter().filter(|k| !listed.contains(*k)));
+            keys
+        };
+        match sort {
+            Sort::Count => r.by_count.clone(),
+            Sort::Unreplied => r.by_unreplied.clone(),
+            Sort::Key => r.by_key.clone(),
+            Sort::New | Sort::Destroyed => with_rates(),
+            Sort::Bytes => self.counts.keys().copied().collect(),
+        }
     }
 
     /// The row of one group (zero counts when the group is unknown).
@@ -997,5 +1095,65 @@ mod tests {
         assert_eq!(GroupBy::parse("src24"), Some(GroupBy::SrcNet));
         assert_eq!(GroupBy::parse("bogus"), None);
         assert_eq!(Sort::parse("destroyed"), Some(Sort::Destroyed));
+    }
+
+    /// The rows of a ranked pass are those of a walk over every group, for every sort and
+    /// limit: many sources (ties in counts among them), events that give some groups
+    /// rates, groups whose flows all went but whose rates remain.
+    #[test]
+    fn a_ranked_pass_lists_the_rows_a_walk_over_every_group_lists() {
+        let mut flows = Vec::new();
+        for s in 0..300u16 {
+            let src = [10, 1, (s >> 8) as u8, s as u8];
+            for i in 0..(s % 7 + 1) {
+                let mut f = tcp(src, 1000 + i, [10, 0, 1, (s % 5) as u8], 80);
+                if (s + i) % 3 == 0 {
+                    f.status = status::CONFIRMED;
+                }
+                flows.push(f);
+            }
+        }
+        for by in [GroupBy::Src, GroupBy::Dst] {
+            let mut store = Store::new();
+            for f in &flows {
+                store.apply(Event::Dump, Record::Flow(f.clone()), 1);
+            }
+            let (mut walked, mut ranked) = (Top::new(by), Top::new(by));
+            // NEW events for every 11th flow, and a source whose flows all go.
+            for f in flows.iter().step_by(11) {
+                for top in [&mut walked, &mut ranked] {
+                    top.observe(&store, Event::New, &Record::Flow(f.clone()), 2);
+                }
+            }
+            for f in flows.iter().filter(|f| f.orig.src[2..4] == [0, 7]) {
+                for top in [&mut walked, &mut ranked] {
+                    top.observe(&store, Event::Destroy, &Record::Flow(f.clone()), 2);
+                }
+                store.apply(Event::Destroy, Record::Flow(f.clone()), 2);
+            }
+            walked.install(Top::count_where(by, true, &store, |_| true), 3);
+            let mut c = Top::count_where(by, true, &store, |_| true);
+            c.rank(40);
+            ranked.install(c, 3);
+            assert!(ranked.ranked.is_some());
+            for sort in [
+                Sort::Count,
+                Sort::Unreplied,
+                Sort::New,
+                Sort::Destroyed,
+                Sort::Key,
+                Sort::Bytes,
+            ] {
+                for limit in [1, 7, 40] {
+                    assert_eq!(
+                        ranked.rows(sort, limit, 3),
+                        walked.rows(sort, limit, 3),
+                        "{by:?} {sort:?} {limit}"
+                    );
+                }
+                // More rows than ranked: every group is walked.
+                assert_eq!(ranked.rows(sort, 500, 3), walked.rows(sort, 500, 3));
+            }
+        }
     }
 }

@@ -318,7 +318,12 @@ impl Screen for Top {
                 };
                 (counted, src)
             },
-            |built| Box::new(built) as BuiltRows,
+            // Ranked here, off the main thread (which re-reads the rows every second)
+            // and after the store's lock is let go.
+            |(mut counted, src): (model::Counted, Source)| {
+                counted.rank(LIMIT);
+                Box::new((counted, src)) as BuiltRows
+            },
         )
     }
 
