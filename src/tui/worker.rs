@@ -33,7 +33,8 @@
 //! - **Coalesced requests.** Only the newest pending request per key runs: a screen asks
 //!   after every store change and the worker builds at the pace below, so a burst of
 //!   engine batches costs one build, not one per batch. A request that arrives while a
-//!   build of its key is running waits for the next turn.
+//!   build of its key is running waits for the next turn; a spec request also tells that
+//!   build it is stale ([`cancelled`]), and a long pass that asks stops there.
 //! - **Stale results are dropped by sequence number.** A result whose key got a new
 //!   *spec* (a sort or filter change, [`Urgency::Spec`]) after it was requested describes
 //!   the old spec and is never handed out. A newer *data* request does not make an older
@@ -59,6 +60,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, TryLockError};
 use std::thread::{self, JoinHandle};
@@ -305,6 +307,30 @@ pub struct Worker<K, T> {
     spec: HashMap<K, u64>,
     failures: u64,
     thread: Option<JoinHandle<()>>,
+    /// The build running now, so that a spec change of its key can cut it short.
+    running: Running<K>,
+}
+
+/// The key of the build running on the worker, and the flag that cuts it short.
+type Running<K> = Arc<Mutex<Option<(K, Arc<AtomicBool>)>>>;
+
+thread_local! {
+    /// The running build's flag, on the worker thread (see [`cancelled`]).
+    static CANCEL: std::cell::RefCell<Option<Arc<AtomicBool>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Whether the build running on this thread was superseded by a spec change of its key
+/// (a sort, a filter, a regrouping) since it started: its result will never be handed
+/// out, so a long pass may stop early. Jobs that ask give the worker back at once to what
+/// the admin is now waiting for, instead of finishing a view nobody will see. `false`
+/// outside a build.
+pub fn cancelled() -> bool {
+    CANCEL.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+    })
 }
 
 impl<K, T> Worker<K, T>
@@ -327,9 +353,11 @@ where
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let (rtx, results) = mpsc::channel();
+        let running: Running<K> = Arc::default();
+        let shared = running.clone();
         let thread = thread::Builder::new()
             .name("tui-views".into())
-            .spawn(move || serve(store, pacing, rx, rtx, wake))?;
+            .spawn(move || serve(store, pacing, rx, rtx, &shared, wake))?;
         Ok(Worker {
             tx: Some(tx),
             results,
@@ -337,6 +365,7 @@ where
             spec: HashMap::new(),
             failures: 0,
             thread: Some(thread),
+            running,
         })
     }
 
@@ -347,6 +376,7 @@ where
         let seq = self.seq;
         if urgency == Urgency::Spec {
             self.spec.insert(key, seq);
+            self.cut_short(key);
         }
         if let Some(tx) = &self.tx {
             // A worker that died (it cannot: jobs run under catch_unwind) yields nothing.
@@ -377,6 +407,17 @@ where
     /// build in flight could otherwise still be swapped in.)
     pub fn supersede(&mut self, key: K) {
         self.spec.insert(key, self.seq + 1);
+        self.cut_short(key);
+    }
+
+    /// Tell a running build of `key` that its result is stale (see [`cancelled`]).
+    fn cut_short(&self, key: K) {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((k, flag)) = running.as_ref() {
+            if *k == key {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// The next finished build that is not stale, without waiting.
@@ -532,6 +573,7 @@ fn serve<K, T>(
     pacing: Pacing,
     rx: Receiver<Msg<K, T>>,
     tx: Sender<Result<Built<K, T>, K>>,
+    running: &Running<K>,
     wake: impl Fn(),
 ) where
     K: Copy + Eq + Hash + std::fmt::Debug,
@@ -595,6 +637,9 @@ fn serve<K, T>(
         };
         let t0 = Instant::now();
         let started = super::probe::now_ns();
+        let flag = Arc::new(AtomicBool::new(false));
+        *running.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, flag.clone()));
+        CANCEL.with(|c| *c.borrow_mut() = Some(flag));
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let guard = read(&store);
             let generation = guard.generation();
@@ -608,6 +653,8 @@ fn serve<K, T>(
             let value = finish();
             (value, generation, t1)
         }));
+        CANCEL.with(|c| *c.borrow_mut() = None);
+        *running.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let end = Instant::now();
         last.insert(key, (end, end - t0));
         let sent = match outcome {
@@ -1144,6 +1191,80 @@ mod tests {
             .recv_timeout(Duration::from_secs(10))
             .expect("the new spec's build");
         assert_eq!(b.value, 8);
+    }
+
+    /// A spec request of the key being built tells that build it is stale: a pass that
+    /// asks stops, and the worker turns to the new request instead of finishing a view
+    /// that would be dropped. Another key's spec request does not stop it.
+    #[test]
+    fn a_spec_change_cuts_short_the_running_build_of_its_key() {
+        let writer = StoreWriter::new(Store::new());
+        let mut w: Worker<u8, (bool, Duration)> =
+            Worker::spawn(writer.shared(), || {}).expect("spawn");
+        assert!(!cancelled(), "outside a build");
+        // Spins until told it is stale, or for 5 s.
+        let spin = |started: Arc<AtomicBool>, ended: Arc<AtomicBool>| {
+            Job::new(
+                move |_: &Store| {
+                    started.store(true, Ordering::Relaxed);
+                    let t0 = Instant::now();
+                    while !cancelled() && t0.elapsed() < Duration::from_secs(5) {
+                        thread::yield_now();
+                    }
+                    ended.store(true, Ordering::Relaxed);
+                    (cancelled(), t0.elapsed())
+                },
+                |r| r,
+            )
+        };
+        let wait = |flag: &AtomicBool| {
+            let t0 = Instant::now();
+            while !flag.load(Ordering::Relaxed) {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "the build did not start"
+                );
+                thread::yield_now();
+            }
+        };
+        let (started, ended) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        w.request(1, Urgency::Data, spin(started.clone(), ended.clone()));
+        wait(&started);
+        // Another key's spec request leaves it running.
+        w.request(
+            2,
+            Urgency::Spec,
+            Job::new(|_: &Store| (), |_| (false, Duration::ZERO)),
+        );
+        thread::sleep(Duration::from_millis(50));
+        assert!(
+            !ended.load(Ordering::Relaxed),
+            "another key's spec stopped it"
+        );
+        let t0 = Instant::now();
+        w.request(
+            1,
+            Urgency::Spec,
+            Job::new(|_: &Store| (), |_| (false, Duration::ZERO)),
+        );
+        // The stale build is dropped; key 2's and the new key 1's come.
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let b = w
+                .recv_timeout(Duration::from_secs(10))
+                .expect("the two spec builds");
+            got.push(b.key);
+        }
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "the stale build ran on: {:?}",
+            t0.elapsed()
+        );
     }
 
     /// The radix sort is a stable sort by word, whichever bytes vary (it skips the rest).

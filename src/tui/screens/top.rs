@@ -42,7 +42,7 @@ use crate::tui::widgets::table::{self, TextRow};
 use crate::tui::widgets::thousands;
 
 use super::{sort_label, sort_title, BuiltRows, Ctx, Drawn, Facts, Screen, Source};
-use crate::tui::worker::Job;
+use crate::tui::worker::{self, Job};
 
 /// Groups listed at most: the largest by the current sort. A source-keyed table of a
 /// million distinct sources has a million groups; nobody scrolls past the first thousand,
@@ -307,14 +307,21 @@ impl Screen for Top {
         Job::new(
             move |store: &Store| {
                 let now = src.now;
+                // A regrouping while the pass runs makes it stale: it stops, and the
+                // worker turns to the new grouping's pass.
+                let stop = worker::cancelled;
                 let counted = match &src.filter {
                     Some(x) => {
                         let facts = src.facts.context(store);
-                        model::Top::count_where(by, bytes, store, |f| {
-                            x.match_flow_in(f, now, &facts)
-                        })
+                        model::Top::count_until(
+                            by,
+                            bytes,
+                            store,
+                            |f| x.match_flow_in(f, now, &facts),
+                            stop,
+                        )
                     }
-                    None => model::Top::count_where(by, bytes, store, |_| true),
+                    None => model::Top::count_until(by, bytes, store, |_| true, stop),
                 };
                 (counted, src)
             },
