@@ -304,8 +304,8 @@ impl Screen for Top {
     fn job(&self, src: &Source) -> Job<BuiltRows> {
         let (by, bytes) = (self.model.by(), self.model.sums_bytes());
         let src = src.clone();
-        Job::new(
-            move |store: &Store| {
+        Job::with_lanes(
+            move |store: &Store, lanes: worker::Lanes| {
                 let now = src.now;
                 // A regrouping while the pass runs makes it stale: it stops, and the
                 // worker turns to the new grouping's pass.
@@ -321,7 +321,8 @@ impl Screen for Top {
                             stop,
                         )
                     }
-                    None => model::Top::count_until(by, bytes, store, |_| true, stop),
+                    // The pass the admin waits for (a spec build) may take two threads.
+                    None => model::Top::count_split(by, bytes, store, lanes.get(), stop),
                 };
                 (counted, src)
             },
