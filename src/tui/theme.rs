@@ -36,7 +36,7 @@ impl ThemeKind {
     }
 
     /// The theme for `--color auto|always|never` and a `--theme` name, honouring NO_COLOR
-    /// (https://no-color.org: set and non-empty disables colour) unless colour is forced.
+    /// (<https://no-color.org>: set and non-empty disables colour) unless colour is forced.
     /// With no theme named, a terminal that does not say it shows 256 colours (`TERM`,
     /// `COLORTERM`, see `Terminal::has_256`) gets the 16-colour theme: the dark theme's
     /// 256-colour indexes would be guessed at, or dropped, by such a terminal.
