@@ -10,8 +10,10 @@
 //!   those paths, and any missed path drifts forever. A pass cannot drift, and it is cheap:
 //!   one key computation and one hash-map increment per flow (measured in
 //!   `examples/top_bench.rs`: see README, "Top at a million flows"). A million distinct
-//!   sources are a million groups, so the pass may be split over threads by the group's
-//!   hash ([`Top::count_split`]: no map to merge), may stop when its result is no longer
+//!   sources are a million groups, so a pass of many groups first copies its flows into
+//!   partitions by the group's hash and counts each into a map that stays in the cache
+//!   (`Lane::count`), may be split over threads by that hash ([`Top::count_split`]: no
+//!   map to merge), may stop when its result is no longer
 //!   wanted ([`Top::count_until`]), and ranks its groups where it ran
 //!   ([`Counted::rank`]), so reading the rows costs the rows, not the groups.
 //! - **Rates come from the event stream** ([`Top::observe`]), one hash-map update per
@@ -31,7 +33,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::HashMap;
 
-use crate::model::flow::{status, NO_STATE};
+use crate::model::flow::{status, CtState, NO_STATE};
 use crate::model::store::FlowKey;
 use crate::model::tuple::{proto, Family, Tuple};
 use crate::model::{Event, Record};
@@ -118,7 +120,7 @@ pub enum StateKey {
     /// The protocol's own state number (`Flow::state`).
     Proto(u8),
     /// A protocol without states: its ctstate (`NEW`, `ESTABLISHED`, `RELATED`).
-    Ct(&'static str),
+    Ct(CtState),
     /// A stateful protocol whose state is not known yet.
     Unknown,
 }
@@ -192,7 +194,7 @@ fn state_key(f: &Flow) -> StateKey {
             StateKey::Proto(f.state)
         }
     } else {
-        StateKey::Ct(f.ctstate())
+        StateKey::Ct(f.ct_state())
     }
 }
 
@@ -300,15 +302,33 @@ impl Rates {
     }
 }
 
-/// What a pass counted for one group.
+/// What a pass counted for one group. Kept to 16 bytes (a group's key is 20): a pass by
+/// source holds one per source, a million of them, and its time goes in reaching them in
+/// memory. A table holds at most `nf_conntrack_max` (a u32) flows.
 #[derive(Debug, Clone, Copy, Default)]
 struct Counts {
-    flows: u64,
-    unreplied: u64,
-    /// Bytes of both directions over the members that have counters.
-    bytes: u64,
-    /// Whether any member has counters (`nf_conntrack_acct=1`).
-    acct: bool,
+    flows: u32,
+    unreplied: u32,
+    /// Bytes of both directions over the members that have counters, plus one; zero when
+    /// no member has counters (`nf_conntrack_acct=0`): a flag would cost 8 bytes more.
+    metered: u64,
+}
+
+impl Counts {
+    /// The group's bytes, when any member has counters.
+    fn bytes(&self) -> Option<u64> {
+        self.metered.checked_sub(1)
+    }
+
+    /// One member more: whether it is unreplied, and its bytes as `metered` holds them
+    /// (plus one, zero without counters).
+    fn add(&mut self, unreplied: bool, metered: u64) {
+        self.flows += 1;
+        self.unreplied += u32::from(unreplied);
+        if metered > 0 {
+            self.metered = self.metered.max(1).saturating_add(metered - 1);
+        }
+    }
 }
 
 /// A pass's counts per group: one map, or one per thread that counted (each holding the
@@ -319,12 +339,14 @@ struct Shards {
     hasher: hashbrown::DefaultHashBuilder,
 }
 
-/// The map of `n` that `k` belongs in, from the hash's top bits: a lane decides by itself
-/// whether a flow's group is its own.
+/// The map of `n` that `k` belongs in: a lane decides by itself whether a flow's group is
+/// its own. From the hash's bits 24 to 55, which the maps themselves leave alone: a map
+/// finds a slot by the low bits and tells keys apart by the top seven, and keys that all
+/// agreed on those (one map's share, routed by them) would crowd one slot or look alike.
 fn shard_of(hasher: &hashbrown::DefaultHashBuilder, k: &GroupKey, n: usize) -> usize {
     match n {
         1 => 0,
-        n => ((hasher.hash_one(k) >> 32) as usize * n) >> 32,
+        n => (((hasher.hash_one(k) >> 24) & 0xFFFF_FFFF) as usize * n) >> 32,
     }
 }
 
@@ -425,7 +447,7 @@ impl Counted {
                 keep(&mut key, limit, *k);
             }
         }
-        let firsts = |h: BinaryHeap<(Reverse<u64>, GroupKey)>| -> Vec<GroupKey> {
+        let firsts = |h: BinaryHeap<(Reverse<u32>, GroupKey)>| -> Vec<GroupKey> {
             h.into_vec().into_iter().map(|(_, k)| k).collect()
         };
         self.ranked = Some(Ranked {
@@ -624,14 +646,12 @@ impl Top {
         keep: impl Fn(&Flow) -> bool,
         stop: impl Fn() -> bool,
     ) -> Counted {
-        let mut counts = Shards::new(1);
-        let (total, acct) = count_into(
-            &mut counts.maps[0],
-            bytes,
-            store.flow_slice(),
-            |f| keep(f).then(|| key_of(by, f)),
-            stop,
-        );
+        let flows = store.flow_slice();
+        let pick = |f: &Flow| keep(f).then(|| key_of(by, f));
+        let likely = likely_groups(flows, pick);
+        let mut counts = Shards::new(parts_for(likely, 1));
+        let lane = Lane::all(&mut counts, likely);
+        let (total, acct) = lane.count(bytes, flows, pick, stop);
         Counted {
             by,
             counts,
@@ -645,7 +665,7 @@ impl Top {
     /// [`count_until`](Top::count_until) of every flow (no filter) on `lanes` threads:
     /// each walks the whole table and counts the groups whose hash picks it, so no map is
     /// merged after. For the pass the admin is waiting for (a regrouping, the screen
-    /// opened): a million distinct sources took ~215 ms on one thread.
+    /// opened).
     pub fn count_split(
         by: GroupBy,
         bytes: bool,
@@ -660,24 +680,12 @@ impl Top {
         } else {
             lanes.clamp(1, 4)
         };
-        let mut counts = Shards::new(lanes);
+        let likely = likely_groups(flows, |f| Some(key_of(by, f)));
+        let mut counts = Shards::new(parts_for(likely, lanes));
         let (total, acct) = if lanes == 1 {
-            count_into(
-                &mut counts.maps[0],
-                bytes,
-                flows,
-                |f| Some(key_of(by, f)),
-                stop,
-            )
+            let lane = Lane::all(&mut counts, likely);
+            lane.count(bytes, flows, |f| Some(key_of(by, f)), stop)
         } else {
-            let hasher = counts.hasher;
-            let route = |lane: usize| {
-                let hasher = &hasher;
-                move |f: &Flow| {
-                    let k = key_of(by, f);
-                    (shard_of(hasher, &k, lanes) == lane).then_some(k)
-                }
-            };
             // `stop` is asked on this thread only (it may read this thread's state, as
             // the view builder's does); the other lanes follow its answer.
             let halt = std::sync::atomic::AtomicBool::new(false);
@@ -689,15 +697,16 @@ impl Top {
                 halted()
             };
             std::thread::scope(|scope| {
-                let mut maps = counts.maps.iter_mut().enumerate();
-                let (_, mine) = maps.next().expect("one map per lane");
-                let others: Vec<_> = maps
-                    .map(|(lane, map)| {
-                        let pick = route(lane);
-                        scope.spawn(move || count_into(map, bytes, flows, pick, halted))
+                let mut split = Lane::split(&mut counts, lanes, likely).into_iter();
+                let mine = split.next().expect("one lane at least");
+                let others: Vec<_> = split
+                    .map(|lane| {
+                        scope.spawn(move || {
+                            lane.count(bytes, flows, |f| Some(key_of(by, f)), halted)
+                        })
                     })
                     .collect();
-                let mut sum = count_into(mine, bytes, flows, route(0), ask);
+                let mut sum = mine.count(bytes, flows, |f| Some(key_of(by, f)), ask);
                 for t in others {
                     // A lane only panics if counting does, which the caller's unwind
                     // catches: pass it on.
@@ -736,22 +745,18 @@ impl Top {
         self.byte_rates.clear();
         if let Some(prev) = self.prev_at.filter(|p| now > *p && acct) {
             let dt = f64::from(now - prev);
-            for (k, c) in counts.iter().filter(|(_, c)| c.acct) {
+            for (k, b) in counts.iter().filter_map(|(k, c)| Some((k, c.bytes()?))) {
                 let before = self.prev_bytes.get(k).copied().unwrap_or(0);
                 let gone = self.rates.get(k).map_or(0, |r| r.destroyed_bytes);
-                let moved = (c.bytes + gone).saturating_sub(before);
+                let moved = (b + gone).saturating_sub(before);
                 self.byte_rates.insert(*k, moved as f64 / dt);
             }
         }
         if self.prev_at.is_none_or(|p| now > p) {
             self.prev_bytes.clear();
             if acct {
-                self.prev_bytes.extend(
-                    counts
-                        .iter()
-                        .filter(|(_, c)| c.acct)
-                        .map(|(k, c)| (*k, c.bytes)),
-                );
+                self.prev_bytes
+                    .extend(counts.iter().filter_map(|(k, c)| Some((*k, c.bytes()?))));
             }
             self.prev_at = Some(now);
             for r in self.rates.values_mut() {
@@ -856,8 +861,8 @@ impl Top {
         Row {
             key,
             label: self.label_of(&key),
-            flows: c.flows,
-            unreplied: c.unreplied,
+            flows: u64::from(c.flows),
+            unreplied: u64::from(c.unreplied),
             new_per_s: n as f64 / f64::from(WINDOW),
             destroyed_per_s: d as f64 / f64::from(WINDOW),
             bytes_per_s: self.byte_rates.get(&key).copied(),
@@ -926,7 +931,7 @@ impl Top {
                         let _ = write!(s, "state={}", state_label(p, st));
                     }
                     StateKey::Ct(c) => {
-                        let _ = write!(s, "ctstate={c}");
+                        let _ = write!(s, "ctstate={}", c.name());
                     }
                     StateKey::Unknown => return None,
                 }
@@ -968,7 +973,7 @@ fn state_label(p: u8, s: StateKey) -> String {
             f.state = n;
             f.state_name().unwrap_or("?").to_owned()
         }
-        StateKey::Ct(c) => c.to_owned(),
+        StateKey::Ct(c) => c.name().to_owned(),
         StateKey::Unknown => "?".to_owned(),
     }
 }
@@ -981,40 +986,198 @@ fn byte_sum(f: &Flow) -> Option<u64> {
         .map(|[a, b]| a.bytes.saturating_add(b.bytes))
 }
 
-/// Count the flows `pick` gives a group into `counts`; returns how many, and whether any
-/// had byte counters. Stops when `stop` says so (asked every [`STOP_EVERY`] flows).
-fn count_into(
-    counts: &mut HashMap<GroupKey, Counts>,
-    bytes: bool,
-    flows: &[Flow],
-    pick: impl Fn(&Flow) -> Option<GroupKey>,
-    stop: impl Fn() -> bool,
-) -> (u64, bool) {
-    let (mut total, mut acct) = (0, false);
-    for (i, f) in flows.iter().enumerate() {
-        if i % STOP_EVERY == STOP_EVERY - 1 && stop() {
-            break;
-        }
-        let Some(key) = pick(f) else {
-            continue;
-        };
-        total += 1;
-        let c = counts.entry(key).or_default();
-        c.flows += 1;
-        if !f.has(status::SEEN_REPLY) {
-            c.unreplied += 1;
-        }
-        // The one pointer chase of the pass (counters live in the boxed `Extra`): skipped
-        // when the caller does not show bytes.
-        if bytes {
-            if let Some(b) = byte_sum(f) {
-                c.bytes += b;
-                c.acct = true;
-                acct = true;
-            }
+/// Flows a pass samples to size its maps ([`likely_groups`]).
+const SAMPLE: usize = 4096;
+
+/// How many groups a pass over `flows` will likely find: it decides how the pass counts
+/// ([`parts_for`]) and how large its maps are made at once (growing a map step by step
+/// moves every entry again at each doubling).
+///
+/// From `SAMPLE` flows, one at random from each of `SAMPLE` equal stretches of the table
+/// (a table's order often follows its addresses, which an even stride would step in time
+/// with): when no two picked flows share a group, there are likely about as many groups
+/// as picked flows (a pass by source of a table of distinct sources); otherwise the
+/// birthday estimate, `s² / 2c` groups for `c` repeats among `s` picks, at least the groups
+/// seen. Zero (let the map grow) for a table too small to be worth it. A wrong guess costs
+/// time or unused memory, never a wrong count.
+fn likely_groups(flows: &[Flow], pick: impl Fn(&Flow) -> Option<GroupKey>) -> usize {
+    if flows.len() < 4 * SAMPLE {
+        return 0;
+    }
+    let step = flows.len() / SAMPLE;
+    let mut seen = hashbrown::HashSet::with_capacity(SAMPLE);
+    let mut picked = 0usize;
+    // xorshift64: any fixed sequence that does not follow the table's order will do.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for stretch in 0..SAMPLE {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let i = stretch * step + (x % step as u64) as usize;
+        if let Some(k) = pick(&flows[i]) {
+            picked += 1;
+            seen.insert(k);
         }
     }
-    (total, acct)
+    // Picked flows in the whole table, scaled from the sample.
+    let members = flows.len() * picked / SAMPLE;
+    let repeats = picked - seen.len();
+    if repeats == 0 {
+        return members;
+    }
+    (picked * picked / (2 * repeats))
+        .max(seen.len())
+        .min(members)
+}
+
+/// Groups from which a pass partitions its flows first ([`Lane::count`]): about where
+/// one map of them outgrows the caches.
+const PARTITION_FROM: usize = 1 << 16;
+
+/// Partitions of such a pass: a million groups make partitions of ~4,000 groups, whose
+/// maps (~160 KB each) stay in a core's cache while they are filled.
+const PARTS: usize = 256;
+
+/// How many maps a pass of `likely` groups on `lanes` threads counts into.
+fn parts_for(likely: usize, lanes: usize) -> usize {
+    if likely >= PARTITION_FROM {
+        PARTS
+    } else {
+        lanes
+    }
+}
+
+/// The maps one thread of a pass fills: the run of a [`Shards`]' maps from `first`, the
+/// groups whose hash routes them there.
+struct Lane<'a> {
+    maps: &'a mut [HashMap<GroupKey, Counts>],
+    first: usize,
+    /// Maps of the whole pass (what [`shard_of`] routes among).
+    parts: usize,
+    hasher: hashbrown::DefaultHashBuilder,
+    /// Groups the pass likely finds in all (for sizing).
+    likely: usize,
+}
+
+/// A flow as a partition holds it until its partition is counted.
+struct Member {
+    key: GroupKey,
+    unreplied: bool,
+    /// As [`Counts::metered`]: bytes plus one, zero without counters.
+    metered: u64,
+}
+
+impl<'a> Lane<'a> {
+    /// The one lane of a pass on one thread.
+    fn all(shards: &'a mut Shards, likely: usize) -> Lane<'a> {
+        Lane::split(shards, 1, likely).pop().expect("one lane")
+    }
+
+    /// The lanes of a pass on `lanes` threads: each takes an equal run of the maps (the
+    /// runs cover every map once, so every group is counted by exactly one lane).
+    fn split(shards: &'a mut Shards, lanes: usize, likely: usize) -> Vec<Lane<'a>> {
+        let parts = shards.maps.len();
+        let hasher = shards.hasher;
+        let per = parts / lanes;
+        shards
+            .maps
+            .chunks_mut(per)
+            .enumerate()
+            .map(|(i, maps)| Lane {
+                maps,
+                first: i * per,
+                parts,
+                hasher,
+                likely,
+            })
+            .collect()
+    }
+
+    /// Count the flows `pick` gives a group this lane holds; returns how many, and
+    /// whether any had byte counters. Stops when `stop` says so (asked every
+    /// [`STOP_EVERY`] flows).
+    ///
+    /// With one map, each flow goes straight into it. With many (a pass of many groups),
+    /// the flows are first copied into one partition per map, in order (writes that run
+    /// on in memory), and then each partition is counted into its own small map: one
+    /// large map would be reached at a random place per flow, a cache miss each, and a
+    /// million distinct sources took ~500 ms on one thread that way.
+    fn count(
+        self,
+        bytes: bool,
+        flows: &[Flow],
+        pick: impl Fn(&Flow) -> Option<GroupKey>,
+        stop: impl Fn() -> bool,
+    ) -> (u64, bool) {
+        let Lane {
+            maps,
+            first,
+            parts,
+            hasher,
+            likely,
+        } = self;
+        let mine = first..first + maps.len();
+        // Groups a map likely gets, with room for the hash's unevenness.
+        let each = (likely / parts) + (likely / parts) / 4 + 16;
+        let (mut total, mut acct) = (0, false);
+        let metered = |f: &Flow| -> u64 {
+            // The one pointer chase of the pass (counters live in the boxed `Extra`):
+            // skipped when the caller does not show bytes.
+            match bytes.then(|| byte_sum(f)).flatten() {
+                Some(b) => b.saturating_add(1),
+                None => 0,
+            }
+        };
+        if maps.len() == 1 {
+            let map = &mut maps[0];
+            map.reserve(if likely == 0 { 0 } else { each });
+            for (i, f) in flows.iter().enumerate() {
+                if i % STOP_EVERY == STOP_EVERY - 1 && stop() {
+                    break;
+                }
+                let Some(key) = pick(f) else { continue };
+                if parts > 1 && !mine.contains(&shard_of(&hasher, &key, parts)) {
+                    continue;
+                }
+                total += 1;
+                let m = metered(f);
+                acct |= m > 0;
+                map.entry(key)
+                    .or_default()
+                    .add(!f.has(status::SEEN_REPLY), m);
+            }
+            return (total, acct);
+        }
+        // Each partition is made large enough for its share of the flows at once.
+        let room = flows.len() / parts + flows.len() / parts / 8 + 16;
+        let mut held: Vec<Vec<Member>> =
+            (0..maps.len()).map(|_| Vec::with_capacity(room)).collect();
+        for (i, f) in flows.iter().enumerate() {
+            if i % STOP_EVERY == STOP_EVERY - 1 && stop() {
+                return (total, acct);
+            }
+            let Some(key) = pick(f) else { continue };
+            let p = shard_of(&hasher, &key, parts);
+            if !mine.contains(&p) {
+                continue;
+            }
+            total += 1;
+            let m = metered(f);
+            acct |= m > 0;
+            held[p - first].push(Member {
+                key,
+                unreplied: !f.has(status::SEEN_REPLY),
+                metered: m,
+            });
+        }
+        for (map, members) in maps.iter_mut().zip(held) {
+            map.reserve(each.min(members.len()));
+            for m in members {
+                map.entry(m.key).or_default().add(m.unreplied, m.metered);
+            }
+        }
+        (total, acct)
+    }
 }
 
 #[cfg(test)]
@@ -1397,5 +1560,122 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A pass of many groups (partitioned first, one map per partition) counts what a
+    /// plain count of the same flows finds, on one thread and on two, filtered or not, and
+    /// its groups are found where `Top` looks them up.
+    #[test]
+    fn a_partitioned_pass_counts_what_a_plain_count_finds() {
+        let mut store = Store::new();
+        let n = 4 * PARTITION_FROM as u32;
+        for i in 0..n {
+            // About 3 flows a source for the first half, one each after: many groups,
+            // some with several members.
+            let s = if i < n / 2 { i / 3 } else { i };
+            let mut f = tcp(
+                [10, (s >> 16) as u8, (s >> 8) as u8, s as u8],
+                (i % 60_000) as u16 + 1,
+                [10, 0, 0, (i % 7) as u8],
+                80,
+            );
+            if i % 5 == 0 {
+                f.status = status::CONFIRMED;
+            }
+            if i % 4 == 0 {
+                f.extra_mut().counters = Some([
+                    Counter {
+                        packets: 1,
+                        bytes: u64::from(i % 1000),
+                    },
+                    Counter {
+                        packets: 1,
+                        bytes: 7,
+                    },
+                ]);
+            }
+            store.apply(Event::Dump, Record::Flow(f), 1);
+        }
+        let keep = |f: &Flow| !f.orig.sport.is_multiple_of(3);
+        let plain = |keep: &dyn Fn(&Flow) -> bool| {
+            let mut m: HashMap<GroupKey, (u64, u64, Option<u64>)> = HashMap::new();
+            for f in store.flows().filter(|f| keep(f)) {
+                let e = m.entry(key_of(GroupBy::Src, f)).or_default();
+                e.0 += 1;
+                e.1 += u64::from(!f.has(status::SEEN_REPLY));
+                if let Some(b) = byte_sum(f) {
+                    e.2 = Some(e.2.unwrap_or(0) + b);
+                }
+            }
+            m
+        };
+        let passes = [
+            (
+                Top::count_where(GroupBy::Src, true, &store, |_| true),
+                plain(&|_| true),
+            ),
+            (
+                Top::count_split(GroupBy::Src, true, &store, 1, || false),
+                plain(&|_| true),
+            ),
+            (
+                Top::count_split(GroupBy::Src, true, &store, 2, || false),
+                plain(&|_| true),
+            ),
+            (
+                Top::count_where(GroupBy::Src, true, &store, keep),
+                plain(&keep),
+            ),
+        ];
+        for (i, (counted, want)) in passes.into_iter().enumerate() {
+            assert_eq!(counted.counts.maps.len(), PARTS, "pass {i} partitioned");
+            let total: u64 = want.values().map(|c| c.0).sum();
+            assert_eq!(
+                (counted.total, counted.counts.len()),
+                (total, want.len()),
+                "pass {i}"
+            );
+            for (k, c) in &want {
+                let got = counted
+                    .counts
+                    .get(k)
+                    .copied()
+                    .expect("found where looked up");
+                assert_eq!(
+                    (u64::from(got.flows), u64::from(got.unreplied), got.bytes()),
+                    *c,
+                    "pass {i} {k:?}"
+                );
+            }
+        }
+    }
+
+    /// The size guess of a pass is near the groups there are: as many as the flows when
+    /// each has its own, close for tens of thousands, and small for a few (so a pass of
+    /// few groups is not partitioned).
+    #[test]
+    fn a_pass_guesses_its_groups_from_a_sample() {
+        let flows = |groups: u32| -> Vec<Flow> {
+            (0..200_000u32)
+                .map(|i| {
+                    // Sources in the order of the table, as a dump of a busy host lists them.
+                    let s = i % groups;
+                    tcp(
+                        [10, (s >> 16) as u8, (s >> 8) as u8, s as u8],
+                        1,
+                        [10, 0, 0, 1],
+                        80,
+                    )
+                })
+                .collect()
+        };
+        let guess = |groups| likely_groups(&flows(groups), |f| Some(key_of(GroupBy::Src, f)));
+        assert_eq!(guess(200_000), 200_000);
+        for groups in [20_000, 70_000] {
+            let g = guess(groups) as f64 / f64::from(groups);
+            assert!((0.6..1.6).contains(&g), "{groups}: {g}");
+        }
+        assert!(guess(8) < PARTITION_FROM / 8, "{}", guess(8));
+        assert_eq!(likely_groups(&flows(8)[..1000], |_| None), 0, "small table");
     }
 }
