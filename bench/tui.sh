@@ -26,9 +26,9 @@
 #     times;
 #   - CPU while steady (no events): utime+stime of the process over STEADY seconds, as %
 #     of one core; and how often each program's screen changes (its redraw cadence).
-#     ctscope re-dumps in the background at an interval sized to cost under 5% of a core
-#     (~60 s at 1M entries); the table says how many re-dumps the window saw (its
-#     `dumping…` marker); STEADY_LONG (e.g. 75) extends the same window past that
+#     ctscope re-dumps in the background at an interval sized to cost under 1% of a core
+#     (at least 30 s; ~5 min at 1M entries); the table says how many re-dumps the window saw (its
+#     `dumping…` marker); STEADY_LONG (e.g. 75; 330 at 1M) extends the same window past that
 #     interval and prints a second figure that includes one;
 #   - memory: VmRSS with the dashboard open on N flows, less the empty dashboard's, per flow.
 # The CPU target is stated at 20,000 and at 1,000,000 flows: run the script once
