@@ -265,7 +265,7 @@ pub struct Pacing {
 impl Default for Pacing {
     /// 5% of a core: under churn the engine (decoding ~10,000 events/s, ~5%), the main
     /// thread (applying them, drawing, ~5%), the header's summary and the risk verdicts
-    /// (3% each) need the rest of the 25% budget. Measured at a million flows: a
+    /// (1% each, `views.rs`) need the rest of the 25% budget. Measured at a million flows: a
     /// refined flows view (~25 ms) then rebuilds about twice a second instead of four
     /// times, well inside the 1 s lag. 250 ms floor: four views a second is as fast as a
     /// reader follows a moving table, and a 20,000-flow build (~2 ms) then costs under 1%.
