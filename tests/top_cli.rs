@@ -65,6 +65,35 @@ fn groups_add_up_and_each_filter_lists_its_group() {
     assert!(text.lines().nth(1).unwrap().starts_with("GROUP"), "{text}");
 }
 
+/// The rows of a short `--limit` are ranked in the pass, not sorted from every group: they
+/// must be the head of the long list, in every order and grouping.
+#[test]
+fn a_short_limit_prints_the_head_of_the_long_list() {
+    let rows = |by: &str, sort: &str, limit: usize| -> Vec<Value> {
+        let doc: Value = serde_json::from_str(&stdout_ok(&[
+            "top",
+            "--by",
+            by,
+            "--sort",
+            sort,
+            "--limit",
+            &limit.to_string(),
+            "--json",
+        ]))
+        .unwrap();
+        doc["rows"].as_array().unwrap().clone()
+    };
+    for by in ["src", "dport", "state"] {
+        for sort in ["count", "unreplied", "new", "destroyed", "bytes", "key"] {
+            let all = rows(by, sort, 1000);
+            assert!(all.len() > 3, "{by}: {}", all.len());
+            for limit in [1, 2, 3] {
+                assert_eq!(rows(by, sort, limit), all[..limit], "{by} {sort} {limit}");
+            }
+        }
+    }
+}
+
 #[test]
 fn stale_terms_and_the_stale_plan_name_their_reasons() {
     // The recording's SIP registration left a PERMANENT expectation.

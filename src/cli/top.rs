@@ -96,7 +96,7 @@ pub fn run(g: &Global, a: TopArgs) -> Result<ExitCode> {
         };
         let (store, now, _source) = super::commands::load_selected(g, false, sel)?;
         let mut top = Top::new(a.by);
-        rebuild(&mut top, &store, now, &filter);
+        rebuild(&mut top, &store, now, &filter, a.limit);
         print(&mut out, &top, &a, now, max, json)?;
         return Ok(ExitCode::SUCCESS);
     };
@@ -119,7 +119,7 @@ pub fn run(g: &Global, a: TopArgs) -> Result<ExitCode> {
             last_tick = Instant::now();
         }
         if dumped && Instant::now() >= next {
-            rebuild(&mut top, &store, now, &filter);
+            rebuild(&mut top, &store, now, &filter, a.limit);
             if print(&mut out, &top, &a, now, max, json).is_err() {
                 break; // a closed pipe ends the command quietly
             }
@@ -174,12 +174,19 @@ pub fn run(g: &Global, a: TopArgs) -> Result<ExitCode> {
 
 use crate::engine::Options;
 
-fn rebuild(top: &mut Top, store: &Store, now: u32, filter: &Filter) {
-    if filter.is_empty() {
-        top.rebuild(store, now);
+/// One pass, ranked up to the rows printed
+/// ([`Counted::rank`](crate::model::top::Counted::rank)): the rows then look at `limit`
+/// groups of each order, not at every group. A million distinct sources are a million
+/// groups, and sorting them by lookups in the counts took longer than the pass.
+fn rebuild(top: &mut Top, store: &Store, now: u32, filter: &Filter, limit: usize) {
+    let (by, bytes) = (top.by(), top.sums_bytes());
+    let mut counted = if filter.is_empty() {
+        Top::count_where(by, bytes, store, |_| true)
     } else {
-        top.rebuild_where(store, now, |f| filter.match_flow(f, now));
-    }
+        Top::count_where(by, bytes, store, |f| filter.match_flow(f, now))
+    };
+    counted.rank(limit);
+    top.install(counted, now);
 }
 
 fn print(
