@@ -419,6 +419,18 @@ struct Ranked {
 }
 
 impl Counted {
+    /// A pass's result as its lanes summed it: `(flows counted, any byte counters)`.
+    fn unranked(by: GroupBy, counts: Shards, (total, acct): (u64, bool), store: &Store) -> Self {
+        Counted {
+            by,
+            counts,
+            total,
+            generation: store.generation(),
+            acct,
+            ranked: None,
+        }
+    }
+
     /// Rank the groups for [`Top::rows`] up to `limit`, here rather than where the rows are
     /// read: one walk over every group, keeping the first `limit` by each order in a
     /// bounded heap (a group that does not beat the heap's last costs one comparison).
@@ -651,15 +663,8 @@ impl Top {
         let likely = likely_groups(flows, pick);
         let mut counts = Shards::new(parts_for(likely, 1));
         let lane = Lane::all(&mut counts, likely);
-        let (total, acct) = lane.count(bytes, flows, pick, stop);
-        Counted {
-            by,
-            counts,
-            total,
-            generation: store.generation(),
-            acct,
-            ranked: None,
-        }
+        let summed = lane.count(bytes, flows, pick, stop);
+        Counted::unranked(by, counts, summed, store)
     }
 
     /// [`count_until`](Top::count_until) of every flow (no filter) on `lanes` threads:
@@ -682,7 +687,7 @@ impl Top {
         };
         let likely = likely_groups(flows, |f| Some(key_of(by, f)));
         let mut counts = Shards::new(parts_for(likely, lanes));
-        let (total, acct) = if lanes == 1 {
+        let summed = if lanes == 1 {
             let lane = Lane::all(&mut counts, likely);
             lane.count(bytes, flows, |f| Some(key_of(by, f)), stop)
         } else {
@@ -716,14 +721,7 @@ impl Top {
                 sum
             })
         };
-        Counted {
-            by,
-            counts,
-            total,
-            generation: store.generation(),
-            acct,
-            ranked: None,
-        }
+        Counted::unranked(by, counts, summed, store)
     }
 
     /// Take in a pass made by [`count_where`](Top::count_where) at store time `now`, and
