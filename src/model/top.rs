@@ -416,6 +416,26 @@ struct Ranked {
     by_count: Vec<GroupKey>,
     by_unreplied: Vec<GroupKey>,
     by_key: Vec<GroupKey>,
+    /// The first by bytes/s, made where the rates are ([`Top::install`], which walks the
+    /// groups with byte counters anyway); empty while no group has a byte rate.
+    by_bytes: Vec<GroupKey>,
+}
+
+/// Keep the first `limit` items by `Ord` (smallest first) in `heap`: a max-heap whose top
+/// is the one to drop, so an item that does not beat it costs one comparison.
+fn keep<T: Ord>(heap: &mut std::collections::BinaryHeap<T>, limit: usize, item: T) {
+    if heap.len() < limit {
+        heap.push(item);
+    } else if let Some(mut last) = heap.peek_mut() {
+        if item < *last {
+            *last = item;
+        }
+    }
+}
+
+/// The keys of a ranking heap, in no order (the rows sort what they take).
+fn firsts<T>(heap: std::collections::BinaryHeap<(T, GroupKey)>) -> Vec<GroupKey> {
+    heap.into_vec().into_iter().map(|(_, k)| k).collect()
 }
 
 impl Counted {
@@ -438,17 +458,6 @@ impl Counted {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
 
-        /// The first `limit` items by `Ord` (smallest first): a max-heap whose top is the
-        /// one to drop.
-        fn keep<T: Ord>(heap: &mut BinaryHeap<T>, limit: usize, item: T) {
-            if heap.len() < limit {
-                heap.push(item);
-            } else if let Some(mut last) = heap.peek_mut() {
-                if item < *last {
-                    *last = item;
-                }
-            }
-        }
         // Largest count first, ties by key: the order `Top::rows` sorts in.
         let (mut count, mut unreplied, mut key) =
             (BinaryHeap::new(), BinaryHeap::new(), BinaryHeap::new());
@@ -459,14 +468,12 @@ impl Counted {
                 keep(&mut key, limit, *k);
             }
         }
-        let firsts = |h: BinaryHeap<(Reverse<u32>, GroupKey)>| -> Vec<GroupKey> {
-            h.into_vec().into_iter().map(|(_, k)| k).collect()
-        };
         self.ranked = Some(Ranked {
             limit,
             by_count: firsts(count),
             by_unreplied: firsts(unreplied),
             by_key: key.into_vec(),
+            by_bytes: Vec::new(),
         });
     }
 }
@@ -566,6 +573,9 @@ impl Top {
         self.bytes = on;
         if !on {
             self.byte_rates.clear();
+            if let Some(r) = self.ranked.as_mut() {
+                r.by_bytes.clear();
+            }
         }
     }
 
@@ -736,18 +746,27 @@ impl Top {
             total,
             generation,
             acct,
-            ranked,
+            mut ranked,
             ..
         } = counted;
         self.total = total;
         self.byte_rates.clear();
         if let Some(prev) = self.prev_at.filter(|p| now > *p && acct) {
             let dt = f64::from(now - prev);
+            // Largest rate first, ties by key, as `rows` sorts. A rate here is never
+            // negative, and the bits of non-negative floats order as the floats do.
+            let limit = ranked.as_ref().map_or(0, |r| r.limit);
+            let mut heap = std::collections::BinaryHeap::new();
             for (k, b) in counts.iter().filter_map(|(k, c)| Some((k, c.bytes()?))) {
                 let before = self.prev_bytes.get(k).copied().unwrap_or(0);
                 let gone = self.rates.get(k).map_or(0, |r| r.destroyed_bytes);
                 let moved = (b + gone).saturating_sub(before);
-                self.byte_rates.insert(*k, moved as f64 / dt);
+                let rate = moved as f64 / dt;
+                self.byte_rates.insert(*k, rate);
+                keep(&mut heap, limit, (std::cmp::Reverse(rate.to_bits()), *k));
+            }
+            if let Some(r) = ranked.as_mut() {
+                r.by_bytes = firsts(heap);
             }
         }
         if self.prev_at.is_none_or(|p| now > p) {
@@ -835,10 +854,10 @@ impl Top {
         let Some(r) = self.ranked.as_ref().filter(|r| r.limit >= limit) else {
             return self.counts.keys().copied().collect();
         };
-        let with_rates = || {
-            let known = self.rates.keys().filter(|k| self.counts.contains_key(k));
-            let mut keys: Vec<GroupKey> = known.copied().collect();
-            // A group in both lists must come once: the rows are one per group.
+        // The groups whose metric may be above zero, then the first keys: a group with
+        // none ranks by its key among the zeros. A group in both must come once (the rows
+        // are one per group).
+        let then_keys = |mut keys: Vec<GroupKey>| {
             let listed: hashbrown::HashSet<GroupKey> = keys.iter().copied().collect();
             keys.extend(r.by_key.iter().filter(|k| !listed.contains(*k)));
             keys
@@ -847,8 +866,14 @@ impl Top {
             Sort::Count => r.by_count.clone(),
             Sort::Unreplied => r.by_unreplied.clone(),
             Sort::Key => r.by_key.clone(),
-            Sort::New | Sort::Destroyed => with_rates(),
-            Sort::Bytes => self.counts.keys().copied().collect(),
+            Sort::New | Sort::Destroyed => then_keys(
+                self.rates
+                    .keys()
+                    .filter(|k| self.counts.contains_key(k))
+                    .copied()
+                    .collect(),
+            ),
+            Sort::Bytes => then_keys(r.by_bytes.clone()),
         }
     }
 
@@ -1456,6 +1481,12 @@ mod tests {
                 if (s + i) % 3 == 0 {
                     f.status = status::CONFIRMED;
                 }
+                // Byte counters on most flows (ties among their groups' rates too), none
+                // in one destination's group: it ranks among the zeros by its key.
+                if s % 5 != 0 {
+                    let bytes = u64::from(s % 13) * 100;
+                    f.extra_mut().counters = Some([Counter { packets: 1, bytes }; 2]);
+                }
                 flows.push(f);
             }
         }
@@ -1477,11 +1508,31 @@ mod tests {
                 }
                 store.apply(Event::Destroy, Record::Flow(f.clone()), 2);
             }
-            walked.install(Top::count_where(by, true, &store, |_| true), 3);
-            let mut c = Top::count_where(by, true, &store, |_| true);
-            c.rank(40);
-            ranked.install(c, 3);
-            assert!(ranked.ranked.is_some());
+            // Two passes, so that groups have bytes/s: between them every 5th flow with
+            // counters moves a number of bytes of its own.
+            let passes = |walked: &mut Top, ranked: &mut Top, store: &Store, now| {
+                walked.install(Top::count_where(by, true, store, |_| true), now);
+                let mut c = Top::count_where(by, true, store, |_| true);
+                c.rank(40);
+                ranked.install(c, now);
+            };
+            passes(&mut walked, &mut ranked, &store, 3);
+            for (n, f) in flows.iter().enumerate().step_by(5) {
+                let mut f = f.clone();
+                if f.orig.src[2..4] == [0, 7] {
+                    continue; // gone
+                }
+                if let Some(c) = f.extra_mut().counters.as_mut() {
+                    c[0].bytes += (n as u64 % 17) * 1000;
+                    store.apply(Event::Update, Record::Flow(f), 4);
+                }
+            }
+            passes(&mut walked, &mut ranked, &store, 5);
+            // By source, more groups have bytes/s than are ranked.
+            let rated = walked.byte_rates.values().filter(|r| **r > 0.0).count();
+            assert!(by == GroupBy::Dst || rated > 40, "{rated}");
+            let ranked_bytes = ranked.ranked.as_ref().map_or(0, |r| r.by_bytes.len());
+            assert_eq!(ranked_bytes, walked.byte_rates.len().min(40));
             for sort in [
                 Sort::Count,
                 Sort::Unreplied,
@@ -1492,13 +1543,13 @@ mod tests {
             ] {
                 for limit in [1, 7, 40] {
                     assert_eq!(
-                        ranked.rows(sort, limit, 3),
-                        walked.rows(sort, limit, 3),
+                        ranked.rows(sort, limit, 5),
+                        walked.rows(sort, limit, 5),
                         "{by:?} {sort:?} {limit}"
                     );
                 }
                 // More rows than ranked: every group is walked.
-                assert_eq!(ranked.rows(sort, 500, 3), walked.rows(sort, 500, 3));
+                assert_eq!(ranked.rows(sort, 500, 5), walked.rows(sort, 500, 5));
             }
         }
     }
