@@ -91,14 +91,21 @@ fn main() {
         let t2 = Instant::now();
         counted.rank(1000);
         let rank = t2.elapsed();
+        // Installing computes bytes/s against the previous pass (at 5), on the thread
+        // that reads keys.
+        let t_install = Instant::now();
         top.install(counted, 7);
+        let install = t_install.elapsed();
         let t3 = Instant::now();
         let _ = top.rows(Sort::Count, 1000, 7);
         let ranked_rows = t3.elapsed();
+        let t4 = Instant::now();
+        let _ = top.rows(Sort::Bytes, 1000, 7);
+        let bytes_rows = t4.elapsed();
         println!(
             "by {:<8} {} pass {:>7.1} ms (two threads {:>6.1} ms)  groups {:>7}  \
-             top-20 rows {:>6.2} ms  rank 1,000 {:>6.2} ms, then 1,000 rows {:>5.2} ms  \
-             (largest {})",
+             top-20 rows {:>6.2} ms  rank 1,000 {:>6.2} ms, install {:>6.2} ms, then 1,000 \
+             rows {:>5.2} ms, by bytes/s {:>6.2} ms  (largest {})",
             by.name(),
             if bytes { "bytes on " } else { "bytes off" },
             pass.as_secs_f64() * 1e3,
@@ -106,7 +113,9 @@ fn main() {
             top.groups(),
             sort.as_secs_f64() * 1e3,
             rank.as_secs_f64() * 1e3,
+            install.as_secs_f64() * 1e3,
             ranked_rows.as_secs_f64() * 1e3,
+            bytes_rows.as_secs_f64() * 1e3,
             rows.first().map_or(0, |r| r.flows)
         );
     }
