@@ -1,6 +1,7 @@
 //! A private tmux server for tests that drive the real `ctscope` binary in a terminal:
 //! start a command at a fixed size, send keys, read the screen (plain or with ANSI
-//! colours), wait for a condition with a deadline. The server is killed on drop.
+//! colours), wait for a condition with a deadline. The server is killed on drop, and its
+//! socket file removed (tmux leaves it behind).
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -9,17 +10,24 @@ use std::time::{Duration, Instant};
 pub struct Tmux {
     socket: String,
     name: String,
+    /// The server's socket file, as tmux reports it.
+    path: String,
 }
 
 impl Tmux {
     /// Start `cmd` in a new `w`×`h` session; `tag` keeps parallel tests' servers apart.
     pub fn start(tag: &str, cmd: &str, w: u16, h: u16) -> Tmux {
-        let t = Tmux {
+        let mut t = Tmux {
             socket: format!("ctscope-{tag}-{}", std::process::id()),
             name: tag.to_owned(),
+            path: String::new(),
         };
         let (w, h) = (w.to_string(), h.to_string());
         t.run(&["new-session", "-d", "-s", tag, "-x", &w, "-y", &h, cmd]);
+        t.path = t
+            .run(&["display-message", "-p", "#{socket_path}"])
+            .trim()
+            .to_owned();
         t
     }
 
@@ -81,6 +89,10 @@ impl Drop for Tmux {
         let _ = Command::new("tmux")
             .args(["-L", &self.socket, "kill-server"])
             .status();
+        // Only a socket of this server's own name: never a directory or another's file.
+        if self.path.ends_with(&self.socket) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
