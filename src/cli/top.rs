@@ -174,19 +174,14 @@ pub fn run(g: &Global, a: TopArgs) -> Result<ExitCode> {
 
 use crate::engine::Options;
 
-/// One pass, ranked up to the rows printed
-/// ([`Counted::rank`](crate::model::top::Counted::rank)): the rows then look at `limit`
-/// groups of each order, not at every group. A million distinct sources are a million
-/// groups, and sorting them by lookups in the counts took longer than the pass.
+/// One pass, ranked up to the rows printed: a million distinct sources are a million
+/// groups, and sorting them all by lookups in the counts took longer than the pass.
 fn rebuild(top: &mut Top, store: &Store, now: u32, filter: &Filter, limit: usize) {
-    let (by, bytes) = (top.by(), top.sums_bytes());
-    let mut counted = if filter.is_empty() {
-        Top::count_where(by, bytes, store, |_| true)
+    if filter.is_empty() {
+        top.rebuild_where(store, now, limit, |_| true);
     } else {
-        Top::count_where(by, bytes, store, |f| filter.match_flow(f, now))
-    };
-    counted.rank(limit);
-    top.install(counted, now);
+        top.rebuild_where(store, now, limit, |f| filter.match_flow(f, now));
+    }
 }
 
 fn print(

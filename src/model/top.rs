@@ -634,13 +634,24 @@ impl Top {
     /// Count every flow of `store` at store time `now` (one pass), and compute bytes per
     /// second against the previous pass.
     pub fn rebuild(&mut self, store: &Store, now: u32) {
-        self.rebuild_where(store, now, |_| true);
+        self.rebuild_where(store, now, 0, |_| true);
     }
 
-    /// [`rebuild`](Top::rebuild) over the flows `keep` accepts (a `--filter`); the caller
-    /// then passes only accepted records to [`observe`](Top::observe).
-    pub fn rebuild_where(&mut self, store: &Store, now: u32, keep: impl Fn(&Flow) -> bool) {
-        let counted = Top::count_where(self.by, self.bytes, store, keep);
+    /// [`rebuild`](Top::rebuild) over the flows `keep` accepts (a `--filter`), ranked up
+    /// to `rank` rows ([`Counted::rank`]; 0: not ranked) so that reading that many looks
+    /// at `rank` groups of each order, not at every group. The caller then passes only
+    /// accepted records to [`observe`](Top::observe).
+    pub fn rebuild_where(
+        &mut self,
+        store: &Store,
+        now: u32,
+        rank: usize,
+        keep: impl Fn(&Flow) -> bool,
+    ) {
+        let mut counted = Top::count_where(self.by, self.bytes, store, keep);
+        if rank > 0 {
+            counted.rank(rank);
+        }
         self.install(counted, now);
     }
 
