@@ -10,74 +10,96 @@
 //! largest single cost of the load; one line per key can also be fetched ahead
 //! ([`Index::prefetch`]) for a batch. The price is 8 bytes per slot instead of 5.
 //!
-//! A key's home slot is the top `bits` bits of its hash, which the tag holds, so growing
-//! needs no rehash from the slab and removal can shift later entries back into the gap
-//! (no tombstones: probe sequences stay as short as the load allows).
+//! A key's home slot is its tag scaled to the table's length (`tag * len >> 32`), so
+//! growing needs no rehash from the slab and removal can shift later entries back into the
+//! gap (no tombstones: probe sequences stay as short as the load allows). Scaling, not the
+//! tag's top bits, lets the length be any number: a table sized to a dump's announced count
+//! takes the slots it needs, where rounding up to a power of two took up to twice as many
+//! (a million flows took 2^21 slots, 16.8 MB, under half full).
 
 /// At most this share of slots is used (3/4): linear probing's misses grow quickly above it.
 const MAX_LOAD_NUM: usize = 3;
 const MAX_LOAD_DEN: usize = 4;
 
+/// A table is (re)made with this many slots per key it must hold (3/2, so 2/3 full): room
+/// for the keys a dump brings beyond its announced count before the table must grow again.
+const SIZE_NUM: usize = 3;
+const SIZE_DEN: usize = 2;
+
+/// The fewest slots a table is made with.
+const MIN_SLOTS: usize = 16;
+
 /// Slab positions by key hash.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    /// `(position + 1) << 32 | tag`, or 0; the length is a power of two (or zero).
+    /// `(position + 1) << 32 | tag`, or 0; any length (0 until the first key).
     slots: Vec<u64>,
-    /// log2 of `slots.len()` (0 when empty).
-    bits: u32,
     /// Occupied slots.
     len: usize,
 }
 
-/// The tag of a hash: its top 32 bits (the home slot is their top `bits`).
+/// The tag of a hash: its top 32 bits (the home slot is the tag scaled to the length).
 #[inline]
 fn tag_of(hash: u64) -> u32 {
     (hash >> 32) as u32
 }
 
 impl Index {
+    /// The slot after `i`, wrapping at the end.
     #[inline]
-    fn mask(&self) -> usize {
-        self.slots.len().wrapping_sub(1)
-    }
-
-    /// The home slot of `tag` at the current size.
-    #[inline]
-    fn home(&self, tag: u32) -> usize {
-        if self.bits == 0 {
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.slots.len() {
             0
         } else {
-            (tag >> (32 - self.bits)) as usize
+            i + 1
         }
     }
 
-    /// Make room for `additional` more keys without growing.
+    /// How far `to` is past `from`, going forward and wrapping at the end.
+    #[inline]
+    fn distance(&self, from: usize, to: usize) -> usize {
+        if to >= from {
+            to - from
+        } else {
+            to + self.slots.len() - from
+        }
+    }
+
+    /// The home slot of `tag` at the current size: the tag scaled to the length, so homes
+    /// keep the tags' order and a tag alone places its entry when the table is remade.
+    #[inline]
+    fn home(&self, tag: u32) -> usize {
+        ((u64::from(tag) * self.slots.len() as u64) >> 32) as usize
+    }
+
+    /// Whether `n` keys fit without passing the maximum load.
+    #[inline]
+    fn fits(&self, n: usize) -> bool {
+        n.saturating_mul(MAX_LOAD_DEN) <= self.slots.len().saturating_mul(MAX_LOAD_NUM)
+    }
+
+    /// Make room for `additional` more keys without growing: a table of 3/2 slots per key
+    /// when it must be remade (a dump's count is known, so no doubling's spare half).
     pub(crate) fn reserve(&mut self, additional: usize) {
         let need = self.len.saturating_add(additional);
-        if need.saturating_mul(MAX_LOAD_DEN) <= self.slots.len() * MAX_LOAD_NUM {
-            return;
+        if !self.fits(need) {
+            self.remake(need.saturating_mul(SIZE_NUM) / SIZE_DEN);
         }
-        let want = need
-            .saturating_mul(MAX_LOAD_DEN)
-            .div_ceil(MAX_LOAD_NUM)
-            .max(16)
-            .checked_next_power_of_two()
-            .unwrap_or(1 << 32);
-        // Tags hold 32 bits of hash: past 2^32 slots homes could not be told apart.
-        let bits = want.trailing_zeros().min(32);
+    }
+
+    /// Move every entry into a table of `slots` slots (at least `MIN_SLOTS`).
+    fn remake(&mut self, slots: usize) {
         // Written, not allocated zeroed: `vec![0; n]` maps every page to the kernel's
         // shared zero page, and the probe's read of a slot before its first write made
         // each first write a copy-on-write fault with a TLB shootdown to every core the
         // process runs on. Under a hypervisor those cost ~15 µs each: the dashboard's
         // first three batches of a million-flow dump (12,288 flows) took ~100 ms of its
         // main thread, and the first rows waited for them; now the first batch takes ~3 ms.
-        let old = std::mem::replace(&mut self.slots, written_zeros(1 << bits));
-        self.bits = bits;
-        let mask = self.mask();
+        let old = std::mem::replace(&mut self.slots, written_zeros(slots.max(MIN_SLOTS)));
         for s in old.into_iter().filter(|&s| s != 0) {
             let mut i = self.home(s as u32);
             while self.slots[i] != 0 {
-                i = (i + 1) & mask;
+                i = self.next(i);
             }
             self.slots[i] = s;
         }
@@ -99,7 +121,6 @@ impl Index {
             return None;
         }
         let tag = tag_of(hash);
-        let mask = self.mask();
         let mut i = self.home(tag);
         loop {
             let s = self.slots[i];
@@ -110,19 +131,22 @@ impl Index {
             if s as u32 == tag && eq(pos) {
                 return Some(pos);
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
     }
 
     /// Add `pos` under `hash`; the caller knows no equal key is present.
     #[inline]
     pub(crate) fn insert(&mut self, hash: u64, pos: u32) {
-        self.reserve(1);
+        if !self.fits(self.len + 1) {
+            // Grown one key at a time: doubled, so inserts stay amortized O(1).
+            let slots = self.slots.len().saturating_mul(2);
+            self.remake(slots.max((self.len + 1) * SIZE_NUM / SIZE_DEN));
+        }
         let tag = tag_of(hash);
-        let mask = self.mask();
         let mut i = self.home(tag);
         while self.slots[i] != 0 {
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
         self.slots[i] = (u64::from(pos) + 1) << 32 | u64::from(tag);
         self.len += 1;
@@ -134,7 +158,6 @@ impl Index {
             return None;
         }
         let want = u64::from(pos) + 1;
-        let mask = self.mask();
         let mut i = self.home(tag_of(hash));
         loop {
             let s = self.slots[i];
@@ -144,7 +167,7 @@ impl Index {
             if s >> 32 == want {
                 return Some(i);
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
     }
 
@@ -154,10 +177,9 @@ impl Index {
         let Some(mut hole) = self.slot_of(hash, pos) else {
             return false;
         };
-        let mask = self.mask();
         let mut j = hole;
         loop {
-            j = (j + 1) & mask;
+            j = self.next(j);
             let s = self.slots[j];
             if s == 0 {
                 break;
@@ -165,7 +187,7 @@ impl Index {
             // `s` may fill the hole if its home is not between the hole and `j` (cyclically):
             // then the hole lies on its probe path.
             let home = self.home(s as u32);
-            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+            if self.distance(home, j) >= self.distance(hole, j) {
                 self.slots[hole] = s;
                 hole = j;
             }
@@ -217,7 +239,16 @@ mod tests {
 
     #[test]
     fn insert_find_remove_repoint_against_a_model() {
+        // Grown from empty (lengths 16, 32, 64, …) and reserved up front at lengths that are
+        // no power of two (1,500 and 2,005 slots), where homes are scaled, not masked.
+        for reserved in [0, 1000, 1337] {
+            against_a_model(reserved);
+        }
+    }
+
+    fn against_a_model(reserved: usize) {
         let mut ix = Index::default();
+        ix.reserve(reserved);
         // pos -> key: the "slab".
         let mut slab: Vec<u64> = Vec::new();
         let find = |ix: &Index, slab: &[u64], k: u64| ix.find(h(k), |p| slab[p as usize] == k);
@@ -247,6 +278,27 @@ mod tests {
         }
         assert!(!ix.remove(h(0), 12345));
         assert!(ix.allocation_size() >= slab.len() * 8);
+    }
+
+    #[test]
+    fn a_reserved_table_takes_the_slots_its_count_needs() {
+        let mut ix = Index::default();
+        ix.reserve(1_062_500);
+        // 3/2 slots per key, not the next power of two (2^21, 8.4 MB more).
+        assert_eq!(ix.slots.len(), 1_593_750);
+        for p in 0..1_062_500u32 {
+            ix.insert(u64::from(p).wrapping_mul(0x9e37_79b9_7f4a_7c15), p);
+        }
+        assert_eq!(ix.slots.len(), 1_593_750, "the reserved count fits");
+        // One more than 3/4 of the slots doubles the table.
+        for p in 1_062_500..1_195_313u32 {
+            ix.insert(u64::from(p).wrapping_mul(0x9e37_79b9_7f4a_7c15), p);
+        }
+        assert_eq!(ix.slots.len(), 3_187_500);
+        for p in (0..1_195_313u32).step_by(9_973) {
+            let h = u64::from(p).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            assert_eq!(ix.find(h, |q| q == p), Some(p));
+        }
     }
 
     #[test]
