@@ -318,6 +318,47 @@ fn resync_sweeps_entries_the_dump_missed() {
     }
 }
 
+/// A re-dump that starts again (an overrun in the middle of one) counts only what the
+/// newest dump reported: a flow reported by the abandoned dump alone is swept.
+#[test]
+fn a_restarted_resync_sweeps_what_only_the_abandoned_dump_reported() {
+    let mut s = Store::new();
+    let flows: Vec<Flow> = (0..200u16)
+        .map(|i| {
+            flow(
+                tcp(&format!("10.0.0.1:{}", 1000 + i), "10.0.0.2:80"),
+                u32::from(i),
+            )
+        })
+        .collect();
+    for f in &flows {
+        apply_flow(&mut s, Event::Dump, f, 0);
+    }
+    s.begin_resync_tables(true, false);
+    // The abandoned dump reported the even flows.
+    for f in flows.iter().step_by(2) {
+        apply_flow(&mut s, Event::Dump, f, 5);
+    }
+    s.begin_resync_tables(true, false);
+    // The newest one reports every third flow, and one flow new to the store.
+    for f in flows.iter().step_by(3) {
+        apply_flow(&mut s, Event::Dump, f, 6);
+    }
+    let fresh = flow(tcp("10.0.0.9:1", "10.0.0.2:80"), 999);
+    apply_flow(&mut s, Event::Dump, &fresh, 6);
+    assert_eq!(s.end_resync(true, false), 200 - 67);
+    for (i, f) in flows.iter().enumerate() {
+        assert_eq!(s.flow(&FlowKey::of(f)).is_some(), i % 3 == 0, "flow {i}");
+    }
+    assert!(s.flow(&FlowKey::of(&fresh)).is_some());
+    // Outside a re-dump nothing is swept, and the next one starts from a clean slate.
+    apply_flow(&mut s, Event::New, &flows[1], 7);
+    s.begin_resync_tables(true, false);
+    apply_flow(&mut s, Event::Dump, &flows[1], 8);
+    assert_eq!(s.end_resync(true, false), 68);
+    assert_eq!(s.flow_count(), 1);
+}
+
 #[test]
 fn id_collisions_are_two_flows() {
     let mut s = Store::new();

@@ -3,6 +3,7 @@
 //! Everything here is plain data and pure logic. It must not touch sockets (see `netlink`),
 //! parse bytes (see `decode`) or know about ratatui (see `tui`).
 
+mod bits;
 pub mod event;
 pub mod expect;
 pub mod flow;

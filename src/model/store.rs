@@ -10,8 +10,8 @@
 //!
 //! # Layout (why it fits in 120 bytes per flow)
 //!
-//! Flows live in a slab (`Vec<Flow>`, 72 bytes each) with a parallel `Vec<u32>` of resync
-//! marks, and an index (`model::index`) of slab positions with 32 bits of each key's hash,
+//! Flows live in a slab (`Vec<Flow>`, 72 bytes each) with a parallel bit each saying
+//! whether a re-dump has reported it (`model::bits`), and an index (`model::index`) of slab positions with 32 bits of each key's hash,
 //! 8 bytes a slot at most 3/4 full. A `HashMap<FlowKey, Flow>` would store the 40-byte key
 //! twice and pay the load factor on 112-byte buckets (~250 bytes a flow at 1M); the index
 //! pays it on 8-byte slots only, and a lookup touches one cache line of it. Removal is
@@ -42,6 +42,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::{DefaultHashBuilder, HashMap, HashSet};
 
+use super::bits::Bits;
 use super::index::Index;
 
 use crate::model::flow::NO_STATE;
@@ -189,7 +190,7 @@ pub struct Stats {
 /// Heap bytes the store holds, by part, computed from capacities (not from the allocator).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryUsage {
-    /// The flow slab and its resync marks.
+    /// The flow slab and its re-dump bits.
     pub slab: usize,
     /// The hash index over the slab.
     pub index: usize,
@@ -223,8 +224,10 @@ struct ExpectEntry {
 pub struct Store {
     /// The flow slab; `index` holds positions into it.
     flows: Vec<Flow>,
-    /// Resync mark of `flows[i]`: the flow generation in which it was last reported.
-    marks: Vec<u32>,
+    /// Whether `flows[i]` was reported since the current re-dump of flows began: one bit,
+    /// not a re-dump number, because the sweep asks only that (a re-dump that starts
+    /// again clears them all, so only the newest one counts).
+    reported: Bits,
     index: Index,
     hasher: DefaultHashBuilder,
     expects: HashMap<ExpectKey, ExpectEntry>,
@@ -236,7 +239,6 @@ pub struct Store {
     orphans: HashSet<FlowKey>,
     /// RELATED flow → the expectation that created it.
     origin: HashMap<FlowKey, Expectation>,
-    flow_mark: u32,
     expect_mark: u32,
     flow_resync: bool,
     expect_resync: bool,
@@ -253,7 +255,7 @@ impl Store {
     /// a dump), so the slab and index grow once instead of doubling their way up.
     pub fn reserve_flows(&mut self, additional: usize) {
         self.flows.reserve_exact(additional);
-        self.marks.reserve_exact(additional);
+        self.reported.reserve(additional);
         self.index.reserve(additional);
     }
 
@@ -343,7 +345,7 @@ impl Store {
     /// can run at different times without one disturbing the other's marks.
     pub fn begin_resync_tables(&mut self, flows: bool, expects: bool) {
         if flows {
-            self.flow_mark = self.flow_mark.wrapping_add(1);
+            self.reported.clear_all();
             self.flow_resync = true;
         }
         if expects {
@@ -375,7 +377,7 @@ impl Store {
             self.stats.dumps += 1;
             let mut i = 0;
             while i < self.flows.len() {
-                if self.marks[i] != self.flow_mark {
+                if !self.reported.get(i) {
                     swept(Record::Flow(self.remove_flow_at(i)));
                     gone += 1;
                 } else {
@@ -654,8 +656,7 @@ impl Store {
             + self.origin.allocation_size()
             + self.origin.values().map(expect_bytes).sum::<usize>();
         MemoryUsage {
-            slab: self.flows.capacity() * size_of::<Flow>()
-                + self.marks.capacity() * size_of::<u32>(),
+            slab: self.flows.capacity() * size_of::<Flow>() + self.reported.allocation_size(),
             index: self.index.allocation_size(),
             extras,
             side,
@@ -703,7 +704,7 @@ impl Store {
             self.insert_flow(f, hash);
             return Change::FlowAdded;
         };
-        self.marks[i] = self.flow_mark;
+        self.reported.put(i, true);
         let old = &self.flows[i];
         let merged = match event {
             Event::Update => merge_update(old, f),
@@ -742,7 +743,7 @@ impl Store {
     fn insert_flow(&mut self, f: Flow, h: u64) {
         let i = self.flows.len() as u32;
         self.flows.push(f);
-        self.marks.push(self.flow_mark);
+        self.reported.push(true);
         self.index.insert(h, i);
     }
 
@@ -754,7 +755,7 @@ impl Store {
         self.index.remove(h, i as u32);
         let last = self.flows.len() - 1;
         let f = self.flows.swap_remove(i);
-        self.marks.swap_remove(i);
+        self.reported.swap_remove(i);
         if i != last {
             let moved = self.hash(&FlowKey::of(&self.flows[i]));
             self.index.repoint(moved, last as u32, i as u32);
