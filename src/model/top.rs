@@ -16,6 +16,10 @@
 //!   map to merge), may stop when its result is no longer
 //!   wanted ([`Top::count_until`]), and ranks its groups where it ran
 //!   ([`Counted::rank`]), so reading the rows costs the rows, not the groups.
+//! - **Bytes/s compare a pass with the one before it** ([`Since`]): the pass takes the
+//!   earlier pass's counts (shared, not copied) and the bytes of flows destroyed since,
+//!   and ranks its groups by rate where it ran. Installing it walks no group; a row's rate
+//!   is two lookups when it is read.
 //! - **Rates come from the event stream** ([`Top::observe`]), one hash-map update per
 //!   NEW or DESTROY into a 10-slot per-second ring. A DESTROY carries neither helper nor
 //!   master, so its group is read from the store before the store applies it.
@@ -30,6 +34,7 @@
 
 use std::fmt::Write as _;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use hashbrown::HashMap;
 
@@ -403,6 +408,35 @@ pub struct Counted {
     /// groups for bytes/s.
     acct: bool,
     ranked: Option<Ranked>,
+    /// What its bytes/s are measured against ([`Counted::rated`]); `None`: no bytes/s.
+    since: Option<Since>,
+}
+
+/// What a pass needs to rate bytes/s against the pass before it, taken where passes are
+/// installed ([`Top::since`]) and carried to where the pass runs: rating and ranking by
+/// rate look at every group (a million sources are a million groups), and that walk took
+/// 99–126 ms of the thread that reads keys when the install made it.
+#[derive(Debug, Clone)]
+pub struct Since {
+    /// The earlier pass's counts, shared with the `Top` that installed them.
+    base: Arc<Shards>,
+    /// Seconds from the earlier pass to the one being rated (never zero).
+    dt: u32,
+    /// Bytes each group's flows had when they were destroyed since the earlier pass (the
+    /// later pass no longer sees them), as of [`Top::since`].
+    gone: Arc<HashMap<GroupKey, u64>>,
+}
+
+impl Since {
+    /// Bytes per second of the group `k` counted `c`: `None` when no member has counters.
+    /// What the group's flows moved: their bytes now plus those of the destroyed ones,
+    /// less what they had at the earlier pass.
+    fn rate(&self, k: &GroupKey, c: &Counts) -> Option<f64> {
+        let now = c.bytes()?;
+        let before = self.base.get(k).and_then(Counts::bytes).unwrap_or(0);
+        let gone = self.gone.get(k).copied().unwrap_or(0);
+        Some(now.saturating_add(gone).saturating_sub(before) as f64 / f64::from(self.dt))
+    }
 }
 
 /// The first groups of a pass by each order that depends on its counts alone, made where
@@ -416,8 +450,8 @@ struct Ranked {
     by_count: Vec<GroupKey>,
     by_unreplied: Vec<GroupKey>,
     by_key: Vec<GroupKey>,
-    /// The first by bytes/s, made where the rates are ([`Top::install`], which walks the
-    /// groups with byte counters anyway); empty while no group has a byte rate.
+    /// The first by bytes/s (groups with counters, rated against [`Counted::since`]);
+    /// empty while no group has a byte rate.
     by_bytes: Vec<GroupKey>,
 }
 
@@ -448,7 +482,20 @@ impl Counted {
             generation: store.generation(),
             acct,
             ranked: None,
+            since: None,
         }
+    }
+
+    /// Measure bytes/s against `since` ([`Top::since`] of the `Top` that will install
+    /// this pass; `None`: no bytes/s). Before [`rank`](Counted::rank), which ranks by them.
+    pub fn rated(mut self, since: Option<Since>) -> Counted {
+        self.since = since.filter(|_| self.acct);
+        if self.since.is_none() {
+            if let Some(r) = self.ranked.as_mut() {
+                r.by_bytes.clear();
+            }
+        }
+        self
     }
 
     /// Rank the groups for [`Top::rows`] up to `limit`, here rather than where the rows are
@@ -458,14 +505,22 @@ impl Counted {
         use std::cmp::Reverse;
         use std::collections::BinaryHeap;
 
-        // Largest count first, ties by key: the order `Top::rows` sorts in.
-        let (mut count, mut unreplied, mut key) =
-            (BinaryHeap::new(), BinaryHeap::new(), BinaryHeap::new());
+        // Largest count first, ties by key: the order `Top::rows` sorts in. Rates are
+        // never negative, and the bits of non-negative floats order as the floats do.
+        let (mut count, mut unreplied, mut key, mut bytes) = (
+            BinaryHeap::new(),
+            BinaryHeap::new(),
+            BinaryHeap::new(),
+            BinaryHeap::new(),
+        );
         if limit > 0 {
             for (k, c) in self.counts.iter() {
                 keep(&mut count, limit, (Reverse(c.flows), *k));
                 keep(&mut unreplied, limit, (Reverse(c.unreplied), *k));
                 keep(&mut key, limit, *k);
+                if let Some(rate) = self.since.as_ref().and_then(|s| s.rate(k, c)) {
+                    keep(&mut bytes, limit, (Reverse(rate.to_bits()), *k));
+                }
             }
         }
         self.ranked = Some(Ranked {
@@ -473,7 +528,7 @@ impl Counted {
             by_count: firsts(count),
             by_unreplied: firsts(unreplied),
             by_key: key.into_vec(),
-            by_bytes: Vec::new(),
+            by_bytes: firsts(bytes),
         });
     }
 }
@@ -526,13 +581,13 @@ impl Row {
 #[derive(Debug, Clone)]
 pub struct Top {
     by: GroupBy,
-    counts: Shards,
+    counts: Arc<Shards>,
     rates: HashMap<GroupKey, Rates>,
-    /// Bytes per group at the previous pass, and when it ran.
-    prev_bytes: HashMap<GroupKey, u64>,
-    prev_at: Option<u32>,
-    /// Bytes per second per group computed by the last pass.
-    byte_rates: HashMap<GroupKey, f64>,
+    /// The pass the next one is rated against, and its store time: the first pass
+    /// installed in each second.
+    base: Option<(Arc<Shards>, u32)>,
+    /// What the installed pass's bytes/s were measured against (`None`: none known).
+    rated: Option<Since>,
     /// Flows counted by the last pass.
     total: u64,
     /// The last pass's store time.
@@ -551,11 +606,10 @@ impl Top {
     pub fn new(by: GroupBy) -> Top {
         Top {
             by,
-            counts: Shards::default(),
+            counts: Arc::default(),
             rates: HashMap::new(),
-            prev_bytes: HashMap::new(),
-            prev_at: None,
-            byte_rates: HashMap::new(),
+            base: None,
+            rated: None,
             total: 0,
             at: 0,
             generation: None,
@@ -572,7 +626,7 @@ impl Top {
     pub fn set_bytes(&mut self, on: bool) {
         self.bytes = on;
         if !on {
-            self.byte_rates.clear();
+            self.rated = None;
             if let Some(r) = self.ranked.as_mut() {
                 r.by_bytes.clear();
             }
@@ -648,7 +702,7 @@ impl Top {
         rank: usize,
         keep: impl Fn(&Flow) -> bool,
     ) {
-        let mut counted = Top::count_where(self.by, self.bytes, store, keep);
+        let mut counted = Top::count_where(self.by, self.bytes, store, keep).rated(self.since(now));
         if rank > 0 {
             counted.rank(rank);
         }
@@ -745,9 +799,31 @@ impl Top {
         Counted::unranked(by, counts, summed, store)
     }
 
-    /// Take in a pass made by [`count_where`](Top::count_where) at store time `now`, and
-    /// compute bytes per second against the previous pass. A pass of another grouping
-    /// (the key changed while it ran) is dropped; returns whether it was taken.
+    /// What a pass made for store time `now` rates its bytes/s against ([`Counted::rated`]):
+    /// the base pass and the bytes destroyed since, `None` without a base older than `now`
+    /// or with bytes off. Cheap: it shares the base and copies only the destroyed bytes
+    /// (one entry per group that lost a flow since the base).
+    pub fn since(&self, now: u32) -> Option<Since> {
+        let (base, at) = self
+            .base
+            .as_ref()
+            .filter(|(_, at)| now > *at && self.bytes)?;
+        let gone = self
+            .rates
+            .iter()
+            .filter(|(_, r)| r.destroyed_bytes > 0)
+            .map(|(k, r)| (*k, r.destroyed_bytes))
+            .collect();
+        Some(Since {
+            base: Arc::clone(base),
+            dt: now - at,
+            gone: Arc::new(gone),
+        })
+    }
+
+    /// Take in a pass made by [`count_where`](Top::count_where) at store time `now`, with
+    /// the bytes/s it was [`rated`](Counted::rated) with. A pass of another grouping (the
+    /// key changed while it ran) is dropped; returns whether it was taken. Walks no group.
     pub fn install(&mut self, counted: Counted, now: u32) -> bool {
         if counted.by != self.by {
             return false;
@@ -756,49 +832,55 @@ impl Top {
             counts,
             total,
             generation,
-            acct,
             mut ranked,
+            mut since,
             ..
         } = counted;
-        self.total = total;
-        self.byte_rates.clear();
-        if let Some(prev) = self.prev_at.filter(|p| now > *p && acct) {
-            let dt = f64::from(now - prev);
-            // Largest rate first, ties by key, as `rows` sorts. A rate here is never
-            // negative, and the bits of non-negative floats order as the floats do.
-            let limit = ranked.as_ref().map_or(0, |r| r.limit);
-            let mut heap = std::collections::BinaryHeap::new();
-            for (k, b) in counts.iter().filter_map(|(k, c)| Some((k, c.bytes()?))) {
-                let before = self.prev_bytes.get(k).copied().unwrap_or(0);
-                let gone = self.rates.get(k).map_or(0, |r| r.destroyed_bytes);
-                let moved = (b + gone).saturating_sub(before);
-                let rate = moved as f64 / dt;
-                self.byte_rates.insert(*k, rate);
-                keep(&mut heap, limit, (std::cmp::Reverse(rate.to_bits()), *k));
-            }
+        if since.is_some() && self.base.is_none() {
+            // Rated against a base this `Top` never had (one it was reset from).
+            since = None;
             if let Some(r) = ranked.as_mut() {
-                r.by_bytes = firsts(heap);
+                r.by_bytes.clear();
             }
         }
-        if self.prev_at.is_none_or(|p| now > p) {
-            self.prev_bytes.clear();
-            if acct {
-                self.prev_bytes
-                    .extend(counts.iter().filter_map(|(k, c)| Some((*k, c.bytes()?))));
+        let counts = Arc::new(counts);
+        self.total = total;
+        // The first pass of a new second becomes the base, unless it was rated against an
+        // older base than the current one (asked for before the current one came in): the
+        // destroyed bytes it took are then not all the current base's to forget.
+        let new_second = self.base.as_ref().is_none_or(|(_, at)| now > *at);
+        let rebase = match (&since, &self.base) {
+            (Some(s), Some((base, _))) => Arc::ptr_eq(&s.base, base),
+            _ => true,
+        };
+        if new_second && rebase {
+            match &since {
+                // What the pass took is now inside the base; what went after it stays.
+                Some(s) => {
+                    for (k, g) in s.gone.iter() {
+                        if let Some(r) = self.rates.get_mut(k) {
+                            r.destroyed_bytes = r.destroyed_bytes.saturating_sub(*g);
+                        }
+                    }
+                }
+                None => self.rates.values_mut().for_each(|r| r.destroyed_bytes = 0),
             }
-            self.prev_at = Some(now);
-            for r in self.rates.values_mut() {
-                r.destroyed_bytes = 0;
-            }
+            self.base = Some((Arc::clone(&counts), now));
         }
         // Groups that have neither members nor recent events are forgotten.
         self.rates
             .retain(|k, r| counts.contains_key(k) || !r.is_idle(now));
         self.counts = counts;
+        self.rated = since.filter(|_| self.bytes);
         self.ranked = ranked;
         self.at = now;
         self.generation = Some(generation);
         true
+    }
+
+    /// The bytes/s of the group `k` as the installed pass measured them.
+    fn byte_rate(&self, k: &GroupKey) -> Option<f64> {
+        self.rated.as_ref()?.rate(k, self.counts.get(k)?)
     }
 
     /// Whether passes sum bytes (what [`count_where`](Top::count_where) is given).
@@ -835,7 +917,7 @@ impl Top {
                 Sort::Unreplied => c.unreplied as f64,
                 Sort::New => n as f64,
                 Sort::Destroyed => d as f64,
-                Sort::Bytes => self.byte_rates.get(k).copied().unwrap_or(0.0),
+                Sort::Bytes => self.byte_rate(k).unwrap_or(0.0),
             }
         };
         let order = |a: &GroupKey, b: &GroupKey| {
@@ -899,7 +981,7 @@ impl Top {
             unreplied: u64::from(c.unreplied),
             new_per_s: n as f64 / f64::from(WINDOW),
             destroyed_per_s: d as f64 / f64::from(WINDOW),
-            bytes_per_s: self.byte_rates.get(&key).copied(),
+            bytes_per_s: self.byte_rate(&key),
             filter: self.filter_of(&key),
         }
     }
@@ -1469,6 +1551,86 @@ mod tests {
         assert!(top.rows(Sort::Destroyed, 1, 5)[0].key == key);
     }
 
+    /// Bytes/s are measured where the pass runs, against what [`Top::since`] gave when it
+    /// was asked for. A pass asked for before another came in is rated against the older
+    /// base and leaves the newer base alone: the bytes of flows destroyed since are counted
+    /// once, by the pass after; those destroyed while a pass runs, by the pass after it.
+    #[test]
+    fn a_pass_rated_against_an_older_base_leaves_the_destroyed_bytes_to_the_next() {
+        let dst = [10, 0, 0, 1];
+        let with_bytes = |mut f: Flow, bytes: u64| {
+            f.extra_mut().counters = Some([
+                Counter { packets: 1, bytes },
+                Counter {
+                    packets: 0,
+                    bytes: 0,
+                },
+            ]);
+            f
+        };
+        let (f1, f2, f3, f4) = (
+            with_bytes(tcp([10, 1, 0, 1], 1000, dst, 80), 100),
+            with_bytes(tcp([10, 1, 0, 2], 1000, dst, 80), 100),
+            with_bytes(tcp([10, 1, 0, 3], 1000, dst, 80), 100),
+            with_bytes(tcp([10, 1, 0, 4], 1000, dst, 80), 100),
+        );
+        let mut store = Store::new();
+        for f in [&f1, &f2, &f3, &f4] {
+            store.apply(Event::Dump, Record::Flow(f.clone()), 0);
+        }
+        let mut top = Top::new(GroupBy::Dst);
+        top.rebuild(&store, 1);
+        let key = key_of(GroupBy::Dst, &f1);
+        assert_eq!(
+            top.row(key, 1).bytes_per_s,
+            None,
+            "nothing to compare with yet"
+        );
+        let destroy = |top: &mut Top, store: &mut Store, f: Flow, now| {
+            let rec = Record::Flow(f);
+            top.observe(store, Event::Destroy, &rec, now);
+            store.apply(Event::Destroy, rec, now);
+        };
+        // f1 moves 1,000 bytes; f2 goes having moved 500.
+        store.apply(Event::Update, Record::Flow(with_bytes(f1.clone(), 1100)), 2);
+        destroy(&mut top, &mut store, with_bytes(f2.clone(), 600), 2);
+        // Pass B is asked for (rated against the pass at 1), but pass C comes in first.
+        let early = top.since(3);
+        let b = Top::count_where(GroupBy::Dst, true, &store, |_| true).rated(early);
+        top.rebuild(&store, 3);
+        assert_eq!(
+            top.row(key, 3).bytes_per_s,
+            Some(750.0),
+            "(1000 + 500) / 2 s"
+        );
+        // f3 goes having moved 300, after C and before B is installed.
+        destroy(&mut top, &mut store, with_bytes(f3.clone(), 400), 3);
+        // Installed even at a later second, B does not become the base: the bytes f3 took
+        // with it went after C and belong to the pass after C.
+        assert!(top.install(b, 4));
+        assert_eq!(
+            top.row(key, 4).bytes_per_s,
+            Some(750.0),
+            "B, against the pass at 1"
+        );
+        // f1 moves 200 more: pass D at 5 compares with C and counts f3's 300 once.
+        store.apply(Event::Update, Record::Flow(with_bytes(f1.clone(), 1300)), 4);
+        let d = Top::count_where(GroupBy::Dst, true, &store, |_| true).rated(top.since(5));
+        // f1 goes having moved 100 more while D runs: D counted it alive.
+        destroy(&mut top, &mut store, with_bytes(f1, 1400), 5);
+        assert!(top.install(d, 5));
+        assert_eq!(
+            top.row(key, 5).bytes_per_s,
+            Some(250.0),
+            "(200 + 300) / 2 s"
+        );
+        // The pass at 7 counts f1's last 100 (only f4 is left, which moved nothing).
+        top.rebuild(&store, 7);
+        assert_eq!(top.row(key, 7).bytes_per_s, Some(50.0), "100 / 2 s");
+        // Sorted by bytes, the group leads (it is the only one).
+        assert_eq!(top.rows(Sort::Bytes, 1, 7)[0].key, key);
+    }
+
     #[test]
     fn group_by_names_parse() {
         for by in GroupBy::ALL {
@@ -1522,8 +1684,9 @@ mod tests {
             // Two passes, so that groups have bytes/s: between them every 5th flow with
             // counters moves a number of bytes of its own.
             let passes = |walked: &mut Top, ranked: &mut Top, store: &Store, now| {
-                walked.install(Top::count_where(by, true, store, |_| true), now);
-                let mut c = Top::count_where(by, true, store, |_| true);
+                let c = Top::count_where(by, true, store, |_| true).rated(walked.since(now));
+                walked.install(c, now);
+                let mut c = Top::count_where(by, true, store, |_| true).rated(ranked.since(now));
                 c.rank(40);
                 ranked.install(c, now);
             };
@@ -1540,10 +1703,15 @@ mod tests {
             }
             passes(&mut walked, &mut ranked, &store, 5);
             // By source, more groups have bytes/s than are ranked.
-            let rated = walked.byte_rates.values().filter(|r| **r > 0.0).count();
+            let rates: Vec<f64> = walked
+                .counts
+                .keys()
+                .filter_map(|k| walked.byte_rate(k))
+                .collect();
+            let rated = rates.iter().filter(|r| **r > 0.0).count();
             assert!(by == GroupBy::Dst || rated > 40, "{rated}");
             let ranked_bytes = ranked.ranked.as_ref().map_or(0, |r| r.by_bytes.len());
-            assert_eq!(ranked_bytes, walked.byte_rates.len().min(40));
+            assert_eq!(ranked_bytes, rates.len().min(40));
             for sort in [
                 Sort::Count,
                 Sort::Unreplied,

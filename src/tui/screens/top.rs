@@ -299,10 +299,14 @@ impl Screen for Top {
         Ok(())
     }
 
-    /// The pass over the store, filtered as the dashboard is; the counts come back to
-    /// `accept`, which takes them into the model with the rates the main thread counted.
+    /// The pass over the store, filtered as the dashboard is, rated for bytes/s and
+    /// ranked on the worker; the counts come back to `accept`, which takes them into the
+    /// model beside the event rates the main thread counted.
     fn job(&self, src: &Source) -> Job<BuiltRows> {
         let (by, bytes) = (self.model.by(), self.model.sums_bytes());
+        // What bytes/s are measured against, so the walk that rates every group runs
+        // with the pass, not in `accept`.
+        let since = self.model.since(src.now);
         let src = src.clone();
         Job::with_lanes(
             move |store: &Store, lanes: worker::Lanes| {
@@ -328,7 +332,8 @@ impl Screen for Top {
             },
             // Ranked here, off the main thread (which re-reads the rows every second)
             // and after the store's lock is let go.
-            |(mut counted, src): (model::Counted, Source)| {
+            move |(counted, src): (model::Counted, Source)| {
+                let mut counted = counted.rated(since);
                 counted.rank(LIMIT);
                 Box::new((counted, src)) as BuiltRows
             },
