@@ -952,12 +952,21 @@ fn tick(app: &mut ctscope::tui::App, clock: &tui_support::ManualClock, at: u32) 
     assert!(app.settle(tui_support::SETTLE));
 }
 
-/// A new UDP flow of `timeout` seconds from the engine; its key.
-fn short_flow(app: &mut ctscope::tui::App, timeout: u32) -> FlowKey {
-    let mut short = Flow::new(tuple(proto::UDP, "10.8.0.2", 5000, "10.1.0.1", 53));
+/// A UDP flow from port `sport`, of `timeout` seconds, from the engine as `event` (a NEW
+/// the kernel announced, or a dumped entry it never announced); its key.
+fn short_flow(
+    app: &mut ctscope::tui::App,
+    sport: u16,
+    timeout: u32,
+    event: ctscope::model::Event,
+) -> FlowKey {
+    let mut short = Flow::new(tuple(proto::UDP, "10.8.0.2", sport, "10.1.0.1", 53));
     short.timeout = timeout;
     let key = FlowKey::of(&short);
-    app.handle(AppEvent::Engine(ev::flow(short)));
+    app.handle(AppEvent::Engine(ev::record(
+        event,
+        ctscope::model::Record::Flow(short),
+    )));
     key
 }
 
@@ -994,8 +1003,9 @@ fn a_tick_asks_the_engine_to_recheck_flows_past_their_timeout() {
 
 /// The expiry pass (a scan of every flow) runs only once a timeout can have run out: a
 /// still table of long timeouts costs none after the first; a record with a short timeout
-/// brings it forward to that second; a flow sent for a re-check and never answered is
-/// sent again after ten seconds, not at every tick.
+/// (here a dumped one, which no event announced) brings it forward to that second; a flow
+/// sent for a re-check and never answered is sent again after ten seconds, not at every
+/// tick.
 #[test]
 fn expiry_passes_wait_for_the_soonest_timeout() {
     let mut scene = Scene::default();
@@ -1013,7 +1023,7 @@ fn expiry_passes_wait_for_the_soonest_timeout() {
         tick(&mut app, &clock, at);
     }
     assert_eq!(app.expiry_passes(), 1, "nothing can have run out yet");
-    let key = short_flow(&mut app, 5);
+    let key = short_flow(&mut app, 5000, 5, ctscope::model::Event::Dump);
     for at in 11..=14 {
         tick(&mut app, &clock, at);
     }
@@ -1064,7 +1074,7 @@ fn no_expiry_pass_runs_during_the_first_dump() {
         flows: true,
         expects: true,
     }));
-    let key = short_flow(&mut app, 2);
+    let key = short_flow(&mut app, 5000, 2, ctscope::model::Event::Dump);
     for at in 2..=9 {
         tick(&mut app, &clock, at);
     }
@@ -1080,6 +1090,43 @@ fn no_expiry_pass_runs_during_the_first_dump() {
     tick(&mut app, &clock, 10);
     assert_eq!(app.expiry_passes(), 1, "the first tick after the dump");
     assert_eq!(rechecks(&sent), vec![vec![key]]);
+}
+
+/// A flow an event announced carries the kernel's event extension, so its DESTROY comes
+/// when the kernel reaps it: it is re-checked only `DESTROY_GRACE` seconds past its
+/// timeout, and not at all when the DESTROY comes first. A dumped flow, which may never
+/// send one, is re-checked as its timeout runs out.
+#[test]
+fn a_flow_an_event_announced_is_rechecked_only_if_its_destroy_is_late() {
+    use ctscope::model::store::DESTROY_GRACE;
+    use ctscope::model::Event;
+    let (mut app, clock, sent) = recheck_app(Scene::default());
+    tick(&mut app, &clock, 1);
+    let dumped = short_flow(&mut app, 5001, 5, Event::Dump);
+    let reaped = short_flow(&mut app, 5002, 5, Event::New);
+    let silent = short_flow(&mut app, 5003, 5, Event::New);
+    let gone = |app: &mut ctscope::tui::App, k: FlowKey| {
+        app.handle(AppEvent::Engine(ev::destroy(Flow::new(k.orig))));
+    };
+    for at in 2..=6 {
+        tick(&mut app, &clock, at);
+    }
+    assert_eq!(
+        rechecks(&sent),
+        vec![vec![dumped]],
+        "the dumped flow at once"
+    );
+    // The engine's answer: it went. The kernel reaps another within the grace.
+    gone(&mut app, dumped);
+    tick(&mut app, &clock, 7);
+    gone(&mut app, reaped);
+    let due = 1 + 5 + DESTROY_GRACE;
+    for at in 8..due {
+        tick(&mut app, &clock, at);
+    }
+    assert_eq!(rechecks(&sent).len(), 1, "no re-check within the grace");
+    tick(&mut app, &clock, due);
+    assert_eq!(rechecks(&sent), vec![vec![dumped], vec![silent]]);
 }
 
 /// `m` from an expectation whose master arrived while another screen was shown: the flows

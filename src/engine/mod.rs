@@ -13,8 +13,9 @@
 //! mechanisms make the store converge anyway (both proven in tests/kernel_netlink.rs with
 //! events turned off):
 //! - the owner asks for a re-check of flows whose reported timeout has run out
-//!   (`Store::expired_flows` → `Command::Recheck`); each is fetched with `conntrack -G`
-//!   semantics and either refreshed or removed;
+//!   (`Store::expired_flows` → `Command::Recheck`; a flow an event announced, which will
+//!   send its DESTROY, `DESTROY_GRACE` seconds later); each is fetched with
+//!   `conntrack -G` semantics and either refreshed or removed;
 //! - a background full re-dump whose interval adapts to the table size so that it costs
 //!   under 1% of one core ([`redump_interval`]); the store sweeps what it no longer reports.
 //!

@@ -207,6 +207,16 @@ impl MemoryUsage {
     }
 }
 
+/// Seconds past its timeout before a flow an event announced is re-checked. Such an entry
+/// carries the kernel's event extension, so its DESTROY comes when the kernel's garbage
+/// collector reaps it, which it does in bursts a few seconds apart (every 3–4 s under a
+/// churn of ~4,000 short flows a second at a million entries). Re-checking it sooner cost
+/// one netlink GET per flow, most of the engine thread's time under such a churn, for an
+/// answer the DESTROY brings anyway. A flow kept alive by traffic without an event (a
+/// refreshed UDP timeout) shows its time left as 0 for these few seconds longer before
+/// the re-check refreshes it.
+pub const DESTROY_GRACE: u32 = 5;
+
 /// How many destroyed expectations are kept to link the RELATED flows they create.
 pub const RECENT_EXPECT_MAX: usize = 256;
 /// How long (store seconds) a destroyed expectation is kept for that linking.
@@ -228,6 +238,9 @@ pub struct Store {
     /// not a re-dump number, because the sweep asks only that (a re-dump that starts
     /// again clears them all, so only the newest one counts).
     reported: Bits,
+    /// Whether `flows[i]` was announced by a kernel event (NEW or UPDATE): the entry carries
+    /// the kernel's event extension, so its DESTROY will come too (see `DESTROY_GRACE`).
+    evented: Bits,
     index: Index,
     hasher: DefaultHashBuilder,
     expects: HashMap<ExpectKey, ExpectEntry>,
@@ -256,6 +269,7 @@ impl Store {
     pub fn reserve_flows(&mut self, additional: usize) {
         self.flows.reserve_exact(additional);
         self.reported.reserve(additional);
+        self.evented.reserve(additional);
         self.index.reserve(additional);
     }
 
@@ -431,23 +445,30 @@ impl Store {
         self.generation += 1;
     }
 
-    /// Keys of flows whose reported timeout has run out at `now`: with
-    /// `nf_conntrack_events=2` a pre-existing flow sends no DESTROY, so the engine re-checks these.
+    /// Keys of flows whose reported timeout has run out at `now` with no DESTROY seen, for
+    /// the engine to re-check: with `nf_conntrack_events=2` a flow created before anyone
+    /// listened sends no DESTROY, and one kept alive by traffic sends no event at all. A
+    /// flow an event announced is due `DESTROY_GRACE` seconds later than its timeout.
     pub fn expired_flows(&self, now: u32) -> Vec<FlowKey> {
         self.expiry(now).0
     }
 
     /// [`expired_flows`](Store::expired_flows), and the store second at which the next of
-    /// the others runs out (`None`: no other flow). Until then, or until a record changes
+    /// the others is due (`None`: no other flow). Until then, or until a record changes
     /// a flow, another pass would find nothing new: a dashboard on a still table skips it.
     pub fn expiry(&self, now: u32) -> (Vec<FlowKey>, Option<u32>) {
         let mut next: Option<u32> = None;
         let mut expired = Vec::new();
-        for f in &self.flows {
-            if f.remaining(now) == 0 {
+        for (i, f) in self.flows.iter().enumerate() {
+            let grace = if self.evented.get(i) {
+                DESTROY_GRACE
+            } else {
+                0
+            };
+            let at = f.seen.saturating_add(f.timeout).saturating_add(grace);
+            if f.remaining(now) == 0 && now >= at {
                 expired.push(FlowKey::of(f));
             } else {
-                let at = f.seen.saturating_add(f.timeout);
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
         }
@@ -656,7 +677,9 @@ impl Store {
             + self.origin.allocation_size()
             + self.origin.values().map(expect_bytes).sum::<usize>();
         MemoryUsage {
-            slab: self.flows.capacity() * size_of::<Flow>() + self.reported.allocation_size(),
+            slab: self.flows.capacity() * size_of::<Flow>()
+                + self.reported.allocation_size()
+                + self.evented.allocation_size(),
             index: self.index.allocation_size(),
             extras,
             side,
@@ -701,10 +724,13 @@ impl Store {
                 }
                 self.link_child(&f);
             }
-            self.insert_flow(f, hash);
+            self.insert_flow(f, hash, event != Event::Dump);
             return Change::FlowAdded;
         };
         self.reported.put(i, true);
+        if event != Event::Dump {
+            self.evented.put(i, true);
+        }
         let old = &self.flows[i];
         let merged = match event {
             Event::Update => merge_update(old, f),
@@ -739,11 +765,13 @@ impl Store {
         Change::FlowUpdated
     }
 
-    /// Append `f` (whose key hashes to `h`) to the slab and index it.
-    fn insert_flow(&mut self, f: Flow, h: u64) {
+    /// Append `f` (whose key hashes to `h`, announced by an event or not) to the slab and
+    /// index it.
+    fn insert_flow(&mut self, f: Flow, h: u64, evented: bool) {
         let i = self.flows.len() as u32;
         self.flows.push(f);
         self.reported.push(true);
+        self.evented.push(evented);
         self.index.insert(h, i);
     }
 
@@ -756,6 +784,7 @@ impl Store {
         let last = self.flows.len() - 1;
         let f = self.flows.swap_remove(i);
         self.reported.swap_remove(i);
+        self.evented.swap_remove(i);
         if i != last {
             let moved = self.hash(&FlowKey::of(&self.flows[i]));
             self.index.repoint(moved, last as u32, i as u32);
