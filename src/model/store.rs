@@ -211,7 +211,7 @@ impl MemoryUsage {
 /// carries the kernel's event extension, so its DESTROY comes when the kernel's garbage
 /// collector reaps it, which it does in bursts a few seconds apart (every 3–4 s under a
 /// churn of ~4,000 short flows a second at a million entries). Re-checking it sooner cost
-/// one netlink GET per flow, most of the engine thread's time under such a churn, for an
+/// one netlink GET per flow, half of the engine thread's time under such a churn, for an
 /// answer the DESTROY brings anyway. A flow kept alive by traffic without an event (a
 /// refreshed UDP timeout) shows its time left as 0 for these few seconds longer before
 /// the re-check refreshes it.
