@@ -1,6 +1,7 @@
 //! A vector of bits kept parallel to the flow slab: one bit a flow where a `u32` a flow
 //! cost 4 MB at a million flows. It follows the slab's `push` and `swap_remove`, and must
-//! not know what the bits mean (the store's re-dump says that).
+//! not know what the bits mean (the store says that: reported by a re-dump, announced by an
+//! event).
 
 /// Bits by position, `len` of them, packed 64 to a word.
 #[derive(Debug, Default)]

@@ -10,16 +10,18 @@
 //!
 //! # Layout (why it fits in 120 bytes per flow)
 //!
-//! Flows live in a slab (`Vec<Flow>`, 72 bytes each) with a parallel bit each saying
-//! whether a re-dump has reported it (`model::bits`), and an index (`model::index`) of slab positions with 32 bits of each key's hash,
-//! 8 bytes a slot at most 3/4 full. A `HashMap<FlowKey, Flow>` would store the 40-byte key
-//! twice and pay the load factor on 112-byte buckets (~250 bytes a flow at 1M); the index
-//! pays it on 8-byte slots only, and a lookup touches one cache line of it. Removal is
-//! `swap_remove` plus one index fix-up for the entry that moved. Everything about linkage
-//! (RELATED children, orphans, the expectation that created a RELATED flow) sits in small
-//! side maps sized by the number of RELATED flows, not the table. A NATed flow costs the
-//! same as any other when one IPv4 side of its reply differs (DNAT, SNAT, masquerade): that
-//! delta is packed into the flow's `extra` word (`flow::ExtraSlot`).
+//! Flows live in a slab (`Vec<Flow>`, 72 bytes each) with two parallel bits a flow
+//! (`model::bits`: reported by the current re-dump; announced by an event), and an index
+//! (`model::index`) of slab positions with 32 bits of each key's hash, 8 bytes a slot at
+//! most 3/4 full, sized to the count a dump announces. A `HashMap<FlowKey, Flow>` would
+//! store the 40-byte key twice and pay the load factor on 112-byte buckets (~250 bytes a
+//! flow at 1M); the index pays it on 8-byte slots only, and a lookup touches one cache line
+//! of it. Removal is `swap_remove` plus one index fix-up for the entry that moved.
+//! Everything about linkage (RELATED children, orphans, the expectation that created a
+//! RELATED flow) sits in small side maps sized by the number of RELATED flows, not the
+//! table. A NATed flow costs the same as any other when one IPv4 side of its reply differs
+//! (DNAT, SNAT, masquerade): that delta is packed into the flow's `extra` word
+//! (`flow::ExtraSlot`).
 //!
 //! # Linkage rules
 //!

@@ -490,11 +490,6 @@ impl Counted {
     /// this pass; `None`: no bytes/s). Before [`rank`](Counted::rank), which ranks by them.
     pub fn rated(mut self, since: Option<Since>) -> Counted {
         self.since = since.filter(|_| self.acct);
-        if self.since.is_none() {
-            if let Some(r) = self.ranked.as_mut() {
-                r.by_bytes.clear();
-            }
-        }
         self
     }
 
@@ -832,16 +827,15 @@ impl Top {
             counts,
             total,
             generation,
-            mut ranked,
+            ranked,
             mut since,
             ..
         } = counted;
-        if since.is_some() && self.base.is_none() {
-            // Rated against a base this `Top` never had (one it was reset from).
+        if self.base.is_none() {
+            // Rated against a base this `Top` never had (one it was reset from). A ranking
+            // by bytes left behind is harmless: with no rates every group's is zero, and
+            // `candidates` adds the first keys, which is what zeros sort to.
             since = None;
-            if let Some(r) = ranked.as_mut() {
-                r.by_bytes.clear();
-            }
         }
         let counts = Arc::new(counts);
         self.total = total;
